@@ -1,0 +1,2 @@
+//! cascade-cli
+fn main() {}
