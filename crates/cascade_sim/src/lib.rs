@@ -1,1 +1,98 @@
-//! The Cascade model.
+#![doc = include_str!("../README.md")]
+
+pub mod commands;
+pub mod dist;
+pub mod engine;
+pub mod events;
+pub mod faults;
+pub mod generate;
+pub mod graph;
+pub mod metrics;
+pub mod retry;
+pub mod rng;
+pub mod runner;
+pub mod sampling;
+pub mod scenario;
+pub mod summary;
+pub mod testing;
+pub mod time;
+pub mod verdict;
+
+use bevy_app::{App, FixedUpdate, Plugin};
+use bevy_ecs::prelude::*;
+
+pub use commands::{CommandLog, SimCommand};
+pub use engine::{Engine, NodeRef};
+pub use events::{EventLog, SimEvent, SimEventKind};
+pub use metrics::{Health, MetricsHistory, NodeCounters, NodeRow, Outcome};
+pub use runner::Simulation;
+pub use sampling::{LegKind, SampledLeg};
+pub use scenario::{Scenario, ScenarioError};
+pub use summary::RunSummary;
+pub use time::SimClock;
+pub use verdict::{LiveVerdict, Verdict};
+
+/// Phases of one simulation update, run in order in [`FixedUpdate`].
+///
+/// 1. `ApplyCommands`: apply queued [`SimCommand`]s (user edits, faults) at the tick boundary.
+/// 2. `Step`: advance the model by `SimClock::ticks_per_update` ticks of exact-time events.
+/// 3. `Publish`: write sampled legs and events as messages, update the live verdict.
+///
+/// Order new variants by adding them here and in [`SimPlugin::build`].
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimSystems {
+    /// Apply queued commands.
+    ApplyCommands,
+    /// Advance the model.
+    Step,
+    /// Publish outputs for views.
+    Publish,
+}
+
+/// The scenario document the running world was built from (with live edits applied).
+#[derive(Resource, Debug, Clone, PartialEq)]
+pub struct ActiveScenario(pub Scenario);
+
+/// The simulation: resources, messages and the ordered [`SimSystems`] in [`FixedUpdate`].
+/// Runs headless (CLI, tests) and inside the app alike. Load a scenario with
+/// [`engine::load_scenario`] or a [`SimCommand::LoadScenario`] message.
+pub struct SimPlugin;
+
+impl Plugin for SimPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<SimClock>()
+            .init_resource::<Engine>()
+            .init_resource::<MetricsHistory>()
+            .init_resource::<EventLog>()
+            .init_resource::<CommandLog>()
+            .init_resource::<LiveVerdict>()
+            .add_message::<SimCommand>()
+            .add_message::<SampledLeg>()
+            .add_message::<SimEvent>()
+            .configure_sets(FixedUpdate, (SimSystems::ApplyCommands, SimSystems::Step, SimSystems::Publish).chain())
+            .add_systems(
+                FixedUpdate,
+                (
+                    commands::apply_commands.in_set(SimSystems::ApplyCommands),
+                    engine::step_engine.in_set(SimSystems::Step),
+                    (update_live_verdict, engine::publish_outputs).chain().in_set(SimSystems::Publish),
+                ),
+            );
+    }
+}
+
+/// Re-judges the run when an interval has closed; logs verdict changes.
+fn update_live_verdict(world: &mut World) {
+    let intervals = world.resource::<MetricsHistory>().intervals();
+    if intervals == world.resource::<LiveVerdict>().intervals {
+        return;
+    }
+    let verdict = summary::current_verdict(world);
+    let mut live = world.resource_mut::<LiveVerdict>();
+    let changed = live.verdict.as_ref().map(|v| v.kind) != verdict.as_ref().map(|v| v.kind);
+    live.intervals = intervals;
+    live.verdict.clone_from(&verdict);
+    if changed && let Some(v) = verdict {
+        world.resource_mut::<Engine>().log(SimEventKind::VerdictChanged { verdict: v.kind });
+    }
+}

@@ -1,0 +1,198 @@
+//! The job slab: one small record per request attempt in the system, reused without heap
+//! allocation once the slab has grown to the peak number of jobs in flight.
+//!
+//! A *job* is one attempt at one service (or, for a source, one client request). Handles are
+//! `(index, generation)`: freeing a slot bumps its generation, so events that refer to a job
+//! that has since finished are recognised as stale and ignored. The slab owns storage only;
+//! what jobs do is in `step.rs`.
+
+/// "No job" / "no instance" marker.
+pub const NONE: u32 = u32::MAX;
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Phase {
+    /// Slot unused.
+    #[default]
+    Free,
+    /// On the wire to its service.
+    InFlight,
+    /// Waiting in an instance queue.
+    Queued,
+    /// Doing its own work on a worker.
+    Working,
+    /// Waiting for a downstream attempt (worker held).
+    Calling,
+    /// Waiting out a retry backoff (worker held).
+    Backoff,
+}
+
+/// Job flag: its caller gave up on it (its completion is wasted work).
+pub const ORPHANED: u8 = 1;
+/// Job flag: a client request held by a source (no worker, no instance).
+pub const CLIENT: u8 = 2;
+
+/// One request attempt (or client request).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Job {
+    /// Generation of this slot.
+    pub generation: u32,
+    /// Life phase.
+    pub phase: Phase,
+    /// [`ORPHANED`], [`CLIENT`].
+    pub flags: u8,
+    /// This attempt's number at its caller (1 = first try).
+    pub attempt: u8,
+    /// Attempts made so far for the current downstream call.
+    pub call_attempt: u8,
+    /// Service index (or source index for client jobs).
+    pub node: u32,
+    /// Global instance index, or [`NONE`].
+    pub instance: u32,
+    /// Caller job, or [`NONE`].
+    pub parent: u32,
+    /// Caller job's generation when this attempt was sent.
+    pub parent_gen: u32,
+    /// Caller's attempt token for this attempt.
+    pub parent_token: u32,
+    /// Token of this job's current downstream attempt.
+    pub token: u32,
+    /// Current downstream attempt, or [`NONE`].
+    pub child: u32,
+    /// Generation of `child`.
+    pub child_gen: u32,
+    /// Link this attempt travelled on (replies go back on it).
+    pub link: u32,
+    /// Index of the current downstream call in the service's call list.
+    pub call_idx: u16,
+    /// Further repetitions of the current call after the one in progress.
+    pub reps_left: u16,
+    /// Outcome of the last failed downstream attempt.
+    pub last_outcome: u8,
+    /// Arrival at the instance (creation, for client jobs), ns.
+    pub arrive_ns: u64,
+    /// Deadline carried with the request, ns (`NEVER` if none).
+    pub deadline_ns: u64,
+    /// Previous backoff delay of the current call (decorrelated jitter), ns.
+    pub prev_backoff_ns: u64,
+    /// Sampled journey id, or [`NONE`].
+    pub journey: u32,
+}
+
+impl Job {
+    /// True if the caller gave up on it.
+    #[inline]
+    pub fn orphaned(&self) -> bool {
+        self.flags & ORPHANED != 0
+    }
+
+    /// True for client requests held by sources.
+    #[inline]
+    pub fn is_client(&self) -> bool {
+        self.flags & CLIENT != 0
+    }
+}
+
+/// Slab of jobs with generation-checked handles.
+#[derive(Debug, Default)]
+pub struct Jobs {
+    slots: Vec<Job>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Jobs {
+    /// Takes a free slot and returns its index; the job is reset apart from its generation.
+    #[inline]
+    pub fn alloc(&mut self) -> u32 {
+        self.live += 1;
+        if let Some(i) = self.free.pop() {
+            let generation = self.slots[i as usize].generation;
+            self.slots[i as usize] = Job { generation, ..Job::default() };
+            i
+        } else {
+            self.slots.push(Job::default());
+            (self.slots.len() - 1) as u32
+        }
+    }
+
+    /// Frees a slot (bumps its generation).
+    #[inline]
+    pub fn free(&mut self, i: u32) {
+        let job = &mut self.slots[i as usize];
+        debug_assert!(job.phase != Phase::Free, "job {i} freed twice");
+        job.generation = job.generation.wrapping_add(1);
+        job.phase = Phase::Free;
+        self.free.push(i);
+        self.live -= 1;
+    }
+
+    /// The job at `i` (any generation).
+    #[inline]
+    pub fn get(&self, i: u32) -> &Job {
+        &self.slots[i as usize]
+    }
+
+    /// The job at `i`, mutable.
+    #[inline]
+    pub fn get_mut(&mut self, i: u32) -> &mut Job {
+        &mut self.slots[i as usize]
+    }
+
+    /// The job at `i` if its generation is still `generation` and it is not free.
+    #[inline]
+    pub fn live(&self, i: u32, generation: u32) -> Option<&Job> {
+        let j = self.slots.get(i as usize)?;
+        (j.generation == generation && j.phase != Phase::Free).then_some(j)
+    }
+
+    /// Jobs in use.
+    pub fn live_count(&self) -> usize {
+        self.live
+    }
+
+    /// Slots ever allocated (peak concurrency).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Indices of live jobs matching a predicate (slow: for rare events such as kills).
+    pub fn find(&self, mut pred: impl FnMut(&Job) -> bool) -> Vec<u32> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| j.phase != Phase::Free && pred(j))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
+    /// Frees everything.
+    pub fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.live = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_handles_go_stale_and_slots_are_reused() {
+        let mut jobs = Jobs::default();
+        let a = jobs.alloc();
+        jobs.get_mut(a).phase = Phase::Queued;
+        let g = jobs.get(a).generation;
+        assert!(jobs.live(a, g).is_some());
+        jobs.free(a);
+        assert!(jobs.live(a, g).is_none(), "a freed job's old handle is stale");
+        let b = jobs.alloc();
+        assert_eq!(a, b, "the slot is reused");
+        jobs.get_mut(b).phase = Phase::Queued;
+        assert!(jobs.live(b, g).is_none(), "the new occupant has a new generation");
+        assert_eq!(jobs.live_count(), 1);
+        assert_eq!(jobs.capacity(), 1);
+    }
+}

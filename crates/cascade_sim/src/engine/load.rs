@@ -1,0 +1,189 @@
+//! Building the simulation world from a scenario, and borrowing it for out-of-schedule work.
+//!
+//! [`load_scenario`] despawns any previous run and spawns one entity per source, service and
+//! instance (each named, marked [`SimEntity`]), compiles the model, registers scripted faults
+//! and schedules first arrivals. [`with_ctx`] lends the engine and all states to code outside
+//! the step system (commands, tests). Owns no per-tick logic.
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::system::SystemState;
+
+use super::model::Model;
+use super::scheduler::{EventKind, Scheduler};
+use super::state::{InstanceNode, InstanceState, NodeMetrics, ServiceNode, ServiceState, SimEntity, SourceNode, SourceState};
+use super::step::{dense, Ctx, Engine, LinkState};
+use crate::events::{EventLog, SimEventKind};
+use crate::faults::{self, FaultRecord};
+use crate::metrics::MetricsHistory;
+use crate::retry::RetryBudget;
+use crate::rng;
+use crate::scenario::Scenario;
+use crate::time::{SimClock, NEVER};
+use crate::ActiveScenario;
+
+/// Replaces whatever runs in `world` with a fresh run of `scenario` (which must be valid).
+pub fn load_scenario(world: &mut World, scenario: &Scenario) {
+    despawn_world(world);
+    let model = Model::compile(scenario);
+    let tick_ns = model.tick_ns;
+    let interval_ns = model.interval_ticks * tick_ns;
+    let nodes = model.services.len() + model.sources.len();
+    let links = model.links.len();
+    world.insert_resource(SimClock { tick_ns, ticks_done: 0, ticks_per_update: world.get_resource::<SimClock>().map_or(1, |c| c.ticks_per_update) });
+    world.insert_resource(MetricsHistory::new(interval_ns, nodes));
+    world.insert_resource(EventLog::default());
+    world.insert_resource(ActiveScenario(scenario.clone()));
+    let mut engine = Engine { sched: Scheduler::new(tick_ns), links: vec![LinkState::default(); links], ..Default::default() };
+
+    for (i, s) in model.sources.iter().enumerate() {
+        let state = SourceState {
+            index: i as u32,
+            rng: rng::stream(model.seed, &format!("source:{}", s.name), 0),
+            arrival_token: 0,
+            rate_factor: 1.0,
+            budget: RetryBudget::new(&s.call.retry),
+            metrics: NodeMetrics::default(),
+        };
+        world.spawn((Name::new(s.name.clone()), SimEntity, SourceNode { index: i as u32 }, state));
+    }
+    for (i, s) in model.services.iter().enumerate() {
+        let state = ServiceState {
+            index: i as u32,
+            instances: Vec::new(),
+            routable: Vec::new(),
+            rr_cursor: 0,
+            lb_rng: rng::stream(model.seed, &format!("lb:{}", s.name), 0),
+            metrics: NodeMetrics::default(),
+            live_instances: s.instances,
+        };
+        world.spawn((Name::new(s.name.clone()), SimEntity, ServiceNode { index: i as u32 }, state));
+    }
+    engine.model = model;
+    world.insert_resource(engine);
+    let counts: Vec<u32> = world.resource::<Engine>().model.services.iter().map(|s| s.instances).collect();
+    for (s, n) in counts.into_iter().enumerate() {
+        spawn_instances(world, s as u32, n);
+    }
+
+    // Scripted faults: registered now, started and ended by events at their exact times.
+    {
+        let mut engine = world.resource_mut::<Engine>();
+        for spec in &scenario.faults {
+            let Ok(target) = faults::resolve(&engine.model, &spec.fault) else { continue };
+            let (start_ns, end_ns) = faults::window_ns(spec.at_s, spec.duration_s);
+            let id = engine.faults.len() as u32;
+            engine.faults.push(FaultRecord { id, kind: spec.fault.clone(), target, start_ns, end_ns, active: false, scripted: true });
+            engine.sched.schedule(start_ns, EventKind::FaultStart, id, 0, 0, 0);
+            if end_ns != NEVER {
+                engine.sched.schedule(end_ns, EventKind::FaultEnd, id, 0, 0, 0);
+            }
+        }
+        engine.loaded = true;
+        engine.now = 0;
+        let (name, seed) = (scenario.name.clone(), scenario.seed);
+        engine.log(SimEventKind::ScenarioLoaded { name, seed });
+    }
+    with_ctx(world, |ctx| {
+        for s in 0..ctx.services.len() as u32 {
+            ctx.refresh_service(s);
+        }
+        for s in 0..ctx.sources.len() as u32 {
+            ctx.schedule_next_arrival(s, 0);
+        }
+    });
+}
+
+/// Spawns instances of service `s` until it has `count` provisioned; re-provisions retired ones
+/// first, retires the surplus (they drain and leave the load balancer).
+pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
+    let (seed, name, calls, existing) = {
+        let engine = world.resource::<Engine>();
+        let svc = &engine.model.services[s as usize];
+        let existing = world
+            .iter_entities()
+            .filter_map(|e| e.get::<ServiceState>().filter(|st| st.index == s).map(|st| st.instances.len() as u32))
+            .next()
+            .unwrap_or(0);
+        (engine.model.seed, svc.name.clone(), svc.calls.clone(), existing)
+    };
+    for ordinal in existing..count {
+        let global = {
+            let mut engine = world.resource_mut::<Engine>();
+            engine.instance_count += 1;
+            engine.instance_count - 1
+        };
+        let state = InstanceState {
+            global,
+            service: s,
+            workers: 0,
+            busy: 0,
+            queue: Default::default(),
+            down: None,
+            provisioned: true,
+            in_rotation: true,
+            slow_factor: 1.0,
+            added_ns: 0,
+            error_probability: 0.0,
+            rng: rng::stream(seed, &format!("instance:{name}"), u64::from(ordinal)),
+            budgets: calls.iter().map(|c| RetryBudget::new(&c.retry)).collect(),
+            last_change_ns: world.resource::<Engine>().now,
+            area_queue: 0,
+            area_in_system: 0,
+            area_busy: 0,
+            area_capacity: 0,
+        };
+        world.spawn((
+            Name::new(format!("{name}#{ordinal}")),
+            SimEntity,
+            InstanceNode { service: s, ordinal, global },
+            state,
+        ));
+        let mut q = world.query::<&mut ServiceState>();
+        for mut st in q.iter_mut(world) {
+            if st.index == s {
+                st.instances.push(global);
+            }
+        }
+    }
+    // Provisioning flags follow the configured count.
+    let mut q = world.query::<(&InstanceNode, &mut InstanceState)>();
+    for (node, mut st) in q.iter_mut(world) {
+        if node.service == s {
+            st.provisioned = node.ordinal < count;
+        }
+    }
+}
+
+/// Despawns every simulation entity and marks the engine unloaded.
+pub fn despawn_world(world: &mut World) {
+    let mut q = world.query_filtered::<Entity, With<SimEntity>>();
+    let entities: Vec<Entity> = q.iter(world).collect();
+    for e in entities {
+        world.despawn(e);
+    }
+    if let Some(mut engine) = world.get_resource_mut::<Engine>() {
+        engine.loaded = false;
+    }
+}
+
+/// Runs `f` with the engine and every state borrowed, outside the schedule. `None` when no
+/// scenario is loaded or the world is inconsistent.
+pub fn with_ctx<R>(world: &mut World, f: impl FnOnce(&mut Ctx) -> R) -> Option<R> {
+    let mut state: SystemState<(
+        ResMut<Engine>,
+        ResMut<MetricsHistory>,
+        Query<&mut SourceState>,
+        Query<&mut ServiceState>,
+        Query<&mut InstanceState>,
+    )> = SystemState::new(world);
+    let Ok((mut engine, mut history, mut sq, mut svq, mut iq)) = state.get_mut(world) else { return None };
+    if !engine.loaded {
+        return None;
+    }
+    let n_inst = iq.iter().len();
+    let mut src = dense(sq.iter_mut().map(Mut::into_inner), engine.model.sources.len(), |s| s.index)?;
+    let mut svc = dense(svq.iter_mut().map(Mut::into_inner), engine.model.services.len(), |s| s.index)?;
+    let mut inst = dense(iq.iter_mut().map(Mut::into_inner), n_inst, |s| s.global)?;
+    let mut ctx = Ctx { e: &mut engine, history: &mut history, sources: &mut src, services: &mut svc, instances: &mut inst };
+    Some(f(&mut ctx))
+}

@@ -1,0 +1,188 @@
+//! The model's mutable state, as ECS components on source, service and instance entities.
+//!
+//! * [`SourceState`] — a traffic source: its random stream, next-arrival bookkeeping, retry
+//!   budget, load multiplier and metrics.
+//! * [`ServiceState`] — a service: its load balancer (routable instances, cursor, stream), the
+//!   list of its instances, fault modifiers per call link, and metrics.
+//! * [`InstanceState`] — one instance: workers, queue, up/down, fault modifiers, its random
+//!   stream, per-call retry budgets and the time integrals behind queue length and
+//!   utilisation.
+//!
+//! The engine's step system borrows all of these at once (dense, by index) and mutates them
+//! as events happen; views read them. Configuration is not here (see `model.rs`).
+
+use std::collections::VecDeque;
+
+use bevy_ecs::prelude::*;
+
+use crate::metrics::{Health, LatencyHistogram, NodeCounters};
+use crate::retry::RetryBudget;
+use crate::rng::SimRng;
+use crate::scenario::KillMode;
+use crate::time::Nanos;
+
+/// Marks every entity the simulation owns (despawned when a scenario is reloaded).
+#[derive(Component, Debug, Clone, Copy, Default)]
+pub struct SimEntity;
+
+/// Identity of a source entity.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceNode {
+    /// Source index in the model.
+    pub index: u32,
+}
+
+/// Identity of a service entity.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceNode {
+    /// Service index in the model.
+    pub index: u32,
+}
+
+/// Identity of an instance entity.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceNode {
+    /// Its service's index.
+    pub service: u32,
+    /// Its number within the service (0-based).
+    pub ordinal: u32,
+    /// Its global instance index.
+    pub global: u32,
+}
+
+/// Metrics accumulators shared by sources and services.
+#[derive(Debug, Clone, Default)]
+pub struct NodeMetrics {
+    /// Counts of the open interval.
+    pub interval: NodeCounters,
+    /// Counts of all closed intervals.
+    pub totals: NodeCounters,
+    /// Latencies of the open interval.
+    pub hist: LatencyHistogram,
+    /// Latencies of the whole run.
+    pub hist_total: LatencyHistogram,
+    /// Health in the last closed interval.
+    pub health: Health,
+}
+
+/// Mutable state of a traffic source.
+#[derive(Component, Debug, Clone)]
+pub struct SourceState {
+    /// Source index.
+    pub index: u32,
+    /// Its random stream (arrivals, jitter).
+    pub rng: SimRng,
+    /// Token of the one valid pending arrival event (bumped to cancel it).
+    pub arrival_token: u32,
+    /// Multiplier on the profile rate (load-spike faults).
+    pub rate_factor: f64,
+    /// Retry budget of its call.
+    pub budget: RetryBudget,
+    /// Metrics.
+    pub metrics: NodeMetrics,
+}
+
+/// Mutable state of a service (not of its instances).
+#[derive(Component, Debug, Clone)]
+pub struct ServiceState {
+    /// Service index.
+    pub index: u32,
+    /// Global indices of its instances, by ordinal (including drained ones).
+    pub instances: Vec<u32>,
+    /// Global indices of instances the load balancer may pick.
+    pub routable: Vec<u32>,
+    /// Round-robin cursor.
+    pub rr_cursor: u32,
+    /// Load balancer's random stream.
+    pub lb_rng: SimRng,
+    /// Metrics.
+    pub metrics: NodeMetrics,
+    /// Live, routable instances at the last interval close.
+    pub live_instances: u32,
+}
+
+/// Mutable state of one instance.
+#[derive(Component, Debug, Clone)]
+pub struct InstanceState {
+    /// Global instance index.
+    pub global: u32,
+    /// Service index.
+    pub service: u32,
+    /// Worker limit now (configuration × capacity faults).
+    pub workers: u32,
+    /// Workers holding a request (own work, downstream wait or backoff).
+    pub busy: u32,
+    /// Waiting jobs.
+    pub queue: VecDeque<u32>,
+    /// `Some` while killed.
+    pub down: Option<KillMode>,
+    /// Provisioned: part of the service's configured instances (live edits can retire some).
+    pub provisioned: bool,
+    /// In the load balancer (not drained by a capacity cut).
+    pub in_rotation: bool,
+    /// Service-time multiplier (slow faults).
+    pub slow_factor: f64,
+    /// Added own-work time (latency faults).
+    pub added_ns: Nanos,
+    /// Probability of failing a request after its own work (error faults).
+    pub error_probability: f64,
+    /// Its random stream (service times, errors, call choices, jitter).
+    pub rng: SimRng,
+    /// Retry budget per downstream call.
+    pub budgets: Vec<RetryBudget>,
+    /// Time of the last change to queue/busy/workers (integrals are exact up to here).
+    pub last_change_ns: Nanos,
+    /// ∫ queue length dt since the interval opened.
+    pub area_queue: u128,
+    /// ∫ (queue + busy) dt.
+    pub area_in_system: u128,
+    /// ∫ busy dt.
+    pub area_busy: u128,
+    /// ∫ workers dt while live and routable.
+    pub area_capacity: u128,
+}
+
+impl InstanceState {
+    /// Requests in the instance (waiting or at a worker).
+    #[inline]
+    pub fn in_system(&self) -> u32 {
+        self.queue.len() as u32 + self.busy
+    }
+
+    /// True when up and in the load balancer.
+    #[inline]
+    pub fn serving(&self) -> bool {
+        self.down.is_none() && self.provisioned && self.in_rotation
+    }
+
+    /// Brings the time integrals up to `now`; call before changing queue, busy or workers.
+    #[inline]
+    pub fn touch(&mut self, now: Nanos) {
+        let dt = u128::from(now.saturating_sub(self.last_change_ns));
+        if dt == 0 {
+            return;
+        }
+        let q = self.queue.len() as u128;
+        let b = u128::from(self.busy);
+        self.area_queue += q * dt;
+        self.area_in_system += (q + b) * dt;
+        self.area_busy += b * dt;
+        if self.serving() {
+            self.area_capacity += u128::from(self.workers) * dt;
+        }
+        self.last_change_ns = now;
+    }
+
+    /// Moves the integrals into `into` and resets them (interval close at `now`).
+    pub fn drain_integrals(&mut self, now: Nanos, into: &mut NodeCounters) {
+        self.touch(now);
+        into.area_queue += self.area_queue;
+        into.area_in_system += self.area_in_system;
+        into.area_busy += self.area_busy;
+        into.area_capacity += self.area_capacity;
+        self.area_queue = 0;
+        self.area_in_system = 0;
+        self.area_busy = 0;
+        self.area_capacity = 0;
+    }
+}

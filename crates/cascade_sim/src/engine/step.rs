@@ -1,0 +1,774 @@
+//! What happens to a request: the event handlers of the request-level engine.
+//!
+//! [`Ctx`] borrows the engine's tables ([`Engine`]) and every source, service and instance
+//! state at once (dense slices by index) and processes one tick's events in exact time order.
+//! The life of a request:
+//!
+//! 1. A source's arrival creates a *client job* and sends attempt 1 to its target over a link
+//!    (one-way latency ≥ 1 tick), arming the client timeout.
+//! 2. On arrival the service's load balancer picks an instance. A killed instance refuses or
+//!    blackholes it; otherwise it takes a free worker, waits in the queue, or is rejected when
+//!    the queue is full.
+//! 3. At a worker: with deadline propagation an expired request is dropped; else its own work
+//!    takes a sampled service time (× slow factor + added latency). An error fault may then fail
+//!    it. Otherwise it makes its downstream calls in order, holding the worker, each call an
+//!    attempt like step 1 with the caller's timeout, retries, backoff, jitter and budget.
+//! 4. It replies (success, or the reason it failed) to its caller, frees the worker, and the
+//!    next queued request starts.
+//!
+//! A caller that times out abandons the attempt: the callee — and everything that attempt is
+//! waiting on — keeps working but is marked *orphaned*; its completions count as wasted work,
+//! not goodput. Stale events (for jobs that finished or attempts that were abandoned) are
+//! recognised by generation and token and ignored.
+//!
+//! This file owns the request path. Fault effects on state are in `effects.rs`; interval
+//! closing in `close.rs`.
+
+use bevy_ecs::prelude::*;
+
+use super::jobs::{Jobs, Phase, CLIENT, NONE, ORPHANED};
+use super::model::{rate_at, rate_is_flat, rate_segment, Model, NodeRef};
+use super::scheduler::{EventKind, Scheduler};
+use super::state::{InstanceState, ServiceState, SourceState};
+use crate::events::{SimEvent, SimEventKind};
+use crate::faults::FaultRecord;
+use crate::metrics::{EdgeCounters, MetricsHistory, Outcome};
+use crate::retry::RetryBudget;
+use crate::rng::{self, SimRng};
+use crate::sampling::{LegKind, SampledLeg};
+use crate::scenario::{KillMode, LoadBalancer};
+use crate::time::{Nanos, NEVER};
+
+/// Runtime state of a link (network faults and edge metrics).
+#[derive(Debug, Clone, Default)]
+pub struct LinkState {
+    /// Messages on it are lost.
+    pub partitioned: bool,
+    /// Added one-way latency.
+    pub extra_ns: Nanos,
+    /// Counts of the open interval.
+    pub interval: EdgeCounters,
+    /// Counts of all closed intervals.
+    pub totals: EdgeCounters,
+}
+
+/// Everything the engine needs that is not a component: compiled model, scheduler, job slab,
+/// link states, faults, counters and output buffers.
+#[derive(Resource, Debug)]
+pub struct Engine {
+    /// Compiled configuration.
+    pub model: Model,
+    /// Pending events.
+    pub sched: Scheduler,
+    /// Requests in the system.
+    pub jobs: Jobs,
+    /// Link states by link index.
+    pub links: Vec<LinkState>,
+    /// Every fault of the run (scripted and live), by id.
+    pub faults: Vec<FaultRecord>,
+    /// Time of the event being processed.
+    pub now: Nanos,
+    /// Attempts delivered to services, whole run.
+    pub hops_total: u64,
+    /// Attempts delivered in the open interval.
+    pub hops_interval: u64,
+    /// Client requests created (drives sampling).
+    pub client_requests: u64,
+    /// Next journey id.
+    pub next_journey: u32,
+    /// A fault or load spike was active during the open interval.
+    pub trigger_in_interval: bool,
+    /// Sampled legs not yet published.
+    pub legs: Vec<SampledLeg>,
+    /// Events not yet published.
+    pub events: Vec<SimEvent>,
+    /// A scenario is loaded.
+    pub loaded: bool,
+    /// Instances spawned (the next global instance index).
+    pub instance_count: u32,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            model: Model::default(),
+            sched: Scheduler::new(1_000_000),
+            jobs: Jobs::default(),
+            links: Vec::new(),
+            faults: Vec::new(),
+            now: 0,
+            hops_total: 0,
+            hops_interval: 0,
+            client_requests: 0,
+            next_journey: 0,
+            trigger_in_interval: false,
+            legs: Vec::new(),
+            events: Vec::new(),
+            loaded: false,
+            instance_count: 0,
+        }
+    }
+}
+
+impl Engine {
+    /// Records an event for the log.
+    pub fn log(&mut self, kind: SimEventKind) {
+        self.events.push(SimEvent { time_ns: self.now, kind });
+    }
+}
+
+/// The engine with every state borrowed: processes events. See the module docs.
+pub struct Ctx<'a, 'w> {
+    /// Engine tables.
+    pub e: &'a mut Engine,
+    /// Interval history.
+    pub history: &'a mut MetricsHistory,
+    /// Source states by index.
+    pub sources: &'a mut [&'w mut SourceState],
+    /// Service states by index.
+    pub services: &'a mut [&'w mut ServiceState],
+    /// Instance states by global index.
+    pub instances: &'a mut [&'w mut InstanceState],
+}
+
+#[inline]
+fn outcome_u8(o: Outcome) -> u8 {
+    o as u8
+}
+
+impl Ctx<'_, '_> {
+    /// Processes every event of tick `tick`.
+    pub fn run_tick(&mut self, tick: u64) {
+        self.e.sched.begin_tick(tick);
+        while let Some(ev) = self.e.sched.pop() {
+            self.e.now = ev.time;
+            match ev.kind {
+                EventKind::SourceArrival => self.on_source_arrival(ev.a, ev.b),
+                EventKind::RequestArrive => self.on_request_arrive(ev.a, ev.b),
+                EventKind::WorkDone => self.on_work_done(ev.a, ev.b),
+                EventKind::ReplyArrive => self.on_reply_arrive(ev.a, ev.b, ev.c, Outcome::from_u8(ev.outcome)),
+                EventKind::CallTimeout => self.on_call_timeout(ev.a, ev.b, ev.c),
+                EventKind::RetryFire => self.on_retry_fire(ev.a, ev.b, ev.c),
+                EventKind::FaultStart => self.start_fault(ev.a),
+                EventKind::FaultEnd => self.end_fault(ev.a),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- sources
+
+    /// Schedules source `s`'s next arrival after `from_ns`, cancelling any pending one.
+    /// Exact non-homogeneous Poisson: exponential gaps at the segment's peak rate, restarted at
+    /// each breakpoint, thinned where the rate varies inside a segment.
+    pub fn schedule_next_arrival(&mut self, s: u32, from_ns: Nanos) {
+        let model = &self.e.model.sources[s as usize];
+        let st = &mut *self.sources[s as usize];
+        st.arrival_token = st.arrival_token.wrapping_add(1);
+        if model.removed {
+            return;
+        }
+        let mut t = from_ns;
+        loop {
+            let (seg_end, peak) = rate_segment(&model.rate, t);
+            let lambda = peak * st.rate_factor;
+            if !(lambda > 0.0) {
+                if seg_end == NEVER {
+                    return;
+                }
+                t = seg_end;
+                continue;
+            }
+            let gap_ns = (rng::exp1(&mut st.rng) / lambda * 1e9).round() as Nanos;
+            let candidate = t.saturating_add(gap_ns.max(1));
+            if candidate >= seg_end {
+                t = seg_end;
+                continue;
+            }
+            let accept = rate_is_flat(&model.rate, t)
+                || rng::unit(&mut st.rng) * peak < rate_at(&model.rate, candidate);
+            if accept {
+                self.e.sched.schedule(candidate, EventKind::SourceArrival, s, st.arrival_token, 0, 0);
+                return;
+            }
+            t = candidate;
+        }
+    }
+
+    fn on_source_arrival(&mut self, s: u32, token: u32) {
+        if self.sources[s as usize].arrival_token != token {
+            return;
+        }
+        let now = self.e.now;
+        self.schedule_next_arrival(s, now);
+        self.e.client_requests += 1;
+        let every = u64::from(self.e.model.sample_every);
+        let journey = if every > 0 && self.e.client_requests % every == 1 % every {
+            self.e.next_journey += 1;
+            self.e.next_journey - 1
+        } else {
+            NONE
+        };
+        let j = self.e.jobs.alloc();
+        {
+            let job = self.e.jobs.get_mut(j);
+            job.phase = Phase::Calling;
+            job.flags = CLIENT;
+            job.node = s;
+            job.instance = NONE;
+            job.parent = NONE;
+            job.child = NONE;
+            job.arrive_ns = now;
+            job.deadline_ns = NEVER;
+            job.journey = journey;
+        }
+        let st = &mut *self.sources[s as usize];
+        st.metrics.interval.offered_first += 1;
+        st.budget.on_first_attempt(&self.e.model.sources[s as usize].call.retry);
+        self.send_attempt(j);
+    }
+
+    // ---------------------------------------------------------------- calls
+
+    /// Starts a new logical call (fresh attempt count, budget deposit) and sends attempt 1.
+    fn start_call(&mut self, j: u32) {
+        let job = self.e.jobs.get_mut(j);
+        job.call_attempt = 0;
+        job.prev_backoff_ns = 0;
+        let (client, node, inst, idx) = (job.is_client(), job.node, job.instance, job.call_idx);
+        if !client {
+            if let Some(call) = self.e.model.call_of(false, node, idx) {
+                let retry = call.retry;
+                if let Some(b) = self.instances[inst as usize].budgets.get_mut(idx as usize) {
+                    b.on_first_attempt(&retry);
+                }
+            }
+        }
+        self.send_attempt(j);
+    }
+
+    /// Sends the next attempt of job `j`'s current call.
+    fn send_attempt(&mut self, j: u32) {
+        let now = self.e.now;
+        let job = *self.e.jobs.get(j);
+        let client = job.is_client();
+        let Some(call) = self.e.model.call_of(client, job.node, job.call_idx).copied() else {
+            // The call list shrank under a live edit: this request has no more calls to make.
+            self.finish(j, Outcome::Success);
+            return;
+        };
+        let attempt = job.call_attempt.saturating_add(1);
+        let token = job.token.wrapping_add(1);
+        let propagate = !client && self.e.model.services[job.node as usize].deadline_propagation;
+        let timeout_deadline = if call.timeout_ns == NEVER { NEVER } else { now + call.timeout_ns };
+        let deadline = if propagate { job.deadline_ns.min(timeout_deadline) } else { timeout_deadline };
+
+        let k = self.e.jobs.alloc();
+        let kgen = {
+            let child = self.e.jobs.get_mut(k);
+            child.phase = Phase::InFlight;
+            child.node = call.to;
+            child.instance = NONE;
+            child.parent = j;
+            child.parent_gen = job.generation;
+            child.parent_token = token;
+            child.attempt = attempt;
+            child.deadline_ns = deadline;
+            child.link = call.link;
+            child.journey = job.journey;
+            child.child = NONE;
+            child.generation
+        };
+        {
+            let p = self.e.jobs.get_mut(j);
+            p.call_attempt = attempt;
+            p.token = token;
+            p.phase = Phase::Calling;
+            p.child = k;
+            p.child_gen = kgen;
+        }
+        let link = &mut self.e.links[call.link as usize];
+        link.interval.attempts += 1;
+        if attempt > 1 {
+            link.interval.retries += 1;
+            if client {
+                self.sources[job.node as usize].metrics.interval.offered_retry += 1;
+            }
+        }
+        let arrive = now + call.latency_ns + link.extra_ns;
+        let lost = link.partitioned;
+        if lost {
+            link.interval.lost += 1;
+            self.e.jobs.free(k);
+            self.e.jobs.get_mut(j).child = NONE;
+        } else {
+            self.e.sched.schedule(arrive, EventKind::RequestArrive, k, kgen, 0, 0);
+        }
+        if call.timeout_ns != NEVER {
+            self.e.sched.schedule(now + call.timeout_ns, EventKind::CallTimeout, j, job.generation, token, 0);
+        }
+        if job.journey != NONE {
+            let from = if client { NodeRef::Source(job.node) } else { NodeRef::Service(job.node) };
+            self.e.legs.push(SampledLeg {
+                journey: job.journey,
+                from,
+                to: NodeRef::Service(call.to),
+                depart_ns: now,
+                arrive_ns: arrive,
+                kind: LegKind::Request { attempt },
+                lost,
+            });
+        }
+    }
+
+    fn on_reply_arrive(&mut self, j: u32, generation: u32, token: u32, outcome: Outcome) {
+        let Some(job) = self.e.jobs.live(j, generation) else { return };
+        if job.token != token || job.phase != Phase::Calling {
+            return;
+        }
+        let job = *job;
+        self.e.jobs.get_mut(j).child = NONE;
+        if let Some(call) = self.e.model.call_of(job.is_client(), job.node, job.call_idx) {
+            let link = &mut self.e.links[call.link as usize];
+            if outcome == Outcome::Success {
+                link.interval.successes += 1;
+            } else {
+                link.interval.failures += 1;
+            }
+        }
+        if outcome != Outcome::Success {
+            self.on_attempt_failed(j, outcome);
+        } else if job.is_client() {
+            self.finish_client(j, Outcome::Success);
+        } else if job.reps_left > 0 {
+            self.e.jobs.get_mut(j).reps_left -= 1;
+            self.start_call(j);
+        } else {
+            self.e.jobs.get_mut(j).call_idx += 1;
+            self.enter_next_call(j);
+        }
+    }
+
+    fn on_call_timeout(&mut self, j: u32, generation: u32, token: u32) {
+        let Some(job) = self.e.jobs.live(j, generation) else { return };
+        if job.token != token || job.phase != Phase::Calling {
+            return;
+        }
+        let job = *job;
+        self.e.jobs.get_mut(j).child = NONE;
+        self.orphan_chain(job.child, job.child_gen);
+        if let Some(call) = self.e.model.call_of(job.is_client(), job.node, job.call_idx).copied() {
+            self.services[call.to as usize].metrics.interval.timed_out += 1;
+            self.e.links[call.link as usize].interval.timeouts += 1;
+            if job.journey != NONE {
+                let from = if job.is_client() { NodeRef::Source(job.node) } else { NodeRef::Service(job.node) };
+                self.e.legs.push(SampledLeg {
+                    journey: job.journey,
+                    from,
+                    to: NodeRef::Service(call.to),
+                    depart_ns: self.e.now,
+                    arrive_ns: self.e.now,
+                    kind: LegKind::Timeout,
+                    lost: false,
+                });
+            }
+        }
+        self.on_attempt_failed(j, Outcome::Timeout);
+    }
+
+    /// Marks an abandoned attempt and everything it is waiting on as orphaned.
+    fn orphan_chain(&mut self, mut k: u32, mut generation: u32) {
+        while k != NONE {
+            let Some(job) = self.e.jobs.live(k, generation) else { return };
+            let (next, next_gen) = (job.child, job.child_gen);
+            self.e.jobs.get_mut(k).flags |= ORPHANED;
+            k = next;
+            generation = next_gen;
+        }
+    }
+
+    /// The caller's random stream and retry budget for job `j`'s current call.
+    fn caller_rng_budget(&mut self, j: u32) -> (&mut SimRng, Option<&mut RetryBudget>) {
+        let job = self.e.jobs.get(j);
+        if job.is_client() {
+            let st = &mut *self.sources[job.node as usize];
+            (&mut st.rng, Some(&mut st.budget))
+        } else {
+            let idx = job.call_idx as usize;
+            let st = &mut *self.instances[job.instance as usize];
+            (&mut st.rng, st.budgets.get_mut(idx))
+        }
+    }
+
+    /// An attempt failed (reply or timeout): retry per policy, or fail the call.
+    fn on_attempt_failed(&mut self, j: u32, reason: Outcome) {
+        let job = *self.e.jobs.get(j);
+        self.e.jobs.get_mut(j).last_outcome = outcome_u8(reason);
+        let Some(call) = self.e.model.call_of(job.is_client(), job.node, job.call_idx).copied() else {
+            self.fail_caller(j, reason);
+            return;
+        };
+        if u32::from(job.call_attempt) < call.retry.max_attempts {
+            let (rng, budget) = self.caller_rng_budget(j);
+            let allowed = budget.is_none_or(|b| b.try_spend(&call.retry));
+            if allowed {
+                let delay = call.retry.delay_ns(u32::from(job.call_attempt), job.prev_backoff_ns, rng);
+                let jm = self.e.jobs.get_mut(j);
+                jm.prev_backoff_ns = delay;
+                if delay == 0 {
+                    self.send_attempt(j);
+                } else {
+                    jm.token = jm.token.wrapping_add(1);
+                    jm.phase = Phase::Backoff;
+                    let (g, t) = (jm.generation, jm.token);
+                    self.e.sched.schedule(self.e.now + delay, EventKind::RetryFire, j, g, t, 0);
+                }
+                return;
+            }
+        }
+        self.fail_caller(j, reason);
+    }
+
+    fn fail_caller(&mut self, j: u32, reason: Outcome) {
+        if self.e.jobs.get(j).is_client() {
+            self.finish_client(j, reason);
+        } else {
+            self.finish(j, Outcome::DependencyFailed);
+        }
+    }
+
+    fn on_retry_fire(&mut self, j: u32, generation: u32, token: u32) {
+        let Some(job) = self.e.jobs.live(j, generation) else { return };
+        if job.token != token || job.phase != Phase::Backoff {
+            return;
+        }
+        self.send_attempt(j);
+    }
+
+    // ---------------------------------------------------------------- services
+
+    /// Load balancer: an instance among the routable ones, or `None`.
+    fn lb_pick(&mut self, s: u32) -> Option<u32> {
+        let lb = self.e.model.services[s as usize].lb;
+        let svc = &mut *self.services[s as usize];
+        let n = svc.routable.len() as u32;
+        if n == 0 {
+            return None;
+        }
+        let pick = match lb {
+            LoadBalancer::RoundRobin => {
+                let i = svc.rr_cursor % n;
+                svc.rr_cursor = svc.rr_cursor.wrapping_add(1);
+                svc.routable[i as usize]
+            }
+            LoadBalancer::Random => svc.routable[rng::below(&mut svc.lb_rng, n) as usize],
+            LoadBalancer::LeastOutstanding => {
+                let start = svc.rr_cursor % n;
+                svc.rr_cursor = svc.rr_cursor.wrapping_add(1);
+                let mut best = svc.routable[start as usize];
+                let mut best_load = self.instances[best as usize].in_system();
+                for off in 1..n {
+                    let g = svc.routable[((start + off) % n) as usize];
+                    let load = self.instances[g as usize].in_system();
+                    if load < best_load {
+                        best = g;
+                        best_load = load;
+                    }
+                }
+                best
+            }
+            LoadBalancer::PowerOfTwoChoices => {
+                if n == 1 {
+                    svc.routable[0]
+                } else {
+                    let a = rng::below(&mut svc.lb_rng, n);
+                    let mut b = rng::below(&mut svc.lb_rng, n - 1);
+                    if b >= a {
+                        b += 1;
+                    }
+                    let (ga, gb) = (svc.routable[a as usize], svc.routable[b as usize]);
+                    if self.instances[gb as usize].in_system() < self.instances[ga as usize].in_system() {
+                        gb
+                    } else {
+                        ga
+                    }
+                }
+            }
+        };
+        Some(pick)
+    }
+
+    fn on_request_arrive(&mut self, k: u32, generation: u32) {
+        let Some(job) = self.e.jobs.live(k, generation) else { return };
+        let (s, attempt) = (job.node, job.attempt);
+        let now = self.e.now;
+        self.e.hops_interval += 1;
+        {
+            let c = &mut self.services[s as usize].metrics.interval;
+            if attempt <= 1 {
+                c.offered_first += 1;
+            } else {
+                c.offered_retry += 1;
+            }
+        }
+        let pick = if self.e.model.services[s as usize].removed { None } else { self.lb_pick(s) };
+        let Some(inst) = pick else {
+            self.services[s as usize].metrics.interval.rejected += 1;
+            self.reply_and_free(k, Outcome::Rejected);
+            return;
+        };
+        let is = &mut *self.instances[inst as usize];
+        match is.down {
+            Some(KillMode::Refuse) => {
+                self.services[s as usize].metrics.interval.refused += 1;
+                self.reply_and_free(k, Outcome::Refused);
+                return;
+            }
+            Some(KillMode::Blackhole) => {
+                self.services[s as usize].metrics.interval.dropped += 1;
+                self.e.jobs.free(k);
+                return;
+            }
+            None => {}
+        }
+        {
+            let job = self.e.jobs.get_mut(k);
+            job.instance = inst;
+            job.arrive_ns = now;
+        }
+        let capacity = self.e.model.services[s as usize].queue_capacity;
+        if is.busy < is.workers {
+            self.start_work(k, inst);
+        } else if (is.queue.len() as u32) < capacity {
+            is.touch(now);
+            is.queue.push_back(k);
+            self.e.jobs.get_mut(k).phase = Phase::Queued;
+            self.services[s as usize].metrics.interval.queued += 1;
+        } else {
+            self.services[s as usize].metrics.interval.rejected += 1;
+            self.reply_and_free(k, Outcome::Rejected);
+        }
+    }
+
+    /// Puts job `k` on a worker of `inst` (the caller checked one is free). Returns false if
+    /// the job had expired and was dropped instead.
+    fn start_work(&mut self, k: u32, inst: u32) -> bool {
+        let now = self.e.now;
+        let job = *self.e.jobs.get(k);
+        let svc_model = &self.e.model.services[job.node as usize];
+        if svc_model.deadline_propagation && now >= job.deadline_ns {
+            self.services[job.node as usize].metrics.interval.expired += 1;
+            self.reply_and_free(k, Outcome::Expired);
+            return false;
+        }
+        let dist = svc_model.dist;
+        let is = &mut *self.instances[inst as usize];
+        is.touch(now);
+        is.busy += 1;
+        let mut work = dist.sample_ns(&mut is.rng);
+        if is.slow_factor != 1.0 {
+            work = (work as f64 * is.slow_factor).round() as Nanos;
+        }
+        work = (work + is.added_ns).max(1);
+        let m = &mut self.services[job.node as usize].metrics.interval;
+        m.started += 1;
+        m.wait_ns += u128::from(now - job.arrive_ns);
+        self.e.jobs.get_mut(k).phase = Phase::Working;
+        self.e.sched.schedule(now + work, EventKind::WorkDone, k, job.generation, 0, 0);
+        true
+    }
+
+    fn on_work_done(&mut self, k: u32, generation: u32) {
+        let Some(job) = self.e.jobs.live(k, generation) else { return };
+        if job.phase != Phase::Working {
+            return;
+        }
+        let inst = job.instance;
+        let is = &mut *self.instances[inst as usize];
+        if is.error_probability > 0.0 && rng::chance(&mut is.rng, is.error_probability) {
+            self.finish(k, Outcome::Error);
+            return;
+        }
+        let jm = self.e.jobs.get_mut(k);
+        jm.call_idx = 0;
+        jm.reps_left = 0;
+        self.enter_next_call(k);
+    }
+
+    /// From the job's `call_idx` on, makes the first call whose probability fires; finishes
+    /// the job with success when no call is left.
+    fn enter_next_call(&mut self, k: u32) {
+        loop {
+            let job = *self.e.jobs.get(k);
+            let calls = &self.e.model.services[job.node as usize].calls;
+            let Some(call) = calls.get(job.call_idx as usize) else {
+                self.finish(k, Outcome::Success);
+                return;
+            };
+            let (p, count) = (call.probability, call.count);
+            let fires = p >= 1.0 || rng::chance(&mut self.instances[job.instance as usize].rng, p);
+            if fires {
+                self.e.jobs.get_mut(k).reps_left = (count.saturating_sub(1)).min(u32::from(u16::MAX)) as u16;
+                self.start_call(k);
+                return;
+            }
+            self.e.jobs.get_mut(k).call_idx += 1;
+        }
+    }
+
+    /// A service job is done (it held a worker): metrics, reply, free worker, next in queue.
+    fn finish(&mut self, k: u32, outcome: Outcome) {
+        let now = self.e.now;
+        let job = *self.e.jobs.get(k);
+        let inst = job.instance;
+        {
+            let is = &mut *self.instances[inst as usize];
+            is.touch(now);
+            is.busy -= 1;
+        }
+        let m = &mut self.services[job.node as usize].metrics;
+        let residence = now - job.arrive_ns;
+        m.interval.residence_ns += u128::from(residence);
+        m.hist.record_ns(residence);
+        m.hist_total.record_ns(residence);
+        if outcome == Outcome::Success {
+            m.interval.succeeded += 1;
+            if !job.orphaned() {
+                m.interval.goodput += 1;
+            }
+        } else {
+            m.interval.failed[outcome as usize] += 1;
+        }
+        if job.orphaned() {
+            m.interval.orphaned += 1;
+        }
+        self.reply(&job, outcome);
+        self.e.jobs.free(k);
+        self.dispatch(inst);
+    }
+
+    /// Starts queued jobs while workers are free.
+    pub(crate) fn dispatch(&mut self, inst: u32) {
+        let lifo = {
+            let s = self.instances[inst as usize].service;
+            self.e.model.services[s as usize].lifo
+        };
+        loop {
+            let is = &mut *self.instances[inst as usize];
+            if is.busy >= is.workers || is.down.is_some() {
+                return;
+            }
+            is.touch(self.e.now);
+            let next = if lifo { is.queue.pop_back() } else { is.queue.pop_front() };
+            let Some(k) = next else { return };
+            self.start_work(k, inst);
+        }
+    }
+
+    /// Sends job `job`'s reply to its caller, if the caller still waits for this attempt.
+    pub(crate) fn reply(&mut self, job: &super::jobs::Job, outcome: Outcome) {
+        if job.parent == NONE {
+            return;
+        }
+        let Some(parent) = self.e.jobs.live(job.parent, job.parent_gen) else { return };
+        if parent.token != job.parent_token {
+            return;
+        }
+        let parent_node = parent.node;
+        let parent_client = parent.is_client();
+        let link = &mut self.e.links[job.link as usize];
+        let arrive = self.e.now + self.e.model.links[job.link as usize].latency_ns + link.extra_ns;
+        let lost = link.partitioned;
+        if lost {
+            link.interval.lost += 1;
+        } else {
+            self.e.sched.schedule(
+                arrive,
+                EventKind::ReplyArrive,
+                job.parent,
+                job.parent_gen,
+                job.parent_token,
+                outcome_u8(outcome),
+            );
+        }
+        if job.journey != NONE {
+            let to = if parent_client { NodeRef::Source(parent_node) } else { NodeRef::Service(parent_node) };
+            self.e.legs.push(SampledLeg {
+                journey: job.journey,
+                from: NodeRef::Service(job.node),
+                to,
+                depart_ns: self.e.now,
+                arrive_ns: arrive,
+                kind: LegKind::Reply { outcome },
+                lost,
+            });
+        }
+    }
+
+    /// Replies and frees a job that never held a worker (rejected, refused, expired).
+    fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
+        let job = *self.e.jobs.get(k);
+        self.reply(&job, outcome);
+        self.e.jobs.free(k);
+    }
+
+    /// A client request is over.
+    fn finish_client(&mut self, j: u32, outcome: Outcome) {
+        let now = self.e.now;
+        let job = *self.e.jobs.get(j);
+        let m = &mut self.sources[job.node as usize].metrics;
+        if outcome == Outcome::Success {
+            let latency = now - job.arrive_ns;
+            m.interval.succeeded += 1;
+            m.interval.goodput += 1;
+            m.interval.residence_ns += u128::from(latency);
+            m.hist.record_ns(latency);
+            m.hist_total.record_ns(latency);
+        } else {
+            m.interval.failed[outcome as usize] += 1;
+        }
+        self.e.jobs.free(j);
+    }
+
+    /// Kills instance `inst`: its queued and in-progress work is lost. With `Refuse`, callers
+    /// of lost work get a connection-refused reply; with `Blackhole`, nothing.
+    pub(crate) fn crash_instance(&mut self, inst: u32, mode: KillMode) {
+        let now = self.e.now;
+        let lost = self.e.jobs.find(|j| {
+            !j.is_client() && j.instance == inst && matches!(j.phase, Phase::Queued | Phase::Working | Phase::Calling | Phase::Backoff)
+        });
+        let s = self.instances[inst as usize].service;
+        for k in lost {
+            let job = *self.e.jobs.get(k);
+            self.orphan_chain(job.child, job.child_gen);
+            let m = &mut self.services[s as usize].metrics.interval;
+            match mode {
+                KillMode::Refuse => {
+                    m.refused += 1;
+                    self.reply(&job, Outcome::Refused);
+                }
+                KillMode::Blackhole => m.dropped += 1,
+            }
+            self.e.jobs.free(k);
+        }
+        let is = &mut *self.instances[inst as usize];
+        is.touch(now);
+        is.queue.clear();
+        is.busy = 0;
+    }
+}
+
+/// Collects mutable references to components into a dense vector by their index; `None` if
+/// some index in `0..len` has no component (a broken world, never a valid one).
+pub(crate) fn dense<'a, T>(items: impl Iterator<Item = &'a mut T>, len: usize, index: impl Fn(&T) -> u32) -> Option<Vec<&'a mut T>>
+where
+    T: 'a,
+{
+    let mut slots: Vec<Option<&'a mut T>> = (0..len).map(|_| None).collect();
+    for item in items {
+        let i = index(item) as usize;
+        if i < len {
+            slots[i] = Some(item);
+        }
+    }
+    slots.into_iter().collect()
+}

@@ -1,0 +1,250 @@
+//! Faults: the registry of scripted and live faults, name resolution, and how active faults
+//! combine into per-instance, per-link and per-source modifiers.
+//!
+//! A fault has a target, a start, and an end (or none: until cleared). Scripted faults are
+//! registered when a scenario loads and start/end through engine events at their exact
+//! times; live faults (from the app or tests) start at the next tick. Whenever a fault starts
+//! or ends, the engine recomputes the modifiers of just the affected targets from the list
+//! of active faults (pure functions below), so nothing is scanned per request.
+//!
+//! Combination rules: kills — any active kill takes the instance down (blackhole wins over
+//! refuse); slow factors multiply; added latencies add; error probabilities combine as
+//! independent failures `1 − Π(1 − p)`; capacity cuts take the minimum; partitions — any;
+//! link latencies add; load spikes multiply.
+
+use crate::engine::{Model, NodeRef};
+use crate::scenario::{FaultKind, InstanceSelector, KillMode};
+use crate::time::{s_to_ns, Nanos, NEVER};
+
+/// Stable id of a fault within a run.
+pub type FaultId = u32;
+
+/// What a fault is attached to, as indices.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResolvedTarget {
+    /// A service's instances.
+    Service(u32),
+    /// Links (every call from `from` to `to`).
+    Links(Vec<u32>),
+    /// A source.
+    Source(u32),
+}
+
+/// A fault known to the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultRecord {
+    /// Id.
+    pub id: FaultId,
+    /// What it does.
+    pub kind: FaultKind,
+    /// Resolved target.
+    pub target: ResolvedTarget,
+    /// Start time.
+    pub start_ns: Nanos,
+    /// End time (`NEVER`: until cleared).
+    pub end_ns: Nanos,
+    /// Currently in effect.
+    pub active: bool,
+    /// Came from the scenario file (else: a live command).
+    pub scripted: bool,
+}
+
+impl FaultRecord {
+    /// Human-readable target, e.g. `db` or `api → db`.
+    pub fn target_label(&self) -> String {
+        match self.kind.link_target() {
+            Some(to) => format!("{} → {to}", self.kind.target_node()),
+            None => self.kind.target_node().to_owned(),
+        }
+    }
+}
+
+/// Resolves a fault's names against the model; `Err` explains what is unknown.
+pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String> {
+    let service = |name: &str| {
+        model
+            .service_index(name)
+            .filter(|&i| !model.services[i as usize].removed)
+            .ok_or_else(|| format!("unknown service \"{name}\""))
+    };
+    match kind {
+        FaultKind::Kill { service: s, .. }
+        | FaultKind::Slow { service: s, .. }
+        | FaultKind::Latency { service: s, .. }
+        | FaultKind::Errors { service: s, .. }
+        | FaultKind::CapacityCut { service: s, .. } => service(s).map(ResolvedTarget::Service),
+        FaultKind::LinkLatency { from, to, .. } | FaultKind::Partition { from, to } => {
+            let to_idx = service(to)?;
+            let caller = model
+                .source_index(from)
+                .filter(|&i| !model.sources[i as usize].removed)
+                .map(NodeRef::Source)
+                .or_else(|| model.service_index(from).filter(|&i| !model.services[i as usize].removed).map(NodeRef::Service))
+                .ok_or_else(|| format!("unknown node \"{from}\""))?;
+            let links: Vec<u32> = model.links_between(caller, to_idx).collect();
+            if links.is_empty() {
+                Err(format!("\"{from}\" does not call \"{to}\""))
+            } else {
+                Ok(ResolvedTarget::Links(links))
+            }
+        }
+        FaultKind::LoadSpike { source, .. } => model
+            .source_index(source)
+            .filter(|&i| !model.sources[i as usize].removed)
+            .map(ResolvedTarget::Source)
+            .ok_or_else(|| format!("unknown source \"{source}\"")),
+    }
+}
+
+/// Start and end of a scripted fault in ns.
+pub fn window_ns(at_s: f64, duration_s: Option<f64>) -> (Nanos, Nanos) {
+    let start = s_to_ns(at_s);
+    (start, duration_s.map_or(NEVER, |d| start + s_to_ns(d)))
+}
+
+/// Fault effects on one instance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InstanceModifiers {
+    /// Killed, and how.
+    pub down: Option<KillMode>,
+    /// Service-time multiplier.
+    pub slow_factor: f64,
+    /// Added own-work time.
+    pub added_ns: Nanos,
+    /// Error probability.
+    pub error_probability: f64,
+    /// Worker limit.
+    pub workers: u32,
+    /// In the load balancer.
+    pub in_rotation: bool,
+}
+
+fn selects(sel: InstanceSelector, ordinal: u32) -> bool {
+    match sel {
+        InstanceSelector::All => true,
+        InstanceSelector::First(n) => ordinal < n,
+    }
+}
+
+/// Modifiers of instance `ordinal` of `service` under the active faults.
+pub fn instance_modifiers<'a>(
+    faults: impl Iterator<Item = &'a FaultRecord>,
+    service: u32,
+    ordinal: u32,
+    base_workers: u32,
+) -> InstanceModifiers {
+    let mut m = InstanceModifiers {
+        down: None,
+        slow_factor: 1.0,
+        added_ns: 0,
+        error_probability: 0.0,
+        workers: base_workers,
+        in_rotation: true,
+    };
+    let mut ok_prob = 1.0;
+    for f in faults {
+        if !f.active || f.target != ResolvedTarget::Service(service) {
+            continue;
+        }
+        match &f.kind {
+            FaultKind::Kill { instances, mode, .. } if selects(*instances, ordinal) => {
+                m.down = match (m.down, mode) {
+                    (Some(KillMode::Blackhole), _) | (_, KillMode::Blackhole) => Some(KillMode::Blackhole),
+                    _ => Some(KillMode::Refuse),
+                };
+            }
+            FaultKind::Slow { instances, factor, .. } if selects(*instances, ordinal) => m.slow_factor *= factor,
+            FaultKind::Latency { instances, added_ms, .. } if selects(*instances, ordinal) => {
+                m.added_ns += crate::time::ms_to_ns(*added_ms);
+            }
+            FaultKind::Errors { instances, probability, .. } if selects(*instances, ordinal) => {
+                ok_prob *= 1.0 - probability;
+            }
+            FaultKind::CapacityCut { workers, instances, .. } => {
+                if let Some(w) = workers {
+                    m.workers = m.workers.min(*w);
+                }
+                if let Some(n) = instances
+                    && ordinal >= *n
+                {
+                    m.in_rotation = false;
+                }
+            }
+            _ => {}
+        }
+    }
+    m.error_probability = 1.0 - ok_prob;
+    m
+}
+
+/// `(partitioned, added latency)` of a link under the active faults.
+pub fn link_modifiers<'a>(faults: impl Iterator<Item = &'a FaultRecord>, link: u32) -> (bool, Nanos) {
+    let mut partitioned = false;
+    let mut added = 0;
+    for f in faults {
+        let ResolvedTarget::Links(links) = &f.target else { continue };
+        if !f.active || !links.contains(&link) {
+            continue;
+        }
+        match &f.kind {
+            FaultKind::Partition { .. } => partitioned = true,
+            FaultKind::LinkLatency { added_ms, .. } => added += crate::time::ms_to_ns(*added_ms),
+            _ => {}
+        }
+    }
+    (partitioned, added)
+}
+
+/// Load multiplier of a source under the active faults.
+pub fn source_factor<'a>(faults: impl Iterator<Item = &'a FaultRecord>, source: u32) -> f64 {
+    faults
+        .filter(|f| f.active && f.target == ResolvedTarget::Source(source))
+        .map(|f| match f.kind {
+            FaultKind::LoadSpike { factor, .. } => factor,
+            _ => 1.0,
+        })
+        .product()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: FaultKind, target: ResolvedTarget) -> FaultRecord {
+        FaultRecord { id: 0, kind, target, start_ns: 0, end_ns: NEVER, active: true, scripted: true }
+    }
+
+    #[test]
+    fn active_faults_combine_by_the_documented_rules() {
+        let s = || "db".to_owned();
+        let faults = vec![
+            rec(FaultKind::Slow { service: s(), instances: InstanceSelector::All, factor: 2.0 }, ResolvedTarget::Service(1)),
+            rec(FaultKind::Slow { service: s(), instances: InstanceSelector::First(1), factor: 3.0 }, ResolvedTarget::Service(1)),
+            rec(FaultKind::Errors { service: s(), instances: InstanceSelector::All, probability: 0.5 }, ResolvedTarget::Service(1)),
+            rec(FaultKind::Errors { service: s(), instances: InstanceSelector::All, probability: 0.5 }, ResolvedTarget::Service(1)),
+            rec(FaultKind::CapacityCut { service: s(), workers: Some(4), instances: Some(2) }, ResolvedTarget::Service(1)),
+            rec(FaultKind::Kill { service: s(), instances: InstanceSelector::First(1), mode: KillMode::Refuse }, ResolvedTarget::Service(1)),
+            rec(FaultKind::Kill { service: s(), instances: InstanceSelector::All, mode: KillMode::Blackhole }, ResolvedTarget::Service(2)),
+        ];
+        let m0 = instance_modifiers(faults.iter(), 1, 0, 10);
+        assert_eq!(m0.slow_factor, 6.0, "slow factors multiply");
+        assert_eq!(m0.error_probability, 0.75, "independent error faults");
+        assert_eq!(m0.workers, 4);
+        assert!(m0.in_rotation);
+        assert_eq!(m0.down, Some(KillMode::Refuse));
+        let m2 = instance_modifiers(faults.iter(), 1, 2, 10);
+        assert_eq!(m2.slow_factor, 2.0, "First(1) does not reach instance 2");
+        assert!(!m2.in_rotation, "capacity cut to 2 instances drains instance 2");
+        assert_eq!(m2.down, None, "a fault on another service does not apply");
+    }
+
+    #[test]
+    fn inactive_faults_have_no_effect() {
+        let mut f = rec(
+            FaultKind::Slow { service: "x".into(), instances: InstanceSelector::All, factor: 5.0 },
+            ResolvedTarget::Service(0),
+        );
+        f.active = false;
+        assert_eq!(instance_modifiers([f].iter(), 0, 0, 3).slow_factor, 1.0);
+    }
+}

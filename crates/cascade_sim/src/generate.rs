@@ -1,0 +1,1 @@
+//! Layered architectures for benchmarks (filled in with the bench issue work).

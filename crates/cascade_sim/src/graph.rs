@@ -1,0 +1,253 @@
+//! The dependency graph of a scenario: which service calls which.
+//!
+//! Pure data on `petgraph::stable_graph::StableDiGraph`, built from a [`Scenario`]; used by
+//! validation (self-calls, synchronous call cycles), by the app's automatic layered layout
+//! and by the engine's compiler for call targets. Node indices follow file order (sources
+//! first, then services), so everything derived from it is deterministic. It owns no
+//! simulation state.
+
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef as _;
+
+use crate::scenario::Scenario;
+
+/// Whether a graph node is a traffic source or a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphNodeKind {
+    /// A traffic source (only has outgoing edges).
+    Source,
+    /// A service.
+    Service,
+}
+
+/// A node of the dependency graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphNode {
+    /// Node name from the scenario.
+    pub name: String,
+    /// Source or service.
+    pub kind: GraphNodeKind,
+}
+
+/// Which service calls which (sources included as callers).
+#[derive(Clone, Debug, Default)]
+pub struct DependencyGraph {
+    graph: StableDiGraph<GraphNode, ()>,
+    order: Vec<NodeIndex>,
+}
+
+impl DependencyGraph {
+    /// Builds the graph; calls to unknown names are skipped (validation reports them).
+    pub fn from_scenario(scenario: &Scenario) -> DependencyGraph {
+        let mut graph = StableDiGraph::new();
+        let mut order = Vec::new();
+        for source in &scenario.sources {
+            order.push(graph.add_node(GraphNode { name: source.name.clone(), kind: GraphNodeKind::Source }));
+        }
+        for service in &scenario.services {
+            order.push(graph.add_node(GraphNode { name: service.name.clone(), kind: GraphNodeKind::Service }));
+        }
+        let mut g = DependencyGraph { graph, order };
+        for source in &scenario.sources {
+            g.add_edge_by_name(&source.name, &source.target);
+        }
+        for service in &scenario.services {
+            for call in &service.calls {
+                g.add_edge_by_name(&service.name, &call.to);
+            }
+        }
+        g
+    }
+
+    fn index_of(&self, name: &str) -> Option<NodeIndex> {
+        self.order.iter().copied().find(|&i| self.graph[i].name == name)
+    }
+
+    fn add_edge_by_name(&mut self, from: &str, to: &str) {
+        if let (Some(a), Some(b)) = (self.index_of(from), self.index_of(to))
+            && self.graph[b].kind == GraphNodeKind::Service
+            && self.graph.find_edge(a, b).is_none()
+        {
+            self.graph.add_edge(a, b, ());
+        }
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.order.len()
+    }
+
+    /// A cycle of synchronous calls as node names, first name repeated at the end
+    /// (`["api", "db", "api"]`), or `None`. Deterministic: the cycle found from the first node
+    /// in file order, following calls in file order.
+    pub fn find_cycle(&self) -> Option<Vec<String>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            OnStack,
+            Done,
+        }
+        let n = self.order.len();
+        let pos = |i: NodeIndex| self.order.iter().position(|&o| o == i).unwrap_or(0);
+        let mut mark = vec![Mark::New; n];
+        for &start in &self.order {
+            if mark[pos(start)] != Mark::New {
+                continue;
+            }
+            // Iterative DFS with an explicit stack of (node, next-child cursor).
+            let mut stack: Vec<(NodeIndex, usize)> = vec![(start, 0)];
+            mark[pos(start)] = Mark::OnStack;
+            while let Some(&mut (node, ref mut cursor)) = stack.last_mut() {
+                let children = self.callees(node);
+                if *cursor < children.len() {
+                    let child = children[*cursor];
+                    *cursor += 1;
+                    match mark[pos(child)] {
+                        Mark::New => {
+                            mark[pos(child)] = Mark::OnStack;
+                            stack.push((child, 0));
+                        }
+                        Mark::OnStack => {
+                            let from = stack.iter().position(|&(s, _)| s == child).unwrap_or(0);
+                            let mut names: Vec<String> =
+                                stack[from..].iter().map(|&(s, _)| self.graph[s].name.clone()).collect();
+                            names.push(self.graph[child].name.clone());
+                            return Some(names);
+                        }
+                        Mark::Done => {}
+                    }
+                } else {
+                    mark[pos(node)] = Mark::Done;
+                    stack.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Callees of a node in the order their edges were added (file order).
+    fn callees(&self, node: NodeIndex) -> Vec<NodeIndex> {
+        let mut edges: Vec<_> = self.graph.edges(node).map(|e| (e.id(), e.target())).collect();
+        edges.sort_by_key(|&(id, _)| id.index());
+        edges.into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// Layer of every node for a top-to-bottom layout: sources and uncalled services in layer
+    /// 0, every callee at least one layer below each of its callers (longest path). Returns
+    /// `(name, layer)` in file order. On a cycle, back edges are ignored.
+    pub fn layers(&self) -> Vec<(String, usize)> {
+        let n = self.order.len();
+        let pos = |i: NodeIndex| self.order.iter().position(|&o| o == i).unwrap_or(0);
+        let mut layer = vec![0usize; n];
+        // Relax edges n times (Bellman-Ford style longest path); bounded so cycles terminate.
+        for _ in 0..n {
+            let mut changed = false;
+            for &a in &self.order {
+                for b in self.callees(a) {
+                    let (pa, pb) = (pos(a), pos(b));
+                    if layer[pb] < layer[pa] + 1 && layer[pa] + 1 < n.max(1) {
+                        layer[pb] = layer[pa] + 1;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        self.order.iter().map(|&i| (self.graph[i].name.clone(), layer[pos(i)])).collect()
+    }
+
+    /// Every edge as `(caller, callee)` names, in file order.
+    pub fn edges(&self) -> Vec<(String, String)> {
+        self.order
+            .iter()
+            .flat_map(|&a| self.callees(a).into_iter().map(move |b| (a, b)))
+            .map(|(a, b)| (self.graph[a].name.clone(), self.graph[b].name.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(calls: &[(&str, &str)]) -> Scenario {
+        let mut names: Vec<&str> = Vec::new();
+        for &(a, b) in calls {
+            for n in [a, b] {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        let services = names
+            .iter()
+            .map(|&n| {
+                let calls = calls
+                    .iter()
+                    .filter(|(a, _)| *a == n)
+                    .map(|(_, b)| crate::scenario::CallSpec {
+                        to: (*b).to_owned(),
+                        probability: 1.0,
+                        count: 1,
+                        timeout_ms: None,
+                        retry: Default::default(),
+                        latency_ms: 1.0,
+                    })
+                    .collect();
+                crate::scenario::ServiceSpec {
+                    name: n.to_owned(),
+                    kind: Default::default(),
+                    instances: 1,
+                    workers: 1,
+                    queue: Default::default(),
+                    service_time: crate::scenario::ServiceTime::Deterministic { ms: 1.0 },
+                    lb: Default::default(),
+                    calls,
+                    deadline_propagation: false,
+                    position: None,
+                }
+            })
+            .collect();
+        Scenario {
+            version: 1,
+            name: "t".into(),
+            description: String::new(),
+            seed: 1,
+            duration_s: 1.0,
+            tick_ms: 1.0,
+            metrics_interval_s: 1.0,
+            sample_every: 0,
+            sources: vec![],
+            services,
+            faults: vec![],
+            verdict: Default::default(),
+            expect: None,
+        }
+    }
+
+    #[test]
+    fn acyclic_graph_has_no_cycle() {
+        let g = DependencyGraph::from_scenario(&scenario(&[("a", "b"), ("b", "c"), ("a", "c")]));
+        assert_eq!(g.find_cycle(), None);
+    }
+
+    #[test]
+    fn cycle_is_reported_as_a_path() {
+        let g = DependencyGraph::from_scenario(&scenario(&[("a", "b"), ("b", "c"), ("c", "a")]));
+        assert_eq!(g.find_cycle(), Some(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
+    }
+
+    #[test]
+    fn self_call_is_a_cycle() {
+        let g = DependencyGraph::from_scenario(&scenario(&[("a", "a")]));
+        assert_eq!(g.find_cycle(), Some(vec!["a".into(), "a".into()]));
+    }
+
+    #[test]
+    fn layers_put_callees_below_all_callers() {
+        let g = DependencyGraph::from_scenario(&scenario(&[("a", "b"), ("b", "c"), ("a", "c")]));
+        assert_eq!(g.layers(), vec![("a".into(), 0), ("b".into(), 1), ("c".into(), 2)]);
+    }
+}

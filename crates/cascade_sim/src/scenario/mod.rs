@@ -1,0 +1,733 @@
+//! The scenario file format: what a user writes, saves and loads.
+//!
+//! A [`Scenario`] is plain data (serde + RON): sources of traffic, services with their
+//! instances, queues and calls, and scripted faults. It is the *document* that the app edits
+//! and saves and that `cascade-cli` runs; the engine compiles it into its own fast tables
+//! (`crate::engine`) and never reads it on the hot path.
+//!
+//! This module owns the types, loading (with every error reported as `path:line:col`, see
+//! [`load`]), saving (atomic, see [`save_to_path`]) and semantic validation (`validate`).
+//! It does not own simulation state or defaults that depend on the running world.
+//!
+//! Field-by-field documentation with a complete example lives in `docs/scenario-format.md`.
+
+mod diagnostics;
+mod spans;
+mod validate;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use diagnostics::{Diagnostic, ScenarioError};
+pub use spans::SpanIndex;
+pub use validate::validate;
+
+/// The only scenario format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A complete simulation setup: topology, traffic, faults and run settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Format version; must be [`FORMAT_VERSION`].
+    pub version: u32,
+    /// Title shown in the scenario library.
+    pub name: String,
+    /// One-line description shown in the scenario library.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Seed of every random stream in the run.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Simulated length of a run, in seconds.
+    pub duration_s: f64,
+    /// Length of one simulation tick in milliseconds (the lookahead; every hop takes at least one).
+    #[serde(default = "default_tick_ms", skip_serializing_if = "is_default_tick")]
+    pub tick_ms: f64,
+    /// Length of one metrics interval in seconds; a whole number of ticks.
+    #[serde(default = "default_interval_s", skip_serializing_if = "is_default_interval")]
+    pub metrics_interval_s: f64,
+    /// Publish the journey of every Nth client request for views (0 = none).
+    #[serde(default = "default_sample_every", skip_serializing_if = "is_default_sample_every")]
+    pub sample_every: u32,
+    /// Traffic sources (clients).
+    pub sources: Vec<SourceSpec>,
+    /// Services (everything that has instances, workers and a queue).
+    pub services: Vec<ServiceSpec>,
+    /// Scripted faults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultSpec>,
+    /// Settings of the run verdict rule.
+    #[serde(default, skip_serializing_if = "VerdictSettings::is_default")]
+    pub verdict: VerdictSettings,
+    /// The outcome this scenario states in advance; checked by tests and `cascade-cli run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expectation>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_tick_ms() -> f64 {
+    1.0
+}
+fn is_default_tick(v: &f64) -> bool {
+    *v == default_tick_ms()
+}
+fn default_interval_s() -> f64 {
+    1.0
+}
+fn is_default_interval(v: &f64) -> bool {
+    *v == default_interval_s()
+}
+fn default_sample_every() -> u32 {
+    100
+}
+fn is_default_sample_every(v: &u32) -> bool {
+    *v == default_sample_every()
+}
+fn one_f64() -> f64 {
+    1.0
+}
+fn is_one_f64(v: &f64) -> bool {
+    *v == 1.0
+}
+fn one_u32() -> u32 {
+    1
+}
+fn is_one_u32(v: &u32) -> bool {
+    *v == 1
+}
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// A position on the app's canvas, in canvas units.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    /// Horizontal coordinate (right is positive).
+    pub x: f32,
+    /// Vertical coordinate (up is positive).
+    pub y: f32,
+}
+
+/// A source of client requests (users, a batch job, another company's service).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Unique node name.
+    pub name: String,
+    /// Name of the service this source sends requests to.
+    pub target: String,
+    /// Rate of new requests over time (Poisson arrivals at that rate).
+    pub rate: RateProfile,
+    /// Client timeout per attempt in milliseconds (`None`: wait forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<f64>,
+    /// What the client does when an attempt fails or times out.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub retry: RetryPolicy,
+    /// One-way network latency to the target, in milliseconds (at least one tick).
+    #[serde(default = "one_f64", skip_serializing_if = "is_one_f64")]
+    pub latency_ms: f64,
+    /// Where the app draws this node; `None` lets it lay the graph out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+/// How a source's request rate changes over the run. All rates are requests per second.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum RateProfile {
+    /// The same rate for the whole run.
+    Constant(f64),
+    /// `from_per_s` until `at_s`, then `to_per_s`.
+    Step {
+        /// Rate before the step.
+        from_per_s: f64,
+        /// Rate from the step on.
+        to_per_s: f64,
+        /// Time of the step, in seconds.
+        at_s: f64,
+    },
+    /// `from_per_s` until `start_s`, linear to `to_per_s` at `end_s`, then `to_per_s`.
+    Ramp {
+        /// Rate before the ramp.
+        from_per_s: f64,
+        /// Rate after the ramp.
+        to_per_s: f64,
+        /// Start of the ramp, in seconds.
+        start_s: f64,
+        /// End of the ramp, in seconds.
+        end_s: f64,
+    },
+    /// `base_per_s`, except `peak_per_s` during `[start_s, start_s + duration_s)`.
+    Spike {
+        /// Rate outside the spike.
+        base_per_s: f64,
+        /// Rate during the spike.
+        peak_per_s: f64,
+        /// Start of the spike, in seconds.
+        start_s: f64,
+        /// Length of the spike, in seconds.
+        duration_s: f64,
+    },
+}
+
+/// The visual and semantic kind of a service node. Issue-2 mechanics are the same for all
+/// kinds; later mechanisms (caches, queues) key off it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub enum NodeKind {
+    /// A generic application service.
+    #[default]
+    Service,
+    /// An API gateway, load balancer or edge proxy.
+    Gateway,
+    /// A cache in front of a backing store.
+    Cache,
+    /// A database or other storage.
+    Database,
+    /// A message or work queue.
+    Queue,
+    /// DNS, configuration or another control plane.
+    ControlPlane,
+    /// Monitoring and alerting.
+    Monitoring,
+}
+
+impl NodeKind {
+    /// Every kind, in palette order.
+    pub const ALL: [NodeKind; 7] = [
+        NodeKind::Gateway,
+        NodeKind::Service,
+        NodeKind::Cache,
+        NodeKind::Database,
+        NodeKind::Queue,
+        NodeKind::ControlPlane,
+        NodeKind::Monitoring,
+    ];
+
+    /// Human-readable label.
+    pub fn label(self) -> &'static str {
+        match self {
+            NodeKind::Service => "service",
+            NodeKind::Gateway => "gateway",
+            NodeKind::Cache => "cache",
+            NodeKind::Database => "database",
+            NodeKind::Queue => "queue",
+            NodeKind::ControlPlane => "control plane",
+            NodeKind::Monitoring => "monitoring",
+        }
+    }
+}
+
+/// A service: `instances` copies behind a load balancer, each with `workers` and a queue.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// Unique node name.
+    pub name: String,
+    /// What kind of component this is (drawing and later mechanisms).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub kind: NodeKind,
+    /// Number of instances behind the load balancer.
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub instances: u32,
+    /// Concurrent requests one instance works on (threads / connections).
+    pub workers: u32,
+    /// The per-instance queue in front of the workers.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub queue: QueueSpec,
+    /// Time of the service's own work per request (holds a worker).
+    pub service_time: ServiceTime,
+    /// How requests are spread over instances.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lb: LoadBalancer,
+    /// Synchronous downstream calls, made in order after the own work, holding the worker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallSpec>,
+    /// Honour incoming deadlines (drop expired requests when they reach a worker) and pass
+    /// this request's deadline on to downstream calls.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deadline_propagation: bool,
+    /// Where the app draws this node; `None` lets it lay the graph out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+}
+
+/// The queue of one instance.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSpec {
+    /// Maximum number of waiting requests (not counting those at a worker); `None` is unbounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// Which waiting request a free worker takes.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub discipline: QueueDiscipline,
+}
+
+/// Order in which waiting requests are served.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum QueueDiscipline {
+    /// First in, first out.
+    #[default]
+    Fifo,
+    /// Last in, first out (newest first).
+    Lifo,
+}
+
+/// Distribution of a service's own work time per request.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum ServiceTime {
+    /// Exponential with the given mean.
+    Exponential {
+        /// Mean in milliseconds.
+        mean_ms: f64,
+    },
+    /// Always the same time.
+    Deterministic {
+        /// The time in milliseconds.
+        ms: f64,
+    },
+    /// Log-normal with the given mean and shape `sigma` (standard deviation of the log).
+    LogNormal {
+        /// Mean in milliseconds.
+        mean_ms: f64,
+        /// Standard deviation of `ln(time)`.
+        sigma: f64,
+    },
+    /// Uniform between two bounds.
+    Uniform {
+        /// Lower bound in milliseconds.
+        min_ms: f64,
+        /// Upper bound in milliseconds.
+        max_ms: f64,
+    },
+}
+
+impl ServiceTime {
+    /// Mean service time in milliseconds.
+    pub fn mean_ms(&self) -> f64 {
+        match *self {
+            ServiceTime::Exponential { mean_ms } | ServiceTime::LogNormal { mean_ms, .. } => mean_ms,
+            ServiceTime::Deterministic { ms } => ms,
+            ServiceTime::Uniform { min_ms, max_ms } => 0.5 * (min_ms + max_ms),
+        }
+    }
+}
+
+/// Load-balancing policy in front of a service's instances.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LoadBalancer {
+    /// Each instance in turn.
+    #[default]
+    RoundRobin,
+    /// A uniformly random instance.
+    Random,
+    /// The instance with the fewest requests in it (ties: the next in turn).
+    LeastOutstanding,
+    /// Two random instances; the one with fewer requests in it.
+    PowerOfTwoChoices,
+}
+
+/// A synchronous call from a service to another, made after the caller's own work.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// Name of the called service.
+    pub to: String,
+    /// Probability that a request makes this call at all.
+    #[serde(default = "one_f64", skip_serializing_if = "is_one_f64")]
+    pub probability: f64,
+    /// How many times (one after another) a request makes this call when it makes it.
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub count: u32,
+    /// Per-attempt timeout in milliseconds (`None`: wait forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<f64>,
+    /// What the caller does when an attempt fails or times out.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub retry: RetryPolicy,
+    /// One-way network latency of this call, in milliseconds (at least one tick).
+    #[serde(default = "one_f64", skip_serializing_if = "is_one_f64")]
+    pub latency_ms: f64,
+}
+
+/// Retry behaviour of a caller. `max_attempts` counts every try: 3 means one try and two retries.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Total tries per call, first attempt included (1 = no retries).
+    #[serde(default = "one_u32")]
+    pub max_attempts: u32,
+    /// Delay before each retry.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub backoff: Backoff,
+    /// Randomisation of the backoff delay.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub jitter: Jitter,
+    /// Limit on retries as a share of first attempts (token bucket), per caller instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<RetryBudgetSpec>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 1, backoff: Backoff::None, jitter: Jitter::None, budget: None }
+    }
+}
+
+/// Delay before a retry, before jitter.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub enum Backoff {
+    /// Retry at once.
+    #[default]
+    None,
+    /// The same delay before every retry.
+    Constant {
+        /// Delay in milliseconds.
+        delay_ms: f64,
+    },
+    /// `min(cap, base * 2^(n-1))` before retry `n` (n = 1 for the first retry).
+    Exponential {
+        /// Delay before the first retry, in milliseconds.
+        base_ms: f64,
+        /// Largest delay, in milliseconds.
+        cap_ms: f64,
+    },
+}
+
+/// Randomisation of backoff delays (Brooker, "Exponential Backoff And Jitter", 2015).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Jitter {
+    /// The delay as computed.
+    #[default]
+    None,
+    /// Uniform in `[0, delay]`.
+    Full,
+    /// `delay/2 + uniform(0, delay/2)`.
+    Equal,
+    /// `min(cap, uniform(base, previous * 3))`; needs exponential backoff (its base and cap).
+    Decorrelated,
+}
+
+/// A retry budget: each first attempt adds `ratio` tokens (up to `max_tokens`), each retry
+/// spends one; a retry without a whole token is not sent and the call fails.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudgetSpec {
+    /// Retries allowed per first attempt, e.g. 0.1 for 10%.
+    pub ratio: f64,
+    /// Bucket size (and initial fill), in retries.
+    #[serde(default = "default_budget_tokens")]
+    pub max_tokens: f64,
+}
+
+fn default_budget_tokens() -> f64 {
+    10.0
+}
+
+/// A scripted fault: what breaks, when, and for how long.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Start time in seconds from the start of the run.
+    pub at_s: f64,
+    /// How long it lasts in seconds; `None` lasts until cleared or the end of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// What happens.
+    pub fault: FaultKind,
+}
+
+/// Which instances of a service a fault hits.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InstanceSelector {
+    /// Every instance.
+    #[default]
+    All,
+    /// The first `n` instances.
+    First(u32),
+}
+
+/// How a killed instance behaves towards requests sent to it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KillMode {
+    /// Connection refused: the caller gets an error at once (one network hop later).
+    #[default]
+    Refuse,
+    /// Silence: requests and in-flight work vanish; callers wait for their timeouts.
+    Blackhole,
+}
+
+/// The kinds of fault, each with its target.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum FaultKind {
+    /// Instances crash: queued and in-progress work is lost; new requests are refused or vanish.
+    Kill {
+        /// Target service.
+        service: String,
+        /// Which instances.
+        #[serde(default, skip_serializing_if = "is_default")]
+        instances: InstanceSelector,
+        /// Refuse fast or blackhole.
+        #[serde(default, skip_serializing_if = "is_default")]
+        mode: KillMode,
+    },
+    /// Own work takes `factor` times longer (work started during the fault).
+    Slow {
+        /// Target service.
+        service: String,
+        /// Which instances.
+        #[serde(default, skip_serializing_if = "is_default")]
+        instances: InstanceSelector,
+        /// Multiplier on service time (> 0).
+        factor: f64,
+    },
+    /// A fixed delay added to each request's own work (a slow disk, a lock).
+    Latency {
+        /// Target service.
+        service: String,
+        /// Which instances.
+        #[serde(default, skip_serializing_if = "is_default")]
+        instances: InstanceSelector,
+        /// Added time in milliseconds.
+        added_ms: f64,
+    },
+    /// Extra one-way network latency on a link, both directions.
+    LinkLatency {
+        /// Calling node (source or service).
+        from: String,
+        /// Called service.
+        to: String,
+        /// Added one-way latency in milliseconds.
+        added_ms: f64,
+    },
+    /// Requests fail with an error after their own work, with this probability.
+    Errors {
+        /// Target service.
+        service: String,
+        /// Which instances.
+        #[serde(default, skip_serializing_if = "is_default")]
+        instances: InstanceSelector,
+        /// Probability in `[0, 1]`.
+        probability: f64,
+    },
+    /// Capacity reduced: fewer workers per instance and/or fewer instances in the load balancer.
+    CapacityCut {
+        /// Target service.
+        service: String,
+        /// Workers left per instance, if cut.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workers: Option<u32>,
+        /// Instances left in the load balancer, if cut (the others drain and take no traffic).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instances: Option<u32>,
+    },
+    /// A network partition on a link: requests and replies on it are lost.
+    Partition {
+        /// Calling node (source or service).
+        from: String,
+        /// Called service.
+        to: String,
+    },
+    /// A source sends `factor` times its rate.
+    LoadSpike {
+        /// Target source.
+        source: String,
+        /// Multiplier on the source's rate (> 0).
+        factor: f64,
+    },
+}
+
+impl FaultKind {
+    /// Short human-readable name of the kind.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FaultKind::Kill { .. } => "kill",
+            FaultKind::Slow { .. } => "slow",
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::LinkLatency { .. } => "link latency",
+            FaultKind::Errors { .. } => "errors",
+            FaultKind::CapacityCut { .. } => "capacity cut",
+            FaultKind::Partition { .. } => "partition",
+            FaultKind::LoadSpike { .. } => "load spike",
+        }
+    }
+
+    /// The node the fault is attached to (the caller for link faults).
+    pub fn target_node(&self) -> &str {
+        match self {
+            FaultKind::Kill { service, .. }
+            | FaultKind::Slow { service, .. }
+            | FaultKind::Latency { service, .. }
+            | FaultKind::Errors { service, .. }
+            | FaultKind::CapacityCut { service, .. } => service,
+            FaultKind::LinkLatency { from, .. } | FaultKind::Partition { from, .. } => from,
+            FaultKind::LoadSpike { source, .. } => source,
+        }
+    }
+
+    /// The called service for link faults.
+    pub fn link_target(&self) -> Option<&str> {
+        match self {
+            FaultKind::LinkLatency { to, .. } | FaultKind::Partition { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the verdict rule (see docs/model.md, "Verdict").
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VerdictSettings {
+    /// An interval is healthy when goodput / offered of all sources is at least this.
+    #[serde(default = "default_healthy_ratio")]
+    pub healthy_ratio: f64,
+    /// Length of the final window that decides recovered vs metastable, in seconds.
+    #[serde(default = "default_judge_window_s")]
+    pub judge_window_s: f64,
+}
+
+fn default_healthy_ratio() -> f64 {
+    0.9
+}
+fn default_judge_window_s() -> f64 {
+    30.0
+}
+
+impl Default for VerdictSettings {
+    fn default() -> Self {
+        VerdictSettings { healthy_ratio: default_healthy_ratio(), judge_window_s: default_judge_window_s() }
+    }
+}
+
+impl VerdictSettings {
+    fn is_default(&self) -> bool {
+        *self == VerdictSettings::default()
+    }
+}
+
+/// The verdict of a run (Bronson et al., HotOS 2021 vocabulary).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VerdictKind {
+    /// Never unhealthy.
+    Stable,
+    /// Unhealthy for a while, healthy again through the final window.
+    Recovered,
+    /// The trigger ended, yet the final window is unhealthy.
+    Metastable,
+    /// Unhealthy at the end while the trigger is still active (or never healthy).
+    Down,
+}
+
+impl VerdictKind {
+    /// Lower-case name as printed by the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Stable => "stable",
+            VerdictKind::Recovered => "recovered",
+            VerdictKind::Metastable => "metastable",
+            VerdictKind::Down => "down",
+        }
+    }
+}
+
+/// What a scenario states in advance about its outcome.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// The verdict the run must end with.
+    pub verdict: VerdictKind,
+    /// Why (shown to users; the scenario's teaching point).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
+}
+
+impl Scenario {
+    /// Parses and validates RON text. `origin` names the text in messages (a path or `<input>`).
+    pub fn from_ron_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let options = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let scenario: Scenario = options
+            .from_str(text)
+            .map_err(|err| ScenarioError::from_ron(origin, text, &err))?;
+        let diagnostics = validate(&scenario);
+        if diagnostics.is_empty() {
+            Ok(scenario)
+        } else {
+            Err(ScenarioError::from_diagnostics(origin, text, diagnostics))
+        }
+    }
+
+    /// Serialises to the canonical RON text (what [`save_to_path`] writes).
+    pub fn to_ron_string(&self) -> String {
+        let config = ron::ser::PrettyConfig::new()
+            .struct_names(false)
+            .indentor("    ")
+            .separate_tuple_members(false)
+            .extensions(ron::extensions::Extensions::IMPLICIT_SOME);
+        ron::Options::default()
+            .to_string_pretty(self, config)
+            .map(|mut s| {
+                s.push('\n');
+                s
+            })
+            .unwrap_or_else(|err| unreachable!("scenario types always serialise: {err}"))
+    }
+
+    /// Names of every node (sources first, then services), in file order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().map(|s| s.name.as_str()).chain(self.services.iter().map(|s| s.name.as_str()))
+    }
+
+    /// The service with this name.
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The source with this name.
+    pub fn source(&self, name: &str) -> Option<&SourceSpec> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|err| ScenarioError::io(&origin, &err))?;
+    Scenario::from_ron_str(&text, &origin)
+}
+
+/// Writes a scenario atomically: to a temporary file beside `path`, then renamed over it, so
+/// a crash or a full disk never leaves a half-written file.
+pub fn save_to_path(scenario: &Scenario, path: &Path) -> std::io::Result<()> {
+    write_atomically(path, scenario.to_ron_string().as_bytes())
+}
+
+/// Writes bytes to `path` atomically (temporary file in the same directory, fsync, rename).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

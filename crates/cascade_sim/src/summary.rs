@@ -1,0 +1,208 @@
+//! Whole-run summaries: what `cascade-cli run` prints and tests check.
+//!
+//! Built from the run totals of every node (closed intervals only) and the whole-run latency
+//! histograms; rates divide by the simulated time covered by those intervals. Owns no state.
+
+use std::collections::BTreeMap;
+
+use bevy_ecs::prelude::*;
+use serde::Serialize;
+
+use crate::engine::{Engine, ServiceState, SourceState};
+use crate::metrics::{MetricsHistory, Outcome};
+use crate::scenario::VerdictKind;
+use crate::verdict::{judge, window_counters, Verdict};
+use crate::ActiveScenario;
+
+/// One service over the whole run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServiceSummary {
+    /// Attempts reaching it per second (first tries and retries).
+    pub offered_rps: f64,
+    /// Of which retries per second.
+    pub retry_rps: f64,
+    /// Successes its callers still waited for, per second.
+    pub goodput_rps: f64,
+    /// Share of resolved attempts that were not goodput.
+    pub error_ratio: f64,
+    /// Mean residence time (queue + own work + downstream waits), ms.
+    pub mean_ms: f64,
+    /// Mean queue wait, ms.
+    pub mean_wait_ms: f64,
+    /// Share of attempts that reached a worker after waiting in the queue.
+    pub wait_probability: f64,
+    /// Median residence, ms.
+    pub p50_ms: f64,
+    /// 90th percentile residence, ms.
+    pub p90_ms: f64,
+    /// 99th percentile residence, ms.
+    pub p99_ms: f64,
+    /// 99.9th percentile residence, ms.
+    pub p999_ms: f64,
+    /// Time-average queue length (all instances).
+    pub mean_queue: f64,
+    /// Time-average requests in the service (queued + at workers).
+    pub mean_in_system: f64,
+    /// Busy worker time over worker capacity.
+    pub utilization: f64,
+    /// Completions whose caller had given up, over completions.
+    pub orphaned_ratio: f64,
+    /// Rejected over offered.
+    pub rejected_ratio: f64,
+    /// Attempts its callers timed out on, over offered.
+    pub timed_out_ratio: f64,
+    /// Completions per second (admitted throughput).
+    pub throughput_rps: f64,
+}
+
+/// One source over the whole run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SourceSummary {
+    /// New requests per second.
+    pub offered_rps: f64,
+    /// Retries per second.
+    pub retry_rps: f64,
+    /// Successful requests per second.
+    pub goodput_rps: f64,
+    /// Successful requests over finished requests.
+    pub success_ratio: f64,
+    /// Mean end-to-end latency of successful requests (retries included), ms.
+    pub mean_ms: f64,
+    /// Median of the same, ms.
+    pub p50_ms: f64,
+    /// 99th percentile of the same, ms.
+    pub p99_ms: f64,
+    /// Failed requests by reason (of their last attempt).
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// The whole run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Simulated seconds covered.
+    pub sim_seconds: f64,
+    /// Attempts delivered to services.
+    pub hops: u64,
+    /// Verdict.
+    pub verdict: VerdictKind,
+    /// Seconds to recover (`recovered` only).
+    pub recovery_seconds: Option<f64>,
+    /// What sustains a metastable state.
+    pub sustained_by: Vec<String>,
+    /// Success ratio over the final judging window.
+    pub final_success_ratio: f64,
+    /// By service name.
+    pub services: BTreeMap<String, ServiceSummary>,
+    /// By source name.
+    pub sources: BTreeMap<String, SourceSummary>,
+    /// The verdict the scenario states in advance, if any.
+    pub expected_verdict: Option<VerdictKind>,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// The verdict of the run so far.
+pub fn current_verdict(world: &World) -> Option<Verdict> {
+    let history = world.get_resource::<MetricsHistory>()?;
+    let scenario = &world.get_resource::<ActiveScenario>()?.0;
+    let interval_s = history.interval_ns as f64 / 1e9;
+    let window = (scenario.verdict.judge_window_s / interval_s).round().max(1.0) as u32;
+    Some(judge(&history.system, interval_s, &scenario.verdict, &window_counters(history, window)))
+}
+
+/// Summarises the run so far.
+pub fn summarize(world: &mut World) -> Option<RunSummary> {
+    let scenario = world.get_resource::<ActiveScenario>()?.0.clone();
+    let verdict = current_verdict(world)?;
+    let history = world.resource::<MetricsHistory>();
+    let secs = history.intervals() as f64 * history.interval_ns as f64 / 1e9;
+    let per_s = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let span_ns = (secs * 1e9) as u64;
+    let engine = world.resource::<Engine>();
+    let hops = engine.hops_total;
+    let names: Vec<String> = engine.model.services.iter().map(|s| s.name.clone()).collect();
+    let removed: Vec<bool> = engine.model.services.iter().map(|s| s.removed).collect();
+    let source_names: Vec<(String, bool)> = engine.model.sources.iter().map(|s| (s.name.clone(), s.removed)).collect();
+
+    let mut services = BTreeMap::new();
+    let mut q = world.query::<&ServiceState>();
+    for st in q.iter(world) {
+        let i = st.index as usize;
+        if removed[i] {
+            continue;
+        }
+        let c = &st.metrics.totals;
+        let h = &st.metrics.hist_total;
+        services.insert(
+            names[i].clone(),
+            ServiceSummary {
+                offered_rps: per_s(c.offered()),
+                retry_rps: per_s(c.offered_retry),
+                goodput_rps: per_s(c.goodput),
+                error_ratio: c.error_ratio(),
+                mean_ms: c.mean_residence_ms(),
+                mean_wait_ms: c.mean_wait_ms(),
+                wait_probability: ratio(c.queued, c.started + c.expired),
+                p50_ms: h.quantile_ms(0.5),
+                p90_ms: h.quantile_ms(0.9),
+                p99_ms: h.quantile_ms(0.99),
+                p999_ms: h.quantile_ms(0.999),
+                mean_queue: c.mean_queue(span_ns),
+                mean_in_system: c.mean_in_system(span_ns),
+                utilization: c.utilization(),
+                orphaned_ratio: c.orphaned_ratio(),
+                rejected_ratio: c.rejected_ratio(),
+                timed_out_ratio: ratio(c.timed_out, c.offered()),
+                throughput_rps: per_s(c.completed()),
+            },
+        );
+    }
+    let mut sources = BTreeMap::new();
+    let mut q = world.query::<&SourceState>();
+    for st in q.iter(world) {
+        let (name, gone) = &source_names[st.index as usize];
+        if *gone {
+            continue;
+        }
+        let c = &st.metrics.totals;
+        let h = &st.metrics.hist_total;
+        let finished = c.succeeded + c.failed_total();
+        let failures = Outcome::ALL
+            .iter()
+            .filter(|o| **o != Outcome::Success && c.failed[**o as usize] > 0)
+            .map(|o| (o.as_str().to_owned(), c.failed[*o as usize]))
+            .collect();
+        sources.insert(
+            name.clone(),
+            SourceSummary {
+                offered_rps: per_s(c.offered_first),
+                retry_rps: per_s(c.offered_retry),
+                goodput_rps: per_s(c.goodput),
+                success_ratio: ratio(c.succeeded, finished),
+                mean_ms: if c.succeeded == 0 { 0.0 } else { c.residence_ns as f64 / c.succeeded as f64 / 1e6 },
+                p50_ms: h.quantile_ms(0.5),
+                p99_ms: h.quantile_ms(0.99),
+                failures,
+            },
+        );
+    }
+    Some(RunSummary {
+        scenario: scenario.name.clone(),
+        seed: scenario.seed,
+        sim_seconds: secs,
+        hops,
+        verdict: verdict.kind,
+        recovery_seconds: verdict.recovery_seconds,
+        sustained_by: verdict.sustained_by,
+        final_success_ratio: verdict.final_success_ratio,
+        services,
+        sources,
+        expected_verdict: scenario.expect.as_ref().map(|e| e.verdict),
+    })
+}

@@ -1,0 +1,165 @@
+//! The run verdict: `stable`, `recovered` (with seconds to recover), `metastable` or `down`.
+//!
+//! The rule (also in docs/model.md), on the per-interval system series (goodput / new client
+//! requests over all sources):
+//!
+//! * an interval is **healthy** when its success ratio is at least `healthy_ratio` (0.9);
+//! * the **trigger** is every interval in which a fault or a load spike was active; it *ends*
+//!   with the last such interval;
+//! * the **final window** is the last `judge_window_s` (30 s) of the run.
+//!
+//! Then: never unhealthy → `stable`. Final window all healthy → `recovered`, recovery time =
+//! start of the final healthy streak − end of the trigger (0 if it healed while the trigger
+//! was still on). Final window unhealthy and the trigger ended before the window began →
+//! `metastable`, naming what sustains it. Otherwise (trigger still on, or no trigger at all:
+//! plain overload) → `down`.
+//!
+//! Pure functions over [`SystemRow`]s and node rows; `SimPlugin` keeps a live [`LiveVerdict`].
+
+use bevy_ecs::prelude::*;
+use serde::Serialize;
+
+use crate::metrics::{MetricsHistory, NodeCounters, SystemRow};
+use crate::scenario::{VerdictKind, VerdictSettings};
+
+/// A verdict with its evidence.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verdict {
+    /// The class.
+    pub kind: VerdictKind,
+    /// For `recovered`: seconds from the end of the trigger to the final healthy streak.
+    pub recovery_seconds: Option<f64>,
+    /// For `metastable`: what keeps it in the bad state, most important first.
+    pub sustained_by: Vec<String>,
+    /// Mean success ratio over the final window.
+    pub final_success_ratio: f64,
+    /// Time the trigger ended, s (`None`: still active at the end, or there was none).
+    pub trigger_end_s: Option<f64>,
+}
+
+/// Judges a run from its system rows. `interval_s` is the metrics interval.
+pub fn judge(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings, window_nodes: &NodeCounters) -> Verdict {
+    let healthy = |r: &SystemRow| r.success_ratio() >= settings.healthy_ratio;
+    let n = rows.len();
+    let window = ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1));
+    let final_rows = &rows[n.saturating_sub(window)..];
+    let final_ratio = {
+        let (o, g) = final_rows.iter().fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
+        if o == 0 { 1.0 } else { g as f64 / o as f64 }
+    };
+    let last_trigger = rows.iter().rposition(|r| r.trigger_active);
+    let trigger_end_s = last_trigger.filter(|&i| i + 1 < n).map(|i| (i + 1) as f64 * interval_s);
+    let base = Verdict { kind: VerdictKind::Stable, recovery_seconds: None, sustained_by: Vec::new(), final_success_ratio: final_ratio, trigger_end_s };
+
+    if n == 0 || rows.iter().all(healthy) {
+        return base;
+    }
+    if final_rows.iter().all(healthy) {
+        let streak_start = rows.iter().rposition(|r| !healthy(r)).map_or(0, |i| i + 1);
+        let trigger_end = last_trigger.map_or(0, |i| i + 1);
+        let recovery = streak_start.saturating_sub(trigger_end) as f64 * interval_s;
+        return Verdict { kind: VerdictKind::Recovered, recovery_seconds: Some(recovery), ..base };
+    }
+    let trigger_over_before_window = match last_trigger {
+        Some(i) => i + 1 <= n - final_rows.len(),
+        None => false,
+    };
+    if trigger_over_before_window {
+        Verdict { kind: VerdictKind::Metastable, sustained_by: sustaining_effects(window_nodes), ..base }
+    } else {
+        Verdict { kind: VerdictKind::Down, ..base }
+    }
+}
+
+/// What keeps a system in its bad state, from the services' counters over the final window.
+pub fn sustaining_effects(c: &NodeCounters) -> Vec<String> {
+    let mut effects: Vec<(f64, String)> = Vec::new();
+    let first = c.offered_first.max(1) as f64;
+    let amplification = c.offered() as f64 / first;
+    if amplification >= 1.5 {
+        effects.push((amplification, format!("retry amplification ({amplification:.1}× attempts per first attempt)")));
+    }
+    let orphaned = c.orphaned_ratio();
+    if orphaned >= 0.3 {
+        effects.push((1.0 + 2.0 * orphaned, format!("orphaned work ({:.0}% of completed work was for callers that had given up)", orphaned * 100.0)));
+    }
+    let rejected = c.rejected_ratio();
+    if rejected >= 0.3 {
+        effects.push((1.0 + rejected, format!("rejections ({:.0}% of attempts turned away)", rejected * 100.0)));
+    }
+    effects.sort_by(|a, b| b.0.total_cmp(&a.0));
+    effects.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Sum of all services' counters over the last `intervals` closed intervals.
+pub fn window_counters(history: &MetricsHistory, intervals: u32) -> NodeCounters {
+    let end = history.intervals();
+    let start = end.saturating_sub(intervals);
+    let mut total = NodeCounters::default();
+    for ring in &history.services {
+        for k in start..end {
+            if let Some(row) = MetricsHistory::row_at(ring, k) {
+                total.add(&row.counters);
+            }
+        }
+    }
+    total
+}
+
+/// The verdict of the run so far, updated at every interval close.
+#[derive(Resource, Debug, Clone, Default)]
+pub struct LiveVerdict {
+    /// Current verdict (None before the first interval closes).
+    pub verdict: Option<Verdict>,
+    /// Intervals judged.
+    pub intervals: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(ratios: &[(f64, bool)]) -> Vec<SystemRow> {
+        ratios
+            .iter()
+            .enumerate()
+            .map(|(i, &(r, trig))| SystemRow { interval: i as u32, offered: 100, goodput: (r * 100.0) as u64, hops: 0, trigger_active: trig })
+            .collect()
+    }
+
+    fn settings() -> VerdictSettings {
+        VerdictSettings { healthy_ratio: 0.9, judge_window_s: 3.0 }
+    }
+
+    #[test]
+    fn never_unhealthy_is_stable() {
+        let rows = series(&[(1.0, false), (0.95, true), (1.0, false), (1.0, false)]);
+        assert_eq!(judge(&rows, 1.0, &settings(), &NodeCounters::default()).kind, VerdictKind::Stable);
+    }
+
+    #[test]
+    fn healthy_final_window_is_recovered_with_time_from_trigger_end() {
+        let rows = series(&[(1.0, false), (0.2, true), (0.2, false), (0.5, false), (1.0, false), (1.0, false), (1.0, false)]);
+        let v = judge(&rows, 1.0, &settings(), &NodeCounters::default());
+        assert_eq!(v.kind, VerdictKind::Recovered);
+        // Trigger ends at t = 2 s; healthy from t = 4 s.
+        assert_eq!(v.recovery_seconds, Some(2.0));
+    }
+
+    #[test]
+    fn unhealthy_after_the_trigger_ended_is_metastable() {
+        let rows = series(&[(1.0, false), (0.2, true), (0.1, false), (0.1, false), (0.1, false), (0.1, false)]);
+        let window = NodeCounters { offered_first: 100, offered_retry: 200, ..Default::default() };
+        let v = judge(&rows, 1.0, &settings(), &window);
+        assert_eq!(v.kind, VerdictKind::Metastable);
+        assert!(v.sustained_by[0].starts_with("retry amplification (3.0×"), "{:?}", v.sustained_by);
+    }
+
+    #[test]
+    fn unhealthy_while_the_trigger_is_on_is_down() {
+        let rows = series(&[(1.0, false), (0.0, true), (0.0, true), (0.0, true), (0.0, true)]);
+        assert_eq!(judge(&rows, 1.0, &settings(), &NodeCounters::default()).kind, VerdictKind::Down);
+        let overload = series(&[(0.5, false), (0.5, false), (0.5, false)]);
+        assert_eq!(judge(&overload, 1.0, &settings(), &NodeCounters::default()).kind, VerdictKind::Down, "no trigger: overload");
+    }
+}
