@@ -61,7 +61,7 @@ impl Dist {
             Dist::LogNormal { mu, sigma } => (mu + sigma * rng::std_normal(rng)).exp(),
             Dist::Uniform { min_ns, width_ns } => min_ns + width_ns * rng::unit(rng),
         };
-        (x.round() as Nanos).max(1)
+        ((x + 0.5) as Nanos).max(1)
     }
 
     /// Mean in ns.

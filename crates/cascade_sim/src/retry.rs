@@ -169,7 +169,8 @@ mod tests {
         let mut prev = 0;
         for n in 1..50 {
             let d = m.delay_ns(n, prev, &mut r);
-            let hi = if prev == 0 { 5_000_000 } else { prev * 3 };
+            // Brooker: sleep = min(cap, uniform(base, previous * 3)), previous starting at base.
+            let hi = if prev == 0 { 15_000_000 } else { prev * 3 };
             assert!(d >= 5_000_000.min(100_000_000) && d <= hi.min(100_000_000), "retry {n}: {d} after {prev}");
             prev = d;
         }

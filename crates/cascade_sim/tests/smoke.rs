@@ -18,6 +18,7 @@ fn three_tier_runs() {
     let mut sim = Simulation::new(&s);
     let t = std::time::Instant::now();
     sim.run_to(300.0, |_| {});
+    println!("wall {:?}", t.elapsed());
     let sum = sim.summary();
     println!("{}", serde_json::to_string_pretty(&sum).unwrap());
     println!("wall {:?} hops {}", t.elapsed(), sum.hops);

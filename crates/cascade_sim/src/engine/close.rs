@@ -48,6 +48,7 @@ impl Ctx<'_, '_> {
             svc.metrics.totals.add(&c);
             svc.metrics.interval = NodeCounters::default();
             if !svc.metrics.hist.is_empty() {
+                svc.metrics.hist_total.add(&svc.metrics.hist);
                 svc.metrics.hist.clear();
             }
             MetricsHistory::push_row(cap, &mut self.history.services[s], row);
@@ -66,6 +67,7 @@ impl Ctx<'_, '_> {
             src.metrics.totals.add(&c);
             src.metrics.interval = NodeCounters::default();
             if !src.metrics.hist.is_empty() {
+                src.metrics.hist_total.add(&src.metrics.hist);
                 src.metrics.hist.clear();
             }
             MetricsHistory::push_row(cap, &mut self.history.sources[s], row);

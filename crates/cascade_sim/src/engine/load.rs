@@ -33,7 +33,7 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
     world.insert_resource(MetricsHistory::new(interval_ns, nodes));
     world.insert_resource(EventLog::default());
     world.insert_resource(ActiveScenario(scenario.clone()));
-    let mut engine = Engine { sched: Scheduler::new(tick_ns), links: vec![LinkState::default(); links], ..Default::default() };
+    let mut engine = Engine { sched: Scheduler::new(), links: vec![LinkState::default(); links], ..Default::default() };
 
     for (i, s) in model.sources.iter().enumerate() {
         let state = SourceState {

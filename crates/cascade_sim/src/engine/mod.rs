@@ -67,13 +67,17 @@ pub fn step_engine(
     let interval_ticks = engine.model.interval_ticks.max(1);
     let tick_ns = clock.tick_ns;
     let mut ctx = Ctx { e: &mut engine, history: &mut history, sources: &mut src, services: &mut svc, instances: &mut inst };
-    for _ in 0..clock.ticks_per_update {
-        let tick = clock.ticks_done;
-        ctx.run_tick(tick);
-        clock.ticks_done += 1;
-        ctx.e.now = clock.ticks_done * tick_ns;
-        if clock.ticks_done % interval_ticks == 0 {
-            ctx.close_interval(clock.ticks_done * tick_ns);
+    // Events carry exact times, so the engine runs straight to the next interval boundary or
+    // the end of this update, whichever comes first; ticks only matter at those boundaries.
+    let end_tick = clock.ticks_done + u64::from(clock.ticks_per_update);
+    while clock.ticks_done < end_tick {
+        let next_boundary = (clock.ticks_done / interval_ticks + 1) * interval_ticks;
+        let stop = next_boundary.min(end_tick);
+        ctx.run_until(stop * tick_ns);
+        clock.ticks_done = stop;
+        ctx.e.now = stop * tick_ns;
+        if stop == next_boundary {
+            ctx.close_interval(stop * tick_ns);
         }
     }
 }

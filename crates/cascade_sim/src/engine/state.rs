@@ -59,7 +59,7 @@ pub struct NodeMetrics {
     pub totals: NodeCounters,
     /// Latencies of the open interval.
     pub hist: LatencyHistogram,
-    /// Latencies of the whole run.
+    /// Latencies of the whole run (closed intervals; merged at each interval close).
     pub hist_total: LatencyHistogram,
     /// Health in the last closed interval.
     pub health: Health,
@@ -132,14 +132,15 @@ pub struct InstanceState {
     pub budgets: Vec<RetryBudget>,
     /// Time of the last change to queue/busy/workers (integrals are exact up to here).
     pub last_change_ns: Nanos,
-    /// ∫ queue length dt since the interval opened.
-    pub area_queue: u128,
+    /// ∫ queue length dt since the interval opened (u64: an interval of 1 s overflows only
+    /// past 10^10 requests in one instance).
+    pub area_queue: u64,
     /// ∫ (queue + busy) dt.
-    pub area_in_system: u128,
+    pub area_in_system: u64,
     /// ∫ busy dt.
-    pub area_busy: u128,
+    pub area_busy: u64,
     /// ∫ workers dt while live and routable.
-    pub area_capacity: u128,
+    pub area_capacity: u64,
 }
 
 impl InstanceState {
@@ -158,17 +159,17 @@ impl InstanceState {
     /// Brings the time integrals up to `now`; call before changing queue, busy or workers.
     #[inline]
     pub fn touch(&mut self, now: Nanos) {
-        let dt = u128::from(now.saturating_sub(self.last_change_ns));
+        let dt = now.saturating_sub(self.last_change_ns);
         if dt == 0 {
             return;
         }
-        let q = self.queue.len() as u128;
-        let b = u128::from(self.busy);
-        self.area_queue += q * dt;
-        self.area_in_system += (q + b) * dt;
-        self.area_busy += b * dt;
+        let q = self.queue.len() as u64;
+        let b = u64::from(self.busy);
+        self.area_queue = self.area_queue.saturating_add(q * dt);
+        self.area_in_system = self.area_in_system.saturating_add((q + b) * dt);
+        self.area_busy = self.area_busy.saturating_add(b * dt);
         if self.serving() {
-            self.area_capacity += u128::from(self.workers) * dt;
+            self.area_capacity = self.area_capacity.saturating_add(u64::from(self.workers) * dt);
         }
         self.last_change_ns = now;
     }
@@ -176,10 +177,10 @@ impl InstanceState {
     /// Moves the integrals into `into` and resets them (interval close at `now`).
     pub fn drain_integrals(&mut self, now: Nanos, into: &mut NodeCounters) {
         self.touch(now);
-        into.area_queue += self.area_queue;
-        into.area_in_system += self.area_in_system;
-        into.area_busy += self.area_busy;
-        into.area_capacity += self.area_capacity;
+        into.area_queue += u128::from(self.area_queue);
+        into.area_in_system += u128::from(self.area_in_system);
+        into.area_busy += u128::from(self.area_busy);
+        into.area_capacity += u128::from(self.area_capacity);
         self.area_queue = 0;
         self.area_in_system = 0;
         self.area_busy = 0;

@@ -92,7 +92,7 @@ impl Default for Engine {
     fn default() -> Self {
         Engine {
             model: Model::default(),
-            sched: Scheduler::new(1_000_000),
+            sched: Scheduler::new(),
             jobs: Jobs::default(),
             links: Vec::new(),
             faults: Vec::new(),
@@ -137,10 +137,9 @@ fn outcome_u8(o: Outcome) -> u8 {
 }
 
 impl Ctx<'_, '_> {
-    /// Processes every event of tick `tick`.
-    pub fn run_tick(&mut self, tick: u64) {
-        self.e.sched.begin_tick(tick);
-        while let Some(ev) = self.e.sched.pop() {
+    /// Processes every event before `limit_ns`, in `(time, seq)` order.
+    pub fn run_until(&mut self, limit_ns: Nanos) {
+        while let Some(ev) = self.e.sched.pop_before(limit_ns) {
             self.e.now = ev.time;
             match ev.kind {
                 EventKind::SourceArrival => self.on_source_arrival(ev.a, ev.b),
@@ -178,7 +177,7 @@ impl Ctx<'_, '_> {
                 t = seg_end;
                 continue;
             }
-            let gap_ns = (rng::exp1(&mut st.rng) / lambda * 1e9).round() as Nanos;
+            let gap_ns = (rng::exp1(&mut st.rng) / lambda * 1e9 + 0.5) as Nanos;
             let candidate = t.saturating_add(gap_ns.max(1));
             if candidate >= seg_end {
                 t = seg_end;
@@ -234,13 +233,13 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get_mut(j);
         job.call_attempt = 0;
         job.prev_backoff_ns = 0;
-        let (client, node, inst, idx) = (job.is_client(), job.node, job.instance, job.call_idx);
-        if !client {
-            if let Some(call) = self.e.model.call_of(false, node, idx) {
-                let retry = call.retry;
-                if let Some(b) = self.instances[inst as usize].budgets.get_mut(idx as usize) {
-                    b.on_first_attempt(&retry);
-                }
+        if !job.is_client() {
+            let (node, inst, idx) = (job.node, job.instance, job.call_idx as usize);
+            if let Some(call) = self.e.model.services[node as usize].calls.get(idx)
+                && call.retry.budget.is_some()
+                && let Some(b) = self.instances[inst as usize].budgets.get_mut(idx)
+            {
+                b.on_first_attempt(&call.retry);
             }
         }
         self.send_attempt(j);
@@ -249,75 +248,82 @@ impl Ctx<'_, '_> {
     /// Sends the next attempt of job `j`'s current call.
     fn send_attempt(&mut self, j: u32) {
         let now = self.e.now;
-        let job = *self.e.jobs.get(j);
-        let client = job.is_client();
-        let Some(call) = self.e.model.call_of(client, job.node, job.call_idx).copied() else {
+        let p = self.e.jobs.get(j);
+        let (client, node, call_idx, generation, journey) = (p.is_client(), p.node, p.call_idx, p.generation, p.journey);
+        let attempt = p.call_attempt.saturating_add(1);
+        let token = p.token.wrapping_add(1);
+        let parent_deadline = p.deadline_ns;
+        let Some(call) = self.e.model.call_of(client, node, call_idx) else {
             // The call list shrank under a live edit: this request has no more calls to make.
             self.finish(j, Outcome::Success);
             return;
         };
-        let attempt = job.call_attempt.saturating_add(1);
-        let token = job.token.wrapping_add(1);
-        let propagate = !client && self.e.model.services[job.node as usize].deadline_propagation;
-        let timeout_deadline = if call.timeout_ns == NEVER { NEVER } else { now + call.timeout_ns };
-        let deadline = if propagate { job.deadline_ns.min(timeout_deadline) } else { timeout_deadline };
+        let (to, link_id, latency_ns, timeout_ns) = (call.to, call.link, call.latency_ns, call.timeout_ns);
+        let propagate = !client && self.e.model.services[node as usize].deadline_propagation;
+        let timeout_deadline = if timeout_ns == NEVER { NEVER } else { now + timeout_ns };
+        let deadline = if propagate { parent_deadline.min(timeout_deadline) } else { timeout_deadline };
 
         let k = self.e.jobs.alloc();
-        let kgen = {
-            let child = self.e.jobs.get_mut(k);
-            child.phase = Phase::InFlight;
-            child.node = call.to;
-            child.instance = NONE;
-            child.parent = j;
-            child.parent_gen = job.generation;
-            child.parent_token = token;
-            child.attempt = attempt;
-            child.deadline_ns = deadline;
-            child.link = call.link;
-            child.journey = job.journey;
-            child.child = NONE;
-            child.generation
-        };
-        {
-            let p = self.e.jobs.get_mut(j);
-            p.call_attempt = attempt;
-            p.token = token;
-            p.phase = Phase::Calling;
-            p.child = k;
-            p.child_gen = kgen;
-        }
-        let link = &mut self.e.links[call.link as usize];
+        let child = self.e.jobs.get_mut(k);
+        child.phase = Phase::InFlight;
+        child.node = to;
+        child.instance = NONE;
+        child.parent = j;
+        child.parent_gen = generation;
+        child.parent_token = token;
+        child.attempt = attempt;
+        child.deadline_ns = deadline;
+        child.link = link_id;
+        child.journey = journey;
+        child.child = NONE;
+        let kgen = child.generation;
+
+        let p = self.e.jobs.get_mut(j);
+        p.call_attempt = attempt;
+        p.token = token;
+        p.phase = Phase::Calling;
+        p.child = k;
+        p.child_gen = kgen;
+
+        let link = &mut self.e.links[link_id as usize];
         link.interval.attempts += 1;
         if attempt > 1 {
             link.interval.retries += 1;
             if client {
-                self.sources[job.node as usize].metrics.interval.offered_retry += 1;
+                self.sources[node as usize].metrics.interval.offered_retry += 1;
             }
         }
-        let arrive = now + call.latency_ns + link.extra_ns;
+        let delay = latency_ns + link.extra_ns;
         let lost = link.partitioned;
         if lost {
             link.interval.lost += 1;
             self.e.jobs.free(k);
             self.e.jobs.get_mut(j).child = NONE;
         } else {
-            self.e.sched.schedule(arrive, EventKind::RequestArrive, k, kgen, 0, 0);
+            self.e.sched.schedule_after(now, delay, EventKind::RequestArrive, k, kgen, 0, 0);
         }
-        if call.timeout_ns != NEVER {
-            self.e.sched.schedule(now + call.timeout_ns, EventKind::CallTimeout, j, job.generation, token, 0);
+        if timeout_ns != NEVER {
+            self.e.sched.schedule_after(now, timeout_ns, EventKind::CallTimeout, j, generation, token, 0);
         }
-        if job.journey != NONE {
-            let from = if client { NodeRef::Source(job.node) } else { NodeRef::Service(job.node) };
+        if journey != NONE {
+            let from = if client { NodeRef::Source(node) } else { NodeRef::Service(node) };
             self.e.legs.push(SampledLeg {
-                journey: job.journey,
+                journey,
                 from,
-                to: NodeRef::Service(call.to),
+                to: NodeRef::Service(to),
                 depart_ns: now,
-                arrive_ns: arrive,
+                arrive_ns: now + delay,
                 kind: LegKind::Request { attempt },
                 lost,
             });
         }
+    }
+
+    /// The link of job `j`'s current call, if it still has one.
+    #[inline]
+    fn current_link(&self, j: u32) -> Option<(u32, u32)> {
+        let p = self.e.jobs.get(j);
+        self.e.model.call_of(p.is_client(), p.node, p.call_idx).map(|c| (c.link, c.to))
     }
 
     fn on_reply_arrive(&mut self, j: u32, generation: u32, token: u32, outcome: Outcome) {
@@ -325,25 +331,26 @@ impl Ctx<'_, '_> {
         if job.token != token || job.phase != Phase::Calling {
             return;
         }
-        let job = *job;
-        self.e.jobs.get_mut(j).child = NONE;
-        if let Some(call) = self.e.model.call_of(job.is_client(), job.node, job.call_idx) {
-            let link = &mut self.e.links[call.link as usize];
+        let (client, reps_left) = (job.is_client(), job.reps_left);
+        if let Some((link, _)) = self.current_link(j) {
+            let c = &mut self.e.links[link as usize].interval;
             if outcome == Outcome::Success {
-                link.interval.successes += 1;
+                c.successes += 1;
             } else {
-                link.interval.failures += 1;
+                c.failures += 1;
             }
         }
+        let job = self.e.jobs.get_mut(j);
+        job.child = NONE;
         if outcome != Outcome::Success {
             self.on_attempt_failed(j, outcome);
-        } else if job.is_client() {
+        } else if client {
             self.finish_client(j, Outcome::Success);
-        } else if job.reps_left > 0 {
-            self.e.jobs.get_mut(j).reps_left -= 1;
+        } else if reps_left > 0 {
+            job.reps_left -= 1;
             self.start_call(j);
         } else {
-            self.e.jobs.get_mut(j).call_idx += 1;
+            job.call_idx += 1;
             self.enter_next_call(j);
         }
     }
@@ -353,18 +360,18 @@ impl Ctx<'_, '_> {
         if job.token != token || job.phase != Phase::Calling {
             return;
         }
-        let job = *job;
+        let (child, child_gen, journey, client, node) = (job.child, job.child_gen, job.journey, job.is_client(), job.node);
         self.e.jobs.get_mut(j).child = NONE;
-        self.orphan_chain(job.child, job.child_gen);
-        if let Some(call) = self.e.model.call_of(job.is_client(), job.node, job.call_idx).copied() {
-            self.services[call.to as usize].metrics.interval.timed_out += 1;
-            self.e.links[call.link as usize].interval.timeouts += 1;
-            if job.journey != NONE {
-                let from = if job.is_client() { NodeRef::Source(job.node) } else { NodeRef::Service(job.node) };
+        self.orphan_chain(child, child_gen);
+        if let Some((link, to)) = self.current_link(j) {
+            self.services[to as usize].metrics.interval.timed_out += 1;
+            self.e.links[link as usize].interval.timeouts += 1;
+            if journey != NONE {
+                let from = if client { NodeRef::Source(node) } else { NodeRef::Service(node) };
                 self.e.legs.push(SampledLeg {
-                    journey: job.journey,
+                    journey,
                     from,
-                    to: NodeRef::Service(call.to),
+                    to: NodeRef::Service(to),
                     depart_ns: self.e.now,
                     arrive_ns: self.e.now,
                     kind: LegKind::Timeout,
@@ -386,32 +393,28 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// The caller's random stream and retry budget for job `j`'s current call.
-    fn caller_rng_budget(&mut self, j: u32) -> (&mut SimRng, Option<&mut RetryBudget>) {
-        let job = self.e.jobs.get(j);
-        if job.is_client() {
-            let st = &mut *self.sources[job.node as usize];
-            (&mut st.rng, Some(&mut st.budget))
-        } else {
-            let idx = job.call_idx as usize;
-            let st = &mut *self.instances[job.instance as usize];
-            (&mut st.rng, st.budgets.get_mut(idx))
-        }
-    }
-
     /// An attempt failed (reply or timeout): retry per policy, or fail the call.
     fn on_attempt_failed(&mut self, j: u32, reason: Outcome) {
-        let job = *self.e.jobs.get(j);
-        self.e.jobs.get_mut(j).last_outcome = outcome_u8(reason);
-        let Some(call) = self.e.model.call_of(job.is_client(), job.node, job.call_idx).copied() else {
+        let job = self.e.jobs.get_mut(j);
+        job.last_outcome = outcome_u8(reason);
+        let (client, node, inst, idx, attempts, prev) =
+            (job.is_client(), job.node, job.instance, job.call_idx, job.call_attempt, job.prev_backoff_ns);
+        let Some(call) = self.e.model.call_of(client, node, idx) else {
             self.fail_caller(j, reason);
             return;
         };
-        if u32::from(job.call_attempt) < call.retry.max_attempts {
-            let (rng, budget) = self.caller_rng_budget(j);
-            let allowed = budget.is_none_or(|b| b.try_spend(&call.retry));
-            if allowed {
-                let delay = call.retry.delay_ns(u32::from(job.call_attempt), job.prev_backoff_ns, rng);
+        let retry = call.retry;
+        if u32::from(attempts) < retry.max_attempts {
+            // The caller's random stream and retry budget for this call.
+            let (rng, budget): (&mut SimRng, Option<&mut RetryBudget>) = if client {
+                let st = &mut *self.sources[node as usize];
+                (&mut st.rng, Some(&mut st.budget))
+            } else {
+                let st = &mut *self.instances[inst as usize];
+                (&mut st.rng, st.budgets.get_mut(idx as usize))
+            };
+            if budget.is_none_or(|b| b.try_spend(&retry)) {
+                let delay = retry.delay_ns(u32::from(attempts), prev, rng);
                 let jm = self.e.jobs.get_mut(j);
                 jm.prev_backoff_ns = delay;
                 if delay == 0 {
@@ -447,6 +450,7 @@ impl Ctx<'_, '_> {
     // ---------------------------------------------------------------- services
 
     /// Load balancer: an instance among the routable ones, or `None`.
+    #[inline]
     fn lb_pick(&mut self, s: u32) -> Option<u32> {
         let lb = self.e.model.services[s as usize].lb;
         let svc = &mut *self.services[s as usize];
@@ -456,8 +460,8 @@ impl Ctx<'_, '_> {
         }
         let pick = match lb {
             LoadBalancer::RoundRobin => {
-                let i = svc.rr_cursor % n;
-                svc.rr_cursor = svc.rr_cursor.wrapping_add(1);
+                let i = if svc.rr_cursor >= n { 0 } else { svc.rr_cursor };
+                svc.rr_cursor = i + 1;
                 svc.routable[i as usize]
             }
             LoadBalancer::Random => svc.routable[rng::below(&mut svc.lb_rng, n) as usize],
@@ -510,7 +514,9 @@ impl Ctx<'_, '_> {
                 c.offered_retry += 1;
             }
         }
-        let pick = if self.e.model.services[s as usize].removed { None } else { self.lb_pick(s) };
+        let svc_model = &self.e.model.services[s as usize];
+        let capacity = svc_model.queue_capacity;
+        let pick = if svc_model.removed { None } else { self.lb_pick(s) };
         let Some(inst) = pick else {
             self.services[s as usize].metrics.interval.rejected += 1;
             self.reply_and_free(k, Outcome::Rejected);
@@ -518,6 +524,7 @@ impl Ctx<'_, '_> {
         };
         let is = &mut *self.instances[inst as usize];
         match is.down {
+            None => {}
             Some(KillMode::Refuse) => {
                 self.services[s as usize].metrics.interval.refused += 1;
                 self.reply_and_free(k, Outcome::Refused);
@@ -528,20 +535,16 @@ impl Ctx<'_, '_> {
                 self.e.jobs.free(k);
                 return;
             }
-            None => {}
         }
-        {
-            let job = self.e.jobs.get_mut(k);
-            job.instance = inst;
-            job.arrive_ns = now;
-        }
-        let capacity = self.e.model.services[s as usize].queue_capacity;
+        let job = self.e.jobs.get_mut(k);
+        job.instance = inst;
+        job.arrive_ns = now;
         if is.busy < is.workers {
             self.start_work(k, inst);
         } else if (is.queue.len() as u32) < capacity {
             is.touch(now);
             is.queue.push_back(k);
-            self.e.jobs.get_mut(k).phase = Phase::Queued;
+            job.phase = Phase::Queued;
             self.services[s as usize].metrics.interval.queued += 1;
         } else {
             self.services[s as usize].metrics.interval.rejected += 1;
@@ -553,27 +556,27 @@ impl Ctx<'_, '_> {
     /// the job had expired and was dropped instead.
     fn start_work(&mut self, k: u32, inst: u32) -> bool {
         let now = self.e.now;
-        let job = *self.e.jobs.get(k);
-        let svc_model = &self.e.model.services[job.node as usize];
+        let job = self.e.jobs.get_mut(k);
+        let (node, arrive_ns, generation) = (job.node, job.arrive_ns, job.generation);
+        let svc_model = &self.e.model.services[node as usize];
         if svc_model.deadline_propagation && now >= job.deadline_ns {
-            self.services[job.node as usize].metrics.interval.expired += 1;
+            self.services[node as usize].metrics.interval.expired += 1;
             self.reply_and_free(k, Outcome::Expired);
             return false;
         }
-        let dist = svc_model.dist;
+        job.phase = Phase::Working;
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
-        let mut work = dist.sample_ns(&mut is.rng);
+        let mut work = svc_model.dist.sample_ns(&mut is.rng);
         if is.slow_factor != 1.0 {
-            work = (work as f64 * is.slow_factor).round() as Nanos;
+            work = (work as f64 * is.slow_factor + 0.5) as Nanos;
         }
         work = (work + is.added_ns).max(1);
-        let m = &mut self.services[job.node as usize].metrics.interval;
+        let m = &mut self.services[node as usize].metrics.interval;
         m.started += 1;
-        m.wait_ns += u128::from(now - job.arrive_ns);
-        self.e.jobs.get_mut(k).phase = Phase::Working;
-        self.e.sched.schedule(now + work, EventKind::WorkDone, k, job.generation, 0, 0);
+        m.wait_ns += u128::from(now - arrive_ns);
+        self.e.sched.schedule(now + work, EventKind::WorkDone, k, generation, 0, 0);
         true
     }
 
@@ -597,64 +600,56 @@ impl Ctx<'_, '_> {
     /// From the job's `call_idx` on, makes the first call whose probability fires; finishes
     /// the job with success when no call is left.
     fn enter_next_call(&mut self, k: u32) {
-        loop {
-            let job = *self.e.jobs.get(k);
-            let calls = &self.e.model.services[job.node as usize].calls;
-            let Some(call) = calls.get(job.call_idx as usize) else {
-                self.finish(k, Outcome::Success);
-                return;
-            };
-            let (p, count) = (call.probability, call.count);
-            let fires = p >= 1.0 || rng::chance(&mut self.instances[job.instance as usize].rng, p);
+        let job = self.e.jobs.get_mut(k);
+        let calls = &self.e.model.services[job.node as usize].calls;
+        while let Some(call) = calls.get(job.call_idx as usize) {
+            let fires = call.probability >= 1.0 || rng::chance(&mut self.instances[job.instance as usize].rng, call.probability);
             if fires {
-                self.e.jobs.get_mut(k).reps_left = (count.saturating_sub(1)).min(u32::from(u16::MAX)) as u16;
+                job.reps_left = call.count.saturating_sub(1).min(u32::from(u16::MAX)) as u16;
                 self.start_call(k);
                 return;
             }
-            self.e.jobs.get_mut(k).call_idx += 1;
+            job.call_idx += 1;
         }
+        self.finish(k, Outcome::Success);
     }
 
     /// A service job is done (it held a worker): metrics, reply, free worker, next in queue.
     fn finish(&mut self, k: u32, outcome: Outcome) {
         let now = self.e.now;
-        let job = *self.e.jobs.get(k);
-        let inst = job.instance;
+        let job = self.e.jobs.get(k);
+        let (inst, node, arrive_ns, orphaned) = (job.instance, job.node, job.arrive_ns, job.orphaned());
         {
             let is = &mut *self.instances[inst as usize];
             is.touch(now);
             is.busy -= 1;
         }
-        let m = &mut self.services[job.node as usize].metrics;
-        let residence = now - job.arrive_ns;
+        let m = &mut self.services[node as usize].metrics;
+        let residence = now - arrive_ns;
         m.interval.residence_ns += u128::from(residence);
         m.hist.record_ns(residence);
-        m.hist_total.record_ns(residence);
         if outcome == Outcome::Success {
             m.interval.succeeded += 1;
-            if !job.orphaned() {
-                m.interval.goodput += 1;
-            }
+            m.interval.goodput += u64::from(!orphaned);
         } else {
             m.interval.failed[outcome as usize] += 1;
         }
-        if job.orphaned() {
-            m.interval.orphaned += 1;
-        }
-        self.reply(&job, outcome);
+        m.interval.orphaned += u64::from(orphaned);
+        self.reply(k, outcome);
         self.e.jobs.free(k);
         self.dispatch(inst);
     }
 
     /// Starts queued jobs while workers are free.
     pub(crate) fn dispatch(&mut self, inst: u32) {
-        let lifo = {
-            let s = self.instances[inst as usize].service;
-            self.e.model.services[s as usize].lifo
-        };
+        let is = &mut *self.instances[inst as usize];
+        if is.queue.is_empty() || is.busy >= is.workers || is.down.is_some() {
+            return;
+        }
+        let lifo = self.e.model.services[is.service as usize].lifo;
         loop {
             let is = &mut *self.instances[inst as usize];
-            if is.busy >= is.workers || is.down.is_some() {
+            if is.busy >= is.workers {
                 return;
             }
             is.touch(self.e.now);
@@ -664,40 +659,43 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Sends job `job`'s reply to its caller, if the caller still waits for this attempt.
-    pub(crate) fn reply(&mut self, job: &super::jobs::Job, outcome: Outcome) {
-        if job.parent == NONE {
+    /// Sends job `k`'s reply to its caller, if the caller still waits for this attempt.
+    pub(crate) fn reply(&mut self, k: u32, outcome: Outcome) {
+        let job = self.e.jobs.get(k);
+        let (parent, parent_gen, parent_token, link_id, journey, node) =
+            (job.parent, job.parent_gen, job.parent_token, job.link, job.journey, job.node);
+        if parent == NONE {
             return;
         }
-        let Some(parent) = self.e.jobs.live(job.parent, job.parent_gen) else { return };
-        if parent.token != job.parent_token {
+        let Some(p) = self.e.jobs.live(parent, parent_gen) else { return };
+        if p.token != parent_token {
             return;
         }
-        let parent_node = parent.node;
-        let parent_client = parent.is_client();
-        let link = &mut self.e.links[job.link as usize];
-        let arrive = self.e.now + self.e.model.links[job.link as usize].latency_ns + link.extra_ns;
+        let (parent_node, parent_client) = (p.node, p.is_client());
+        let link = &mut self.e.links[link_id as usize];
+        let delay = self.e.model.links[link_id as usize].latency_ns + link.extra_ns;
         let lost = link.partitioned;
         if lost {
             link.interval.lost += 1;
         } else {
-            self.e.sched.schedule(
-                arrive,
+            self.e.sched.schedule_after(
+                self.e.now,
+                delay,
                 EventKind::ReplyArrive,
-                job.parent,
-                job.parent_gen,
-                job.parent_token,
+                parent,
+                parent_gen,
+                parent_token,
                 outcome_u8(outcome),
             );
         }
-        if job.journey != NONE {
+        if journey != NONE {
             let to = if parent_client { NodeRef::Source(parent_node) } else { NodeRef::Service(parent_node) };
             self.e.legs.push(SampledLeg {
-                journey: job.journey,
-                from: NodeRef::Service(job.node),
+                journey,
+                from: NodeRef::Service(node),
                 to,
                 depart_ns: self.e.now,
-                arrive_ns: arrive,
+                arrive_ns: self.e.now + delay,
                 kind: LegKind::Reply { outcome },
                 lost,
             });
@@ -706,23 +704,22 @@ impl Ctx<'_, '_> {
 
     /// Replies and frees a job that never held a worker (rejected, refused, expired).
     fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
-        let job = *self.e.jobs.get(k);
-        self.reply(&job, outcome);
+        self.reply(k, outcome);
         self.e.jobs.free(k);
     }
 
     /// A client request is over.
     fn finish_client(&mut self, j: u32, outcome: Outcome) {
         let now = self.e.now;
-        let job = *self.e.jobs.get(j);
-        let m = &mut self.sources[job.node as usize].metrics;
+        let job = self.e.jobs.get(j);
+        let (node, arrive_ns) = (job.node, job.arrive_ns);
+        let m = &mut self.sources[node as usize].metrics;
         if outcome == Outcome::Success {
-            let latency = now - job.arrive_ns;
+            let latency = now - arrive_ns;
             m.interval.succeeded += 1;
             m.interval.goodput += 1;
             m.interval.residence_ns += u128::from(latency);
             m.hist.record_ns(latency);
-            m.hist_total.record_ns(latency);
         } else {
             m.interval.failed[outcome as usize] += 1;
         }
@@ -738,13 +735,13 @@ impl Ctx<'_, '_> {
         });
         let s = self.instances[inst as usize].service;
         for k in lost {
-            let job = *self.e.jobs.get(k);
+            let job = self.e.jobs.get(k);
             self.orphan_chain(job.child, job.child_gen);
             let m = &mut self.services[s as usize].metrics.interval;
             match mode {
                 KillMode::Refuse => {
                     m.refused += 1;
-                    self.reply(&job, Outcome::Refused);
+                    self.reply(k, Outcome::Refused);
                 }
                 KillMode::Blackhole => m.dropped += 1,
             }

@@ -360,16 +360,27 @@ mod tests {
 )
 "#;
 
+    /// The text at a 1-based line/column.
+    fn at(text: &str, (line, col): (usize, usize)) -> String {
+        text.lines().nth(line - 1).unwrap().chars().skip(col - 1).collect()
+    }
+
     #[test]
     fn records_nested_fields_and_list_items() {
         let index = SpanIndex::build(TEXT);
-        assert_eq!(index.get("version"), Some((4, 14)), "version value is after `version: `");
-        assert_eq!(index.get("sources[0].target"), Some((7, 33)));
-        assert_eq!(index.get("sources[0].rate.0"), Some((7, 56)), "tuple variant member");
-        assert_eq!(index.get("services[0].service_time.mean_ms"), Some((10, 70)));
-        assert_eq!(index.get("services[0].calls[1].to"), Some((11, 76)), "comments are skipped");
-        assert_eq!(index.get("services[0].calls[0].timeout_ms"), Some((11, 36)), "Some(…) is transparent");
-        assert_eq!(index.get("layout.api.y"), Some((13, 30)));
+        let starts = |path: &str, token: &str| {
+            let pos = index.get(path).unwrap_or_else(|| panic!("{path} not recorded"));
+            assert!(at(TEXT, pos).starts_with(token), "{path} at {pos:?} should start with {token:?}, got {:?}", at(TEXT, pos));
+        };
+        starts("version", "1,");
+        starts("sources[0].target", "\"api\"");
+        starts("sources[0].rate", "Constant(");
+        starts("sources[0].rate.0", "800.0");
+        starts("services[0].service_time.mean_ms", "5.0");
+        starts("services[0].calls[1].to", "\"dbb\"");
+        starts("services[0].calls[0].timeout_ms", "Some(100.0)");
+        starts("layout.api.y", "2.0");
+        assert_eq!(index.get("version").map(|p| p.0), Some(4), "lines count from 1, comments included");
     }
 
     #[test]

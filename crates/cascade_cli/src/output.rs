@@ -1,0 +1,183 @@
+//! Writing a run's outputs: `metrics.csv` (one row per interval × node), `events.jsonl` and
+//! `summary.json`, each written atomically (temporary file + rename) so a crash never leaves
+//! half a file. Formats are documented in docs/scenario-format.md ("Outputs").
+
+use std::path::Path;
+
+use cascade_sim::metrics::{MetricsHistory, NodeRow, Outcome};
+use cascade_sim::scenario::write_atomically;
+use cascade_sim::{Engine, EventLog, RunSummary};
+use serde::Serialize;
+
+use crate::Failure;
+
+/// One CSV row: a node in an interval.
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    interval: u32,
+    t_start_s: f64,
+    node: &'a str,
+    role: &'a str,
+    offered_first: u64,
+    offered_retry: u64,
+    queued: u64,
+    rejected: u64,
+    refused: u64,
+    dropped: u64,
+    expired: u64,
+    succeeded: u64,
+    failed_error: u64,
+    failed_timeout: u64,
+    failed_rejected: u64,
+    failed_refused: u64,
+    failed_expired: u64,
+    failed_dependency: u64,
+    timed_out: u64,
+    orphaned: u64,
+    goodput: u64,
+    error_ratio: String,
+    mean_queue: String,
+    mean_in_system: String,
+    utilization: String,
+    mean_ms: String,
+    mean_wait_ms: String,
+    p50_ms: String,
+    p90_ms: String,
+    p99_ms: String,
+    p999_ms: String,
+    live_instances: u32,
+    health: &'a str,
+}
+
+fn f6(x: f64) -> String {
+    format!("{x:.6}")
+}
+
+/// Streams interval rows to a CSV writer as they close.
+pub struct MetricsCsv {
+    writer: csv::Writer<Vec<u8>>,
+    written_intervals: u32,
+}
+
+impl MetricsCsv {
+    /// An empty CSV (header written with the first row).
+    pub fn new() -> Self {
+        MetricsCsv { writer: csv::Writer::from_writer(Vec::new()), written_intervals: 0 }
+    }
+
+    /// Appends every interval closed since the last call, nodes in model order (sources, then
+    /// services).
+    pub fn append(&mut self, history: &MetricsHistory, engine: &Engine) -> Result<(), Failure> {
+        let interval_s = history.interval_ns as f64 / 1e9;
+        for k in self.written_intervals..history.intervals() {
+            let nodes = engine
+                .model
+                .sources
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.removed)
+                .map(|(i, s)| (s.name.as_str(), "source", history.sources.get(i)))
+                .chain(
+                    engine
+                        .model
+                        .services
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| !s.removed)
+                        .map(|(i, s)| (s.name.as_str(), "service", history.services.get(i))),
+                );
+            for (name, role, ring) in nodes {
+                let Some(row) = ring.and_then(|r| MetricsHistory::row_at(r, k)) else { continue };
+                self.writer.serialize(csv_row(row, name, role, interval_s, history.interval_ns)).map_err(|e| Failure::other(format!("metrics.csv: {e}")))?;
+            }
+        }
+        self.written_intervals = history.intervals();
+        Ok(())
+    }
+
+    /// The CSV bytes.
+    pub fn into_bytes(self) -> Result<Vec<u8>, Failure> {
+        self.writer.into_inner().map_err(|e| Failure::other(format!("metrics.csv: {e}")))
+    }
+}
+
+fn csv_row<'a>(row: &NodeRow, node: &'a str, role: &'a str, interval_s: f64, interval_ns: u64) -> CsvRow<'a> {
+    let c = &row.counters;
+    let f = |o: Outcome| c.failed[o as usize];
+    CsvRow {
+        interval: row.interval,
+        t_start_s: f64::from(row.interval) * interval_s,
+        node,
+        role,
+        offered_first: c.offered_first,
+        offered_retry: c.offered_retry,
+        queued: c.queued,
+        rejected: c.rejected,
+        refused: c.refused,
+        dropped: c.dropped,
+        expired: c.expired,
+        succeeded: c.succeeded,
+        failed_error: f(Outcome::Error),
+        failed_timeout: f(Outcome::Timeout),
+        failed_rejected: f(Outcome::Rejected),
+        failed_refused: f(Outcome::Refused),
+        failed_expired: f(Outcome::Expired),
+        failed_dependency: f(Outcome::DependencyFailed),
+        timed_out: c.timed_out,
+        orphaned: c.orphaned,
+        goodput: c.goodput,
+        error_ratio: f6(c.error_ratio()),
+        mean_queue: f6(c.mean_queue(interval_ns)),
+        mean_in_system: f6(c.mean_in_system(interval_ns)),
+        utilization: f6(c.utilization()),
+        mean_ms: f6(if role == "source" {
+            if c.succeeded == 0 { 0.0 } else { c.residence_ns as f64 / c.succeeded as f64 / 1e6 }
+        } else {
+            c.mean_residence_ms()
+        }),
+        mean_wait_ms: f6(c.mean_wait_ms()),
+        p50_ms: f6(row.latency_ms[0]),
+        p90_ms: f6(row.latency_ms[1]),
+        p99_ms: f6(row.latency_ms[2]),
+        p999_ms: f6(row.latency_ms[3]),
+        live_instances: row.live_instances,
+        health: row.health.as_str(),
+    }
+}
+
+/// `events.jsonl`: one JSON object per event, with `time_s`.
+pub fn events_jsonl(log: &EventLog) -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::new();
+    for ev in &log.events {
+        let mut value = serde_json::to_value(ev).map_err(|e| Failure::other(format!("events.jsonl: {e}")))?;
+        if let Some(obj) = value.as_object_mut() {
+            let t = obj.remove("time_ns").and_then(|v| v.as_u64()).unwrap_or(0);
+            obj.insert("time_s".into(), serde_json::json!(t as f64 / 1e9));
+        }
+        serde_json::to_writer(&mut out, &value).map_err(|e| Failure::other(format!("events.jsonl: {e}")))?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Writes one output file atomically, creating the directory.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::other(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(name);
+    write_atomically(&path, bytes).map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The summary as pretty JSON.
+pub fn summary_json(summary: &RunSummary, wall_seconds: f64) -> Result<String, Failure> {
+    let mut value = serde_json::to_value(summary).map_err(|e| Failure::other(e.to_string()))?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("wall_seconds".into(), serde_json::json!(wall_seconds));
+        let verdict = summary.verdict.as_str();
+        obj.insert("verdict".into(), serde_json::json!(verdict));
+        if let Some(e) = summary.expected_verdict {
+            obj.insert("expected_verdict".into(), serde_json::json!(e.as_str()));
+            obj.insert("expectation_met".into(), serde_json::json!(e == summary.verdict));
+        }
+    }
+    serde_json::to_string_pretty(&value).map_err(|e| Failure::other(e.to_string()))
+}

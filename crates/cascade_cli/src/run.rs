@@ -1,0 +1,125 @@
+//! `cascade-cli run` and `cascade-cli validate`.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cascade_sim::scenario::{self, Scenario};
+use cascade_sim::{Engine, EventLog, Simulation};
+use clap::Args;
+
+use crate::output::{self, MetricsCsv};
+use crate::Failure;
+
+/// Arguments of `run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario file (.ron).
+    pub scenario: PathBuf,
+    /// Seed of every random stream (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Simulated seconds to run (default: the scenario's `duration_s`).
+    #[arg(long, value_parser = positive_seconds)]
+    pub duration: Option<f64>,
+    /// Also write metrics.csv, events.jsonl and summary.json into this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 3 if the scenario states an expected verdict and the run ends otherwise.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Parses a positive, finite number of seconds.
+pub fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("must be a positive number of seconds, got {v}")),
+        Err(_) => Err(format!("`{s}` is not a number of seconds")),
+    }
+}
+
+/// Loads and validates a scenario file (exit 2 on any problem).
+pub fn load(path: &Path) -> Result<Scenario, Failure> {
+    scenario::load(path).map_err(|e| Failure::input(e.to_string()))
+}
+
+/// `run`.
+pub fn run(args: &RunArgs) -> Result<(), Failure> {
+    let mut scenario = load(&args.scenario)?;
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let duration = args.duration.unwrap_or(scenario.duration_s);
+    let started = Instant::now();
+    let mut sim = Simulation::new(&scenario);
+    let mut csv = args.out.as_ref().map(|_| MetricsCsv::new());
+    let bar = progress_bar(duration);
+    let mut io_error = None;
+    sim.run_to(duration, |fraction| {
+        if let Some(bar) = &bar {
+            bar.set_position((fraction * 1000.0) as u64);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(csv) = csv.as_mut() {
+        let world = sim.world();
+        if let Err(e) = csv.append(world.resource(), world.resource::<Engine>()) {
+            io_error = Some(e);
+        }
+    }
+    if let Some(e) = io_error {
+        return Err(e);
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let summary = sim.summary();
+    let json = output::summary_json(&summary, wall)?;
+    if let (Some(dir), Some(csv)) = (&args.out, csv) {
+        output::write(dir, "metrics.csv", &csv.into_bytes()?)?;
+        output::write(dir, "events.jsonl", &output::events_jsonl(sim.world().resource::<EventLog>())?)?;
+        output::write(dir, "summary.json", format!("{json}\n").as_bytes())?;
+    }
+    println!("{json}");
+    if args.check
+        && let Some(expected) = summary.expected_verdict
+        && expected != summary.verdict
+    {
+        return Err(Failure {
+            code: 3,
+            message: format!(
+                "{}: expected verdict {} but the run ended {}",
+                args.scenario.display(),
+                expected.as_str(),
+                summary.verdict.as_str()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn progress_bar(duration_s: f64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% of {msg} simulated s, eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("{duration_s}"));
+    Some(bar)
+}
+
+/// `validate`.
+pub fn validate(files: &[PathBuf]) -> Result<(), Failure> {
+    let mut errors = Vec::new();
+    for file in files {
+        match scenario::load(file) {
+            Ok(_) => eprintln!("{}: ok", file.display()),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(Failure::input(errors.join("\n"))) }
+}
