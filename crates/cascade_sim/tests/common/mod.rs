@@ -1,0 +1,112 @@
+//! Shared helpers for the model's validation tests: building small scenarios, running them
+//! headless, and batch-means statistics.
+//!
+//! Tolerances: every stochastic check compares an estimate with its closed form within
+//! `Z` standard errors, where the standard error comes from the run itself (batch means over
+//! batches much longer than the queue's relaxation time) or, for M/M/1, from Whitt's
+//! asymptotic variance. With `Z = 4` a correct model fails a check with probability about
+//! 6e-5 (normal approximation); a model that is off by more than a few standard errors fails.
+#![allow(dead_code, reason = "each test binary uses a subset of the helpers")]
+
+use cascade_sim::metrics::{MetricsHistory, NodeCounters};
+use cascade_sim::scenario::{self, Scenario};
+use cascade_sim::Simulation;
+
+/// Standard errors allowed between an estimate and its closed form.
+pub const Z: f64 = 4.0;
+
+/// Parses a scenario written inline.
+pub fn parse(text: &str) -> Scenario {
+    Scenario::from_ron_str(text, "<test>").unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}"))
+}
+
+/// Loads a scenario shipped under `scenarios/`.
+pub fn shipped(rel: &str) -> Scenario {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios").join(rel);
+    scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One FIFO service `server` fed by a Poisson source `clients`.
+pub fn single_queue(rate_per_s: f64, workers: u32, service_time: &str, queue_capacity: Option<u32>) -> Scenario {
+    let queue = match queue_capacity {
+        Some(c) => format!("queue: (capacity: {c}),"),
+        None => String::new(),
+    };
+    parse(&format!(
+        r#"(
+            version: 1, name: "queue", duration_s: 1, seed: 11,
+            sources: [(name: "clients", target: "server", rate: Constant({rate_per_s}))],
+            services: [(name: "server", workers: {workers}, {queue} service_time: {service_time})],
+        )"#
+    ))
+}
+
+/// Per-batch counters of one service, after a warm-up.
+pub struct Batches {
+    /// Counters of each batch.
+    pub batches: Vec<NodeCounters>,
+    /// Length of a batch, ns.
+    pub batch_ns: u64,
+}
+
+/// Runs `warmup_s`, then `batches` batches of `batch_s`, and returns each batch's counters
+/// for service `service` (index in file order).
+pub fn run_batches(scenario: &Scenario, service: usize, warmup_s: f64, batch_s: f64, batches: usize) -> Batches {
+    let mut sim = Simulation::new(scenario);
+    let interval_s = sim.history().interval_ns as f64 / 1e9;
+    let per_batch = (batch_s / interval_s).round() as u32;
+    let warm = (warmup_s / interval_s).round() as u32;
+    sim.run_until_s(warmup_s + batch_s * batches as f64);
+    let history = sim.history();
+    let ring = &history.services[service];
+    let out = (0..batches as u32)
+        .map(|b| {
+            let mut c = NodeCounters::default();
+            for k in warm + b * per_batch..warm + (b + 1) * per_batch {
+                c.add(&MetricsHistory::row_at(ring, k).expect("history keeps every interval of a short run").counters);
+            }
+            c
+        })
+        .collect();
+    Batches { batches: out, batch_ns: (batch_s * 1e9) as u64 }
+}
+
+/// Mean and standard error of the mean of per-batch values.
+pub fn mean_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+impl Batches {
+    /// Batch-means estimate of a per-batch statistic.
+    pub fn estimate(&self, f: impl Fn(&NodeCounters, u64) -> f64) -> (f64, f64) {
+        let values: Vec<f64> = self.batches.iter().map(|c| f(c, self.batch_ns)).collect();
+        mean_se(&values)
+    }
+
+    /// Sum of all batches.
+    pub fn total(&self) -> NodeCounters {
+        let mut t = NodeCounters::default();
+        for c in &self.batches {
+            t.add(c);
+        }
+        t
+    }
+}
+
+/// Asserts `|estimate − expected| ≤ Z·se` and that the run was long enough to make that a
+/// real test (`se ≤ max_rel_se · expected`).
+#[track_caller]
+pub fn assert_close(what: &str, (estimate, se): (f64, f64), expected: f64, max_rel_se: f64) {
+    assert!(
+        se <= max_rel_se * expected.abs(),
+        "{what}: standard error {se:.5} is more than {max_rel_se} of {expected}; the run is too short to test"
+    );
+    let z = (estimate - expected) / se.max(1e-12);
+    assert!(
+        (estimate - expected).abs() <= Z * se,
+        "{what}: {estimate:.5} vs closed form {expected:.5} (se {se:.5}, z = {z:.2}; allowed {Z} se)"
+    );
+}

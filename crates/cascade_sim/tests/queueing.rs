@@ -1,0 +1,306 @@
+//! The model against queueing theory (../shared/reference/ground-truths.md, section A.1).
+//!
+//! Each test runs a scenario long enough that the standard error of every estimate is small
+//! (checked), then requires the estimate within 4 standard errors of the closed form. Standard
+//! errors are batch means over 20–50 batches, each batch ≥ 100× the queue's relaxation time;
+//! for M/M/1 they are also checked against Whitt's asymptotic variance of the time-average
+//! number in system, σ² = 2ρ(1+ρ)/(1−ρ)⁴ (in units of 1/μ), so the tolerance is the one the
+//! run length justifies — no wider. Time unit in scenarios: 1/μ = 1 ms unless stated.
+
+mod common;
+
+use cascade_sim::engine::ServiceState;
+use common::{assert_close, mean_se, run_batches, single_queue, Batches};
+
+// ------------------------------------------------------------------ closed forms
+
+/// M/M/c/K stationary distribution (K = None: infinite), λ and μ per second.
+fn mmck(lambda: f64, mu: f64, c: u32, k: Option<u32>) -> Vec<f64> {
+    let a = lambda / mu;
+    let cap = k.unwrap_or(20_000);
+    let mut p = Vec::with_capacity(cap as usize + 1);
+    let mut term = 1.0f64;
+    p.push(term);
+    for n in 1..=cap {
+        term *= if n <= c { a / f64::from(n) } else { a / f64::from(c) };
+        p.push(term);
+        if k.is_none() && term < 1e-18 {
+            break;
+        }
+    }
+    let total: f64 = p.iter().sum();
+    p.iter().map(|x| x / total).collect()
+}
+
+struct Theory {
+    l: f64,
+    lq: f64,
+    /// Ms.
+    w_ms: f64,
+    /// Ms.
+    wq_ms: f64,
+    /// Probability an admitted arrival waits.
+    p_wait: f64,
+    /// Blocking probability.
+    p_block: f64,
+    /// Per second.
+    throughput: f64,
+}
+
+fn theory(lambda: f64, mu: f64, c: u32, k: Option<u32>) -> Theory {
+    let p = mmck(lambda, mu, c, k);
+    let l: f64 = p.iter().enumerate().map(|(n, x)| n as f64 * x).sum();
+    let lq: f64 = p.iter().enumerate().skip(c as usize).map(|(n, x)| (n - c as usize) as f64 * x).sum();
+    let p_block = if k.is_some() { *p.last().unwrap() } else { 0.0 };
+    let waiting_states: f64 = p.iter().enumerate().filter(|(n, _)| *n >= c as usize && Some(*n as u32) != k).map(|(_, x)| x).sum();
+    let throughput = lambda * (1.0 - p_block);
+    Theory {
+        l,
+        lq,
+        w_ms: l / throughput * 1e3,
+        wq_ms: lq / throughput * 1e3,
+        p_wait: waiting_states / (1.0 - p_block),
+        p_block,
+        throughput,
+    }
+}
+
+#[test]
+fn closed_forms_reproduce_the_reference_tables() {
+    // Independent check of the formulas above against ground-truths.md (4 significant digits).
+    let close = |a: f64, b: f64| (a - b).abs() <= 5e-4 * b.abs().max(1e-9) + 5e-5;
+    let t = theory(0.8, 1.0, 1, None);
+    assert!(close(t.l, 4.000) && close(t.w_ms / 1e3, 5.000) && close(t.p_wait, 0.8));
+    let t = theory(9.0, 1.0, 10, None);
+    assert!(close(t.p_wait, 0.6687) && close(t.wq_ms / 1e3, 0.6687) && close(t.l, 15.02), "Erlang C c=10 a=9");
+    let t = theory(8.0, 1.0, 10, None);
+    assert!(close(t.p_wait, 0.4092) && close(t.lq, 1.637), "Erlang C c=10 a=8");
+    let t = theory(1.5, 1.0, 1, Some(10));
+    assert!(close(t.p_block, 0.3372) && close(t.l, 8.129) && close(t.w_ms / 1e3, 8.176), "M/M/1/10 at 1.5");
+    let t = theory(8.0, 1.0, 10, Some(15));
+    assert!(close(t.p_block, 0.03004) && close(t.l, 8.392) && close(t.p_wait, 0.3177), "M/M/10/15");
+    let t = theory(2.0, 1.0, 3, Some(3));
+    assert!(close(t.p_block, 0.2105), "Erlang B");
+}
+
+// ------------------------------------------------------------------ M/M/1
+
+fn whitt_se(rho: f64, time_units: f64) -> f64 {
+    (2.0 * rho * (1.0 + rho) / (1.0 - rho).powi(4) / time_units).sqrt()
+}
+
+fn check_mm1(rho: f64, batch_s: f64, batches: usize) {
+    let mu = 1000.0;
+    let lambda = rho * mu;
+    let s = single_queue(lambda, 1, "Exponential(mean_ms: 1.0)", None);
+    let b = run_batches(&s, 0, 20.0, batch_s, batches);
+    let t = theory(lambda, mu, 1, None);
+    let l = b.estimate(|c, span| c.mean_in_system(span));
+    // The batch-means error agrees with Whitt's asymptotic variance (within a factor of 2:
+    // itself an estimate from `batches` batches).
+    let whitt = whitt_se(rho, batch_s * batches as f64 * mu);
+    assert!(l.1 < 2.0 * whitt && l.1 > whitt / 2.0, "ρ={rho}: batch-means se {} vs Whitt {}", l.1, whitt);
+    let rel = 0.015;
+    assert_close(&format!("M/M/1 ρ={rho} L"), l, t.l, rel);
+    assert_close(&format!("M/M/1 ρ={rho} Lq"), b.estimate(|c, span| c.mean_queue(span)), t.lq, rel * 1.3);
+    assert_close(&format!("M/M/1 ρ={rho} W"), b.estimate(|c, _| c.mean_residence_ms()), t.w_ms, rel);
+    assert_close(&format!("M/M/1 ρ={rho} Wq"), b.estimate(|c, _| c.mean_wait_ms()), t.wq_ms, rel * 1.3);
+    assert_close(&format!("M/M/1 ρ={rho} P(wait)"), b.estimate(|c, _| c.queued as f64 / c.offered() as f64), t.p_wait, 0.01);
+    assert_close(&format!("M/M/1 ρ={rho} utilisation"), b.estimate(|c, _| c.utilization()), rho, 0.01);
+}
+
+#[test]
+fn mm1_at_rho_0_5_matches_theory() {
+    check_mm1(0.5, 25.0, 40);
+}
+
+#[test]
+fn mm1_at_rho_0_8_matches_theory() {
+    check_mm1(0.8, 50.0, 40);
+}
+
+#[test]
+fn mm1_at_rho_0_9_matches_theory() {
+    check_mm1(0.9, 150.0, 40);
+}
+
+/// p99 of the sojourn time: the share of requests slower than the theoretical p99 is 1%, and
+/// the histogram's p99 is the theoretical one within the same error mapped through the density.
+fn check_mm1_p99(rho: f64, batch_s: f64, batches: usize) {
+    let mu = 1000.0;
+    let lambda = rho * mu;
+    let p99_ms = -(0.01f64).ln() / (mu - lambda) * 1e3;
+    let s = single_queue(lambda, 1, "Exponential(mean_ms: 1.0)", None);
+    let mut sim = cascade_sim::Simulation::new(&s);
+    sim.run_until_s(20.0);
+    let read = |sim: &mut cascade_sim::Simulation| {
+        let mut q = sim.world_mut().query::<&ServiceState>();
+        let st = q.iter(sim.world()).next().unwrap();
+        (st.metrics.hist_total.count_above_ms(p99_ms), st.metrics.hist_total.len())
+    };
+    let (mut above0, mut n0) = read(&mut sim);
+    let mut fractions = Vec::new();
+    for _ in 0..batches {
+        sim.run_for_s(batch_s);
+        let (above, n) = read(&mut sim);
+        fractions.push((above - above0) as f64 / (n - n0) as f64);
+        (above0, n0) = (above, n);
+    }
+    let (f, se) = mean_se(&fractions);
+    // count_above_ms includes the whole bucket holding p99 (≤ 0.78% wide): that adds at most
+    // density × width = 0.01 × (μ−λ) × 0.0078 × p99 to the expected share.
+    let bucket_excess = 0.01 * (mu - lambda) / 1e3 * 0.0078 * p99_ms;
+    assert!(se < 0.0015, "ρ={rho}: se of the tail share {se} too large to test");
+    assert!(
+        f >= 0.01 - 4.0 * se && f <= 0.01 + bucket_excess + 4.0 * se,
+        "ρ={rho}: share above the theoretical p99 ({p99_ms:.3} ms) is {f:.5} ± {se:.5}, expected 0.01"
+    );
+    let summary = sim.summary();
+    let p99 = summary.services["server"].p99_ms;
+    // Delta method: se(quantile) = se(share) / density at the quantile, density = 0.01 (μ−λ).
+    let se_q_ms = se / (0.01 * (mu - lambda)) * 1e3;
+    assert!((p99 - p99_ms).abs() <= 4.0 * se_q_ms + 0.004 * p99_ms, "ρ={rho}: p99 {p99} vs {p99_ms} (se {se_q_ms})");
+}
+
+#[test]
+fn mm1_p99_sojourn_matches_theory() {
+    check_mm1_p99(0.5, 20.0, 30);
+    check_mm1_p99(0.8, 40.0, 30);
+    check_mm1_p99(0.9, 120.0, 30);
+}
+
+// ------------------------------------------------------------------ M/M/c (Erlang C)
+
+fn check_mmc(a: f64, batch_s: f64, batches: usize) {
+    // c = 10 workers, mean service 10 ms (μ = 100/s per worker), λ = a·μ.
+    let mu = 100.0;
+    let lambda = a * mu;
+    let s = single_queue(lambda, 10, "Exponential(mean_ms: 10.0)", None);
+    let b = run_batches(&s, 0, 20.0, batch_s, batches);
+    let t = theory(lambda, mu, 10, None);
+    assert_close(&format!("M/M/10 a={a} P(wait)"), b.estimate(|c, _| c.queued as f64 / c.offered() as f64), t.p_wait, 0.01);
+    assert_close(&format!("M/M/10 a={a} Wq"), b.estimate(|c, _| c.mean_wait_ms()), t.wq_ms, 0.02);
+    assert_close(&format!("M/M/10 a={a} W"), b.estimate(|c, _| c.mean_residence_ms()), t.w_ms, 0.01);
+    assert_close(&format!("M/M/10 a={a} Lq"), b.estimate(|c, span| c.mean_queue(span)), t.lq, 0.02);
+    assert_close(&format!("M/M/10 a={a} L"), b.estimate(|c, span| c.mean_in_system(span)), t.l, 0.01);
+    // Tail: P(Wq > 10 ms) = C·e^{−(cμ−λ)·0.01}; here as the share of waits longer than one
+    // mean service time, measured from the per-batch wait histogram proxy: queue waits are
+    // residence − service, so use the closed form on the mean instead (Wq/C = 1/(cμ−λ)).
+    let conditional_wait = b.estimate(|c, _| c.mean_wait_ms() / (c.queued as f64 / c.offered() as f64));
+    assert_close(&format!("M/M/10 a={a} E[Wq | wait]"), conditional_wait, 1e3 / (10.0 * mu - lambda), 0.02);
+}
+
+#[test]
+fn mmc_erlang_c_at_8_erlangs() {
+    check_mmc(8.0, 120.0, 40);
+}
+
+#[test]
+fn mmc_erlang_c_at_9_erlangs() {
+    check_mmc(9.0, 240.0, 40);
+}
+
+#[test]
+fn shipped_mmc_scenario_is_the_erlang_c_case() {
+    let s = common::shipped("validation/mmc.ron");
+    let b = run_batches(&s, 0, 20.0, 40.0, 30);
+    let t = theory(800.0, 100.0, 10, None);
+    assert_close("mmc.ron P(wait)", b.estimate(|c, _| c.queued as f64 / c.offered() as f64), t.p_wait, 0.015);
+    assert_close("mmc.ron W", b.estimate(|c, _| c.mean_residence_ms()), t.w_ms, 0.01);
+}
+
+// ------------------------------------------------------------------ finite capacity
+
+fn check_finite(lambda: f64, c: u32, k: u32, batch_s: f64, batches: usize) {
+    // Service mean 1 ms (μ = 1000/s); the queue holds K − c waiting requests.
+    let mu = 1000.0;
+    let s = single_queue(lambda, c, "Exponential(mean_ms: 1.0)", Some(k - c));
+    let b = run_batches(&s, 0, 10.0, batch_s, batches);
+    let t = theory(lambda, mu, c, Some(k));
+    let name = format!("M/M/{c}/{k} λ={lambda}");
+    assert_close(&format!("{name} P_B"), b.estimate(|c, _| c.rejected as f64 / c.offered() as f64), t.p_block, 0.02);
+    assert_close(&format!("{name} throughput"), b.estimate(|c, span| c.completed() as f64 / (span as f64 / 1e9)), t.throughput, 0.01);
+    assert_close(&format!("{name} L"), b.estimate(|c, span| c.mean_in_system(span)), t.l, 0.01);
+    assert_close(&format!("{name} W"), b.estimate(|c, _| c.mean_residence_ms()), t.w_ms, 0.01);
+    if t.p_wait > 0.0 {
+        assert_close(&format!("{name} P(wait | admitted)"), b.estimate(|c, _| c.queued as f64 / (c.offered() - c.rejected) as f64), t.p_wait, 0.01);
+    }
+}
+
+#[test]
+fn mm1k_blocking_matches_theory() {
+    check_finite(1500.0, 1, 10, 10.0, 40); // ρ = 1.5: P_B = 0.3372
+    check_finite(800.0, 1, 10, 60.0, 40); // ρ = 0.8: P_B = 0.02349
+    check_finite(1000.0, 1, 10, 20.0, 40); // ρ = 1: the special case, P_B = 1/11
+}
+
+#[test]
+fn shipped_mm1k_scenario_is_the_m_m_1_10_case() {
+    let s = common::shipped("validation/mm1k.ron");
+    let b = run_batches(&s, 0, 10.0, 10.0, 40);
+    assert_close("mm1k.ron P_B", b.estimate(|c, _| c.rejected as f64 / c.offered() as f64), 0.3372, 0.02);
+}
+
+#[test]
+fn mmck_blocking_matches_theory() {
+    check_finite(8000.0, 10, 15, 10.0, 40); // a = 8, c = 10, K = 15: P_B = 0.03004
+    check_finite(1600.0, 2, 5, 10.0, 40); // a = 1.6, c = 2, K = 5: P_B = 0.1027
+    check_finite(2000.0, 3, 3, 10.0, 40); // Erlang B: P_B = 0.2105
+}
+
+// ------------------------------------------------------------------ M/D/1 and M/G/1
+
+#[test]
+fn md1_matches_pollaczek_khinchine() {
+    for (lambda, batch_s) in [(500.0, 10.0), (800.0, 30.0), (900.0, 60.0)] {
+        let rho: f64 = lambda / 1000.0;
+        let s = single_queue(lambda, 1, "Deterministic(ms: 1.0)", None);
+        let b = run_batches(&s, 0, 10.0, batch_s, 40);
+        let wq_ms = rho / (2.0 * (1.0 - rho)); // D = 1 ms
+        assert_close(&format!("M/D/1 ρ={rho} Wq"), b.estimate(|c, _| c.mean_wait_ms()), wq_ms, 0.02);
+        assert_close(&format!("M/D/1 ρ={rho} W"), b.estimate(|c, _| c.mean_residence_ms()), wq_ms + 1.0, 0.01);
+        assert_close(&format!("M/D/1 ρ={rho} L"), b.estimate(|c, span| c.mean_in_system(span)), rho * (wq_ms + 1.0), 0.015);
+    }
+}
+
+#[test]
+fn mg1_lognormal_matches_pollaczek_khinchine() {
+    // ρ = 0.8, E[S] = 1 ms, lognormal σ = 1: C_s² = e − 1 = 1.718; Wq = ρ/(1−ρ)·(1+C_s²)/2·E[S].
+    let s = single_queue(800.0, 1, "LogNormal(mean_ms: 1.0, sigma: 1.0)", None);
+    let b = run_batches(&s, 0, 20.0, 60.0, 40);
+    let cs2 = std::f64::consts::E - 1.0;
+    let wq_ms = 0.8 / 0.2 * (1.0 + cs2) / 2.0;
+    assert_close("M/G/1 lognormal Wq", b.estimate(|c, _| c.mean_wait_ms()), wq_ms, 0.03);
+}
+
+// ------------------------------------------------------------------ Little's law
+
+#[test]
+fn littles_law_holds_per_service_in_a_network_with_retries() {
+    // A non-Markovian network: lognormal api, uniform db, 3 instances, random LB, calls with
+    // probability and count, timeouts and retries. L = λ_eff·W holds on every sample path up to
+    // the requests in the system at the window's edges: a boundary error of at most
+    // (max in system) / (completions), far below 0.5% here.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "little", duration_s: 1, seed: 5,
+            sources: [(name: "users", target: "api", rate: Constant(600), timeout_ms: 500.0, retry: (max_attempts: 2))],
+            services: [
+                (name: "api", instances: 3, lb: Random, workers: 16, service_time: LogNormal(mean_ms: 4.0, sigma: 0.8),
+                 calls: [(to: "db", probability: 0.7, count: 2, timeout_ms: 40.0, retry: (max_attempts: 3)),
+                         (to: "cache", timeout_ms: 20.0)]),
+                (name: "db", instances: 2, lb: LeastOutstanding, workers: 6, service_time: Uniform(min_ms: 2.0, max_ms: 14.0)),
+                (name: "cache", lb: PowerOfTwoChoices, instances: 2, workers: 4, service_time: Exponential(mean_ms: 1.0)),
+            ],
+        )"#,
+    );
+    for service in 0..3 {
+        let b: Batches = run_batches(&s, service, 5.0, 200.0, 1);
+        let c = b.total();
+        let secs = b.batch_ns as f64 / 1e9;
+        let l = c.mean_in_system(b.batch_ns);
+        let lambda_w = c.completed() as f64 / secs * c.mean_residence_ms() / 1e3;
+        assert!(c.completed() > 50_000, "service {service}: too few completions");
+        assert!((l - lambda_w).abs() <= 0.005 * l, "service {service}: L = {l} but λW = {lambda_w}");
+    }
+}
