@@ -65,8 +65,13 @@ pub enum SimEventKind {
     /// The run's verdict (so far) changed.
     VerdictChanged {
         /// New verdict.
+        #[serde(serialize_with = "verdict_str")]
         verdict: VerdictKind,
     },
+}
+
+fn verdict_str<S: serde::Serializer>(v: &VerdictKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
 }
 
 /// One entry of the event log.

@@ -16,6 +16,7 @@ use crate::time::{ns_to_ms, Nanos};
 
 /// How a request attempt ended, as seen by whoever reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum Outcome {
     /// Served successfully.
@@ -361,6 +362,7 @@ impl LatencyHistogram {
 
 /// Health of a service in an interval, from its own numbers (thresholds in docs/model.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Health {
     /// No traffic and no fault: nothing to say.
     #[default]
@@ -411,6 +413,7 @@ impl Health {
 
 /// Whether a row belongs to a source or a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NodeRole {
     /// A traffic source.
     Source,

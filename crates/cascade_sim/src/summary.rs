@@ -113,7 +113,9 @@ pub fn current_verdict(world: &World) -> Option<Verdict> {
     let scenario = &world.get_resource::<ActiveScenario>()?.0;
     let interval_s = history.interval_ns as f64 / 1e9;
     let window = (scenario.verdict.judge_window_s / interval_s).round().max(1.0) as u32;
-    Some(judge(&history.system, interval_s, &scenario.verdict, &window_counters(history, window)))
+    let names: Vec<(String, bool)> =
+        world.get_resource::<Engine>()?.model.services.iter().map(|s| (s.name.clone(), s.removed)).collect();
+    Some(judge(&history.system, interval_s, &scenario.verdict, &window_counters(history, &names, window)))
 }
 
 /// Summarises the run so far.

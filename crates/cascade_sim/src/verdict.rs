@@ -3,7 +3,9 @@
 //! The rule (also in docs/model.md), on the per-interval system series (goodput / new client
 //! requests over all sources):
 //!
-//! * an interval is **healthy** when its success ratio is at least `healthy_ratio` (0.9);
+//! * an interval is **healthy** when the success ratio over the `smooth_s` (5 s) centred on it
+//!   is at least `healthy_ratio` (0.9) — smoothing keeps one unlucky second of a busy but
+//!   stable queue from counting as an outage;
 //! * the **trigger** is every interval in which a fault or a load spike was active; it *ends*
 //!   with the last such interval;
 //! * the **final window** is the last `judge_window_s` (30 s) of the run.
@@ -37,12 +39,20 @@ pub struct Verdict {
     pub trigger_end_s: Option<f64>,
 }
 
-/// Judges a run from its system rows. `interval_s` is the metrics interval.
-pub fn judge(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings, window_nodes: &NodeCounters) -> Verdict {
-    let healthy = |r: &SystemRow| r.success_ratio() >= settings.healthy_ratio;
+/// Judges a run from its system rows. `interval_s` is the metrics interval; `window` holds
+/// each service's counters over the final window (named), used to explain a metastable state.
+pub fn judge(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings, window: &[(String, NodeCounters)]) -> Verdict {
     let n = rows.len();
-    let window = ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1));
-    let final_rows = &rows[n.saturating_sub(window)..];
+    let half = ((settings.smooth_s / interval_s / 2.0).floor() as usize).min(n);
+    let healthy_at: Vec<bool> = (0..n)
+        .map(|i| {
+            let (from, to) = (i.saturating_sub(half), (i + half + 1).min(n));
+            let (o, g) = rows[from..to].iter().fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
+            o == 0 || g as f64 / o as f64 >= settings.healthy_ratio
+        })
+        .collect();
+    let window_len = ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1));
+    let final_rows = &rows[n.saturating_sub(window_len)..];
     let final_ratio = {
         let (o, g) = final_rows.iter().fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
         if o == 0 { 1.0 } else { g as f64 / o as f64 }
@@ -51,59 +61,76 @@ pub fn judge(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings, wi
     let trigger_end_s = last_trigger.filter(|&i| i + 1 < n).map(|i| (i + 1) as f64 * interval_s);
     let base = Verdict { kind: VerdictKind::Stable, recovery_seconds: None, sustained_by: Vec::new(), final_success_ratio: final_ratio, trigger_end_s };
 
-    if n == 0 || rows.iter().all(healthy) {
+    if healthy_at.iter().all(|&h| h) {
         return base;
     }
-    if final_rows.iter().all(healthy) {
-        let streak_start = rows.iter().rposition(|r| !healthy(r)).map_or(0, |i| i + 1);
+    if healthy_at[n - final_rows.len()..].iter().all(|&h| h) {
+        let streak_start = healthy_at.iter().rposition(|&h| !h).map_or(0, |i| i + 1);
         let trigger_end = last_trigger.map_or(0, |i| i + 1);
         let recovery = streak_start.saturating_sub(trigger_end) as f64 * interval_s;
         return Verdict { kind: VerdictKind::Recovered, recovery_seconds: Some(recovery), ..base };
     }
     let trigger_over_before_window = match last_trigger {
-        Some(i) => i + 1 <= n - final_rows.len(),
+        Some(i) => i < n - final_rows.len(),
         None => false,
     };
     if trigger_over_before_window {
-        Verdict { kind: VerdictKind::Metastable, sustained_by: sustaining_effects(window_nodes), ..base }
+        Verdict { kind: VerdictKind::Metastable, sustained_by: sustaining_effects(window), ..base }
     } else {
         Verdict { kind: VerdictKind::Down, ..base }
     }
 }
 
-/// What keeps a system in its bad state, from the services' counters over the final window.
-pub fn sustaining_effects(c: &NodeCounters) -> Vec<String> {
+/// What keeps a system in its bad state, from each service's counters over the final window:
+/// retry amplification, orphaned work and rejections, each at the service where it is
+/// strongest, strongest first.
+pub fn sustaining_effects(window: &[(String, NodeCounters)]) -> Vec<String> {
+    let busiest = |f: &dyn Fn(&NodeCounters) -> f64| {
+        window
+            .iter()
+            .filter(|(_, c)| c.offered() >= 10)
+            .map(|(name, c)| (f(c), name.as_str()))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    };
     let mut effects: Vec<(f64, String)> = Vec::new();
-    let first = c.offered_first.max(1) as f64;
-    let amplification = c.offered() as f64 / first;
-    if amplification >= 1.5 {
-        effects.push((amplification, format!("retry amplification ({amplification:.1}× attempts per first attempt)")));
+    if let Some((amp, name)) = busiest(&|c: &NodeCounters| c.offered() as f64 / c.offered_first.max(1) as f64)
+        && amp >= 1.5
+    {
+        effects.push((amp, format!("retry amplification at {name} ({amp:.1}× attempts per first attempt)")));
     }
-    let orphaned = c.orphaned_ratio();
-    if orphaned >= 0.3 {
-        effects.push((1.0 + 2.0 * orphaned, format!("orphaned work ({:.0}% of completed work was for callers that had given up)", orphaned * 100.0)));
+    if let Some((orphaned, name)) = busiest(&NodeCounters::orphaned_ratio)
+        && orphaned >= 0.3
+    {
+        effects.push((1.0 + 2.0 * orphaned, format!("orphaned work at {name} ({:.0}% of its completed work was for callers that had given up)", orphaned * 100.0)));
     }
-    let rejected = c.rejected_ratio();
-    if rejected >= 0.3 {
-        effects.push((1.0 + rejected, format!("rejections ({:.0}% of attempts turned away)", rejected * 100.0)));
+    if let Some((rejected, name)) = busiest(&NodeCounters::rejected_ratio)
+        && rejected >= 0.3
+    {
+        effects.push((1.0 + rejected, format!("rejections at {name} ({:.0}% of attempts turned away)", rejected * 100.0)));
     }
     effects.sort_by(|a, b| b.0.total_cmp(&a.0));
     effects.into_iter().map(|(_, s)| s).collect()
 }
 
-/// Sum of all services' counters over the last `intervals` closed intervals.
-pub fn window_counters(history: &MetricsHistory, intervals: u32) -> NodeCounters {
+/// Each live service's counters over the last `intervals` closed intervals, with its name.
+pub fn window_counters(history: &MetricsHistory, names: &[(String, bool)], intervals: u32) -> Vec<(String, NodeCounters)> {
     let end = history.intervals();
     let start = end.saturating_sub(intervals);
-    let mut total = NodeCounters::default();
-    for ring in &history.services {
-        for k in start..end {
-            if let Some(row) = MetricsHistory::row_at(ring, k) {
-                total.add(&row.counters);
+    history
+        .services
+        .iter()
+        .zip(names)
+        .filter(|(_, (_, removed))| !removed)
+        .map(|(ring, (name, _))| {
+            let mut total = NodeCounters::default();
+            for k in start..end {
+                if let Some(row) = MetricsHistory::row_at(ring, k) {
+                    total.add(&row.counters);
+                }
             }
-        }
-    }
-    total
+            (name.clone(), total)
+        })
+        .collect()
 }
 
 /// The verdict of the run so far, updated at every interval close.
@@ -128,38 +155,51 @@ mod tests {
     }
 
     fn settings() -> VerdictSettings {
-        VerdictSettings { healthy_ratio: 0.9, judge_window_s: 3.0 }
+        VerdictSettings { healthy_ratio: 0.9, judge_window_s: 3.0, smooth_s: 1.0 }
     }
 
     #[test]
     fn never_unhealthy_is_stable() {
         let rows = series(&[(1.0, false), (0.95, true), (1.0, false), (1.0, false)]);
-        assert_eq!(judge(&rows, 1.0, &settings(), &NodeCounters::default()).kind, VerdictKind::Stable);
+        assert_eq!(judge(&rows, 1.0, &settings(), &[]).kind, VerdictKind::Stable);
     }
 
     #[test]
     fn healthy_final_window_is_recovered_with_time_from_trigger_end() {
         let rows = series(&[(1.0, false), (0.2, true), (0.2, false), (0.5, false), (1.0, false), (1.0, false), (1.0, false)]);
-        let v = judge(&rows, 1.0, &settings(), &NodeCounters::default());
+        let v = judge(&rows, 1.0, &settings(), &[]);
         assert_eq!(v.kind, VerdictKind::Recovered);
         // Trigger ends at t = 2 s; healthy from t = 4 s.
         assert_eq!(v.recovery_seconds, Some(2.0));
     }
 
     #[test]
+    fn one_unlucky_second_does_not_reset_recovery_when_smoothed() {
+        let mut ratios = vec![(1.0, false); 5];
+        ratios.extend([(0.1, true), (0.1, false), (1.0, false), (1.0, false), (1.0, false), (0.6, false)]);
+        ratios.extend(vec![(1.0, false); 10]);
+        let rows = series(&ratios);
+        let smooth = VerdictSettings { healthy_ratio: 0.9, judge_window_s: 5.0, smooth_s: 5.0 };
+        let v = judge(&rows, 1.0, &smooth, &[]);
+        assert_eq!(v.kind, VerdictKind::Recovered);
+        // Trigger ends at 6 s; the 5-s mean is healthy from the interval starting at 9 s.
+        assert_eq!(v.recovery_seconds, Some(3.0), "the dip at 10 s averages out");
+    }
+
+    #[test]
     fn unhealthy_after_the_trigger_ended_is_metastable() {
         let rows = series(&[(1.0, false), (0.2, true), (0.1, false), (0.1, false), (0.1, false), (0.1, false)]);
-        let window = NodeCounters { offered_first: 100, offered_retry: 200, ..Default::default() };
+        let window = vec![("db".to_owned(), NodeCounters { offered_first: 100, offered_retry: 200, ..Default::default() })];
         let v = judge(&rows, 1.0, &settings(), &window);
         assert_eq!(v.kind, VerdictKind::Metastable);
-        assert!(v.sustained_by[0].starts_with("retry amplification (3.0×"), "{:?}", v.sustained_by);
+        assert!(v.sustained_by[0].starts_with("retry amplification at db (3.0×"), "{:?}", v.sustained_by);
     }
 
     #[test]
     fn unhealthy_while_the_trigger_is_on_is_down() {
         let rows = series(&[(1.0, false), (0.0, true), (0.0, true), (0.0, true), (0.0, true)]);
-        assert_eq!(judge(&rows, 1.0, &settings(), &NodeCounters::default()).kind, VerdictKind::Down);
+        assert_eq!(judge(&rows, 1.0, &settings(), &[]).kind, VerdictKind::Down);
         let overload = series(&[(0.5, false), (0.5, false), (0.5, false)]);
-        assert_eq!(judge(&overload, 1.0, &settings(), &NodeCounters::default()).kind, VerdictKind::Down, "no trigger: overload");
+        assert_eq!(judge(&overload, 1.0, &settings(), &[]).kind, VerdictKind::Down, "no trigger: overload");
     }
 }

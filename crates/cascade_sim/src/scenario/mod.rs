@@ -596,6 +596,13 @@ pub struct VerdictSettings {
     /// Length of the final window that decides recovered vs metastable, in seconds.
     #[serde(default = "default_judge_window_s")]
     pub judge_window_s: f64,
+    /// Health is judged on the success ratio over this many seconds centred on each interval.
+    #[serde(default = "default_smooth_s")]
+    pub smooth_s: f64,
+}
+
+fn default_smooth_s() -> f64 {
+    5.0
 }
 
 fn default_healthy_ratio() -> f64 {
@@ -607,7 +614,7 @@ fn default_judge_window_s() -> f64 {
 
 impl Default for VerdictSettings {
     fn default() -> Self {
-        VerdictSettings { healthy_ratio: default_healthy_ratio(), judge_window_s: default_judge_window_s() }
+        VerdictSettings { healthy_ratio: default_healthy_ratio(), judge_window_s: default_judge_window_s(), smooth_s: default_smooth_s() }
     }
 }
 

@@ -140,6 +140,9 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
         v.push(Diagnostic::new("verdict.healthy_ratio", "healthy_ratio must be in (0, 1]"));
     }
     positive(v, "verdict.judge_window_s", scenario.verdict.judge_window_s, "the judging window");
+    if !(scenario.verdict.smooth_s >= 0.0) || !scenario.verdict.smooth_s.is_finite() {
+        v.push(Diagnostic::new("verdict.smooth_s", "the smoothing window must be zero or positive"));
+    }
 
     out
 }
