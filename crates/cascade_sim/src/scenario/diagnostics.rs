@@ -151,10 +151,22 @@ fn describe_ron_error(code: &ron::Error, text: &str) -> (String, Option<String>)
 }
 
 fn in_outer(outer: &Option<String>) -> String {
-    match outer {
-        Some(o) => format!(" in `{o}`"),
-        None => String::new(),
-    }
+    let Some(o) = outer else { return String::new() };
+    let plain = match o.as_str() {
+        "Scenario" => "the scenario",
+        "SourceSpec" => "a source",
+        "ServiceSpec" => "a service",
+        "CallSpec" => "a call",
+        "QueueSpec" => "a queue",
+        "RetryPolicy" => "a retry policy",
+        "RetryBudgetSpec" => "a retry budget",
+        "FaultSpec" => "a fault",
+        "VerdictSettings" => "the verdict settings",
+        "Expectation" => "the expectation",
+        "Position" => "a position",
+        other => return format!(" in `{other}`"),
+    };
+    format!(" in {plain}")
 }
 
 fn suggest_or_list(found: &str, expected: &[&str]) -> String {

@@ -1,0 +1,151 @@
+//! `cascade-cli` as users run it: exit codes, messages, outputs, determinism.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cascade-cli"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("cascade-cli runs")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cascade-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_no_panic(o: &Output) {
+    let err = stderr(o);
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE") && !err.contains("stack backtrace"), "{err}");
+}
+
+#[test]
+fn run_prints_the_summary_with_every_documented_field() {
+    let o = cli(&["run", "scenarios/validation/mm1.ron", "--duration", "20"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
+    for key in ["scenario", "seed", "sim_seconds", "wall_seconds", "hops", "verdict", "recovery_seconds", "services", "sources"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let server = &v["services"]["server"];
+    for key in ["offered_rps", "retry_rps", "goodput_rps", "error_ratio", "mean_ms", "p50_ms", "p99_ms", "mean_queue", "utilization", "orphaned_ratio", "rejected_ratio"] {
+        assert!(server.get(key).is_some_and(serde_json::Value::is_number), "services.server.{key}");
+    }
+    let clients = &v["sources"]["clients"];
+    for key in ["offered_rps", "goodput_rps", "success_ratio", "mean_ms", "p99_ms"] {
+        assert!(clients.get(key).is_some_and(serde_json::Value::is_number), "sources.clients.{key}");
+    }
+    assert_eq!(v["sim_seconds"], 20.0);
+    assert_eq!(v["verdict"], "stable");
+}
+
+#[test]
+fn same_seed_gives_byte_identical_metrics_and_another_seed_differs() {
+    let run = |seed: &str, dir: &Path| {
+        let o = cli(&["run", "scenarios/teaching/retry-storm.ron", "--duration", "45", "--seed", seed, "--out", dir.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(dir.join("metrics.csv")).unwrap()
+    };
+    let (a, b, c) = (tmp("det-a"), tmp("det-b"), tmp("det-c"));
+    let first = run("42", &a);
+    assert_eq!(first, run("42", &b), "same scenario + seed ⇒ identical metrics.csv");
+    assert_ne!(first, run("43", &c), "another seed ⇒ another sample path");
+    // One row per interval × node (1 source + 2 services, 45 intervals) plus the header.
+    let rows = String::from_utf8(first).unwrap().lines().count();
+    assert_eq!(rows, 1 + 45 * 3);
+    for f in ["events.jsonl", "summary.json"] {
+        assert!(a.join(f).exists(), "{f} written");
+    }
+    let events = std::fs::read_to_string(a.join("events.jsonl")).unwrap();
+    assert!(events.lines().any(|l| l.contains("\"fault_started\"") && l.contains("\"time_s\":30.0")), "{events}");
+    for line in events.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("each line is JSON");
+    }
+}
+
+#[test]
+fn validate_reports_every_error_with_location_and_exit_2() {
+    let dir = tmp("validate");
+    let bad = dir.join("bad.ron");
+    std::fs::write(
+        &bad,
+        r#"(
+    version: 1, name: "x", duration_s: 1,
+    sources: [(name: "u", target: "apx", rate: Constant(10))],
+    services: [(name: "api", workers: 1, service_time: Exponential(mean_ms: 1.0))],
+)"#,
+    )
+    .unwrap();
+    let o = cli(&["validate", "scenarios/validation/mm1.ron", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_no_panic(&o);
+    let err = stderr(&o);
+    assert!(err.contains("bad.ron:3:35: unknown service \"apx\""), "{err}");
+    assert!(err.contains("did you mean \"api\"?"), "{err}");
+    let ok = cli(&["validate", "scenarios/validation/mm1.ron", "scenarios/bench/three-tier.ron"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+}
+
+#[test]
+fn bad_flags_and_files_exit_2_without_a_backtrace() {
+    for args in [
+        vec!["run"],
+        vec!["run", "does-not-exist.ron"],
+        vec!["run", "scenarios/validation/mm1.ron", "--duration", "abc"],
+        vec!["run", "scenarios/validation/mm1.ron", "--duration", "0"],
+        vec!["run", "scenarios/validation/mm1.ron", "--seed", "-1"],
+        vec!["frobnicate"],
+        vec!["bench", "--layered", "0"],
+        vec!["validate"],
+    ] {
+        let o = cli(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_no_panic(&o);
+        assert!(!stderr(&o).trim().is_empty(), "{args:?} says what is wrong");
+    }
+}
+
+#[test]
+fn check_fails_when_the_stated_outcome_is_not_met() {
+    let o = cli(&["run", "scenarios/teaching/retry-storm.ron", "--check"]);
+    assert_eq!(o.status.code(), Some(0), "retry-storm.ron ends as it states: {}", stderr(&o));
+    // Cut the run before the storm: it cannot be metastable yet.
+    let o = cli(&["run", "scenarios/teaching/retry-storm.ron", "--check", "--duration", "20"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("expected verdict metastable"), "{}", stderr(&o));
+}
+
+#[test]
+fn bench_reports_speed() {
+    let o = cli(&["bench", "--duration", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["hops_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["sim_seconds_per_wall_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["scenario"], "Three-tier benchmark");
+    let o = cli(&["bench", "--duration", "5", "--layered", "20"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn generate_writes_a_valid_scenario() {
+    let dir = tmp("generate");
+    let out = dir.join("g.ron");
+    let o = cli(&["generate", "--services", "30", "--depth", "3", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&["validate", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
