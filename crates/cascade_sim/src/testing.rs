@@ -10,6 +10,9 @@ pub fn test_app() -> App {
     let mut app = App::new();
     app.add_plugins((bevy_app::TaskPoolPlugin::default(), bevy_time::TimePlugin, SimPlugin));
     app.insert_resource(bevy_time::TimeUpdateStrategy::FixedTimesteps(1));
+    // Bevy's first update only starts the clocks (zero delta); run it here so that every
+    // `update()` a test makes runs exactly one `FixedUpdate`.
+    app.update();
     app
 }
 

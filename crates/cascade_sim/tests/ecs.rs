@@ -1,0 +1,142 @@
+//! The simulation as an ECS: the plugin's schedule, commands applied at the next tick and
+//! logged with their simulated time, live edits reaching components, the sampling feed, and
+//! results that do not depend on how many ticks one update runs.
+
+mod common;
+
+use bevy_app::{App, FixedUpdate};
+use bevy_ecs::message::Messages;
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{LogLevel, ScheduleBuildSettings};
+use cascade_sim::engine::{load_scenario, InstanceState, ServiceState};
+use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode};
+use cascade_sim::testing::{test_app, TestAppExt};
+use cascade_sim::{CommandLog, EventLog, LegKind, MetricsHistory, SampledLeg, SimClock, SimCommand, SimEventKind};
+
+fn three_tier_app() -> App {
+    let mut app = test_app();
+    load_scenario(app.world_mut(), &common::shipped("bench/three-tier.ron"));
+    app
+}
+
+#[test]
+fn each_update_advances_the_clock_by_the_configured_ticks() {
+    let mut app = three_tier_app();
+    app.step_ticks(250);
+    let clock = *app.world().resource::<SimClock>();
+    assert_eq!(clock.ticks_done, 250, "one FixedUpdate per app update, one tick each");
+    assert_eq!(clock.now_ns(), 250_000_000);
+    app.world_mut().resource_mut::<SimClock>().ticks_per_update = 10;
+    app.step_ticks(5);
+    assert_eq!(app.world().resource::<SimClock>().ticks_done, 300);
+}
+
+#[test]
+fn fixed_update_has_no_ambiguous_system_order() {
+    let mut app = three_tier_app();
+    app.edit_schedule(FixedUpdate, |s| {
+        s.set_build_settings(ScheduleBuildSettings { ambiguity_detection: LogLevel::Error, ..Default::default() });
+    });
+    app.step_ticks(3);
+}
+
+#[test]
+fn a_fault_command_applies_at_the_next_tick_and_is_logged_with_its_time() {
+    let mut app = three_tier_app();
+    app.step_ticks(1000);
+    app.world_mut().write_message(SimCommand::InjectFault {
+        fault: FaultKind::Kill { service: "db".into(), instances: InstanceSelector::All, mode: KillMode::Refuse },
+        duration_s: Some(2.0),
+    });
+    app.step_ticks(1);
+    let log = app.world().resource::<CommandLog>();
+    assert_eq!(log.applied.len(), 1);
+    assert_eq!(log.applied[0].0, 1_000_000_000, "applied at the start of tick 1000 = 1.000 s");
+    let mut q = app.world_mut().query::<&InstanceState>();
+    let down: Vec<bool> = q.iter(app.world()).filter(|i| i.service == 1).map(|i| i.down.is_some()).collect();
+    assert_eq!(down, vec![true], "db's instance is down");
+    let events = &app.world().resource::<EventLog>().events;
+    assert!(events.iter().any(|e| matches!(e.kind, SimEventKind::FaultStarted { .. }) && e.time_ns == 1_000_000_000));
+    app.step_ticks(2000);
+    let events = &app.world().resource::<EventLog>().events;
+    assert!(
+        events.iter().any(|e| matches!(e.kind, SimEventKind::FaultEnded { .. }) && e.time_ns == 3_000_000_000),
+        "the fault ends exactly 2 s later"
+    );
+    let mut q = app.world_mut().query::<&InstanceState>();
+    assert!(q.iter(app.world()).all(|i| i.down.is_none()));
+}
+
+#[test]
+fn an_invalid_command_is_rejected_and_changes_nothing() {
+    let mut app = three_tier_app();
+    app.step_ticks(10);
+    app.world_mut().write_message(SimCommand::InjectFault {
+        fault: FaultKind::Slow { service: "dbb".into(), instances: InstanceSelector::All, factor: 2.0 },
+        duration_s: None,
+    });
+    app.step_ticks(1);
+    let events = &app.world().resource::<EventLog>().events;
+    let rejected = events.iter().find_map(|e| match &e.kind {
+        SimEventKind::CommandRejected { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(rejected.is_some_and(|r| r.contains("dbb")), "{events:?}");
+    assert!(app.world().resource::<CommandLog>().applied.is_empty());
+}
+
+#[test]
+fn a_live_edit_changes_the_instance_components() {
+    let mut app = three_tier_app();
+    app.step_ticks(10);
+    let mut edited = app.world().resource::<cascade_sim::ActiveScenario>().0.clone();
+    edited.services[1].workers = 4;
+    edited.services[1].instances = 3;
+    app.world_mut().write_message(SimCommand::Reconfigure(Box::new(edited)));
+    app.step_ticks(1);
+    let mut q = app.world_mut().query::<&InstanceState>();
+    let db: Vec<u32> = q.iter(app.world()).filter(|i| i.service == 1).map(|i| i.workers).collect();
+    assert_eq!(db, vec![4, 4, 4], "db now has 3 instances of 4 workers");
+    let mut q = app.world_mut().query::<&ServiceState>();
+    let routable = q.iter(app.world()).find(|s| s.index == 1).unwrap().routable.len();
+    assert_eq!(routable, 3);
+    app.step_ticks(100);
+}
+
+#[test]
+fn sampled_requests_are_published_leg_by_leg() {
+    let mut app = three_tier_app();
+    app.world_mut().write_message(SimCommand::SetSampling { every: 10 });
+    let mut cursor = app.world().resource::<Messages<SampledLeg>>().get_cursor();
+    let mut legs = Vec::new();
+    for _ in 0..200 {
+        app.update();
+        legs.extend(cursor.read(app.world().resource::<Messages<SampledLeg>>()).copied());
+    }
+    assert!(!legs.is_empty());
+    // ~800/s × 0.2 s / 10 = 16 journeys; each has request and reply legs, arriving ≥ 1 ms later.
+    let journeys: std::collections::BTreeSet<u32> = legs.iter().map(|l| l.journey).collect();
+    assert!(journeys.len() >= 8, "{} journeys", journeys.len());
+    assert!(legs.iter().all(|l| l.arrive_ns >= l.depart_ns + 1_000_000 || l.kind == LegKind::Timeout));
+    let first = *journeys.iter().next().unwrap();
+    let kinds: Vec<_> = legs.iter().filter(|l| l.journey == first).map(|l| l.kind).collect();
+    assert!(matches!(kinds[0], LegKind::Request { attempt: 1 }), "{kinds:?}");
+    assert!(kinds.iter().any(|k| matches!(k, LegKind::Reply { .. })), "{kinds:?}");
+}
+
+#[test]
+fn results_do_not_depend_on_ticks_per_update() {
+    let scenario = common::shipped("teaching/retry-storm.ron");
+    let history_with = |ticks_per_update: u32| {
+        let mut app = test_app();
+        load_scenario(app.world_mut(), &scenario);
+        app.world_mut().resource_mut::<SimClock>().ticks_per_update = ticks_per_update;
+        app.step_ticks(42_000 / ticks_per_update);
+        let h = app.world().resource::<MetricsHistory>();
+        (h.services.clone(), h.sources.clone(), h.system.clone())
+    };
+    let fine = history_with(1);
+    assert_eq!(fine.2.len(), 42);
+    assert!(fine == history_with(1000), "1 tick per update and 1000 ticks per update give the same run");
+    assert!(fine == history_with(7), "…and any other batching");
+}
