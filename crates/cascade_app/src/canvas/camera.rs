@@ -1,0 +1,117 @@
+//! The canvas camera: zoom with the wheel around the cursor, pan by dragging empty space
+//! (driven from `interact`), and fit the graph into the part of the window not covered by
+//! panels (`F`, on open, and on request).
+
+use bevy::input::mouse::{AccumulatedMouseScroll, MouseScrollUnit};
+use bevy::prelude::*;
+use bevy::window::PrimaryWindow;
+use bevy_egui::input::egui_wants_any_pointer_input;
+
+use super::layout::bounds;
+use super::{CanvasGraph, CanvasRect};
+use crate::session::ViewRequests;
+use crate::theme::NODE_RADIUS;
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(Startup, spawn_camera).add_systems(
+        Update,
+        (zoom.run_if(not(egui_wants_any_pointer_input)), fit_when_asked).in_set(crate::AppSystems::Sync),
+    );
+}
+
+/// Marks the canvas camera.
+#[derive(Component, Debug, Default)]
+pub struct CanvasCamera;
+
+/// Smallest and largest world units per logical pixel.
+const ZOOM_RANGE: (f32, f32) = (0.1, 40.0);
+
+fn spawn_camera(mut commands: Commands, mut requests: ResMut<ViewRequests>) {
+    commands.spawn((Name::new("canvas camera"), CanvasCamera, Camera2d));
+    requests.fit = true;
+}
+
+/// World units per logical pixel of the camera.
+pub fn scale_of(projection: &Projection) -> f32 {
+    match projection {
+        Projection::Orthographic(o) => o.scale,
+        _ => 1.0,
+    }
+}
+
+fn set_scale(projection: &mut Projection, scale: f32) {
+    if let Projection::Orthographic(o) = projection {
+        o.scale = scale.clamp(ZOOM_RANGE.0, ZOOM_RANGE.1);
+    }
+}
+
+fn zoom(
+    scroll: Res<AccumulatedMouseScroll>,
+    window: Single<&Window, With<PrimaryWindow>>,
+    mut camera: Single<(&mut Transform, &mut Projection), With<CanvasCamera>>,
+) {
+    if scroll.delta.y == 0.0 {
+        return;
+    }
+    let lines = match scroll.unit {
+        MouseScrollUnit::Line => scroll.delta.y,
+        MouseScrollUnit::Pixel => scroll.delta.y / 40.0,
+    };
+    let (transform, projection) = &mut *camera;
+    let old = scale_of(projection);
+    let new = (old * 1.15f32.powf(-lines)).clamp(ZOOM_RANGE.0, ZOOM_RANGE.1);
+    // Keep the world point under the cursor where it is.
+    if let Some(cursor) = window.cursor_position() {
+        let from_center = (cursor - window.size() / 2.0) * Vec2::new(1.0, -1.0);
+        let world = transform.translation.truncate() + from_center * old;
+        let moved = world - from_center * new;
+        transform.translation = moved.extend(transform.translation.z);
+    }
+    set_scale(projection, new);
+}
+
+/// Camera translation and scale that fit world bounds `lo..hi` into `rect` (logical pixels)
+/// of a window of `window` size.
+pub fn fit(lo: Vec2, hi: Vec2, rect: CanvasRect, window: Vec2) -> (Vec2, f32) {
+    let size = (rect.max - rect.min).max(Vec2::splat(50.0));
+    let world = (hi - lo).max(Vec2::splat(1.0));
+    // Never magnify small graphs beyond 1.25×: nodes stay a readable, familiar size.
+    let scale = (world.x / size.x).max(world.y / size.y).clamp(0.8, ZOOM_RANGE.1);
+    let rect_center = (rect.min + rect.max) / 2.0;
+    let offset = (rect_center - window / 2.0) * Vec2::new(1.0, -1.0) * scale;
+    ((lo + hi) / 2.0 - offset, scale)
+}
+
+fn fit_when_asked(
+    mut requests: ResMut<ViewRequests>,
+    graph: Res<CanvasGraph>,
+    rect: Res<CanvasRect>,
+    window: Single<&Window, With<PrimaryWindow>>,
+    mut camera: Single<(&mut Transform, &mut Projection), With<CanvasCamera>>,
+) {
+    if !requests.fit || graph.nodes.is_empty() || rect.max == Vec2::ZERO {
+        return;
+    }
+    requests.fit = false;
+    let Some((lo, hi)) = bounds(graph.positions.values().copied(), NODE_RADIUS * 3.0) else { return };
+    let (center, scale) = fit(lo, hi, *rect, window.size());
+    let (transform, projection) = &mut *camera;
+    transform.translation = center.extend(transform.translation.z);
+    set_scale(projection, scale);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_centres_the_graph_in_the_free_rectangle() {
+        // Window 1000×800, panels leave x 200..800, y 100..500.
+        let rect = CanvasRect { min: Vec2::new(200.0, 100.0), max: Vec2::new(800.0, 500.0) };
+        let (center, scale) = fit(Vec2::new(-300.0, -100.0), Vec2::new(300.0, 100.0), rect, Vec2::new(1000.0, 800.0));
+        assert_eq!(scale, 1.0, "600 world units across 600 pixels");
+        // The rect's centre (500, 300) is 100 px above the window centre (500, 400): the
+        // camera sits 100 world units below the graph's centre.
+        assert_eq!(center, Vec2::new(0.0, -100.0));
+    }
+}

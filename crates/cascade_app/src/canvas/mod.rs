@@ -1,0 +1,222 @@
+//! The canvas: the dependency graph drawn with Bevy 2D, alive with the simulation.
+//!
+//! Owns the graph's entities (nodes, edges, particles), the camera and pointer interaction.
+//! It only *reads* the simulation (state components, metrics history, sampled legs) and the
+//! document; every change the user makes on the canvas leaves as an `AppAction`.
+//!
+//! # Plugins
+//!
+//! | module | does |
+//! |---|---|
+//! | [`layout`] | automatic layered layout (pure) |
+//! | `camera` | pan, zoom around the cursor, fit to view |
+//! | `nodes` | node bodies by kind, health fill, utilisation ring, queue bar, fault badge, pulses |
+//! | `edges` | call edges: width by traffic (log), colour by error share, arrowheads, failure path |
+//! | `particles` | sampled real requests moving along edges, shaped by outcome |
+//! | `interact` | hit testing, select, drag, right-click menus, connect-by-drag in build mode |
+
+mod camera;
+mod edges;
+mod interact;
+pub mod layout;
+mod nodes;
+mod particles;
+
+use std::collections::BTreeMap;
+
+use bevy::prelude::*;
+use cascade_sim::scenario::NodeKind;
+use cascade_sim::{Engine, NodeRef};
+
+pub use camera::CanvasCamera;
+pub use interact::{BuildTool, CanvasPointer, ContextMenu, ContextTarget};
+
+use crate::session::Document;
+
+/// Canvas plugin.
+pub(crate) fn plugin(app: &mut App) {
+    app.init_resource::<CanvasGraph>()
+        .init_resource::<CanvasRect>()
+        .add_systems(Startup, setup_canvas)
+        .add_systems(Update, rebuild_graph.in_set(crate::AppSystems::Apply).after(crate::session::apply_actions))
+        .add_plugins((camera::plugin, nodes::plugin, edges::plugin, particles::plugin, interact::plugin));
+}
+
+/// The text font of the canvas (DejaVu Sans, embedded: it has the glyphs we use, like ×).
+#[derive(Resource, Clone)]
+pub struct CanvasFont(pub Handle<Font>);
+
+/// The part of the window not covered by panels, in logical pixels (set by the UI each frame).
+#[derive(Resource, Debug, Clone, Copy, Default)]
+pub struct CanvasRect {
+    /// Top-left corner.
+    pub min: Vec2,
+    /// Bottom-right corner.
+    pub max: Vec2,
+}
+
+/// What a canvas node stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeShape {
+    /// A traffic source.
+    Client,
+    /// A service of this kind.
+    Service(NodeKind),
+}
+
+/// One node on the canvas.
+#[derive(Debug, Clone)]
+pub struct CanvasNode {
+    /// Name.
+    pub name: String,
+    /// Model reference (source or service index).
+    pub node: NodeRef,
+    /// Drawn as.
+    pub shape: NodeShape,
+    /// Root entity.
+    pub entity: Entity,
+}
+
+/// One call edge on the canvas.
+#[derive(Debug, Clone)]
+pub struct CanvasEdge {
+    /// Caller name.
+    pub from: String,
+    /// Callee name.
+    pub to: String,
+    /// Model links carrying this edge (a caller may call a callee more than once).
+    pub links: Vec<u32>,
+    /// Root entity.
+    pub entity: Entity,
+}
+
+/// The graph as drawn, and positions (world units) by node name.
+#[derive(Resource, Debug, Default)]
+pub struct CanvasGraph {
+    /// Nodes in scenario order (sources, then services).
+    pub nodes: Vec<CanvasNode>,
+    /// Edges in scenario order.
+    pub edges: Vec<CanvasEdge>,
+    /// World positions by name.
+    pub positions: BTreeMap<String, Vec2>,
+    /// Document version and model shape this was built for.
+    built_for: Option<(u64, usize, usize, usize)>,
+}
+
+impl CanvasGraph {
+    /// The node with this name.
+    pub fn node(&self, name: &str) -> Option<&CanvasNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Position of a node.
+    pub fn pos(&self, name: &str) -> Vec2 {
+        self.positions.get(name).copied().unwrap_or_default()
+    }
+
+    /// Position of a model node.
+    pub fn pos_of(&self, node: NodeRef) -> Option<Vec2> {
+        self.nodes.iter().find(|n| n.node == node).map(|n| self.pos(&n.name))
+    }
+}
+
+/// Marks a node's root entity.
+#[derive(Component, Debug, Clone)]
+pub struct NodeVisual {
+    /// Node name.
+    pub name: String,
+}
+
+/// Marks an edge's root entity.
+#[derive(Component, Debug, Clone)]
+pub struct EdgeVisual {
+    /// Index in `CanvasGraph::edges`.
+    pub index: usize,
+}
+
+fn setup_canvas(mut commands: Commands, mut fonts: ResMut<Assets<Font>>) {
+    let font = fonts.add(Font::from_bytes(include_bytes!("../../../../assets/fonts/DejaVuSans.ttf").to_vec()));
+    commands.insert_resource(CanvasFont(font));
+    commands.insert_resource(ClearColor(crate::theme::BACKGROUND));
+}
+
+/// Rebuilds the node and edge entities when the document's structure or the model changed.
+fn rebuild_graph(
+    mut commands: Commands,
+    doc: Res<Document>,
+    engine: Res<Engine>,
+    mut graph: ResMut<CanvasGraph>,
+    font: Res<CanvasFont>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+) {
+    let key = (doc.version, engine.model.sources.len(), engine.model.services.len(), engine.model.links.len());
+    if graph.built_for == Some(key) || !engine.loaded {
+        return;
+    }
+    let positions = layout::layout(&doc.scenario);
+    let same_structure = graph.built_for.is_some() && {
+        let names: Vec<&str> = doc.scenario.node_names().collect();
+        names.len() == graph.nodes.len() && names.iter().zip(&graph.nodes).all(|(a, n)| *a == n.name)
+    } && edge_list(&doc).len() == graph.edges.len();
+    graph.positions = positions;
+    graph.built_for = Some(key);
+    if same_structure {
+        // Only positions or parameters changed: entities stay, transforms follow.
+        return;
+    }
+    for n in graph.nodes.drain(..) {
+        commands.entity(n.entity).despawn();
+    }
+    for e in graph.edges.drain(..) {
+        commands.entity(e.entity).despawn();
+    }
+    let mut nodes = Vec::new();
+    for s in &doc.scenario.sources {
+        let Some(i) = engine.model.source_index(&s.name) else { continue };
+        let entity = nodes::spawn_node(&mut commands, &mut meshes, &mut materials, &font.0, &s.name, NodeShape::Client, 1, graph.pos(&s.name));
+        nodes.push(CanvasNode { name: s.name.clone(), node: NodeRef::Source(i), shape: NodeShape::Client, entity });
+    }
+    for s in &doc.scenario.services {
+        let Some(i) = engine.model.service_index(&s.name) else { continue };
+        let shape = NodeShape::Service(s.kind);
+        let entity = nodes::spawn_node(&mut commands, &mut meshes, &mut materials, &font.0, &s.name, shape, s.instances, graph.pos(&s.name));
+        nodes.push(CanvasNode { name: s.name.clone(), node: NodeRef::Service(i), shape, entity });
+    }
+    let mut edges = Vec::new();
+    for (from, to) in edge_list(&doc) {
+        let caller = engine
+            .model
+            .source_index(&from)
+            .map(NodeRef::Source)
+            .or_else(|| engine.model.service_index(&from).map(NodeRef::Service));
+        let links: Vec<u32> = match (caller, engine.model.service_index(&to)) {
+            (Some(c), Some(t)) => engine.model.links_between(c, t).collect(),
+            _ => Vec::new(),
+        };
+        let index = edges.len();
+        let entity = edges::spawn_edge(&mut commands, &mut meshes, &mut materials, index);
+        edges.push(CanvasEdge { from, to, links, entity });
+    }
+    graph.nodes = nodes;
+    graph.edges = edges;
+}
+
+/// Every distinct caller → callee pair of the document, in file order.
+pub fn edge_list(doc: &Document) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut push = |a: &str, b: &str| {
+        if !out.iter().any(|(x, y)| x == a && y == b) {
+            out.push((a.to_owned(), b.to_owned()));
+        }
+    };
+    for s in &doc.scenario.sources {
+        push(&s.name, &s.target);
+    }
+    for s in &doc.scenario.services {
+        for c in &s.calls {
+            push(&s.name, &c.to);
+        }
+    }
+    out
+}

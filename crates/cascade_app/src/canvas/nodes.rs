@@ -1,0 +1,363 @@
+//! Node visuals: a body shaped by kind and filled by health, a utilisation ring, a queue bar,
+//! a fault badge, a label with the instance count, live stats, and a pulse when health changes.
+
+use std::f32::consts::TAU;
+
+use bevy::prelude::*;
+use bevy::sprite::Anchor;
+use cascade_sim::engine::{InstanceState, ServiceState, SourceState};
+use cascade_sim::faults::ResolvedTarget;
+use cascade_sim::metrics::Health;
+use cascade_sim::scenario::NodeKind;
+use cascade_sim::{Engine, MetricsHistory, NodeRef};
+
+use super::{CanvasGraph, NodeShape, NodeVisual};
+use crate::session::{Document, Selection};
+use crate::theme::{self, NODE_RADIUS};
+
+pub(super) fn plugin(app: &mut App) {
+    app.add_systems(Startup, configure_gizmos).add_systems(
+        Update,
+        (place_nodes, sync_nodes, draw_node_overlays).chain().in_set(crate::AppSystems::Sync),
+    );
+}
+
+#[derive(Component)]
+pub(super) struct NodeBody;
+
+#[derive(Component)]
+struct NodeLabel;
+
+#[derive(Component)]
+struct NodeStats;
+
+#[derive(Component)]
+struct QueueFill;
+
+#[derive(Component)]
+struct FaultBadge;
+
+/// Per-node animation and smoothed values.
+#[derive(Component, Debug, Clone, Default)]
+pub(super) struct NodeAnim {
+    /// Health shown.
+    pub health: Health,
+    /// Seconds left of the pulse that marks a health change.
+    pub pulse_s: f32,
+    /// Smoothed worker utilisation (0..1).
+    pub utilization: f32,
+    /// Smoothed queue length.
+    pub queue: f32,
+    /// Live instances / provisioned.
+    pub live: (u32, u32),
+}
+
+fn configure_gizmos(mut store: ResMut<GizmoConfigStore>) {
+    let (config, _) = store.config_mut::<DefaultGizmoConfigGroup>();
+    config.line.width = 3.0;
+}
+
+/// The body mesh of a node shape.
+pub(super) fn body_mesh(shape: NodeShape) -> Mesh {
+    let r = NODE_RADIUS;
+    match shape {
+        NodeShape::Client => Rectangle::new(2.0 * r, 1.3 * r).into(),
+        NodeShape::Service(NodeKind::Gateway) => RegularPolygon::new(r, 6).into(),
+        NodeShape::Service(NodeKind::Service) => Circle::new(r).into(),
+        NodeShape::Service(NodeKind::Cache) => Rhombus::new(2.3 * r, 2.3 * r).into(),
+        NodeShape::Service(NodeKind::Database) => Capsule2d::new(0.78 * r, 0.7 * r).into(),
+        NodeShape::Service(NodeKind::Queue) => Rectangle::new(2.4 * r, 1.1 * r).into(),
+        NodeShape::Service(NodeKind::ControlPlane) => RegularPolygon::new(r, 8).into(),
+        NodeShape::Service(NodeKind::Monitoring) => RegularPolygon::new(r, 5).into(),
+    }
+}
+
+fn label_text(name: &str, shape: NodeShape, instances: u32) -> String {
+    match shape {
+        NodeShape::Service(_) if instances != 1 => format!("{name} ×{instances}"),
+        _ => name.to_owned(),
+    }
+}
+
+/// Spawns a node's entities; returns the root.
+#[expect(clippy::too_many_arguments, reason = "spawning needs the asset stores and the node's description")]
+pub(super) fn spawn_node(
+    commands: &mut Commands,
+    meshes: &mut Assets<Mesh>,
+    materials: &mut Assets<ColorMaterial>,
+    font: &Handle<Font>,
+    name: &str,
+    shape: NodeShape,
+    instances: u32,
+    pos: Vec2,
+) -> Entity {
+    let body = meshes.add(body_mesh(shape));
+    let fill = materials.add(theme::health_color(Health::Idle));
+    let bar_bg = meshes.add(Rectangle::new(7.0, 44.0));
+    let bar_fill = meshes.add(Rectangle::new(7.0, 1.0));
+    let badge = meshes.add(Circle::new(10.0));
+    let r = NODE_RADIUS;
+    commands
+        .spawn((
+            Name::new(format!("node {name}")),
+            NodeVisual { name: name.to_owned() },
+            NodeAnim::default(),
+            Transform::from_translation(pos.extend(2.0)),
+            Visibility::default(),
+        ))
+        .with_children(|p| {
+            p.spawn((NodeBody, Mesh2d(body), MeshMaterial2d(fill), Transform::from_xyz(0.0, 0.0, 0.1)));
+            // Labels sit to the right (beyond the queue bar), clear of vertical edges.
+            let label_x = if shape == NodeShape::Client { r + 12.0 } else { r + 26.0 };
+            p.spawn((
+                NodeLabel,
+                Text2d::new(label_text(name, shape, instances)),
+                TextFont::from_font_size(16.0).with_font(font.clone()),
+                TextColor(Color::srgb(0.92, 0.94, 0.96)),
+                Anchor::CENTER_LEFT,
+                Transform::from_xyz(label_x, 8.0, 0.3),
+            ));
+            p.spawn((
+                NodeStats,
+                Text2d::new(""),
+                TextFont::from_font_size(12.0).with_font(font.clone()),
+                TextColor(Color::srgb(0.62, 0.67, 0.73)),
+                Anchor::CENTER_LEFT,
+                Transform::from_xyz(label_x, -11.0, 0.3),
+            ));
+            if shape != NodeShape::Client {
+                p.spawn((
+                    Mesh2d(bar_bg),
+                    MeshMaterial2d(materials.add(Color::srgb(0.2, 0.22, 0.26))),
+                    Transform::from_xyz(r + 14.0, 0.0, 0.1),
+                ));
+                p.spawn((
+                    QueueFill,
+                    Mesh2d(bar_fill),
+                    MeshMaterial2d(materials.add(theme::health_color(Health::Degraded))),
+                    Transform::from_xyz(r + 14.0, -22.0, 0.2).with_scale(Vec3::new(1.0, 0.0, 1.0)),
+                ));
+            }
+            p.spawn((
+                FaultBadge,
+                Mesh2d(badge),
+                MeshMaterial2d(materials.add(theme::health_color(Health::Down))),
+                Transform::from_xyz(-r * 0.8, r * 0.8, 0.4),
+                Visibility::Hidden,
+            ))
+            .with_children(|b| {
+                b.spawn((
+                    Text2d::new("⚡"),
+                    TextFont::from_font_size(13.0).with_font(font.clone()),
+                    TextColor(Color::WHITE),
+                    Transform::from_xyz(0.0, 0.0, 0.1),
+                ));
+            });
+        })
+        .id()
+}
+
+/// Moves node roots to their layout positions.
+fn place_nodes(graph: Res<CanvasGraph>, mut roots: Query<(&NodeVisual, &mut Transform)>) {
+    if !graph.is_changed() {
+        return;
+    }
+    for (node, mut t) in &mut roots {
+        let p = graph.pos(&node.name);
+        if t.translation.truncate() != p {
+            t.translation = p.extend(t.translation.z);
+        }
+    }
+}
+
+/// Live figures of one node this frame.
+#[derive(Debug, Clone, Default)]
+struct NodeLive {
+    health: Health,
+    utilization: f32,
+    queue: f32,
+    live: (u32, u32),
+    faulted: bool,
+    stats: String,
+}
+
+fn live_figures(
+    graph: &CanvasGraph,
+    engine: &Engine,
+    history: &MetricsHistory,
+    services: &Query<&ServiceState>,
+    instances: &Query<&InstanceState>,
+    sources: &Query<&SourceState>,
+) -> Vec<NodeLive> {
+    let interval_s = history.interval_ns as f64 / 1e9;
+    let by_global: std::collections::BTreeMap<u32, &InstanceState> = instances.iter().map(|i| (i.global, i)).collect();
+    graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut live = NodeLive::default();
+            match n.node {
+                NodeRef::Service(i) => {
+                    if let Some(st) = services.iter().find(|s| s.index == i) {
+                        live.health = st.metrics.health;
+                        let (mut busy, mut workers, mut queue, mut up, mut total) = (0u32, 0u32, 0usize, 0u32, 0u32);
+                        for g in &st.instances {
+                            if let Some(is) = by_global.get(g) {
+                                if !is.provisioned {
+                                    continue;
+                                }
+                                total += 1;
+                                if is.serving() {
+                                    up += 1;
+                                    busy += is.busy;
+                                    workers += is.workers;
+                                }
+                                queue += is.queue.len();
+                            }
+                        }
+                        live.utilization = if workers == 0 { 0.0 } else { busy as f32 / workers as f32 };
+                        live.queue = queue as f32;
+                        live.live = (up, total);
+                        if total > 0 && up == 0 {
+                            live.health = Health::Down;
+                        }
+                    }
+                    if let Some(row) = history.services.get(i as usize).and_then(|r| r.back()) {
+                        let c = &row.counters;
+                        live.stats = format!("{:.0}/s · p99 {}", c.offered() as f64 / interval_s, fmt_ms(row.latency_ms[2]));
+                    }
+                }
+                NodeRef::Source(i) => {
+                    if let Some(st) = sources.iter().find(|s| s.index == i) {
+                        live.health = st.metrics.health;
+                    }
+                    if let Some(row) = history.sources.get(i as usize).and_then(|r| r.back()) {
+                        let c = &row.counters;
+                        let done = c.succeeded + c.failed_total();
+                        let ok = if done == 0 { 1.0 } else { c.succeeded as f64 / done as f64 };
+                        live.stats = format!("{:.0}/s · {:.0}% ok", c.offered_first as f64 / interval_s, ok * 100.0);
+                    }
+                }
+            }
+            live.faulted = engine.faults.iter().any(|f| {
+                f.active
+                    && match (&f.target, n.node) {
+                        (ResolvedTarget::Service(s), NodeRef::Service(i)) => *s == i,
+                        (ResolvedTarget::Source(s), NodeRef::Source(i)) => *s == i,
+                        (ResolvedTarget::Links(_), _) => f.kind.target_node() == n.name,
+                        _ => false,
+                    }
+            });
+            live
+        })
+        .collect()
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1000.0 { format!("{:.1} s", ms / 1000.0) } else if ms >= 10.0 { format!("{ms:.0} ms") } else { format!("{ms:.1} ms") }
+}
+
+#[expect(clippy::too_many_arguments, reason = "a sync system reads the model and writes several visuals")]
+fn sync_nodes(
+    time: Res<Time<Real>>,
+    graph: Res<CanvasGraph>,
+    doc: Res<Document>,
+    engine: Res<Engine>,
+    history: Res<MetricsHistory>,
+    services: Query<&ServiceState>,
+    instances: Query<&InstanceState>,
+    sources: Query<&SourceState>,
+    mut roots: Query<(&NodeVisual, &mut NodeAnim, &Children)>,
+    bodies: Query<&MeshMaterial2d<ColorMaterial>, With<NodeBody>>,
+    mut fills: Query<(&mut Transform, &MeshMaterial2d<ColorMaterial>), (With<QueueFill>, Without<NodeBody>)>,
+    mut badges: Query<&mut Visibility, With<FaultBadge>>,
+    mut labels: Query<&mut Text2d, (With<NodeLabel>, Without<NodeStats>)>,
+    mut stats: Query<&mut Text2d, (With<NodeStats>, Without<NodeLabel>)>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+) {
+    if !engine.loaded {
+        return;
+    }
+    let figures = live_figures(&graph, &engine, &history, &services, &instances, &sources);
+    let dt = time.delta_secs();
+    let smoothing = 1.0 - (-dt * 8.0).exp();
+    for (node, live) in graph.nodes.iter().zip(figures) {
+        let Ok((_, mut anim, children)) = roots.get_mut(node.entity) else { continue };
+        if anim.health != live.health {
+            if anim.health != Health::Idle || live.health != Health::Healthy {
+                anim.pulse_s = 1.0;
+            }
+            anim.health = live.health;
+        }
+        anim.pulse_s = (anim.pulse_s - dt).max(0.0);
+        anim.utilization += (live.utilization - anim.utilization) * smoothing;
+        anim.queue += (live.queue - anim.queue) * smoothing;
+        anim.live = live.live;
+        let instances = doc.scenario.service(&node.name).map_or(1, |s| s.instances);
+        for child in children.iter() {
+            if let Ok(material) = bodies.get(child)
+                && let Some(mut m) = materials.get_mut(&material.0)
+            {
+                m.color = theme::health_color(live.health);
+            }
+            if let Ok((mut t, material)) = fills.get_mut(child) {
+                // Log scale: 1 request fills 10%, 1,000 fill the bar.
+                let fill = ((1.0 + anim.queue).log10() / 3.0).clamp(0.0, 1.0);
+                t.scale.y = fill * 44.0;
+                t.translation.y = -22.0 + fill * 22.0;
+                if let Some(mut m) = materials.get_mut(&material.0) {
+                    m.color = if fill > 0.66 { theme::health_color(Health::Down) } else { theme::health_color(Health::Degraded) };
+                }
+            }
+            if let Ok(mut v) = badges.get_mut(child) {
+                *v = if live.faulted { Visibility::Inherited } else { Visibility::Hidden };
+            }
+            if let Ok(mut text) = labels.get_mut(child) {
+                let wanted = label_text(&node.name, node.shape, instances);
+                if text.0 != wanted {
+                    text.0 = wanted;
+                }
+            }
+            if let Ok(mut text) = stats.get_mut(child)
+                && text.0 != live.stats
+            {
+                text.0.clone_from(&live.stats);
+            }
+        }
+    }
+}
+
+/// Rings drawn each frame: utilisation, selection, health-change pulse.
+fn draw_node_overlays(mut gizmos: Gizmos, graph: Res<CanvasGraph>, roots: Query<&NodeAnim>, selection: Res<Selection>) {
+    for node in &graph.nodes {
+        let Ok(anim) = roots.get(node.entity) else { continue };
+        let center = graph.pos(&node.name);
+        if node.shape != NodeShape::Client {
+            let radius = NODE_RADIUS + 6.0;
+            ring(&mut gizmos, center, radius, 1.0, Color::srgba(1.0, 1.0, 1.0, 0.08));
+            if anim.utilization > 0.005 {
+                let color = if anim.utilization > 0.95 { theme::health_color(Health::Failing) } else { Color::srgb(0.85, 0.9, 0.95) };
+                ring(&mut gizmos, center, radius, anim.utilization, color);
+            }
+        }
+        if selection.node.as_deref() == Some(node.name.as_str()) {
+            ring(&mut gizmos, center, NODE_RADIUS + 13.0, 1.0, Color::srgb(0.4, 0.7, 1.0));
+        }
+        if anim.pulse_s > 0.0 {
+            let t = 1.0 - anim.pulse_s;
+            let mut c = theme::health_color(anim.health);
+            c.set_alpha(anim.pulse_s);
+            ring(&mut gizmos, center, NODE_RADIUS + 8.0 + 30.0 * t, 1.0, c);
+        }
+    }
+}
+
+/// A clockwise arc from 12 o'clock covering `fraction` of a full turn.
+fn ring(gizmos: &mut Gizmos, center: Vec2, radius: f32, fraction: f32, color: Color) {
+    let segments = (48.0 * fraction).ceil().max(2.0) as usize;
+    let points = (0..=segments).map(|i| {
+        let a = std::f32::consts::FRAC_PI_2 - TAU * fraction * i as f32 / segments as f32;
+        center + Vec2::new(a.cos(), a.sin()) * radius
+    });
+    gizmos.linestrip_2d(points, color);
+}

@@ -1,0 +1,155 @@
+//! Unattended modes: `--screenshot OUT.png --after-seconds S` runs S simulated seconds at full
+//! speed, lets the picture settle with the run playing, saves a screenshot of the window and
+//! exits; `--measure-frames N` prints frame-time statistics (Bevy's frame-time diagnostics)
+//! as JSON and exits. Neither persists settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bevy::diagnostic::{DiagnosticsStore, FrameTimeDiagnosticsPlugin};
+use bevy::app::FixedMain;
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{save_to_disk, Screenshot};
+use cascade_sim::SimClock;
+
+use crate::args::Args;
+use crate::playback::{Playback, Speed};
+use crate::settings::Settings;
+
+/// Frames rendered after reaching the target time, before the picture (layout, fonts,
+/// particles and the camera fit settle).
+const SETTLE_FRAMES: u32 = 45;
+/// Frames to warm up before measuring.
+const WARMUP_FRAMES: u32 = 60;
+
+/// The screenshot/measurement plugin for these arguments.
+pub fn plugin(args: Args) -> impl Fn(&mut App) {
+    move |app: &mut App| {
+        if let Some(path) = &args.screenshot {
+            app.insert_resource(ScreenshotPlan { path: path.clone(), after_s: args.after_seconds, stage: Stage::Running, frames: 0 })
+                .add_systems(PreUpdate, screenshot_driver.after(crate::AppSystems::Playback));
+        }
+        if let Some(frames) = args.measure_frames {
+            app.add_plugins(FrameTimeDiagnosticsPlugin::default())
+                .insert_resource(Measure { frames, seen: 0, samples_ms: Vec::new() })
+                .add_systems(Last, measure_frames);
+        }
+        if args.screenshot.is_some() || args.measure_frames.is_some() {
+            app.add_systems(Startup, |mut s: ResMut<Settings>| {
+                s.file = None;
+                s.panels = Default::default();
+            });
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    Running,
+    Settling,
+    Capturing,
+}
+
+#[derive(Resource, Debug)]
+struct ScreenshotPlan {
+    path: PathBuf,
+    after_s: f64,
+    stage: Stage,
+    frames: u32,
+}
+
+fn screenshot_driver(world: &mut World) {
+    let (stage, after_s) = {
+        let plan = world.resource::<ScreenshotPlan>();
+        (plan.stage, plan.after_s)
+    };
+    world.resource_mut::<ScreenshotPlan>().frames += 1;
+    match stage {
+        Stage::Running => {
+            world.resource_mut::<Playback>().playing = false;
+            let target_ticks = {
+                let clock = world.resource::<SimClock>();
+                (after_s * 1e9 / clock.tick_ns as f64).round() as u64
+            };
+            // Up to 0.2 s of wall time per frame, so the window stays responsive.
+            let started = std::time::Instant::now();
+            while world.resource::<SimClock>().ticks_done < target_ticks && started.elapsed() < Duration::from_millis(200) {
+                let left = target_ticks - world.resource::<SimClock>().ticks_done;
+                world.resource_mut::<SimClock>().ticks_per_update = left.min(1000) as u32;
+                world.run_schedule(FixedMain);
+            }
+            if world.resource::<SimClock>().ticks_done >= target_ticks {
+                let mut p = world.resource_mut::<Playback>();
+                p.playing = true;
+                p.speed = Speed::Times(0.5);
+                let mut plan = world.resource_mut::<ScreenshotPlan>();
+                plan.stage = Stage::Settling;
+                plan.frames = 0;
+                world.resource_mut::<crate::session::ViewRequests>().fit = true;
+            }
+        }
+        Stage::Settling => {
+            if world.resource::<ScreenshotPlan>().frames >= SETTLE_FRAMES {
+                let path = world.resource::<ScreenshotPlan>().path.clone();
+                let _ = std::fs::remove_file(&path);
+                world.spawn(Screenshot::primary_window()).observe(save_to_disk(path));
+                let mut plan = world.resource_mut::<ScreenshotPlan>();
+                plan.stage = Stage::Capturing;
+                plan.frames = 0;
+            }
+        }
+        Stage::Capturing => {
+            let plan = world.resource::<ScreenshotPlan>();
+            let saved = std::fs::metadata(&plan.path).is_ok_and(|m| m.len() > 0);
+            if saved && plan.frames > 2 {
+                info!("screenshot saved to {}", plan.path.display());
+                world.write_message(AppExit::Success);
+            } else if plan.frames > 600 {
+                error!("the screenshot was not written to {}", plan.path.display());
+                world.write_message(AppExit::from_code(1));
+            }
+        }
+    }
+}
+
+#[derive(Resource, Debug)]
+struct Measure {
+    frames: u32,
+    seen: u32,
+    samples_ms: Vec<f64>,
+}
+
+fn measure_frames(
+    mut m: ResMut<Measure>,
+    time: Res<Time<Real>>,
+    diagnostics: Res<DiagnosticsStore>,
+    graph: Res<crate::canvas::CanvasGraph>,
+    particles: Query<(), With<Mesh2d>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    m.seen += 1;
+    if m.seen <= WARMUP_FRAMES {
+        return;
+    }
+    m.samples_ms.push(time.delta_secs_f64() * 1000.0);
+    if m.samples_ms.len() as u32 >= m.frames {
+        let mut v = m.samples_ms.clone();
+        v.sort_by(f64::total_cmp);
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let pct = |q: f64| v[((q * v.len() as f64) as usize).min(v.len() - 1)];
+        let bevy_fps = diagnostics.get(&FrameTimeDiagnosticsPlugin::FPS).and_then(|d| d.smoothed());
+        println!(
+            "{{\"nodes\": {}, \"edges\": {}, \"meshes\": {}, \"frames\": {}, \"mean_ms\": {:.2}, \"p50_ms\": {:.2}, \"p95_ms\": {:.2}, \"fps\": {:.1}, \"bevy_fps\": {}}}",
+            graph.nodes.len(),
+            graph.edges.len(),
+            particles.iter().count(),
+            v.len(),
+            mean,
+            pct(0.5),
+            pct(0.95),
+            1000.0 / mean,
+            bevy_fps.map_or_else(|| "null".to_owned(), |f| format!("{f:.1}"))
+        );
+        exit.write(AppExit::Success);
+    }
+}

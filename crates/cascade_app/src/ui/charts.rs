@@ -1,0 +1,168 @@
+//! Charts of the selection (or of the whole system) over the run, with fault windows shaded:
+//! offered load vs goodput, error ratio, p50/p99 latency, queue length, retries per second,
+//! worker utilisation. Series are built incrementally from the metrics history (only new
+//! intervals are added each frame), so charts stay cheap on long runs and large graphs.
+
+use bevy_egui::egui::{self, Color32};
+use cascade_sim::metrics::{MetricsHistory, NodeCounters};
+use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Polygon};
+
+/// Which rows a chart shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ChartSubject {
+    /// All sources and services together.
+    #[default]
+    System,
+    /// One service, by model index.
+    Service(u32, String),
+    /// One source, by model index.
+    Source(u32, String),
+}
+
+/// Series per interval, x in seconds (interval end).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    /// Chart subject.
+    pub subject: ChartSubject,
+    /// Intervals included.
+    pub intervals: u32,
+    /// Offered attempts per s.
+    pub offered: Vec<[f64; 2]>,
+    /// Goodput per s.
+    pub goodput: Vec<[f64; 2]>,
+    /// Error ratio.
+    pub errors: Vec<[f64; 2]>,
+    /// p50 ms.
+    pub p50: Vec<[f64; 2]>,
+    /// p99 ms.
+    pub p99: Vec<[f64; 2]>,
+    /// Mean queue length.
+    pub queue: Vec<[f64; 2]>,
+    /// Retries per s.
+    pub retries: Vec<[f64; 2]>,
+    /// Utilisation.
+    pub utilization: Vec<[f64; 2]>,
+}
+
+impl Series {
+    /// Appends intervals closed since the last call (restarts when the subject changes or the
+    /// run was reset).
+    pub fn update(&mut self, history: &MetricsHistory, subject: &ChartSubject) {
+        if *subject != self.subject || history.intervals() < self.intervals {
+            *self = Series { subject: subject.clone(), ..Default::default() };
+        }
+        let dt = history.interval_ns as f64 / 1e9;
+        for k in self.intervals..history.intervals() {
+            let x = f64::from(k + 1) * dt;
+            let (c, lat) = match subject {
+                ChartSubject::System => {
+                    let mut c = NodeCounters::default();
+                    let mut p = [0.0f64; 4];
+                    for ring in &history.services {
+                        if let Some(r) = MetricsHistory::row_at(ring, k) {
+                            c.area_queue += r.counters.area_queue;
+                            c.area_busy += r.counters.area_busy;
+                            c.area_capacity += r.counters.area_capacity;
+                            c.offered_retry += r.counters.offered_retry;
+                        }
+                    }
+                    for ring in &history.sources {
+                        if let Some(r) = MetricsHistory::row_at(ring, k) {
+                            c.offered_first += r.counters.offered_first;
+                            c.goodput += r.counters.goodput;
+                            c.succeeded += r.counters.succeeded;
+                            for (a, b) in c.failed.iter_mut().zip(r.counters.failed) {
+                                *a += b;
+                            }
+                            for (a, b) in p.iter_mut().zip(r.latency_ms) {
+                                *a = a.max(b);
+                            }
+                        }
+                    }
+                    (c, p)
+                }
+                ChartSubject::Service(i, _) => match history.services.get(*i as usize).and_then(|r| MetricsHistory::row_at(r, k)) {
+                    Some(r) => (r.counters, r.latency_ms),
+                    None => continue,
+                },
+                ChartSubject::Source(i, _) => match history.sources.get(*i as usize).and_then(|r| MetricsHistory::row_at(r, k)) {
+                    Some(r) => (r.counters, r.latency_ms),
+                    None => continue,
+                },
+            };
+            let is_service = matches!(subject, ChartSubject::Service(..));
+            let offered = if is_service { c.offered() } else { c.offered_first };
+            self.offered.push([x, offered as f64 / dt]);
+            self.goodput.push([x, c.goodput as f64 / dt]);
+            let err = if is_service {
+                c.error_ratio()
+            } else {
+                let done = c.succeeded + c.failed_total();
+                if done == 0 { 0.0 } else { c.failed_total() as f64 / done as f64 }
+            };
+            self.errors.push([x, err]);
+            self.p50.push([x, lat[0]]);
+            self.p99.push([x, lat[2]]);
+            self.queue.push([x, c.mean_queue(history.interval_ns)]);
+            self.retries.push([x, c.offered_retry as f64 / dt]);
+            self.utilization.push([x, c.utilization()]);
+        }
+        self.intervals = history.intervals();
+    }
+}
+
+/// A fault window: start, end (s) and label.
+pub type FaultWindow = (f64, f64, String);
+
+/// The charts grid.
+pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], height: f32) {
+    let title = match &series.subject {
+        ChartSubject::System => "whole system".to_owned(),
+        ChartSubject::Service(_, n) | ChartSubject::Source(_, n) => n.clone(),
+    };
+    ui.label(egui::RichText::new(format!("Charts: {title}")).strong())
+        .on_hover_text("Select a node to chart it; click empty canvas for the whole system. Shaded: faults in effect.");
+    let h = ((height - 60.0) / 2.0).max(60.0);
+    let w = (ui.available_width() / 3.0 - 8.0).max(120.0);
+    let charts: [(&str, Vec<(&str, &Vec<[f64; 2]>, Color32)>); 6] = [
+        ("offered vs goodput (/s)", vec![("offered", &series.offered, Color32::from_rgb(150, 160, 175)), ("goodput", &series.goodput, Color32::from_rgb(46, 160, 112))]),
+        ("error ratio", vec![("errors", &series.errors, Color32::from_rgb(215, 48, 58))]),
+        ("latency (ms)", vec![("p50", &series.p50, Color32::from_rgb(120, 180, 240)), ("p99", &series.p99, Color32::from_rgb(232, 112, 40))]),
+        ("queue length", vec![("queue", &series.queue, Color32::from_rgb(222, 170, 40))]),
+        ("retries (/s)", vec![("retries", &series.retries, Color32::from_rgb(255, 200, 64))]),
+        ("utilisation", vec![("workers busy", &series.utilization, Color32::from_rgb(190, 190, 255))]),
+    ];
+    egui::Grid::new("charts").num_columns(3).spacing([8.0, 4.0]).show(ui, |ui| {
+        for (i, (name, lines)) in charts.into_iter().enumerate() {
+            let y_max = lines.iter().flat_map(|(_, v, _)| v.iter().map(|p| p[1])).fold(0.0f64, f64::max).max(1e-9);
+            ui.vertical(|ui| {
+                ui.label(egui::RichText::new(name).small());
+                Plot::new(("chart", i))
+                    .width(w)
+                    .height(h)
+                    .legend(Legend::default().position(Corner::LeftTop).text_style(egui::TextStyle::Small).background_alpha(0.6))
+                    .allow_scroll(false)
+                    .include_y(0.0)
+                    .x_axis_label("s")
+                    .show(ui, |plot| {
+                        for (start, end, _label) in faults {
+                            // Unnamed: shading stays out of the legend.
+                            let poly = Polygon::new(
+                                "",
+                                PlotPoints::new(vec![[*start, 0.0], [*end, 0.0], [*end, y_max * 1.05], [*start, y_max * 1.05]]),
+                            )
+                            .fill_color(Color32::from_rgba_unmultiplied(215, 48, 58, 55))
+                            .stroke(egui::Stroke::NONE);
+                            plot.polygon(poly);
+                        }
+                        for (label, points, color) in lines {
+                            plot.line(Line::new(label, PlotPoints::new(points.clone())).color(color));
+                        }
+                    });
+            });
+            if i % 3 == 2 {
+                ui.end_row();
+            }
+        }
+    });
+}

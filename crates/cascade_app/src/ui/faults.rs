@@ -1,0 +1,272 @@
+//! The fault palette and the right-click fault menu: the same fault kinds as scenario files,
+//! aimed at the selected node or edge, for a duration or until cleared; and the list of
+//! faults in effect, each with a clear button.
+
+use bevy_egui::egui::{self, RichText};
+use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode};
+
+use crate::session::{AppAction, Selection};
+
+/// What a fault can be aimed at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultTarget {
+    /// A service with this many instances and workers per instance.
+    Service {
+        /// Name.
+        name: String,
+        /// Instances.
+        instances: u32,
+        /// Workers per instance.
+        workers: u32,
+    },
+    /// A traffic source.
+    Source {
+        /// Name.
+        name: String,
+    },
+    /// A call edge.
+    Edge {
+        /// Caller.
+        from: String,
+        /// Callee.
+        to: String,
+    },
+}
+
+/// A fault in effect, for the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveFault {
+    /// Engine id.
+    pub id: u32,
+    /// "slow ×4 on db".
+    pub label: String,
+    /// Ends at (s), or until cleared.
+    pub until_s: Option<f64>,
+    /// From the scenario file (else live).
+    pub scripted: bool,
+}
+
+/// What the palette shows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FaultPaletteView {
+    /// The selected target, if any.
+    pub target: Option<FaultTarget>,
+    /// Faults in effect.
+    pub active: Vec<ActiveFault>,
+    /// The current selection (to keep it while selecting a fault).
+    pub selection: Selection,
+}
+
+/// Parameters the palette remembers between uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultParams {
+    /// Slowdown / load factor.
+    pub factor: f64,
+    /// Added latency, ms.
+    pub added_ms: f64,
+    /// Error probability.
+    pub probability: f64,
+    /// Workers left by a capacity cut.
+    pub workers_left: u32,
+    /// Instances left by a capacity cut.
+    pub instances_left: u32,
+    /// Kills blackhole instead of refusing.
+    pub blackhole: bool,
+    /// Only the first instance is hit (else all).
+    pub first_only: bool,
+    /// Duration, s.
+    pub duration_s: f64,
+    /// Lasts until cleared.
+    pub until_cleared: bool,
+}
+
+impl Default for FaultParams {
+    fn default() -> Self {
+        FaultParams {
+            factor: 4.0,
+            added_ms: 200.0,
+            probability: 0.5,
+            workers_left: 1,
+            instances_left: 1,
+            blackhole: false,
+            first_only: false,
+            duration_s: 10.0,
+            until_cleared: false,
+        }
+    }
+}
+
+impl FaultParams {
+    fn duration(&self) -> Option<f64> {
+        (!self.until_cleared).then_some(self.duration_s.max(0.1))
+    }
+
+    fn selector(&self) -> InstanceSelector {
+        if self.first_only { InstanceSelector::First(1) } else { InstanceSelector::All }
+    }
+}
+
+/// Every fault kind that applies to `target`, built from the parameters, with a label and a
+/// tooltip.
+pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'static str, FaultKind)> {
+    match target {
+        FaultTarget::Service { name, instances, workers } => {
+            let s = || name.clone();
+            let mut v = vec![
+                (
+                    if p.blackhole { "Kill (blackhole)".to_owned() } else { "Kill".to_owned() },
+                    "Crash instances: queued and in-progress work is lost; new requests are refused (or vanish, blackhole)",
+                    FaultKind::Kill { service: s(), instances: p.selector(), mode: if p.blackhole { KillMode::Blackhole } else { KillMode::Refuse } },
+                ),
+                (format!("Slow ×{}", p.factor), "Own work takes this many times longer", FaultKind::Slow { service: s(), instances: p.selector(), factor: p.factor }),
+                (format!("Latency +{} ms", p.added_ms), "A fixed delay added to each request's own work (a slow disk)", FaultKind::Latency { service: s(), instances: p.selector(), added_ms: p.added_ms }),
+                (format!("Errors {:.0}%", p.probability * 100.0), "Requests fail with an error after their own work", FaultKind::Errors { service: s(), instances: p.selector(), probability: p.probability }),
+                (
+                    format!("Cut to {} worker{}", p.workers_left.min(*workers), if p.workers_left == 1 { "" } else { "s" }),
+                    "Fewer workers per instance",
+                    FaultKind::CapacityCut { service: s(), workers: Some(p.workers_left.min(*workers)), instances: None },
+                ),
+            ];
+            if *instances > 1 {
+                v.push((
+                    format!("Cut to {} instance{}", p.instances_left.min(*instances), if p.instances_left == 1 { "" } else { "s" }),
+                    "Fewer instances in the load balancer (the others drain)",
+                    FaultKind::CapacityCut { service: s(), workers: None, instances: Some(p.instances_left.min(*instances)) },
+                ));
+            }
+            v
+        }
+        FaultTarget::Source { name } => vec![(
+            format!("Load spike ×{}", p.factor),
+            "The source sends this many times its rate",
+            FaultKind::LoadSpike { source: name.clone(), factor: p.factor },
+        )],
+        FaultTarget::Edge { from, to } => vec![
+            ("Partition".to_owned(), "Requests and replies on this link are lost", FaultKind::Partition { from: from.clone(), to: to.clone() }),
+            (format!("Link latency +{} ms", p.added_ms), "Extra one-way network latency on this link", FaultKind::LinkLatency { from: from.clone(), to: to.clone(), added_ms: p.added_ms }),
+        ],
+    }
+}
+
+fn target_label(t: &FaultTarget) -> String {
+    match t {
+        FaultTarget::Service { name, .. } | FaultTarget::Source { name } => name.clone(),
+        FaultTarget::Edge { from, to } => format!("{from} → {to}"),
+    }
+}
+
+/// The palette; returns the user's actions.
+pub fn fault_palette_ui(ui: &mut egui::Ui, view: &FaultPaletteView, params: &mut FaultParams) -> Vec<AppAction> {
+    let mut out = Vec::new();
+    ui.heading("Break something");
+    match &view.target {
+        None => {
+            ui.label(RichText::new("Select a node or an edge on the canvas (or right-click it) to aim a fault.").weak());
+        }
+        Some(target) => {
+            ui.label(format!("Target: {}", target_label(target)));
+            parameters_ui(ui, target, params);
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut params.until_cleared, "until cleared").on_hover_text("Lasts until you clear it");
+                ui.add_enabled(
+                    !params.until_cleared,
+                    egui::DragValue::new(&mut params.duration_s).range(0.1..=86_400.0).speed(1.0).suffix(" s"),
+                )
+                .on_hover_text("How long the fault lasts, in simulated seconds");
+            });
+            ui.horizontal_wrapped(|ui| {
+                for (label, tip, fault) in faults_for(target, params) {
+                    if ui.button(label).on_hover_text(tip).clicked() {
+                        out.push(AppAction::InjectFault { fault, duration_s: params.duration() });
+                    }
+                }
+            });
+        }
+    }
+    ui.separator();
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("Faults in effect").strong());
+        if !view.active.is_empty() && ui.small_button("clear all").on_hover_text("End every fault now").clicked() {
+            out.push(AppAction::ClearAllFaults);
+        }
+    });
+    if view.active.is_empty() {
+        ui.label(RichText::new("none").weak());
+    }
+    for f in &view.active {
+        ui.horizontal(|ui| {
+            let until = f.until_s.map_or_else(|| "until cleared".to_owned(), |t| format!("until {t:.0} s"));
+            let text = format!("{}{} — {until}", f.label, if f.scripted { " (scripted)" } else { "" });
+            let selected = view.selection.fault == Some(f.id);
+            if ui.selectable_label(selected, text).on_hover_text("Select (Delete clears it)").clicked() {
+                out.push(AppAction::Select(Selection { fault: if selected { None } else { Some(f.id) }, ..view.selection.clone() }));
+            }
+            if ui.small_button("clear").on_hover_text("End this fault now").clicked() {
+                out.push(AppAction::ClearFault(f.id));
+            }
+        });
+    }
+    out
+}
+
+fn parameters_ui(ui: &mut egui::Ui, target: &FaultTarget, p: &mut FaultParams) {
+    egui::Grid::new("fault-params").num_columns(2).show(ui, |ui| {
+        match target {
+            FaultTarget::Service { instances, workers, .. } => {
+                ui.label("factor");
+                ui.add(egui::DragValue::new(&mut p.factor).range(1.0..=100.0).speed(0.1).prefix("×")).on_hover_text("Slowdown factor");
+                ui.end_row();
+                ui.label("added");
+                ui.add(egui::DragValue::new(&mut p.added_ms).range(0.0..=60_000.0).speed(5.0).suffix(" ms")).on_hover_text("Added latency");
+                ui.end_row();
+                ui.label("errors");
+                ui.add(egui::Slider::new(&mut p.probability, 0.0..=1.0)).on_hover_text("Probability that a request fails");
+                ui.end_row();
+                ui.label("workers left");
+                ui.add(egui::DragValue::new(&mut p.workers_left).range(0..=*workers)).on_hover_text("Workers per instance after a cut");
+                ui.end_row();
+                if *instances > 1 {
+                    ui.label("instances left");
+                    ui.add(egui::DragValue::new(&mut p.instances_left).range(0..=*instances)).on_hover_text("Instances in the load balancer after a cut");
+                    ui.end_row();
+                    ui.label("hit");
+                    ui.checkbox(&mut p.first_only, "first instance only").on_hover_text("Kill, slow, latency and errors hit one instance instead of all");
+                    ui.end_row();
+                }
+                ui.label("kill");
+                ui.checkbox(&mut p.blackhole, "blackhole").on_hover_text("Killed instances swallow requests (callers wait for their timeouts) instead of refusing");
+                ui.end_row();
+            }
+            FaultTarget::Source { .. } => {
+                ui.label("factor");
+                ui.add(egui::DragValue::new(&mut p.factor).range(1.0..=100.0).speed(0.1).prefix("×")).on_hover_text("Load multiplier");
+                ui.end_row();
+            }
+            FaultTarget::Edge { .. } => {
+                ui.label("added");
+                ui.add(egui::DragValue::new(&mut p.added_ms).range(0.0..=60_000.0).speed(5.0).suffix(" ms")).on_hover_text("Added one-way latency");
+                ui.end_row();
+            }
+        }
+    });
+}
+
+/// The right-click menu: quick faults with preset durations.
+pub fn fault_menu_ui(ui: &mut egui::Ui, target: &FaultTarget, params: &FaultParams) -> Vec<AppAction> {
+    let mut out = Vec::new();
+    ui.label(RichText::new(target_label(target)).strong());
+    ui.separator();
+    for (label, tip, fault) in faults_for(target, params) {
+        ui.menu_button(label, |ui| {
+            for (text, duration) in [("for 10 s", Some(10.0)), ("for 30 s", Some(30.0)), ("for 60 s", Some(60.0)), ("until cleared", None)] {
+                if ui.button(text).clicked() {
+                    out.push(AppAction::InjectFault { fault: fault.clone(), duration_s: duration });
+                    ui.close();
+                }
+            }
+        })
+        .response
+        .on_hover_text(tip);
+    }
+    out
+}

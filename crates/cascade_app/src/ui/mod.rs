@@ -1,0 +1,424 @@
+//! The panels (egui): top bar, scenario library and fault palette (left), inspector (right),
+//! charts and event log (bottom), the right-click fault menu and dialogs.
+//!
+//! Each panel is a pure `*_ui(ui, &view, …) -> Vec<AppAction>` function over a plain view
+//! struct (tested without a GPU in `tests/panels.rs`); [`draw_ui`] gathers the views from the
+//! world, calls them, and sends their actions. Panels never touch the simulation directly.
+
+pub mod build;
+pub mod charts;
+pub mod dialogs;
+pub mod events;
+pub mod faults;
+pub mod inspector;
+pub mod library;
+pub mod top_bar;
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy_egui::input::egui_wants_any_keyboard_input;
+use bevy_egui::{egui, EguiContexts, EguiPrimaryContextPass};
+use cascade_sim::engine::{InstanceState, ServiceState};
+use cascade_sim::faults::ResolvedTarget;
+use cascade_sim::metrics::MetricsHistory;
+use cascade_sim::{Engine, EventLog, LiveVerdict, SimClock};
+
+use crate::canvas::{BuildTool, CanvasCamera, CanvasGraph, CanvasRect, ContextMenu, ContextTarget};
+use crate::playback::Playback;
+use crate::session::{AppAction, Document, ErrorWindow, Notice, Selection, UndoHistory};
+use crate::settings::Settings;
+
+/// UI plugin.
+pub(crate) fn plugin(app: &mut App) {
+    let entries = library::library_root().map(|root| library::scan(&root)).unwrap_or_default();
+    app.insert_resource(Library { entries })
+        .init_resource::<UiState>()
+        .init_resource::<dialogs::Dialogs>()
+        .add_systems(EguiPrimaryContextPass, draw_ui)
+        .add_systems(
+            Update,
+            (
+                keyboard_shortcuts.run_if(not(egui_wants_any_keyboard_input)).in_set(crate::AppSystems::Input),
+                (dialogs::start_dialogs, dialogs::poll_dialogs).in_set(crate::AppSystems::Input),
+            ),
+        );
+}
+
+/// The scanned scenario library.
+#[derive(Resource, Debug, Default)]
+pub struct Library {
+    /// Entries in display order.
+    pub entries: Vec<library::LibraryEntry>,
+}
+
+/// Which tab the bottom panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BottomTab {
+    /// Charts.
+    #[default]
+    Charts,
+    /// Event log.
+    Events,
+}
+
+/// UI state kept between frames.
+#[derive(Resource, Default)]
+pub struct UiState {
+    /// The seed field's text.
+    pub seed_text: Option<String>,
+    /// Fault palette parameters.
+    pub fault_params: faults::FaultParams,
+    /// Chart series (built incrementally).
+    pub series: charts::Series,
+    /// Bottom tab.
+    pub tab: BottomTab,
+    /// Event log shows health changes.
+    pub health_changes: bool,
+}
+
+/// Everything the panels read.
+#[derive(SystemParam)]
+pub struct UiWorld<'w, 's> {
+    doc: Res<'w, Document>,
+    playback: Res<'w, Playback>,
+    clock: Res<'w, SimClock>,
+    verdict: Res<'w, LiveVerdict>,
+    history: Res<'w, UndoHistory>,
+    settings: Res<'w, Settings>,
+    selection: Res<'w, Selection>,
+    engine: Res<'w, Engine>,
+    metrics: Res<'w, MetricsHistory>,
+    log: Res<'w, EventLog>,
+    build: Res<'w, BuildTool>,
+    errors: Res<'w, ErrorWindow>,
+    notice: Res<'w, Notice>,
+    library: Res<'w, Library>,
+    graph: Res<'w, CanvasGraph>,
+    services: Query<'w, 's, &'static ServiceState>,
+    instances: Query<'w, 's, &'static InstanceState>,
+    camera: Query<'w, 's, &'static Transform, With<CanvasCamera>>,
+}
+
+/// Draws every panel and sends the actions they return.
+pub fn draw_ui(
+    mut contexts: EguiContexts,
+    w: UiWorld,
+    mut state: ResMut<UiState>,
+    mut menu: ResMut<ContextMenu>,
+    mut canvas_rect: ResMut<CanvasRect>,
+    mut dialogs: ResMut<dialogs::Dialogs>,
+    mut actions: MessageWriter<AppAction>,
+) -> Result {
+    let ctx = contexts.ctx_mut()?.clone();
+    // The first frames can come before the window has its real size; panels laid out then
+    // would remember a degenerate size.
+    if ctx.viewport_rect().height() < 300.0 || ctx.viewport_rect().width() < 500.0 {
+        return Ok(());
+    }
+    let mut out: Vec<AppAction> = Vec::new();
+    let seed = w.doc.scenario.seed;
+    let mut seed_text = state.seed_text.take().unwrap_or_else(|| seed.to_string());
+    if !ctx.memory(|m| m.focused().is_some()) && seed_text != seed.to_string() {
+        seed_text = seed.to_string();
+    }
+    let mut root = egui::Ui::new(
+        ctx.clone(),
+        "root".into(),
+        egui::UiBuilder::new().layer_id(egui::LayerId::background()).max_rect(ctx.viewport_rect()),
+    );
+
+    // Top bar.
+    let top_view = top_bar::TopBarView {
+        title: w.doc.title(),
+        dirty: w.doc.dirty,
+        playing: w.playback.playing,
+        speed: w.playback.speed,
+        sim_time_s: w.clock.now_s(),
+        seed,
+        verdict: w.verdict.verdict.as_ref().map(|v| (v.kind, v.recovery_seconds)),
+        sustained_by: w.verdict.verdict.as_ref().map(|v| v.sustained_by.clone()).unwrap_or_default(),
+        undo: w.history.undo.last().map(|e| e.label()),
+        redo: w.history.redo.last().map(|e| e.label()),
+        building: w.build.building,
+        recent: w.settings.recent.clone(),
+        panels: w.settings.panels,
+    };
+    egui::Panel::top("top").show(&mut root, |ui| {
+        out.extend(top_bar::top_bar_ui(ui, &top_view, &mut seed_text));
+    });
+    state.seed_text = Some(seed_text);
+
+    // Left: library, build palette, faults.
+    if w.settings.panels.left {
+        let palette_view = fault_palette_view(&w);
+        let center = w.camera.iter().next().map_or(Vec2::ZERO, |t| t.translation.truncate());
+        egui::Panel::left("left").resizable(true).default_size(270.0).show(&mut root, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                if w.build.building {
+                    out.extend(build::build_palette_ui(ui, &w.doc.scenario, center));
+                    ui.separator();
+                }
+                out.extend(faults::fault_palette_ui(ui, &palette_view, &mut state.fault_params));
+                ui.separator();
+                out.extend(library::library_ui(ui, &w.library.entries, w.doc.path.as_deref()));
+            });
+        });
+    }
+
+    // Right: inspector.
+    if w.settings.panels.right {
+        let metrics = selection_metrics(&w);
+        egui::Panel::right("right").resizable(true).default_size(310.0).show(&mut root, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                out.extend(inspector::inspector_ui(ui, &w.doc.scenario, &w.selection, &metrics, w.build.building));
+            });
+        });
+    }
+
+    // Bottom: charts and events.
+    if w.settings.panels.bottom {
+        let subject = chart_subject(&w);
+        state.series.update(&w.metrics, &subject);
+        let windows = fault_windows(&w);
+        let height = w.settings.panels.bottom_height;
+        let max_height = (ctx.viewport_rect().height() * 0.55).max(160.0);
+        // A fixed height (chosen in the View menu): a resizable panel sized by its own
+        // content would shrink a little every frame.
+        let panel_height = height.clamp(160.0, max_height);
+        egui::Panel::bottom("bottom").resizable(false).exact_size(panel_height).show(&mut root, |ui| {
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut state.tab, BottomTab::Charts, "Charts").on_hover_text("Offered vs goodput, errors, latency, queue, retries, utilisation");
+                ui.selectable_value(&mut state.tab, BottomTab::Events, "Events").on_hover_text("Faults, commands, health and verdict changes");
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.label(egui::RichText::new(&w.notice.text).weak());
+                });
+            });
+            let h = panel_height - 44.0;
+            match state.tab {
+                BottomTab::Charts => {
+                    let series = state.series.clone();
+                    charts::charts_ui(ui, &series, &windows, h);
+                }
+                BottomTab::Events => {
+                    let mut hc = state.health_changes;
+                    events::event_log_ui(ui, &w.log.events, &mut hc);
+                    state.health_changes = hc;
+                }
+            }
+        });
+    }
+
+    // What is left is the canvas.
+    let free = root.available_rect_before_wrap();
+    *canvas_rect = CanvasRect { min: Vec2::new(free.min.x, free.min.y), max: Vec2::new(free.max.x, free.max.y) };
+
+    // Right-click menu.
+    if let Some((target, at)) = menu.open.clone() {
+        let fault_target = match &target {
+            ContextTarget::Node(name) => node_target(&w, name),
+            ContextTarget::Edge(from, to) => Some(faults::FaultTarget::Edge { from: from.clone(), to: to.clone() }),
+        };
+        if let Some(t) = fault_target {
+            let area = egui::Area::new(egui::Id::new("context-menu")).order(egui::Order::Foreground).fixed_pos(egui::pos2(at.x, at.y)).show(&ctx, |ui| {
+                egui::Frame::popup(ui.style()).show(ui, |ui| faults::fault_menu_ui(ui, &t, &state.fault_params)).inner
+            });
+            let chosen = area.inner;
+            if !chosen.is_empty() || area.response.clicked_elsewhere() || ctx.input(|i| i.key_pressed(egui::Key::Escape)) {
+                menu.open = None;
+            }
+            out.extend(chosen);
+        } else {
+            menu.open = None;
+        }
+    }
+
+    out.extend(dialogs::path_prompt_ui(&ctx, &mut dialogs.prompt));
+    out.extend(dialogs::error_window_ui(&ctx, &w.errors));
+    actions.write_batch(out);
+    Ok(())
+}
+
+fn node_target(w: &UiWorld, name: &str) -> Option<faults::FaultTarget> {
+    if let Some(s) = w.doc.scenario.service(name) {
+        return Some(faults::FaultTarget::Service { name: name.to_owned(), instances: s.instances, workers: s.workers });
+    }
+    w.doc.scenario.source(name).map(|_| faults::FaultTarget::Source { name: name.to_owned() })
+}
+
+fn fault_palette_view(w: &UiWorld) -> faults::FaultPaletteView {
+    let target = match (&w.selection.node, &w.selection.edge) {
+        (Some(n), _) => node_target(w, n),
+        (None, Some((from, to))) => Some(faults::FaultTarget::Edge { from: from.clone(), to: to.clone() }),
+        _ => None,
+    };
+    let active = w
+        .engine
+        .faults
+        .iter()
+        .filter(|f| f.active)
+        .map(|f| faults::ActiveFault {
+            id: f.id,
+            label: format!("{} on {}", fault_label(&f.kind), f.target_label()),
+            until_s: (f.end_ns != cascade_sim::time::NEVER).then(|| f.end_ns as f64 / 1e9),
+            scripted: f.scripted,
+        })
+        .collect();
+    faults::FaultPaletteView { target, active, selection: w.selection.clone() }
+}
+
+/// "slow ×4", "errors 50%"…
+pub fn fault_label(kind: &cascade_sim::scenario::FaultKind) -> String {
+    use cascade_sim::scenario::FaultKind as F;
+    match kind {
+        F::Slow { factor, .. } => format!("slow ×{factor}"),
+        F::Latency { added_ms, .. } | F::LinkLatency { added_ms, .. } => format!("latency +{added_ms} ms"),
+        F::Errors { probability, .. } => format!("errors {:.0}%", probability * 100.0),
+        F::LoadSpike { factor, .. } => format!("load ×{factor}"),
+        F::CapacityCut { workers, instances, .. } => match (workers, instances) {
+            (Some(wk), Some(i)) => format!("cut to {wk} workers, {i} instances"),
+            (Some(wk), None) => format!("cut to {wk} workers"),
+            (None, Some(i)) => format!("cut to {i} instances"),
+            (None, None) => "capacity cut".to_owned(),
+        },
+        other => other.label().to_owned(),
+    }
+}
+
+fn chart_subject(w: &UiWorld) -> charts::ChartSubject {
+    let Some(name) = &w.selection.node else { return charts::ChartSubject::System };
+    match w.graph.node(name).map(|n| n.node) {
+        Some(cascade_sim::NodeRef::Service(i)) => charts::ChartSubject::Service(i, name.clone()),
+        Some(cascade_sim::NodeRef::Source(i)) => charts::ChartSubject::Source(i, name.clone()),
+        None => charts::ChartSubject::System,
+    }
+}
+
+fn fault_windows(w: &UiWorld) -> Vec<charts::FaultWindow> {
+    let now = w.clock.now_s();
+    w.engine
+        .faults
+        .iter()
+        .filter(|f| f.active || f.end_ns <= w.clock.now_ns())
+        .filter(|f| f.start_ns < w.clock.now_ns())
+        .filter(|f| match (&w.selection.node, &f.target) {
+            (None, _) => true,
+            (Some(n), ResolvedTarget::Service(_) | ResolvedTarget::Source(_)) => f.kind.target_node() == n,
+            (Some(n), ResolvedTarget::Links(_)) => f.kind.target_node() == n || f.kind.link_target() == Some(n.as_str()),
+        })
+        .map(|f| {
+            let end = if f.end_ns == cascade_sim::time::NEVER { now } else { (f.end_ns as f64 / 1e9).min(now) };
+            (f.start_ns as f64 / 1e9, end, format!("{} on {}", fault_label(&f.kind), f.target_label()))
+        })
+        .collect()
+}
+
+fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
+    let Some(name) = &w.selection.node else { return Default::default() };
+    let Some(node) = w.graph.node(name) else { return Default::default() };
+    let dt = w.metrics.interval_ns as f64 / 1e9;
+    let mut m = inspector::SelectionMetrics::default();
+    let ring = match node.node {
+        cascade_sim::NodeRef::Service(i) => w.metrics.services.get(i as usize),
+        cascade_sim::NodeRef::Source(i) => w.metrics.sources.get(i as usize),
+    };
+    let Some(ring) = ring else { return m };
+    if let Some(row) = ring.back() {
+        let c = &row.counters;
+        match node.node {
+            cascade_sim::NodeRef::Service(i) => {
+                let (mut busy, mut workers, mut queue) = (0, 0, 0);
+                if let Some(st) = w.services.iter().find(|s| s.index == i) {
+                    for is in w.instances.iter().filter(|is| st.instances.contains(&is.global)) {
+                        busy += is.busy;
+                        workers += is.workers;
+                        queue += is.queue.len();
+                    }
+                }
+                m.figures = vec![
+                    ("offered".into(), format!("{:.0} /s ({:.0} retries)", c.offered() as f64 / dt, c.offered_retry as f64 / dt)),
+                    ("goodput".into(), format!("{:.0} /s", c.goodput as f64 / dt)),
+                    ("errors".into(), format!("{:.1} %", c.error_ratio() * 100.0)),
+                    ("p50 / p99".into(), format!("{:.1} / {:.1} ms", row.latency_ms[0], row.latency_ms[2])),
+                    ("queue now".into(), format!("{queue}")),
+                    ("workers busy".into(), format!("{busy} of {workers}")),
+                    ("utilisation".into(), format!("{:.0} %", c.utilization() * 100.0)),
+                    ("orphaned".into(), format!("{:.0} %", c.orphaned_ratio() * 100.0)),
+                    ("health".into(), row.health.as_str().into()),
+                ];
+            }
+            cascade_sim::NodeRef::Source(_) => {
+                let done = c.succeeded + c.failed_total();
+                m.figures = vec![
+                    ("requests".into(), format!("{:.0} /s", c.offered_first as f64 / dt)),
+                    ("retries".into(), format!("{:.0} /s", c.offered_retry as f64 / dt)),
+                    ("succeeded".into(), format!("{:.1} %", if done == 0 { 100.0 } else { c.succeeded as f64 * 100.0 / done as f64 })),
+                    ("p50 / p99".into(), format!("{:.1} / {:.1} ms", row.latency_ms[0], row.latency_ms[2])),
+                    ("health".into(), row.health.as_str().into()),
+                ];
+            }
+        }
+    }
+    let recent: Vec<_> = ring.iter().rev().take(60).collect();
+    let series = |f: &dyn Fn(&cascade_sim::NodeRow) -> f64| recent.iter().rev().map(|r| f(r)).collect::<Vec<f64>>();
+    m.sparklines = vec![
+        ("goodput /s".into(), series(&|r| r.counters.goodput as f64 / dt)),
+        ("errors".into(), series(&|r| r.counters.error_ratio())),
+        ("p99 ms".into(), series(&|r| r.latency_ms[2])),
+    ];
+    m
+}
+
+/// Keyboard shortcuts (when egui does not want the keyboard).
+pub fn keyboard_shortcuts(
+    keys: Res<ButtonInput<KeyCode>>,
+    selection: Res<Selection>,
+    build: Res<BuildTool>,
+    doc: Res<Document>,
+    engine: Res<Engine>,
+    mut actions: MessageWriter<AppAction>,
+) {
+    let ctrl = keys.any_pressed([KeyCode::ControlLeft, KeyCode::ControlRight, KeyCode::SuperLeft, KeyCode::SuperRight]);
+    let shift = keys.any_pressed([KeyCode::ShiftLeft, KeyCode::ShiftRight]);
+    for key in keys.get_just_pressed() {
+        let action = match (*key, ctrl, shift) {
+            (KeyCode::Space, false, _) => Some(AppAction::TogglePlay),
+            (KeyCode::Period, false, _) => Some(AppAction::Step),
+            (KeyCode::Equal | KeyCode::NumpadAdd, false, _) => Some(AppAction::Faster),
+            (KeyCode::Minus | KeyCode::NumpadSubtract, false, _) => Some(AppAction::Slower),
+            (KeyCode::KeyF, false, _) => Some(AppAction::FitView),
+            (KeyCode::KeyB, false, _) => Some(AppAction::SetBuilding(!build.building)),
+            (KeyCode::KeyZ, true, false) => Some(AppAction::Undo),
+            (KeyCode::KeyZ, true, true) | (KeyCode::KeyY, true, _) => Some(AppAction::Redo),
+            (KeyCode::KeyS, true, false) => Some(AppAction::Save),
+            (KeyCode::KeyS, true, true) => Some(AppAction::SaveAsDialog),
+            (KeyCode::KeyO, true, _) => Some(AppAction::OpenDialog),
+            (KeyCode::KeyD, true, _) if build.building => selection
+                .node
+                .as_ref()
+                .and_then(|n| build::duplicate_node(&doc.scenario, n).map(|s| AppAction::Edit { scenario: Box::new(s), label: format!("duplicate {n}") })),
+            (KeyCode::Delete | KeyCode::Backspace, false, _) => delete_action(&selection, &build, &doc, &engine),
+            _ => None,
+        };
+        if let Some(a) = action {
+            actions.write(a);
+        }
+    }
+}
+
+/// Delete: the selected fault; in build mode the selected node; else every live fault on the
+/// selected node.
+pub fn delete_action(selection: &Selection, build: &BuildTool, doc: &Document, engine: &Engine) -> Option<AppAction> {
+    if let Some(id) = selection.fault {
+        return Some(AppAction::ClearFault(id));
+    }
+    let name = selection.node.as_ref()?;
+    if build.building {
+        return build::delete_node(&doc.scenario, name).map(|s| AppAction::Edit { scenario: Box::new(s), label: format!("delete {name}") });
+    }
+    engine
+        .faults
+        .iter()
+        .rev()
+        .find(|f| f.active && !f.scripted && (f.kind.target_node() == name || f.kind.link_target() == Some(name.as_str())))
+        .map(|f| AppAction::ClearFault(f.id))
+}

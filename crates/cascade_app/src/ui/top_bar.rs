@@ -1,0 +1,195 @@
+//! The top bar: file, playback, speed, clock, seed, reset, undo/redo, build mode, verdict.
+
+use std::path::PathBuf;
+
+use bevy_egui::egui::{self, RichText};
+use cascade_sim::scenario::VerdictKind;
+
+use crate::playback::{Speed, SPEED_NOTCHES};
+use crate::session::AppAction;
+use crate::settings::PanelLayout;
+use crate::theme;
+
+/// What the top bar shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopBarView {
+    /// Document title (file name).
+    pub title: String,
+    /// Unsaved changes.
+    pub dirty: bool,
+    /// Time runs.
+    pub playing: bool,
+    /// Speed.
+    pub speed: Speed,
+    /// Simulated seconds.
+    pub sim_time_s: f64,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Verdict so far and seconds to recover.
+    pub verdict: Option<(VerdictKind, Option<f64>)>,
+    /// What sustains a metastable state.
+    pub sustained_by: Vec<String>,
+    /// Undo / redo labels when available.
+    pub undo: Option<String>,
+    /// Redo label.
+    pub redo: Option<String>,
+    /// Build mode on.
+    pub building: bool,
+    /// Recent files.
+    pub recent: Vec<PathBuf>,
+    /// Panels shown.
+    pub panels: PanelLayout,
+}
+
+/// Draws the bar; returns what the user asked for.
+pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) -> Vec<AppAction> {
+    let mut out = Vec::new();
+    ui.horizontal_wrapped(|ui| {
+        ui.menu_button("File", |ui| {
+            if ui.button("Open…").on_hover_text("Open a scenario file (Ctrl+O)").clicked() {
+                out.push(AppAction::OpenDialog);
+                ui.close();
+            }
+            if ui.button("Save").on_hover_text("Save to the current file (Ctrl+S)").clicked() {
+                out.push(AppAction::Save);
+                ui.close();
+            }
+            if ui.button("Save as…").on_hover_text("Save to another file").clicked() {
+                out.push(AppAction::SaveAsDialog);
+                ui.close();
+            }
+            if !view.recent.is_empty() {
+                ui.separator();
+                ui.label(RichText::new("Recent").weak());
+                for path in &view.recent {
+                    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+                    if ui.button(name).on_hover_text(path.display().to_string()).clicked() {
+                        out.push(AppAction::OpenPath(path.clone()));
+                        ui.close();
+                    }
+                }
+            }
+        });
+        ui.menu_button("View", |ui| {
+            let mut p = view.panels;
+            ui.checkbox(&mut p.left, "Library and faults").on_hover_text("Left panel");
+            ui.checkbox(&mut p.right, "Inspector").on_hover_text("Right panel");
+            ui.checkbox(&mut p.bottom, "Charts and events").on_hover_text("Bottom panel");
+            ui.horizontal(|ui| {
+                ui.label("charts height");
+                for (label, h) in [("S", 220.0), ("M", 330.0), ("L", 480.0)] {
+                    if ui.selectable_label((p.bottom_height - h).abs() < 1.0, label).clicked() {
+                        p.bottom_height = h;
+                    }
+                }
+            });
+            if p != view.panels {
+                out.push(AppAction::SetPanels(p));
+            }
+            if ui.button("Fit graph (F)").clicked() {
+                out.push(AppAction::FitView);
+                ui.close();
+            }
+        });
+        ui.separator();
+        let title = if view.dirty { format!("{} •", view.title) } else { view.title.clone() };
+        ui.label(RichText::new(title).strong()).on_hover_text(if view.dirty { "Unsaved changes" } else { "Saved" });
+        ui.separator();
+
+        let play = if view.playing { "⏸ Pause" } else { "▶ Play" };
+        if ui.button(play).on_hover_text("Play or pause simulated time (Space)").clicked() {
+            out.push(AppAction::TogglePlay);
+        }
+        if ui.button("⏭ Step").on_hover_text("Advance one tick while paused (.)").clicked() {
+            out.push(AppAction::Step);
+        }
+        if ui.button("➖").on_hover_text("Slower (−)").clicked() {
+            out.push(AppAction::Slower);
+        }
+        speed_menu(ui, view.speed, &mut out);
+        if ui.button("➕").on_hover_text("Faster (+)").clicked() {
+            out.push(AppAction::Faster);
+        }
+        ui.label(RichText::new(format!("t = {:.1} s", view.sim_time_s)).monospace()).on_hover_text("Simulated time since the start of the run");
+        ui.separator();
+
+        ui.label("seed");
+        let seed_edit = ui.add(egui::TextEdit::singleline(seed_text).desired_width(70.0)).on_hover_text("Seed of every random stream; press Enter or Reset to restart with it");
+        let enter = seed_edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let reset = ui.button("⟲ Reset").on_hover_text("Restart the run from t = 0 with this seed").clicked();
+        if enter || reset {
+            match seed_text.trim().parse::<u64>() {
+                Ok(seed) if seed != view.seed => out.push(AppAction::Reset { seed: Some(seed) }),
+                Ok(_) => out.push(AppAction::Reset { seed: None }),
+                Err(_) => *seed_text = view.seed.to_string(),
+            }
+        }
+        ui.separator();
+
+        let undo = ui.add_enabled(view.undo.is_some(), egui::Button::new("Undo"));
+        if undo.on_hover_text(view.undo.as_ref().map_or_else(|| "Nothing to undo".to_owned(), |l| format!("Undo {l} (Ctrl+Z)"))).clicked() {
+            out.push(AppAction::Undo);
+        }
+        let redo = ui.add_enabled(view.redo.is_some(), egui::Button::new("Redo"));
+        if redo.on_hover_text(view.redo.as_ref().map_or_else(|| "Nothing to redo".to_owned(), |l| format!("Redo {l} (Ctrl+Shift+Z)"))).clicked() {
+            out.push(AppAction::Redo);
+        }
+        let build = ui.selectable_label(view.building, "🔧 Build");
+        if build.on_hover_text("Build mode: add nodes from the palette, drag from one node to another to connect them (B)").clicked() {
+            out.push(AppAction::SetBuilding(!view.building));
+        }
+        if ui.button("⛶ Fit").on_hover_text("Fit the graph to the view (F)").clicked() {
+            out.push(AppAction::FitView);
+        }
+
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            verdict_badge(ui, view);
+        });
+    });
+    out
+}
+
+fn speed_menu(ui: &mut egui::Ui, speed: Speed, out: &mut Vec<AppAction>) {
+    egui::ComboBox::from_id_salt("speed")
+        .selected_text(speed.label())
+        .width(64.0)
+        .show_ui(ui, |ui| {
+            for s in SPEED_NOTCHES {
+                if ui.selectable_label(speed == Speed::Times(s), Speed::Times(s).label()).clicked() {
+                    out.push(AppAction::SetSpeed(Speed::Times(s)));
+                }
+            }
+            if ui.selectable_label(speed == Speed::Max, "max").on_hover_text("As fast as this machine can simulate").clicked() {
+                out.push(AppAction::SetSpeed(Speed::Max));
+            }
+        })
+        .response
+        .on_hover_text("Simulated seconds per real second");
+}
+
+fn verdict_badge(ui: &mut egui::Ui, view: &TopBarView) {
+    let Some((kind, recovery)) = view.verdict else {
+        ui.label(RichText::new("no verdict yet").weak());
+        return;
+    };
+    let text = match (kind, recovery) {
+        (VerdictKind::Recovered, Some(r)) => format!("RECOVERED in {r:.0} s"),
+        _ => kind.as_str().to_uppercase(),
+    };
+    let color = theme::verdict_color32(kind);
+    let tip = match kind {
+        VerdictKind::Stable => "Healthy throughout (goodput ≥ 90% of offered load)".to_owned(),
+        VerdictKind::Recovered => "Was unhealthy, healthy again through the last 30 s".to_owned(),
+        VerdictKind::Metastable => {
+            let why = if view.sustained_by.is_empty() { String::new() } else { format!(":\n• {}", view.sustained_by.join("\n• ")) };
+            format!("The trigger is over but the system stays unhealthy{why}")
+        }
+        VerdictKind::Down => "Unhealthy while the trigger is still active (or plain overload)".to_owned(),
+    };
+    egui::Frame::new().fill(color).corner_radius(4.0).inner_margin(egui::Margin::symmetric(8, 2)).show(ui, |ui| {
+        ui.label(RichText::new(text).strong().color(egui::Color32::BLACK));
+    })
+    .response
+    .on_hover_text(tip);
+    ui.label(RichText::new("verdict").weak());
+}
