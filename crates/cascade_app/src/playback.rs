@@ -16,10 +16,13 @@ use cascade_sim::{Engine, SimClock};
 
 /// Playback plugin.
 pub(crate) fn plugin(app: &mut App) {
-    app.init_resource::<Playback>().init_resource::<SimTime>().add_systems(
-        PreUpdate,
-        (configure_clocks, run_unthrottled).chain().in_set(crate::AppSystems::Playback),
-    );
+    // Clocks are configured at the end of a frame, so a pause or speed change made this
+    // frame governs how much virtual time the next frame brings.
+    app.init_resource::<Playback>()
+        .init_resource::<SimTime>()
+        .add_systems(PreUpdate, run_unthrottled.in_set(crate::AppSystems::Playback))
+        .add_systems(Startup, configure_clocks)
+        .add_systems(Last, configure_clocks);
     app.add_systems(RunFixedMainLoop, update_sim_time.in_set(RunFixedMainLoopSystems::AfterFixedMainLoop));
 }
 

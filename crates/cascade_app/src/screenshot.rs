@@ -1,6 +1,6 @@
-//! Unattended modes: `--screenshot OUT.png --after-seconds S` runs S simulated seconds at full
-//! speed, lets the picture settle with the run playing, saves a screenshot of the window and
-//! exits; `--measure-frames N` prints frame-time statistics (Bevy's frame-time diagnostics)
+//! Unattended modes: `--screenshot OUT.png --after-seconds S` runs to S simulated seconds
+//! (full speed, then the last 0.4 s at ×0.1 so requests are in flight and the layout settles),
+//! pauses at S, saves a screenshot of the window and exits; `--measure-frames N` prints frame-time statistics (Bevy's frame-time diagnostics)
 //! as JSON and exits. Neither persists settings.
 
 use std::path::PathBuf;
@@ -16,9 +16,9 @@ use crate::args::Args;
 use crate::playback::{Playback, Speed};
 use crate::settings::Settings;
 
-/// Frames rendered after reaching the target time, before the picture (layout, fonts,
-/// particles and the camera fit settle).
-const SETTLE_FRAMES: u32 = 45;
+/// Frames rendered at least between full speed and the picture (layout, fonts and the
+/// camera fit settle).
+const SETTLE_FRAMES: u32 = 20;
 /// Frames to warm up before measuring.
 const WARMUP_FRAMES: u32 = 60;
 
@@ -45,10 +45,18 @@ pub fn plugin(args: Args) -> impl Fn(&mut App) {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Stage {
+    /// Full speed up to shortly before the target time.
     Running,
+    /// Slow play into the target time, so particles are in flight and layout settles.
     Settling,
+    /// Waiting for the file.
     Capturing,
 }
+
+/// Simulated seconds before the target at which full speed hands over to slow play.
+const LEAD_S: f64 = 0.4;
+/// Speed of the slow approach.
+const APPROACH_SPEED: f64 = 0.1;
 
 #[derive(Resource, Debug)]
 struct ScreenshotPlan {
@@ -69,7 +77,7 @@ fn screenshot_driver(world: &mut World) {
             world.resource_mut::<Playback>().playing = false;
             let target_ticks = {
                 let clock = world.resource::<SimClock>();
-                (after_s * 1e9 / clock.tick_ns as f64).round() as u64
+                ((after_s - LEAD_S).max(0.0) * 1e9 / clock.tick_ns as f64).round() as u64
             };
             // Up to 0.2 s of wall time per frame, so the window stays responsive.
             let started = std::time::Instant::now();
@@ -81,7 +89,7 @@ fn screenshot_driver(world: &mut World) {
             if world.resource::<SimClock>().ticks_done >= target_ticks {
                 let mut p = world.resource_mut::<Playback>();
                 p.playing = true;
-                p.speed = Speed::Times(0.5);
+                p.speed = Speed::Times(APPROACH_SPEED);
                 let mut plan = world.resource_mut::<ScreenshotPlan>();
                 plan.stage = Stage::Settling;
                 plan.frames = 0;
@@ -89,7 +97,11 @@ fn screenshot_driver(world: &mut World) {
             }
         }
         Stage::Settling => {
-            if world.resource::<ScreenshotPlan>().frames >= SETTLE_FRAMES {
+            let reached = world.resource::<SimClock>().now_s() >= after_s;
+            if reached {
+                world.resource_mut::<Playback>().playing = false;
+            }
+            if reached && world.resource::<ScreenshotPlan>().frames >= SETTLE_FRAMES {
                 let path = world.resource::<ScreenshotPlan>().path.clone();
                 let _ = std::fs::remove_file(&path);
                 world.spawn(Screenshot::primary_window()).observe(save_to_disk(path));

@@ -38,9 +38,11 @@ pub fn health_color32(h: Health) -> Color32 {
 /// Edge colour for an error share in `[0, 1]`: grey when clean, through amber to red.
 pub fn error_share_color(share: f64) -> Color {
     let s = share.clamp(0.0, 1.0) as f32;
+    // Distinct from the health fills (edges are bands, nodes are bodies; a picture test
+    // tells them apart by colour).
     let calm = Color::srgb(0.42, 0.46, 0.52).to_linear();
-    let amber = Color::srgb(0.87, 0.67, 0.16).to_linear();
-    let red = Color::srgb(0.86, 0.19, 0.23).to_linear();
+    let amber = Color::srgb(0.93, 0.76, 0.35).to_linear();
+    let red = Color::srgb(0.95, 0.35, 0.45).to_linear();
     let c = if s < 0.2 { mix(calm, amber, s / 0.2) } else { mix(amber, red, ((s - 0.2) / 0.5).min(1.0)) };
     Color::LinearRgba(c)
 }

@@ -81,13 +81,13 @@ impl Plugin for SimPlugin {
     }
 }
 
-/// Re-judges the run when an interval has closed; logs verdict changes.
+/// Re-judges the run (live rule) when an interval has closed; logs verdict changes.
 fn update_live_verdict(world: &mut World) {
     let intervals = world.resource::<MetricsHistory>().intervals();
     if intervals == world.resource::<LiveVerdict>().intervals {
         return;
     }
-    let verdict = summary::current_verdict(world);
+    let verdict = summary::current_verdict(world, true);
     let mut live = world.resource_mut::<LiveVerdict>();
     let changed = live.verdict.as_ref().map(|v| v.kind) != verdict.as_ref().map(|v| v.kind);
     live.intervals = intervals;

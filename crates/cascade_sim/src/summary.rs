@@ -108,20 +108,32 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// The verdict of the run so far.
-pub fn current_verdict(world: &World) -> Option<Verdict> {
+/// The verdict of the run so far (the end-of-run rule, see `verdict.rs`). With `live`, the
+/// final window is shortened to the time since the trigger ended (at least the smoothing
+/// window), so a run in progress reads "recovered" or "metastable" as soon as the evidence
+/// since the trigger is unanimous, rather than waiting a full judging window.
+pub fn current_verdict(world: &World, live: bool) -> Option<Verdict> {
     let history = world.get_resource::<MetricsHistory>()?;
     let scenario = &world.get_resource::<ActiveScenario>()?.0;
     let interval_s = history.interval_ns as f64 / 1e9;
-    let window = (scenario.verdict.judge_window_s / interval_s).round().max(1.0) as u32;
+    let mut settings = scenario.verdict;
+    if live {
+        let last_trigger = history.system.iter().rposition(|r| r.trigger_active);
+        if let Some(i) = last_trigger {
+            let since_s = (history.system.len() - (i + 1)) as f64 * interval_s;
+            settings.judge_window_s = settings.judge_window_s.min(since_s.max(settings.smooth_s).max(interval_s));
+        }
+    }
+    let window = (settings.judge_window_s / interval_s).round().max(1.0) as u32;
     let names: Vec<(String, bool)> =
         world.get_resource::<Engine>()?.model.services.iter().map(|s| (s.name.clone(), s.removed)).collect();
-    Some(judge(&history.system, interval_s, &scenario.verdict, &window_counters(history, &names, window)))
+    Some(judge(&history.system, interval_s, &settings, &window_counters(history, &names, window)))
 }
 
 /// Summarises the run so far.
 pub fn summarize(world: &mut World) -> Option<RunSummary> {
     let scenario = world.get_resource::<ActiveScenario>()?.0.clone();
-    let verdict = current_verdict(world)?;
+    let verdict = current_verdict(world, false)?;
     let history = world.resource::<MetricsHistory>();
     let secs = history.intervals() as f64 * history.interval_ns as f64 / 1e9;
     let per_s = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };

@@ -133,7 +133,8 @@ pub fn window_counters(history: &MetricsHistory, names: &[(String, bool)], inter
         .collect()
 }
 
-/// The verdict of the run so far, updated at every interval close.
+/// The verdict of the run so far, updated at every interval close (with the live window of
+/// `summary::current_verdict`).
 #[derive(Resource, Debug, Clone, Default)]
 pub struct LiveVerdict {
     /// Current verdict (None before the first interval closes).

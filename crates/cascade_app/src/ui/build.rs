@@ -140,10 +140,11 @@ mod tests {
     }
 
     #[test]
-    fn deleting_the_last_service_is_refused() {
+    fn a_delete_that_would_leave_no_source_or_service_is_refused() {
         let s = scenario();
-        let s = delete_node(&s, "api").unwrap();
-        assert!(s.sources.is_empty() || s.services.len() == 1);
-        assert!(delete_node(&s, "db").is_none(), "a scenario needs a service and a source");
+        assert!(delete_node(&s, "api").is_none(), "users send to api: deleting it leaves no source");
+        let s = delete_node(&s, "db").unwrap();
+        assert_eq!(s.services.len(), 1);
+        assert!(delete_node(&s, "users").is_none(), "the only source");
     }
 }

@@ -1,0 +1,139 @@
+//! Panel logic without a GPU: the pure `*_ui` functions driven with egui_kittest, asserting
+//! the actions they return.
+
+use cascade_app::playback::Speed;
+use cascade_app::session::{AppAction, Selection};
+use cascade_app::ui::faults::{fault_palette_ui, FaultPaletteView, FaultParams, FaultTarget};
+use cascade_app::ui::inspector::{inspector_ui, SelectionMetrics};
+use cascade_app::ui::top_bar::{top_bar_ui, TopBarView};
+use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode, Scenario};
+use egui_kittest::kittest::Queryable as _;
+use egui_kittest::Harness;
+
+fn top_view(playing: bool) -> TopBarView {
+    TopBarView {
+        title: "retry-storm.ron".into(),
+        dirty: false,
+        playing,
+        speed: Speed::Times(1.0),
+        sim_time_s: 12.5,
+        seed: 7,
+        verdict: None,
+        sustained_by: vec![],
+        undo: Some("edit db".into()),
+        redo: None,
+        building: false,
+        recent: vec![],
+        panels: Default::default(),
+    }
+}
+
+fn scenario() -> Scenario {
+    Scenario::from_ron_str(cascade_app::DEFAULT_SCENARIO, "built-in").unwrap()
+}
+
+#[test]
+fn the_pause_button_toggles_playback() {
+    let view = top_view(true);
+    let mut harness = Harness::new_ui_state(
+        move |ui, out: &mut Vec<AppAction>| {
+            let mut seed = "7".to_owned();
+            out.extend(top_bar_ui(ui, &view, &mut seed));
+        },
+        Vec::new(),
+    );
+    harness.get_by_label("⏸ Pause").click();
+    harness.run();
+    assert_eq!(harness.state(), &vec![AppAction::TogglePlay]);
+}
+
+#[test]
+fn undo_is_offered_only_when_there_is_something_to_undo() {
+    let view = top_view(false);
+    let mut harness = Harness::new_ui_state(
+        move |ui, out: &mut Vec<AppAction>| {
+            let mut seed = "7".to_owned();
+            out.extend(top_bar_ui(ui, &view, &mut seed));
+        },
+        Vec::new(),
+    );
+    harness.get_by_label("Undo").click();
+    harness.get_by_label("Redo").click();
+    harness.run();
+    assert_eq!(harness.state(), &vec![AppAction::Undo], "redo is disabled: nothing was undone");
+}
+
+#[test]
+fn clicking_a_fault_button_on_a_selected_node_produces_the_fault_command() {
+    let view = FaultPaletteView {
+        target: Some(FaultTarget::Service { name: "db".into(), instances: 1, workers: 10 }),
+        active: vec![],
+        selection: Selection { node: Some("db".into()), ..Default::default() },
+    };
+    let mut harness = Harness::new_ui_state(
+        move |ui, (out, params): &mut (Vec<AppAction>, FaultParams)| {
+            out.extend(fault_palette_ui(ui, &view, params));
+        },
+        (Vec::new(), FaultParams::default()),
+    );
+    harness.get_by_label("Kill").click();
+    harness.run();
+    let expected = AppAction::InjectFault {
+        fault: FaultKind::Kill { service: "db".into(), instances: InstanceSelector::All, mode: KillMode::Refuse },
+        duration_s: Some(10.0),
+    };
+    assert_eq!(harness.state().0, vec![expected]);
+
+    harness.get_by_label("Slow ×4").click();
+    harness.run();
+    assert!(
+        matches!(&harness.state().0[1], AppAction::InjectFault { fault: FaultKind::Slow { service, factor, .. }, .. } if service == "db" && *factor == 4.0),
+        "{:?}",
+        harness.state().0
+    );
+}
+
+#[test]
+fn an_edge_offers_partition_and_link_latency() {
+    let view = FaultPaletteView {
+        target: Some(FaultTarget::Edge { from: "api".into(), to: "db".into() }),
+        active: vec![],
+        selection: Selection { edge: Some(("api".into(), "db".into())), ..Default::default() },
+    };
+    let mut harness = Harness::new_ui_state(
+        move |ui, (out, params): &mut (Vec<AppAction>, FaultParams)| {
+            params.until_cleared = true;
+            out.extend(fault_palette_ui(ui, &view, params));
+        },
+        (Vec::new(), FaultParams::default()),
+    );
+    harness.get_by_label("Partition").click();
+    harness.run();
+    assert_eq!(
+        harness.state().0,
+        vec![AppAction::InjectFault { fault: FaultKind::Partition { from: "api".into(), to: "db".into() }, duration_s: None }]
+    );
+}
+
+#[test]
+fn editing_a_parameter_in_the_inspector_returns_the_edited_scenario() {
+    let base = scenario();
+    let selection = Selection { node: Some("db".into()), ..Default::default() };
+    let original = base.clone();
+    let mut harness = Harness::new_ui_state(
+        move |ui, out: &mut Vec<AppAction>| {
+            out.extend(inspector_ui(ui, &base, &selection, &SelectionMetrics::default(), false));
+        },
+        Vec::new(),
+    );
+    harness.get_by_label("propagate").click();
+    harness.run();
+    let edits: Vec<&AppAction> = harness.state().iter().filter(|a| matches!(a, AppAction::Edit { .. })).collect();
+    assert_eq!(edits.len(), 1, "{:?}", harness.state());
+    let AppAction::Edit { scenario, label } = edits[0] else { unreachable!() };
+    assert_eq!(label, "edit db");
+    assert!(scenario.service("db").unwrap().deadline_propagation);
+    let mut expected = original;
+    expected.services.iter_mut().find(|s| s.name == "db").unwrap().deadline_propagation = true;
+    assert_eq!(**scenario, expected, "only that one field changed");
+}
