@@ -29,6 +29,9 @@ pub struct Args {
     /// Simulation speed at start (× real time).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
+    /// Sampled request journeys per real second shown as particles (more: denser animation).
+    #[arg(long, value_name = "N", default_value_t = 25.0)]
+    pub journeys_per_second: f64,
     /// Window size in logical pixels, e.g. 1600x1000.
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     pub window: Option<(u32, u32)>,

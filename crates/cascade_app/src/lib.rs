@@ -103,6 +103,7 @@ impl Plugin for AppPlugin {
             .add_plugins((canvas::plugin, ui::plugin, screenshot::plugin(self.args.clone())));
         let mut playback = app.world_mut().resource_mut::<playback::Playback>();
         playback.speed = if self.args.speed > 0.0 { playback::Speed::Times(self.args.speed) } else { playback::Speed::Max };
+        app.insert_resource(canvas::ParticleDensity { journeys_per_s: self.args.journeys_per_second.max(0.1) });
         if let Some(node) = &self.args.select {
             app.world_mut().resource_mut::<session::Selection>().node = Some(node.clone());
         }

@@ -3,7 +3,7 @@
 //! or a successful reply, a diamond a retry, a square a failed reply, a triangle a caller
 //! giving up (timeout). Lost messages (partitions) fade halfway.
 //!
-//! A leg is shown for its simulated duration at the current speed, clamped to 0.25–1.5 s of
+//! A leg is shown for its simulated duration at the current speed, clamped to 0.4–2 s of
 //! real time so particles stay readable at any speed; the sampling rate adapts to speed and
 //! load to keep about [`JOURNEYS_PER_SECOND`] journeys a second on screen, from 10 to 100,000
 //! requests per second, and never more than [`MAX_PARTICLES`] at once.
@@ -18,11 +18,24 @@ use crate::theme;
 
 /// Most particles alive at once.
 pub const MAX_PARTICLES: usize = 2000;
-/// Sampled journeys per real second the sampling rate aims for.
+/// Sampled journeys per real second the sampling rate aims for (default).
 pub const JOURNEYS_PER_SECOND: f64 = 25.0;
 
+/// How dense the particle animation is (set from `--journeys-per-second`).
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct ParticleDensity {
+    /// Journeys per real second.
+    pub journeys_per_s: f64,
+}
+
+impl Default for ParticleDensity {
+    fn default() -> Self {
+        ParticleDensity { journeys_per_s: JOURNEYS_PER_SECOND }
+    }
+}
+
 pub(super) fn plugin(app: &mut App) {
-    app.add_systems(Startup, particle_assets).add_systems(
+    app.init_resource::<ParticleDensity>().add_systems(Startup, particle_assets).add_systems(
         Update,
         (adapt_sampling, spawn_particles, move_particles).chain().in_set(crate::AppSystems::Sync),
     );
@@ -69,12 +82,12 @@ pub fn kind_of(leg: &SampledLeg) -> ParticleKind {
 /// Real seconds to show a leg lasting `sim_ns` at `sim_s_per_real_s`.
 pub fn visible_duration_s(sim_ns: u64, sim_s_per_real_s: f64) -> f32 {
     let real = sim_ns as f64 / 1e9 / sim_s_per_real_s.max(1e-9);
-    real.clamp(0.25, 1.5) as f32
+    real.clamp(0.4, 2.0) as f32
 }
 
-/// Sample every Nth client request so about [`JOURNEYS_PER_SECOND`] journeys show per second.
-pub fn sampling_every(total_rate_per_s: f64, sim_s_per_real_s: f64) -> u32 {
-    (total_rate_per_s * sim_s_per_real_s / JOURNEYS_PER_SECOND).ceil().clamp(1.0, 1e9) as u32
+/// Sample every Nth client request so about `journeys_per_s` journeys show per second.
+pub fn sampling_every(total_rate_per_s: f64, sim_s_per_real_s: f64, journeys_per_s: f64) -> u32 {
+    (total_rate_per_s * sim_s_per_real_s / journeys_per_s.max(0.1)).ceil().clamp(1.0, 1e9) as u32
 }
 
 #[derive(Component, Debug, Clone)]
@@ -116,6 +129,7 @@ fn adapt_sampling(
     engine: Res<Engine>,
     mut measured: Local<(f64, u64, f64)>,
     mut current: Local<u32>,
+    density: Res<ParticleDensity>,
     mut sim: MessageWriter<SimCommand>,
 ) {
     if !engine.loaded {
@@ -132,7 +146,7 @@ fn adapt_sampling(
     }
     let now = clock.now_ns();
     let total: f64 = engine.model.sources.iter().filter(|s| !s.removed).map(|s| cascade_sim::engine::rate_at(&s.rate, now)).sum();
-    let every = sampling_every(total, sim_rate(&playback, *rate));
+    let every = sampling_every(total, sim_rate(&playback, *rate), density.journeys_per_s);
     // Avoid a command per frame: change only when off by more than 25%.
     let off = *current == 0 || (f64::from(every) / f64::from(*current) - 1.0).abs() > 0.25;
     if off && engine.model.sample_every != every {
@@ -236,7 +250,7 @@ mod tests {
     fn sampling_keeps_particle_density_readable_across_rates_and_speeds() {
         for rate in [10.0, 1_000.0, 100_000.0] {
             for speed in [0.1, 1.0, 100.0] {
-                let every = sampling_every(rate, speed);
+                let every = sampling_every(rate, speed, JOURNEYS_PER_SECOND);
                 let journeys = rate * speed / f64::from(every);
                 assert!(journeys <= JOURNEYS_PER_SECOND + 1e-9, "rate {rate} speed {speed}: {journeys}/s");
                 if rate * speed >= JOURNEYS_PER_SECOND {
@@ -248,8 +262,8 @@ mod tests {
 
     #[test]
     fn legs_stay_visible_long_enough_at_any_speed() {
-        assert_eq!(visible_duration_s(1_000_000, 1000.0), 0.25);
-        assert_eq!(visible_duration_s(1_000_000_000, 0.1), 1.5);
+        assert_eq!(visible_duration_s(1_000_000, 1000.0), 0.4);
+        assert_eq!(visible_duration_s(1_000_000_000, 0.1), 2.0);
         assert!((visible_duration_s(500_000_000, 1.0) - 0.5).abs() < 1e-6);
     }
 }

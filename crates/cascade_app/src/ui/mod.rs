@@ -34,7 +34,7 @@ pub(crate) fn plugin(app: &mut App) {
     app.insert_resource(Library { entries })
         .init_resource::<UiState>()
         .init_resource::<dialogs::Dialogs>()
-        .add_systems(EguiPrimaryContextPass, draw_ui)
+        .add_systems(EguiPrimaryContextPass, (install_fonts, draw_ui).chain())
         .add_systems(
             Update,
             (
@@ -82,6 +82,7 @@ pub struct UiWorld<'w, 's> {
     doc: Res<'w, Document>,
     playback: Res<'w, Playback>,
     clock: Res<'w, SimClock>,
+    sim_time: Res<'w, crate::playback::SimTime>,
     verdict: Res<'w, LiveVerdict>,
     history: Res<'w, UndoHistory>,
     settings: Res<'w, Settings>,
@@ -97,6 +98,26 @@ pub struct UiWorld<'w, 's> {
     services: Query<'w, 's, &'static ServiceState>,
     instances: Query<'w, 's, &'static InstanceState>,
     camera: Query<'w, 's, &'static Transform, With<CanvasCamera>>,
+}
+
+/// Adds DejaVu Sans as a fallback font to egui (arrows, ×, ⚡ and other symbols the default
+/// fonts lack), once.
+fn install_fonts(mut contexts: EguiContexts, mut done: Local<bool>) -> Result {
+    if *done {
+        return Ok(());
+    }
+    let ctx = contexts.ctx_mut()?;
+    let mut fonts = egui::FontDefinitions::default();
+    fonts.font_data.insert(
+        "dejavu".to_owned(),
+        std::sync::Arc::new(egui::FontData::from_static(include_bytes!("../../../../assets/fonts/DejaVuSans.ttf"))),
+    );
+    for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+        fonts.families.entry(family).or_default().push("dejavu".to_owned());
+    }
+    ctx.set_fonts(fonts);
+    *done = true;
+    Ok(())
 }
 
 /// Draws every panel and sends the actions they return.
@@ -133,7 +154,7 @@ pub fn draw_ui(
         dirty: w.doc.dirty,
         playing: w.playback.playing,
         speed: w.playback.speed,
-        sim_time_s: w.clock.now_s(),
+        sim_time_s: (w.sim_time.now_ns / 1e9).max(w.clock.now_s()),
         seed,
         verdict: w.verdict.verdict.as_ref().map(|v| (v.kind, v.recovery_seconds)),
         sustained_by: w.verdict.verdict.as_ref().map(|v| v.sustained_by.clone()).unwrap_or_default(),
