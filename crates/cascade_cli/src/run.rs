@@ -56,19 +56,21 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let mut csv = args.out.as_ref().map(|_| MetricsCsv::new());
     let bar = progress_bar(duration);
     let mut io_error = None;
-    sim.run_to(duration, |fraction| {
+    // Rows are streamed out as intervals close: on huge graphs the history keeps only the
+    // most recent intervals of each node.
+    sim.run_to_with(duration, |world, fraction| {
         if let Some(bar) = &bar {
             bar.set_position((fraction * 1000.0) as u64);
+        }
+        if let Some(csv) = csv.as_mut()
+            && io_error.is_none()
+            && let Err(e) = csv.append(world.resource(), world.resource::<Engine>())
+        {
+            io_error = Some(e);
         }
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();
-    }
-    if let Some(csv) = csv.as_mut() {
-        let world = sim.world();
-        if let Err(e) = csv.append(world.resource(), world.resource::<Engine>()) {
-            io_error = Some(e);
-        }
     }
     if let Some(e) = io_error {
         return Err(e);

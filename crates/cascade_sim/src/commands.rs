@@ -243,7 +243,6 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
             ctx.sources[s as usize].budget = RetryBudget::new(&ctx.e.model.sources[s as usize].call.retry);
             ctx.schedule_next_arrival(s, now);
         }
-        // Faults on links that now exist again, or on re-added services, are re-resolved lazily.
     });
     world.insert_resource(ActiveScenario(new.clone()));
     Ok(())

@@ -85,6 +85,12 @@ impl Simulation {
     /// Runs `duration_s` from the start, rounded up to a whole number of metrics intervals,
     /// calling `progress(fraction)` after each interval.
     pub fn run_to(&mut self, duration_s: f64, mut progress: impl FnMut(f64)) {
+        self.run_to_with(duration_s, |_, fraction| progress(fraction));
+    }
+
+    /// Like [`Simulation::run_to`], with the world lent to `after_interval(world, fraction)`
+    /// after each interval (e.g. to stream rows out before the history drops them).
+    pub fn run_to_with(&mut self, duration_s: f64, mut after_interval: impl FnMut(&World, f64)) {
         let interval_ns = self.world().resource::<MetricsHistory>().interval_ns;
         let intervals = s_to_ns(duration_s).div_ceil(interval_ns);
         let clock = *self.world().resource::<SimClock>();
@@ -92,7 +98,7 @@ impl Simulation {
         let done = clock.ticks_done / per_interval.max(1);
         for k in done..intervals {
             self.run_ticks(per_interval);
-            progress((k + 1) as f64 / intervals as f64);
+            after_interval(self.world(), (k + 1) as f64 / intervals as f64);
         }
     }
 

@@ -29,7 +29,7 @@ pub struct ServiceSummary {
     pub mean_ms: f64,
     /// Mean queue wait, ms.
     pub mean_wait_ms: f64,
-    /// Share of attempts that reached a worker after waiting in the queue.
+    /// Share of admitted attempts (not rejected, refused or dropped) that had to wait in the queue.
     pub wait_probability: f64,
     /// Median residence, ms.
     pub p50_ms: f64,
@@ -162,7 +162,7 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
                 error_ratio: c.error_ratio(),
                 mean_ms: c.mean_residence_ms(),
                 mean_wait_ms: c.mean_wait_ms(),
-                wait_probability: ratio(c.queued, c.started + c.expired),
+                wait_probability: ratio(c.queued, c.offered().saturating_sub(c.rejected + c.refused + c.dropped)),
                 p50_ms: h.quantile_ms(0.5),
                 p90_ms: h.quantile_ms(0.9),
                 p99_ms: h.quantile_ms(0.99),

@@ -5,7 +5,8 @@
 //!
 //! * an interval is **healthy** when the success ratio over the `smooth_s` (5 s) centred on it
 //!   is at least `healthy_ratio` (0.9) — smoothing keeps one unlucky second of a busy but
-//!   stable queue from counting as an outage;
+//!   stable queue from counting as an outage; the first interval is a warm-up (its late
+//!   arrivals complete in the next) and counts as healthy;
 //! * the **trigger** is every interval in which a fault or a load spike was active; it *ends*
 //!   with the last such interval;
 //! * the **final window** is the last `judge_window_s` (30 s) of the run.
@@ -44,8 +45,13 @@ pub struct Verdict {
 pub fn judge(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings, window: &[(String, NodeCounters)]) -> Verdict {
     let n = rows.len();
     let half = ((settings.smooth_s / interval_s / 2.0).floor() as usize).min(n);
+    // The first interval is a warm-up: requests that arrived late in it complete in the next,
+    // so its success ratio is biased low by up to (latency / interval).
     let healthy_at: Vec<bool> = (0..n)
         .map(|i| {
+            if i == 0 {
+                return true;
+            }
             let (from, to) = (i.saturating_sub(half), (i + half + 1).min(n));
             let (o, g) = rows[from..to].iter().fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
             o == 0 || g as f64 / o as f64 >= settings.healthy_ratio

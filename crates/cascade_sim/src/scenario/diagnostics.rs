@@ -137,16 +137,30 @@ fn describe_ron_error(code: &ron::Error, text: &str) -> (String, Option<String>)
             format!("field `{field}` appears twice{}", in_outer(outer)),
             Some("keep one of them".to_owned()),
         ),
-        E::ExpectedFloat | E::ExpectedInteger => {
-            (code.to_string(), Some("numbers are written like 800 or 0.5, without units or quotes".to_owned()))
-        }
-        E::ExpectedString => (code.to_string(), Some("names are written in double quotes, e.g. \"db\"".to_owned())),
-        E::ExpectedComma => (code.to_string(), Some("separate fields and list items with `,`".to_owned())),
-        E::Eof => (code.to_string(), Some("a `(`, `[` or `{` is not closed".to_owned())),
-        E::TrailingCharacters => {
-            (code.to_string(), Some("the scenario is one `( … )`; remove what follows its closing `)`".to_owned()))
-        }
-        _ => (code.to_string(), None),
+        E::ExpectedFloat | E::ExpectedInteger => (
+            lowercase_first(&code.to_string()),
+            Some("numbers are written like 800 or 0.5, without units or quotes (counts are whole numbers)".to_owned()),
+        ),
+        E::ExpectedString => (lowercase_first(&code.to_string()), Some("names are written in double quotes, e.g. \"db\"".to_owned())),
+        E::ExpectedComma => (
+            lowercase_first(&code.to_string()),
+            Some("separate fields and list items with `,` (a count written as 4.0 also ends up here: write 4)".to_owned()),
+        ),
+        E::Eof => (lowercase_first(&code.to_string()), Some("a `(`, `[` or `{` is not closed".to_owned())),
+        E::TrailingCharacters => (
+            lowercase_first(&code.to_string()),
+            Some("the scenario is one `( … )`; remove what follows its closing `)`".to_owned()),
+        ),
+        _ => (lowercase_first(&code.to_string()), None),
+    }
+}
+
+/// RON's own messages start with a capital ("Expected comma"); ours do not.
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -164,6 +178,17 @@ fn in_outer(outer: &Option<String>) -> String {
         "VerdictSettings" => "the verdict settings",
         "Expectation" => "the expectation",
         "Position" => "a position",
+        "ServiceTime" => "a service time",
+        "RateProfile" => "a rate profile",
+        "Backoff" => "a backoff",
+        "Jitter" => "a jitter",
+        "FaultKind" => "a fault",
+        "NodeKind" => "a node kind",
+        "LoadBalancer" => "a load balancer",
+        "QueueDiscipline" => "a queue discipline",
+        "InstanceSelector" => "an instance selector",
+        "KillMode" => "a kill mode",
+        "VerdictKind" => "a verdict",
         other => return format!(" in `{other}`"),
     };
     format!(" in {plain}")

@@ -15,6 +15,9 @@ use super::{
 };
 use crate::graph::DependencyGraph;
 
+/// Most tries per call a policy may ask for (attempt numbers are stored in a byte).
+pub const MAX_ATTEMPTS: u32 = 255;
+
 /// Every semantic problem in `scenario`, in document order; empty when it is valid.
 pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -254,6 +257,11 @@ fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPolicy) {
         v.push(
             Diagnostic::new(format!("{path}.max_attempts"), "max_attempts counts every try and must be at least 1")
                 .with_hint("max_attempts: 1 means no retries; 3 means one try and two retries"),
+        );
+    } else if retry.max_attempts > MAX_ATTEMPTS {
+        v.push(
+            Diagnostic::new(format!("{path}.max_attempts"), format!("max_attempts {} is more than {MAX_ATTEMPTS}", retry.max_attempts))
+                .with_hint("a caller that effectively never gives up is better modelled with a long backoff cap"),
         );
     }
     match retry.backoff {
