@@ -7,6 +7,7 @@ pub mod events;
 pub mod faults;
 pub mod generate;
 pub mod graph;
+pub mod mechanisms;
 pub mod metrics;
 pub mod retry;
 pub mod rng;

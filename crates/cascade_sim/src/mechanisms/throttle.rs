@@ -108,9 +108,10 @@ mod tests {
 
     #[test]
     fn against_a_limited_backend_the_client_sends_about_k_times_capacity() {
-        // Demand 1000/s, backend accepts at most 200/s of what it receives (token bucket).
+        // Demand 1000/s, backend accepts at most 200/s of what it receives (token bucket with
+        // enough burst that it accepts min(offered, 200/s) under random arrivals).
         let mut t = AdaptiveThrottle::new(2.0, 10 * S);
-        let mut backend = TokenBucket::new(200.0, 1.0);
+        let mut backend = TokenBucket::new(200.0, 50.0);
         let mut rng = crate::rng::stream(1, "throttle-test", 0);
         let (mut sent, mut wanted) = (0u64, 0u64);
         for i in 0..60_000u64 {
