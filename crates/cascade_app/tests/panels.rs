@@ -66,7 +66,7 @@ fn undo_is_offered_only_when_there_is_something_to_undo() {
 #[test]
 fn clicking_a_fault_button_on_a_selected_node_produces_the_fault_command() {
     let view = FaultPaletteView {
-        target: Some(FaultTarget::Service { name: "db".into(), instances: 1, workers: 10 }),
+        target: Some(FaultTarget::Service { name: "db".into(), instances: 1, workers: 10, cache: false }),
         active: vec![],
         selection: Selection { node: Some("db".into()), ..Default::default() },
     };

@@ -33,6 +33,31 @@ pub enum Dist {
         /// Width in ns.
         width_ns: f64,
     },
+    /// `|N(mean, sd)|` in ns.
+    FoldedNormal {
+        /// Mean of the underlying normal, ns.
+        mu_ns: f64,
+        /// Its standard deviation, ns.
+        sd_ns: f64,
+    },
+}
+
+/// Standard normal distribution function Φ(x) (Abramowitz & Stegun 7.1.26 for erfc,
+/// absolute error below 1.5e-7).
+pub fn std_normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-z * z).exp();
+    if x >= 0.0 { 1.0 - 0.5 * erfc } else { 0.5 * erfc }
+}
+
+/// Mean of `|X|` for `X ~ N(mu, sd)`: `sd·√(2/π)·e^(−mu²/2sd²) + mu·(1 − 2Φ(−mu/sd))`.
+pub fn folded_normal_mean(mu: f64, sd: f64) -> f64 {
+    if sd <= 0.0 {
+        return mu.abs();
+    }
+    sd * (2.0 / std::f64::consts::PI).sqrt() * (-mu * mu / (2.0 * sd * sd)).exp() + mu * (1.0 - 2.0 * std_normal_cdf(-mu / sd))
 }
 
 impl Dist {
@@ -49,6 +74,7 @@ impl Dist {
             ServiceTime::Uniform { min_ms, max_ms } => {
                 Dist::Uniform { min_ns: min_ms * ms, width_ns: (max_ms - min_ms) * ms }
             }
+            ServiceTime::Normal { mean_ms, sd_ms } => Dist::FoldedNormal { mu_ns: mean_ms * ms, sd_ns: sd_ms * ms },
         }
     }
 
@@ -60,6 +86,7 @@ impl Dist {
             Dist::Deterministic { ns } => return ns.max(1),
             Dist::LogNormal { mu, sigma } => (mu + sigma * rng::std_normal(rng)).exp(),
             Dist::Uniform { min_ns, width_ns } => min_ns + width_ns * rng::unit(rng),
+            Dist::FoldedNormal { mu_ns, sd_ns } => (mu_ns + sd_ns * rng::std_normal(rng)).abs(),
         };
         ((x + 0.5) as Nanos).max(1)
     }
@@ -71,6 +98,7 @@ impl Dist {
             Dist::Deterministic { ns } => ns as f64,
             Dist::LogNormal { mu, sigma } => (mu + 0.5 * sigma * sigma).exp(),
             Dist::Uniform { min_ns, width_ns } => min_ns + 0.5 * width_ns,
+            Dist::FoldedNormal { mu_ns, sd_ns } => folded_normal_mean(mu_ns, sd_ns),
         }
     }
 
@@ -83,6 +111,11 @@ impl Dist {
             Dist::Uniform { min_ns, width_ns } => {
                 let m = min_ns + 0.5 * width_ns;
                 if m > 0.0 { width_ns * width_ns / 12.0 / (m * m) } else { 0.0 }
+            }
+            Dist::FoldedNormal { mu_ns, sd_ns } => {
+                // E[|X|²] = E[X²] = mu² + sd².
+                let m = folded_normal_mean(mu_ns, sd_ns);
+                if m > 0.0 { (mu_ns * mu_ns + sd_ns * sd_ns - m * m) / (m * m) } else { 0.0 }
             }
         }
     }
@@ -109,6 +142,9 @@ mod tests {
             ServiceTime::Deterministic { ms: 2.0 },
             ServiceTime::LogNormal { mean_ms: 10.0, sigma: 0.5 },
             ServiceTime::Uniform { min_ms: 1.0, max_ms: 3.0 },
+            ServiceTime::Normal { mean_ms: 10.0, sd_ms: 2.0 },
+            // Folded hard: a third of the mass would be negative.
+            ServiceTime::Normal { mean_ms: 1.0, sd_ms: 2.3 },
         ] {
             let d = Dist::compile(&st);
             let (mean, scv) = moments(&d, n);
@@ -120,5 +156,15 @@ mod tests {
             // The SCV estimate is looser (fourth moments); 3% relative is > 4 SE for these n.
             assert!((scv - d.scv()).abs() <= 0.03 * d.scv().max(0.01), "{st:?}: scv {scv} vs {}", d.scv());
         }
+    }
+
+    #[test]
+    fn normal_cdf_matches_tabulated_values() {
+        // Standard tables: Φ(0) = 0.5, Φ(1) = 0.841345, Φ(1.96) = 0.975002, Φ(-2.5) = 0.006210.
+        for (x, p) in [(0.0, 0.5), (1.0, 0.841_345), (1.96, 0.975_002), (-2.5, 0.006_210)] {
+            assert!((std_normal_cdf(x) - p).abs() < 2e-6, "Φ({x}) = {} vs {p}", std_normal_cdf(x));
+        }
+        // Folded standard normal: mean √(2/π).
+        assert!((folded_normal_mean(0.0, 1.0) - (2.0 / std::f64::consts::PI).sqrt()).abs() < 1e-9);
     }
 }

@@ -72,8 +72,17 @@ pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String
         | FaultKind::Slow { service: s, .. }
         | FaultKind::Latency { service: s, .. }
         | FaultKind::Errors { service: s, .. }
-        | FaultKind::CapacityCut { service: s, .. } => service(s).map(ResolvedTarget::Service),
-        FaultKind::LinkLatency { from, to, .. } | FaultKind::Partition { from, to } => {
+        | FaultKind::CapacityCut { service: s, .. }
+        | FaultKind::CacheFlush { service: s, .. }
+        | FaultKind::TtlStorm { service: s, .. }
+        | FaultKind::Restart { service: s, .. }
+        | FaultKind::ConfigPush { service: s, .. }
+        | FaultKind::LatchedFailure { service: s, .. }
+        | FaultKind::Throttle { service: s, .. } => service(s).map(ResolvedTarget::Service),
+        FaultKind::LinkLatency { from, to, .. }
+        | FaultKind::Partition { from, to }
+        | FaultKind::PacketLoss { from, to, .. }
+        | FaultKind::OneWayPartition { from, to, .. } => {
             let to_idx = service(to)?;
             let caller = model
                 .source_index(from)

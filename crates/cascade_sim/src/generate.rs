@@ -9,7 +9,7 @@
 
 use crate::rng::{self, SimRng};
 use crate::scenario::{
-    CallSpec, NodeKind, RateProfile, RetryPolicy, Scenario, ServiceSpec, ServiceTime, SourceSpec, FORMAT_VERSION,
+    CallSpec, NodeKind, RateProfile, RetryPolicy, Scenario, ServiceSpec, ServiceTime, SourceSpec,
 };
 
 /// Parameters of a layered architecture.
@@ -109,6 +109,7 @@ pub fn layered(p: &LayeredParams) -> Scenario {
                     timeout_ms: Some((hold_ms[k + 1] * 20.0).max(100.0)),
                     retry: RetryPolicy { max_attempts: 2, ..Default::default() },
                     latency_ms,
+                    ..Default::default()
                 })
                 .collect();
             // Workers for ~50% utilisation at this service's expected rate (Little's law).
@@ -122,14 +123,10 @@ pub fn layered(p: &LayeredParams) -> Scenario {
             services.push(ServiceSpec {
                 name: name.clone(),
                 kind,
-                instances: 1,
                 workers,
-                queue: Default::default(),
                 service_time: ServiceTime::Exponential { mean_ms: p.service_ms },
-                lb: Default::default(),
                 calls,
-                deadline_propagation: false,
-                position: None,
+                ..Default::default()
             });
         }
     }
@@ -142,25 +139,19 @@ pub fn layered(p: &LayeredParams) -> Scenario {
             target: target.clone(),
             rate: RateProfile::Constant(per_source),
             timeout_ms: Some(hold_ms[0] * 50.0 + 1000.0),
-            retry: RetryPolicy::default(),
             latency_ms,
-            position: None,
+            ..Default::default()
         })
         .collect();
     Scenario {
-        version: FORMAT_VERSION,
         name: format!("Layered architecture: {n} services, depth {depth}, fan-out {fanout}"),
         description: format!("Generated (seed {}): {} rps per service, {} ms own work.", p.seed, p.rate_per_service_s, p.service_ms),
         seed: p.seed,
         duration_s: p.duration_s,
-        tick_ms: 1.0,
-        metrics_interval_s: 1.0,
         sample_every: 0,
         sources,
         services,
-        faults: Vec::new(),
-        verdict: Default::default(),
-        expect: None,
+        ..Default::default()
     }
 }
 

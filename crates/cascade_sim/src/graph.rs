@@ -29,10 +29,24 @@ pub struct GraphNode {
     pub kind: GraphNodeKind,
 }
 
+/// Why one node depends on another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EdgeKind {
+    /// A synchronous call on a request's path (a source's target, a service's call, a
+    /// cache's backing fill).
+    Request,
+    /// A work queue delivering items to its consumer (asynchronous).
+    Delivery,
+    /// An instance's startup or periodic call (not on a request's path).
+    Lifecycle,
+    /// A primary's replica, used after a failover.
+    Failover,
+}
+
 /// Which service calls which (sources included as callers).
 #[derive(Clone, Debug, Default)]
 pub struct DependencyGraph {
-    graph: StableDiGraph<GraphNode, ()>,
+    graph: StableDiGraph<GraphNode, EdgeKind>,
     order: Vec<NodeIndex>,
 }
 
@@ -49,11 +63,26 @@ impl DependencyGraph {
         }
         let mut g = DependencyGraph { graph, order };
         for source in &scenario.sources {
-            g.add_edge_by_name(&source.name, &source.target);
+            g.add_edge_by_name(&source.name, &source.target, EdgeKind::Request);
         }
         for service in &scenario.services {
+            if let Some(cache) = &service.cache {
+                g.add_edge_by_name(&service.name, &cache.backing.to, EdgeKind::Request);
+            }
             for call in &service.calls {
-                g.add_edge_by_name(&service.name, &call.to);
+                g.add_edge_by_name(&service.name, &call.to, EdgeKind::Request);
+            }
+        }
+        for service in &scenario.services {
+            if let Some(queue) = &service.work_queue {
+                g.add_edge_by_name(&service.name, &queue.consumer, EdgeKind::Delivery);
+            }
+            let lifecycle = &service.lifecycle;
+            for call in lifecycle.startup_calls.iter().chain(lifecycle.periodic.iter().map(|p| &p.call)) {
+                g.add_edge_by_name(&service.name, &call.to, EdgeKind::Lifecycle);
+            }
+            if let Some(failover) = &service.failover {
+                g.add_edge_by_name(&service.name, &failover.replica, EdgeKind::Failover);
             }
         }
         g
@@ -63,12 +92,12 @@ impl DependencyGraph {
         self.order.iter().copied().find(|&i| self.graph[i].name == name)
     }
 
-    fn add_edge_by_name(&mut self, from: &str, to: &str) {
+    fn add_edge_by_name(&mut self, from: &str, to: &str, kind: EdgeKind) {
         if let (Some(a), Some(b)) = (self.index_of(from), self.index_of(to))
             && self.graph[b].kind == GraphNodeKind::Service
             && self.graph.find_edge(a, b).is_none()
         {
-            self.graph.add_edge(a, b, ());
+            self.graph.add_edge(a, b, kind);
         }
     }
 
@@ -77,7 +106,7 @@ impl DependencyGraph {
         self.order.len()
     }
 
-    /// A cycle of synchronous calls as node names, first name repeated at the end
+    /// A cycle of synchronous request calls as node names, first name repeated at the end
     /// (`["api", "db", "api"]`), or `None`. Deterministic: the cycle found from the first node
     /// in file order, following calls in file order.
     pub fn find_cycle(&self) -> Option<Vec<String>> {
@@ -98,7 +127,7 @@ impl DependencyGraph {
             let mut stack: Vec<(NodeIndex, usize)> = vec![(start, 0)];
             mark[pos(start)] = Mark::OnStack;
             while let Some(&mut (node, ref mut cursor)) = stack.last_mut() {
-                let children = self.callees(node);
+                let children = self.callees_of_kind(node, Some(EdgeKind::Request));
                 if *cursor < children.len() {
                     let child = children[*cursor];
                     *cursor += 1;
@@ -127,7 +156,17 @@ impl DependencyGraph {
 
     /// Callees of a node in the order their edges were added (file order).
     fn callees(&self, node: NodeIndex) -> Vec<NodeIndex> {
-        let mut edges: Vec<_> = self.graph.edges(node).map(|e| (e.id(), e.target())).collect();
+        self.callees_of_kind(node, None)
+    }
+
+    /// Callees over edges of one kind (or all), in the order the edges were added.
+    fn callees_of_kind(&self, node: NodeIndex, kind: Option<EdgeKind>) -> Vec<NodeIndex> {
+        let mut edges: Vec<_> = self
+            .graph
+            .edges(node)
+            .filter(|e| kind.is_none_or(|k| *e.weight() == k))
+            .map(|e| (e.id(), e.target()))
+            .collect();
         edges.sort_by_key(|&(id, _)| id.index());
         edges.into_iter().map(|(_, t)| t).collect()
     }
@@ -160,10 +199,18 @@ impl DependencyGraph {
 
     /// Every edge as `(caller, callee)` names, in file order.
     pub fn edges(&self) -> Vec<(String, String)> {
+        self.edges_with_kind().into_iter().map(|(a, b, _)| (a, b)).collect()
+    }
+
+    /// Every edge as `(caller, callee, kind)`, in file order.
+    pub fn edges_with_kind(&self) -> Vec<(String, String, EdgeKind)> {
         self.order
             .iter()
             .flat_map(|&a| self.callees(a).into_iter().map(move |b| (a, b)))
-            .map(|(a, b)| (self.graph[a].name.clone(), self.graph[b].name.clone()))
+            .map(|(a, b)| {
+                let kind = self.graph.find_edge(a, b).map_or(EdgeKind::Request, |e| self.graph[e]);
+                (self.graph[a].name.clone(), self.graph[b].name.clone(), kind)
+            })
             .collect()
     }
 }
@@ -187,44 +234,34 @@ mod tests {
                 let calls = calls
                     .iter()
                     .filter(|(a, _)| *a == n)
-                    .map(|(_, b)| crate::scenario::CallSpec {
-                        to: (*b).to_owned(),
-                        probability: 1.0,
-                        count: 1,
-                        timeout_ms: None,
-                        retry: Default::default(),
-                        latency_ms: 1.0,
-                    })
+                    .map(|(_, b)| crate::scenario::CallSpec { to: (*b).to_owned(), ..Default::default() })
                     .collect();
-                crate::scenario::ServiceSpec {
-                    name: n.to_owned(),
-                    kind: Default::default(),
-                    instances: 1,
-                    workers: 1,
-                    queue: Default::default(),
-                    service_time: crate::scenario::ServiceTime::Deterministic { ms: 1.0 },
-                    lb: Default::default(),
-                    calls,
-                    deadline_propagation: false,
-                    position: None,
-                }
+                crate::scenario::ServiceSpec { name: n.to_owned(), calls, ..Default::default() }
             })
             .collect();
-        Scenario {
-            version: 1,
-            name: "t".into(),
-            description: String::new(),
-            seed: 1,
-            duration_s: 1.0,
-            tick_ms: 1.0,
-            metrics_interval_s: 1.0,
-            sample_every: 0,
-            sources: vec![],
-            services,
-            faults: vec![],
-            verdict: Default::default(),
-            expect: None,
-        }
+        Scenario { name: "t".into(), services, ..Default::default() }
+    }
+
+    #[test]
+    fn asynchronous_and_lifecycle_edges_do_not_make_cycles() {
+        // a → b synchronously; b's lifecycle calls a and its queue delivers to a: no request cycle.
+        let mut s = scenario(&[("a", "b")]);
+        let b = s.services.iter_mut().find(|x| x.name == "b").expect("b");
+        b.lifecycle.startup_calls.push(crate::scenario::CallSpec { to: "a".into(), ..Default::default() });
+        b.work_queue = Some(crate::scenario::WorkQueueSpec {
+            consumer: "a".into(),
+            concurrency: 1,
+            rate_per_s: None,
+            ttl_s: None,
+            max_deliveries: 1,
+            dead_letter: true,
+            timeout_ms: None,
+            latency_ms: 1.0,
+        });
+        let g = DependencyGraph::from_scenario(&s);
+        assert_eq!(g.find_cycle(), None);
+        let kinds: Vec<EdgeKind> = g.edges_with_kind().into_iter().map(|(_, _, k)| k).collect();
+        assert_eq!(kinds, vec![EdgeKind::Request, EdgeKind::Delivery]);
     }
 
     #[test]

@@ -6,7 +6,6 @@ mod common;
 
 use bevy_app::{App, FixedUpdate};
 use bevy_ecs::message::Messages;
-use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{LogLevel, ScheduleBuildSettings};
 use cascade_sim::engine::{load_scenario, InstanceState, ServiceState};
 use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode};

@@ -255,14 +255,7 @@ pub fn with_call(doc: &Document, from: &str, to: &str) -> Option<cascade_sim::Sc
     if svc.calls.iter().any(|c| c.to == to) {
         return None;
     }
-    svc.calls.push(CallSpec {
-        to: to.to_owned(),
-        probability: 1.0,
-        count: 1,
-        timeout_ms: Some(1000.0),
-        retry: Default::default(),
-        latency_ms: 1.0,
-    });
+    svc.calls.push(CallSpec { to: to.to_owned(), timeout_ms: Some(1000.0), ..Default::default() });
     Some(s)
 }
 

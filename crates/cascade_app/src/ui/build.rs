@@ -28,14 +28,10 @@ pub fn add_service(scenario: &Scenario, kind: NodeKind, at: Vec2) -> (Scenario, 
     s.services.push(ServiceSpec {
         name: name.clone(),
         kind,
-        instances: 1,
         workers: 8,
-        queue: Default::default(),
         service_time: ServiceTime::Exponential { mean_ms: 5.0 },
-        lb: Default::default(),
-        calls: Vec::new(),
-        deadline_propagation: false,
         position: Some(Position { x: at.x.round(), y: at.y.round() }),
+        ..Default::default()
     });
     (s, name)
 }
@@ -50,9 +46,8 @@ pub fn add_source(scenario: &Scenario, at: Vec2) -> Option<(Scenario, String)> {
         target,
         rate: RateProfile::Constant(100.0),
         timeout_ms: Some(2000.0),
-        retry: Default::default(),
-        latency_ms: 1.0,
         position: Some(Position { x: at.x.round(), y: at.y.round() }),
+        ..Default::default()
     });
     Some((s, name))
 }

@@ -3,7 +3,7 @@
 //! faults in effect, each with a clear button.
 
 use bevy_egui::egui::{self, RichText};
-use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode};
+use cascade_sim::scenario::{Direction, FaultKind, InstanceSelector, KillMode, PushedChange};
 
 use crate::session::{AppAction, Selection};
 
@@ -18,6 +18,8 @@ pub enum FaultTarget {
         instances: u32,
         /// Workers per instance.
         workers: u32,
+        /// It is a cache (flush and TTL storm apply).
+        cache: bool,
     },
     /// A traffic source.
     Source {
@@ -78,6 +80,14 @@ pub struct FaultParams {
     pub duration_s: f64,
     /// Lasts until cleared.
     pub until_cleared: bool,
+    /// Share of instances a config push reaches.
+    pub push_share: f64,
+    /// Seconds a config push takes to reach them all.
+    pub propagation_s: f64,
+    /// Throttle rate per instance, requests/s.
+    pub throttle_per_s: f64,
+    /// Spread of a TTL storm's expiries, s.
+    pub within_s: f64,
 }
 
 impl Default for FaultParams {
@@ -92,6 +102,10 @@ impl Default for FaultParams {
             first_only: false,
             duration_s: 10.0,
             until_cleared: false,
+            push_share: 0.5,
+            propagation_s: 10.0,
+            throttle_per_s: 50.0,
+            within_s: 5.0,
         }
     }
 }
@@ -110,7 +124,7 @@ impl FaultParams {
 /// tooltip.
 pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'static str, FaultKind)> {
     match target {
-        FaultTarget::Service { name, instances, workers } => {
+        FaultTarget::Service { name, instances, workers, cache } => {
             let s = || name.clone();
             let mut v = vec![
                 (
@@ -134,6 +148,18 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
                     FaultKind::CapacityCut { service: s(), workers: None, instances: Some(p.instances_left.min(*instances)) },
                 ));
             }
+            v.push(("Restart".to_owned(), "Instances restart: down for the restart time, then startup calls and warm-up (instant)", FaultKind::Restart { service: s(), instances: p.selector(), spread_s: 0.0 }));
+            v.push(("Latch".to_owned(), "Instances fail into a state only a reset clears (instant)", FaultKind::LatchedFailure { service: s(), instances: p.selector() }));
+            v.push((
+                format!("Bad config {:.0}%", p.push_share * 100.0),
+                "A config push makes requests fail on a share of instances, spreading over the propagation time; rolled back when it ends",
+                FaultKind::ConfigPush { service: s(), share: p.push_share, propagation_s: p.propagation_s, change: PushedChange::Errors(p.probability.max(0.01)) },
+            ));
+            v.push((format!("Throttle {}/s", p.throttle_per_s), "The service answers 429 above this rate per instance", FaultKind::Throttle { service: s(), rate_per_s: p.throttle_per_s }));
+            if *cache {
+                v.push(("Flush cache".to_owned(), "Every cached entry is dropped (instant)", FaultKind::CacheFlush { service: s(), share: 1.0 }));
+                v.push((format!("TTL storm {} s", p.within_s), "Every entry expires within this window (instant)", FaultKind::TtlStorm { service: s(), within_s: p.within_s }));
+            }
             v
         }
         FaultTarget::Source { name } => vec![(
@@ -144,6 +170,21 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
         FaultTarget::Edge { from, to } => vec![
             ("Partition".to_owned(), "Requests and replies on this link are lost", FaultKind::Partition { from: from.clone(), to: to.clone() }),
             (format!("Link latency +{} ms", p.added_ms), "Extra one-way network latency on this link", FaultKind::LinkLatency { from: from.clone(), to: to.clone(), added_ms: p.added_ms }),
+            (
+                format!("Packet loss {:.0}%", p.probability * 100.0),
+                "Each request and reply on this link is lost with this probability",
+                FaultKind::PacketLoss { from: from.clone(), to: to.clone(), probability: p.probability },
+            ),
+            (
+                "Cut requests".to_owned(),
+                "One-way partition: requests are lost, replies pass",
+                FaultKind::OneWayPartition { from: from.clone(), to: to.clone(), direction: Direction::Requests },
+            ),
+            (
+                "Cut replies".to_owned(),
+                "One-way partition: the callee works but the caller never hears back",
+                FaultKind::OneWayPartition { from: from.clone(), to: to.clone(), direction: Direction::Replies },
+            ),
         ],
     }
 }
@@ -177,7 +218,8 @@ pub fn fault_palette_ui(ui: &mut egui::Ui, view: &FaultPaletteView, params: &mut
             ui.horizontal_wrapped(|ui| {
                 for (label, tip, fault) in faults_for(target, params) {
                     if ui.button(label).on_hover_text(tip).clicked() {
-                        out.push(AppAction::InjectFault { fault, duration_s: params.duration() });
+                        let duration_s = if fault.is_instantaneous() { None } else { params.duration() };
+                        out.push(AppAction::InjectFault { fault, duration_s });
                     }
                 }
             });
@@ -236,6 +278,21 @@ fn parameters_ui(ui: &mut egui::Ui, target: &FaultTarget, p: &mut FaultParams) {
                 ui.label("kill");
                 ui.checkbox(&mut p.blackhole, "blackhole").on_hover_text("Killed instances swallow requests (callers wait for their timeouts) instead of refusing");
                 ui.end_row();
+                ui.label("config push");
+                ui.horizontal(|ui| {
+                    let mut share = p.push_share * 100.0;
+                    if ui.add(egui::DragValue::new(&mut share).range(1.0..=100.0).suffix(" %")).on_hover_text("Share of instances reached").changed() {
+                        p.push_share = share / 100.0;
+                    }
+                    ui.add(egui::DragValue::new(&mut p.propagation_s).range(0.0..=3600.0).prefix("over ").suffix(" s")).on_hover_text("Propagation time");
+                });
+                ui.end_row();
+                ui.label("throttle");
+                ui.add(egui::DragValue::new(&mut p.throttle_per_s).range(0.1..=1e7).suffix(" /s")).on_hover_text("Rate per instance above which it answers 429");
+                ui.end_row();
+                ui.label("TTL storm");
+                ui.add(egui::DragValue::new(&mut p.within_s).range(0.0..=3600.0).suffix(" s")).on_hover_text("Window in which every entry expires");
+                ui.end_row();
             }
             FaultTarget::Source { .. } => {
                 ui.label("factor");
@@ -245,6 +302,9 @@ fn parameters_ui(ui: &mut egui::Ui, target: &FaultTarget, p: &mut FaultParams) {
             FaultTarget::Edge { .. } => {
                 ui.label("added");
                 ui.add(egui::DragValue::new(&mut p.added_ms).range(0.0..=60_000.0).speed(5.0).suffix(" ms")).on_hover_text("Added one-way latency");
+                ui.end_row();
+                ui.label("loss");
+                ui.add(egui::Slider::new(&mut p.probability, 0.0..=1.0)).on_hover_text("Packet loss probability");
                 ui.end_row();
             }
         }
@@ -257,6 +317,13 @@ pub fn fault_menu_ui(ui: &mut egui::Ui, target: &FaultTarget, params: &FaultPara
     ui.label(RichText::new(target_label(target)).strong());
     ui.separator();
     for (label, tip, fault) in faults_for(target, params) {
+        if fault.is_instantaneous() {
+            if ui.button(label).on_hover_text(tip).clicked() {
+                out.push(AppAction::InjectFault { fault, duration_s: None });
+                ui.close();
+            }
+            continue;
+        }
         ui.menu_button(label, |ui| {
             for (text, duration) in [("for 10 s", Some(10.0)), ("for 30 s", Some(30.0)), ("for 60 s", Some(60.0)), ("until cleared", None)] {
                 if ui.button(text).clicked() {

@@ -50,6 +50,19 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
                 out.push(AppAction::Edit { scenario: Box::new(s), label: format!("edit {name}") });
             }
         }
+        let mut with_alerts = out
+            .iter()
+            .rev()
+            .find_map(|a| match a {
+                AppAction::Edit { scenario, .. } => Some((**scenario).clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| scenario.clone());
+        egui::CollapsingHeader::new("Alerts").id_salt("node-alerts").show(ui, |ui| {
+            if super::mechanisms::alerts_ui(ui, &mut with_alerts, Some(name)) {
+                out.push(AppAction::Edit { scenario: Box::new(with_alerts.clone()), label: format!("alerts on {name}") });
+            }
+        });
         if building {
             ui.separator();
             ui.horizontal(|ui| {
@@ -92,6 +105,14 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
     } else {
         ui.heading("Inspector");
         ui.label(RichText::new("Select a node or an edge to see and change its parameters. Changes apply at the next tick while the run goes on.").weak());
+        if !scenario.alerts.is_empty() || !scenario.operator.is_empty() {
+            ui.separator();
+            ui.label(RichText::new("Alerts and operator").strong());
+            let mut s = scenario.clone();
+            if super::mechanisms::alerts_ui(ui, &mut s, None) {
+                out.push(AppAction::Edit { scenario: Box::new(s), label: "edit alerts".to_owned() });
+            }
+        }
     }
     if !metrics.figures.is_empty() {
         ui.separator();
@@ -175,10 +196,12 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
             .on_hover_text("Drop requests whose deadline passed before a worker took them, and pass deadlines downstream");
         ui.end_row();
     });
-    let _ = scenario;
     for (i, call) in s.calls.iter_mut().enumerate() {
         egui::CollapsingHeader::new(format!("call {} → {}", i + 1, call.to)).id_salt(("call", i)).show(ui, |ui| call_ui(ui, call, i));
     }
+    ui.add_space(4.0);
+    ui.label(RichText::new("Resilience").strong());
+    super::mechanisms::service_mechanisms_ui(ui, s, scenario);
 }
 
 fn service_time_ui(ui: &mut egui::Ui, st: &mut ServiceTime) {
@@ -188,6 +211,7 @@ fn service_time_ui(ui: &mut egui::Ui, st: &mut ServiceTime) {
             ServiceTime::Deterministic { .. } => "constant",
             ServiceTime::LogNormal { .. } => "log-normal",
             ServiceTime::Uniform { .. } => "uniform",
+            ServiceTime::Normal { .. } => "normal",
         };
         let mean = st.mean_ms();
         egui::ComboBox::from_id_salt("dist").selected_text(name).width(90.0).show_ui(ui, |ui| {
@@ -202,6 +226,9 @@ fn service_time_ui(ui: &mut egui::Ui, st: &mut ServiceTime) {
             }
             if ui.selectable_label(matches!(st, ServiceTime::Uniform { .. }), "uniform").clicked() {
                 *st = ServiceTime::Uniform { min_ms: mean * 0.5, max_ms: mean * 1.5 };
+            }
+            if ui.selectable_label(matches!(st, ServiceTime::Normal { .. }), "normal").on_hover_text("|N(mean, sd)|").clicked() {
+                *st = ServiceTime::Normal { mean_ms: mean, sd_ms: mean * 0.2 };
             }
         });
         match st {
@@ -221,6 +248,10 @@ fn service_time_ui(ui: &mut egui::Ui, st: &mut ServiceTime) {
                 if *max_ms < *min_ms {
                     *max_ms = *min_ms;
                 }
+            }
+            ServiceTime::Normal { mean_ms, sd_ms } => {
+                ui.add(ms(mean_ms)).on_hover_text("Mean");
+                ui.add(egui::DragValue::new(sd_ms).range(0.0..=1e6).speed(0.1).prefix("σ ").suffix(" ms")).on_hover_text("Standard deviation");
             }
         }
     });
@@ -252,6 +283,7 @@ fn call_ui(ui: &mut egui::Ui, c: &mut CallSpec, i: usize) {
         timeout_row(ui, &mut c.timeout_ms);
     });
     retry_ui(ui, &mut c.retry, i);
+    super::mechanisms::call_mechanisms_ui(ui, c, &format!("call-{i}"));
 }
 
 fn timeout_row(ui: &mut egui::Ui, timeout: &mut Option<f64>) {
@@ -353,6 +385,7 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
             RateProfile::Step { .. } => "step",
             RateProfile::Ramp { .. } => "ramp",
             RateProfile::Spike { .. } => "spike",
+            RateProfile::Burst { .. } => "burst",
         };
         egui::ComboBox::from_id_salt("rate").selected_text(name).width(80.0).show_ui(ui, |ui| {
             if ui.selectable_label(matches!(rate, RateProfile::Constant(_)), "constant").clicked() {
@@ -366,6 +399,9 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
             }
             if ui.selectable_label(matches!(rate, RateProfile::Spike { .. }), "spike").clicked() {
                 *rate = RateProfile::Spike { base_per_s: base, peak_per_s: base * 3.0, start_s: 30.0, duration_s: 10.0 };
+            }
+            if ui.selectable_label(matches!(rate, RateProfile::Burst { .. }), "burst").on_hover_text("A batch of requests at one instant").clicked() {
+                *rate = RateProfile::Burst { count: 100, at_s: 1.0 };
             }
         });
     });
@@ -401,6 +437,11 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
             ui.label("for");
             ui.add(egui::DragValue::new(duration_s).range(0.001..=1e7).suffix(" s"));
         }
+        RateProfile::Burst { count, at_s } => {
+            ui.add(egui::DragValue::new(count).range(1..=10_000_000).suffix(" requests"));
+            ui.label("at");
+            ui.add(secs(at_s));
+        }
     });
 }
 
@@ -428,4 +469,5 @@ fn source_call_ui(ui: &mut egui::Ui, s: &mut SourceSpec) {
         timeout_row(ui, &mut s.timeout_ms);
     });
     retry_ui(ui, &mut s.retry, 999);
+    super::mechanisms::source_mechanisms_ui(ui, s);
 }

@@ -12,6 +12,7 @@ pub mod events;
 pub mod faults;
 pub mod inspector;
 pub mod library;
+pub mod mechanisms;
 pub mod top_bar;
 
 use bevy::ecs::system::SystemParam;
@@ -261,7 +262,7 @@ pub fn draw_ui(
 
 fn node_target(w: &UiWorld, name: &str) -> Option<faults::FaultTarget> {
     if let Some(s) = w.doc.scenario.service(name) {
-        return Some(faults::FaultTarget::Service { name: name.to_owned(), instances: s.instances, workers: s.workers });
+        return Some(faults::FaultTarget::Service { name: name.to_owned(), instances: s.instances, workers: s.workers, cache: s.cache.is_some() });
     }
     w.doc.scenario.source(name).map(|_| faults::FaultTarget::Source { name: name.to_owned() })
 }

@@ -320,6 +320,8 @@ pub fn rate_at(profile: &RateProfile, t_ns: Nanos) -> f64 {
         RateProfile::Spike { base_per_s, peak_per_s, start_s, duration_s } => {
             if t >= start_s && t < start_s + duration_s { peak_per_s } else { base_per_s }
         }
+        // A burst is a batch of arrivals at one instant, generated apart from the Poisson stream.
+        RateProfile::Burst { .. } => 0.0,
     }
 }
 
@@ -352,6 +354,7 @@ pub fn rate_segment(profile: &RateProfile, t_ns: Nanos) -> (Nanos, f64) {
                 (NEVER, base_per_s)
             }
         }
+        RateProfile::Burst { .. } => (NEVER, 0.0),
     }
 }
 

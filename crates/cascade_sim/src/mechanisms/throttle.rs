@@ -112,7 +112,7 @@ mod tests {
         // enough burst that it accepts min(offered, 200/s) under random arrivals).
         let mut t = AdaptiveThrottle::new(2.0, 10 * S);
         let mut backend = TokenBucket::new(200.0, 50.0);
-        let mut rng = crate::rng::stream(1, "throttle-test", 0);
+        let mut rng = rng::stream(1, "throttle-test", 0);
         let (mut sent, mut wanted) = (0u64, 0u64);
         for i in 0..60_000u64 {
             let now = i * S / 1000;

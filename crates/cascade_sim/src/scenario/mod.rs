@@ -12,14 +12,17 @@
 //! Field-by-field documentation with a complete example lives in `docs/scenario-format.md`.
 
 mod diagnostics;
+mod resilience;
 mod spans;
 mod validate;
+mod validate_mechanisms;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 pub use diagnostics::{Diagnostic, ScenarioError};
+pub use resilience::*;
 pub use spans::SpanIndex;
 pub use validate::validate;
 
@@ -58,12 +61,41 @@ pub struct Scenario {
     /// Scripted faults.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultSpec>,
+    /// Alerts raised from metrics (operator steps can react to them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<AlertSpec>,
+    /// Scripted operator actions, at a time or on an alert.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator: Vec<OperatorStep>,
     /// Settings of the run verdict rule.
     #[serde(default, skip_serializing_if = "VerdictSettings::is_default")]
     pub verdict: VerdictSettings,
     /// The outcome this scenario states in advance; checked by tests and `cascade-cli run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expectation>,
+}
+
+impl Default for Scenario {
+    /// An empty scenario of the current version (no nodes: not valid until some are added).
+    fn default() -> Self {
+        Scenario {
+            version: FORMAT_VERSION,
+            name: String::new(),
+            description: String::new(),
+            seed: default_seed(),
+            duration_s: 60.0,
+            tick_ms: default_tick_ms(),
+            metrics_interval_s: default_interval_s(),
+            sample_every: default_sample_every(),
+            sources: Vec::new(),
+            services: Vec::new(),
+            faults: Vec::new(),
+            alerts: Vec::new(),
+            operator: Vec::new(),
+            verdict: VerdictSettings::default(),
+            expect: None,
+        }
+    }
 }
 
 fn default_seed() -> u64 {
@@ -135,9 +167,36 @@ pub struct SourceSpec {
     /// One-way network latency to the target, in milliseconds (at least one tick).
     #[serde(default = "one_f64", skip_serializing_if = "is_one_f64")]
     pub latency_ms: f64,
+    /// Standard deviation of the one-way latency, ms (0: fixed; else `|N(latency, sd)|`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub latency_sd_ms: f64,
+    /// Client-side adaptive throttling of this source's attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive_throttle: Option<AdaptiveThrottleSpec>,
+    /// Send a second attempt when the first has not answered within this, ms; the first reply
+    /// wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge_after_ms: Option<f64>,
     /// Where the app draws this node; `None` lets it lay the graph out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+}
+
+impl Default for SourceSpec {
+    fn default() -> Self {
+        SourceSpec {
+            name: String::new(),
+            target: String::new(),
+            rate: RateProfile::Constant(1.0),
+            timeout_ms: None,
+            retry: RetryPolicy::default(),
+            latency_ms: 1.0,
+            latency_sd_ms: 0.0,
+            adaptive_throttle: None,
+            hedge_after_ms: None,
+            position: None,
+        }
+    }
 }
 
 /// How a source's request rate changes over the run. All rates are requests per second.
@@ -176,6 +235,14 @@ pub enum RateProfile {
         start_s: f64,
         /// Length of the spike, in seconds.
         duration_s: f64,
+    },
+    /// `count` requests at once at `at_s`, and none otherwise (a thundering herd, or a batch of
+    /// clients that each do one thing).
+    Burst {
+        /// Requests sent.
+        count: u32,
+        /// When, in seconds.
+        at_s: f64,
     },
 }
 
@@ -255,9 +322,72 @@ pub struct ServiceSpec {
     /// this request's deadline on to downstream calls.
     #[serde(default, skip_serializing_if = "is_false")]
     pub deadline_propagation: bool,
+    /// CPU cores per instance: own work needs a core as well as a worker; waiting on a call
+    /// holds only the worker. `None`: as many cores as workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
+    /// Admission control, load shedding and hard limits of each instance.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub admission: AdmissionSpec,
+    /// Load-balancer health checks of the instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
+    /// Route to every instance when fewer than this share pass health checks (Envoy's panic
+    /// threshold), e.g. 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_threshold: Option<f64>,
+    /// Eject instances with a high error share from the load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_ejection: Option<OutlierSpec>,
+    /// Target-tracking autoscaler of the instance count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleSpec>,
+    /// This service is a look-aside cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+    /// Calls at (re)start, periodic calls, restart time and warm-up.
+    #[serde(default, skip_serializing_if = "LifecycleSpec::is_empty")]
+    pub lifecycle: LifecycleSpec,
+    /// This service is an asynchronous work queue feeding a consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_queue: Option<WorkQueueSpec>,
+    /// Requests write a shared key with optimistic concurrency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occ: Option<OccSpec>,
+    /// Promote a replica when this service is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<FailoverSpec>,
     /// Where the app draws this node; `None` lets it lay the graph out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        ServiceSpec {
+            name: String::new(),
+            kind: NodeKind::default(),
+            instances: 1,
+            workers: 1,
+            queue: QueueSpec::default(),
+            service_time: ServiceTime::Exponential { mean_ms: 10.0 },
+            lb: LoadBalancer::default(),
+            calls: Vec::new(),
+            deadline_propagation: false,
+            cores: None,
+            admission: AdmissionSpec::default(),
+            health_check: None,
+            panic_threshold: None,
+            outlier_ejection: None,
+            autoscale: None,
+            cache: None,
+            lifecycle: LifecycleSpec::default(),
+            work_queue: None,
+            occ: None,
+            failover: None,
+            position: None,
+        }
+    }
 }
 
 /// The queue of one instance.
@@ -310,6 +440,13 @@ pub enum ServiceTime {
         /// Upper bound in milliseconds.
         max_ms: f64,
     },
+    /// `|N(mean, sd)|`: normal, folded at zero (a good fit for a network round trip).
+    Normal {
+        /// Mean of the normal in milliseconds.
+        mean_ms: f64,
+        /// Standard deviation in milliseconds.
+        sd_ms: f64,
+    },
 }
 
 impl ServiceTime {
@@ -319,6 +456,7 @@ impl ServiceTime {
             ServiceTime::Exponential { mean_ms } | ServiceTime::LogNormal { mean_ms, .. } => mean_ms,
             ServiceTime::Deterministic { ms } => ms,
             ServiceTime::Uniform { min_ms, max_ms } => 0.5 * (min_ms + max_ms),
+            ServiceTime::Normal { mean_ms, sd_ms } => crate::dist::folded_normal_mean(mean_ms, sd_ms),
         }
     }
 }
@@ -358,6 +496,45 @@ pub struct CallSpec {
     /// One-way network latency of this call, in milliseconds (at least one tick).
     #[serde(default = "one_f64", skip_serializing_if = "is_one_f64")]
     pub latency_ms: f64,
+    /// Standard deviation of the one-way latency, ms (0: fixed; else `|N(latency, sd)|`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub latency_sd_ms: f64,
+    /// Circuit breaker of this call, per caller instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerSpec>,
+    /// What the request does when this call cannot be made or has failed.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub fallback: Fallback,
+    /// Client-side adaptive throttling of this call, per caller instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive_throttle: Option<AdaptiveThrottleSpec>,
+    /// Send a second attempt when the first has not answered within this, ms; the first reply
+    /// wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge_after_ms: Option<f64>,
+    /// Bulkhead: most of one instance's workers that may be in this call at once; a request
+    /// that would exceed it fails fast (or falls back) instead of taking another worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+}
+
+impl Default for CallSpec {
+    fn default() -> Self {
+        CallSpec {
+            to: String::new(),
+            probability: 1.0,
+            count: 1,
+            timeout_ms: None,
+            retry: RetryPolicy::default(),
+            latency_ms: 1.0,
+            latency_sd_ms: 0.0,
+            breaker: None,
+            fallback: Fallback::default(),
+            adaptive_throttle: None,
+            hedge_after_ms: None,
+            max_concurrent: None,
+        }
+    }
 }
 
 /// Retry behaviour of a caller. `max_attempts` counts every try: 3 means one try and two retries.
@@ -547,6 +724,84 @@ pub enum FaultKind {
         /// Multiplier on the source's rate (> 0).
         factor: f64,
     },
+    /// A share of a cache's entries is dropped at once (instantaneous).
+    CacheFlush {
+        /// The cache service.
+        service: String,
+        /// Share of cached keys dropped, in `(0, 1]`.
+        #[serde(default = "one_f64", skip_serializing_if = "is_one_f64")]
+        share: f64,
+    },
+    /// Every cached entry expires within the next `within_s` seconds (entries filled together
+    /// expire together; instantaneous).
+    TtlStorm {
+        /// The cache service.
+        service: String,
+        /// Spread of the expiries, s.
+        within_s: f64,
+    },
+    /// Instances restart: they drop their work, stay down for the lifecycle's `restart_s`, make
+    /// their startup calls and warm up (instantaneous; the restart itself takes its course).
+    Restart {
+        /// Target service.
+        service: String,
+        /// Which instances.
+        #[serde(default, skip_serializing_if = "is_default")]
+        instances: InstanceSelector,
+        /// Restarts are spread evenly over this many seconds (0: all at once).
+        #[serde(default, skip_serializing_if = "is_default")]
+        spread_s: f64,
+    },
+    /// A bad configuration reaches a share of a service's instances, one after another over
+    /// `propagation_s`; when the fault ends it is rolled back.
+    ConfigPush {
+        /// Target service.
+        service: String,
+        /// Share of instances it reaches, in `(0, 1]`.
+        #[serde(default = "one_f64", skip_serializing_if = "is_one_f64")]
+        share: f64,
+        /// Seconds from the first instance to the last.
+        #[serde(default, skip_serializing_if = "is_default")]
+        propagation_s: f64,
+        /// What it does to an instance.
+        change: PushedChange,
+    },
+    /// Instances fail into a latched state (crashed, or wedged on an exhausted resource) that
+    /// only a reset clears (instantaneous).
+    LatchedFailure {
+        /// Target service.
+        service: String,
+        /// Which instances.
+        #[serde(default, skip_serializing_if = "is_default")]
+        instances: InstanceSelector,
+    },
+    /// Each message on a link (requests and replies) is lost with this probability.
+    PacketLoss {
+        /// Calling node (source or service).
+        from: String,
+        /// Called service.
+        to: String,
+        /// Loss probability in `[0, 1]`.
+        probability: f64,
+    },
+    /// One direction of a link is cut.
+    OneWayPartition {
+        /// Calling node (source or service).
+        from: String,
+        /// Called service.
+        to: String,
+        /// Which direction is lost.
+        #[serde(default, skip_serializing_if = "is_default")]
+        direction: Direction,
+    },
+    /// The service answers `throttled` (HTTP 429) above this rate, per instance (a provider's
+    /// throttle or quota), before any work.
+    Throttle {
+        /// Target service.
+        service: String,
+        /// Sustained rate per instance, requests/s.
+        rate_per_s: f64,
+    },
 }
 
 impl FaultKind {
@@ -561,6 +816,14 @@ impl FaultKind {
             FaultKind::CapacityCut { .. } => "capacity cut",
             FaultKind::Partition { .. } => "partition",
             FaultKind::LoadSpike { .. } => "load spike",
+            FaultKind::CacheFlush { .. } => "cache flush",
+            FaultKind::TtlStorm { .. } => "TTL storm",
+            FaultKind::Restart { .. } => "restart",
+            FaultKind::ConfigPush { .. } => "config push",
+            FaultKind::LatchedFailure { .. } => "latched failure",
+            FaultKind::PacketLoss { .. } => "packet loss",
+            FaultKind::OneWayPartition { .. } => "one-way partition",
+            FaultKind::Throttle { .. } => "throttle",
         }
     }
 
@@ -571,8 +834,17 @@ impl FaultKind {
             | FaultKind::Slow { service, .. }
             | FaultKind::Latency { service, .. }
             | FaultKind::Errors { service, .. }
-            | FaultKind::CapacityCut { service, .. } => service,
-            FaultKind::LinkLatency { from, .. } | FaultKind::Partition { from, .. } => from,
+            | FaultKind::CapacityCut { service, .. }
+            | FaultKind::CacheFlush { service, .. }
+            | FaultKind::TtlStorm { service, .. }
+            | FaultKind::Restart { service, .. }
+            | FaultKind::ConfigPush { service, .. }
+            | FaultKind::LatchedFailure { service, .. }
+            | FaultKind::Throttle { service, .. } => service,
+            FaultKind::LinkLatency { from, .. }
+            | FaultKind::Partition { from, .. }
+            | FaultKind::PacketLoss { from, .. }
+            | FaultKind::OneWayPartition { from, .. } => from,
             FaultKind::LoadSpike { source, .. } => source,
         }
     }
@@ -580,9 +852,21 @@ impl FaultKind {
     /// The called service for link faults.
     pub fn link_target(&self) -> Option<&str> {
         match self {
-            FaultKind::LinkLatency { to, .. } | FaultKind::Partition { to, .. } => Some(to),
+            FaultKind::LinkLatency { to, .. }
+            | FaultKind::Partition { to, .. }
+            | FaultKind::PacketLoss { to, .. }
+            | FaultKind::OneWayPartition { to, .. } => Some(to),
             _ => None,
         }
+    }
+
+    /// True for faults that act once at their start and have no duration of their own
+    /// (their effects run their course: a flushed cache refills, a restart completes).
+    pub fn is_instantaneous(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::CacheFlush { .. } | FaultKind::TtlStorm { .. } | FaultKind::Restart { .. } | FaultKind::LatchedFailure { .. }
+        )
     }
 }
 
@@ -705,6 +989,42 @@ impl Scenario {
     /// The source with this name.
     pub fn source(&self, name: &str) -> Option<&SourceSpec> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// Every service `from` sends messages to, in file order without repeats: a source's
+    /// target; a service's calls, cache fills, queue deliveries and lifecycle calls; and the
+    /// replicas of the primaries it calls (reached after a failover). Link faults may name any.
+    pub fn link_targets(&self, from: &str) -> Vec<&str> {
+        fn push<'a>(name: &'a str, out: &mut Vec<&'a str>) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        let mut out: Vec<&str> = Vec::new();
+        if let Some(src) = self.source(from) {
+            push(src.target.as_str(), &mut out);
+        }
+        if let Some(svc) = self.service(from) {
+            if let Some(cache) = &svc.cache {
+                push(cache.backing.to.as_str(), &mut out);
+            }
+            for c in &svc.calls {
+                push(c.to.as_str(), &mut out);
+            }
+            if let Some(q) = &svc.work_queue {
+                push(q.consumer.as_str(), &mut out);
+            }
+            for c in svc.lifecycle.startup_calls.iter().chain(svc.lifecycle.periodic.iter().map(|p| &p.call)) {
+                push(c.to.as_str(), &mut out);
+            }
+        }
+        let direct = out.clone();
+        for name in direct {
+            if let Some(failover) = self.service(name).and_then(|s| s.failover.as_ref()) {
+                push(failover.replica.as_str(), &mut out);
+            }
+        }
+        out
     }
 }
 

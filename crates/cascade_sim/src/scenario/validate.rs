@@ -9,8 +9,9 @@
 use std::collections::BTreeSet;
 
 use super::diagnostics::closest;
+use super::validate_mechanisms;
 use super::{
-    Backoff, Diagnostic, FaultKind, InstanceSelector, Jitter, RateProfile, RetryPolicy, Scenario, ServiceTime,
+    Backoff, CallSpec, Diagnostic, FaultKind, InstanceSelector, Jitter, RateProfile, RetryPolicy, Scenario, ServiceTime,
     FORMAT_VERSION,
 };
 use crate::graph::DependencyGraph;
@@ -80,6 +81,13 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
             positive(v, &format!("{p}.timeout_ms"), t, "a timeout");
         }
         retry_policy(v, &format!("{p}.retry"), &src.retry);
+        validate_mechanisms::latency_sd(v, &format!("{p}.latency_sd_ms"), src.latency_sd_ms);
+        if let Some(t) = &src.adaptive_throttle {
+            validate_mechanisms::adaptive_throttle(v, &format!("{p}.adaptive_throttle"), t);
+        }
+        if let Some(h) = src.hedge_after_ms {
+            positive(v, &format!("{p}.hedge_after_ms"), h, "a hedging delay");
+        }
     }
 
     for (i, svc) in scenario.services.iter().enumerate() {
@@ -91,28 +99,10 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
             v.push(Diagnostic::new(format!("{p}.workers"), "an instance needs at least one worker"));
         }
         service_time(v, &format!("{p}.service_time"), &svc.service_time);
-        for (j, call) in svc.calls.iter().enumerate() {
-            let c = format!("{p}.calls[{j}]");
-            if call.to == svc.name {
-                v.push(
-                    Diagnostic::new(format!("{c}.to"), format!("\"{}\" calls itself", svc.name))
-                        .with_hint("a synchronous call to itself would wait on its own worker forever; remove it"),
-                );
-            } else {
-                known_service(v, &format!("{c}.to"), &call.to, &service_names, &source_names);
-            }
-            if !(0.0..=1.0).contains(&call.probability) || call.probability.is_nan() {
-                v.push(Diagnostic::new(format!("{c}.probability"), format!("probability {} is outside [0, 1]", call.probability)));
-            }
-            if call.count == 0 {
-                v.push(Diagnostic::new(format!("{c}.count"), "count must be at least 1").with_hint("use probability: 0.0 to disable a call"));
-            }
-            if let Some(t) = call.timeout_ms {
-                positive(v, &format!("{c}.timeout_ms"), t, "a timeout");
-            }
-            latency(v, &format!("{c}.latency_ms"), call.latency_ms, tick);
-            retry_policy(v, &format!("{c}.retry"), &call.retry);
+        for (j, c) in svc.calls.iter().enumerate() {
+            call(v, &format!("{p}.calls[{j}]"), c, &svc.name, &service_names, &source_names, tick);
         }
+        validate_mechanisms::service(v, &p, svc, scenario, &service_names, &source_names, tick);
     }
 
     // Synchronous call cycles (self-calls are reported above).
@@ -137,7 +127,15 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
             positive(v, &format!("{p}.duration_s"), d, "a fault duration");
         }
         fault_kind(v, &format!("{p}.fault"), &fault.fault, scenario, &service_names, &source_names);
+        if fault.fault.is_instantaneous() && fault.duration_s.is_some() {
+            v.push(
+                Diagnostic::new(format!("{p}.duration_s"), format!("a {} acts once and has no duration", fault.fault.label()))
+                    .with_hint("remove duration_s; its effects run their course on their own"),
+            );
+        }
     }
+
+    validate_mechanisms::alerts_and_operator(v, scenario, &service_names, &source_names);
 
     if !(scenario.verdict.healthy_ratio > 0.0 && scenario.verdict.healthy_ratio <= 1.0) {
         v.push(Diagnostic::new("verdict.healthy_ratio", "healthy_ratio must be in (0, 1]"));
@@ -150,13 +148,46 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     out
 }
 
-fn positive(v: &mut Vec<Diagnostic>, path: &str, value: f64, what: &str) {
+/// Checks one call: its target, probability, count, timeout, latency, retry policy and the
+/// mechanisms on it (breaker, throttling, hedging, bulkhead).
+pub(super) fn call(
+    v: &mut Vec<Diagnostic>,
+    c: &str,
+    call: &CallSpec,
+    caller: &str,
+    service_names: &[&str],
+    source_names: &[&str],
+    tick: f64,
+) {
+    if call.to == caller {
+        v.push(
+            Diagnostic::new(format!("{c}.to"), format!("\"{caller}\" calls itself"))
+                .with_hint("a synchronous call to itself would wait on its own worker forever; remove it"),
+        );
+    } else {
+        known_service(v, &format!("{c}.to"), &call.to, service_names, source_names);
+    }
+    if !(0.0..=1.0).contains(&call.probability) || call.probability.is_nan() {
+        v.push(Diagnostic::new(format!("{c}.probability"), format!("probability {} is outside [0, 1]", call.probability)));
+    }
+    if call.count == 0 {
+        v.push(Diagnostic::new(format!("{c}.count"), "count must be at least 1").with_hint("use probability: 0.0 to disable a call"));
+    }
+    if let Some(t) = call.timeout_ms {
+        positive(v, &format!("{c}.timeout_ms"), t, "a timeout");
+    }
+    latency(v, &format!("{c}.latency_ms"), call.latency_ms, tick);
+    retry_policy(v, &format!("{c}.retry"), &call.retry);
+    validate_mechanisms::call_mechanisms(v, c, call);
+}
+
+pub(super) fn positive(v: &mut Vec<Diagnostic>, path: &str, value: f64, what: &str) {
     if !(value > 0.0) || !value.is_finite() {
         v.push(Diagnostic::new(path, format!("{what} must be a positive number, got {value}")));
     }
 }
 
-fn latency(v: &mut Vec<Diagnostic>, path: &str, latency_ms: f64, tick_ms: f64) {
+pub(super) fn latency(v: &mut Vec<Diagnostic>, path: &str, latency_ms: f64, tick_ms: f64) {
     if !latency_ms.is_finite() || latency_ms + 1e-9 < tick_ms {
         v.push(
             Diagnostic::new(path, format!("network latency {latency_ms} ms is below one tick ({tick_ms} ms)"))
@@ -165,7 +196,7 @@ fn latency(v: &mut Vec<Diagnostic>, path: &str, latency_ms: f64, tick_ms: f64) {
     }
 }
 
-fn known_service(v: &mut Vec<Diagnostic>, path: &str, name: &str, services: &[&str], sources: &[&str]) {
+pub(super) fn known_service(v: &mut Vec<Diagnostic>, path: &str, name: &str, services: &[&str], sources: &[&str]) {
     if services.contains(&name) {
         return;
     }
@@ -182,7 +213,7 @@ fn known_service(v: &mut Vec<Diagnostic>, path: &str, name: &str, services: &[&s
     v.push(Diagnostic::new(path, message).with_hint(hint));
 }
 
-fn known_source(v: &mut Vec<Diagnostic>, path: &str, name: &str, sources: &[&str]) {
+pub(super) fn known_source(v: &mut Vec<Diagnostic>, path: &str, name: &str, sources: &[&str]) {
     if sources.contains(&name) {
         return;
     }
@@ -224,10 +255,16 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
             non_negative(v, &format!("{path}.start_s"), start_s);
             positive(v, &format!("{path}.duration_s"), duration_s, "a spike duration");
         }
+        RateProfile::Burst { count, at_s } => {
+            if count == 0 {
+                v.push(Diagnostic::new(format!("{path}.count"), "a burst needs at least one request"));
+            }
+            non_negative(v, &format!("{path}.at_s"), at_s);
+        }
     }
 }
 
-fn non_negative(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
+pub(super) fn non_negative(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
     if !(value >= 0.0) || !value.is_finite() {
         v.push(Diagnostic::new(path, format!("time must be zero or positive, got {value}")));
     }
@@ -249,10 +286,14 @@ fn service_time(v: &mut Vec<Diagnostic>, path: &str, st: &ServiceTime) {
                 v.push(Diagnostic::new(format!("{path}.max_ms"), "max_ms must be positive and at least min_ms"));
             }
         }
+        ServiceTime::Normal { mean_ms, sd_ms } => {
+            positive(v, &format!("{path}.mean_ms"), mean_ms, "a mean service time");
+            non_negative(v, &format!("{path}.sd_ms"), sd_ms);
+        }
     }
 }
 
-fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPolicy) {
+pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPolicy) {
     if retry.max_attempts == 0 {
         v.push(
             Diagnostic::new(format!("{path}.max_attempts"), "max_attempts counts every try and must be at least 1")
@@ -296,7 +337,7 @@ fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPolicy) {
     }
 }
 
-fn instances(v: &mut Vec<Diagnostic>, path: &str, selector: InstanceSelector, service: Option<u32>) {
+pub(super) fn instances(v: &mut Vec<Diagnostic>, path: &str, selector: InstanceSelector, service: Option<u32>) {
     if let (InstanceSelector::First(n), Some(total)) = (selector, service)
         && (n == 0 || n > total)
     {
@@ -348,10 +389,18 @@ fn fault_kind(v: &mut Vec<Diagnostic>, path: &str, fault: &FaultKind, scenario: 
             known_source(v, &format!("{path}.source"), source, sources);
             positive(v, &format!("{path}.factor"), *factor, "a load factor");
         }
+        FaultKind::PacketLoss { from, to, probability } => {
+            link(v, path, from, to, scenario, services, sources);
+            if !(0.0..=1.0).contains(probability) {
+                v.push(Diagnostic::new(format!("{path}.probability"), format!("probability {probability} is outside [0, 1]")));
+            }
+        }
+        FaultKind::OneWayPartition { from, to, .. } => link(v, path, from, to, scenario, services, sources),
+        other => validate_mechanisms::fault(v, path, other, scenario, services, sources),
     }
 }
 
-fn link(v: &mut Vec<Diagnostic>, path: &str, from: &str, to: &str, scenario: &Scenario, services: &[&str], sources: &[&str]) {
+pub(super) fn link(v: &mut Vec<Diagnostic>, path: &str, from: &str, to: &str, scenario: &Scenario, services: &[&str], sources: &[&str]) {
     let all: Vec<&str> = sources.iter().chain(services.iter()).copied().collect();
     if !all.contains(&from) {
         let hint = closest(from, all.iter().copied()).map(|b| format!("did you mean \"{b}\"?"));
@@ -360,17 +409,8 @@ fn link(v: &mut Vec<Diagnostic>, path: &str, from: &str, to: &str, scenario: &Sc
         v.push(d);
         return;
     }
-    let calls = scenario
-        .source(from)
-        .map(|s| s.target == to)
-        .or_else(|| scenario.service(from).map(|s| s.calls.iter().any(|c| c.to == to)))
-        .unwrap_or(false);
-    if !calls {
-        let targets: Vec<&str> = scenario
-            .source(from)
-            .map(|s| vec![s.target.as_str()])
-            .or_else(|| scenario.service(from).map(|s| s.calls.iter().map(|c| c.to.as_str()).collect()))
-            .unwrap_or_default();
+    let targets = scenario.link_targets(from);
+    if !targets.contains(&to) {
         let hint = match closest(to, targets.iter().copied()) {
             Some(best) => format!("did you mean \"{best}\"?"),
             None if targets.is_empty() => format!("\"{from}\" calls nothing"),
