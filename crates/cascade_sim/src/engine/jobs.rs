@@ -78,6 +78,8 @@ pub struct Job {
     pub prev_backoff_ns: u64,
     /// Sampled journey id, or [`NONE`].
     pub journey: u32,
+    /// Creation order of the job (a count of allocations), independent of slot reuse.
+    pub serial: u64,
 }
 
 impl Job {
@@ -100,6 +102,7 @@ pub struct Jobs {
     slots: Vec<Job>,
     free: Vec<u32>,
     live: usize,
+    next_serial: u64,
 }
 
 impl Jobs {
@@ -107,12 +110,14 @@ impl Jobs {
     #[inline]
     pub fn alloc(&mut self) -> u32 {
         self.live += 1;
+        let serial = self.next_serial;
+        self.next_serial += 1;
         if let Some(i) = self.free.pop() {
             let generation = self.slots[i as usize].generation;
-            self.slots[i as usize] = Job { generation, ..Job::default() };
+            self.slots[i as usize] = Job { generation, serial, ..Job::default() };
             i
         } else {
-            self.slots.push(Job::default());
+            self.slots.push(Job { serial, ..Job::default() });
             (self.slots.len() - 1) as u32
         }
     }
@@ -157,14 +162,18 @@ impl Jobs {
         self.slots.len()
     }
 
-    /// Indices of live jobs matching a predicate (slow: for rare events such as kills).
+    /// Indices of live jobs matching a predicate, in creation order (so the result does not
+    /// depend on which slots were reused). Slow: for rare events such as kills.
     pub fn find(&self, mut pred: impl FnMut(&Job) -> bool) -> Vec<u32> {
-        self.slots
+        let mut found: Vec<u32> = self
+            .slots
             .iter()
             .enumerate()
             .filter(|(_, j)| j.phase != Phase::Free && pred(j))
             .map(|(i, _)| i as u32)
-            .collect()
+            .collect();
+        found.sort_unstable_by_key(|&i| self.slots[i as usize].serial);
+        found
     }
 
     /// Frees everything.
@@ -172,6 +181,7 @@ impl Jobs {
         self.slots.clear();
         self.free.clear();
         self.live = 0;
+        self.next_serial = 0;
     }
 }
 
