@@ -232,3 +232,17 @@ fn write_fingerprints() {
         std::fs::write(dir.join(format!("{name}.txt")), text).unwrap();
     }
 }
+
+#[test]
+fn fast_paths_match_the_reference_path() {
+    for (name, scenario, script, until_s) in cases() {
+        let fast = fingerprint(&scenario, &script, until_s, |_| {});
+        let reference = fingerprint(&scenario, &script, until_s, |sim| {
+            sim.world_mut().resource_mut::<Engine>().fast_paths = false;
+        });
+        if let Some((i, (f, r))) = fast.lines().zip(reference.lines()).enumerate().find(|(_, (f, r))| f != r) {
+            panic!("{name}: line {} differs\n  fast:      {f}\n  reference: {r}", i + 1);
+        }
+        assert_eq!(fast.lines().count(), reference.lines().count(), "{name}: output lengths differ");
+    }
+}

@@ -6,6 +6,8 @@
 //! that has since finished are recognised as stale and ignored. The slab owns storage only;
 //! what jobs do is in `step.rs`.
 
+use super::scheduler::EventHandle;
+
 /// "No job" / "no instance" marker.
 pub const NONE: u32 = u32::MAX;
 
@@ -80,6 +82,8 @@ pub struct Job {
     pub journey: u32,
     /// Creation order of the job (a count of allocations), independent of slot reuse.
     pub serial: u64,
+    /// The pending timeout of the current downstream attempt, to cancel when its reply comes.
+    pub timeout: EventHandle,
 }
 
 impl Job {

@@ -33,7 +33,8 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
     world.insert_resource(MetricsHistory::new(interval_ns, nodes));
     world.insert_resource(EventLog::default());
     world.insert_resource(ActiveScenario(scenario.clone()));
-    let mut engine = Engine { sched: Scheduler::new(), links: vec![LinkState::default(); links], ..Default::default() };
+    let fast_paths = world.get_resource::<Engine>().is_none_or(|e| e.fast_paths);
+    let mut engine = Engine { sched: Scheduler::new(), links: vec![LinkState::default(); links], fast_paths, ..Default::default() };
 
     for (i, s) in model.sources.iter().enumerate() {
         let state = SourceState {

@@ -41,6 +41,8 @@ pub enum EventKind {
     FaultStart,
     /// A fault ends. `a` fault id.
     FaultEnd,
+    /// A cancelled line event (never popped: skipped when it reaches the head of its line).
+    Cancelled,
 }
 
 /// One scheduled event (32 bytes).
@@ -79,17 +81,20 @@ const MAX_LINES: usize = 16;
 
 const EMPTY_EVENT: Event = Event { time: 0, seq: 0, a: 0, b: 0, c: 0, kind: EventKind::FaultEnd, outcome: 0 };
 
-/// A FIFO of events in a power-of-two ring buffer.
+/// A FIFO of events in a power-of-two ring buffer. Positions are absolute (the number of
+/// events pushed before, wrapping), so a pending event can be found again to cancel it.
 #[derive(Debug)]
 struct Ring {
     buf: Vec<Event>,
     head: usize,
     len: usize,
+    /// Absolute position of the head (events popped so far, wrapping).
+    popped: u32,
 }
 
 impl Ring {
     fn with_capacity(cap: usize) -> Ring {
-        Ring { buf: vec![EMPTY_EVENT; cap.next_power_of_two().max(16)], head: 0, len: 0 }
+        Ring { buf: vec![EMPTY_EVENT; cap.next_power_of_two().max(16)], head: 0, len: 0, popped: 0 }
     }
 
     #[inline(always)]
@@ -102,14 +107,16 @@ impl Ring {
         (self.len > 0).then(|| &self.buf[(self.head + self.len - 1) & (self.buf.len() - 1)])
     }
 
+    /// Appends an event; returns its absolute position.
     #[inline(always)]
-    fn push_back(&mut self, ev: Event) {
+    fn push_back(&mut self, ev: Event) -> u32 {
         if self.len == self.buf.len() {
             self.grow();
         }
         let mask = self.buf.len() - 1;
         self.buf[(self.head + self.len) & mask] = ev;
         self.len += 1;
+        self.popped.wrapping_add(self.len as u32 - 1)
     }
 
     #[inline(always)]
@@ -117,7 +124,27 @@ impl Ring {
         let ev = self.buf[self.head];
         self.head = (self.head + 1) & (self.buf.len() - 1);
         self.len -= 1;
+        self.popped = self.popped.wrapping_add(1);
         ev
+    }
+
+    /// The pending event at absolute position `pos`, if that position is still queued.
+    #[inline(always)]
+    fn at_mut(&mut self, pos: u32) -> Option<&mut Event> {
+        let offset = pos.wrapping_sub(self.popped) as usize;
+        if offset >= self.len {
+            return None;
+        }
+        let mask = self.buf.len() - 1;
+        Some(&mut self.buf[(self.head + offset) & mask])
+    }
+
+    /// Drops cancelled events from the head, so the head is always a live event.
+    #[inline(always)]
+    fn skip_cancelled(&mut self) {
+        while self.len > 0 && self.buf[self.head].kind == EventKind::Cancelled {
+            self.pop_front();
+        }
     }
 
     #[cold]
@@ -136,6 +163,31 @@ impl Ring {
 struct Line {
     delay: Nanos,
     queue: Ring,
+}
+
+/// A pending event that can be cancelled: its line and absolute position in it. Only events
+/// scheduled with [`Scheduler::schedule_after`] on a line have one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHandle {
+    line: u32,
+    pos: u32,
+}
+
+impl Default for EventHandle {
+    fn default() -> Self {
+        EventHandle::NONE
+    }
+}
+
+impl EventHandle {
+    /// "No handle" (the event went to the calendar, or there is none).
+    pub const NONE: EventHandle = EventHandle { line: u32::MAX, pos: 0 };
+
+    /// True unless this is [`EventHandle::NONE`].
+    #[inline]
+    pub fn is_some(self) -> bool {
+        self.line != u32::MAX
+    }
 }
 
 #[inline(always)]
@@ -367,20 +419,52 @@ impl Scheduler {
     }
 
     /// Schedules an event `delay` after `now`, where `now` is the time of the event being
-    /// processed (so successive calls with the same delay are in time order).
+    /// processed (so successive calls with the same delay are in time order). Returns a handle
+    /// to cancel it with, or [`EventHandle::NONE`] if it went to the calendar.
     #[inline(always)]
-    pub fn schedule_after(&mut self, now: Nanos, delay: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) {
+    pub fn schedule_after(&mut self, now: Nanos, delay: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) -> EventHandle {
         let ev = self.make(now + delay, kind, a, b, c, outcome);
-        if let Some(line) = self.lines.iter_mut().find(|l| l.delay == delay) {
+        if let Some(i) = self.lines.iter().position(|l| l.delay == delay) {
+            let line = &mut self.lines[i];
             debug_assert!(line.queue.back().is_none_or(|b| key(b) < key(&ev)));
-            line.queue.push_back(ev);
+            let pos = line.queue.push_back(ev);
+            EventHandle { line: i as u32, pos }
         } else if self.lines.len() < MAX_LINES {
             let mut queue = Ring::with_capacity(64);
-            queue.push_back(ev);
+            let pos = queue.push_back(ev);
             self.lines.push(Line { delay, queue });
+            EventHandle { line: self.lines.len() as u32 - 1, pos }
         } else {
             self.heap.push(ev);
+            EventHandle::NONE
         }
+    }
+
+    /// Cancels a pending event by its handle: it will never be popped. The handle must be of
+    /// an event that has not been popped or cancelled yet.
+    #[inline(always)]
+    pub fn cancel(&mut self, handle: EventHandle) {
+        let Some(line) = self.lines.get_mut(handle.line as usize) else { return };
+        let Some(ev) = line.queue.at_mut(handle.pos) else {
+            debug_assert!(false, "cancel of an event no longer pending");
+            return;
+        };
+        debug_assert!(ev.kind != EventKind::Cancelled, "event cancelled twice");
+        ev.kind = EventKind::Cancelled;
+        self.pending -= 1;
+        line.queue.skip_cancelled();
+    }
+
+    /// Time of a pending event by its handle.
+    #[inline(always)]
+    pub fn time_of(&self, handle: EventHandle) -> Option<Nanos> {
+        let line = self.lines.get(handle.line as usize)?;
+        let offset = handle.pos.wrapping_sub(line.queue.popped) as usize;
+        if offset >= line.queue.len {
+            return None;
+        }
+        let ev = &line.queue.buf[(line.queue.head + offset) & (line.queue.buf.len() - 1)];
+        (ev.kind != EventKind::Cancelled).then_some(ev.time)
     }
 
     /// Pops the earliest event if it is before `limit`.
@@ -400,7 +484,14 @@ impl Scheduler {
         if best == u128::MAX || time >= limit {
             return None;
         }
-        let ev = if best_line == usize::MAX { self.heap.pop() } else { self.lines[best_line].queue.pop_front() };
+        let ev = if best_line == usize::MAX {
+            self.heap.pop()
+        } else {
+            let queue = &mut self.lines[best_line].queue;
+            let ev = queue.pop_front();
+            queue.skip_cancelled();
+            ev
+        };
         self.pending -= 1;
         self.last_popped = time;
         Some(ev)
@@ -469,6 +560,64 @@ mod tests {
         }
         let out: Vec<u32> = drain(&mut s).into_iter().map(|(_, a)| a).collect();
         assert_eq!(out, (1..=40).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn cancelled_events_never_come_out_and_handles_survive_growth() {
+        // Random schedule / cancel / pop against a BTreeMap reference keyed by (time, seq):
+        // three delays share lines (timeouts, hops), a fourth stream goes to the calendar.
+        let mut s = Scheduler::new();
+        let mut reference = std::collections::BTreeMap::new();
+        let mut handles: Vec<(EventHandle, (Nanos, u64))> = Vec::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut seq, mut now) = (0u64, 0);
+        for step in 0..300_000u32 {
+            match rand() % 8 {
+                0..=3 => {
+                    let delay = [1_000_000, 100_000_000, 7_000][(rand() % 3) as usize];
+                    let h = s.schedule_after(now, delay, EventKind::CallTimeout, step, 0, 0, 0);
+                    assert!(h.is_some(), "line events have handles");
+                    assert_eq!(s.time_of(h), Some(now + delay));
+                    reference.insert((now + delay, seq), step);
+                    handles.push((h, (now + delay, seq)));
+                    seq += 1;
+                }
+                4 => {
+                    let t = now + rand() % 50_000_000;
+                    s.schedule(t, EventKind::WorkDone, step, 0, 0, 0);
+                    reference.insert((t, seq), step);
+                    seq += 1;
+                }
+                5 if !handles.is_empty() => {
+                    // Cancel a random pending line event (most timeouts are cancelled).
+                    let i = (rand() % handles.len() as u64) as usize;
+                    let (h, k) = handles.swap_remove(i);
+                    if reference.remove(&k).is_some() {
+                        s.cancel(h);
+                        assert_eq!(s.time_of(h), None, "a cancelled event has no time");
+                    }
+                }
+                _ => {
+                    let Some(((t, _), a)) = reference.pop_first() else { continue };
+                    let e = s.pop_before(Nanos::MAX).unwrap();
+                    assert_eq!((e.time, e.a), (t, a), "pop order at step {step}");
+                    assert_ne!(e.kind, EventKind::Cancelled);
+                    now = t;
+                }
+            }
+            assert_eq!(s.pending(), reference.len(), "pending count at step {step}");
+        }
+        while let Some(((t, _), a)) = reference.pop_first() {
+            let e = s.pop_before(Nanos::MAX).unwrap();
+            assert_eq!((e.time, e.a), (t, a));
+        }
+        assert!(s.pop_before(Nanos::MAX).is_none());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use bevy_ecs::prelude::*;
 
 use super::jobs::{Jobs, Phase, CLIENT, NONE, ORPHANED};
 use super::model::{rate_at, rate_is_flat, rate_segment, Model, NodeRef};
-use super::scheduler::{EventKind, Scheduler};
+use super::scheduler::{EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
 use crate::events::{SimEvent, SimEventKind};
 use crate::faults::FaultRecord;
@@ -86,6 +86,11 @@ pub struct Engine {
     pub loaded: bool,
     /// Instances spawned (the next global instance index).
     pub instance_count: u32,
+    /// Take the exact shortcuts of the fast paths (replies settled at departure). Off, every
+    /// step is an event of its own; results are identical either way (tests compare them).
+    pub fast_paths: bool,
+    /// End of the batch of events being processed (exclusive).
+    pub limit_ns: Nanos,
 }
 
 impl Default for Engine {
@@ -106,6 +111,8 @@ impl Default for Engine {
             events: Vec::new(),
             loaded: false,
             instance_count: 0,
+            fast_paths: true,
+            limit_ns: 0,
         }
     }
 }
@@ -139,6 +146,7 @@ fn outcome_u8(o: Outcome) -> u8 {
 impl Ctx<'_, '_> {
     /// Processes every event before `limit_ns`, in `(time, seq)` order.
     pub fn run_until(&mut self, limit_ns: Nanos) {
+        self.e.limit_ns = limit_ns;
         while let Some(ev) = self.e.sched.pop_before(limit_ns) {
             self.e.now = ev.time;
             match ev.kind {
@@ -150,6 +158,7 @@ impl Ctx<'_, '_> {
                 EventKind::RetryFire => self.on_retry_fire(ev.a, ev.b, ev.c),
                 EventKind::FaultStart => self.start_fault(ev.a),
                 EventKind::FaultEnd => self.end_fault(ev.a),
+                EventKind::Cancelled => {}
             }
         }
     }
@@ -303,7 +312,8 @@ impl Ctx<'_, '_> {
             self.e.sched.schedule_after(now, delay, EventKind::RequestArrive, k, kgen, 0, 0);
         }
         if timeout_ns != NEVER {
-            self.e.sched.schedule_after(now, timeout_ns, EventKind::CallTimeout, j, generation, token, 0);
+            let handle = self.e.sched.schedule_after(now, timeout_ns, EventKind::CallTimeout, j, generation, token, 0);
+            self.e.jobs.get_mut(j).timeout = handle;
         }
         if journey != NONE {
             let from = if client { NodeRef::Source(node) } else { NodeRef::Service(node) };
@@ -342,6 +352,11 @@ impl Ctx<'_, '_> {
         }
         let job = self.e.jobs.get_mut(j);
         job.child = NONE;
+        // The attempt is answered: its timeout can never fire now.
+        if job.timeout.is_some() {
+            self.e.sched.cancel(job.timeout);
+            job.timeout = EventHandle::NONE;
+        }
         if outcome != Outcome::Success {
             self.on_attempt_failed(j, outcome);
         } else if client {
@@ -361,7 +376,9 @@ impl Ctx<'_, '_> {
             return;
         }
         let (child, child_gen, journey, client, node) = (job.child, job.child_gen, job.journey, job.is_client(), job.node);
-        self.e.jobs.get_mut(j).child = NONE;
+        let jm = self.e.jobs.get_mut(j);
+        jm.child = NONE;
+        jm.timeout = EventHandle::NONE;
         self.orphan_chain(child, child_gen);
         if let Some((link, to)) = self.current_link(j) {
             self.services[to as usize].metrics.interval.timed_out += 1;
@@ -671,12 +688,18 @@ impl Ctx<'_, '_> {
         if p.token != parent_token {
             return;
         }
-        let (parent_node, parent_client) = (p.node, p.is_client());
+        let (parent_node, parent_client, parent_calling, parent_timeout) = (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
         let link = &mut self.e.links[link_id as usize];
         let delay = self.e.model.links[link_id as usize].latency_ns + link.extra_ns;
         let lost = link.partitioned;
+        let arrive_ns = self.e.now + delay;
         if lost {
             link.interval.lost += 1;
+        } else if parent_client
+            && parent_calling
+            && outcome == Outcome::Success
+            && self.can_settle_client_reply(parent_node, parent_timeout, arrive_ns) {
+            self.settle_client_reply(parent, arrive_ns);
         } else {
             self.e.sched.schedule_after(
                 self.e.now,
@@ -700,6 +723,43 @@ impl Ctx<'_, '_> {
                 lost,
             });
         }
+    }
+
+    /// True if a successful reply reaching client job of source `s` at `arrive_ns` can be
+    /// settled now: nothing can happen to a client waiting for a reply except its own timeout,
+    /// so if that cannot fire first and the arrival is before the end of this batch of events
+    /// (no command, interval close or view in between), the outcome is already known.
+    #[inline]
+    fn can_settle_client_reply(&self, s: u32, timeout: EventHandle, arrive_ns: Nanos) -> bool {
+        if !self.e.fast_paths || arrive_ns >= self.e.limit_ns {
+            return false;
+        }
+        if timeout.is_some() {
+            // A timeout at the same instant was scheduled first, so it would win the tie.
+            self.e.sched.time_of(timeout).is_none_or(|t| t > arrive_ns)
+        } else {
+            self.e.model.sources[s as usize].call.timeout_ns == NEVER
+        }
+    }
+
+    /// What a successful reply's arrival at client job `j` at `arrive_ns` does (see
+    /// [`Ctx::on_reply_arrive`] and [`Ctx::finish_client`]), done at its departure.
+    fn settle_client_reply(&mut self, j: u32, arrive_ns: Nanos) {
+        let job = self.e.jobs.get_mut(j);
+        if job.timeout.is_some() {
+            self.e.sched.cancel(job.timeout);
+            job.timeout = EventHandle::NONE;
+        }
+        let (s, created_ns) = (job.node, job.arrive_ns);
+        let source = &self.e.model.sources[s as usize];
+        self.e.links[source.call.link as usize].interval.successes += 1;
+        let m = &mut self.sources[s as usize].metrics;
+        let latency = arrive_ns - created_ns;
+        m.interval.succeeded += 1;
+        m.interval.goodput += 1;
+        m.interval.residence_ns += u128::from(latency);
+        m.hist.record_ns(latency);
+        self.e.jobs.free(j);
     }
 
     /// Replies and frees a job that never held a worker (rejected, refused, expired).
