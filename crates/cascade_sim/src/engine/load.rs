@@ -146,11 +146,15 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             }
         }
     }
-    // Provisioning flags follow the configured count.
+    // Provisioning flags follow the configured count (capacity integrals counted up to now
+    // under the old flag).
+    let now = world.resource::<Engine>().now;
     let mut q = world.query::<(&InstanceNode, &mut InstanceState)>();
     for (node, mut st) in q.iter_mut(world) {
-        if node.service == s {
-            st.provisioned = node.ordinal < count;
+        let provisioned = node.ordinal < count;
+        if node.service == s && st.provisioned != provisioned {
+            st.touch(now);
+            st.provisioned = provisioned;
         }
     }
 }
