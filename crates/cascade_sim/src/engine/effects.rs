@@ -53,6 +53,9 @@ impl Ctx<'_, '_> {
             ResolvedTarget::Service(s) => self.refresh_service(*s),
             ResolvedTarget::Links(links) => {
                 for &l in links {
+                    // Planned replies travel back over the link: re-plan under the new state.
+                    let callee = self.e.model.links[l as usize].to;
+                    self.materialize_service(callee);
                     let (partitioned, extra) = faults::link_modifiers(self.e.faults.iter(), l);
                     let st = &mut self.e.links[l as usize];
                     st.partitioned = partitioned;
@@ -74,6 +77,7 @@ impl Ctx<'_, '_> {
     /// Recomputes every instance of service `s`: kills, slowdowns, errors, worker limits,
     /// rotation; then the load balancer's routable list.
     pub(crate) fn refresh_service(&mut self, s: u32) {
+        self.materialize_service(s);
         let now = self.e.now;
         let base_workers = self.e.model.services[s as usize].workers;
         let instances = self.services[s as usize].instances.clone();

@@ -28,12 +28,18 @@ pub enum Phase {
     Calling,
     /// Waiting out a retry backoff (worker held).
     Backoff,
+    /// At a planned instance: start and completion fixed, not yet counted (`planned.rs`).
+    Planned,
+    /// At a planned instance: completed and counted; its reply is on the wire.
+    Settled,
 }
 
 /// Job flag: its caller gave up on it (its completion is wasted work).
 pub const ORPHANED: u8 = 1;
 /// Job flag: a client request held by a source (no worker, no instance).
 pub const CLIENT: u8 = 2;
+/// Job flag: a planned job's start is counted in the metrics.
+pub const STARTED: u8 = 4;
 
 /// One request attempt (or client request).
 #[derive(Clone, Copy, Debug, Default)]
@@ -42,7 +48,7 @@ pub struct Job {
     pub generation: u32,
     /// Life phase.
     pub phase: Phase,
-    /// [`ORPHANED`], [`CLIENT`].
+    /// [`ORPHANED`], [`CLIENT`], [`STARTED`].
     pub flags: u8,
     /// This attempt's number at its caller (1 = first try).
     pub attempt: u8,
@@ -84,6 +90,12 @@ pub struct Job {
     pub serial: u64,
     /// The pending timeout of the current downstream attempt, to cancel when its reply comes.
     pub timeout: EventHandle,
+    /// Planned jobs: when own work starts, ns.
+    pub start_ns: u64,
+    /// Planned jobs: when own work is done, ns.
+    pub done_ns: u64,
+    /// Planned jobs: time up to which its share of the time integrals is counted, ns.
+    pub acct_ns: u64,
 }
 
 impl Job {

@@ -132,6 +132,9 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             area_in_system: 0,
             area_busy: 0,
             area_capacity: 0,
+            planned: false,
+            busy_until: Default::default(),
+            plan: Default::default(),
         };
         world.spawn((
             Name::new(format!("{name}#{ordinal}")),

@@ -22,6 +22,7 @@ mod effects;
 mod jobs;
 mod load;
 mod model;
+mod planned;
 mod scheduler;
 mod state;
 mod step;
@@ -80,6 +81,7 @@ pub fn step_engine(
             ctx.close_interval(stop * tick_ns);
         }
     }
+    ctx.publish_planned();
 }
 
 /// Publishes sampled legs and log events as messages, and appends events to the [`EventLog`].

@@ -41,6 +41,10 @@ pub enum EventKind {
     FaultStart,
     /// A fault ends. `a` fault id.
     FaultEnd,
+    /// A planned job's reply reaches its caller. `a` job, `b` generation.
+    PlannedReply,
+    /// A planned job with a sampled journey completes. `a` job, `b` generation.
+    PlannedDone,
     /// A cancelled line event (never popped: skipped when it reaches the head of its line).
     Cancelled,
 }

@@ -158,6 +158,8 @@ impl Ctx<'_, '_> {
                 EventKind::RetryFire => self.on_retry_fire(ev.a, ev.b, ev.c),
                 EventKind::FaultStart => self.start_fault(ev.a),
                 EventKind::FaultEnd => self.end_fault(ev.a),
+                EventKind::PlannedReply => self.on_planned_reply(ev.a, ev.b),
+                EventKind::PlannedDone => self.on_planned_done(ev.a, ev.b),
                 EventKind::Cancelled => {}
             }
         }
@@ -336,7 +338,7 @@ impl Ctx<'_, '_> {
         self.e.model.call_of(p.is_client(), p.node, p.call_idx).map(|c| (c.link, c.to))
     }
 
-    fn on_reply_arrive(&mut self, j: u32, generation: u32, token: u32, outcome: Outcome) {
+    pub(crate) fn on_reply_arrive(&mut self, j: u32, generation: u32, token: u32, outcome: Outcome) {
         let Some(job) = self.e.jobs.live(j, generation) else { return };
         if job.token != token || job.phase != Phase::Calling {
             return;
@@ -403,6 +405,10 @@ impl Ctx<'_, '_> {
     fn orphan_chain(&mut self, mut k: u32, mut generation: u32) {
         while k != NONE {
             let Some(job) = self.e.jobs.live(k, generation) else { return };
+            // A planned job that completed before now has finished (its reply is in flight).
+            if job.phase == Phase::Settled || (job.phase == Phase::Planned && job.done_ns < self.e.now) {
+                return;
+            }
             let (next, next_gen) = (job.child, job.child_gen);
             self.e.jobs.get_mut(k).flags |= ORPHANED;
             k = next;
@@ -539,8 +545,7 @@ impl Ctx<'_, '_> {
             self.reply_and_free(k, Outcome::Rejected);
             return;
         };
-        let is = &mut *self.instances[inst as usize];
-        match is.down {
+        match self.instances[inst as usize].down {
             None => {}
             Some(KillMode::Refuse) => {
                 self.services[s as usize].metrics.interval.refused += 1;
@@ -556,6 +561,11 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get_mut(k);
         job.instance = inst;
         job.arrive_ns = now;
+        if (self.e.fast_paths || self.instances[inst as usize].planned) && self.try_plan(k, inst) {
+            return;
+        }
+        let job = self.e.jobs.get_mut(k);
+        let is = &mut *self.instances[inst as usize];
         if is.busy < is.workers {
             self.start_work(k, inst);
         } else if (is.queue.len() as u32) < capacity {
@@ -585,11 +595,7 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
-        let mut work = svc_model.dist.sample_ns(&mut is.rng);
-        if is.slow_factor != 1.0 {
-            work = (work as f64 * is.slow_factor + 0.5) as Nanos;
-        }
-        work = (work + is.added_ns).max(1);
+        let work = work_ns(svc_model.dist.sample_ns(&mut is.rng), is.slow_factor, is.added_ns);
         let m = &mut self.services[node as usize].metrics.interval;
         m.started += 1;
         m.wait_ns += u128::from(now - arrive_ns);
@@ -763,7 +769,7 @@ impl Ctx<'_, '_> {
     }
 
     /// Replies and frees a job that never held a worker (rejected, refused, expired).
-    fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
+    pub(crate) fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
         self.reply(k, outcome);
         self.e.jobs.free(k);
     }
@@ -812,6 +818,17 @@ impl Ctx<'_, '_> {
         is.queue.clear();
         is.busy = 0;
     }
+}
+
+/// Own-work time of a request from its sampled time under an instance's slow factor and added
+/// latency (at least 1 ns).
+#[inline]
+pub(crate) fn work_ns(sampled_ns: Nanos, slow_factor: f64, added_ns: Nanos) -> Nanos {
+    let mut work = sampled_ns;
+    if slow_factor != 1.0 {
+        work = (work as f64 * slow_factor + 0.5) as Nanos;
+    }
+    (work + added_ns).max(1)
 }
 
 /// Collects mutable references to components into a dense vector by their index; `None` if
