@@ -40,6 +40,9 @@ pub const ORPHANED: u8 = 1;
 pub const CLIENT: u8 = 2;
 /// Job flag: a planned job's start is counted in the metrics.
 pub const STARTED: u8 = 4;
+/// Job flag: its own work ends at `done_ns` and its first call is deferred to the request's
+/// arrival (one event instead of two; see `Ctx::on_send_arrive`).
+pub const DEFERRED: u8 = 8;
 
 /// One request attempt (or client request).
 #[derive(Clone, Copy, Debug, Default)]
@@ -48,7 +51,7 @@ pub struct Job {
     pub generation: u32,
     /// Life phase.
     pub phase: Phase,
-    /// [`ORPHANED`], [`CLIENT`], [`STARTED`].
+    /// [`ORPHANED`], [`CLIENT`], [`STARTED`], [`DEFERRED`].
     pub flags: u8,
     /// This attempt's number at its caller (1 = first try).
     pub attempt: u8,
@@ -92,7 +95,7 @@ pub struct Job {
     pub timeout: EventHandle,
     /// Planned jobs: when own work starts, ns.
     pub start_ns: u64,
-    /// Planned jobs: when own work is done, ns.
+    /// Planned jobs and deferred sends: when own work is done, ns.
     pub done_ns: u64,
     /// Planned jobs: time up to which its share of the time integrals is counted, ns.
     pub acct_ns: u64,

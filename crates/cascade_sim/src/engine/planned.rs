@@ -121,6 +121,7 @@ impl Ctx<'_, '_> {
             let Some(Reverse(free_at)) = is.busy_until.pop() else { unreachable!("every worker is busy") };
             free_at
         };
+        self.e.fast_path_counts.planned += 1;
         let rng_before = is.rng.clone();
         let raw = dist.sample_ns(&mut is.rng);
         let done = start + work_ns(raw, is.slow_factor, is.added_ns);
@@ -352,68 +353,7 @@ impl Ctx<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use std::fmt::Write as _;
-
-    use bevy_ecs::message::Messages;
-
-    use crate::engine::{Engine, InstanceState, ServiceState};
-    use crate::scenario::Scenario;
-    use crate::{EventLog, SampledLeg, Simulation};
-
-    /// Everything a run shows: rows of every node and link, events, legs, instance views
-    /// (at every step boundary) and whether the fast path planned anything.
-    fn run(scenario: &Scenario, fast: bool, steps: &[f64]) -> (String, bool) {
-        let mut sim = Simulation::new(scenario);
-        sim.world_mut().resource_mut::<Engine>().fast_paths = fast;
-        let mut cursor = sim.world().resource::<Messages<SampledLeg>>().get_cursor();
-        let mut out = String::new();
-        let mut planned_seen = false;
-        for &t in steps {
-            sim.run_until_s(t);
-            for leg in cursor.read(sim.world().resource::<Messages<SampledLeg>>()) {
-                writeln!(out, "{leg:?}").unwrap();
-            }
-            let world = sim.world_mut();
-            let mut q = world.query::<&InstanceState>();
-            let mut views: Vec<_> = q.iter(world).map(|i| (i.global, i.busy, i.queue.len(), i.workers, i.down)).collect();
-            views.sort_by_key(|v| v.0);
-            planned_seen |= q.iter(world).any(|i| i.planned);
-            writeln!(out, "t={t} {views:?}").unwrap();
-            let mut q = world.query::<&ServiceState>();
-            let mut live: Vec<_> = q.iter(world).map(|s| (s.index, s.metrics.interval)).collect();
-            live.sort_by_key(|v| v.0);
-            writeln!(out, "open interval {live:?}").unwrap();
-        }
-        let h = sim.history();
-        writeln!(out, "{:?}\n{:?}\n{:?}\n{:?}", h.services, h.sources, h.edges, h.system).unwrap();
-        writeln!(out, "{:?}", sim.world().resource::<EventLog>().events).unwrap();
-        (out, planned_seen)
-    }
-
-    fn assert_same(name: &str, scenario: &Scenario, steps: &[f64]) {
-        let (fast, planned) = run(scenario, true, steps);
-        let (reference, _) = run(scenario, false, steps);
-        assert!(planned, "{name}: the fast path never planned (the test would prove nothing)");
-        if let Some((i, (f, r))) = fast.lines().zip(reference.lines()).enumerate().find(|(_, (f, r))| f != r) {
-            panic!("{name}: line {i} differs\n fast:      {f}\n reference: {r}");
-        }
-        assert_eq!(fast.len(), reference.len(), "{name}: outputs differ in length");
-    }
-
-    fn parse(text: &str) -> Scenario {
-        Scenario::from_ron_str(text, "<test>").unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Uneven steps: views are compared mid-interval too.
-    fn steps(until_s: f64) -> Vec<f64> {
-        let mut t = 0.0;
-        let mut out = Vec::new();
-        while t < until_s {
-            t += if out.len() % 3 == 0 { 0.0173 } else { 0.61 };
-            out.push(t.min(until_s));
-        }
-        out
-    }
+    use super::super::fast_path_check::{assert_same, parse, steps};
 
     #[test]
     fn a_saturated_bounded_multi_server_queue_matches_the_event_path() {
@@ -424,7 +364,7 @@ mod tests {
                            retry: (max_attempts: 2))],
                 services: [(name: "s", workers: 3, queue: (capacity: 4), service_time: Exponential(mean_ms: 10.0))])"#,
         );
-        assert_same("mmck", &s, &steps(6.0));
+        assert_same("mmck", &s, &steps(6.0), |c| c.planned > 1000);
     }
 
     #[test]
@@ -449,7 +389,7 @@ mod tests {
                     (at_s: 4.0, duration_s: 0.3, fault: LinkLatency(from: "api", to: "db", added_ms: 3.0)),
                 ])"#,
         );
-        assert_same("faults", &s, &steps(5.0));
+        assert_same("faults", &s, &steps(5.0), |c| c.planned > 1000);
     }
 
     #[test]
@@ -468,6 +408,6 @@ mod tests {
                 ],
                 faults: [(at_s: 1.0, duration_s: 0.5, fault: Partition(from: "b", to: "leaf"))])"#,
         );
-        assert_same("shared", &s, &steps(3.0));
+        assert_same("shared", &s, &steps(3.0), |c| c.planned > 1000);
     }
 }
