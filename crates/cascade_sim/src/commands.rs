@@ -171,6 +171,8 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
         return Err(format!("{}: {}{more}", p.path, p.message));
     }
     let old = world.resource::<ActiveScenario>().0.clone();
+    // Planned instances follow the configuration they were planned with: back to events.
+    with_ctx(world, |ctx| ctx.materialize_all());
     let (old_sources, old_services) = {
         let engine = world.resource::<Engine>();
         (engine.model.sources.len(), engine.model.services.len())

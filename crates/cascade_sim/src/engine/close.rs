@@ -13,6 +13,7 @@ use crate::time::Nanos;
 impl Ctx<'_, '_> {
     /// Closes the interval that ends at `end_ns`.
     pub(crate) fn close_interval(&mut self, end_ns: Nanos) {
+        self.sync_planned_instances(end_ns);
         let k = self.history.intervals();
         let cap = self.history.rows_per_node;
         self.history.services.resize_with(self.services.len(), Default::default);

@@ -53,6 +53,18 @@ impl Ctx<'_, '_> {
             ResolvedTarget::Service(s) => self.refresh_service(*s),
             ResolvedTarget::Links(links) => {
                 for &l in links {
+                    // Planned replies travel back over the link: re-plan under the new state;
+                    // deferred sends over it are made under the old one.
+                    let callee = self.e.model.links[l as usize].to;
+                    self.materialize_service(callee);
+                    let model = &self.e.model;
+                    let first_link = |j: &crate::engine::Job| {
+                        !j.is_client() && model.services[j.node as usize].calls.first().is_some_and(|c| c.link == l)
+                    };
+                    let deferred = self.e.jobs.find(|j| j.flags & crate::engine::jobs::DEFERRED != 0 && first_link(j));
+                    for k in deferred {
+                        self.flush_deferred(k);
+                    }
                     let (partitioned, extra) = faults::link_modifiers(self.e.faults.iter(), l);
                     let st = &mut self.e.links[l as usize];
                     st.partitioned = partitioned;
@@ -74,6 +86,8 @@ impl Ctx<'_, '_> {
     /// Recomputes every instance of service `s`: kills, slowdowns, errors, worker limits,
     /// rotation; then the load balancer's routable list.
     pub(crate) fn refresh_service(&mut self, s: u32) {
+        self.materialize_service(s);
+        self.flush_deferred_where(|j| !j.is_client() && j.node == s);
         let now = self.e.now;
         let base_workers = self.e.model.services[s as usize].workers;
         let instances = self.services[s as usize].instances.clone();

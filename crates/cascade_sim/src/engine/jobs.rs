@@ -6,6 +6,8 @@
 //! that has since finished are recognised as stale and ignored. The slab owns storage only;
 //! what jobs do is in `step.rs`.
 
+use super::scheduler::EventHandle;
+
 /// "No job" / "no instance" marker.
 pub const NONE: u32 = u32::MAX;
 
@@ -26,12 +28,21 @@ pub enum Phase {
     Calling,
     /// Waiting out a retry backoff (worker held).
     Backoff,
+    /// At a planned instance: start and completion fixed, not yet counted (`planned.rs`).
+    Planned,
+    /// At a planned instance: completed and counted; its reply is on the wire.
+    Settled,
 }
 
 /// Job flag: its caller gave up on it (its completion is wasted work).
 pub const ORPHANED: u8 = 1;
 /// Job flag: a client request held by a source (no worker, no instance).
 pub const CLIENT: u8 = 2;
+/// Job flag: a planned job's start is counted in the metrics.
+pub const STARTED: u8 = 4;
+/// Job flag: its own work ends at `done_ns` and its first call is deferred to the request's
+/// arrival (one event instead of two; see `Ctx::on_send_arrive`).
+pub const DEFERRED: u8 = 8;
 
 /// One request attempt (or client request).
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,7 +51,7 @@ pub struct Job {
     pub generation: u32,
     /// Life phase.
     pub phase: Phase,
-    /// [`ORPHANED`], [`CLIENT`].
+    /// [`ORPHANED`], [`CLIENT`], [`STARTED`], [`DEFERRED`].
     pub flags: u8,
     /// This attempt's number at its caller (1 = first try).
     pub attempt: u8,
@@ -78,6 +89,16 @@ pub struct Job {
     pub prev_backoff_ns: u64,
     /// Sampled journey id, or [`NONE`].
     pub journey: u32,
+    /// Creation order of the job (a count of allocations), independent of slot reuse.
+    pub serial: u64,
+    /// The pending timeout of the current downstream attempt, to cancel when its reply comes.
+    pub timeout: EventHandle,
+    /// Planned jobs: when own work starts, ns.
+    pub start_ns: u64,
+    /// Planned jobs and deferred sends: when own work is done, ns.
+    pub done_ns: u64,
+    /// Planned jobs: time up to which its share of the time integrals is counted, ns.
+    pub acct_ns: u64,
 }
 
 impl Job {
@@ -100,6 +121,7 @@ pub struct Jobs {
     slots: Vec<Job>,
     free: Vec<u32>,
     live: usize,
+    next_serial: u64,
 }
 
 impl Jobs {
@@ -107,12 +129,14 @@ impl Jobs {
     #[inline]
     pub fn alloc(&mut self) -> u32 {
         self.live += 1;
+        let serial = self.next_serial;
+        self.next_serial += 1;
         if let Some(i) = self.free.pop() {
             let generation = self.slots[i as usize].generation;
-            self.slots[i as usize] = Job { generation, ..Job::default() };
+            self.slots[i as usize] = Job { generation, serial, ..Job::default() };
             i
         } else {
-            self.slots.push(Job::default());
+            self.slots.push(Job { serial, ..Job::default() });
             (self.slots.len() - 1) as u32
         }
     }
@@ -157,14 +181,18 @@ impl Jobs {
         self.slots.len()
     }
 
-    /// Indices of live jobs matching a predicate (slow: for rare events such as kills).
+    /// Indices of live jobs matching a predicate, in creation order (so the result does not
+    /// depend on which slots were reused). Slow: for rare events such as kills.
     pub fn find(&self, mut pred: impl FnMut(&Job) -> bool) -> Vec<u32> {
-        self.slots
+        let mut found: Vec<u32> = self
+            .slots
             .iter()
             .enumerate()
             .filter(|(_, j)| j.phase != Phase::Free && pred(j))
             .map(|(i, _)| i as u32)
-            .collect()
+            .collect();
+        found.sort_unstable_by_key(|&i| self.slots[i as usize].serial);
+        found
     }
 
     /// Frees everything.
@@ -172,6 +200,7 @@ impl Jobs {
         self.slots.clear();
         self.free.clear();
         self.live = 0;
+        self.next_serial = 0;
     }
 }
 

@@ -33,7 +33,8 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
     world.insert_resource(MetricsHistory::new(interval_ns, nodes));
     world.insert_resource(EventLog::default());
     world.insert_resource(ActiveScenario(scenario.clone()));
-    let mut engine = Engine { sched: Scheduler::new(), links: vec![LinkState::default(); links], ..Default::default() };
+    let fast_paths = world.get_resource::<Engine>().is_none_or(|e| e.fast_paths);
+    let mut engine = Engine { sched: Scheduler::new(), links: vec![LinkState::default(); links], fast_paths, ..Default::default() };
 
     for (i, s) in model.sources.iter().enumerate() {
         let state = SourceState {
@@ -131,6 +132,9 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             area_in_system: 0,
             area_busy: 0,
             area_capacity: 0,
+            planned: false,
+            busy_until: Default::default(),
+            plan: Default::default(),
         };
         world.spawn((
             Name::new(format!("{name}#{ordinal}")),
@@ -145,11 +149,15 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             }
         }
     }
-    // Provisioning flags follow the configured count.
+    // Provisioning flags follow the configured count (capacity integrals counted up to now
+    // under the old flag).
+    let now = world.resource::<Engine>().now;
     let mut q = world.query::<(&InstanceNode, &mut InstanceState)>();
     for (node, mut st) in q.iter_mut(world) {
-        if node.service == s {
-            st.provisioned = node.ordinal < count;
+        let provisioned = node.ordinal < count;
+        if node.service == s && st.provisioned != provisioned {
+            st.touch(now);
+            st.provisioned = provisioned;
         }
     }
 }

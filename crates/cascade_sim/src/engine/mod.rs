@@ -22,6 +22,7 @@ mod effects;
 mod jobs;
 mod load;
 mod model;
+mod planned;
 mod scheduler;
 mod state;
 mod step;
@@ -31,9 +32,9 @@ use bevy_ecs::prelude::*;
 pub use jobs::{Job, Jobs, Phase, NONE};
 pub use load::{despawn_world, load_scenario, spawn_instances, with_ctx};
 pub use model::{rate_at, CallModel, LinkModel, Model, NodeRef, ServiceModel, SourceModel};
-pub use scheduler::{Event, EventKind, Scheduler};
+pub use scheduler::{Event, EventHandle, EventKind, Scheduler};
 pub use state::{InstanceNode, InstanceState, NodeMetrics, ServiceNode, ServiceState, SimEntity, SourceNode, SourceState};
-pub use step::{Ctx, Engine, LinkState};
+pub use step::{Ctx, Engine, FastPathCounts, LinkState};
 
 use crate::events::{EventLog, SimEvent};
 use crate::metrics::MetricsHistory;
@@ -80,6 +81,7 @@ pub fn step_engine(
             ctx.close_interval(stop * tick_ns);
         }
     }
+    ctx.publish_planned();
 }
 
 /// Publishes sampled legs and log events as messages, and appends events to the [`EventLog`].
@@ -98,4 +100,73 @@ pub fn publish_outputs(
             events.write(ev);
         }
     }
+}
+
+/// Test support: runs a scenario with the fast paths on and off and compares everything.
+#[cfg(test)]
+pub(crate) mod fast_path_check {
+    use std::fmt::Write as _;
+
+    use bevy_ecs::message::Messages;
+
+    use crate::engine::{Engine, FastPathCounts, InstanceState, ServiceState};
+    use crate::scenario::Scenario;
+    use crate::{EventLog, SampledLeg, Simulation};
+
+    /// Everything a run shows: rows of every node and link, events, legs, instance views
+    /// (at every step boundary), and how often the fast paths were taken.
+    pub(crate) fn run(scenario: &Scenario, fast: bool, steps: &[f64]) -> (String, FastPathCounts) {
+        let mut sim = Simulation::new(scenario);
+        sim.world_mut().resource_mut::<Engine>().fast_paths = fast;
+        let mut cursor = sim.world().resource::<Messages<SampledLeg>>().get_cursor();
+        let mut out = String::new();
+        for &t in steps {
+            sim.run_until_s(t);
+            for leg in cursor.read(sim.world().resource::<Messages<SampledLeg>>()) {
+                writeln!(out, "{leg:?}").unwrap();
+            }
+            let world = sim.world_mut();
+            let mut q = world.query::<&InstanceState>();
+            let mut views: Vec<_> = q.iter(world).map(|i| (i.global, i.busy, i.queue.len(), i.workers, i.down)).collect();
+            views.sort_by_key(|v| v.0);
+            writeln!(out, "t={t} {views:?}").unwrap();
+            let mut q = world.query::<&ServiceState>();
+            let mut live: Vec<_> = q.iter(world).map(|s| (s.index, s.metrics.interval)).collect();
+            live.sort_by_key(|v| v.0);
+            writeln!(out, "open interval {live:?}").unwrap();
+        }
+        let h = sim.history();
+        writeln!(out, "{:?}\n{:?}\n{:?}\n{:?}", h.services, h.sources, h.edges, h.system).unwrap();
+        writeln!(out, "{:?}", sim.world().resource::<EventLog>().events).unwrap();
+        (out, sim.world().resource::<Engine>().fast_path_counts)
+    }
+
+    /// Asserts both paths give the same outputs, and that `used` holds for the fast path's
+    /// counts (so the comparison proves something).
+    pub(crate) fn assert_same(name: &str, scenario: &Scenario, steps: &[f64], used: impl Fn(&FastPathCounts) -> bool) {
+        let (fast, counts) = run(scenario, true, steps);
+        let (reference, none) = run(scenario, false, steps);
+        assert_eq!(none, FastPathCounts::default(), "{name}: fast paths taken while off");
+        assert!(used(&counts), "{name}: the fast path under test was not taken: {counts:?}");
+        if let Some((i, (f, r))) = fast.lines().zip(reference.lines()).enumerate().find(|(_, (f, r))| f != r) {
+            panic!("{name}: line {i} differs\n fast:      {f}\n reference: {r}");
+        }
+        assert_eq!(fast.len(), reference.len(), "{name}: outputs differ in length");
+    }
+
+    pub(crate) fn parse(text: &str) -> Scenario {
+        Scenario::from_ron_str(text, "<test>").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Uneven steps: views are compared mid-interval too.
+    pub(crate) fn steps(until_s: f64) -> Vec<f64> {
+        let mut t = 0.0;
+        let mut out = Vec::new();
+        while t < until_s {
+            t += if out.len() % 3 == 0 { 0.0173 } else { 0.61 };
+            out.push(t.min(until_s));
+        }
+        out
+    }
+
 }

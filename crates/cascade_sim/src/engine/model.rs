@@ -68,6 +68,19 @@ pub struct ServiceModel {
     pub deadline_propagation: bool,
 }
 
+impl ServiceModel {
+    /// Its instances can plan requests at arrival (`planned.rs`): a leaf with a FIFO queue,
+    /// no deadline checks, and a load balancer that does not read instance load.
+    #[inline]
+    pub fn plannable(&self) -> bool {
+        self.calls.is_empty()
+            && !self.lifo
+            && !self.deadline_propagation
+            && !self.removed
+            && matches!(self.lb, LoadBalancer::RoundRobin | LoadBalancer::Random)
+    }
+}
+
 /// A source, compiled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SourceModel {

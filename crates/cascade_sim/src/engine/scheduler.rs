@@ -41,6 +41,15 @@ pub enum EventKind {
     FaultStart,
     /// A fault ends. `a` fault id.
     FaultEnd,
+    /// A deferred send: a job's own work ended and its first call's request arrives now.
+    /// `a` job, `b` generation.
+    SendArrive,
+    /// A planned job's reply reaches its caller. `a` job, `b` generation.
+    PlannedReply,
+    /// A planned job with a sampled journey completes. `a` job, `b` generation.
+    PlannedDone,
+    /// A cancelled line event (never popped: skipped when it reaches the head of its line).
+    Cancelled,
 }
 
 /// One scheduled event (32 bytes).
@@ -74,27 +83,33 @@ impl Ord for Event {
     }
 }
 
-/// Most distinct constant delays that get their own line; others use the heap.
+/// Most distinct constant delays that get their own line; others use the calendar.
 const MAX_LINES: usize = 16;
 
 const EMPTY_EVENT: Event = Event { time: 0, seq: 0, a: 0, b: 0, c: 0, kind: EventKind::FaultEnd, outcome: 0 };
 
-/// A FIFO of events in a power-of-two ring buffer.
+/// Key of "no event".
+const NO_KEY: u128 = u128::MAX;
+
+/// A FIFO of events in a power-of-two ring buffer. Positions are absolute (the number of
+/// events pushed before, wrapping), so a pending event can be found again to cancel it.
 #[derive(Debug)]
 struct Ring {
     buf: Vec<Event>,
     head: usize,
     len: usize,
+    /// Absolute position of the head (events popped so far, wrapping).
+    popped: u32,
 }
 
 impl Ring {
     fn with_capacity(cap: usize) -> Ring {
-        Ring { buf: vec![EMPTY_EVENT; cap.next_power_of_two().max(16)], head: 0, len: 0 }
+        Ring { buf: vec![EMPTY_EVENT; cap.next_power_of_two().max(16)], head: 0, len: 0, popped: 0 }
     }
 
     #[inline(always)]
     fn front_key(&self) -> u128 {
-        if self.len > 0 { key(&self.buf[self.head]) } else { u128::MAX }
+        if self.len > 0 { key(&self.buf[self.head]) } else { NO_KEY }
     }
 
     #[inline(always)]
@@ -102,14 +117,16 @@ impl Ring {
         (self.len > 0).then(|| &self.buf[(self.head + self.len - 1) & (self.buf.len() - 1)])
     }
 
+    /// Appends an event; returns its absolute position.
     #[inline(always)]
-    fn push_back(&mut self, ev: Event) {
+    fn push_back(&mut self, ev: Event) -> u32 {
         if self.len == self.buf.len() {
             self.grow();
         }
         let mask = self.buf.len() - 1;
         self.buf[(self.head + self.len) & mask] = ev;
         self.len += 1;
+        self.popped.wrapping_add(self.len as u32 - 1)
     }
 
     #[inline(always)]
@@ -117,7 +134,23 @@ impl Ring {
         let ev = self.buf[self.head];
         self.head = (self.head + 1) & (self.buf.len() - 1);
         self.len -= 1;
+        self.popped = self.popped.wrapping_add(1);
         ev
+    }
+
+    /// Index in `buf` of the pending event at absolute position `pos`, if still queued.
+    #[inline(always)]
+    fn index_of(&self, pos: u32) -> Option<usize> {
+        let offset = pos.wrapping_sub(self.popped) as usize;
+        (offset < self.len).then(|| (self.head + offset) & (self.buf.len() - 1))
+    }
+
+    /// Drops cancelled events from the head, so the head is always a live event.
+    #[inline(always)]
+    fn skip_cancelled(&mut self) {
+        while self.len > 0 && self.buf[self.head].kind == EventKind::Cancelled {
+            self.pop_front();
+        }
     }
 
     #[cold]
@@ -132,10 +165,29 @@ impl Ring {
     }
 }
 
-#[derive(Debug)]
-struct Line {
-    delay: Nanos,
-    queue: Ring,
+/// A pending event that can be cancelled: its line and absolute position in it. Only events
+/// scheduled with [`Scheduler::schedule_after`] on a line have one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHandle {
+    line: u32,
+    pos: u32,
+}
+
+impl Default for EventHandle {
+    fn default() -> Self {
+        EventHandle::NONE
+    }
+}
+
+impl EventHandle {
+    /// "No handle" (the event went to the calendar, or there is none).
+    pub const NONE: EventHandle = EventHandle { line: u32::MAX, pos: 0 };
+
+    /// True unless this is [`EventHandle::NONE`].
+    #[inline]
+    pub fn is_some(self) -> bool {
+        self.line != u32::MAX
+    }
 }
 
 #[inline(always)]
@@ -157,6 +209,9 @@ const MAX_BUCKETS: usize = 1 << 20;
 /// scanned for its earliest `(time, seq)`. When the queue holds more than two events per
 /// bucket it is rebuilt with more, narrower buckets, so buckets stay short however many
 /// events are pending. Push is O(1); pop is O(1) on average.
+///
+/// The earliest event's key and place are always known (`min_key`, `min_slot`, `min_idx`),
+/// so the scheduler compares heads without asking.
 #[derive(Debug)]
 struct Calendar {
     buckets: Vec<Vec<Event>>,
@@ -166,9 +221,11 @@ struct Calendar {
     cursor: u64,
     len_ring: usize,
     overflow: BinaryHeap<Reverse<Event>>,
-    /// Earliest event: `(key, slot, index in slot)`, slot `usize::MAX` meaning the overflow
-    /// heap's top, when known.
-    min_cache: Option<(u128, usize, usize)>,
+    /// Key of the earliest event ([`NO_KEY`] when empty).
+    min_key: u128,
+    /// Its bucket (`usize::MAX`: the overflow heap's top) and index in the bucket.
+    min_slot: usize,
+    min_idx: usize,
 }
 
 impl Default for Calendar {
@@ -186,7 +243,9 @@ impl Calendar {
             cursor,
             len_ring: 0,
             overflow: BinaryHeap::new(),
-            min_cache: None,
+            min_key: NO_KEY,
+            min_slot: usize::MAX,
+            min_idx: 0,
         }
     }
 
@@ -195,65 +254,62 @@ impl Calendar {
         self.buckets.len() as u64 - 1
     }
 
+    /// Adds an event; returns true if it is the new earliest.
     #[inline(always)]
-    fn push(&mut self, ev: Event) {
+    fn push(&mut self, ev: Event) -> bool {
+        let k = key(&ev);
         let bucket = ev.time >> self.shift;
         if bucket >= self.cursor + self.buckets.len() as u64 {
             self.overflow.push(Reverse(ev));
-            return;
-        }
-        let slot = (bucket & self.mask()) as usize;
-        let k = key(&ev);
-        if let Some((best, _, _)) = self.min_cache
-            && k < best
-        {
-            self.min_cache = Some((k, slot, self.buckets[slot].len()));
+            if k < self.min_key {
+                // Only when nothing is in the window can a far event be the earliest.
+                self.min_key = k;
+                self.min_slot = usize::MAX;
+                return true;
+            }
+            return false;
         }
         debug_assert!(bucket >= self.cursor, "calendar push before its window");
-        self.buckets[slot].push(ev);
+        let slot = (bucket & self.mask()) as usize;
+        let b = &mut self.buckets[slot];
+        let idx = b.len();
+        b.push(ev);
         self.occupied[slot / 64] |= 1 << (slot % 64);
         self.len_ring += 1;
         if self.len_ring > 2 * self.buckets.len() && self.buckets.len() < MAX_BUCKETS {
             self.rebuild();
+            return self.min_key == k;
         }
+        if k < self.min_key {
+            self.min_key = k;
+            self.min_slot = slot;
+            self.min_idx = idx;
+            return true;
+        }
+        false
     }
 
-    /// Key of the earliest event (`u128::MAX` when empty).
-    #[inline(always)]
-    fn peek_key(&mut self) -> u128 {
-        if let Some((k, _, _)) = self.min_cache {
-            return k;
-        }
-        self.find_min()
-    }
-
+    /// Finds the earliest event and records it in `min_*`.
     #[inline(never)]
-    fn find_min(&mut self) -> u128 {
+    fn find_min(&mut self) {
         if self.len_ring == 0 {
             // Everything pending is beyond the window: the overflow heap's top is next. The
             // window moves only when it is popped (peeking must not move it past `now`).
-            let Some(Reverse(first)) = self.overflow.peek() else { return u128::MAX };
-            let k = key(first);
-            self.min_cache = Some((k, usize::MAX, 0));
-            return k;
+            self.min_slot = usize::MAX;
+            self.min_key = self.overflow.peek().map_or(NO_KEY, |Reverse(e)| key(e));
+            return;
         }
-        let words = self.occupied.len();
+        // The first occupied bucket from the cursor on (wrapping): the window is in time
+        // order, so the earliest event is in it. The number of words is a power of two.
+        let wrap = self.occupied.len() - 1;
         let start = (self.cursor & self.mask()) as usize;
-        let (w0, b0) = (start / 64, start % 64);
-        let mut slot = usize::MAX;
-        for step in 0..=words {
-            let w = (w0 + step) % words;
-            let mut bits = self.occupied[w];
-            if step == 0 {
-                bits &= u64::MAX << b0;
-            } else if step == words {
-                bits &= !(u64::MAX << b0);
-            }
-            if bits != 0 {
-                slot = w * 64 + bits.trailing_zeros() as usize;
-                break;
-            }
+        let mut w = start / 64;
+        let mut bits = self.occupied[w] & (u64::MAX << (start % 64));
+        while bits == 0 {
+            w = (w + 1) & wrap;
+            bits = self.occupied[w];
         }
+        let slot = w * 64 + bits.trailing_zeros() as usize;
         let bucket = &self.buckets[slot];
         let mut best = (key(&bucket[0]), 0);
         for (i, e) in bucket.iter().enumerate().skip(1) {
@@ -262,16 +318,15 @@ impl Calendar {
                 best = (k, i);
             }
         }
-        self.min_cache = Some((best.0, slot, best.1));
-        best.0
+        (self.min_key, self.min_slot, self.min_idx) = (best.0, slot, best.1);
     }
 
-    /// Pops the earliest event (call after `peek_key` returned a real key).
+    /// Pops the earliest event (the calendar must not be empty).
     #[inline(always)]
     fn pop(&mut self) -> Event {
-        let Some((_, slot, idx)) = self.min_cache.take() else { unreachable!("pop without peek") };
+        let (slot, idx) = (self.min_slot, self.min_idx);
         let ev = if slot == usize::MAX {
-            let Some(Reverse(ev)) = self.overflow.pop() else { unreachable!("peeked overflow event") };
+            let Some(Reverse(ev)) = self.overflow.pop() else { unreachable!("the earliest event is the overflow's top") };
             ev
         } else {
             let bucket = &mut self.buckets[slot];
@@ -285,11 +340,15 @@ impl Calendar {
         let now_bucket = ev.time >> self.shift;
         if now_bucket > self.cursor {
             self.cursor = now_bucket;
-            self.pull_overflow();
+            if !self.overflow.is_empty() {
+                self.pull_overflow();
+            }
         }
+        self.find_min();
         ev
     }
 
+    #[cold]
     fn pull_overflow(&mut self) {
         let end = self.cursor + self.buckets.len() as u64;
         while let Some(Reverse(top)) = self.overflow.peek() {
@@ -301,7 +360,6 @@ impl Calendar {
             self.buckets[slot].push(ev);
             self.occupied[slot / 64] |= 1 << (slot % 64);
             self.len_ring += 1;
-            self.min_cache = None;
         }
     }
 
@@ -329,14 +387,33 @@ impl Calendar {
 }
 
 /// Delay lines + calendar queue. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Scheduler {
-    lines: Vec<Line>,
-    heap: Calendar,
+    /// Key of the earliest event of each source of events: `[0]` the calendar, `[1 + i]`
+    /// line `i` ([`NO_KEY`] when empty). Kept current, so popping is one small scan.
+    heads: [u128; MAX_LINES + 1],
+    /// Delay of each line (searched on every `schedule_after`).
+    delays: Vec<Nanos>,
+    lines: Vec<Ring>,
+    cal: Calendar,
     next_seq: u64,
     pending: usize,
     /// Time of the last popped event (nothing may be scheduled before it).
     last_popped: Nanos,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Scheduler {
+            heads: [NO_KEY; MAX_LINES + 1],
+            delays: Vec::new(),
+            lines: Vec::new(),
+            cal: Calendar::default(),
+            next_seq: 0,
+            pending: 0,
+            last_popped: 0,
+        }
+    }
 }
 
 impl Scheduler {
@@ -345,7 +422,7 @@ impl Scheduler {
         Scheduler::default()
     }
 
-    /// Events scheduled and not yet popped.
+    /// Events scheduled and not yet popped or cancelled.
     pub fn pending(&self) -> usize {
         self.pending
     }
@@ -363,44 +440,95 @@ impl Scheduler {
     #[inline(always)]
     pub fn schedule(&mut self, time: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) {
         let ev = self.make(time, kind, a, b, c, outcome);
-        self.heap.push(ev);
+        if self.cal.push(ev) {
+            self.heads[0] = self.cal.min_key;
+        }
     }
 
     /// Schedules an event `delay` after `now`, where `now` is the time of the event being
-    /// processed (so successive calls with the same delay are in time order).
+    /// processed (so successive calls with the same delay are in time order). Returns a handle
+    /// to cancel it with, or [`EventHandle::NONE`] if it went to the calendar.
     #[inline(always)]
-    pub fn schedule_after(&mut self, now: Nanos, delay: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) {
+    pub fn schedule_after(&mut self, now: Nanos, delay: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) -> EventHandle {
         let ev = self.make(now + delay, kind, a, b, c, outcome);
-        if let Some(line) = self.lines.iter_mut().find(|l| l.delay == delay) {
-            debug_assert!(line.queue.back().is_none_or(|b| key(b) < key(&ev)));
-            line.queue.push_back(ev);
-        } else if self.lines.len() < MAX_LINES {
-            let mut queue = Ring::with_capacity(64);
-            queue.push_back(ev);
-            self.lines.push(Line { delay, queue });
-        } else {
-            self.heap.push(ev);
+        let i = match self.delays.iter().position(|&d| d == delay) {
+            Some(i) => i,
+            None if self.lines.len() < MAX_LINES => {
+                self.delays.push(delay);
+                self.lines.push(Ring::with_capacity(64));
+                self.lines.len() - 1
+            }
+            None => {
+                if self.cal.push(ev) {
+                    self.heads[0] = self.cal.min_key;
+                }
+                return EventHandle::NONE;
+            }
+        };
+        let line = &mut self.lines[i];
+        debug_assert!(line.back().is_none_or(|b| key(b) < key(&ev)));
+        if line.len == 0 {
+            self.heads[1 + i] = key(&ev);
         }
+        let pos = line.push_back(ev);
+        EventHandle { line: i as u32, pos }
+    }
+
+    /// Cancels a pending event by its handle: it will never be popped. The handle must be of
+    /// an event that has not been popped or cancelled yet.
+    #[inline(always)]
+    pub fn cancel(&mut self, handle: EventHandle) {
+        let i = handle.line as usize;
+        let Some(line) = self.lines.get_mut(i) else { return };
+        let Some(at) = line.index_of(handle.pos) else {
+            debug_assert!(false, "cancel of an event no longer pending");
+            return;
+        };
+        debug_assert!(line.buf[at].kind != EventKind::Cancelled, "event cancelled twice");
+        line.buf[at].kind = EventKind::Cancelled;
+        self.pending -= 1;
+        if at == line.head {
+            line.skip_cancelled();
+            self.heads[1 + i] = line.front_key();
+        }
+    }
+
+    /// Time of a pending event by its handle.
+    #[inline(always)]
+    pub fn time_of(&self, handle: EventHandle) -> Option<Nanos> {
+        let line = self.lines.get(handle.line as usize)?;
+        let ev = &line.buf[line.index_of(handle.pos)?];
+        (ev.kind != EventKind::Cancelled).then_some(ev.time)
     }
 
     /// Pops the earliest event if it is before `limit`.
     #[inline(always)]
     pub fn pop_before(&mut self, limit: Nanos) -> Option<Event> {
-        // The earliest head among the lines and the heap, compared as packed (time, seq) keys
-        // so the choice compiles to conditional moves rather than unpredictable branches.
-        let mut best = self.heap.peek_key();
-        let mut best_line = usize::MAX;
-        for (i, line) in self.lines.iter().enumerate() {
-            let k = line.queue.front_key();
+        // The earliest of the heads, compared as packed (time, seq) keys so the choice
+        // compiles to conditional moves rather than unpredictable branches.
+        let n = 1 + self.lines.len();
+        let mut best = self.heads[0];
+        let mut source = 0;
+        for (i, &k) in self.heads[..n].iter().enumerate().skip(1) {
             let better = k < best;
             best = if better { k } else { best };
-            best_line = if better { i } else { best_line };
+            source = if better { i } else { source };
         }
         let time = (best >> 64) as Nanos;
-        if best == u128::MAX || time >= limit {
+        if time >= limit || best == NO_KEY {
             return None;
         }
-        let ev = if best_line == usize::MAX { self.heap.pop() } else { self.lines[best_line].queue.pop_front() };
+        let ev = if source == 0 {
+            let ev = self.cal.pop();
+            self.heads[0] = self.cal.min_key;
+            ev
+        } else {
+            let line = &mut self.lines[source - 1];
+            let ev = line.pop_front();
+            line.skip_cancelled();
+            self.heads[source] = line.front_key();
+            ev
+        };
         self.pending -= 1;
         self.last_popped = time;
         Some(ev)
@@ -408,9 +536,8 @@ impl Scheduler {
 
     /// Time of the earliest pending event.
     pub fn next_time(&mut self) -> Option<Nanos> {
-        let heap = self.heap.peek_key();
-        let best = self.lines.iter().map(|l| l.queue.front_key()).fold(heap, u128::min);
-        (best != u128::MAX).then_some((best >> 64) as Nanos)
+        let best = self.heads[..1 + self.lines.len()].iter().copied().fold(NO_KEY, u128::min);
+        (best != NO_KEY).then_some((best >> 64) as Nanos)
     }
 
     /// Drops every event (used when a scenario is reloaded).
@@ -469,6 +596,64 @@ mod tests {
         }
         let out: Vec<u32> = drain(&mut s).into_iter().map(|(_, a)| a).collect();
         assert_eq!(out, (1..=40).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn cancelled_events_never_come_out_and_handles_survive_growth() {
+        // Random schedule / cancel / pop against a BTreeMap reference keyed by (time, seq):
+        // three delays share lines (timeouts, hops), a fourth stream goes to the calendar.
+        let mut s = Scheduler::new();
+        let mut reference = std::collections::BTreeMap::new();
+        let mut handles: Vec<(EventHandle, (Nanos, u64))> = Vec::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut seq, mut now) = (0u64, 0);
+        for step in 0..300_000u32 {
+            match rand() % 8 {
+                0..=3 => {
+                    let delay = [1_000_000, 100_000_000, 7_000][(rand() % 3) as usize];
+                    let h = s.schedule_after(now, delay, EventKind::CallTimeout, step, 0, 0, 0);
+                    assert!(h.is_some(), "line events have handles");
+                    assert_eq!(s.time_of(h), Some(now + delay));
+                    reference.insert((now + delay, seq), step);
+                    handles.push((h, (now + delay, seq)));
+                    seq += 1;
+                }
+                4 => {
+                    let t = now + rand() % 50_000_000;
+                    s.schedule(t, EventKind::WorkDone, step, 0, 0, 0);
+                    reference.insert((t, seq), step);
+                    seq += 1;
+                }
+                5 if !handles.is_empty() => {
+                    // Cancel a random pending line event (most timeouts are cancelled).
+                    let i = (rand() % handles.len() as u64) as usize;
+                    let (h, k) = handles.swap_remove(i);
+                    if reference.remove(&k).is_some() {
+                        s.cancel(h);
+                        assert_eq!(s.time_of(h), None, "a cancelled event has no time");
+                    }
+                }
+                _ => {
+                    let Some(((t, _), a)) = reference.pop_first() else { continue };
+                    let e = s.pop_before(Nanos::MAX).unwrap();
+                    assert_eq!((e.time, e.a), (t, a), "pop order at step {step}");
+                    assert_ne!(e.kind, EventKind::Cancelled);
+                    now = t;
+                }
+            }
+            assert_eq!(s.pending(), reference.len(), "pending count at step {step}");
+        }
+        while let Some(((t, _), a)) = reference.pop_first() {
+            let e = s.pop_before(Nanos::MAX).unwrap();
+            assert_eq!((e.time, e.a), (t, a));
+        }
+        assert!(s.pop_before(Nanos::MAX).is_none());
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! The engine's step system borrows all of these at once (dense, by index) and mutates them
 //! as events happen; views read them. Configuration is not here (see `model.rs`).
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use bevy_ecs::prelude::*;
 
@@ -110,9 +111,10 @@ pub struct InstanceState {
     pub service: u32,
     /// Worker limit now (configuration × capacity faults).
     pub workers: u32,
-    /// Workers holding a request (own work, downstream wait or backoff).
+    /// Workers holding a request (own work, downstream wait or backoff). (In planned mode,
+    /// as of the last tick boundary.)
     pub busy: u32,
-    /// Waiting jobs.
+    /// Waiting jobs. (In planned mode, as of the last tick boundary.)
     pub queue: VecDeque<u32>,
     /// `Some` while killed.
     pub down: Option<KillMode>,
@@ -141,6 +143,23 @@ pub struct InstanceState {
     pub area_busy: u64,
     /// ∫ workers dt while live and routable.
     pub area_capacity: u64,
+    /// Requests are planned at arrival (`planned.rs`); `busy` and `queue` are then a view.
+    pub(crate) planned: bool,
+    /// Planned mode: when each busy worker frees up (earliest first; stale ones dropped lazily).
+    pub(crate) busy_until: BinaryHeap<Reverse<Nanos>>,
+    /// Planned mode: requests not yet settled, in arrival (= start) order.
+    pub(crate) plan: VecDeque<PlanEntry>,
+}
+
+/// A planned request, with the instance's random stream as it was before its draw.
+#[derive(Debug, Clone)]
+pub(crate) struct PlanEntry {
+    /// Job index.
+    pub(crate) job: u32,
+    /// Job generation.
+    pub(crate) generation: u32,
+    /// The instance's stream before this request's service time was drawn.
+    pub(crate) rng_before: SimRng,
 }
 
 impl InstanceState {

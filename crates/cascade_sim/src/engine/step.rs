@@ -26,9 +26,9 @@
 
 use bevy_ecs::prelude::*;
 
-use super::jobs::{Jobs, Phase, CLIENT, NONE, ORPHANED};
+use super::jobs::{Jobs, Phase, CLIENT, DEFERRED, NONE, ORPHANED};
 use super::model::{rate_at, rate_is_flat, rate_segment, Model, NodeRef};
-use super::scheduler::{EventKind, Scheduler};
+use super::scheduler::{EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
 use crate::events::{SimEvent, SimEventKind};
 use crate::faults::FaultRecord;
@@ -86,6 +86,25 @@ pub struct Engine {
     pub loaded: bool,
     /// Instances spawned (the next global instance index).
     pub instance_count: u32,
+    /// Take the exact shortcuts of the fast paths (replies settled at departure). Off, every
+    /// step is an event of its own; results are identical either way (tests compare them).
+    pub fast_paths: bool,
+    /// End of the batch of events being processed (exclusive).
+    pub limit_ns: Nanos,
+    /// How often each fast path was taken (whole run).
+    pub fast_path_counts: FastPathCounts,
+}
+
+/// How often each fast path was taken. Diagnostics for tests and benchmarks; no result depends
+/// on them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastPathCounts {
+    /// Requests planned at arrival by a leaf instance (`planned.rs`).
+    pub planned: u64,
+    /// Own-work ends merged with the first call's arrival.
+    pub deferred_sends: u64,
+    /// Successful replies to clients settled at departure.
+    pub settled_replies: u64,
 }
 
 impl Default for Engine {
@@ -106,6 +125,9 @@ impl Default for Engine {
             events: Vec::new(),
             loaded: false,
             instance_count: 0,
+            fast_paths: true,
+            limit_ns: 0,
+            fast_path_counts: FastPathCounts::default(),
         }
     }
 }
@@ -139,6 +161,7 @@ fn outcome_u8(o: Outcome) -> u8 {
 impl Ctx<'_, '_> {
     /// Processes every event before `limit_ns`, in `(time, seq)` order.
     pub fn run_until(&mut self, limit_ns: Nanos) {
+        self.e.limit_ns = limit_ns;
         while let Some(ev) = self.e.sched.pop_before(limit_ns) {
             self.e.now = ev.time;
             match ev.kind {
@@ -150,6 +173,10 @@ impl Ctx<'_, '_> {
                 EventKind::RetryFire => self.on_retry_fire(ev.a, ev.b, ev.c),
                 EventKind::FaultStart => self.start_fault(ev.a),
                 EventKind::FaultEnd => self.end_fault(ev.a),
+                EventKind::SendArrive => self.on_send_arrive(ev.a, ev.b),
+                EventKind::PlannedReply => self.on_planned_reply(ev.a, ev.b),
+                EventKind::PlannedDone => self.on_planned_done(ev.a, ev.b),
+                EventKind::Cancelled => {}
             }
         }
     }
@@ -230,6 +257,12 @@ impl Ctx<'_, '_> {
 
     /// Starts a new logical call (fresh attempt count, budget deposit) and sends attempt 1.
     fn start_call(&mut self, j: u32) {
+        let now = self.e.now;
+        self.start_call_at(j, now, Delivery::Line);
+    }
+
+    /// [`Ctx::start_call`] for a call made at `at_ns` (see [`Delivery`]).
+    fn start_call_at(&mut self, j: u32, at_ns: Nanos, delivery: Delivery) -> Option<(u32, u32)> {
         let job = self.e.jobs.get_mut(j);
         job.call_attempt = 0;
         job.prev_backoff_ns = 0;
@@ -242,12 +275,19 @@ impl Ctx<'_, '_> {
                 b.on_first_attempt(&call.retry);
             }
         }
-        self.send_attempt(j);
+        self.send_attempt_at(j, at_ns, delivery)
     }
 
     /// Sends the next attempt of job `j`'s current call.
     fn send_attempt(&mut self, j: u32) {
         let now = self.e.now;
+        self.send_attempt_at(j, now, Delivery::Line);
+    }
+
+    /// Sends the next attempt of job `j`'s current call at `at_ns` (`now`, or in the past for a
+    /// deferred send; see [`Delivery`]). Returns the attempt when it is to be delivered now.
+    fn send_attempt_at(&mut self, j: u32, at_ns: Nanos, delivery: Delivery) -> Option<(u32, u32)> {
+        let now = at_ns;
         let p = self.e.jobs.get(j);
         let (client, node, call_idx, generation, journey) = (p.is_client(), p.node, p.call_idx, p.generation, p.journey);
         let attempt = p.call_attempt.saturating_add(1);
@@ -255,8 +295,9 @@ impl Ctx<'_, '_> {
         let parent_deadline = p.deadline_ns;
         let Some(call) = self.e.model.call_of(client, node, call_idx) else {
             // The call list shrank under a live edit: this request has no more calls to make.
+            debug_assert!(delivery == Delivery::Line, "deferred sends never outlive an edit");
             self.finish(j, Outcome::Success);
-            return;
+            return None;
         };
         let (to, link_id, latency_ns, timeout_ns) = (call.to, call.link, call.latency_ns, call.timeout_ns);
         let propagate = !client && self.e.model.services[node as usize].deadline_propagation;
@@ -295,15 +336,34 @@ impl Ctx<'_, '_> {
         }
         let delay = latency_ns + link.extra_ns;
         let lost = link.partitioned;
+        let mut deliver = None;
         if lost {
             link.interval.lost += 1;
             self.e.jobs.free(k);
             self.e.jobs.get_mut(j).child = NONE;
         } else {
-            self.e.sched.schedule_after(now, delay, EventKind::RequestArrive, k, kgen, 0, 0);
+            match delivery {
+                Delivery::Line => {
+                    self.e.sched.schedule_after(now, delay, EventKind::RequestArrive, k, kgen, 0, 0);
+                }
+                Delivery::Now => deliver = Some((k, kgen)),
+                Delivery::Absolute => self.e.sched.schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0),
+            }
         }
         if timeout_ns != NEVER {
-            self.e.sched.schedule_after(now, timeout_ns, EventKind::CallTimeout, j, generation, token, 0);
+            let handle = match delivery {
+                Delivery::Line => self.e.sched.schedule_after(now, timeout_ns, EventKind::CallTimeout, j, generation, token, 0),
+                Delivery::Now => {
+                    // Sent at `now - delay`: the timeout is `timeout - delay` from the current time.
+                    debug_assert!(timeout_ns > delay && at_ns + delay == self.e.now);
+                    self.e.sched.schedule_after(self.e.now, timeout_ns - delay, EventKind::CallTimeout, j, generation, token, 0)
+                }
+                Delivery::Absolute => {
+                    self.e.sched.schedule(now + timeout_ns, EventKind::CallTimeout, j, generation, token, 0);
+                    EventHandle::NONE
+                }
+            };
+            self.e.jobs.get_mut(j).timeout = handle;
         }
         if journey != NONE {
             let from = if client { NodeRef::Source(node) } else { NodeRef::Service(node) };
@@ -317,6 +377,7 @@ impl Ctx<'_, '_> {
                 lost,
             });
         }
+        deliver
     }
 
     /// The link of job `j`'s current call, if it still has one.
@@ -326,7 +387,7 @@ impl Ctx<'_, '_> {
         self.e.model.call_of(p.is_client(), p.node, p.call_idx).map(|c| (c.link, c.to))
     }
 
-    fn on_reply_arrive(&mut self, j: u32, generation: u32, token: u32, outcome: Outcome) {
+    pub(crate) fn on_reply_arrive(&mut self, j: u32, generation: u32, token: u32, outcome: Outcome) {
         let Some(job) = self.e.jobs.live(j, generation) else { return };
         if job.token != token || job.phase != Phase::Calling {
             return;
@@ -342,6 +403,11 @@ impl Ctx<'_, '_> {
         }
         let job = self.e.jobs.get_mut(j);
         job.child = NONE;
+        // The attempt is answered: its timeout can never fire now.
+        if job.timeout.is_some() {
+            self.e.sched.cancel(job.timeout);
+            job.timeout = EventHandle::NONE;
+        }
         if outcome != Outcome::Success {
             self.on_attempt_failed(j, outcome);
         } else if client {
@@ -361,7 +427,9 @@ impl Ctx<'_, '_> {
             return;
         }
         let (child, child_gen, journey, client, node) = (job.child, job.child_gen, job.journey, job.is_client(), job.node);
-        self.e.jobs.get_mut(j).child = NONE;
+        let jm = self.e.jobs.get_mut(j);
+        jm.child = NONE;
+        jm.timeout = EventHandle::NONE;
         self.orphan_chain(child, child_gen);
         if let Some((link, to)) = self.current_link(j) {
             self.services[to as usize].metrics.interval.timed_out += 1;
@@ -385,6 +453,15 @@ impl Ctx<'_, '_> {
     /// Marks an abandoned attempt and everything it is waiting on as orphaned.
     fn orphan_chain(&mut self, mut k: u32, mut generation: u32) {
         while k != NONE {
+            let Some(job) = self.e.jobs.live(k, generation) else { return };
+            // A planned job that completed before now has finished (its reply is in flight).
+            if job.phase == Phase::Settled || (job.phase == Phase::Planned && job.done_ns < self.e.now) {
+                return;
+            }
+            // A deferred send made before now has a request on the wire to orphan too.
+            if job.flags & DEFERRED != 0 && job.done_ns < self.e.now {
+                self.flush_deferred(k);
+            }
             let Some(job) = self.e.jobs.live(k, generation) else { return };
             let (next, next_gen) = (job.child, job.child_gen);
             self.e.jobs.get_mut(k).flags |= ORPHANED;
@@ -522,8 +599,7 @@ impl Ctx<'_, '_> {
             self.reply_and_free(k, Outcome::Rejected);
             return;
         };
-        let is = &mut *self.instances[inst as usize];
-        match is.down {
+        match self.instances[inst as usize].down {
             None => {}
             Some(KillMode::Refuse) => {
                 self.services[s as usize].metrics.interval.refused += 1;
@@ -539,6 +615,11 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get_mut(k);
         job.instance = inst;
         job.arrive_ns = now;
+        if (self.e.fast_paths || self.instances[inst as usize].planned) && self.try_plan(k, inst) {
+            return;
+        }
+        let job = self.e.jobs.get_mut(k);
+        let is = &mut *self.instances[inst as usize];
         if is.busy < is.workers {
             self.start_work(k, inst);
         } else if (is.queue.len() as u32) < capacity {
@@ -568,15 +649,22 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
-        let mut work = svc_model.dist.sample_ns(&mut is.rng);
-        if is.slow_factor != 1.0 {
-            work = (work as f64 * is.slow_factor + 0.5) as Nanos;
-        }
-        work = (work + is.added_ns).max(1);
+        let work = work_ns(svc_model.dist.sample_ns(&mut is.rng), is.slow_factor, is.added_ns);
         let m = &mut self.services[node as usize].metrics.interval;
         m.started += 1;
         m.wait_ns += u128::from(now - arrive_ns);
-        self.e.sched.schedule(now + work, EventKind::WorkDone, k, generation, 0, 0);
+        let done = now + work;
+        if self.can_defer_send(k, inst, done) {
+            let call = &self.e.model.services[node as usize].calls[0];
+            let arrive = done + call.latency_ns + self.e.links[call.link as usize].extra_ns;
+            self.e.fast_path_counts.deferred_sends += 1;
+            let job = self.e.jobs.get_mut(k);
+            job.flags |= DEFERRED;
+            job.done_ns = done;
+            self.e.sched.schedule(arrive, EventKind::SendArrive, k, generation, 0, 0);
+        } else {
+            self.e.sched.schedule(done, EventKind::WorkDone, k, generation, 0, 0);
+        }
         true
     }
 
@@ -591,27 +679,100 @@ impl Ctx<'_, '_> {
             self.finish(k, Outcome::Error);
             return;
         }
+        let now = self.e.now;
+        self.begin_calls(k, now, Delivery::Line);
+    }
+
+    /// After job `k`'s own work, done at `at_ns`: its downstream calls from the first.
+    fn begin_calls(&mut self, k: u32, at_ns: Nanos, delivery: Delivery) -> Option<(u32, u32)> {
         let jm = self.e.jobs.get_mut(k);
         jm.call_idx = 0;
         jm.reps_left = 0;
-        self.enter_next_call(k);
+        self.enter_next_call_at(k, at_ns, delivery)
     }
 
     /// From the job's `call_idx` on, makes the first call whose probability fires; finishes
     /// the job with success when no call is left.
     fn enter_next_call(&mut self, k: u32) {
+        let now = self.e.now;
+        self.enter_next_call_at(k, now, Delivery::Line);
+    }
+
+    /// [`Ctx::enter_next_call`] at `at_ns` (see [`Delivery`]).
+    fn enter_next_call_at(&mut self, k: u32, at_ns: Nanos, delivery: Delivery) -> Option<(u32, u32)> {
         let job = self.e.jobs.get_mut(k);
         let calls = &self.e.model.services[job.node as usize].calls;
         while let Some(call) = calls.get(job.call_idx as usize) {
             let fires = call.probability >= 1.0 || rng::chance(&mut self.instances[job.instance as usize].rng, call.probability);
             if fires {
                 job.reps_left = call.count.saturating_sub(1).min(u32::from(u16::MAX)) as u16;
-                self.start_call(k);
-                return;
+                return self.start_call_at(k, at_ns, delivery);
             }
             job.call_idx += 1;
         }
+        debug_assert!(delivery == Delivery::Line, "a deferred send always has a call to make");
         self.finish(k, Outcome::Success);
+        None
+    }
+
+    /// True if job `k`, whose own work at `inst` ends at `done_ns`, can defer its first call:
+    /// nothing is decided at the end of its work (no error fault, a call that is always made
+    /// and has no budget) and the request's arrival is within this batch of events, so the
+    /// work's end and the request's arrival can be one event (see [`Ctx::on_send_arrive`]).
+    #[inline]
+    fn can_defer_send(&self, k: u32, inst: u32, done_ns: Nanos) -> bool {
+        let job = self.e.jobs.get(k);
+        if !self.e.fast_paths || job.journey != NONE || self.instances[inst as usize].error_probability != 0.0 {
+            return false;
+        }
+        let Some(call) = self.e.model.services[job.node as usize].calls.first() else { return false };
+        let link = &self.e.links[call.link as usize];
+        let delay = call.latency_ns + link.extra_ns;
+        call.probability >= 1.0
+            && call.retry.budget.is_none()
+            && !link.partitioned
+            && (call.timeout_ns == NEVER || call.timeout_ns > delay)
+            && done_ns + delay < self.e.limit_ns
+    }
+
+    /// A deferred send's request arrives: job `k` ended its own work at its `done_ns` and
+    /// made its first call then; both happen now, exactly as the two events would have.
+    fn on_send_arrive(&mut self, k: u32, generation: u32) {
+        let Some(job) = self.e.jobs.live(k, generation) else { return };
+        if job.flags & DEFERRED == 0 {
+            // Made ordinary by a fault or a timeout meanwhile.
+            return;
+        }
+        let done = job.done_ns;
+        self.e.jobs.get_mut(k).flags &= !DEFERRED;
+        if let Some((child, child_gen)) = self.begin_calls(k, done, Delivery::Now) {
+            self.on_request_arrive(child, child_gen);
+        }
+    }
+
+    /// Makes job `k`'s deferred send ordinary now: if its work has ended, the call was made
+    /// then (its request and timeout are scheduled at their times); else its work's end is
+    /// an event again.
+    pub(crate) fn flush_deferred(&mut self, k: u32) {
+        let job = self.e.jobs.get_mut(k);
+        if job.flags & DEFERRED == 0 {
+            return;
+        }
+        job.flags &= !DEFERRED;
+        let (done, generation) = (job.done_ns, job.generation);
+        if done < self.e.now {
+            self.begin_calls(k, done, Delivery::Absolute);
+        } else {
+            self.e.sched.schedule(done, EventKind::WorkDone, k, generation, 0, 0);
+        }
+    }
+
+    /// Flushes the deferred sends of jobs matching `pred` (in creation order).
+    pub(crate) fn flush_deferred_where(&mut self, pred: impl FnMut(&super::jobs::Job) -> bool) {
+        let mut pred = pred;
+        for k in self.e.jobs.find(|j| j.flags & DEFERRED != 0 && pred(j)) {
+            self.flush_deferred(k);
+        }
     }
 
     /// A service job is done (it held a worker): metrics, reply, free worker, next in queue.
@@ -671,12 +832,18 @@ impl Ctx<'_, '_> {
         if p.token != parent_token {
             return;
         }
-        let (parent_node, parent_client) = (p.node, p.is_client());
+        let (parent_node, parent_client, parent_calling, parent_timeout) = (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
         let link = &mut self.e.links[link_id as usize];
         let delay = self.e.model.links[link_id as usize].latency_ns + link.extra_ns;
         let lost = link.partitioned;
+        let arrive_ns = self.e.now + delay;
         if lost {
             link.interval.lost += 1;
+        } else if parent_client
+            && parent_calling
+            && outcome == Outcome::Success
+            && self.can_settle_client_reply(parent_node, parent_timeout, arrive_ns) {
+            self.settle_client_reply(parent, arrive_ns);
         } else {
             self.e.sched.schedule_after(
                 self.e.now,
@@ -702,8 +869,46 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// True if a successful reply reaching client job of source `s` at `arrive_ns` can be
+    /// settled now: nothing can happen to a client waiting for a reply except its own timeout,
+    /// so if that cannot fire first and the arrival is before the end of this batch of events
+    /// (no command, interval close or view in between), the outcome is already known.
+    #[inline]
+    fn can_settle_client_reply(&self, s: u32, timeout: EventHandle, arrive_ns: Nanos) -> bool {
+        if !self.e.fast_paths || arrive_ns >= self.e.limit_ns {
+            return false;
+        }
+        if timeout.is_some() {
+            // A timeout at the same instant was scheduled first, so it would win the tie.
+            self.e.sched.time_of(timeout).is_none_or(|t| t > arrive_ns)
+        } else {
+            self.e.model.sources[s as usize].call.timeout_ns == NEVER
+        }
+    }
+
+    /// What a successful reply's arrival at client job `j` at `arrive_ns` does (see
+    /// [`Ctx::on_reply_arrive`] and [`Ctx::finish_client`]), done at its departure.
+    fn settle_client_reply(&mut self, j: u32, arrive_ns: Nanos) {
+        self.e.fast_path_counts.settled_replies += 1;
+        let job = self.e.jobs.get_mut(j);
+        if job.timeout.is_some() {
+            self.e.sched.cancel(job.timeout);
+            job.timeout = EventHandle::NONE;
+        }
+        let (s, created_ns) = (job.node, job.arrive_ns);
+        let source = &self.e.model.sources[s as usize];
+        self.e.links[source.call.link as usize].interval.successes += 1;
+        let m = &mut self.sources[s as usize].metrics;
+        let latency = arrive_ns - created_ns;
+        m.interval.succeeded += 1;
+        m.interval.goodput += 1;
+        m.interval.residence_ns += u128::from(latency);
+        m.hist.record_ns(latency);
+        self.e.jobs.free(j);
+    }
+
     /// Replies and frees a job that never held a worker (rejected, refused, expired).
-    fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
+    pub(crate) fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
         self.reply(k, outcome);
         self.e.jobs.free(k);
     }
@@ -754,6 +959,30 @@ impl Ctx<'_, '_> {
     }
 }
 
+/// How a call's request is delivered by [`Ctx::send_attempt_at`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// Sent now: the arrival goes on its delay line.
+    Line,
+    /// A deferred send (made one link delay ago) whose arrival is now: it is returned to
+    /// be processed at once; the timeout goes on the line of `timeout − delay`.
+    Now,
+    /// Sent in the past, arrival still ahead: request and timeout are scheduled at their
+    /// absolute times.
+    Absolute,
+}
+
+/// Own-work time of a request from its sampled time under an instance's slow factor and added
+/// latency (at least 1 ns).
+#[inline]
+pub(crate) fn work_ns(sampled_ns: Nanos, slow_factor: f64, added_ns: Nanos) -> Nanos {
+    let mut work = sampled_ns;
+    if slow_factor != 1.0 {
+        work = (work as f64 * slow_factor + 0.5) as Nanos;
+    }
+    (work + added_ns).max(1)
+}
+
 /// Collects mutable references to components into a dense vector by their index; `None` if
 /// some index in `0..len` has no component (a broken world, never a valid one).
 pub(crate) fn dense<'a, T>(items: impl Iterator<Item = &'a mut T>, len: usize, index: impl Fn(&T) -> u32) -> Option<Vec<&'a mut T>>
@@ -768,4 +997,47 @@ where
         }
     }
     slots.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fast_path_check::{assert_same, parse, steps};
+
+    #[test]
+    fn deferred_sends_match_the_event_path_under_caller_faults_and_timeouts() {
+        // The caller's own work is long against the client timeout (timeouts often fire while
+        // a send is deferred), and every fault that touches the caller or its link hits it.
+        let s = parse(
+            r#"(version: 1, name: "deferred", duration_s: 1, seed: 31, sample_every: 11,
+                sources: [(name: "c", target: "api", rate: Constant(400), timeout_ms: 6.0, retry: (max_attempts: 2))],
+                services: [
+                    (name: "api", instances: 2, workers: 8, service_time: Exponential(mean_ms: 4.0),
+                     calls: [(to: "db", timeout_ms: 8.0, retry: (max_attempts: 2)), (to: "db", probability: 0.5)]),
+                    (name: "db", workers: 6, lb: LeastOutstanding, service_time: Exponential(mean_ms: 2.0)),
+                ],
+                faults: [
+                    (at_s: 0.4, duration_s: 0.3, fault: Kill(service: "api", instances: First(1), mode: Refuse)),
+                    (at_s: 0.9, duration_s: 0.3, fault: Kill(service: "api", instances: First(1), mode: Blackhole)),
+                    (at_s: 1.4, duration_s: 0.3, fault: Errors(service: "api", probability: 0.2)),
+                    (at_s: 1.9, duration_s: 0.3, fault: Slow(service: "api", factor: 2.0)),
+                    (at_s: 2.4, duration_s: 0.3, fault: CapacityCut(service: "api", workers: Some(2))),
+                    (at_s: 2.9, duration_s: 0.2, fault: Partition(from: "api", to: "db")),
+                    (at_s: 3.3, duration_s: 0.3, fault: LinkLatency(from: "api", to: "db", added_ms: 2.0)),
+                    (at_s: 3.8, duration_s: 0.3, fault: Kill(service: "db", mode: Refuse)),
+                ])"#,
+        );
+        assert_same("deferred", &s, &steps(4.5), |c| c.deferred_sends > 1000 && c.planned == 0);
+    }
+
+    #[test]
+    fn settled_client_replies_match_the_event_path() {
+        // Client timeouts close to the response time: many replies race their timeout.
+        let s = parse(
+            r#"(version: 1, name: "settle", duration_s: 1, seed: 8, sample_every: 3,
+                sources: [(name: "a", target: "s", rate: Constant(300), timeout_ms: 9.0, retry: (max_attempts: 3)),
+                          (name: "b", target: "s", rate: Ramp(from_per_s: 10, to_per_s: 200, start_s: 0.5, end_s: 2.0))],
+                services: [(name: "s", workers: 3, lb: PowerOfTwoChoices, instances: 2, service_time: Exponential(mean_ms: 5.0))])"#,
+        );
+        assert_same("settle", &s, &steps(3.0), |c| c.settled_replies > 500);
+    }
 }

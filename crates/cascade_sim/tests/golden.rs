@@ -1,0 +1,248 @@
+//! Whole-run fingerprints of scenarios that exercise every mechanism of the engine: every
+//! fault kind (scripted and live), live edits, every load balancer, bounded and LIFO queues,
+//! deadlines, retries with every backoff and jitter, budgets, sampling and rate profiles.
+//!
+//! A fingerprint is the full text of every interval row (services, sources, links), the event
+//! log, every sampled leg and the final state of every instance. Two uses:
+//!
+//! * `fast_paths_match_the_reference_path`: the engine's shortcuts (planned leaf instances,
+//!   replies settled at departure, cancelled timeouts) must give exactly the results of the
+//!   plain event-by-event path on every scenario here.
+//! * With `CASCADE_FINGERPRINT_DIR` set, `write_fingerprints` writes them to that directory,
+//!   so two builds of the engine can be compared byte for byte (`diff -r`).
+
+mod common;
+
+use std::fmt::Write as _;
+
+use bevy_ecs::message::Messages;
+use cascade_sim::engine::{Engine, InstanceState};
+use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode, Scenario};
+use cascade_sim::{EventLog, SampledLeg, SimCommand, Simulation};
+
+/// A live command applied at a simulated time.
+type Script = Vec<(f64, SimCommand)>;
+
+fn kitchen_sink() -> Scenario {
+    common::parse(
+        r#"(
+        version: 1, name: "kitchen sink", duration_s: 1, seed: 42, sample_every: 7,
+        sources: [
+            (name: "web", target: "gateway", rate: Step(from_per_s: 300, to_per_s: 500, at_s: 12.0), timeout_ms: 400.0,
+             retry: (max_attempts: 3, backoff: Exponential(base_ms: 5.0, cap_ms: 50.0), jitter: Full)),
+            (name: "mobile", target: "gateway", rate: Ramp(from_per_s: 50, to_per_s: 250, start_s: 5.0, end_s: 25.0),
+             latency_ms: 2.5, retry: (max_attempts: 2)),
+            (name: "batch", target: "search", rate: Spike(base_per_s: 40, peak_per_s: 400, start_s: 20.0, duration_s: 3.0),
+             timeout_ms: 150.0, retry: (max_attempts: 4, backoff: Constant(delay_ms: 3.0), jitter: Equal, budget: (ratio: 0.2))),
+        ],
+        services: [
+            (name: "gateway", kind: Gateway, instances: 2, workers: 150, service_time: Exponential(mean_ms: 1.0),
+             calls: [
+                (to: "auth", timeout_ms: 60.0, retry: (max_attempts: 3, backoff: Exponential(base_ms: 2.0, cap_ms: 40.0), jitter: Decorrelated)),
+                (to: "search", probability: 0.6, timeout_ms: 120.0, retry: (max_attempts: 2)),
+                (to: "cart", probability: 0.3, count: 2, timeout_ms: 80.0, latency_ms: 1.5),
+             ]),
+            (name: "auth", instances: 3, lb: Random, workers: 4, queue: (capacity: 20), service_time: Exponential(mean_ms: 3.0)),
+            (name: "search", instances: 2, lb: LeastOutstanding, workers: 6, service_time: LogNormal(mean_ms: 6.0, sigma: 0.7),
+             calls: [(to: "index", timeout_ms: 50.0, retry: (max_attempts: 2, budget: (ratio: 0.1, max_tokens: 5.0)))],
+             deadline_propagation: true),
+            (name: "index", instances: 2, workers: 8, service_time: Uniform(min_ms: 1.0, max_ms: 9.0), deadline_propagation: true),
+            (name: "cart", instances: 2, lb: PowerOfTwoChoices, workers: 3, queue: (capacity: 5, discipline: Lifo),
+             service_time: Exponential(mean_ms: 4.0), calls: [(to: "db", timeout_ms: 30.0)]),
+            (name: "db", workers: 6, queue: (capacity: 40), service_time: Deterministic(ms: 2.0)),
+        ],
+        faults: [
+            (at_s: 3.0, duration_s: 2.0, fault: Slow(service: "auth", instances: First(1), factor: 5.0)),
+            (at_s: 4.5, duration_s: 1.5, fault: Kill(service: "auth", instances: First(2), mode: Refuse)),
+            (at_s: 7.0, duration_s: 2.0, fault: Kill(service: "index", instances: First(1), mode: Blackhole)),
+            (at_s: 8.0, duration_s: 3.0, fault: Latency(service: "db", added_ms: 4.0)),
+            (at_s: 9.5, duration_s: 2.0, fault: Errors(service: "auth", probability: 0.3)),
+            (at_s: 11.0, duration_s: 3.0, fault: CapacityCut(service: "index", workers: Some(2), instances: Some(1))),
+            (at_s: 14.0, duration_s: 1.0, fault: Partition(from: "gateway", to: "search")),
+            (at_s: 15.5, duration_s: 2.0, fault: LinkLatency(from: "cart", to: "db", added_ms: 20.0)),
+            (at_s: 16.0, duration_s: 2.0, fault: LoadSpike(source: "web", factor: 2.5)),
+            (at_s: 18.0, duration_s: 2.0, fault: Partition(from: "batch", to: "search")),
+            (at_s: 21.0, duration_s: 1.0, fault: Kill(service: "db", mode: Refuse)),
+            (at_s: 23.0, fault: Slow(service: "index", factor: 1.5)),
+        ],
+    )"#,
+    )
+}
+
+fn leaf_faults(rate_per_s: u32) -> Scenario {
+    // One caller, one leaf behind it: every fault kind hits the leaf while work is queued and
+    // in progress (the leaf runs near saturation).
+    common::parse(&format!(
+        r#"(
+        version: 1, name: "leaf faults", duration_s: 1, seed: 9, sample_every: 13,
+        sources: [(name: "users", target: "api", rate: Constant({rate_per_s}), timeout_ms: 300.0, retry: (max_attempts: 2))],
+        services: [
+            (name: "api", workers: 64, service_time: Exponential(mean_ms: 1.0),
+             calls: [(to: "db", timeout_ms: 40.0, retry: (max_attempts: 3))]),
+            (name: "db", instances: 2, workers: 6, queue: (capacity: 30), service_time: Exponential(mean_ms: 10.0)),
+        ],
+        faults: [
+            (at_s: 2.0, duration_s: 1.0, fault: Slow(service: "db", factor: 3.0)),
+            (at_s: 4.0, duration_s: 0.5, fault: Kill(service: "db", instances: First(1), mode: Refuse)),
+            (at_s: 5.0, duration_s: 0.5, fault: Kill(service: "db", instances: First(1), mode: Blackhole)),
+            (at_s: 6.0, duration_s: 1.0, fault: Latency(service: "db", added_ms: 3.0)),
+            (at_s: 7.5, duration_s: 1.0, fault: Errors(service: "db", probability: 0.2)),
+            (at_s: 9.0, duration_s: 1.0, fault: CapacityCut(service: "db", workers: Some(1))),
+            (at_s: 10.5, duration_s: 1.0, fault: CapacityCut(service: "db", instances: Some(1))),
+            (at_s: 12.0, duration_s: 0.5, fault: Partition(from: "api", to: "db")),
+            (at_s: 13.0, duration_s: 1.0, fault: LinkLatency(from: "api", to: "db", added_ms: 7.0)),
+            (at_s: 14.5, duration_s: 1.0, fault: LoadSpike(source: "users", factor: 1.5)),
+        ],
+    )"#
+    ))
+}
+
+fn live_script(s: &Scenario) -> Script {
+    let mut edited = s.clone();
+    edited.services[1].workers = 6;
+    edited.services[1].service_time = cascade_sim::scenario::ServiceTime::Exponential { mean_ms: 7.0 };
+    let mut removed_call = edited.clone();
+    removed_call.services[0].calls.clear();
+    removed_call.faults.clear();
+    let mut bigger = s.clone();
+    bigger.services[1].instances = 3;
+    vec![
+        (
+            2.3,
+            SimCommand::InjectFault {
+                fault: FaultKind::Slow { service: "db".into(), instances: InstanceSelector::All, factor: 2.0 },
+                duration_s: Some(1.1),
+            },
+        ),
+        (
+            4.4,
+            SimCommand::InjectFault {
+                fault: FaultKind::Kill { service: "db".into(), instances: InstanceSelector::First(1), mode: KillMode::Blackhole },
+                duration_s: None,
+            },
+        ),
+        (5.0, SimCommand::ClearAllFaults),
+        (6.2, SimCommand::Reconfigure(Box::new(edited))),
+        (7.7, SimCommand::SetSampling { every: 3 }),
+        (8.1, SimCommand::Reconfigure(Box::new(bigger))),
+        (9.3, SimCommand::Reconfigure(Box::new(removed_call))),
+        (10.6, SimCommand::Reconfigure(Box::new(s.clone()))),
+        (
+            11.2,
+            SimCommand::InjectFault {
+                fault: FaultKind::CapacityCut { service: "db".into(), workers: Some(2), instances: None },
+                duration_s: Some(0.7),
+            },
+        ),
+    ]
+}
+
+fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
+    let three_tier = common::shipped("bench/three-tier.ron");
+    let leaf = leaf_faults(300);
+    let live = live_script(&leaf);
+    vec![
+        ("three-tier", three_tier, vec![], 30.0),
+        ("kitchen-sink", kitchen_sink(), vec![], 30.0),
+        ("leaf-faults", leaf.clone(), vec![], 17.0),
+        ("leaf-faults-overload", leaf_faults(700), vec![], 17.0),
+        ("leaf-live", leaf, live, 13.0),
+        ("retry-storm", common::shipped("teaching/retry-storm.ron"), vec![], 50.0),
+        ("retry-storm-mitigated", common::shipped("teaching/retry-storm-mitigated.ron"), vec![], 50.0),
+        (
+            "layered",
+            cascade_sim::generate::layered(&cascade_sim::generate::LayeredParams { services: 30, ..Default::default() }),
+            vec![],
+            15.0,
+        ),
+        ("mm1k", common::shipped("validation/mm1k.ron"), vec![], 20.0),
+        ("mmc", common::shipped("validation/mmc.ron"), vec![], 20.0),
+    ]
+}
+
+/// Runs a case in uneven steps (so tick batches end mid-interval too) and returns its
+/// fingerprint text.
+fn fingerprint(scenario: &Scenario, script: &Script, until_s: f64, configure: impl FnOnce(&mut Simulation)) -> String {
+    let mut sim = Simulation::new(scenario);
+    configure(&mut sim);
+    let mut out = String::new();
+    let mut cursor = sim.world().resource::<Messages<SampledLeg>>().get_cursor();
+    let mut next = 0;
+    let mut t = 0.0;
+    let mut step = 0;
+    while t < until_s {
+        // Steps of 0.137 s and 1.3 s alternate: batches cross interval boundaries both ways.
+        t = (t + if step % 2 == 0 { 0.137 } else { 1.3 }).min(until_s);
+        step += 1;
+        while next < script.len() && script[next].0 <= t {
+            let (at, command) = script[next].clone();
+            sim.run_until_s(at);
+            let result = sim.command(command);
+            writeln!(out, "command at {at}: {result:?}").unwrap();
+            next += 1;
+        }
+        sim.run_until_s(t);
+        let messages = sim.world().resource::<Messages<SampledLeg>>();
+        for leg in cursor.read(messages) {
+            writeln!(out, "{leg:?}").unwrap();
+        }
+    }
+    let history = sim.history().clone();
+    for (i, rows) in history.services.iter().enumerate() {
+        for r in rows {
+            writeln!(out, "service {i} {r:?}").unwrap();
+        }
+    }
+    for (i, rows) in history.sources.iter().enumerate() {
+        for r in rows {
+            writeln!(out, "source {i} {r:?}").unwrap();
+        }
+    }
+    for (i, rows) in history.edges.iter().enumerate() {
+        for r in rows {
+            writeln!(out, "edge {i} {r:?}").unwrap();
+        }
+    }
+    for r in &history.system {
+        writeln!(out, "system {r:?}").unwrap();
+    }
+    for e in &sim.world().resource::<EventLog>().events {
+        writeln!(out, "{e:?}").unwrap();
+    }
+    let world = sim.world_mut();
+    let mut q = world.query::<&InstanceState>();
+    let mut instances: Vec<String> =
+        q.iter(world).map(|s| format!("instance {} busy {} queue {} workers {} down {:?}", s.global, s.busy, s.queue.len(), s.workers, s.down)).collect();
+    instances.sort();
+    for line in instances {
+        writeln!(out, "{line}").unwrap();
+    }
+    let engine = world.resource::<Engine>();
+    writeln!(out, "now {} hops {}", engine.now, engine.hops_total).unwrap();
+    out
+}
+
+#[test]
+fn write_fingerprints() {
+    let Some(dir) = std::env::var_os("CASCADE_FINGERPRINT_DIR") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, scenario, script, until_s) in cases() {
+        let text = fingerprint(&scenario, &script, until_s, |_| {});
+        std::fs::write(dir.join(format!("{name}.txt")), text).unwrap();
+    }
+}
+
+#[test]
+fn fast_paths_match_the_reference_path() {
+    for (name, scenario, script, until_s) in cases() {
+        let fast = fingerprint(&scenario, &script, until_s, |_| {});
+        let reference = fingerprint(&scenario, &script, until_s, |sim| {
+            sim.world_mut().resource_mut::<Engine>().fast_paths = false;
+        });
+        if let Some((i, (f, r))) = fast.lines().zip(reference.lines()).enumerate().find(|(_, (f, r))| f != r) {
+            panic!("{name}: line {} differs\n  fast:      {f}\n  reference: {r}", i + 1);
+        }
+        assert_eq!(fast.lines().count(), reference.lines().count(), "{name}: output lengths differ");
+    }
+}
