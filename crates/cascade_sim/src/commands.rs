@@ -9,11 +9,10 @@
 
 use bevy_ecs::prelude::*;
 
-use crate::engine::{self, spawn_instances, with_ctx, Engine, EventKind, LinkState, SourceNode, SourceState, NodeMetrics};
+use crate::engine::{self, spawn_instances, with_ctx, Engine, EventKind, LinkState, SourceNode};
 use crate::events::SimEventKind;
 use crate::faults::{self, FaultId, FaultRecord};
 use crate::retry::RetryBudget;
-use crate::rng;
 use crate::scenario::{validate, FaultKind, Scenario};
 use crate::time::{s_to_ns, Nanos, NEVER};
 use crate::ActiveScenario;
@@ -136,7 +135,7 @@ pub fn inject_fault(world: &mut World, fault: &FaultKind, duration_s: Option<f64
         let target = faults::resolve(&engine.model, fault)?;
         let id = engine.faults.len() as FaultId;
         let end_ns = duration_s.map_or(NEVER, |d| now + s_to_ns(d));
-        engine.faults.push(FaultRecord { id, kind: fault.clone(), target, start_ns: now, end_ns, active: false, scripted: false });
+        engine.faults.push(FaultRecord { id, kind: fault.clone(), target, start_ns: now, end_ns, active: false, scripted: false, progress: 0 });
         if end_ns != NEVER {
             engine.sched.schedule(end_ns, EventKind::FaultEnd, id, 0, 0, 0);
         }
@@ -183,32 +182,17 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
         let links = engine.model.links.len();
         engine.links.resize(links, LinkState::default());
     }
-    let (seed, sources, services) = {
+    let (sources, services) = {
         let engine = world.resource::<Engine>();
-        (engine.model.seed, engine.model.sources.clone(), engine.model.services.clone())
+        (engine.model.sources.clone(), engine.model.services.clone())
     };
     // New sources and services get entities.
     for (i, s) in sources.iter().enumerate().skip(old_sources) {
-        let state = SourceState {
-            index: i as u32,
-            rng: rng::stream(seed, &format!("source:{}", s.name), 0),
-            arrival_token: 0,
-            rate_factor: 1.0,
-            budget: RetryBudget::new(&s.call.retry),
-            metrics: NodeMetrics::default(),
-        };
+        let state = engine::source_state(&world.resource::<Engine>().model, i as u32);
         world.spawn((Name::new(s.name.clone()), engine::SimEntity, SourceNode { index: i as u32 }, state));
     }
     for (i, s) in services.iter().enumerate().skip(old_services) {
-        let state = engine::ServiceState {
-            index: i as u32,
-            instances: Vec::new(),
-            routable: Vec::new(),
-            rr_cursor: 0,
-            lb_rng: rng::stream(seed, &format!("lb:{}", s.name), 0),
-            metrics: NodeMetrics::default(),
-            live_instances: 0,
-        };
+        let state = engine::service_state(&world.resource::<Engine>().model, i as u32);
         world.spawn((Name::new(s.name.clone()), engine::SimEntity, engine::ServiceNode { index: i as u32 }, state));
     }
     for (i, s) in services.iter().enumerate() {
@@ -238,7 +222,15 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
                     }
                 }
             }
+            ctx.sync_mechanisms(s as u32);
             ctx.refresh_service(s as u32);
+        }
+        for s in 0..ctx.sources.len() {
+            let call = ctx.e.model.sources[s].call;
+            let st = &mut *ctx.sources[s];
+            if call.guard.is_some_and(|g| g.needs_state()) != st.guard.is_some() {
+                st.guard = engine::source_guard(&call);
+            }
         }
         let now = ctx.e.now;
         for s in changed_sources {

@@ -62,6 +62,26 @@ pub enum SimEventKind {
         /// New health.
         to: Health,
     },
+    /// A resilience mechanism acted: an instance ejected or back, latched, restarting or
+    /// ready; an autoscaler decision; a failover; a cache flushed.
+    Mechanism {
+        /// The service it concerns.
+        node: String,
+        /// What happened, in words.
+        what: String,
+    },
+    /// An alert fired.
+    AlertFired {
+        /// Alert name.
+        name: String,
+        /// The node it watches.
+        node: String,
+    },
+    /// A scripted operator step acted.
+    OperatorActed {
+        /// What it did.
+        description: String,
+    },
     /// The run's verdict (so far) changed.
     VerdictChanged {
         /// New verdict.

@@ -10,10 +10,13 @@
 //! Combination rules: kills — any active kill takes the instance down (blackhole wins over
 //! refuse); slow factors multiply; added latencies add; error probabilities combine as
 //! independent failures `1 − Π(1 − p)`; capacity cuts take the minimum; partitions — any;
-//! link latencies add; load spikes multiply.
+//! link latencies add; packet losses combine like error probabilities; load spikes multiply;
+//! throttles take the lowest rate. A config push acts like a slow or error fault on the
+//! instances it has reached so far (in ordinal order, `progress` of them). Instantaneous
+//! faults (restart, latch, cache flush, TTL storm) act when they start and have no modifiers.
 
 use crate::engine::{Model, NodeRef};
-use crate::scenario::{FaultKind, InstanceSelector, KillMode};
+use crate::scenario::{Direction, FaultKind, InstanceSelector, KillMode, PushedChange};
 use crate::time::{s_to_ns, Nanos, NEVER};
 
 /// Stable id of a fault within a run.
@@ -47,6 +50,8 @@ pub struct FaultRecord {
     pub active: bool,
     /// Came from the scenario file (else: a live command).
     pub scripted: bool,
+    /// Instances a config push has reached so far.
+    pub progress: u32,
 }
 
 impl FaultRecord {
@@ -126,21 +131,46 @@ pub struct InstanceModifiers {
     pub workers: u32,
     /// In the load balancer.
     pub in_rotation: bool,
+    /// Throttled to this rate per instance (requests/s), by a throttle fault.
+    pub throttle_per_s: Option<f64>,
 }
 
-fn selects(sel: InstanceSelector, ordinal: u32) -> bool {
+/// Fault effects on one link.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct LinkModifiers {
+    /// Both directions cut.
+    pub partitioned: bool,
+    /// Requests lost (one-way partition).
+    pub cut_requests: bool,
+    /// Replies lost (one-way partition).
+    pub cut_replies: bool,
+    /// Loss probability per message.
+    pub loss: f64,
+    /// Added one-way latency.
+    pub added_ns: Nanos,
+}
+
+/// Instances of `instances` a config push reaching `share` of them covers, in ordinal order.
+pub fn push_reach(share: f64, instances: u32) -> u32 {
+    ((share * f64::from(instances)).ceil() as u32).min(instances)
+}
+
+/// True if `sel` picks instance `ordinal`.
+pub fn selects(sel: InstanceSelector, ordinal: u32) -> bool {
     match sel {
         InstanceSelector::All => true,
         InstanceSelector::First(n) => ordinal < n,
     }
 }
 
-/// Modifiers of instance `ordinal` of `service` under the active faults.
+/// Modifiers of instance `ordinal` of `service` (of `instances` configured) under the active
+/// faults.
 pub fn instance_modifiers<'a>(
     faults: impl Iterator<Item = &'a FaultRecord>,
     service: u32,
     ordinal: u32,
     base_workers: u32,
+    instances: u32,
 ) -> InstanceModifiers {
     let mut m = InstanceModifiers {
         down: None,
@@ -149,6 +179,7 @@ pub fn instance_modifiers<'a>(
         error_probability: 0.0,
         workers: base_workers,
         in_rotation: true,
+        throttle_per_s: None,
     };
     let mut ok_prob = 1.0;
     for f in faults {
@@ -179,6 +210,14 @@ pub fn instance_modifiers<'a>(
                     m.in_rotation = false;
                 }
             }
+            FaultKind::ConfigPush { share, change, .. } if ordinal < f.progress.min(push_reach(*share, instances)) => match change {
+                PushedChange::Errors(p) => ok_prob *= 1.0 - p,
+                PushedChange::Slow(factor) => m.slow_factor *= factor,
+                PushedChange::Latch => {}
+            },
+            FaultKind::Throttle { rate_per_s, .. } => {
+                m.throttle_per_s = Some(m.throttle_per_s.map_or(*rate_per_s, |r| r.min(*rate_per_s)));
+            }
             _ => {}
         }
     }
@@ -186,22 +225,26 @@ pub fn instance_modifiers<'a>(
     m
 }
 
-/// `(partitioned, added latency)` of a link under the active faults.
-pub fn link_modifiers<'a>(faults: impl Iterator<Item = &'a FaultRecord>, link: u32) -> (bool, Nanos) {
-    let mut partitioned = false;
-    let mut added = 0;
+/// Modifiers of a link under the active faults.
+pub fn link_modifiers<'a>(faults: impl Iterator<Item = &'a FaultRecord>, link: u32) -> LinkModifiers {
+    let mut m = LinkModifiers::default();
+    let mut pass = 1.0;
     for f in faults {
         let ResolvedTarget::Links(links) = &f.target else { continue };
         if !f.active || !links.contains(&link) {
             continue;
         }
         match &f.kind {
-            FaultKind::Partition { .. } => partitioned = true,
-            FaultKind::LinkLatency { added_ms, .. } => added += crate::time::ms_to_ns(*added_ms),
+            FaultKind::Partition { .. } => m.partitioned = true,
+            FaultKind::LinkLatency { added_ms, .. } => m.added_ns += crate::time::ms_to_ns(*added_ms),
+            FaultKind::PacketLoss { probability, .. } => pass *= 1.0 - probability,
+            FaultKind::OneWayPartition { direction: Direction::Requests, .. } => m.cut_requests = true,
+            FaultKind::OneWayPartition { direction: Direction::Replies, .. } => m.cut_replies = true,
             _ => {}
         }
     }
-    (partitioned, added)
+    m.loss = 1.0 - pass;
+    m
 }
 
 /// Load multiplier of a source under the active faults.
@@ -220,7 +263,7 @@ mod tests {
     use super::*;
 
     fn rec(kind: FaultKind, target: ResolvedTarget) -> FaultRecord {
-        FaultRecord { id: 0, kind, target, start_ns: 0, end_ns: NEVER, active: true, scripted: true }
+        FaultRecord { id: 0, kind, target, start_ns: 0, end_ns: NEVER, active: true, scripted: true, progress: 0 }
     }
 
     #[test]
@@ -235,13 +278,13 @@ mod tests {
             rec(FaultKind::Kill { service: s(), instances: InstanceSelector::First(1), mode: KillMode::Refuse }, ResolvedTarget::Service(1)),
             rec(FaultKind::Kill { service: s(), instances: InstanceSelector::All, mode: KillMode::Blackhole }, ResolvedTarget::Service(2)),
         ];
-        let m0 = instance_modifiers(faults.iter(), 1, 0, 10);
+        let m0 = instance_modifiers(faults.iter(), 1, 0, 10, 3);
         assert_eq!(m0.slow_factor, 6.0, "slow factors multiply");
         assert_eq!(m0.error_probability, 0.75, "independent error faults");
         assert_eq!(m0.workers, 4);
         assert!(m0.in_rotation);
         assert_eq!(m0.down, Some(KillMode::Refuse));
-        let m2 = instance_modifiers(faults.iter(), 1, 2, 10);
+        let m2 = instance_modifiers(faults.iter(), 1, 2, 10, 3);
         assert_eq!(m2.slow_factor, 2.0, "First(1) does not reach instance 2");
         assert!(!m2.in_rotation, "capacity cut to 2 instances drains instance 2");
         assert_eq!(m2.down, None, "a fault on another service does not apply");
@@ -254,6 +297,6 @@ mod tests {
             ResolvedTarget::Service(0),
         );
         f.active = false;
-        assert_eq!(instance_modifiers([f].iter(), 0, 0, 3).slow_factor, 1.0);
+        assert_eq!(instance_modifiers([f].iter(), 0, 0, 3, 1).slow_factor, 1.0);
     }
 }

@@ -33,11 +33,25 @@ pub enum Outcome {
     Expired = 5,
     /// A downstream call failed after all its attempts, so this request failed too.
     DependencyFailed = 6,
+    /// Answered "too many requests" (429) by a rate limit or a throttle.
+    Throttled = 7,
+    /// Dropped by load shedding: it waited in the queue longer than the service allows.
+    Shed = 8,
+    /// An optimistic-concurrency write lost to another write.
+    Conflict = 9,
+    /// Not sent: the caller's circuit breaker is open.
+    BreakerOpen = 10,
+    /// Not sent: the caller's bulkhead for this call is full.
+    BulkheadFull = 11,
+    /// Not sent: rejected by the caller's adaptive throttling.
+    LocallyThrottled = 12,
+    /// Turned away by a hard limit (connections, file descriptors).
+    Overloaded = 13,
 }
 
 impl Outcome {
     /// Number of variants.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 14;
     /// Every variant, in discriminant order.
     pub const ALL: [Outcome; Outcome::COUNT] = [
         Outcome::Success,
@@ -47,7 +61,19 @@ impl Outcome {
         Outcome::Timeout,
         Outcome::Expired,
         Outcome::DependencyFailed,
+        Outcome::Throttled,
+        Outcome::Shed,
+        Outcome::Conflict,
+        Outcome::BreakerOpen,
+        Outcome::BulkheadFull,
+        Outcome::LocallyThrottled,
+        Outcome::Overloaded,
     ];
+
+    /// True for outcomes decided by the caller without sending (fast failures).
+    pub fn is_local(self) -> bool {
+        matches!(self, Outcome::BreakerOpen | Outcome::BulkheadFull | Outcome::LocallyThrottled)
+    }
 
     /// From the discriminant (events carry outcomes as `u8`).
     #[inline]
@@ -65,6 +91,13 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Expired => "expired",
             Outcome::DependencyFailed => "dependency_failed",
+            Outcome::Throttled => "throttled",
+            Outcome::Shed => "shed",
+            Outcome::Conflict => "conflict",
+            Outcome::BreakerOpen => "breaker_open",
+            Outcome::BulkheadFull => "bulkhead_full",
+            Outcome::LocallyThrottled => "locally_throttled",
+            Outcome::Overloaded => "overloaded",
         }
     }
 }
@@ -89,6 +122,19 @@ pub struct NodeCounters {
     pub dropped: u64,
     /// Attempts dropped at dequeue because their deadline had passed.
     pub expired: u64,
+    /// Attempts shed at dequeue after waiting longer than the service allows.
+    pub shed: u64,
+    /// Attempts answered 429 by a rate limit or throttle (no work done).
+    pub throttled: u64,
+    /// Attempts turned away by a hard limit (in-flight cap, latched instance).
+    pub overloaded: u64,
+    /// Calls (or, for sources, requests) this node failed locally without sending: breaker
+    /// open, bulkhead full, adaptive throttling, or shed by the operator at a source.
+    pub local_rejected: u64,
+    /// Calls that failed and were replaced by the caller's fallback (served degraded).
+    pub fallbacks: u64,
+    /// Hedged attempts sent.
+    pub hedges: u64,
     /// Completed successfully (whether or not anyone still waited).
     pub succeeded: u64,
     /// Completed with a failure, by [`Outcome`] (index = discriminant).
@@ -113,6 +159,10 @@ pub struct NodeCounters {
     pub area_busy: u128,
     /// ∫ worker capacity of routable, live instances dt.
     pub area_capacity: u128,
+    /// ∫ busy cores dt (instances with mechanisms only).
+    pub area_cpu: u128,
+    /// ∫ cores of routable, live instances dt (instances with mechanisms only).
+    pub area_cores: u128,
 }
 
 impl NodeCounters {
@@ -125,6 +175,12 @@ impl NodeCounters {
         self.refused += o.refused;
         self.dropped += o.dropped;
         self.expired += o.expired;
+        self.shed += o.shed;
+        self.throttled += o.throttled;
+        self.overloaded += o.overloaded;
+        self.local_rejected += o.local_rejected;
+        self.fallbacks += o.fallbacks;
+        self.hedges += o.hedges;
         self.succeeded += o.succeeded;
         for (a, b) in self.failed.iter_mut().zip(o.failed.iter()) {
             *a += b;
@@ -139,6 +195,8 @@ impl NodeCounters {
         self.area_in_system += o.area_in_system;
         self.area_busy += o.area_busy;
         self.area_capacity += o.area_capacity;
+        self.area_cpu += o.area_cpu;
+        self.area_cores += o.area_cores;
     }
 
     /// All attempts offered.
@@ -156,9 +214,10 @@ impl NodeCounters {
         self.succeeded + self.failed_total()
     }
 
-    /// Attempts resolved in any way: completed, rejected, refused, dropped or expired.
+    /// Attempts resolved in any way: completed, rejected, refused, dropped, expired, shed,
+    /// throttled or over a limit.
     pub fn resolved(&self) -> u64 {
-        self.completed() + self.rejected + self.refused + self.dropped + self.expired
+        self.completed() + self.rejected + self.refused + self.dropped + self.expired + self.shed + self.throttled + self.overloaded
     }
 
     /// Share of resolved attempts that were not goodput.
@@ -191,6 +250,11 @@ impl NodeCounters {
     /// Busy worker time over worker capacity time.
     pub fn utilization(&self) -> f64 {
         if self.area_capacity == 0 { 0.0 } else { self.area_busy as f64 / self.area_capacity as f64 }
+    }
+
+    /// Busy core time over core capacity time (`None` where cores are not modelled).
+    pub fn cpu_utilization(&self) -> Option<f64> {
+        (self.area_cores > 0).then(|| self.area_cpu as f64 / self.area_cores as f64)
     }
 
     /// Orphaned completions over completions.
@@ -435,6 +499,34 @@ pub struct NodeRow {
     pub live_instances: u32,
     /// Health classification.
     pub health: Health,
+    /// Mechanism state at the end of the interval (services).
+    pub gauges: Gauges,
+}
+
+/// Mechanism state of a service at the end of an interval (zero where not configured).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Gauges {
+    /// Instances in the load balancer's healthy set (health checks, outlier ejection,
+    /// readiness); equals the serving instances without those mechanisms.
+    pub healthy_instances: u32,
+    /// Instances being provisioned or starting (autoscaler, restarts).
+    pub starting_instances: u32,
+    /// Instances in a latched failure.
+    pub latched_instances: u32,
+    /// Callers' circuit breakers on calls to this service that are open.
+    pub breakers_open: u32,
+    /// Cache warmth: share of keys cached.
+    pub cache_warmth: f64,
+    /// Items waiting in a work queue.
+    pub queue_backlog: u64,
+    /// Items dead-lettered so far (whole run).
+    pub dead_letters: u64,
+    /// Items dropped after their TTL so far (whole run).
+    pub expired_items: u64,
+    /// The service has failed over to its replica.
+    pub failed_over: bool,
+    /// The load balancer is in panic mode (routing to unhealthy instances).
+    pub panic: bool,
 }
 
 /// One call link's traffic over one interval.
@@ -450,8 +542,14 @@ pub struct EdgeCounters {
     pub failures: u64,
     /// Attempts the caller timed out on.
     pub timeouts: u64,
-    /// Messages lost to a partition.
+    /// Messages lost to a partition or packet loss.
     pub lost: u64,
+    /// Attempts the caller failed locally without sending (breaker, bulkhead, throttling).
+    pub fast_failed: u64,
+    /// Calls replaced by the caller's fallback.
+    pub fallbacks: u64,
+    /// Hedged attempts.
+    pub hedges: u64,
 }
 
 impl EdgeCounters {
@@ -463,6 +561,9 @@ impl EdgeCounters {
         self.failures += o.failures;
         self.timeouts += o.timeouts;
         self.lost += o.lost;
+        self.fast_failed += o.fast_failed;
+        self.fallbacks += o.fallbacks;
+        self.hedges += o.hedges;
     }
 
     /// Failed or timed-out share of resolved attempts.

@@ -20,6 +20,9 @@ pub fn describe(ev: &SimEvent) -> (String, Color32) {
         SimEventKind::HealthChanged { node, from, to } => {
             (format!("{node}: {} → {}", from.as_str(), to.as_str()), theme::health_color32(*to))
         }
+        SimEventKind::Mechanism { node, what } => (format!("{node}: {what}"), Color32::from_rgb(190, 170, 230)),
+        SimEventKind::AlertFired { name, node } => (format!("🔔 alert {name} on {node}"), Color32::from_rgb(250, 200, 90)),
+        SimEventKind::OperatorActed { description } => (format!("operator: {description}"), Color32::from_rgb(120, 200, 230)),
         SimEventKind::VerdictChanged { verdict } => (format!("verdict: {}", verdict.as_str()), theme::verdict_color32(*verdict)),
     };
     (format!("{t:>9.3} s  {text}"), color)

@@ -581,7 +581,7 @@ pub fn alerts_ui(ui: &mut egui::Ui, scenario: &mut Scenario, node: Option<&str>)
                 OperatorTrigger::Alert(a) => ui.label(format!("on {a}")),
             };
             ui.add(egui::DragValue::new(&mut step.after_s).range(0.0..=1e5).prefix("+").suffix(" s")).on_hover_text("Reaction delay");
-            ui.label(action_label(&step.action));
+            ui.label(step.action.describe());
         });
     }
     (scenario.alerts.clone(), scenario.operator.clone()) != before
@@ -599,18 +599,4 @@ fn step_concerns(step: &OperatorStep, node: &str, alerts: &[AlertSpec]) -> bool 
         OperatorAction::ClearFaults => None,
     };
     by_alert || target == Some(node)
-}
-
-/// One line describing an operator action.
-pub fn action_label(action: &OperatorAction) -> String {
-    match action {
-        OperatorAction::ShedLoad { source, keep } => format!("shed {source} to {:.0}%", keep * 100.0),
-        OperatorAction::DisableRetries { service: Some(s) } => format!("disable retries of {s}"),
-        OperatorAction::DisableRetries { service: None } => "disable all retries".to_owned(),
-        OperatorAction::RestartInstances { service, per_minute } => format!("restart {service}, {per_minute}/min"),
-        OperatorAction::SetInstances { service, instances } => format!("{service}: {instances} instances"),
-        OperatorAction::SetWorkers { service, workers } => format!("{service}: {workers} workers"),
-        OperatorAction::ClearFaults => "clear every fault".to_owned(),
-        OperatorAction::ResetLatched { service } => format!("reset latched {service}"),
-    }
 }

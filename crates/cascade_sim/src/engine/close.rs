@@ -19,6 +19,8 @@ impl Ctx<'_, '_> {
         self.history.services.resize_with(self.services.len(), Default::default);
         self.history.sources.resize_with(self.sources.len(), Default::default);
         self.history.edges.resize_with(self.e.links.len(), Default::default);
+        let mechanisms = self.e.model.services.iter().any(|s| s.mech.is_some()) || self.instances.iter().any(|i| i.mech.is_some());
+        let open_breakers = if mechanisms { self.open_breakers(end_ns) } else { Vec::new() };
 
         for s in 0..self.services.len() {
             let mut c: NodeCounters = self.services[s].metrics.interval;
@@ -35,7 +37,15 @@ impl Ctx<'_, '_> {
             let svc = &mut *self.services[s];
             let latency_ms = if svc.metrics.hist.is_empty() { [0.0; 4] } else { svc.metrics.hist.quantiles_ms(QUANTILES) };
             let health = if removed { Health::Idle } else { Health::classify(&c, live) };
-            let row = NodeRow { interval: k, counters: c, latency_ms, live_instances: live, health };
+            let gauges = if mechanisms {
+                let mut g = self.gauges(s as u32, end_ns);
+                g.breakers_open = open_breakers.get(s).copied().unwrap_or(0);
+                g
+            } else {
+                Default::default()
+            };
+            let svc = &mut *self.services[s];
+            let row = NodeRow { interval: k, counters: c, latency_ms, live_instances: live, health, gauges };
             if health != svc.metrics.health && !removed {
                 let from = svc.metrics.health;
                 svc.metrics.health = health;
@@ -64,7 +74,7 @@ impl Ctx<'_, '_> {
             let latency_ms = if src.metrics.hist.is_empty() { [0.0; 4] } else { src.metrics.hist.quantiles_ms(QUANTILES) };
             let health = source_health(&c);
             src.metrics.health = health;
-            let row = NodeRow { interval: k, counters: c, latency_ms, live_instances: 0, health };
+            let row = NodeRow { interval: k, counters: c, latency_ms, live_instances: 0, health, gauges: Default::default() };
             src.metrics.totals.add(&c);
             src.metrics.interval = NodeCounters::default();
             if !src.metrics.hist.is_empty() {
@@ -87,7 +97,13 @@ impl Ctx<'_, '_> {
         self.e.hops_total += self.e.hops_interval;
         self.e.hops_interval = 0;
         // A fault still active carries over into the next interval.
-        self.e.trigger_in_interval = self.e.faults.iter().any(|f| f.active) || self.spike_active(end_ns);
+        self.e.trigger_in_interval = self.e.faults.iter().any(|f| f.active && f.end_ns > end_ns) || self.spike_active(end_ns);
+        if mechanisms {
+            self.run_autoscalers(end_ns);
+        }
+        if !self.e.model.alerts.is_empty() {
+            self.run_alerts(interval_ns);
+        }
     }
 
     /// True if some source's rate profile is in a spike at `t_ns`.
@@ -114,7 +130,7 @@ fn source_health(c: &NodeCounters) -> Health {
     let ok = c.succeeded as f64 / done as f64;
     if c.succeeded == 0 && done >= 10 {
         Health::Down
-    } else if ok < 0.5 {
+    } else if ok <= 0.5 {
         Health::Failing
     } else if ok < 0.99 {
         Health::Degraded

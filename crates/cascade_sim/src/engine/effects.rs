@@ -6,10 +6,13 @@
 //! rebuilds the load balancer's routable list, and resamples a source's next arrival when its
 //! rate multiplier changes.
 
+use super::scheduler::EventKind;
 use super::step::Ctx;
 use crate::events::SimEventKind;
 use crate::faults::{self, FaultId, ResolvedTarget};
-use crate::time::{ns_to_s, NEVER};
+use crate::mechanisms::throttle::TokenBucket;
+use crate::scenario::{FaultKind, PushedChange};
+use crate::time::{ns_to_s, s_to_ns, NEVER};
 
 impl Ctx<'_, '_> {
     /// Fault `id` starts now.
@@ -28,6 +31,14 @@ impl Ctx<'_, '_> {
             target,
             until_s: (until != NEVER).then(|| ns_to_s(until)),
         });
+        if self.act_on_start(id) {
+            // Instantaneous: done as soon as it acted (its effects run their course).
+            if let Some(f) = self.e.faults.get_mut(id as usize) {
+                f.active = false;
+                f.end_ns = self.e.now;
+            }
+            return;
+        }
         self.refresh_target(&resolved);
     }
 
@@ -65,10 +76,14 @@ impl Ctx<'_, '_> {
                     for k in deferred {
                         self.flush_deferred(k);
                     }
-                    let (partitioned, extra) = faults::link_modifiers(self.e.faults.iter(), l);
+                    let m = faults::link_modifiers(self.e.faults.iter(), l);
                     let st = &mut self.e.links[l as usize];
-                    st.partitioned = partitioned;
-                    st.extra_ns = extra;
+                    st.partitioned = m.partitioned;
+                    st.cut_requests = m.cut_requests;
+                    st.cut_replies = m.cut_replies;
+                    st.loss = m.loss;
+                    st.extra_ns = m.added_ns;
+                    self.check_primary(callee);
                 }
             }
             ResolvedTarget::Source(s) => {
@@ -90,9 +105,18 @@ impl Ctx<'_, '_> {
         self.flush_deferred_where(|j| !j.is_client() && j.node == s);
         let now = self.e.now;
         let base_workers = self.e.model.services[s as usize].workers;
+        let configured = self.e.model.services[s as usize].instances;
         let instances = self.services[s as usize].instances.clone();
         for (ordinal, &g) in instances.iter().enumerate() {
-            let m = faults::instance_modifiers(self.e.faults.iter(), s, ordinal as u32, base_workers);
+            let mut m = faults::instance_modifiers(self.e.faults.iter(), s, ordinal as u32, base_workers, configured);
+            self.apply_throttle(g, m.throttle_per_s);
+            // Mechanisms keep an instance down too: latched, restarting, being provisioned.
+            let mech_down = self.instances[g as usize].mech.as_deref().is_some_and(|x| {
+                x.latched || matches!(x.life, super::mech::LifePhase::Restarting { .. } | super::mech::LifePhase::Provisioning { .. })
+            });
+            if mech_down && m.down.is_none() {
+                m.down = Some(crate::scenario::KillMode::Refuse);
+            }
             let (was_down, old_workers) = {
                 let is = &mut *self.instances[g as usize];
                 is.touch(now);
@@ -121,20 +145,114 @@ impl Ctx<'_, '_> {
             }
         }
         self.rebuild_routable(s);
+        self.check_primary(s);
     }
 
-    /// The load balancer routes to provisioned, in-rotation instances (killed ones included:
-    /// without health checks it cannot tell).
-    pub(crate) fn rebuild_routable(&mut self, s: u32) {
-        let routable: Vec<u32> = self.services[s as usize]
+    /// Sets or clears the throttle-fault limiter of instance `inst`.
+    fn apply_throttle(&mut self, inst: u32, rate_per_s: Option<f64>) {
+        let current = self.instances[inst as usize].mech.as_deref().and_then(|m| m.fault_limiter.map(|l| l.rate_per_s));
+        if current == rate_per_s {
+            return;
+        }
+        match rate_per_s {
+            Some(rate) => self.instance_mech_mut(inst).fault_limiter = Some(TokenBucket::new(rate, 1.0)),
+            None => {
+                if let Some(m) = self.instances[inst as usize].mech.as_deref_mut() {
+                    m.fault_limiter = None;
+                }
+            }
+        }
+    }
+
+    /// What an instantaneous fault or a config push does when it starts. Returns true when the
+    /// fault is over at once (instantaneous).
+    fn act_on_start(&mut self, id: FaultId) -> bool {
+        let now = self.e.now;
+        let Some(f) = self.e.faults.get(id as usize) else { return false };
+        let (kind, target) = (f.kind.clone(), f.target.clone());
+        let ResolvedTarget::Service(s) = target else { return false };
+        match kind {
+            FaultKind::CacheFlush { share, .. } => {
+                if let Some(rt) = self.services[s as usize].rt.as_deref_mut()
+                    && let (Some(table), Some(rng)) = (rt.cache.as_mut(), rt.rng.as_mut())
+                {
+                    table.flush(share, rng);
+                }
+                self.log_mech(s, format!("cache flushed ({:.0}% of entries)", share * 100.0));
+                true
+            }
+            FaultKind::TtlStorm { within_s, .. } => {
+                if let Some(rt) = self.services[s as usize].rt.as_deref_mut()
+                    && let (Some(table), Some(rng)) = (rt.cache.as_mut(), rt.rng.as_mut())
+                {
+                    table.expire_within(now, s_to_ns(within_s), rng);
+                }
+                self.log_mech(s, format!("every cache entry expires within {within_s} s"));
+                true
+            }
+            FaultKind::Restart { instances: sel, spread_s, .. } => {
+                let chosen = self.selected(s, sel);
+                let m = chosen.len().max(1) as u64;
+                for i in 0..chosen.len() {
+                    let at = now + s_to_ns(spread_s) * i as u64 / m;
+                    self.e.sched.schedule(at, EventKind::FaultStep, id, i as u32, 0, 0);
+                }
+                true
+            }
+            FaultKind::LatchedFailure { instances: sel, .. } => {
+                for g in self.selected(s, sel) {
+                    self.latch_instance(g, "latched-failure fault");
+                }
+                true
+            }
+            FaultKind::ConfigPush { share, propagation_s, .. } => {
+                let reach = faults::push_reach(share, self.e.model.services[s as usize].instances);
+                for i in 0..reach {
+                    let at = now + s_to_ns(propagation_s) * u64::from(i) / u64::from(reach.max(1));
+                    self.e.sched.schedule(at, EventKind::FaultStep, id, i, 0, 0);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Provisioned instances of `s` picked by `sel`, in ordinal order.
+    fn selected(&self, s: u32, sel: crate::scenario::InstanceSelector) -> Vec<u32> {
+        self.services[s as usize]
             .instances
             .iter()
-            .copied()
-            .filter(|&g| {
-                let is = &self.instances[g as usize];
-                is.provisioned && is.in_rotation
-            })
-            .collect();
-        self.services[s as usize].routable = routable;
+            .enumerate()
+            .filter(|&(ordinal, &g)| faults::selects(sel, ordinal as u32) && self.instances[g as usize].provisioned)
+            .map(|(_, &g)| g)
+            .collect()
+    }
+
+    /// Step `step` of fault `id`: the next staggered restart, or a config push reaching its
+    /// next instance.
+    pub(crate) fn on_fault_step(&mut self, id: FaultId, step: u32) {
+        let Some(f) = self.e.faults.get(id as usize) else { return };
+        let (kind, active) = (f.kind.clone(), f.active);
+        let ResolvedTarget::Service(s) = f.target else { return };
+        match kind {
+            FaultKind::Restart { instances: sel, .. } => {
+                if let Some(&g) = self.selected(s, sel).get(step as usize) {
+                    self.restart_instance(g, "restart fault");
+                }
+            }
+            FaultKind::ConfigPush { change, .. } if active => {
+                if let Some(f) = self.e.faults.get_mut(id as usize) {
+                    f.progress = f.progress.max(step + 1);
+                }
+                if change == PushedChange::Latch
+                    && let Some(&g) = self.services[s as usize].instances.get(step as usize)
+                {
+                    self.latch_instance(g, "bad configuration");
+                }
+                self.log_mech(s, format!("configuration push reached instance {step}"));
+                self.refresh_service(s);
+            }
+            _ => {}
+        }
     }
 }

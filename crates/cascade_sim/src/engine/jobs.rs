@@ -35,14 +35,43 @@ pub enum Phase {
 }
 
 /// Job flag: its caller gave up on it (its completion is wasted work).
-pub const ORPHANED: u8 = 1;
+pub const ORPHANED: u16 = 1;
 /// Job flag: a client request held by a source (no worker, no instance).
-pub const CLIENT: u8 = 2;
+pub const CLIENT: u16 = 2;
 /// Job flag: a planned job's start is counted in the metrics.
-pub const STARTED: u8 = 4;
+pub const STARTED: u16 = 4;
 /// Job flag: its own work ends at `done_ns` and its first call is deferred to the request's
 /// arrival (one event instead of two; see `Ctx::on_send_arrive`).
-pub const DEFERRED: u8 = 8;
+pub const DEFERRED: u16 = 8;
+
+/// Job flag: an instance's or a queue's own call (lifecycle call, queue delivery): no worker,
+/// no caller; its end goes to [`Job::purpose`]'s handler.
+pub const INTERNAL: u16 = 16;
+/// Job flag: a health-check probe waiting in an instance's queue.
+pub const PROBE: u16 = 32;
+/// Job flag: its current call is hedged (a second attempt is out; `alt_*` hold the first).
+pub const HEDGED: u16 = 64;
+/// Job flag: it holds a place in its current call's bulkhead.
+pub const BULKHEAD: u16 = 128;
+/// Job flag: it is making the fill of its cache key (others may wait on it).
+pub const FILLING: u16 = 256;
+/// Job flag: it missed the cache and made the backing call (its success fills the key).
+pub const MISSED: u16 = 512;
+
+/// What an [`INTERNAL`] job is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Purpose {
+    /// A request (not internal).
+    #[default]
+    Request,
+    /// Startup call number `call_idx` of its instance.
+    Startup,
+    /// Periodic call number `call_idx` of its instance.
+    Periodic,
+    /// A work-queue delivery to the consumer.
+    Delivery,
+}
 
 /// One request attempt (or client request).
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,7 +81,7 @@ pub struct Job {
     /// Life phase.
     pub phase: Phase,
     /// [`ORPHANED`], [`CLIENT`], [`STARTED`], [`DEFERRED`].
-    pub flags: u8,
+    pub flags: u16,
     /// This attempt's number at its caller (1 = first try).
     pub attempt: u8,
     /// Attempts made so far for the current downstream call.
@@ -99,6 +128,20 @@ pub struct Job {
     pub done_ns: u64,
     /// Planned jobs: time up to which its share of the time integrals is counted, ns.
     pub acct_ns: u64,
+    /// Internal jobs: what for.
+    pub purpose: Purpose,
+    /// Cache or optimistic-concurrency key ([`NONE`]: none).
+    pub key: u32,
+    /// Optimistic concurrency: the version read when its work started.
+    pub read_version: u32,
+    /// Hedged call: the first attempt's token, child and child generation.
+    pub alt_token: u32,
+    /// See `alt_token`.
+    pub alt_child: u32,
+    /// See `alt_token`.
+    pub alt_child_gen: u32,
+    /// Internal jobs of instances: the instance's incarnation when made (stale after a restart).
+    pub incarnation: u32,
 }
 
 impl Job {
@@ -112,6 +155,18 @@ impl Job {
     #[inline]
     pub fn is_client(&self) -> bool {
         self.flags & CLIENT != 0
+    }
+
+    /// True for an instance's or a queue's own calls.
+    #[inline]
+    pub fn is_internal(&self) -> bool {
+        self.flags & INTERNAL != 0
+    }
+
+    /// True for jobs that hold no worker and have no caller: client requests and internal calls.
+    #[inline]
+    pub fn is_caller_only(&self) -> bool {
+        self.flags & (CLIENT | INTERNAL) != 0
     }
 }
 

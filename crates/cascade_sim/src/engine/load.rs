@@ -8,7 +8,12 @@
 use bevy_ecs::prelude::*;
 use bevy_ecs::system::SystemState;
 
-use super::model::Model;
+use super::mech::{CallGuard, InstanceMech, QueueState, ServiceMech, ServiceRuntime};
+use super::model::{CallModel, Model};
+use crate::mechanisms::cache::KeyTable;
+use crate::mechanisms::occ::Versions;
+use crate::mechanisms::rolling::Rolling;
+use crate::mechanisms::throttle::TokenBucket;
 use super::scheduler::{EventKind, Scheduler};
 use super::state::{InstanceNode, InstanceState, NodeMetrics, ServiceNode, ServiceState, SimEntity, SourceNode, SourceState};
 use super::step::{dense, Ctx, Engine, LinkState};
@@ -37,27 +42,10 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
     let mut engine = Engine { sched: Scheduler::new(), links: vec![LinkState::default(); links], fast_paths, ..Default::default() };
 
     for (i, s) in model.sources.iter().enumerate() {
-        let state = SourceState {
-            index: i as u32,
-            rng: rng::stream(model.seed, &format!("source:{}", s.name), 0),
-            arrival_token: 0,
-            rate_factor: 1.0,
-            budget: RetryBudget::new(&s.call.retry),
-            metrics: NodeMetrics::default(),
-        };
-        world.spawn((Name::new(s.name.clone()), SimEntity, SourceNode { index: i as u32 }, state));
+        world.spawn((Name::new(s.name.clone()), SimEntity, SourceNode { index: i as u32 }, source_state(&model, i as u32)));
     }
     for (i, s) in model.services.iter().enumerate() {
-        let state = ServiceState {
-            index: i as u32,
-            instances: Vec::new(),
-            routable: Vec::new(),
-            rr_cursor: 0,
-            lb_rng: rng::stream(model.seed, &format!("lb:{}", s.name), 0),
-            metrics: NodeMetrics::default(),
-            live_instances: s.instances,
-        };
-        world.spawn((Name::new(s.name.clone()), SimEntity, ServiceNode { index: i as u32 }, state));
+        world.spawn((Name::new(s.name.clone()), SimEntity, ServiceNode { index: i as u32 }, service_state(&model, i as u32)));
     }
     engine.model = model;
     world.insert_resource(engine);
@@ -73,7 +61,7 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
             let Ok(target) = faults::resolve(&engine.model, &spec.fault) else { continue };
             let (start_ns, end_ns) = faults::window_ns(spec.at_s, spec.duration_s);
             let id = engine.faults.len() as u32;
-            engine.faults.push(FaultRecord { id, kind: spec.fault.clone(), target, start_ns, end_ns, active: false, scripted: true });
+            engine.faults.push(FaultRecord { id, kind: spec.fault.clone(), target, start_ns, end_ns, active: false, scripted: true, progress: 0 });
             engine.sched.schedule(start_ns, EventKind::FaultStart, id, 0, 0, 0);
             if end_ns != NEVER {
                 engine.sched.schedule(end_ns, EventKind::FaultEnd, id, 0, 0, 0);
@@ -88,16 +76,28 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
         for s in 0..ctx.services.len() as u32 {
             ctx.refresh_service(s);
         }
+        for s in 0..ctx.services.len() as u32 {
+            if ctx.e.model.services[s as usize].mech.is_some() {
+                ctx.start_probes(s);
+                for g in ctx.services[s as usize].instances.clone() {
+                    if ctx.instances[g as usize].provisioned {
+                        ctx.schedule_periodic(g, 0, 0);
+                    }
+                }
+            }
+        }
+        ctx.schedule_operator();
         for s in 0..ctx.sources.len() as u32 {
             ctx.schedule_next_arrival(s, 0);
         }
     });
 }
 
-/// Spawns instances of service `s` until it has `count` provisioned; re-provisions retired ones
-/// first, retires the surplus (they drain and leave the load balancer).
+/// Spawns instances of service `s` until it has `count` provisioned (and as many more,
+/// unprovisioned, as its autoscaler or operator may need); re-provisions retired ones first,
+/// retires the surplus (they drain and leave the load balancer).
 pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
-    let (seed, name, calls, existing) = {
+    let (seed, name, calls, existing, total, mech) = {
         let engine = world.resource::<Engine>();
         let svc = &engine.model.services[s as usize];
         let existing = world
@@ -105,9 +105,10 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             .filter_map(|e| e.get::<ServiceState>().filter(|st| st.index == s).map(|st| st.instances.len() as u32))
             .next()
             .unwrap_or(0);
-        (engine.model.seed, svc.name.clone(), svc.calls.clone(), existing)
+        let mech = svc.mech.as_ref().map(|m| instance_mech(m, &svc.calls, svc.workers));
+        (engine.model.seed, svc.name.clone(), svc.calls.clone(), existing, count.max(svc.capacity), mech)
     };
-    for ordinal in existing..count {
+    for ordinal in existing..total {
         let global = {
             let mut engine = world.resource_mut::<Engine>();
             engine.instance_count += 1;
@@ -132,6 +133,11 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             area_in_system: 0,
             area_busy: 0,
             area_capacity: 0,
+            cores: mech.as_ref().map_or(u32::MAX, |(cores, _)| *cores),
+            cores_busy: 0,
+            area_cpu: 0,
+            area_cores: 0,
+            mech: mech.as_ref().map(|(_, m)| Box::new(m.clone())),
             planned: false,
             busy_until: Default::default(),
             plan: Default::default(),
@@ -160,6 +166,78 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             st.provisioned = provisioned;
         }
     }
+}
+
+/// A fresh state for source `i` of `model`.
+pub(crate) fn source_state(model: &Model, i: u32) -> SourceState {
+    let s = &model.sources[i as usize];
+    SourceState {
+        index: i,
+        rng: rng::stream(model.seed, &format!("source:{}", s.name), 0),
+        arrival_token: 0,
+        rate_factor: 1.0,
+        budget: RetryBudget::new(&s.call.retry),
+        metrics: NodeMetrics::default(),
+        guard: source_guard(&s.call),
+        keep: 1.0,
+        last_success_ns: None,
+        burst_fired: false,
+    }
+}
+
+/// A source's call guard state, when its call needs one.
+pub(crate) fn source_guard(call: &CallModel) -> Option<Box<CallGuard>> {
+    call.guard.filter(|g| g.needs_state()).map(|g| Box::new(CallGuard::new(Some(&g))))
+}
+
+/// A fresh state for service `i` of `model` (no instances yet).
+pub(crate) fn service_state(model: &Model, i: u32) -> ServiceState {
+    let s = &model.services[i as usize];
+    ServiceState {
+        index: i,
+        instances: Vec::new(),
+        routable: Vec::new(),
+        rr_cursor: 0,
+        lb_rng: rng::stream(model.seed, &format!("lb:{}", s.name), 0),
+        metrics: NodeMetrics::default(),
+        live_instances: s.instances,
+        rt: service_runtime(model, i),
+    }
+}
+
+/// Fresh per-instance mechanism state for a service's mechanisms: `(cores, state)`.
+pub(crate) fn instance_mech(m: &ServiceMech, calls: &[CallModel], workers: u32) -> (u32, InstanceMech) {
+    let state = InstanceMech {
+        calls: calls.iter().map(|c| CallGuard::new(c.guard.as_ref())).collect(),
+        limiter: m.rate_limit.map(|(rate, burst)| TokenBucket::new(rate, burst)),
+        outlier: m.outlier.map(|o| Rolling::new(o.window_ns)),
+        warm_factor: 1.0,
+        ..Default::default()
+    };
+    // Without configured cores, as many as workers: never a constraint, but CPU is measured.
+    (if m.cores == u32::MAX { workers } else { m.cores }, state)
+}
+
+/// Fresh service-level mechanism state, when the service needs some.
+pub(crate) fn service_runtime(model: &Model, s: u32) -> Option<Box<ServiceRuntime>> {
+    let svc = &model.services[s as usize];
+    let m = svc.mech.as_ref()?;
+    let mut rt = ServiceRuntime::new();
+    let mut rng = rng::stream(model.seed, &format!("mech:{}", svc.name), 0);
+    if let Some(c) = &m.cache {
+        rt.cache = Some(KeyTable::new(c.keys, c.initial_warmth, c.ttl_ns, &mut rng));
+        if c.coalescing {
+            rt.waiters = vec![Vec::new(); c.keys as usize];
+        }
+    }
+    if let Some(chooser) = &m.occ {
+        rt.versions = Some(Versions::new(chooser.len()));
+    }
+    if let Some(q) = &m.work_queue {
+        rt.queue = Some(QueueState { limiter: q.rate_per_s.map(|r| TokenBucket::new(r, 1.0)), ..Default::default() });
+    }
+    rt.rng = Some(rng);
+    Some(Box::new(rt))
 }
 
 /// Despawns every simulation entity and marks the engine unloaded.

@@ -17,10 +17,16 @@
 //! `FixedUpdate` advances. The engine does not parallelise instances (all events are
 //! processed in one global `(time, seq)` order), so results never depend on thread timing.
 
+mod admission;
 mod close;
+mod control;
+mod data;
 mod effects;
+mod guard;
 mod jobs;
+mod life;
 mod load;
+mod mech;
 mod model;
 mod planned;
 mod scheduler;
@@ -30,7 +36,9 @@ mod step;
 use bevy_ecs::prelude::*;
 
 pub use jobs::{Job, Jobs, Phase, NONE};
+pub use mech::{CallGuard, InstanceMech, LifePhase, QueueState, ServiceMech, ServiceRuntime};
 pub use load::{despawn_world, load_scenario, spawn_instances, with_ctx};
+pub(crate) use load::{service_state, source_guard, source_state};
 pub use model::{rate_at, CallModel, LinkModel, Model, NodeRef, ServiceModel, SourceModel};
 pub use scheduler::{Event, EventHandle, EventKind, Scheduler};
 pub use state::{InstanceNode, InstanceState, NodeMetrics, ServiceNode, ServiceState, SimEntity, SourceNode, SourceState};

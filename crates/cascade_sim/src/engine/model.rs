@@ -8,9 +8,18 @@
 
 use std::collections::BTreeMap;
 
+use super::jobs::{Job, Purpose};
+use super::mech::{
+    AutoscaleModel, CacheModel, CallGuardModel, FailoverModel, HealthModel, LifecycleModel, OutlierModel, PeriodicModel,
+    QueueModel, ServiceMech,
+};
 use crate::dist::Dist;
+use crate::mechanisms::breaker::BreakerConfig;
+use crate::mechanisms::occ::KeyChooser;
 use crate::retry::RetryModel;
-use crate::scenario::{LoadBalancer, NodeKind, QueueDiscipline, RateProfile, Scenario};
+use crate::scenario::{
+    AlertSpec, CallSpec, LoadBalancer, NodeKind, OperatorAction, OperatorStep, QueueDiscipline, RateProfile, Scenario, ServiceSpec,
+};
 use crate::time::{ms_to_ns, s_to_ns, Nanos, NEVER};
 
 /// A node: a source or a service, by index (callers of links are either).
@@ -39,6 +48,18 @@ pub struct CallModel {
     pub retry: RetryModel,
     /// One-way network latency.
     pub latency_ns: Nanos,
+    /// Standard deviation of the one-way latency (0: fixed).
+    pub latency_sd_ns: Nanos,
+    /// Breaker, throttling, hedging, bulkhead, fallback (`None`: none of them).
+    pub guard: Option<CallGuardModel>,
+}
+
+impl CallModel {
+    /// True when nothing but its latency, timeout and retries applies (fast paths allowed).
+    #[inline]
+    pub fn is_plain(&self) -> bool {
+        self.guard.is_none() && self.latency_sd_ns == 0
+    }
 }
 
 /// A service, compiled.
@@ -66,17 +87,23 @@ pub struct ServiceModel {
     pub calls: Vec<CallModel>,
     /// Drop expired work at dequeue and propagate deadlines downstream.
     pub deadline_propagation: bool,
+    /// Resilience mechanisms (`None`: none configured; the fast paths apply).
+    pub mech: Option<Box<ServiceMech>>,
+    /// Instances to create: the configured count, or more when an autoscaler or an operator
+    /// step may ask for them (the extra ones start unprovisioned).
+    pub capacity: u32,
 }
 
 impl ServiceModel {
     /// Its instances can plan requests at arrival (`planned.rs`): a leaf with a FIFO queue,
-    /// no deadline checks, and a load balancer that does not read instance load.
+    /// no deadline checks, no mechanisms, and a load balancer that does not read instance load.
     #[inline]
     pub fn plannable(&self) -> bool {
         self.calls.is_empty()
             && !self.lifo
             && !self.deadline_propagation
             && !self.removed
+            && self.mech.is_none()
             && matches!(self.lb, LoadBalancer::RoundRobin | LoadBalancer::Random)
     }
 }
@@ -94,6 +121,16 @@ pub struct SourceModel {
     pub rate: RateProfile,
 }
 
+impl SourceModel {
+    /// A batch of `count` requests at one time, for a `Burst` profile.
+    pub fn burst(&self) -> Option<(u32, Nanos)> {
+        match self.rate {
+            RateProfile::Burst { count, at_s } => Some((count, s_to_ns(at_s))),
+            _ => None,
+        }
+    }
+}
+
 /// A link (caller → callee), compiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkModel {
@@ -103,6 +140,8 @@ pub struct LinkModel {
     pub to: u32,
     /// One-way latency, ns (requests and replies).
     pub latency_ns: Nanos,
+    /// Standard deviation of the one-way latency, ns (0: fixed).
+    pub latency_sd_ns: Nanos,
 }
 
 /// All compiled tables. See the module docs.
@@ -124,6 +163,13 @@ pub struct Model {
     pub sources: Vec<SourceModel>,
     /// Links by index.
     pub links: Vec<LinkModel>,
+    /// Alerts (evaluated at interval closes).
+    pub alerts: Vec<AlertSpec>,
+    /// Scripted operator steps.
+    pub operator: Vec<OperatorStep>,
+    /// For each link into a primary with failover: `(link, the same caller's link to the
+    /// replica)`; a failover re-points calls from the first to the second.
+    pub failover_alt: Vec<(u32, u32)>,
     service_index: BTreeMap<String, u32>,
     source_index: BTreeMap<String, u32>,
     link_index: BTreeMap<(NodeRef, u32, u32), u32>,
@@ -171,6 +217,8 @@ impl Model {
             lb: LoadBalancer::RoundRobin,
             calls: Vec::new(),
             deadline_propagation: false,
+            mech: None,
+            capacity: 0,
         };
         self.services.resize_with(self.service_index.len(), || placeholder_service(""));
         for (name, &i) in &self.service_index {
@@ -183,16 +231,17 @@ impl Model {
         for (i, s) in scenario.sources.iter().enumerate() {
             let _ = i;
             let idx = self.source_index[&s.name];
-            let call = self.compile_call(
-                NodeRef::Source(idx),
-                0,
-                &s.target,
-                1.0,
-                1,
-                s.timeout_ms,
-                &s.retry,
-                s.latency_ms,
-            );
+            let spec = CallSpec {
+                to: s.target.clone(),
+                timeout_ms: s.timeout_ms,
+                retry: s.retry,
+                latency_ms: s.latency_ms,
+                latency_sd_ms: s.latency_sd_ms,
+                adaptive_throttle: s.adaptive_throttle,
+                hedge_after_ms: s.hedge_after_ms,
+                ..Default::default()
+            };
+            let call = self.compile_call(NodeRef::Source(idx), 0, &spec);
             let model = SourceModel { name: s.name.clone(), removed: false, call, rate: s.rate.clone() };
             if (idx as usize) < self.sources.len() {
                 self.sources[idx as usize] = model;
@@ -207,25 +256,19 @@ impl Model {
         for s in &scenario.services {
             let idx = self.service_index[&s.name];
             let mut occurrence: BTreeMap<&str, u32> = BTreeMap::new();
-            let calls = s
-                .calls
-                .iter()
+            // A cache's backing fill is its call 0.
+            let specs: Vec<&CallSpec> = s.cache.iter().map(|c| &c.backing).chain(s.calls.iter()).collect();
+            let calls = specs
+                .into_iter()
                 .map(|c| {
                     let n = occurrence.entry(c.to.as_str()).or_insert(0);
                     let k = *n;
                     *n += 1;
-                    self.compile_call(
-                        NodeRef::Service(idx),
-                        k,
-                        &c.to,
-                        c.probability,
-                        c.count,
-                        c.timeout_ms,
-                        &c.retry,
-                        c.latency_ms,
-                    )
+                    self.compile_call(NodeRef::Service(idx), k, c)
                 })
                 .collect();
+            let mech = self.compile_mech(idx, s, &mut occurrence);
+            let capacity = capacity_of(s, scenario);
             self.services[idx as usize] = ServiceModel {
                 name: s.name.clone(),
                 kind: s.kind,
@@ -238,30 +281,157 @@ impl Model {
                 lb: s.lb,
                 calls,
                 deadline_propagation: s.deadline_propagation,
+                mech,
+                capacity,
             };
+        }
+        self.alerts.clone_from(&scenario.alerts);
+        self.operator.clone_from(&scenario.operator);
+        self.compile_failover_links();
+    }
+
+    /// Links from every caller of a primary to its replica (`failover_alt`).
+    fn compile_failover_links(&mut self) {
+        self.failover_alt.clear();
+        let primaries: Vec<(u32, u32, Nanos)> = self
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.removed)
+            .filter_map(|(i, s)| s.mech.as_ref()?.failover.map(|f| (i as u32, f.replica, f.replica_latency_ns)))
+            .collect();
+        for (primary, replica, latency_ns) in primaries {
+            let into: Vec<((NodeRef, u32, u32), u32)> =
+                self.link_index.iter().filter(|((_, to, _), _)| *to == primary).map(|(&key, &l)| (key, l)).collect();
+            for ((from, _, occurrence), link) in into {
+                let key = (from, replica, occurrence | FAILOVER_OCCURRENCE);
+                let next = self.links.len() as u32;
+                let alt = *self.link_index.entry(key).or_insert(next);
+                if alt == next {
+                    self.links.push(LinkModel { from, to: replica, latency_ns, latency_sd_ns: 0 });
+                } else {
+                    self.links[alt as usize].latency_ns = latency_ns;
+                }
+                self.failover_alt.push((link, alt));
+            }
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "mirrors the fields of a call spec")]
-    fn compile_call(
-        &mut self,
-        from: NodeRef,
-        occurrence: u32,
-        to: &str,
-        probability: f64,
-        count: u32,
-        timeout_ms: Option<f64>,
-        retry: &crate::scenario::RetryPolicy,
-        latency_ms: f64,
-    ) -> CallModel {
-        let to = self.service_index.get(to).copied().unwrap_or(0);
+    /// The mechanisms of service `s`, or `None` when it has none.
+    fn compile_mech<'a>(&mut self, idx: u32, s: &'a ServiceSpec, occurrence: &mut BTreeMap<&'a str, u32>) -> Option<Box<ServiceMech>> {
+        let a = &s.admission;
+        let lifecycle_calls = !s.lifecycle.is_empty();
+        let any = s.cores.is_some()
+            || *a != Default::default()
+            || s.health_check.is_some()
+            || s.panic_threshold.is_some()
+            || s.outlier_ejection.is_some()
+            || s.autoscale.is_some()
+            || s.cache.is_some()
+            || lifecycle_calls
+            || s.work_queue.is_some()
+            || s.occ.is_some()
+            || s.failover.is_some();
+        if !any {
+            return None;
+        }
+        let from = NodeRef::Service(idx);
+        let mut next_link = |model: &mut Model, c: &'a CallSpec| {
+            let n = occurrence.entry(c.to.as_str()).or_insert(0);
+            let k = *n;
+            *n += 1;
+            model.compile_call(from, k, c)
+        };
+        let startup = s.lifecycle.startup_calls.iter().map(|c| next_link(self, c)).collect();
+        let periodic = s
+            .lifecycle
+            .periodic
+            .iter()
+            .map(|p| PeriodicModel { every_ns: s_to_ns(p.every_s).max(1), call: next_link(self, &p.call), disqualify: p.disqualify_on_failure })
+            .collect();
+        let work_queue = s.work_queue.as_ref().map(|q| {
+            let spec = CallSpec { to: q.consumer.clone(), timeout_ms: q.timeout_ms, latency_ms: q.latency_ms, ..Default::default() };
+            let n = occurrence.entry(q.consumer.as_str()).or_insert(0);
+            let k = *n;
+            *n += 1;
+            QueueModel {
+                delivery: self.compile_call(from, k, &spec),
+                concurrency: q.concurrency.max(1),
+                rate_per_s: q.rate_per_s,
+                ttl_ns: q.ttl_s.map_or(NEVER, s_to_ns),
+                max_deliveries: q.max_deliveries.max(1),
+                dead_letter: q.dead_letter,
+            }
+        });
+        let failover = s.failover.as_ref().map(|f| FailoverModel {
+            replica: self.service_index.get(&f.replica).copied().unwrap_or(idx),
+            promote_after_ns: s_to_ns(f.detection_s + f.hold_down_s),
+            replica_latency_ns: ms_to_ns(f.replica_latency_ms).max(self.tick_ns),
+        });
+        let autoscale = s.autoscale.map(|spec| AutoscaleModel {
+            spec,
+            period_ns: s_to_ns(spec.period_s).max(1),
+            cooldown_ns: s_to_ns(spec.cooldown_s),
+            provision_ns: s_to_ns(spec.provision_delay_s),
+            warmup_ns: s_to_ns(spec.warmup_s),
+        });
+        Some(Box::new(ServiceMech {
+            cores: s.cores.unwrap_or(u32::MAX),
+            max_wait_ns: a.max_queue_wait_ms.map_or(NEVER, ms_to_ns),
+            lifo_above: a.lifo_above.unwrap_or(u32::MAX),
+            rate_limit: a.rate_limit.map(|r| (r.rate_per_s, r.burst)),
+            max_in_flight: a.max_in_flight.unwrap_or(u32::MAX),
+            latch_above: a.latch_above.unwrap_or(u32::MAX),
+            health: s.health_check.map(|h| HealthModel {
+                interval_ns: s_to_ns(h.interval_s).max(1),
+                timeout_ns: ms_to_ns(h.timeout_ms).max(1),
+                unhealthy_after: h.unhealthy_after.max(1),
+                healthy_after: h.healthy_after.max(1),
+                through_queue: h.through_queue,
+                probe_ns: ms_to_ns(h.probe_ms).max(1),
+            }),
+            panic_threshold: s.panic_threshold,
+            outlier: s.outlier_ejection.map(|o| OutlierModel {
+                error_ratio: o.error_ratio,
+                window_ns: s_to_ns(o.window_s).max(1),
+                min_requests: u64::from(o.min_requests.max(1)),
+                eject_ns: s_to_ns(o.eject_s),
+                max_ejected: o.max_ejected,
+            }),
+            autoscale,
+            cache: s.cache.as_ref().map(|c| CacheModel {
+                max_hit_ratio: c.max_hit_ratio,
+                keys: c.keys.max(1),
+                ttl_ns: c.ttl_s.map(s_to_ns),
+                coalescing: c.coalescing,
+                initial_warmth: c.initial_warmth,
+            }),
+            lifecycle: LifecycleModel {
+                startup,
+                periodic,
+                restart_ns: s_to_ns(s.lifecycle.restart_s),
+                warmup_ns: s_to_ns(s.lifecycle.warmup_s),
+                warmup_factor: s.lifecycle.warmup_factor,
+            },
+            work_queue,
+            occ: s.occ.map(|o| KeyChooser::new(o.keys, o.zipf_s)),
+            failover,
+        }))
+    }
+
+    fn compile_call(&mut self, from: NodeRef, occurrence: u32, spec: &CallSpec) -> CallModel {
+        let CallSpec { probability, count, timeout_ms, latency_ms, .. } = *spec;
+        let retry = &spec.retry;
+        let to = self.service_index.get(&spec.to).copied().unwrap_or(0);
         let next = self.links.len() as u32;
         let link = *self.link_index.entry((from, to, occurrence)).or_insert(next);
         let latency_ns = ms_to_ns(latency_ms).max(self.tick_ns);
+        let latency_sd_ns = ms_to_ns(spec.latency_sd_ms);
         if link == next {
-            self.links.push(LinkModel { from, to, latency_ns });
+            self.links.push(LinkModel { from, to, latency_ns, latency_sd_ns });
         } else {
             self.links[link as usize].latency_ns = latency_ns;
+            self.links[link as usize].latency_sd_ns = latency_sd_ns;
         }
         CallModel {
             to,
@@ -271,6 +441,8 @@ impl Model {
             timeout_ns: timeout_ms.map_or(NEVER, ms_to_ns),
             retry: RetryModel::compile(retry),
             latency_ns: ms_to_ns(latency_ms).max(self.tick_ns),
+            latency_sd_ns: ms_to_ns(spec.latency_sd_ms),
+            guard: compile_guard(spec),
         }
     }
 
@@ -302,15 +474,65 @@ impl Model {
         }
     }
 
-    /// The call a job is making: a source's call, or a service's call `call_idx`.
+    /// The call a job is making: a source's call, a service's call `call_idx`, or an internal
+    /// job's lifecycle call or queue delivery.
     #[inline]
-    pub fn call_of(&self, client: bool, node: u32, call_idx: u16) -> Option<&CallModel> {
-        if client {
-            self.sources.get(node as usize).map(|s| &s.call)
+    pub fn call_for(&self, job: &Job) -> Option<&CallModel> {
+        if job.is_client() {
+            self.sources.get(job.node as usize).map(|s| &s.call)
+        } else if job.is_internal() {
+            let mech = self.services.get(job.node as usize)?.mech.as_ref()?;
+            match job.purpose {
+                Purpose::Startup => mech.lifecycle.startup.get(job.call_idx as usize),
+                Purpose::Periodic => mech.lifecycle.periodic.get(job.call_idx as usize).map(|p| &p.call),
+                Purpose::Delivery => mech.work_queue.as_ref().map(|q| &q.delivery),
+                Purpose::Request => None,
+            }
         } else {
-            self.services.get(node as usize)?.calls.get(call_idx as usize)
+            self.services.get(job.node as usize)?.calls.get(job.call_idx as usize)
         }
     }
+}
+
+/// Marks the occurrence numbers of failover links (apart from a caller's own links).
+const FAILOVER_OCCURRENCE: u32 = 1 << 30;
+
+/// The mechanisms on a call, or `None` when it has none.
+fn compile_guard(spec: &CallSpec) -> Option<CallGuardModel> {
+    let guarded = spec.breaker.is_some()
+        || spec.adaptive_throttle.is_some()
+        || spec.hedge_after_ms.is_some()
+        || spec.max_concurrent.is_some()
+        || spec.fallback != crate::scenario::Fallback::Fail;
+    guarded.then(|| CallGuardModel {
+        breaker: spec.breaker.map(|b| BreakerConfig {
+            window_ns: s_to_ns(b.window_s).max(1),
+            error_ratio: b.error_ratio,
+            min_requests: u64::from(b.min_requests.max(1)),
+            consecutive_failures: b.consecutive_failures.unwrap_or(0),
+            open_ns: s_to_ns(b.open_s).max(1),
+            probes: b.probes.max(1),
+        }),
+        throttle: spec.adaptive_throttle.map(|t| (t.k, s_to_ns(t.window_s).max(1))),
+        hedge_ns: spec.hedge_after_ms.map_or(NEVER, |h| ms_to_ns(h).max(1)),
+        max_concurrent: spec.max_concurrent.unwrap_or(u32::MAX),
+        degrade: spec.fallback == crate::scenario::Fallback::Degrade,
+    })
+}
+
+/// Instances to create for a service: its count, an autoscaler's maximum, and any count an
+/// operator step sets.
+fn capacity_of(s: &ServiceSpec, scenario: &Scenario) -> u32 {
+    let by_operator = scenario
+        .operator
+        .iter()
+        .filter_map(|step| match &step.action {
+            OperatorAction::SetInstances { service, instances } if *service == s.name => Some(*instances),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    s.instances.max(s.autoscale.map_or(0, |a| a.max)).max(by_operator)
 }
 
 /// Rate of a profile at time `t_ns`, requests per second.

@@ -48,6 +48,29 @@ pub enum EventKind {
     PlannedReply,
     /// A planned job with a sampled journey completes. `a` job, `b` generation.
     PlannedDone,
+    /// A hedged call's delay passed: send the second attempt. `a` job, `b` generation, `c` token.
+    HedgeFire,
+    /// A health-check probe of an instance is due. `a` instance, `b` incarnation.
+    ProbeFire,
+    /// A probe waiting in an instance's queue timed out. `a` instance, `b` probe job, `c` its generation.
+    ProbeTimeout,
+    /// An instance's restart or provisioning delay is over. `a` instance, `b` incarnation.
+    LifeStep,
+    /// An instance's periodic call is due. `a` instance, `b` incarnation, `c` call index.
+    PeriodicFire,
+    /// Rebuild a service's routable instances (an ejection ended). `a` service.
+    Reroute,
+    /// A work queue may deliver again (rate limit). `a` service.
+    QueueWake,
+    /// Check whether a primary has been down long enough to fail over. `a` service.
+    FailoverCheck,
+    /// An operator step acts. `a` step index.
+    OperatorFire,
+    /// An operator restarts an instance. `a` instance.
+    RestartAt,
+    /// A fault's next step (config push reaching the next instance, staggered restarts).
+    /// `a` fault id, `b` step.
+    FaultStep,
     /// A cancelled line event (never popped: skipped when it reaches the head of its line).
     Cancelled,
 }

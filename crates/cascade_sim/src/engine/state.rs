@@ -16,6 +16,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use bevy_ecs::prelude::*;
 
+use super::mech::{CallGuard, InstanceMech, ServiceRuntime};
 use crate::metrics::{Health, LatencyHistogram, NodeCounters};
 use crate::retry::RetryBudget;
 use crate::rng::SimRng;
@@ -81,6 +82,14 @@ pub struct SourceState {
     pub budget: RetryBudget,
     /// Metrics.
     pub metrics: NodeMetrics,
+    /// Adaptive throttling of its call (`None`: not configured).
+    pub guard: Option<Box<CallGuard>>,
+    /// Share of its requests admitted (an operator shedding load at the edge sets it below 1).
+    pub keep: f64,
+    /// When its last request succeeded (`None`: none yet).
+    pub last_success_ns: Option<Nanos>,
+    /// Its burst (a `Burst` rate profile) has been sent.
+    pub burst_fired: bool,
 }
 
 /// Mutable state of a service (not of its instances).
@@ -100,6 +109,8 @@ pub struct ServiceState {
     pub metrics: NodeMetrics,
     /// Live, routable instances at the last interval close.
     pub live_instances: u32,
+    /// Mechanism state (cache entries, versions, work queue, failover, autoscaler).
+    pub rt: Option<Box<ServiceRuntime>>,
 }
 
 /// Mutable state of one instance.
@@ -143,6 +154,16 @@ pub struct InstanceState {
     pub area_busy: u64,
     /// ∫ workers dt while live and routable.
     pub area_capacity: u64,
+    /// Cores (`u32::MAX`: not modelled).
+    pub cores: u32,
+    /// Cores doing own work (instances with mechanisms only).
+    pub cores_busy: u32,
+    /// ∫ busy cores dt.
+    pub area_cpu: u64,
+    /// ∫ cores dt while live and routable (when modelled).
+    pub area_cores: u64,
+    /// Mechanism state (`None`: its service has no mechanisms and no mechanism fault hit it).
+    pub mech: Option<Box<InstanceMech>>,
     /// Requests are planned at arrival (`planned.rs`); `busy` and `queue` are then a view.
     pub(crate) planned: bool,
     /// Planned mode: when each busy worker frees up (earliest first; stale ones dropped lazily).
@@ -172,7 +193,7 @@ impl InstanceState {
     /// True when up and in the load balancer.
     #[inline]
     pub fn serving(&self) -> bool {
-        self.down.is_none() && self.provisioned && self.in_rotation
+        self.down.is_none() && self.provisioned && self.in_rotation && self.mech.as_ref().is_none_or(|m| m.started())
     }
 
     /// Brings the time integrals up to `now`; call before changing queue, busy or workers.
@@ -189,6 +210,12 @@ impl InstanceState {
         self.area_busy = self.area_busy.saturating_add(b * dt);
         if self.serving() {
             self.area_capacity = self.area_capacity.saturating_add(u64::from(self.workers) * dt);
+            if self.cores != u32::MAX {
+                self.area_cores = self.area_cores.saturating_add(u64::from(self.cores) * dt);
+            }
+        }
+        if self.cores_busy > 0 {
+            self.area_cpu = self.area_cpu.saturating_add(u64::from(self.cores_busy) * dt);
         }
         self.last_change_ns = now;
     }
@@ -200,6 +227,10 @@ impl InstanceState {
         into.area_in_system += u128::from(self.area_in_system);
         into.area_busy += u128::from(self.area_busy);
         into.area_capacity += u128::from(self.area_capacity);
+        into.area_cpu += u128::from(self.area_cpu);
+        into.area_cores += u128::from(self.area_cores);
+        self.area_cpu = 0;
+        self.area_cores = 0;
         self.area_queue = 0;
         self.area_in_system = 0;
         self.area_busy = 0;

@@ -26,7 +26,8 @@
 
 use bevy_ecs::prelude::*;
 
-use super::jobs::{Jobs, Phase, CLIENT, DEFERRED, NONE, ORPHANED};
+use super::data::CacheStep;
+use super::jobs::{Jobs, Phase, CLIENT, DEFERRED, HEDGED, INTERNAL, NONE, ORPHANED, PROBE};
 use super::model::{rate_at, rate_is_flat, rate_segment, Model, NodeRef};
 use super::scheduler::{EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
@@ -44,6 +45,12 @@ use crate::time::{Nanos, NEVER};
 pub struct LinkState {
     /// Messages on it are lost.
     pub partitioned: bool,
+    /// Requests on it are lost (one-way partition).
+    pub cut_requests: bool,
+    /// Replies on it are lost (one-way partition).
+    pub cut_replies: bool,
+    /// Probability that a message on it is lost (packet loss).
+    pub loss: f64,
     /// Added one-way latency.
     pub extra_ns: Nanos,
     /// Counts of the open interval.
@@ -93,6 +100,8 @@ pub struct Engine {
     pub limit_ns: Nanos,
     /// How often each fast path was taken (whole run).
     pub fast_path_counts: FastPathCounts,
+    /// State of each alert.
+    pub alert_state: Vec<super::control::AlertState>,
 }
 
 /// How often each fast path was taken. Diagnostics for tests and benchmarks; no result depends
@@ -128,6 +137,7 @@ impl Default for Engine {
             fast_paths: true,
             limit_ns: 0,
             fast_path_counts: FastPathCounts::default(),
+            alert_state: Vec::new(),
         }
     }
 }
@@ -176,6 +186,17 @@ impl Ctx<'_, '_> {
                 EventKind::SendArrive => self.on_send_arrive(ev.a, ev.b),
                 EventKind::PlannedReply => self.on_planned_reply(ev.a, ev.b),
                 EventKind::PlannedDone => self.on_planned_done(ev.a, ev.b),
+                EventKind::HedgeFire => self.on_hedge_fire(ev.a, ev.b, ev.c),
+                EventKind::ProbeFire => self.on_probe_fire(ev.a, ev.b),
+                EventKind::ProbeTimeout => self.on_probe_timeout(ev.a, ev.b, ev.c),
+                EventKind::LifeStep => self.on_life_step(ev.a, ev.b),
+                EventKind::PeriodicFire => self.on_periodic_fire(ev.a, ev.b, ev.c),
+                EventKind::Reroute => self.rebuild_routable(ev.a),
+                EventKind::QueueWake => self.on_queue_wake(ev.a),
+                EventKind::FailoverCheck => self.on_failover_check(ev.a),
+                EventKind::OperatorFire => self.on_operator_fire(ev.a),
+                EventKind::FaultStep => self.on_fault_step(ev.a, ev.b),
+                EventKind::RestartAt => self.restart_instance(ev.a, "operator"),
                 EventKind::Cancelled => {}
             }
         }
@@ -191,6 +212,12 @@ impl Ctx<'_, '_> {
         let st = &mut *self.sources[s as usize];
         st.arrival_token = st.arrival_token.wrapping_add(1);
         if model.removed {
+            return;
+        }
+        if let Some((_, at_ns)) = model.burst() {
+            if !st.burst_fired && from_ns <= at_ns {
+                self.e.sched.schedule(at_ns, EventKind::SourceArrival, s, st.arrival_token, 0, 0);
+            }
             return;
         }
         let mut t = from_ns;
@@ -225,7 +252,21 @@ impl Ctx<'_, '_> {
             return;
         }
         let now = self.e.now;
+        let burst = self.e.model.sources[s as usize].burst();
+        if let Some((count, _)) = burst {
+            self.sources[s as usize].burst_fired = true;
+            for _ in 0..count {
+                self.new_client_request(s);
+            }
+            return;
+        }
         self.schedule_next_arrival(s, now);
+        self.new_client_request(s);
+    }
+
+    /// A new client request of source `s`, sent now (or shed at the edge by an operator).
+    fn new_client_request(&mut self, s: u32) {
+        let now = self.e.now;
         self.e.client_requests += 1;
         let every = u64::from(self.e.model.sample_every);
         let journey = if every > 0 && self.e.client_requests % every == 1 % every {
@@ -249,14 +290,24 @@ impl Ctx<'_, '_> {
         }
         let st = &mut *self.sources[s as usize];
         st.metrics.interval.offered_first += 1;
+        if st.keep < 1.0 && !rng::chance(&mut st.rng, st.keep) {
+            // Shed at the edge by the operator: never sent.
+            st.metrics.interval.local_rejected += 1;
+            self.finish_client(j, Outcome::Shed);
+            return;
+        }
         st.budget.on_first_attempt(&self.e.model.sources[s as usize].call.retry);
-        self.send_attempt(j);
+        if self.e.model.sources[s as usize].call.guard.is_some() {
+            self.start_call(j);
+        } else {
+            self.send_attempt(j);
+        }
     }
 
     // ---------------------------------------------------------------- calls
 
     /// Starts a new logical call (fresh attempt count, budget deposit) and sends attempt 1.
-    fn start_call(&mut self, j: u32) {
+    pub(crate) fn start_call(&mut self, j: u32) {
         let now = self.e.now;
         self.start_call_at(j, now, Delivery::Line);
     }
@@ -266,7 +317,7 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get_mut(j);
         job.call_attempt = 0;
         job.prev_backoff_ns = 0;
-        if !job.is_client() {
+        if !job.is_caller_only() {
             let (node, inst, idx) = (job.node, job.instance, job.call_idx as usize);
             if let Some(call) = self.e.model.services[node as usize].calls.get(idx)
                 && call.retry.budget.is_some()
@@ -275,11 +326,15 @@ impl Ctx<'_, '_> {
                 b.on_first_attempt(&call.retry);
             }
         }
+        if let Some(outcome) = self.enter_bulkhead(j) {
+            self.fail_call_locally(j, outcome);
+            return None;
+        }
         self.send_attempt_at(j, at_ns, delivery)
     }
 
     /// Sends the next attempt of job `j`'s current call.
-    fn send_attempt(&mut self, j: u32) {
+    pub(crate) fn send_attempt(&mut self, j: u32) {
         let now = self.e.now;
         self.send_attempt_at(j, now, Delivery::Line);
     }
@@ -289,23 +344,36 @@ impl Ctx<'_, '_> {
     fn send_attempt_at(&mut self, j: u32, at_ns: Nanos, delivery: Delivery) -> Option<(u32, u32)> {
         let now = at_ns;
         let p = self.e.jobs.get(j);
-        let (client, node, call_idx, generation, journey) = (p.is_client(), p.node, p.call_idx, p.generation, p.journey);
+        let (client, node, generation, journey, internal) = (p.is_client(), p.node, p.generation, p.journey, p.is_internal());
         let attempt = p.call_attempt.saturating_add(1);
         let token = p.token.wrapping_add(1);
         let parent_deadline = p.deadline_ns;
-        let Some(call) = self.e.model.call_of(client, node, call_idx) else {
+        let Some(call) = self.e.model.call_for(p) else {
             // The call list shrank under a live edit: this request has no more calls to make.
             debug_assert!(delivery == Delivery::Line, "deferred sends never outlive an edit");
-            self.finish(j, Outcome::Success);
+            if internal {
+                self.finish_internal(j, Outcome::Success);
+            } else {
+                self.finish(j, Outcome::Success);
+            }
             return None;
         };
         let (to, link_id, latency_ns, timeout_ns) = (call.to, call.link, call.latency_ns, call.timeout_ns);
-        let propagate = !client && self.e.model.services[node as usize].deadline_propagation;
+        let (latency_sd_ns, guard) = (call.latency_sd_ns, call.guard);
+        if guard.is_some()
+            && let Some(outcome) = self.guard_admit(j)
+        {
+            self.fail_call_locally(j, outcome);
+            return None;
+        }
+        let propagate = !client && !internal && self.e.model.services[node as usize].deadline_propagation;
         let timeout_deadline = if timeout_ns == NEVER { NEVER } else { now + timeout_ns };
         let deadline = if propagate { parent_deadline.min(timeout_deadline) } else { timeout_deadline };
 
+        let orphaned = self.e.jobs.get(j).flags & ORPHANED;
         let k = self.e.jobs.alloc();
         let child = self.e.jobs.get_mut(k);
+        child.flags = orphaned;
         child.phase = Phase::InFlight;
         child.node = to;
         child.instance = NONE;
@@ -322,6 +390,7 @@ impl Ctx<'_, '_> {
         let p = self.e.jobs.get_mut(j);
         p.call_attempt = attempt;
         p.token = token;
+        p.alt_token = 0;
         p.phase = Phase::Calling;
         p.child = k;
         p.child_gen = kgen;
@@ -334,8 +403,21 @@ impl Ctx<'_, '_> {
                 self.sources[node as usize].metrics.interval.offered_retry += 1;
             }
         }
-        let delay = latency_ns + link.extra_ns;
-        let lost = link.partitioned;
+        let mut delay = latency_ns + link.extra_ns;
+        let mut lost = link.partitioned || link.cut_requests;
+        let loss = link.loss;
+        if latency_sd_ns > 0 || loss > 0.0 {
+            let tick_ns = self.e.model.tick_ns;
+            let extra_ns = link.extra_ns;
+            let rng = self.caller_rng(j);
+            if loss > 0.0 && rng::chance(rng, loss) {
+                lost = true;
+            }
+            if latency_sd_ns > 0 {
+                delay = varied_latency(latency_ns, latency_sd_ns, tick_ns, rng) + extra_ns;
+            }
+        }
+        let link = &mut self.e.links[link_id as usize];
         let mut deliver = None;
         if lost {
             link.interval.lost += 1;
@@ -343,6 +425,7 @@ impl Ctx<'_, '_> {
             self.e.jobs.get_mut(j).child = NONE;
         } else {
             match delivery {
+                Delivery::Line if latency_sd_ns > 0 => self.e.sched.schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0),
                 Delivery::Line => {
                     self.e.sched.schedule_after(now, delay, EventKind::RequestArrive, k, kgen, 0, 0);
                 }
@@ -365,6 +448,12 @@ impl Ctx<'_, '_> {
             };
             self.e.jobs.get_mut(j).timeout = handle;
         }
+        if let Some(g) = guard
+            && g.hedge_ns != NEVER
+            && (timeout_ns == NEVER || g.hedge_ns < timeout_ns)
+        {
+            self.e.sched.schedule(now + g.hedge_ns, EventKind::HedgeFire, j, generation, token, 0);
+        }
         if journey != NONE {
             let from = if client { NodeRef::Source(node) } else { NodeRef::Service(node) };
             self.e.legs.push(SampledLeg {
@@ -383,16 +472,16 @@ impl Ctx<'_, '_> {
     /// The link of job `j`'s current call, if it still has one.
     #[inline]
     fn current_link(&self, j: u32) -> Option<(u32, u32)> {
-        let p = self.e.jobs.get(j);
-        self.e.model.call_of(p.is_client(), p.node, p.call_idx).map(|c| (c.link, c.to))
+        self.e.model.call_for(self.e.jobs.get(j)).map(|c| (c.link, c.to))
     }
 
     pub(crate) fn on_reply_arrive(&mut self, j: u32, generation: u32, token: u32, outcome: Outcome) {
         let Some(job) = self.e.jobs.live(j, generation) else { return };
-        if job.token != token || job.phase != Phase::Calling {
+        let hedged = job.flags & HEDGED != 0;
+        if job.phase != Phase::Calling || (job.token != token && (job.alt_token == 0 || job.alt_token != token)) {
             return;
         }
-        let (client, reps_left) = (job.is_client(), job.reps_left);
+        let (client, internal, reps_left) = (job.is_client(), job.is_internal(), job.reps_left);
         if let Some((link, _)) = self.current_link(j) {
             let c = &mut self.e.links[link as usize].interval;
             if outcome == Outcome::Success {
@@ -401,6 +490,11 @@ impl Ctx<'_, '_> {
                 c.failures += 1;
             }
         }
+        if hedged && !self.settle_hedge(j, token, outcome) {
+            // One of two hedged attempts failed; the other may still succeed.
+            return;
+        }
+        self.guard_record(j, outcome);
         let job = self.e.jobs.get_mut(j);
         job.child = NONE;
         // The attempt is answered: its timeout can never fire now.
@@ -412,25 +506,36 @@ impl Ctx<'_, '_> {
             self.on_attempt_failed(j, outcome);
         } else if client {
             self.finish_client(j, Outcome::Success);
+        } else if internal {
+            self.finish_internal(j, Outcome::Success);
         } else if reps_left > 0 {
             job.reps_left -= 1;
+            self.leave_bulkhead(j);
             self.start_call(j);
         } else {
             job.call_idx += 1;
+            self.leave_bulkhead(j);
             self.enter_next_call(j);
         }
     }
 
     fn on_call_timeout(&mut self, j: u32, generation: u32, token: u32) {
         let Some(job) = self.e.jobs.live(j, generation) else { return };
-        if job.token != token || job.phase != Phase::Calling {
+        let hedged = job.flags & HEDGED != 0;
+        if job.phase != Phase::Calling || (job.token != token && (job.alt_token == 0 || job.alt_token != token)) {
             return;
         }
         let (child, child_gen, journey, client, node) = (job.child, job.child_gen, job.journey, job.is_client(), job.node);
+        let (alt_child, alt_gen) = (job.alt_child, job.alt_child_gen);
         let jm = self.e.jobs.get_mut(j);
         jm.child = NONE;
         jm.timeout = EventHandle::NONE;
+        jm.flags &= !HEDGED;
+        jm.alt_token = 0;
         self.orphan_chain(child, child_gen);
+        if hedged {
+            self.orphan_chain(alt_child, alt_gen);
+        }
         if let Some((link, to)) = self.current_link(j) {
             self.services[to as usize].metrics.interval.timed_out += 1;
             self.e.links[link as usize].interval.timeouts += 1;
@@ -447,11 +552,12 @@ impl Ctx<'_, '_> {
                 });
             }
         }
+        self.guard_record(j, Outcome::Timeout);
         self.on_attempt_failed(j, Outcome::Timeout);
     }
 
     /// Marks an abandoned attempt and everything it is waiting on as orphaned.
-    fn orphan_chain(&mut self, mut k: u32, mut generation: u32) {
+    pub(crate) fn orphan_chain(&mut self, mut k: u32, mut generation: u32) {
         while k != NONE {
             let Some(job) = self.e.jobs.live(k, generation) else { return };
             // A planned job that completed before now has finished (its reply is in flight).
@@ -471,12 +577,12 @@ impl Ctx<'_, '_> {
     }
 
     /// An attempt failed (reply or timeout): retry per policy, or fail the call.
-    fn on_attempt_failed(&mut self, j: u32, reason: Outcome) {
+    pub(crate) fn on_attempt_failed(&mut self, j: u32, reason: Outcome) {
         let job = self.e.jobs.get_mut(j);
         job.last_outcome = outcome_u8(reason);
-        let (client, node, inst, idx, attempts, prev) =
-            (job.is_client(), job.node, job.instance, job.call_idx, job.call_attempt, job.prev_backoff_ns);
-        let Some(call) = self.e.model.call_of(client, node, idx) else {
+        let (client, internal, node, inst, idx, attempts, prev) =
+            (job.is_client(), job.is_internal(), job.node, job.instance, job.call_idx, job.call_attempt, job.prev_backoff_ns);
+        let Some(call) = self.e.model.call_for(self.e.jobs.get(j)) else {
             self.fail_caller(j, reason);
             return;
         };
@@ -486,6 +592,8 @@ impl Ctx<'_, '_> {
             let (rng, budget): (&mut SimRng, Option<&mut RetryBudget>) = if client {
                 let st = &mut *self.sources[node as usize];
                 (&mut st.rng, Some(&mut st.budget))
+            } else if internal {
+                (self.caller_rng(j), None)
             } else {
                 let st = &mut *self.instances[inst as usize];
                 (&mut st.rng, st.budgets.get_mut(idx as usize))
@@ -508,10 +616,16 @@ impl Ctx<'_, '_> {
         self.fail_caller(j, reason);
     }
 
-    fn fail_caller(&mut self, j: u32, reason: Outcome) {
-        if self.e.jobs.get(j).is_client() {
+    pub(crate) fn fail_caller(&mut self, j: u32, reason: Outcome) {
+        let job = self.e.jobs.get(j);
+        if job.is_client() {
             self.finish_client(j, reason);
+        } else if job.is_internal() {
+            self.finish_internal(j, reason);
+        } else if self.e.model.call_for(job).and_then(|c| c.guard).is_some_and(|g| g.degrade) {
+            self.fall_back(j);
         } else {
+            self.leave_bulkhead(j);
             self.finish(j, Outcome::DependencyFailed);
         }
     }
@@ -528,7 +642,7 @@ impl Ctx<'_, '_> {
 
     /// Load balancer: an instance among the routable ones, or `None`.
     #[inline]
-    fn lb_pick(&mut self, s: u32) -> Option<u32> {
+    pub(crate) fn lb_pick(&mut self, s: u32) -> Option<u32> {
         let lb = self.e.model.services[s as usize].lb;
         let svc = &mut *self.services[s as usize];
         let n = svc.routable.len() as u32;
@@ -615,6 +729,9 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get_mut(k);
         job.instance = inst;
         job.arrive_ns = now;
+        if self.instances[inst as usize].mech.is_some() && !self.admit(k, inst) {
+            return;
+        }
         if (self.e.fast_paths || self.instances[inst as usize].planned) && self.try_plan(k, inst) {
             return;
         }
@@ -635,24 +752,39 @@ impl Ctx<'_, '_> {
 
     /// Puts job `k` on a worker of `inst` (the caller checked one is free). Returns false if
     /// the job had expired and was dropped instead.
-    fn start_work(&mut self, k: u32, inst: u32) -> bool {
+    pub(crate) fn start_work(&mut self, k: u32, inst: u32) -> bool {
         let now = self.e.now;
         let job = self.e.jobs.get_mut(k);
         let (node, arrive_ns, generation) = (job.node, job.arrive_ns, job.generation);
+        if job.flags & PROBE != 0 {
+            self.start_probe_work(k, inst);
+            return true;
+        }
         let svc_model = &self.e.model.services[node as usize];
         if svc_model.deadline_propagation && now >= job.deadline_ns {
             self.services[node as usize].metrics.interval.expired += 1;
             self.reply_and_free(k, Outcome::Expired);
             return false;
         }
+        if let Some(mech) = &svc_model.mech
+            && now - arrive_ns > mech.max_wait_ns
+        {
+            self.services[node as usize].metrics.interval.shed += 1;
+            self.reply_and_free(k, Outcome::Shed);
+            return false;
+        }
         job.phase = Phase::Working;
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
-        let work = work_ns(svc_model.dist.sample_ns(&mut is.rng), is.slow_factor, is.added_ns);
         let m = &mut self.services[node as usize].metrics.interval;
         m.started += 1;
         m.wait_ns += u128::from(now - arrive_ns);
+        if is.mech.is_some() {
+            self.start_guarded_work(k, inst);
+            return true;
+        }
+        let work = work_ns(svc_model.dist.sample_ns(&mut is.rng), is.slow_factor, is.added_ns);
         let done = now + work;
         if self.can_defer_send(k, inst, done) {
             let call = &self.e.model.services[node as usize].calls[0];
@@ -674,6 +806,9 @@ impl Ctx<'_, '_> {
             return;
         }
         let inst = job.instance;
+        if self.instances[inst as usize].mech.is_some() && !self.end_guarded_work(k, inst) {
+            return;
+        }
         let is = &mut *self.instances[inst as usize];
         if is.error_probability > 0.0 && rng::chance(&mut is.rng, is.error_probability) {
             self.finish(k, Outcome::Error);
@@ -693,13 +828,21 @@ impl Ctx<'_, '_> {
 
     /// From the job's `call_idx` on, makes the first call whose probability fires; finishes
     /// the job with success when no call is left.
-    fn enter_next_call(&mut self, k: u32) {
+    pub(crate) fn enter_next_call(&mut self, k: u32) {
         let now = self.e.now;
         self.enter_next_call_at(k, now, Delivery::Line);
     }
 
     /// [`Ctx::enter_next_call`] at `at_ns` (see [`Delivery`]).
     fn enter_next_call_at(&mut self, k: u32, at_ns: Nanos, delivery: Delivery) -> Option<(u32, u32)> {
+        let job = self.e.jobs.get(k);
+        if job.call_idx == 0 && self.e.model.services[job.node as usize].mech.as_ref().is_some_and(|m| m.cache.is_some()) {
+            match self.cache_lookup(k) {
+                CacheStep::Hit => self.e.jobs.get_mut(k).call_idx = 1,
+                CacheStep::Fill => {}
+                CacheStep::Wait => return None,
+            }
+        }
         let job = self.e.jobs.get_mut(k);
         let calls = &self.e.model.services[job.node as usize].calls;
         while let Some(call) = calls.get(job.call_idx as usize) {
@@ -725,7 +868,14 @@ impl Ctx<'_, '_> {
         if !self.e.fast_paths || job.journey != NONE || self.instances[inst as usize].error_probability != 0.0 {
             return false;
         }
-        let Some(call) = self.e.model.services[job.node as usize].calls.first() else { return false };
+        let svc = &self.e.model.services[job.node as usize];
+        if svc.mech.is_some() {
+            return false;
+        }
+        let Some(call) = svc.calls.first() else { return false };
+        if !call.is_plain() {
+            return false;
+        }
         let link = &self.e.links[call.link as usize];
         let delay = call.latency_ns + link.extra_ns;
         call.probability >= 1.0
@@ -776,10 +926,13 @@ impl Ctx<'_, '_> {
     }
 
     /// A service job is done (it held a worker): metrics, reply, free worker, next in queue.
-    fn finish(&mut self, k: u32, outcome: Outcome) {
+    pub(crate) fn finish(&mut self, k: u32, outcome: Outcome) {
         let now = self.e.now;
         let job = self.e.jobs.get(k);
         let (inst, node, arrive_ns, orphaned) = (job.instance, job.node, job.arrive_ns, job.orphaned());
+        if self.e.model.services[node as usize].mech.is_some() {
+            self.on_guarded_finish(k, outcome);
+        }
         {
             let is = &mut *self.instances[inst as usize];
             is.touch(now);
@@ -807,14 +960,15 @@ impl Ctx<'_, '_> {
         if is.queue.is_empty() || is.busy >= is.workers || is.down.is_some() {
             return;
         }
-        let lifo = self.e.model.services[is.service as usize].lifo;
+        let svc = &self.e.model.services[is.service as usize];
+        let (lifo, lifo_above) = (svc.lifo, svc.mech.as_ref().map_or(u32::MAX, |m| m.lifo_above));
         loop {
             let is = &mut *self.instances[inst as usize];
             if is.busy >= is.workers {
                 return;
             }
             is.touch(self.e.now);
-            let next = if lifo { is.queue.pop_back() } else { is.queue.pop_front() };
+            let next = if lifo || is.queue.len() as u32 > lifo_above { is.queue.pop_back() } else { is.queue.pop_front() };
             let Some(k) = next else { return };
             self.start_work(k, inst);
         }
@@ -833,9 +987,24 @@ impl Ctx<'_, '_> {
             return;
         }
         let (parent_node, parent_client, parent_calling, parent_timeout) = (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
+        let link_model = self.e.model.links[link_id as usize];
+        let link = &self.e.links[link_id as usize];
+        let mut delay = link_model.latency_ns + link.extra_ns;
+        let mut lost = link.partitioned || link.cut_replies;
+        let loss = link.loss;
+        if link_model.latency_sd_ns > 0 || loss > 0.0 {
+            let tick_ns = self.e.model.tick_ns;
+            let extra_ns = link.extra_ns;
+            let rng = self.callee_rng(k);
+            if loss > 0.0 && rng::chance(rng, loss) {
+                lost = true;
+            }
+            if link_model.latency_sd_ns > 0 {
+                delay = varied_latency(link_model.latency_ns, link_model.latency_sd_ns, tick_ns, rng) + extra_ns;
+            }
+        }
+        let variable = link_model.latency_sd_ns > 0;
         let link = &mut self.e.links[link_id as usize];
-        let delay = self.e.model.links[link_id as usize].latency_ns + link.extra_ns;
-        let lost = link.partitioned;
         let arrive_ns = self.e.now + delay;
         if lost {
             link.interval.lost += 1;
@@ -844,6 +1013,8 @@ impl Ctx<'_, '_> {
             && outcome == Outcome::Success
             && self.can_settle_client_reply(parent_node, parent_timeout, arrive_ns) {
             self.settle_client_reply(parent, arrive_ns);
+        } else if variable {
+            self.e.sched.schedule(arrive_ns, EventKind::ReplyArrive, parent, parent_gen, parent_token, outcome_u8(outcome));
         } else {
             self.e.sched.schedule_after(
                 self.e.now,
@@ -875,7 +1046,7 @@ impl Ctx<'_, '_> {
     /// (no command, interval close or view in between), the outcome is already known.
     #[inline]
     fn can_settle_client_reply(&self, s: u32, timeout: EventHandle, arrive_ns: Nanos) -> bool {
-        if !self.e.fast_paths || arrive_ns >= self.e.limit_ns {
+        if !self.e.fast_paths || arrive_ns >= self.e.limit_ns || !self.e.model.sources[s as usize].call.is_plain() {
             return false;
         }
         if timeout.is_some() {
@@ -898,6 +1069,7 @@ impl Ctx<'_, '_> {
         let (s, created_ns) = (job.node, job.arrive_ns);
         let source = &self.e.model.sources[s as usize];
         self.e.links[source.call.link as usize].interval.successes += 1;
+        self.sources[s as usize].last_success_ns = Some(arrive_ns);
         let m = &mut self.sources[s as usize].metrics;
         let latency = arrive_ns - created_ns;
         m.interval.succeeded += 1;
@@ -914,10 +1086,13 @@ impl Ctx<'_, '_> {
     }
 
     /// A client request is over.
-    fn finish_client(&mut self, j: u32, outcome: Outcome) {
+    pub(crate) fn finish_client(&mut self, j: u32, outcome: Outcome) {
         let now = self.e.now;
         let job = self.e.jobs.get(j);
         let (node, arrive_ns) = (job.node, job.arrive_ns);
+        if outcome == Outcome::Success {
+            self.sources[node as usize].last_success_ns = Some(now);
+        }
         let m = &mut self.sources[node as usize].metrics;
         if outcome == Outcome::Success {
             let latency = now - arrive_ns;
@@ -940,15 +1115,23 @@ impl Ctx<'_, '_> {
         });
         let s = self.instances[inst as usize].service;
         for k in lost {
-            let job = self.e.jobs.get(k);
+            let job = *self.e.jobs.get(k);
             self.orphan_chain(job.child, job.child_gen);
-            let m = &mut self.services[s as usize].metrics.interval;
-            match mode {
-                KillMode::Refuse => {
-                    m.refused += 1;
-                    self.reply(k, Outcome::Refused);
+            if job.flags & HEDGED != 0 {
+                self.orphan_chain(job.alt_child, job.alt_child_gen);
+            }
+            if job.flags & super::jobs::FILLING != 0 {
+                self.end_cache_fill(k, false);
+            }
+            if job.flags & (INTERNAL | PROBE) == 0 {
+                let m = &mut self.services[s as usize].metrics.interval;
+                match mode {
+                    KillMode::Refuse => {
+                        m.refused += 1;
+                        self.reply(k, Outcome::Refused);
+                    }
+                    KillMode::Blackhole => m.dropped += 1,
                 }
-                KillMode::Blackhole => m.dropped += 1,
             }
             self.e.jobs.free(k);
         }
@@ -956,6 +1139,14 @@ impl Ctx<'_, '_> {
         is.touch(now);
         is.queue.clear();
         is.busy = 0;
+        is.cores_busy = 0;
+        if let Some(m) = is.mech.as_mut() {
+            m.core_queue.clear();
+            m.probe = None;
+            for g in &mut m.calls {
+                g.in_call = 0;
+            }
+        }
     }
 }
 
@@ -970,6 +1161,13 @@ enum Delivery {
     /// Sent in the past, arrival still ahead: request and timeout are scheduled at their
     /// absolute times.
     Absolute,
+}
+
+/// A one-way latency drawn from `|N(mean, sd)|`, at least one tick.
+#[inline]
+pub(crate) fn varied_latency(mean_ns: Nanos, sd_ns: Nanos, tick_ns: Nanos, rng: &mut SimRng) -> Nanos {
+    let x = (mean_ns as f64 + sd_ns as f64 * rng::std_normal(rng)).abs();
+    ((x + 0.5) as Nanos).max(tick_ns)
 }
 
 /// Own-work time of a request from its sampled time under an instance's slow factor and added

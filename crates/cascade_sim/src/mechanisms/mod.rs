@@ -1,5 +1,6 @@
 //! Resilience mechanisms as pure state machines: the arithmetic behind circuit breakers,
-//! rate limiters, client-side adaptive throttling, health checks, autoscaling and caches.
+//! rate limiters, client-side adaptive throttling, health checks, autoscaling, caches and
+//! optimistic concurrency.
 //!
 //! Each type here is plain data with methods that take the current time and return a
 //! decision; the engine (`crate::engine`) owns when they are consulted and what their
@@ -13,11 +14,13 @@
 //! | [`throttle`] | token-bucket rate limiter; SRE adaptive throttling |
 //! | [`health`] | health-check hysteresis (unhealthy after n failures, healthy after m successes) |
 //! | [`autoscale`] | target-tracking autoscaler decisions |
-//! | [`cache`] | look-aside cache warmth: hits, fills, TTL expiry, flushes |
+//! | [`cache`] | look-aside cache entries: hits, fills, TTL expiry, flushes, single-flight |
+//! | [`occ`] | optimistic-concurrency versions; Zipf key choice (hot keys) |
 
 pub mod autoscale;
 pub mod breaker;
 pub mod cache;
 pub mod health;
+pub mod occ;
 pub mod rolling;
 pub mod throttle;

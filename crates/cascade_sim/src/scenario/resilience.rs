@@ -454,6 +454,22 @@ pub enum OperatorAction {
     },
 }
 
+impl OperatorAction {
+    /// One line describing the action.
+    pub fn describe(&self) -> String {
+        match self {
+            OperatorAction::ShedLoad { source, keep } => format!("shed {source} to {:.0}%", keep * 100.0),
+            OperatorAction::DisableRetries { service: Some(s) } => format!("disable the retries of {s}"),
+            OperatorAction::DisableRetries { service: None } => "disable every retry".to_owned(),
+            OperatorAction::RestartInstances { service, per_minute } => format!("restart {service}, {per_minute} instance(s) a minute"),
+            OperatorAction::SetInstances { service, instances } => format!("set {service} to {instances} instance(s)"),
+            OperatorAction::SetWorkers { service, workers } => format!("set {service} to {workers} worker(s)"),
+            OperatorAction::ClearFaults => "clear every fault".to_owned(),
+            OperatorAction::ResetLatched { service } => format!("reset the latched instances of {service}"),
+        }
+    }
+}
+
 /// One scripted operator step.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,368 @@
+//! The resilience mechanisms as the engine holds them: compiled configuration
+//! ([`ServiceMech`], [`CallGuardModel`]) and runtime state ([`InstanceMech`], [`CallGuard`],
+//! [`ServiceRuntime`]).
+//!
+//! Everything here is optional and boxed: a service, call or instance without mechanisms
+//! carries a `None` and the hot path pays one branch for it. The arithmetic lives in
+//! `crate::mechanisms`; what the mechanisms do to requests lives in the engine files that
+//! use these types (`guard.rs`, `admission.rs`, `life.rs`, `data.rs`, `operator.rs`).
+
+use std::collections::VecDeque;
+
+use super::model::CallModel;
+use crate::mechanisms::breaker::{Breaker, BreakerConfig};
+use crate::mechanisms::cache::KeyTable;
+use crate::mechanisms::health::HealthState;
+use crate::mechanisms::occ::{KeyChooser, Versions};
+use crate::mechanisms::rolling::Rolling;
+use crate::mechanisms::throttle::{AdaptiveThrottle, TokenBucket};
+use crate::rng::SimRng;
+use crate::scenario::{AutoscaleSpec, ScaleMetric};
+use crate::time::{Nanos, NEVER};
+
+/// Mechanisms on one call, compiled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CallGuardModel {
+    /// Circuit breaker.
+    pub breaker: Option<BreakerConfig>,
+    /// Adaptive throttling: `(k, window_ns)`.
+    pub throttle: Option<(f64, Nanos)>,
+    /// Hedge delay (`NEVER`: no hedging).
+    pub hedge_ns: Nanos,
+    /// Bulkhead size (`u32::MAX`: none).
+    pub max_concurrent: u32,
+    /// A failed call is replaced by a fallback (the request carries on).
+    pub degrade: bool,
+}
+
+impl CallGuardModel {
+    /// True when the call needs per-caller guard state (breaker, throttle or bulkhead).
+    pub fn needs_state(&self) -> bool {
+        self.breaker.is_some() || self.throttle.is_some() || self.max_concurrent != u32::MAX
+    }
+}
+
+/// Per caller (instance or source) state of one guarded call.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct CallGuard {
+    /// Its breaker.
+    pub breaker: Option<Breaker>,
+    /// Its adaptive throttle.
+    pub throttle: Option<AdaptiveThrottle>,
+    /// Requests of this instance inside the call (bulkhead occupancy).
+    pub in_call: u32,
+}
+
+impl CallGuard {
+    /// Fresh state for a call's guards.
+    pub fn new(model: Option<&CallGuardModel>) -> CallGuard {
+        let Some(m) = model else { return CallGuard::default() };
+        CallGuard {
+            breaker: m.breaker.map(Breaker::new),
+            throttle: m.throttle.map(|(k, w)| AdaptiveThrottle::new(k, w)),
+            in_call: 0,
+        }
+    }
+}
+
+/// Health checks, compiled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HealthModel {
+    /// Probe period.
+    pub interval_ns: Nanos,
+    /// Probe timeout.
+    pub timeout_ns: Nanos,
+    /// Failed probes in a row that eject.
+    pub unhealthy_after: u32,
+    /// Passed probes in a row that bring back.
+    pub healthy_after: u32,
+    /// Probes wait in the queue like requests.
+    pub through_queue: bool,
+    /// Probe work at a worker.
+    pub probe_ns: Nanos,
+}
+
+/// Outlier ejection, compiled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OutlierModel {
+    /// Error share that ejects.
+    pub error_ratio: f64,
+    /// Window.
+    pub window_ns: Nanos,
+    /// Fewest requests in the window.
+    pub min_requests: u64,
+    /// Ejection time.
+    pub eject_ns: Nanos,
+    /// Most instances ejected at once, as a share.
+    pub max_ejected: f64,
+}
+
+/// A look-aside cache, compiled (its backing call is the service's call 0).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CacheModel {
+    /// Share of requests for cacheable keys.
+    pub max_hit_ratio: f64,
+    /// Keys.
+    pub keys: u32,
+    /// TTL.
+    pub ttl_ns: Option<Nanos>,
+    /// Single-flight fills.
+    pub coalescing: bool,
+    /// Warmth at start.
+    pub initial_warmth: f64,
+}
+
+/// A periodic lifecycle call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PeriodicModel {
+    /// Period.
+    pub every_ns: Nanos,
+    /// The call.
+    pub call: CallModel,
+    /// A failure takes the instance out of rotation until a success.
+    pub disqualify: bool,
+}
+
+/// Instance lifecycle, compiled.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct LifecycleModel {
+    /// Calls at start, in order.
+    pub startup: Vec<CallModel>,
+    /// Periodic calls.
+    pub periodic: Vec<PeriodicModel>,
+    /// Time down when restarting.
+    pub restart_ns: Nanos,
+    /// Warm-up after start.
+    pub warmup_ns: Nanos,
+    /// Service-time factor while warming up.
+    pub warmup_factor: f64,
+}
+
+/// A work queue, compiled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QueueModel {
+    /// The delivery call to the consumer.
+    pub delivery: CallModel,
+    /// Deliveries in flight at once.
+    pub concurrency: u32,
+    /// Most deliveries started per second.
+    pub rate_per_s: Option<f64>,
+    /// Item TTL.
+    pub ttl_ns: Nanos,
+    /// Deliveries per item before dead-lettering.
+    pub max_deliveries: u32,
+    /// Count exhausted items as dead letters (else dropped).
+    pub dead_letter: bool,
+}
+
+/// Failover, compiled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FailoverModel {
+    /// Replica service index.
+    pub replica: u32,
+    /// Detection delay plus hold-down.
+    pub promote_after_ns: Nanos,
+    /// Callers' one-way latency to the replica.
+    pub replica_latency_ns: Nanos,
+}
+
+/// Autoscaler, compiled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AutoscaleModel {
+    /// The spec (metric, target, bounds, flags).
+    pub spec: AutoscaleSpec,
+    /// Evaluation period.
+    pub period_ns: Nanos,
+    /// Cooldown.
+    pub cooldown_ns: Nanos,
+    /// Provisioning delay.
+    pub provision_ns: Nanos,
+    /// Warm-up of new instances.
+    pub warmup_ns: Nanos,
+}
+
+impl AutoscaleModel {
+    /// The metric tracked.
+    pub fn metric(&self) -> ScaleMetric {
+        self.spec.metric
+    }
+}
+
+/// A service's mechanisms, compiled. See the module docs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceMech {
+    /// Cores per instance (`u32::MAX`: not modelled).
+    pub cores: u32,
+    /// Shed after this wait (`NEVER`: no shedding).
+    pub max_wait_ns: Nanos,
+    /// Serve newest first above this queue length (`u32::MAX`: never).
+    pub lifo_above: u32,
+    /// Rate limit per instance: `(rate_per_s, burst)`.
+    pub rate_limit: Option<(f64, f64)>,
+    /// Most requests in an instance (`u32::MAX`: no limit).
+    pub max_in_flight: u32,
+    /// Above this many requests an instance latches (`u32::MAX`: never).
+    pub latch_above: u32,
+    /// Health checks.
+    pub health: Option<HealthModel>,
+    /// Panic threshold.
+    pub panic_threshold: Option<f64>,
+    /// Outlier ejection.
+    pub outlier: Option<OutlierModel>,
+    /// Autoscaler.
+    pub autoscale: Option<AutoscaleModel>,
+    /// Cache.
+    pub cache: Option<CacheModel>,
+    /// Lifecycle.
+    pub lifecycle: LifecycleModel,
+    /// Work queue.
+    pub work_queue: Option<QueueModel>,
+    /// Optimistic concurrency key choice.
+    pub occ: Option<KeyChooser>,
+    /// Failover.
+    pub failover: Option<FailoverModel>,
+}
+
+impl ServiceMech {
+    /// True when the instance set can change on its own (health, outliers, lifecycle,
+    /// autoscaling), so routing must be rebuilt by the mechanisms.
+    pub fn gates_routing(&self) -> bool {
+        self.health.is_some() || self.outlier.is_some() || !self.lifecycle.periodic.is_empty()
+    }
+}
+
+/// Where an instance is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LifePhase {
+    /// Serving (or able to).
+    #[default]
+    Up,
+    /// Provisioned by the autoscaler, not yet started, until the time given.
+    Provisioning {
+        /// When it starts.
+        until_ns: Nanos,
+    },
+    /// Down for a restart until the time given.
+    Restarting {
+        /// When it starts again.
+        until_ns: Nanos,
+    },
+    /// Making startup call `step`.
+    Starting {
+        /// Index of the startup call in flight.
+        step: u32,
+    },
+}
+
+/// Per-instance mechanism state.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct InstanceMech {
+    /// Guards of its calls, by call index.
+    pub calls: Vec<CallGuard>,
+    /// Jobs waiting for a core (cores < workers).
+    pub core_queue: VecDeque<u32>,
+    /// Its rate limiter.
+    pub limiter: Option<TokenBucket>,
+    /// A throttle fault's limiter.
+    pub fault_limiter: Option<TokenBucket>,
+    /// Latched: down until reset.
+    pub latched: bool,
+    /// Health-check state.
+    pub health: HealthState,
+    /// A probe is out (through the queue): `(job, generation)`.
+    pub probe: Option<(u32, u32)>,
+    /// Outlier window (requests, errors).
+    pub outlier: Option<Rolling>,
+    /// Ejected by outlier detection until.
+    pub ejected_until: Nanos,
+    /// Lifecycle phase.
+    pub life: LifePhase,
+    /// Warm-up lasts until.
+    pub warm_until: Nanos,
+    /// Service-time factor while warming up.
+    pub warm_factor: f64,
+    /// A gating periodic call failed: out of rotation until one succeeds.
+    pub disqualified: bool,
+    /// Incarnation: bumped at every restart so stale lifecycle events are ignored.
+    pub incarnation: u32,
+    /// Its health-check probe loop is running.
+    pub probing: bool,
+}
+
+impl InstanceMech {
+    /// True when the instance may take traffic as far as its mechanisms go: started, not
+    /// latched, healthy (or unchecked), not ejected, not disqualified.
+    pub fn routable(&self, now: Nanos) -> bool {
+        self.life == LifePhase::Up && !self.latched && self.health.healthy && self.ejected_until <= now && !self.disqualified
+    }
+
+    /// Started and not latched (its capacity counts).
+    #[inline]
+    pub fn started(&self) -> bool {
+        self.life == LifePhase::Up && !self.latched
+    }
+
+    /// Service-time multiplier of warm-up at `now`.
+    #[inline]
+    pub fn warm_factor_at(&self, now: Nanos) -> f64 {
+        if now < self.warm_until { self.warm_factor } else { 1.0 }
+    }
+}
+
+/// A work-queue item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueItem {
+    /// When it was enqueued.
+    pub enqueued_ns: Nanos,
+    /// Deliveries made so far.
+    pub deliveries: u32,
+}
+
+/// A work queue's state.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct QueueState {
+    /// Waiting items, oldest first.
+    pub items: VecDeque<QueueItem>,
+    /// Deliveries in flight.
+    pub in_flight: u32,
+    /// Delivery rate limiter.
+    pub limiter: Option<TokenBucket>,
+    /// A delivery retry is scheduled (rate limit wait).
+    pub wake_pending: bool,
+    /// Items delivered successfully (whole run).
+    pub delivered: u64,
+    /// Items dead-lettered (whole run).
+    pub dead_letters: u64,
+    /// Items dropped after their TTL (whole run).
+    pub expired: u64,
+}
+
+/// Service-level mechanism state.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ServiceRuntime {
+    /// Random stream of service-level decisions (cache flushes, key choice, deliveries).
+    pub rng: Option<SimRng>,
+    /// Cache entries.
+    pub cache: Option<KeyTable>,
+    /// Jobs waiting for a fill in flight, per key (coalescing).
+    pub waiters: Vec<Vec<(u32, u32)>>,
+    /// Optimistic-concurrency versions.
+    pub versions: Option<Versions>,
+    /// Work queue.
+    pub queue: Option<QueueState>,
+    /// Primary looks down since (`NEVER`: it does not).
+    pub down_since: Nanos,
+    /// Failed over to the replica.
+    pub promoted: bool,
+    /// Autoscaler: last scaling action.
+    pub last_scale_ns: Option<Nanos>,
+    /// Load balancer in panic mode.
+    pub panic: bool,
+}
+
+impl ServiceRuntime {
+    /// Fresh state.
+    pub fn new() -> ServiceRuntime {
+        ServiceRuntime { down_since: NEVER, ..Default::default() }
+    }
+}
