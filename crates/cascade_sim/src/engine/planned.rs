@@ -57,9 +57,14 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get(k);
         let (node, link) = (job.node, job.link);
         let is = &*self.instances[inst as usize];
+        let l = &self.e.links[link as usize];
         let eligible = self.e.fast_paths
-            && !self.e.links[link as usize].partitioned
+            && !l.partitioned
+            && !l.cut_replies
+            && l.loss == 0.0
+            && self.e.model.links[link as usize].latency_sd_ns == 0
             && self.e.model.services[node as usize].plannable()
+            && is.mech.is_none()
             && is.error_probability == 0.0
             && is.workers > 0;
         if is.planned {

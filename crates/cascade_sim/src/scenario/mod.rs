@@ -795,7 +795,7 @@ pub enum FaultKind {
         direction: Direction,
     },
     /// The service answers `throttled` (HTTP 429) above this rate, per instance (a provider's
-    /// throttle or quota), before any work.
+    /// throttle or quota), before any work. A token bucket with a tenth of a second of burst.
     Throttle {
         /// Target service.
         service: String,

@@ -1,0 +1,354 @@
+//! The resilience mechanisms against known results: each test states the answer from a closed
+//! form, a published figure or the mechanism's configuration, then runs the engine.
+//!
+//! Tolerances follow `common` (about four standard errors of the estimate) unless a test says
+//! why it needs another.
+
+mod common;
+
+use cascade_sim::metrics::{MetricsHistory, NodeCounters, NodeRow};
+use cascade_sim::scenario::Scenario;
+use cascade_sim::Simulation;
+
+/// Runs `scenario` to `until_s` and returns the simulation.
+fn run(scenario: &Scenario, until_s: f64) -> Simulation {
+    let mut sim = Simulation::new(scenario);
+    sim.run_until_s(until_s);
+    sim
+}
+
+/// Sum of the rows of `rows` for intervals `[from, to)`.
+fn sum(rows: &std::collections::VecDeque<NodeRow>, from: u32, to: u32) -> NodeCounters {
+    let mut c = NodeCounters::default();
+    for k in from..to {
+        if let Some(r) = MetricsHistory::row_at(rows, k) {
+            c.add(&r.counters);
+        }
+    }
+    c
+}
+
+fn source(sim: &Simulation, i: usize, from: u32, to: u32) -> NodeCounters {
+    sum(&sim.history().sources[i], from, to)
+}
+
+fn service(sim: &Simulation, i: usize, from: u32, to: u32) -> NodeCounters {
+    sum(&sim.history().services[i], from, to)
+}
+
+fn service_row(sim: &Simulation, i: usize, k: u32) -> NodeRow {
+    *MetricsHistory::row_at(&sim.history().services[i], k).expect("row")
+}
+
+/// A binomial proportion's standard error.
+fn se(p: f64, n: f64) -> f64 {
+    (p * (1.0 - p) / n).sqrt()
+}
+
+// ------------------------------------------------------------------- retries and throttling
+
+#[test]
+fn a_ten_percent_retry_budget_keeps_amplification_near_1_1x_where_three_attempts_give_3x() {
+    // SRE book ch. 22: against a backend that fails everything, three attempts per request
+    // triple the load; a 10% retry budget (token bucket) allows 0.1 retries per request.
+    let make = |budget: &str| {
+        common::parse(&format!(
+            r#"(
+                version: 1, name: "budget", duration_s: 1, seed: 3,
+                sources: [(name: "clients", target: "api", rate: Constant(1000), timeout_ms: 100.0,
+                           retry: (max_attempts: 3{budget}))],
+                services: [(name: "api", workers: 100, service_time: Exponential(mean_ms: 1.0))],
+                faults: [(at_s: 0.0, fault: Errors(service: "api", probability: 1.0))],
+            )"#
+        ))
+    };
+    for (budget, expected) in [("", 3.0), (", budget: (ratio: 0.1, max_tokens: 10.0)", 1.1)] {
+        let sim = run(&make(budget), 61.0);
+        let c = service(&sim, 0, 1, 61);
+        let amplification = c.offered() as f64 / c.offered_first as f64;
+        // Exact up to the bucket's initial 10 tokens and the boundary intervals (< 0.002).
+        assert!((amplification - expected).abs() < 0.005, "budget {budget:?}: {amplification:.4}× vs {expected}×");
+    }
+}
+
+#[test]
+fn adaptive_throttling_settles_at_k_times_what_the_backend_accepts() {
+    // SRE book ch. 21: P(reject) = max(0, (requests − K·accepts)/(requests + 1)). Against a
+    // backend that accepts C a second (a 429 rate limit) and demand R > K·C, the client sends
+    // K·C a second and rejects 1 − K·C/R of its requests locally.
+    let (r, c, k) = (1000.0, 200.0, 2.0);
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "throttle", duration_s: 1, seed: 5,
+            sources: [(name: "clients", target: "api", rate: Constant({r}), timeout_ms: 1000.0,
+                       adaptive_throttle: (k: {k}, window_s: 10.0))],
+            services: [(name: "api", workers: 100, service_time: Exponential(mean_ms: 1.0),
+                        admission: (rate_limit: (rate_per_s: {c}, burst: 10.0)))],
+        )"#
+    ));
+    let sim = run(&s, 130.0);
+    let client = source(&sim, 0, 30, 130);
+    let api = service(&sim, 0, 30, 130);
+    let n = client.offered_first as f64;
+    let rejected_locally = client.local_rejected as f64 / n;
+    let expected = 1.0 - k * c / r;
+    // The formula is applied to window counts (10 s × 1000/s): its own noise is ~1/√10⁴.
+    assert!((rejected_locally - expected).abs() < 0.01, "local rejections {rejected_locally:.4} vs {expected}");
+    let sent_per_s = api.offered() as f64 / 100.0;
+    assert!((sent_per_s / (k * c) - 1.0).abs() < 0.03, "sent {sent_per_s:.1}/s vs K·C = {}", k * c);
+    let accepted_per_s = api.succeeded as f64 / 100.0;
+    assert!((accepted_per_s / c - 1.0).abs() < 0.01, "accepted {accepted_per_s:.1}/s vs C = {c}");
+}
+
+// ------------------------------------------------------------------- load shedding
+
+/// One server of capacity 1000/s (10 workers × 10 ms) behind clients with a 500 ms timeout.
+fn overloaded(load: f64, admission: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "overload", duration_s: 1, seed: 17,
+            sources: [(name: "clients", target: "server", rate: Constant({rate}), timeout_ms: 500.0)],
+            services: [(name: "server", workers: 10, service_time: Exponential(mean_ms: 10.0){admission})],
+        )"#,
+        rate = 1000.0 * load,
+    ))
+}
+
+#[test]
+fn without_shedding_goodput_collapses_once_queue_wait_exceeds_the_timeout() {
+    // AWS Builders' Library, "Using load shedding to avoid overload": FIFO and client timeouts,
+    // goodput falls to zero while the server stays busy.
+    for load in [1.2, 1.5, 2.0] {
+        let sim = run(&overloaded(load, ""), 120.0);
+        let clients = source(&sim, 0, 90, 120);
+        let server = service(&sim, 0, 90, 120);
+        let goodput_per_s = clients.goodput as f64 / 30.0;
+        assert!(goodput_per_s < 10.0, "load {load}×: goodput {goodput_per_s}/s should be ~0");
+        assert!(server.utilization() > 0.99, "load {load}×: the server is busy all the same ({})", server.utilization());
+    }
+}
+
+#[test]
+fn shedding_by_queue_time_keeps_goodput_near_capacity_up_to_twice_the_load() {
+    // Same source: with shedding, goodput stays at or above 0.9 × capacity up to 2× load.
+    for load in [1.2, 1.5, 2.0] {
+        let sim = run(&overloaded(load, ", admission: (max_queue_wait_ms: 300.0)"), 120.0);
+        let goodput_per_s = source(&sim, 0, 30, 120).goodput as f64 / 90.0;
+        assert!(goodput_per_s >= 900.0, "load {load}×: goodput {goodput_per_s:.0}/s below 0.9 × capacity");
+        let server = service(&sim, 0, 30, 120);
+        assert!(server.shed > 0, "load {load}×: nothing was shed");
+    }
+}
+
+#[test]
+fn adaptive_lifo_under_backlog_also_keeps_goodput() {
+    // Serving newest first while a backlog stands (Facebook's adaptive LIFO) answers most
+    // requests before their caller gives up, at any overload.
+    let sim = run(&overloaded(1.5, ", admission: (lifo_above: 20)"), 120.0);
+    let goodput_per_s = source(&sim, 0, 30, 120).goodput as f64 / 90.0;
+    assert!(goodput_per_s >= 900.0, "goodput {goodput_per_s:.0}/s");
+}
+
+// ------------------------------------------------------------------- hedging
+
+#[test]
+fn hedged_requests_match_the_minimum_of_two_closed_form() {
+    // Exponential work (mean m) with no queueing, a hedge after d, a link of L each way: the
+    // answer comes at 2L + min(X₁, d + X₂), whose mean is 2L + m(1 − e^(−d/m)) + (m/2)e^(−d/m);
+    // a hedge is sent when the first reply is not back by d, for a share e^(−(d − 2L)/m).
+    let (m, d) = (10.0f64, 10.0f64);
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "hedge", duration_s: 1, seed: 23,
+            sources: [(name: "clients", target: "store", rate: Constant(2000), hedge_after_ms: {d})],
+            services: [(name: "store", workers: 100000, service_time: Exponential(mean_ms: {m}))],
+        )"#
+    ));
+    let sim = run(&s, 61.0);
+    let c = source(&sim, 0, 1, 61);
+    let n = c.succeeded as f64;
+    let mean_ms = c.residence_ns as f64 / n / 1e6;
+    let link = 1.0;
+    let tail = (-d / m).exp();
+    let expected = 2.0 * link + m * (1.0 - tail) + m / 2.0 * tail;
+    // The latency's standard deviation is below m, so its standard error is below m/√n.
+    assert!((mean_ms - expected).abs() < common::Z * m / n.sqrt() + 0.01, "mean {mean_ms:.3} ms vs {expected:.3} ms");
+    let hedged = c.hedges as f64 / n;
+    let share = (-(d - 2.0 * link) / m).exp();
+    assert!((hedged - share).abs() < common::Z * se(share, n), "hedged share {hedged:.4} vs {share:.4}");
+}
+
+// ------------------------------------------------------------------- the network
+
+#[test]
+fn packet_loss_with_retries_succeeds_as_the_binomial_says() {
+    // Each message is lost with p; an attempt needs its request and its reply: (1 − p)².
+    // Three attempts: success = 1 − (1 − (1 − p)²)³.
+    let p: f64 = 0.2;
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "loss", duration_s: 1, seed: 29,
+            sources: [(name: "clients", target: "api", rate: Constant(1000), timeout_ms: 50.0, retry: (max_attempts: 3))],
+            services: [(name: "api", workers: 100, service_time: Exponential(mean_ms: 1.0))],
+            faults: [(at_s: 0.0, fault: PacketLoss(from: "clients", to: "api", probability: {p}))],
+        )"#
+    ));
+    let sim = run(&s, 62.0);
+    let c = source(&sim, 0, 1, 61);
+    let done = (c.succeeded + c.failed_total()) as f64;
+    let ok = c.succeeded as f64 / done;
+    let q = (1.0 - p) * (1.0 - p);
+    let expected = 1.0 - (1.0 - q).powi(3);
+    assert!((ok - expected).abs() < common::Z * se(expected, done), "success {ok:.4} vs {expected:.4}");
+}
+
+#[test]
+fn a_one_way_partition_of_replies_wastes_all_the_work() {
+    // Replies cut: the server does every request, the caller hears nothing and times out.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "one way", duration_s: 1, seed: 31,
+            sources: [(name: "clients", target: "api", rate: Constant(500), timeout_ms: 100.0)],
+            services: [(name: "api", workers: 100, service_time: Exponential(mean_ms: 2.0))],
+            faults: [(at_s: 10.0, duration_s: 20.0, fault: OneWayPartition(from: "clients", to: "api", direction: Replies))],
+        )"#,
+    );
+    let sim = run(&s, 40.0);
+    let during = source(&sim, 0, 11, 30);
+    assert_eq!(during.succeeded, 0, "no reply gets through");
+    let api = service(&sim, 0, 11, 30);
+    assert!(api.succeeded as f64 > 0.99 * api.offered() as f64, "the server still works every request");
+    let after = source(&sim, 0, 31, 40);
+    assert_eq!(after.failed_total(), 0, "healed");
+}
+
+// ------------------------------------------------------------------- faults on instances
+
+#[test]
+fn a_config_push_to_half_the_instances_fails_half_the_requests_then_rolls_back() {
+    // Round robin over 4 instances; the push reaches 2 of them, one at 10 s and one at 15 s
+    // (propagation 10 s over 2 instances: steps at 0 and 5 s), and is rolled back at 40 s.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "push", duration_s: 1, seed: 37,
+            sources: [(name: "clients", target: "api", rate: Constant(400))],
+            services: [(name: "api", instances: 4, workers: 50, service_time: Exponential(mean_ms: 5.0))],
+            faults: [(at_s: 10.0, duration_s: 30.0, fault: ConfigPush(service: "api", share: 0.5, propagation_s: 10.0, change: Errors(1.0)))],
+        )"#,
+    );
+    let sim = run(&s, 50.0);
+    let share = |from, to| {
+        let c = source(&sim, 0, from, to);
+        c.failed_total() as f64 / (c.succeeded + c.failed_total()) as f64
+    };
+    assert_eq!(share(1, 10), 0.0);
+    assert!((share(11, 15) - 0.25).abs() < 0.01, "one of four instances: {}", share(11, 15));
+    assert!((share(16, 40) - 0.5).abs() < 0.01, "two of four instances: {}", share(16, 40));
+    assert_eq!(share(41, 50), 0.0, "rolled back");
+}
+
+#[test]
+fn a_throttle_fault_answers_429_above_its_rate() {
+    let s = common::parse(
+        r#"(
+            version: 1, name: "throttle", duration_s: 1, seed: 41,
+            sources: [(name: "clients", target: "provider", rate: Constant(300))],
+            services: [(name: "provider", instances: 2, workers: 50, service_time: Exponential(mean_ms: 2.0))],
+            faults: [(at_s: 10.0, duration_s: 60.0, fault: Throttle(service: "provider", rate_per_s: 50.0))],
+        )"#,
+    );
+    let sim = run(&s, 80.0);
+    let p = service(&sim, 0, 11, 70);
+    // Two instances at 50/s each: 100 of 300 requests a second get through (demand is three
+    // times the rate, so the bucket's tenth of a second of burst is never wasted).
+    let served_per_s = p.succeeded as f64 / 59.0;
+    assert!((served_per_s - 100.0).abs() < 0.5, "served {served_per_s}/s");
+    assert_eq!(p.throttled + p.succeeded, p.offered());
+    assert_eq!(service(&sim, 0, 71, 80).throttled, 0);
+}
+
+// ------------------------------------------------------------------- caches
+
+/// Clients at `rate`/s → a cache (hit ratio 0.9 when warm, `keys` keys) → a database of
+/// capacity B = 2000/s (20 workers × 10 ms, unbounded queue). A fill must come back within
+/// T = 200 ms. At 30 s the cache is flushed; with `brownout`, the database also runs ten times
+/// slower from 30 to 40 s (so the refill race is lost and its queue is long when it recovers).
+fn cache_scenario(rate: f64, keys: u32, coalescing: bool, brownout: bool, extra: &str) -> Scenario {
+    let brownout = if brownout { r#"(at_s: 30.0, duration_s: 10.0, fault: Slow(service: "db", factor: 10.0)),"# } else { "" };
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "cache", duration_s: 1, seed: 43,
+            sources: [(name: "clients", target: "cache", rate: Constant({rate}), timeout_ms: 1000.0)],
+            services: [
+                (name: "cache", kind: Cache, workers: 100000, service_time: Deterministic(ms: 0.2),
+                 cache: (backing: (to: "db", timeout_ms: 200.0), max_hit_ratio: 0.9, keys: {keys}, coalescing: {coalescing})),
+                (name: "db", kind: Database, workers: 20, service_time: Deterministic(ms: 10.0)),
+            ],
+            faults: [(at_s: 30.0, fault: CacheFlush(service: "cache")), {brownout}],
+            {extra}
+        )"#
+    ))
+}
+
+fn warmth(sim: &Simulation, k: u32) -> f64 {
+    service_row(sim, 0, k).gauges.cache_warmth
+}
+
+fn success(sim: &Simulation, from: u32, to: u32) -> f64 {
+    let c = source(sim, 0, from, to);
+    c.goodput as f64 / c.offered_first as f64
+}
+
+#[test]
+fn a_cache_recovers_from_a_flush_when_the_backend_can_take_all_the_load() {
+    // λ = 1800/s ≤ B: even cold (and after a brownout), the database's queue drains, fills
+    // succeed and the cache warms again.
+    for brownout in [false, true] {
+        let sim = run(&cache_scenario(1800.0, 200, false, brownout, ""), 180.0);
+        assert!(warmth(&sim, 29) > 0.99, "warm before the flush");
+        assert!(warmth(&sim, 179) > 0.99, "brownout {brownout}: warm again, {}", warmth(&sim, 179));
+        assert!(success(&sim, 150, 180) > 0.99, "brownout {brownout}: {}", success(&sim, 150, 180));
+    }
+}
+
+#[test]
+fn between_b_and_b_over_one_minus_h_a_flush_locks_the_cache_cold() {
+    // B < λ = 3000/s ≤ B/(1 − h) = 20000/s: warm, misses are 300/s and the database idles;
+    // cold, all 3000/s reach it and its queue grows without bound. After the flush the
+    // database's queue stays below (T − s)·B = 380 requests for t* = 380/(λ − B) = 0.38 s;
+    // fills started later come back too late. With 20,000 keys only 1 − e^(−λ·h·t*/keys) ≈ 5%
+    // are filled by then: misses stay near 2900/s > B and the cache never warms.
+    let sim = run(&cache_scenario(3000.0, 20_000, false, false, ""), 120.0);
+    assert!(success(&sim, 10, 30) > 0.99, "stable while warm");
+    assert!(warmth(&sim, 119) < 0.1, "locked cold: warmth {}", warmth(&sim, 119));
+    assert!(success(&sim, 100, 120) < 0.2, "and the clients see it: {}", success(&sim, 100, 120));
+    // With 200 keys the same race is won (all keys are asked for within 0.1 s) ...
+    let sim = run(&cache_scenario(3000.0, 200, false, false, ""), 120.0);
+    assert!(warmth(&sim, 119) > 0.99, "200 keys refill before the queue builds");
+    // ... but not after a brownout of the database: then 3000/s keep its queue growing.
+    // (The keys filled in its first 100 ms, while fills still came back in time, stay; no more.)
+    let sim = run(&cache_scenario(3000.0, 200, false, true, ""), 180.0);
+    assert!(warmth(&sim, 179) < 0.5, "locked cold after the brownout: {}", warmth(&sim, 179));
+    assert!(warmth(&sim, 179) <= warmth(&sim, 31) + 0.01, "no key filled after the brownout began");
+    assert!(success(&sim, 150, 180) < 0.2);
+}
+
+#[test]
+fn coalescing_fills_or_a_staged_ramp_avoid_the_cold_lock() {
+    // Single-flight: each cold key has one fill in flight, renewed at most once per timeout,
+    // so the database sees at most 300/s uncacheable misses + keys/T = 1000/s fills < B: its
+    // queue drains, fills come back in time and the cache warms.
+    let sim = run(&cache_scenario(3000.0, 200, true, true, ""), 180.0);
+    assert!(warmth(&sim, 179) > 0.99, "coalescing: warmth {}", warmth(&sim, 179));
+    assert!(success(&sim, 150, 180) > 0.99);
+    // A staged ramp: the operator admits 40% (1200/s < B) from the brownout's end until the
+    // cache is warm, then everyone.
+    let staged = r#"operator: [
+        (when: At(40.0), action: ShedLoad(source: "clients", keep: 0.4)),
+        (when: At(120.0), action: ShedLoad(source: "clients", keep: 1.0)),
+    ],"#;
+    let sim = run(&cache_scenario(3000.0, 200, false, true, staged), 180.0);
+    assert!(warmth(&sim, 119) > 0.99, "warm by the end of the ramp: {}", warmth(&sim, 119));
+    assert!(warmth(&sim, 179) > 0.99, "and stays warm at full load: {}", warmth(&sim, 179));
+    assert!(success(&sim, 150, 180) > 0.99);
+}
