@@ -352,3 +352,280 @@ fn coalescing_fills_or_a_staged_ramp_avoid_the_cold_lock() {
     assert!(warmth(&sim, 179) > 0.99, "and stays warm at full load: {}", warmth(&sim, 179));
     assert!(success(&sim, 150, 180) > 0.99);
 }
+
+// ------------------------------------------------------------------- health checks
+
+/// Four instances of 10 workers × 10 ms (capacity 4000/s), each with a queue of 200, offered
+/// 5000/s: overloaded, each instance's queue stands full (0.2 s of wait).
+fn health_scenario(health: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "health", duration_s: 1, seed: 47,
+            sources: [(name: "clients", target: "api", rate: Constant(5000), timeout_ms: 2000.0)],
+            services: [(name: "api", instances: 4, workers: 10, queue: (capacity: 200),
+                        service_time: Exponential(mean_ms: 10.0){health})],
+        )"#
+    ))
+}
+
+#[test]
+fn health_checks_that_see_queueing_delay_turn_overload_into_a_death_spiral() {
+    // Without health checks an overloaded service still serves its capacity.
+    let plain = run(&health_scenario(""), 120.0);
+    let served = |sim: &Simulation| source(sim, 0, 30, 120).goodput as f64 / 90.0;
+    assert!(served(&plain) > 0.95 * 4000.0, "no health checks: {}/s", served(&plain));
+    // Probes that wait in the queue (0.2 s) time out (0.1 s): instances are ejected, the rest
+    // take their load and fail too; the service spends most of its time with too few
+    // instances.
+    let checks = ", health_check: (interval_s: 1.0, timeout_ms: 100.0, unhealthy_after: 2, healthy_after: 2, through_queue: true)";
+    let spiral = run(&health_scenario(checks), 120.0);
+    assert!(served(&spiral) < 0.6 * 4000.0, "death spiral: {}/s", served(&spiral));
+    // A 50% panic threshold: with fewer than half the instances healthy the balancer routes to
+    // all of them, and the service serves its capacity again.
+    let panic = run(&health_scenario(&format!("{checks}, panic_threshold: 0.5")), 120.0);
+    assert!(served(&panic) > 0.9 * 4000.0, "panic threshold: {}/s", served(&panic));
+}
+
+#[test]
+fn health_checks_that_only_see_the_process_do_not_spiral() {
+    let checks = ", health_check: (interval_s: 1.0, timeout_ms: 100.0, unhealthy_after: 2, healthy_after: 2)";
+    let sim = run(&health_scenario(checks), 120.0);
+    let served = source(&sim, 0, 30, 120).goodput as f64 / 90.0;
+    assert!(served > 0.95 * 4000.0, "{served}/s");
+}
+
+#[test]
+fn health_checks_eject_a_killed_instance_after_unhealthy_after_probes() {
+    // One of four instances is killed at 20 s; probes every second, ejected after 3 failures:
+    // between 20 and 23 s a quarter of requests are refused, then none.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "eject", duration_s: 1, seed: 53, metrics_interval_s: 0.5,
+            sources: [(name: "clients", target: "api", rate: Constant(1000))],
+            services: [(name: "api", instances: 4, workers: 20, service_time: Exponential(mean_ms: 5.0),
+                        health_check: (interval_s: 1.0, timeout_ms: 100.0, unhealthy_after: 3, healthy_after: 2))],
+            faults: [(at_s: 20.0, duration_s: 20.0, fault: Kill(service: "api", instances: First(1)))],
+        )"#,
+    );
+    let sim = run(&s, 60.0);
+    let refused = |from_s: f64, to_s: f64| {
+        let c = service(&sim, 0, (from_s * 2.0) as u32, (to_s * 2.0) as u32);
+        c.refused as f64 / c.offered() as f64
+    };
+    assert!((refused(20.0, 22.0) - 0.25).abs() < 0.05, "before ejection: {}", refused(20.0, 22.0));
+    assert_eq!(refused(24.0, 40.0), 0.0, "ejected after three failed probes");
+    assert_eq!(service_row(&sim, 0, 60).gauges.healthy_instances, 3);
+    // Back at 40 s: healthy again after two passing probes.
+    assert_eq!(service_row(&sim, 0, 90).gauges.healthy_instances, 4);
+}
+
+#[test]
+fn outlier_ejection_removes_the_instance_that_fails() {
+    // One of four instances fails every request. Round robin sends it a quarter of the load;
+    // ejected after 20 requests with ≥ 50% errors for 30 s at a time, it sees almost none.
+    let make = |outlier: &str| {
+        common::parse(&format!(
+            r#"(
+                version: 1, name: "outlier", duration_s: 1, seed: 59,
+                sources: [(name: "clients", target: "api", rate: Constant(1000))],
+                services: [(name: "api", instances: 4, workers: 20, service_time: Exponential(mean_ms: 5.0){outlier})],
+                faults: [(at_s: 10.0, fault: Errors(service: "api", instances: First(1), probability: 1.0))],
+            )"#
+        ))
+    };
+    let errors = |sim: &Simulation| {
+        let c = source(sim, 0, 11, 100);
+        c.failed_total() as f64 / (c.succeeded + c.failed_total()) as f64
+    };
+    let plain = run(&make(""), 100.0);
+    assert!((errors(&plain) - 0.25).abs() < 0.01, "{}", errors(&plain));
+    // By error share over a 10 s window: the instance's window holds 10 s of successes when it
+    // starts failing, so the share reaches 50% after ~5 s (± one 1 s bucket): ~1250 failures
+    // at 250/s. Back after 30 s with a fresh window, it is ejected again after 20 failures.
+    let by_ratio = run(&make(", outlier_ejection: (error_ratio: 0.5, window_s: 10.0, min_requests: 20, eject_s: 30.0, max_ejected: 0.5)"), 100.0);
+    let failed = source(&by_ratio, 0, 11, 100).failed_total() as f64;
+    assert!((failed - (1250.0 + 2.0 * 20.0)).abs() < 300.0, "{failed} failed requests");
+    // Envoy's consecutive-errors rule: 5 failures in a row eject it, each time.
+    let consecutive = run(&make(", outlier_ejection: (consecutive_errors: 5, eject_s: 30.0, max_ejected: 0.5)"), 100.0);
+    let failed = source(&consecutive, 0, 11, 100).failed_total();
+    assert!(failed <= 3 * 5, "{failed} failed requests");
+}
+
+// ------------------------------------------------------------------- autoscaling and cores
+
+/// An API (8 instances, 20 workers, 4 cores, 5 ms of CPU a request) calling a database
+/// (10 ms). At 60 s the database slows by 200 ms: every worker waits on it, the CPUs idle.
+/// Targets are set just above the steady state (CPU 0.31, workers 0.21) so that 8 instances
+/// is where each autoscaler starts from and stays before the fault.
+fn autoscale_scenario(metric: &str, target: f64) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "autoscale", duration_s: 1, seed: 61,
+            sources: [(name: "clients", target: "api", rate: Constant(2000), timeout_ms: 2000.0)],
+            services: [
+                (name: "api", instances: 8, workers: 20, cores: 4, service_time: Deterministic(ms: 5.0),
+                 calls: [(to: "db", timeout_ms: 1000.0)],
+                 autoscale: (metric: {metric}, target: {target}, period_s: 10.0, cooldown_s: 20.0, provision_delay_s: 5.0,
+                             min: 2, max: 40)),
+                (name: "db", workers: 10000, service_time: Deterministic(ms: 10.0)),
+            ],
+            faults: [(at_s: 60.0, duration_s: 120.0, fault: Latency(service: "db", added_ms: 200.0))],
+        )"#
+    ))
+}
+
+#[test]
+fn a_cpu_target_autoscaler_scales_in_while_workers_wait_on_a_slow_dependency() {
+    // Before: 250 requests/s per instance, CPU 250 × 5 ms / 4 cores = 0.31, workers
+    // 250 × 17 ms / 20 = 0.21. During the slowdown each request holds a worker 217 ms: the
+    // 20 workers are all busy (54 requests/s each), the CPU falls to 54 × 5 ms / 4 = 0.07.
+    let cpu = run(&autoscale_scenario("Cpu", 0.35), 180.0);
+    let instances = |sim: &Simulation, k| service_row(sim, 0, k).live_instances;
+    assert_eq!(instances(&cpu, 59), 8, "steady before the fault");
+    let cpu_during = service(&cpu, 0, 61, 70).cpu_utilization().expect("cores are modelled");
+    assert!((cpu_during - 0.115).abs() < 0.02, "CPU idles while workers wait: {cpu_during}");
+    assert!(service(&cpu, 0, 61, 70).utilization() > 0.99, "workers are all busy");
+    assert!(instances(&cpu, 170) < 8, "CPU target scales in: {} instances", instances(&cpu, 170));
+    // The worker-utilisation target sees the saturation and scales out.
+    let workers = run(&autoscale_scenario("Workers", 0.22), 180.0);
+    assert_eq!(instances(&workers, 59), 8, "steady before the fault");
+    assert!(instances(&workers, 170) > 8, "worker target scales out: {} instances", instances(&workers, 170));
+    let served = |sim: &Simulation| source(sim, 0, 150, 180).goodput as f64 / 30.0;
+    assert!(served(&workers) > 2.0 * served(&cpu), "more capacity, more goodput: {} vs {}", served(&workers), served(&cpu));
+}
+
+#[test]
+fn new_instances_serve_only_after_provisioning_and_health_checks() {
+    // A requests-per-instance target (100/s) at 1000/s from 2 instances: desired 10. The first
+    // evaluation at 10 s provisions up to 4 at once (max_provisioning), each after 5 s and
+    // two passing probes 1 s apart.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "scale out", duration_s: 1, seed: 67,
+            sources: [(name: "clients", target: "api", rate: Constant(1000))],
+            services: [(name: "api", instances: 2, workers: 100, service_time: Exponential(mean_ms: 2.0),
+                        health_check: (interval_s: 1.0, timeout_ms: 500.0, unhealthy_after: 3, healthy_after: 2),
+                        autoscale: (metric: RequestsPerInstance, target: 100.0, period_s: 10.0, cooldown_s: 0.0,
+                                    provision_delay_s: 5.0, max_provisioning: 4, min: 2, max: 10))],
+        )"#,
+    );
+    let sim = run(&s, 60.0);
+    let row = |k| service_row(&sim, 0, k);
+    assert_eq!(row(9).gauges.healthy_instances, 2);
+    assert_eq!(row(10).gauges.starting_instances, 4, "four provisioning at once");
+    assert_eq!(row(14).gauges.healthy_instances, 2, "not serving during the 5 s of provisioning");
+    assert_eq!(row(17).gauges.healthy_instances, 6, "serving after two passing probes");
+    assert_eq!(row(59).gauges.healthy_instances, 10, "and on to the desired 10");
+}
+
+// ------------------------------------------------------------------- bulkheads
+
+/// An API with 1000 workers takes 10,000 requests/s; 10% call a dependency that hangs from
+/// 10 s (requests there never return); the rest call a healthy one.
+fn bulkhead_scenario(bulkhead: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "bulkhead", duration_s: 1, seed: 71, metrics_interval_s: 0.05,
+            sources: [(name: "clients", target: "api", rate: Constant(10000), timeout_ms: 1000.0)],
+            services: [
+                (name: "api", workers: 1000, service_time: Exponential(mean_ms: 0.5),
+                 calls: [(to: "slow", probability: 0.1{bulkhead}), (to: "fast", probability: 1.0)]),
+                (name: "slow", workers: 100000, service_time: Exponential(mean_ms: 1.0)),
+                (name: "fast", workers: 100000, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 10.0, duration_s: 20.0, fault: Kill(service: "slow", mode: Blackhole))],
+        )"#
+    ))
+}
+
+#[test]
+fn a_shared_pool_is_exhausted_in_pool_size_over_rate_times_share_stuck() {
+    // Requests reaching the dead dependency hold their worker forever: 1000 requests/s get
+    // stuck, so the 1000 workers are gone after about 1000 / (10000 × 0.1) = 1 s. After that
+    // every request, including the 90% that never touch the dependency, waits and fails.
+    let sim = run(&bulkhead_scenario(""), 14.0);
+    let rows = &sim.history().services[0];
+    let exhausted = rows.iter().find(|r| r.interval >= 200 && r.counters.utilization() > 0.999).expect("the pool is exhausted");
+    let at_s = f64::from(exhausted.interval) * 0.05 - 10.0;
+    // Poisson arrivals: the 1000th stuck request comes at 1 s ± 1/√1000 (3%); the requests
+    // working on the fast path hold ~25 more workers (2.5%), and a 50 ms interval.
+    assert!((at_s - 1.0).abs() < 0.15, "exhausted {at_s:.2} s after the fault");
+    let after = source(&sim, 0, 240, 280);
+    assert!((after.goodput as f64) < 0.02 * after.offered_first as f64, "unrelated requests fail too");
+}
+
+#[test]
+fn a_per_dependency_bulkhead_contains_the_slow_dependency() {
+    // At most 100 workers may wait on the bad dependency; the rest keep serving.
+    let sim = run(&bulkhead_scenario(", max_concurrent: 100, fallback: Degrade"), 30.0);
+    let during = source(&sim, 0, 240, 580);
+    assert!(during.goodput as f64 > 0.99 * during.offered_first as f64, "{} of {}", during.goodput, during.offered_first);
+    let api = service(&sim, 0, 240, 580);
+    assert!(api.fallbacks > 0, "calls over the bulkhead fall back");
+}
+
+// ------------------------------------------------------------------- circuit breakers
+
+/// Two API instances at 100 calls/s each to a database that fails everything from 30 to 60 s,
+/// through a breaker that opens for 5 s and then lets one probe through.
+fn breaker_scenario(trip: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "breaker", duration_s: 1, seed: 73, metrics_interval_s: 0.1,
+            sources: [(name: "clients", target: "api", rate: Constant(200))],
+            services: [
+                (name: "api", instances: 2, workers: 50, service_time: Exponential(mean_ms: 1.0),
+                 calls: [(to: "db", timeout_ms: 100.0, breaker: ({trip}, open_s: 5.0, probes: 1))]),
+                (name: "db", workers: 50, service_time: Exponential(mean_ms: 2.0)),
+            ],
+            faults: [(at_s: 30.0, duration_s: 30.0, fault: Errors(service: "db", probability: 1.0))],
+        )"#
+    ))
+}
+
+/// Edge counters of api → db (link 1) over intervals `[from, to)` of 0.1 s.
+fn db_edge(sim: &Simulation, from: u32, to: u32) -> cascade_sim::metrics::EdgeCounters {
+    let mut c = cascade_sim::metrics::EdgeCounters::default();
+    for k in from..to {
+        if let Some(r) = MetricsHistory::row_at(&sim.history().edges[1], k) {
+            c.add(&r.counters);
+        }
+    }
+    c
+}
+
+#[test]
+fn a_breaker_opens_fast_fails_half_opens_and_closes_as_configured() {
+    // By failure share over a 10 s window (1 s buckets) with ≥ 50% to open: the window holds
+    // 10 s of successes when the database starts failing, so the share reaches one half after
+    // about 5 s (± one bucket).
+    let sim = run(&breaker_scenario("window_s: 10.0, error_ratio: 0.5, min_requests: 20"), 80.0);
+    let opened = (300..600).find(|&k| db_edge(&sim, k, k + 1).fast_failed > 0).expect("opens");
+    let open_after_s = f64::from(opened) * 0.1 - 30.0;
+    assert!((open_after_s - 5.0).abs() <= 1.1, "opened {open_after_s:.1} s after the fault");
+    // While open (until 60 s), each instance lets one probe through every 5 s, and each probe
+    // fails and reopens it: about 2 × (60 − open) / 5 calls reach the database.
+    let open = db_edge(&sim, opened + 1, 600);
+    let window_s = 60.0 - f64::from(opened + 1) * 0.1;
+    let probes = 2.0 * (window_s / 5.0).ceil();
+    assert!((open.attempts as f64 - probes).abs() <= 2.0, "{} calls sent while open, ~{probes} expected", open.attempts);
+    let fast_fail_ratio = open.fast_failed as f64 / (open.fast_failed + open.attempts) as f64;
+    let expected = 1.0 - probes / (200.0 * window_s);
+    assert!((fast_fail_ratio - expected).abs() < 0.001, "fast-fail ratio {fast_fail_ratio:.5} vs {expected:.5}");
+    // Recovery: the first probe after 60 s succeeds and closes it, within one open period.
+    let first_ok = (600..800).find(|&k| db_edge(&sim, k, k + 1).successes > 0).expect("recovers");
+    let closed_after_s = f64::from(first_ok) * 0.1 - 60.0;
+    assert!(closed_after_s <= 5.0 + 0.1, "closed {closed_after_s:.1} s after the database recovered");
+    assert_eq!(db_edge(&sim, first_ok + 1, 800).fast_failed, 0, "closed: nothing fails fast any more");
+}
+
+#[test]
+fn a_consecutive_failures_breaker_opens_at_once() {
+    // Five failures in a row: at 100 calls/s per instance, within 50 ms (one 0.1 s interval).
+    let sim = run(&breaker_scenario("consecutive_failures: 5"), 40.0);
+    let opened = (300..400).find(|&k| db_edge(&sim, k, k + 1).fast_failed > 0).expect("opens");
+    assert!(opened <= 301, "opened in interval {opened}");
+    // Each instance sent 5 failures, then probes only.
+    let failures = db_edge(&sim, 300, 400).failures;
+    assert!(failures <= 2 * (5 + 2), "{failures} failed calls");
+}

@@ -276,6 +276,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
     });
     optional_section(ui, "outlier", "outlier ejection", "Eject instances whose error share is high", &mut s.outlier_ejection, default_outlier, |ui, o| {
         egui::Grid::new("outlier-grid").num_columns(2).show(ui, |ui| {
+            row(ui, "errors in a row", |ui| optional_u32(ui, &mut o.consecutive_errors, 5, "Consecutive errors that eject (Envoy's consecutive 5xx)"));
             row(ui, "ejects at", |ui| pct(ui, &mut o.error_ratio, "Error share"));
             row(ui, "window", |ui| {
                 ui.add(secs(&mut o.window_s));

@@ -435,10 +435,13 @@ impl Ctx<'_, '_> {
         if m.ejected_until > now {
             return;
         }
+        m.error_streak = if ok { 0 } else { m.error_streak + 1 };
+        let by_streak = o.consecutive > 0 && m.error_streak >= o.consecutive;
         let window = m.outlier.get_or_insert_with(|| Rolling::new(o.window_ns));
         window.add(now, 1, u64::from(!ok));
         let (n, errors) = window.totals(now);
-        if n < o.min_requests || (errors as f64) < o.error_ratio * n as f64 {
+        let by_share = n >= o.min_requests && (errors as f64) >= o.error_ratio * n as f64;
+        if !by_share && !by_streak {
             return;
         }
         let ejected = self.services[s as usize]
@@ -452,11 +455,13 @@ impl Ctx<'_, '_> {
         }
         let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else { return };
         m.ejected_until = now + o.eject_ns;
+        m.error_streak = 0;
         if let Some(w) = m.outlier.as_mut() {
             w.clear();
         }
         let ordinal = self.ordinal(inst);
-        self.log_mech(s, format!("instance {ordinal} ejected as an outlier ({errors} errors in {n} requests)"));
+        let why = if by_share { format!("{errors} errors in {n} requests") } else { format!("{} errors in a row", o.consecutive) };
+        self.log_mech(s, format!("instance {ordinal} ejected as an outlier ({why})"));
         self.e.sched.schedule(now + o.eject_ns, EventKind::Reroute, s, 0, 0, 0);
         self.rebuild_routable(s);
     }

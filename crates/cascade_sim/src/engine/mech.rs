@@ -85,6 +85,8 @@ pub struct HealthModel {
 /// Outlier ejection, compiled.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OutlierModel {
+    /// Errors in a row that eject (0: not used).
+    pub consecutive: u32,
     /// Error share that ejects.
     pub error_ratio: f64,
     /// Window.
@@ -275,6 +277,8 @@ pub struct InstanceMech {
     pub outlier: Option<Rolling>,
     /// Ejected by outlier detection until.
     pub ejected_until: Nanos,
+    /// Errors in a row (outlier detection).
+    pub error_streak: u32,
     /// Lifecycle phase.
     pub life: LifePhase,
     /// Warm-up lasts until.

@@ -331,7 +331,8 @@ impl Model {
             || lifecycle_calls
             || s.work_queue.is_some()
             || s.occ.is_some()
-            || s.failover.is_some();
+            || s.failover.is_some()
+            || s.calls.iter().any(|c| compile_guard(c).is_some_and(|g| g.needs_state()));
         if !any {
             return None;
         }
@@ -392,6 +393,7 @@ impl Model {
             }),
             panic_threshold: s.panic_threshold,
             outlier: s.outlier_ejection.map(|o| OutlierModel {
+                consecutive: o.consecutive_errors.unwrap_or(0),
                 error_ratio: o.error_ratio,
                 window_ns: s_to_ns(o.window_s).max(1),
                 min_requests: u64::from(o.min_requests.max(1)),

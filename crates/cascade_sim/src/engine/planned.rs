@@ -269,7 +269,7 @@ impl Ctx<'_, '_> {
         if integrate {
             let is = &mut *self.instances[inst as usize];
             let dt = t.saturating_sub(is.last_change_ns);
-            if is.serving() {
+            if is.counts_capacity() {
                 is.area_capacity += u64::from(is.workers) * dt;
             }
             is.last_change_ns = t;

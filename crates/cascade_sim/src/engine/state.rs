@@ -196,6 +196,13 @@ impl InstanceState {
         self.down.is_none() && self.provisioned && self.in_rotation && self.mech.as_ref().is_none_or(|m| m.started())
     }
 
+    /// Its workers count as capacity: up and started, and either serving or still working off
+    /// what it holds (a retired or drained instance finishing its queue).
+    #[inline]
+    pub(crate) fn counts_capacity(&self) -> bool {
+        self.serving() || (self.down.is_none() && (self.busy > 0 || !self.queue.is_empty()) && self.mech.as_ref().is_none_or(|m| m.started()))
+    }
+
     /// Brings the time integrals up to `now`; call before changing queue, busy or workers.
     #[inline]
     pub fn touch(&mut self, now: Nanos) {
@@ -208,7 +215,7 @@ impl InstanceState {
         self.area_queue = self.area_queue.saturating_add(q * dt);
         self.area_in_system = self.area_in_system.saturating_add((q + b) * dt);
         self.area_busy = self.area_busy.saturating_add(b * dt);
-        if self.serving() {
+        if self.counts_capacity() {
             self.area_capacity = self.area_capacity.saturating_add(u64::from(self.workers) * dt);
             if self.cores != u32::MAX {
                 self.area_cores = self.area_cores.saturating_add(u64::from(self.cores) * dt);

@@ -148,10 +148,14 @@ pub struct HealthCheckSpec {
 }
 
 /// Outlier ejection (Envoy): an instance whose error share over the window reaches the
-/// threshold leaves the load balancer for `eject_s`.
+/// threshold, or that fails `consecutive_errors` requests in a row, leaves the load balancer for
+/// `eject_s`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OutlierSpec {
+    /// Errors in a row that eject (Envoy's consecutive 5xx; None: only the share).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_errors: Option<u32>,
     /// Error share that ejects.
     #[serde(default = "half")]
     pub error_ratio: f64,

@@ -124,6 +124,9 @@ pub(super) fn service(
     }
     if let Some(o) = &svc.outlier_ejection {
         let op = format!("{p}.outlier_ejection");
+        if let Some(n) = o.consecutive_errors {
+            at_least_one(v, &format!("{op}.consecutive_errors"), n, "consecutive_errors");
+        }
         positive_share(v, &format!("{op}.error_ratio"), o.error_ratio, "error_ratio");
         positive(v, &format!("{op}.window_s"), o.window_s, "the window");
         at_least_one(v, &format!("{op}.min_requests"), o.min_requests, "min_requests");
