@@ -629,3 +629,255 @@ fn a_consecutive_failures_breaker_opens_at_once() {
     let failures = db_edge(&sim, 300, 400).failures;
     assert!(failures <= 2 * (5 + 2), "{failures} failed calls");
 }
+
+// ------------------------------------------------------------------- lifecycle
+
+#[test]
+fn restarts_that_need_a_dead_control_plane_stay_down_until_it_returns() {
+    // Each API instance resolves its config through DNS when it starts (restart takes 5 s).
+    // DNS is down from 20 to 80 s; the API restarts at 30 s: its startup call fails, it retries
+    // every 5 s, and comes back only once DNS answers again (between 80 and 85 s + a call).
+    let s = common::parse(
+        r#"(
+            version: 1, name: "dns", duration_s: 1, seed: 79,
+            sources: [(name: "clients", target: "api", rate: Constant(500))],
+            services: [
+                (name: "api", instances: 3, workers: 20, service_time: Exponential(mean_ms: 5.0),
+                 lifecycle: (startup_calls: [(to: "dns", timeout_ms: 500.0, retry: (max_attempts: 2))], restart_s: 5.0)),
+                (name: "dns", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [
+                (at_s: 20.0, duration_s: 60.0, fault: Kill(service: "dns")),
+                (at_s: 30.0, fault: Restart(service: "api")),
+            ],
+        )"#,
+    );
+    let sim = run(&s, 100.0);
+    let live = |k| service_row(&sim, 0, k).live_instances;
+    assert_eq!(live(25), 3, "DNS down alone does not hurt a running API");
+    for k in [31, 40, 60, 79] {
+        assert_eq!(live(k), 0, "down at {k} s: it cannot start without DNS");
+    }
+    let back = (80..100).find(|&k| live(k) == 3).expect("back after DNS");
+    assert!(back <= 86, "back at {back} s");
+    assert_eq!(source(&sim, 0, back + 1, 100).failed_total(), 0);
+}
+
+#[test]
+fn a_restart_warms_up_slowly() {
+    // After a restart (1 s down) the instance runs 3× slower for 20 s: its mean residence
+    // (deterministic 10 ms work, no queueing at this load) is 30 ms, then 10 ms.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "warm", duration_s: 1, seed: 83,
+            sources: [(name: "clients", target: "api", rate: Constant(100))],
+            services: [(name: "api", workers: 100, service_time: Deterministic(ms: 10.0),
+                        lifecycle: (restart_s: 1.0, warmup_s: 20.0, warmup_factor: 3.0))],
+            faults: [(at_s: 10.0, fault: Restart(service: "api"))],
+        )"#,
+    );
+    let sim = run(&s, 50.0);
+    let mean = |from, to| service(&sim, 0, from, to).mean_residence_ms();
+    assert!((mean(2, 10) - 10.0).abs() < 0.01);
+    assert!((mean(12, 30) - 30.0).abs() < 0.01, "warming: {}", mean(12, 30));
+    assert!((mean(32, 50) - 10.0).abs() < 0.01, "warm: {}", mean(32, 50));
+}
+
+#[test]
+fn a_gating_periodic_call_takes_instances_out_when_it_fails() {
+    // Instances refresh their membership every 5 s; when the registry fails, each is taken out
+    // of rotation at its next refresh, and the whole service is unreachable (the load balancer
+    // has no instance) although every instance is fine.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "membership", duration_s: 1, seed: 89,
+            sources: [(name: "clients", target: "api", rate: Constant(300))],
+            services: [
+                (name: "api", instances: 3, workers: 20, service_time: Exponential(mean_ms: 5.0),
+                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0), disqualify_on_failure: true)])),
+                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 20.0, duration_s: 30.0, fault: Errors(service: "registry", probability: 1.0))],
+        )"#,
+    );
+    let sim = run(&s, 70.0);
+    let healthy = |k| service_row(&sim, 0, k).gauges.healthy_instances;
+    assert_eq!(healthy(19), 3);
+    assert_eq!(healthy(26), 0, "every instance failed a refresh within 5 s");
+    assert_eq!(source(&sim, 0, 26, 50).goodput, 0);
+    assert_eq!(healthy(56), 3, "back at their next refresh after the registry recovers");
+}
+
+#[test]
+fn an_instance_that_latches_stays_down_until_reset() {
+    // Instances fall over when they hold more than 100 requests (a memory limit). A 10 s spike
+    // to 3× capacity latches them; the load returns to normal, but nothing comes back until an
+    // operator resets them at 60 s.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "latch", duration_s: 1, seed: 97,
+            sources: [(name: "clients", target: "api", rate: Spike(base_per_s: 500, peak_per_s: 3000, start_s: 20.0, duration_s: 10.0),
+                       timeout_ms: 1000.0)],
+            services: [(name: "api", instances: 2, workers: 10, service_time: Exponential(mean_ms: 10.0),
+                        admission: (latch_above: 100))],
+            operator: [(when: At(60.0), action: ResetLatched(service: "api"))],
+        )"#,
+    );
+    let sim = run(&s, 80.0);
+    let row = |k| service_row(&sim, 0, k);
+    assert_eq!(row(19).gauges.latched_instances, 0);
+    assert_eq!(row(35).gauges.latched_instances, 2, "both latched in the spike");
+    assert_eq!(source(&sim, 0, 40, 60).goodput, 0, "still down with the load back to normal");
+    assert_eq!(row(62).gauges.latched_instances, 0, "reset");
+    assert!(source(&sim, 0, 65, 80).goodput as f64 > 0.99 * 500.0 * 15.0);
+}
+
+// ------------------------------------------------------------------- work queues
+
+#[test]
+fn a_backlog_drains_in_backlog_over_spare_capacity() {
+    // Producers enqueue 190/s for 100 s, then 90/s; deliveries are limited to 100/s. The
+    // backlog grows by 90/s to ~9000 and then drains at 100 − 90 = 10/s: 900 s.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "backlog", duration_s: 1, seed: 101,
+            sources: [(name: "producers", target: "jobs", rate: Step(from_per_s: 190, to_per_s: 90, at_s: 100.0))],
+            services: [
+                (name: "jobs", kind: Queue, workers: 1000, service_time: Deterministic(ms: 1.0),
+                 work_queue: (consumer: "worker", concurrency: 1000, rate_per_s: 100.0)),
+                (name: "worker", workers: 1000, service_time: Exponential(mean_ms: 5.0)),
+            ],
+        )"#,
+    );
+    let sim = run(&s, 1200.0);
+    let backlog = |k| service_row(&sim, 0, k).gauges.queue_backlog as f64;
+    // Poisson: the backlog at 100 s is 9000 ± √(190·100) = ±138.
+    assert!((backlog(99) - 9000.0).abs() < 4.0 * 138.0, "peak backlog {}", backlog(99));
+    let drained = (100..1200).find(|&k| backlog(k) == 0.0).expect("drains");
+    // Drain time = backlog / 10/s; its noise: the peak's ±138/10 = ±14 s and the arrivals'
+    // ±√(90·900)/10 = ±28 s, together ±31 s.
+    let expected = 100.0 + backlog(99) / 10.0;
+    assert!((f64::from(drained) - expected).abs() < 4.0 * 31.0, "drained at {drained} s, expected ~{expected:.0}");
+}
+
+#[test]
+fn failed_deliveries_are_redelivered_then_dead_lettered() {
+    // From 10 s the consumer fails everything: every item is delivered three times, then
+    // dead-lettered. Each failed delivery belongs to a dead letter or to one of the few items
+    // still being tried at the end.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "dead letters", duration_s: 1, seed: 103,
+            sources: [(name: "producers", target: "jobs", rate: Constant(50))],
+            services: [
+                (name: "jobs", kind: Queue, workers: 100, service_time: Deterministic(ms: 1.0),
+                 work_queue: (consumer: "worker", concurrency: 100, max_deliveries: 3, timeout_ms: 100.0)),
+                (name: "worker", workers: 100, service_time: Exponential(mean_ms: 5.0)),
+            ],
+            faults: [(at_s: 10.0, fault: Errors(service: "worker", probability: 1.0))],
+        )"#,
+    );
+    let sim = run(&s, 40.0);
+    let worker = service(&sim, 1, 0, 40);
+    let dead = service_row(&sim, 0, 39).gauges.dead_letters;
+    let failed = worker.failed_total();
+    assert!(failed >= 3 * dead && failed <= 3 * dead + 2 * 5, "{failed} failed deliveries for {dead} dead letters");
+    // 30 s × 50/s, Poisson.
+    assert!((dead as f64 - 1500.0).abs() < 4.0 * 1500f64.sqrt() + 5.0, "{dead} dead letters");
+    assert_eq!(service(&sim, 1, 0, 10).failed_total(), 0);
+}
+
+// ------------------------------------------------------------------- failover
+
+/// An API writing to a primary database with a replica 60 ms away; the link to the primary is
+/// partitioned from 30 to 73 s (43 s, as in GitHub's 2018 outage).
+fn failover_scenario(hold_down_s: f64) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "failover", duration_s: 1, seed: 107,
+            sources: [(name: "clients", target: "api", rate: Constant(200), timeout_ms: 1000.0)],
+            services: [
+                (name: "api", workers: 100, service_time: Exponential(mean_ms: 1.0), calls: [(to: "db-east", timeout_ms: 500.0)]),
+                (name: "db-east", kind: Database, workers: 50, service_time: Exponential(mean_ms: 2.0),
+                 failover: (replica: "db-west", detection_s: 10.0, hold_down_s: {hold_down_s}, replica_latency_ms: 60.0)),
+                (name: "db-west", kind: Database, workers: 50, service_time: Exponential(mean_ms: 2.0)),
+            ],
+            faults: [(at_s: 30.0, duration_s: 43.0, fault: Partition(from: "api", to: "db-east"))],
+        )"#
+    ))
+}
+
+#[test]
+fn failover_promotes_after_detection_plus_hold_down_but_not_for_a_shorter_partition() {
+    // Detection 10 s + hold-down 20 s = 30 s < 43 s: promoted at 60 s; every later request
+    // pays the replica's 2 × 60 ms.
+    let sim = run(&failover_scenario(20.0), 100.0);
+    let failed_over = |sim: &Simulation, k| service_row(sim, 1, k).gauges.failed_over;
+    assert!(!failed_over(&sim, 58));
+    assert!(failed_over(&sim, 60), "promoted 30 s into the partition");
+    assert!(source(&sim, 0, 61, 72).goodput as f64 > 0.99 * 200.0 * 11.0, "served by the replica during the partition");
+    let latency = source(&sim, 0, 80, 100).mean_residence_ms();
+    assert!(latency > 120.0 && latency < 130.0, "replica round trip: {latency} ms");
+    // Hold-down 40 s: 50 s > 43 s, no failover; the partition's end heals it.
+    let sim = run(&failover_scenario(40.0), 100.0);
+    assert!(!failed_over(&sim, 99));
+    assert_eq!(source(&sim, 0, 31, 72).goodput, 0);
+    assert!(source(&sim, 0, 75, 100).mean_residence_ms() < 10.0, "back on the primary");
+}
+
+// ------------------------------------------------------------------- alerts and operators
+
+/// A retry storm (three tiers, slow database for 3 s at 30 s) that stays down without help;
+/// an alert on the users' success ratio, optionally through a monitoring service that itself
+/// depends on the database, and an operator who turns retries off when it fires.
+fn operated_storm(via: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "operated", duration_s: 1, seed: 109,
+            sources: [
+                (name: "users", target: "api", rate: Constant(900), timeout_ms: 500.0, retry: (max_attempts: 3)),
+                (name: "scraper", target: "monitoring", rate: Constant(10)),
+            ],
+            services: [
+                (name: "api", workers: 1000, service_time: Exponential(mean_ms: 1.0),
+                 calls: [(to: "db", timeout_ms: 400.0, retry: (max_attempts: 3))]),
+                (name: "db", kind: Database, workers: 10, queue: (capacity: 500), service_time: Exponential(mean_ms: 10.0)),
+                (name: "monitoring", kind: Monitoring, workers: 10, service_time: Exponential(mean_ms: 1.0),
+                 calls: [(to: "db", timeout_ms: 200.0)]),
+            ],
+            faults: [(at_s: 30.0, duration_s: 3.0, fault: Slow(service: "db", factor: 4.0))],
+            alerts: [(name: "users failing", node: "users", metric: SuccessRatio, below: 0.5, for_s: 10.0{via})],
+            operator: [(when: Alert("users failing"), after_s: 20.0, action: DisableRetries())],
+        )"#
+    ))
+}
+
+#[test]
+fn an_alert_fires_after_its_delay_and_the_operator_acts_after_theirs() {
+    let mut sim = run(&operated_storm(""), 150.0);
+    let log = sim.world().resource::<cascade_sim::EventLog>().events.clone();
+    let fired = log.iter().find(|e| matches!(e.kind, cascade_sim::SimEventKind::AlertFired { .. })).expect("fires").time_ns;
+    let acted = log.iter().find(|e| matches!(e.kind, cascade_sim::SimEventKind::OperatorActed { .. })).expect("acts").time_ns;
+    // The storm sets in at 30–31 s; ten 1 s intervals below 0.5 later the alert fires.
+    let fired_s = fired as f64 / 1e9;
+    assert!((40.0..=43.0).contains(&fired_s), "fired at {fired_s} s");
+    assert_eq!(acted - fired, 20_000_000_000, "the operator's 20 s");
+    assert!(success_ratio(&sim, 130, 150) > 0.99, "retries off: the storm ends");
+    assert_eq!(sim.summary().verdict, cascade_sim::scenario::VerdictKind::Recovered);
+}
+
+#[test]
+fn a_monitoring_path_that_shares_the_failure_blinds_the_alert() {
+    // The monitoring service reads from the same database: it fails with it, the alert is
+    // blind, nobody acts, and the storm goes on.
+    let mut sim = run(&operated_storm(r#", via: "monitoring""#), 150.0);
+    let log = &sim.world().resource::<cascade_sim::EventLog>().events;
+    assert!(!log.iter().any(|e| matches!(e.kind, cascade_sim::SimEventKind::AlertFired { .. })), "blind");
+    assert!(success_ratio(&sim, 130, 150) < 0.5);
+    assert_eq!(sim.summary().verdict, cascade_sim::scenario::VerdictKind::Metastable);
+}
+
+fn success_ratio(sim: &Simulation, from: u32, to: u32) -> f64 {
+    let c = source(sim, 0, from, to);
+    c.goodput as f64 / c.offered_first as f64
+}

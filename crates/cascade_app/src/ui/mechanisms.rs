@@ -37,7 +37,7 @@ fn default_outlier() -> OutlierSpec {
 /// A collapsible section with an on/off switch for an optional spec.
 fn optional_section<T>(
     ui: &mut egui::Ui,
-    id: impl std::hash::Hash,
+    id: impl std::hash::Hash + std::fmt::Debug,
     title: &str,
     hover: &str,
     value: &mut Option<T>,
@@ -119,7 +119,7 @@ fn service_names(scenario: &Scenario, except: &str) -> Vec<String> {
     scenario.services.iter().filter(|s| s.name != except).map(|s| s.name.clone()).collect()
 }
 
-fn service_combo(ui: &mut egui::Ui, id: impl std::hash::Hash, value: &mut String, names: &[String]) {
+fn service_combo(ui: &mut egui::Ui, id: impl std::hash::Hash + std::fmt::Debug, value: &mut String, names: &[String]) {
     egui::ComboBox::from_id_salt(id).selected_text(value.clone()).show_ui(ui, |ui| {
         for n in names {
             ui.selectable_value(value, n.clone(), n);

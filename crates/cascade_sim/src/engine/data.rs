@@ -141,7 +141,7 @@ impl Ctx<'_, '_> {
             {
                 if !q.wake_pending {
                     q.wake_pending = true;
-                    let gap: Nanos = model.rate_per_s.map_or(1_000_000, |r| (1e9 / r.max(1e-9)) as Nanos).max(1);
+                    let gap: Nanos = l.wait_ns(now).max(1);
                     self.e.sched.schedule(now + gap, EventKind::QueueWake, s, 0, 0, 0);
                 }
                 return;

@@ -38,6 +38,18 @@ impl TokenBucket {
     }
 }
 
+impl TokenBucket {
+    /// Time from `now` until a token is available (0 if one is).
+    pub fn wait_ns(&self, now: Nanos) -> Nanos {
+        let dt = now.saturating_sub(self.last_ns) as f64 / 1e9;
+        let tokens = (self.tokens + dt * self.rate_per_s).min(self.burst);
+        if tokens >= 1.0 || self.rate_per_s <= 0.0 {
+            return 0;
+        }
+        ((1.0 - tokens) / self.rate_per_s * 1e9).ceil() as Nanos
+    }
+}
+
 /// Client-side adaptive throttling: reject locally with probability
 /// `max(0, (requests − K·accepts) / (requests + 1))` over a rolling window, where `requests`
 /// counts every request the client wanted to send (including those it rejected) and
@@ -80,6 +92,16 @@ mod tests {
     use super::*;
 
     const S: Nanos = 1_000_000_000;
+
+    #[test]
+    fn a_token_is_available_exactly_when_the_wait_says() {
+        let mut b = TokenBucket::new(100.0, 1.0);
+        assert!(b.try_take(0));
+        let wait = b.wait_ns(0);
+        assert_eq!(wait, 10_000_000, "one token every 10 ms");
+        assert!(!b.try_take(wait - 1));
+        assert!(b.try_take(wait));
+    }
 
     #[test]
     fn token_bucket_admits_the_rate_after_the_burst() {
