@@ -32,6 +32,19 @@ struct CsvRow<'a> {
     failed_refused: u64,
     failed_expired: u64,
     failed_dependency: u64,
+    failed_throttled: u64,
+    failed_shed: u64,
+    failed_conflict: u64,
+    failed_breaker_open: u64,
+    failed_bulkhead_full: u64,
+    failed_locally_throttled: u64,
+    failed_overloaded: u64,
+    shed: u64,
+    throttled: u64,
+    overloaded: u64,
+    local_rejected: u64,
+    fallbacks: u64,
+    hedges: u64,
     timed_out: u64,
     orphaned: u64,
     goodput: u64,
@@ -39,6 +52,7 @@ struct CsvRow<'a> {
     mean_queue: String,
     mean_in_system: String,
     utilization: String,
+    cpu_utilization: String,
     mean_ms: String,
     mean_wait_ms: String,
     p50_ms: String,
@@ -46,6 +60,14 @@ struct CsvRow<'a> {
     p99_ms: String,
     p999_ms: String,
     live_instances: u32,
+    healthy_instances: u32,
+    starting_instances: u32,
+    latched_instances: u32,
+    breakers_open: u32,
+    cache_warmth: String,
+    queue_backlog: u64,
+    dead_letters: u64,
+    failed_over: bool,
     health: &'a str,
 }
 
@@ -123,6 +145,19 @@ fn csv_row<'a>(row: &NodeRow, node: &'a str, role: &'a str, interval_s: f64, int
         failed_refused: f(Outcome::Refused),
         failed_expired: f(Outcome::Expired),
         failed_dependency: f(Outcome::DependencyFailed),
+        failed_throttled: f(Outcome::Throttled),
+        failed_shed: f(Outcome::Shed),
+        failed_conflict: f(Outcome::Conflict),
+        failed_breaker_open: f(Outcome::BreakerOpen),
+        failed_bulkhead_full: f(Outcome::BulkheadFull),
+        failed_locally_throttled: f(Outcome::LocallyThrottled),
+        failed_overloaded: f(Outcome::Overloaded),
+        shed: c.shed,
+        throttled: c.throttled,
+        overloaded: c.overloaded,
+        local_rejected: c.local_rejected,
+        fallbacks: c.fallbacks,
+        hedges: c.hedges,
         timed_out: c.timed_out,
         orphaned: c.orphaned,
         goodput: c.goodput,
@@ -130,6 +165,7 @@ fn csv_row<'a>(row: &NodeRow, node: &'a str, role: &'a str, interval_s: f64, int
         mean_queue: f6(c.mean_queue(interval_ns)),
         mean_in_system: f6(c.mean_in_system(interval_ns)),
         utilization: f6(c.utilization()),
+        cpu_utilization: c.cpu_utilization().map(f6).unwrap_or_default(),
         mean_ms: f6(if role == "source" {
             if c.succeeded == 0 { 0.0 } else { c.residence_ns as f64 / c.succeeded as f64 / 1e6 }
         } else {
@@ -141,6 +177,14 @@ fn csv_row<'a>(row: &NodeRow, node: &'a str, role: &'a str, interval_s: f64, int
         p99_ms: f6(row.latency_ms[2]),
         p999_ms: f6(row.latency_ms[3]),
         live_instances: row.live_instances,
+        healthy_instances: row.gauges.healthy_instances,
+        starting_instances: row.gauges.starting_instances,
+        latched_instances: row.gauges.latched_instances,
+        breakers_open: row.gauges.breakers_open,
+        cache_warmth: f6(row.gauges.cache_warmth),
+        queue_backlog: row.gauges.queue_backlog,
+        dead_letters: row.gauges.dead_letters,
+        failed_over: row.gauges.failed_over,
         health: row.health.as_str(),
     }
 }
@@ -176,7 +220,9 @@ pub fn summary_json(summary: &RunSummary, wall_seconds: f64) -> Result<String, F
         obj.insert("verdict".into(), serde_json::json!(verdict));
         if let Some(e) = summary.expected_verdict {
             obj.insert("expected_verdict".into(), serde_json::json!(e.as_str()));
-            obj.insert("expectation_met".into(), serde_json::json!(e == summary.verdict));
+        }
+        if let Some(met) = summary.expectation_met() {
+            obj.insert("expectation_met".into(), serde_json::json!(met));
         }
     }
     serde_json::to_string_pretty(&value).map_err(|e| Failure::other(e.to_string()))

@@ -25,7 +25,7 @@ pub struct RunArgs {
     /// Also write metrics.csv, events.jsonl and summary.json into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Exit 3 if the scenario states an expected verdict and the run ends otherwise.
+    /// Exit 3 if the run does not end as the scenario states (its verdict or its checks).
     #[arg(long)]
     pub check: bool,
 }
@@ -84,19 +84,18 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         output::write(dir, "summary.json", format!("{json}\n").as_bytes())?;
     }
     println!("{json}");
-    if args.check
-        && let Some(expected) = summary.expected_verdict
-        && expected != summary.verdict
-    {
-        return Err(Failure {
-            code: 3,
-            message: format!(
-                "{}: expected verdict {} but the run ended {}",
-                args.scenario.display(),
-                expected.as_str(),
-                summary.verdict.as_str()
-            ),
-        });
+    if args.check && summary.expectation_met() == Some(false) {
+        let mut problems = Vec::new();
+        if let Some(expected) = summary.expected_verdict
+            && expected != summary.verdict
+        {
+            problems.push(format!("expected verdict {} but the run ended {}", expected.as_str(), summary.verdict.as_str()));
+        }
+        for c in summary.checks.iter().filter(|c| !c.passed) {
+            let got = c.value.map_or_else(|| "nothing to measure".to_owned(), |v| format!("{v:.4}"));
+            problems.push(format!("check failed: {} (measured {got})", c.description));
+        }
+        return Err(Failure { code: 3, message: format!("{}: {}", args.scenario.display(), problems.join("; ")) });
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod graph;
 pub mod mechanisms;
 pub mod metrics;
+pub mod outcome;
 pub mod retry;
 pub mod rng;
 pub mod runner;

@@ -101,6 +101,19 @@ pub struct RunSummary {
     pub sources: BTreeMap<String, SourceSummary>,
     /// The verdict the scenario states in advance, if any.
     pub expected_verdict: Option<VerdictKind>,
+    /// The measurements the scenario states in advance, checked.
+    pub checks: Vec<crate::outcome::CheckResult>,
+}
+
+impl RunSummary {
+    /// The scenario's stated outcome (verdict and checks) held; `None` when it states none.
+    pub fn expectation_met(&self) -> Option<bool> {
+        let verdict = self.expected_verdict.map(|e| e == self.verdict);
+        if verdict.is_none() && self.checks.is_empty() {
+            return None;
+        }
+        Some(verdict.unwrap_or(true) && self.checks.iter().all(|c| c.passed))
+    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -218,5 +231,29 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
         services,
         sources,
         expected_verdict: scenario.expect.as_ref().map(|e| e.verdict),
+        checks: check_outcomes(world, &scenario),
     })
+}
+
+/// The scenario's stated checks, measured on the run's rows.
+fn check_outcomes(world: &World, scenario: &crate::scenario::Scenario) -> Vec<crate::outcome::CheckResult> {
+    let Some(expect) = &scenario.expect else { return Vec::new() };
+    let history = world.resource::<MetricsHistory>();
+    let model = &world.resource::<Engine>().model;
+    expect
+        .checks
+        .iter()
+        .map(|check| {
+            let rows = match model.source_index(&check.node) {
+                Some(i) => history.sources.get(i as usize).map(|r| (r, true)),
+                None => model.service_index(&check.node).and_then(|i| history.services.get(i as usize)).map(|r| (r, false)),
+            };
+            let value = rows.and_then(|(r, source)| crate::outcome::measure(check, r, source, history.interval_ns));
+            let mut description = crate::outcome::describe(check);
+            if !check.why.is_empty() {
+                description = format!("{description}: {}", check.why);
+            }
+            crate::outcome::CheckResult { description, value, passed: value.is_some_and(|v| crate::outcome::holds(check, v)) }
+        })
+        .collect()
 }

@@ -95,3 +95,60 @@ fn backoff_and_jitter_reproduce_brookers_ordering_and_ratios() {
         assert!((rc / time - 1.0).abs() <= 0.15, "{name}: completion {rc:.2}× vs Brooker's {time}×");
     }
 }
+
+/// Conflicts per write of `keys` keys under a Zipf law of exponent `zipf_s`, at `rate_per_s`
+/// writes with a read-to-write window of `window_ms`, without retries.
+fn conflict_ratio(keys: u32, zipf_s: f64, rate_per_s: f64, window_ms: f64, seed: u64) -> (f64, f64) {
+    let scenario = common::parse(&format!(
+        r#"(
+            version: 1, name: "hot keys", duration_s: 1, seed: {seed}, sample_every: 0,
+            sources: [(name: "writers", target: "store", rate: Constant({rate_per_s}))],
+            services: [(name: "store", workers: 100000, service_time: Deterministic(ms: {window_ms}),
+                        occ: (keys: {keys}, zipf_s: {zipf_s}))],
+        )"#
+    ));
+    let mut sim = Simulation::new(&scenario);
+    let secs = 10_000.0;
+    sim.run_until_s(secs + 1.0);
+    let mut c = cascade_sim::metrics::NodeCounters::default();
+    for r in sim.history().services[0].iter().skip(1).take(secs as usize) {
+        c.add(&r.counters);
+    }
+    let conflicts = c.failed[cascade_sim::metrics::Outcome::Conflict as usize] as f64;
+    (conflicts / c.completed() as f64, c.completed() as f64)
+}
+
+/// The conflict probability of a write to a key written at `lambda_k` a second, with a window
+/// of `w` seconds: commits on the key arrive as a Poisson stream thinned by the conflicts
+/// themselves, so `q = 1 − exp(−λ_k·w·(1 − q))` (solved by iteration).
+fn poisson_conflicts(lambda_k: f64, w: f64) -> f64 {
+    let mut q = 0.0;
+    for _ in 0..100 {
+        q = 1.0 - (-lambda_k * w * (1.0 - q)).exp();
+    }
+    q
+}
+
+#[test]
+fn hot_keys_multiply_conflicts_as_the_zipf_law_says() {
+    // 100 writes/s over 100 keys, 2 ms from read to write. Uniform: each key is written
+    // 1/s, and a write conflicts with probability ≈ 1 − e^(−1 × 0.002). Zipf s = 1: key k
+    // takes p_k = 1/(k H₁₀₀) of the writes, and conflicts are Σ p_k q(λ p_k) — about
+    // K·Σp² = 6× more.
+    let (rate, w_ms, keys) = (100.0, 2.0, 100u32);
+    let h: f64 = (1..=keys).map(|k| 1.0 / f64::from(k)).sum();
+    let expected = |s: f64| -> f64 {
+        (1..=keys)
+            .map(|k| {
+                let p = if s == 0.0 { 1.0 / f64::from(keys) } else { 1.0 / f64::from(k) / h };
+                p * poisson_conflicts(rate * p, w_ms / 1000.0)
+            })
+            .sum()
+    };
+    for s in [0.0, 1.0] {
+        let (measured, n) = conflict_ratio(keys, s, rate, w_ms, 5);
+        let e = expected(s);
+        let se = (e * (1.0 - e) / n).sqrt();
+        assert!((measured - e).abs() < common::Z * se, "zipf {s}: conflicts {measured:.5} vs {e:.5} (±{se:.5})");
+    }
+}

@@ -294,10 +294,11 @@ pub struct InstanceMech {
 }
 
 impl InstanceMech {
-    /// True when the instance may take traffic as far as its mechanisms go: started, not
-    /// latched, healthy (or unchecked), not ejected, not disqualified.
+    /// True when the instance may take traffic as far as its mechanisms go: started (ready),
+    /// healthy (or unchecked), not ejected, not disqualified. A latched instance stays routable,
+    /// like a killed one: only health checks or outlier detection find it out.
     pub fn routable(&self, now: Nanos) -> bool {
-        self.life == LifePhase::Up && !self.latched && self.health.healthy && self.ejected_until <= now && !self.disqualified
+        self.life == LifePhase::Up && self.health.healthy && self.ejected_until <= now && !self.disqualified
     }
 
     /// Started and not latched (its capacity counts).

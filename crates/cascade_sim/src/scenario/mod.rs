@@ -942,6 +942,66 @@ pub struct Expectation {
     /// Why (shown to users; the scenario's teaching point).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
+    /// Measurements the run must also show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<OutcomeCheck>,
+}
+
+/// One stated measurement: a metric of a node over a window of the run, with bounds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeCheck {
+    /// Source or service.
+    pub node: String,
+    /// What is measured.
+    pub metric: CheckMetric,
+    /// Start of the window, s.
+    pub from_s: f64,
+    /// End of the window, s.
+    pub to_s: f64,
+    /// It must be at least this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<f64>,
+    /// It must be at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<f64>,
+    /// What it shows (printed with the result).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
+}
+
+/// A measurement over a window. Rates and ratios are over the whole window; gauges are read at
+/// its end.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckMetric {
+    /// Goodput over offered requests (sources: client requests; services: attempts).
+    SuccessRatio,
+    /// Goodput, requests/s.
+    GoodputPerS,
+    /// Attempts offered, requests/s (first tries and retries).
+    OfferedPerS,
+    /// Mean latency of successes (sources) or residence (services), ms.
+    MeanMs,
+    /// Worker utilisation.
+    Utilization,
+    /// CPU utilisation (where cores are modelled).
+    CpuUtilization,
+    /// Live instances at the window's end.
+    LiveInstances,
+    /// Instances in the load balancer's healthy set at the window's end.
+    HealthyInstances,
+    /// Latched instances at the window's end.
+    LatchedInstances,
+    /// Cache warmth at the window's end.
+    CacheWarmth,
+    /// Work-queue backlog at the window's end.
+    QueueBacklog,
+    /// Circuit breakers open on calls to the service at the window's end.
+    BreakersOpen,
+    /// 1 if the service has failed over by the window's end, else 0.
+    FailedOver,
+    /// Optimistic-concurrency conflicts over completions (services).
+    ConflictRatio,
 }
 
 impl Scenario {

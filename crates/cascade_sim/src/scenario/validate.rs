@@ -136,6 +136,7 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     }
 
     validate_mechanisms::alerts_and_operator(v, scenario, &service_names, &source_names);
+    validate_mechanisms::checks(v, scenario, &service_names, &source_names);
 
     if !(scenario.verdict.healthy_ratio > 0.0 && scenario.verdict.healthy_ratio <= 1.0) {
         v.push(Diagnostic::new("verdict.healthy_ratio", "healthy_ratio must be in (0, 1]"));

@@ -287,6 +287,27 @@ pub(super) fn fault(v: &mut Vec<Diagnostic>, path: &str, fault: &FaultKind, scen
     }
 }
 
+/// The measurements an expectation states.
+pub(super) fn checks(v: &mut Vec<Diagnostic>, scenario: &Scenario, services: &[&str], sources: &[&str]) {
+    let Some(expect) = &scenario.expect else { return };
+    for (i, c) in expect.checks.iter().enumerate() {
+        let p = format!("expect.checks[{i}]");
+        if !sources.contains(&c.node.as_str()) {
+            known_service(v, &format!("{p}.node"), &c.node, services, &[]);
+        }
+        non_negative(v, &format!("{p}.from_s"), c.from_s);
+        if !(c.to_s > c.from_s) || c.to_s > scenario.duration_s + 1e-9 {
+            v.push(
+                Diagnostic::new(format!("{p}.to_s"), format!("the window [{}, {}) s is empty or past the run's end", c.from_s, c.to_s))
+                    .with_hint(format!("end it after from_s and by duration_s ({} s)", scenario.duration_s)),
+            );
+        }
+        if c.at_least.is_none() && c.at_most.is_none() {
+            v.push(Diagnostic::new(p, "a check needs `at_least` or `at_most`").with_hint("e.g. at_least: 0.99"));
+        }
+    }
+}
+
 /// Alerts and operator steps.
 pub(super) fn alerts_and_operator(v: &mut Vec<Diagnostic>, scenario: &Scenario, services: &[&str], sources: &[&str]) {
     let mut names = BTreeSet::new();

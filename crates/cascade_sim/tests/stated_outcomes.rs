@@ -1,0 +1,185 @@
+//! Every shipped scenario that states its outcome in advance (`expect`: a verdict and
+//! measurements) ends as stated; and every resilience mechanism and fault kind appears in at
+//! least one such scenario.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use cascade_sim::scenario::{self, Backoff, FaultKind, Jitter, RateProfile, Scenario, ServiceTime};
+use cascade_sim::Simulation;
+
+fn shipped() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir).expect("scenarios dir").map(|e| e.expect("entry").path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "ron") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn with_expectations() -> Vec<(PathBuf, Scenario)> {
+    shipped()
+        .into_iter()
+        .map(|p| {
+            let s = scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            (p, s)
+        })
+        .filter(|(_, s)| s.expect.is_some())
+        .collect()
+}
+
+#[test]
+fn every_scenario_with_a_stated_outcome_ends_as_stated() {
+    let mut failures = Vec::new();
+    for (path, s) in with_expectations() {
+        let mut sim = Simulation::new(&s);
+        sim.run_until_s(s.duration_s);
+        let summary = sim.summary();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if summary.expected_verdict != Some(summary.verdict) {
+            failures.push(format!("{name}: verdict {} (stated {:?})", summary.verdict.as_str(), summary.expected_verdict));
+        }
+        for c in summary.checks.iter().filter(|c| !c.passed) {
+            failures.push(format!("{name}: {} — measured {:?}", c.description, c.value));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The mechanisms and fault kinds a scenario uses, by name.
+fn features(s: &Scenario) -> BTreeSet<&'static str> {
+    let mut f = BTreeSet::new();
+    let mut call = |f: &mut BTreeSet<&'static str>, c: &scenario::CallSpec| {
+        if c.breaker.is_some() {
+            f.insert("breaker");
+        }
+        if c.adaptive_throttle.is_some() {
+            f.insert("adaptive throttling");
+        }
+        if c.hedge_after_ms.is_some() {
+            f.insert("hedging");
+        }
+        if c.max_concurrent.is_some() {
+            f.insert("bulkhead");
+        }
+        if c.fallback != scenario::Fallback::Fail {
+            f.insert("fallback");
+        }
+        if c.retry.budget.is_some() {
+            f.insert("retry budget");
+        }
+        if matches!(c.retry.backoff, Backoff::Exponential { .. }) && c.retry.jitter != Jitter::None {
+            f.insert("backoff with jitter");
+        }
+    };
+    for src in &s.sources {
+        if src.adaptive_throttle.is_some() {
+            f.insert("adaptive throttling");
+        }
+        if src.hedge_after_ms.is_some() {
+            f.insert("hedging");
+        }
+        if matches!(src.rate, RateProfile::Burst { .. }) {
+            f.insert("burst");
+        }
+        if src.retry.budget.is_some() {
+            f.insert("retry budget");
+        }
+        if matches!(src.retry.backoff, Backoff::Exponential { .. }) && src.retry.jitter != Jitter::None {
+            f.insert("backoff with jitter");
+        }
+    }
+    for svc in &s.services {
+        for c in &svc.calls {
+            call(&mut f, c);
+        }
+        let a = &svc.admission;
+        for (on, name) in [
+            (a.max_queue_wait_ms.is_some(), "queue-time shedding"),
+            (a.lifo_above.is_some(), "adaptive LIFO"),
+            (a.rate_limit.is_some(), "rate limit"),
+            (a.max_in_flight.is_some(), "in-flight limit"),
+            (a.latch_above.is_some(), "latch over a limit"),
+            (svc.queue.capacity.is_some(), "bounded queue"),
+            (svc.cores.is_some(), "cores"),
+            (svc.health_check.is_some_and(|h| h.through_queue), "health checks through the queue"),
+            (svc.health_check.is_some(), "health checks"),
+            (svc.panic_threshold.is_some(), "panic threshold"),
+            (svc.outlier_ejection.is_some(), "outlier ejection"),
+            (svc.autoscale.is_some(), "autoscaler"),
+            (svc.cache.is_some(), "cache"),
+            (svc.cache.as_ref().is_some_and(|c| c.coalescing), "coalescing"),
+            (!svc.lifecycle.startup_calls.is_empty(), "startup calls"),
+            (!svc.lifecycle.periodic.is_empty(), "periodic calls"),
+            (svc.lifecycle.warmup_s > 0.0, "warm-up"),
+            (svc.work_queue.is_some(), "work queue"),
+            (svc.occ.is_some(), "optimistic concurrency"),
+            (svc.occ.is_some_and(|o| o.zipf_s > 0.0), "hot keys"),
+            (svc.failover.is_some(), "failover"),
+            (svc.deadline_propagation, "deadline propagation"),
+            (matches!(svc.service_time, ServiceTime::Normal { .. }), "normal work"),
+        ] {
+            if on {
+                f.insert(name);
+            }
+        }
+    }
+    if !s.alerts.is_empty() {
+        f.insert("alerts");
+    }
+    if s.alerts.iter().any(|a| a.via.is_some()) {
+        f.insert("monitoring dependency");
+    }
+    if !s.operator.is_empty() {
+        f.insert("operator");
+    }
+    for fault in &s.faults {
+        f.insert(match fault.fault {
+            FaultKind::Kill { .. } => "kill fault",
+            FaultKind::Slow { .. } => "slow fault",
+            FaultKind::Latency { .. } => "latency fault",
+            FaultKind::LinkLatency { .. } => "link latency fault",
+            FaultKind::Errors { .. } => "errors fault",
+            FaultKind::CapacityCut { .. } => "capacity cut fault",
+            FaultKind::Partition { .. } => "partition fault",
+            FaultKind::LoadSpike { .. } => "load spike fault",
+            FaultKind::CacheFlush { .. } => "cache flush fault",
+            FaultKind::TtlStorm { .. } => "TTL storm fault",
+            FaultKind::Restart { .. } => "restart fault",
+            FaultKind::ConfigPush { .. } => "config push fault",
+            FaultKind::LatchedFailure { .. } => "latched failure fault",
+            FaultKind::PacketLoss { .. } => "packet loss fault",
+            FaultKind::OneWayPartition { .. } => "one-way partition fault",
+            FaultKind::Throttle { .. } => "throttle fault",
+        });
+    }
+    f
+}
+
+#[test]
+fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
+    let covered: BTreeSet<&str> = with_expectations().iter().flat_map(|(_, s)| features(s)).collect();
+    let required = [
+        "breaker", "adaptive throttling", "hedging", "bulkhead", "fallback", "retry budget", "backoff with jitter", "burst",
+        "queue-time shedding", "adaptive LIFO", "rate limit", "in-flight limit", "latch over a limit", "cores",
+        "health checks through the queue", "health checks", "panic threshold", "outlier ejection", "autoscaler", "cache",
+        "coalescing", "startup calls", "periodic calls", "warm-up", "work queue", "optimistic concurrency", "hot keys",
+        "failover", "alerts", "monitoring dependency", "operator", "cache flush fault", "TTL storm fault", "restart fault",
+        "config push fault", "latched failure fault", "packet loss fault", "one-way partition fault", "throttle fault",
+        "kill fault", "slow fault", "latency fault", "errors fault", "partition fault", "load spike fault",
+    ];
+    let missing: Vec<&str> = required.iter().copied().filter(|r| !covered.contains(r)).collect();
+    assert!(missing.is_empty(), "not in any scenario with a stated outcome: {missing:?}");
+}
