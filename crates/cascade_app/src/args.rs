@@ -45,8 +45,15 @@ fn non_negative_seconds(s: &str) -> Result<f64, String> {
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
-    let parse = |v: &str| v.trim().parse::<u32>().ok().filter(|&n| (200..=10_000).contains(&n));
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| (200..=10_000).contains(&n))
+    };
     match (parse(w), parse(h)) {
         (Some(w), Some(h)) => Ok((w, h)),
         _ => Err(format!("`{s}`: width and height must be 200..10000 pixels")),

@@ -31,8 +31,8 @@ pub mod theme;
 pub mod ui;
 
 use bevy::prelude::*;
-use cascade_sim::scenario::Scenario;
 use cascade_sim::SimPlugin;
+use cascade_sim::scenario::Scenario;
 
 pub use args::Args;
 
@@ -58,13 +58,24 @@ pub fn initial_document(args: &Args) -> Result<session::Document, String> {
         return session::load_document(path);
     }
     if let Some(n) = args.layered {
-        let params = cascade_sim::generate::LayeredParams { services: n.max(1), duration_s: 600.0, ..Default::default() };
-        return Ok(session::Document::new(cascade_sim::generate::layered(&params), None));
+        let params = cascade_sim::generate::LayeredParams {
+            services: n.max(1),
+            duration_s: 600.0,
+            ..Default::default()
+        };
+        return Ok(session::Document::new(
+            cascade_sim::generate::layered(&params),
+            None,
+        ));
     }
-    let on_disk = ui::library::library_root().map(|r| r.join("teaching/retry-storm.ron")).filter(|p| p.exists());
+    let on_disk = ui::library::library_root()
+        .map(|r| r.join("teaching/retry-storm.ron"))
+        .filter(|p| p.exists());
     match on_disk {
         Some(path) => session::load_document(&path),
-        None => Scenario::from_ron_str(DEFAULT_SCENARIO, "built-in").map(|s| session::Document::new(s, None)).map_err(|e| e.to_string()),
+        None => Scenario::from_ron_str(DEFAULT_SCENARIO, "built-in")
+            .map(|s| session::Document::new(s, None))
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -78,7 +89,10 @@ pub struct SimViewPlugins {
 impl Plugin for SimViewPlugins {
     fn build(&self, app: &mut App) {
         app.add_plugins(SimPlugin)
-            .configure_sets(Update, (AppSystems::Input, AppSystems::Apply, AppSystems::Sync).chain())
+            .configure_sets(
+                Update,
+                (AppSystems::Input, AppSystems::Apply, AppSystems::Sync).chain(),
+            )
             .configure_sets(PreUpdate, AppSystems::Playback)
             .add_plugins((session::plugin, playback::plugin, settings::plugin));
         if !app.world().contains_resource::<canvas::BuildTool>() {
@@ -99,11 +113,23 @@ pub struct AppPlugin {
 
 impl Plugin for AppPlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins(SimViewPlugins { document: self.document.clone() })
-            .add_plugins((canvas::plugin, ui::plugin, screenshot::plugin(self.args.clone())));
+        app.add_plugins(SimViewPlugins {
+            document: self.document.clone(),
+        })
+        .add_plugins((
+            canvas::plugin,
+            ui::plugin,
+            screenshot::plugin(self.args.clone()),
+        ));
         let mut playback = app.world_mut().resource_mut::<playback::Playback>();
-        playback.speed = if self.args.speed > 0.0 { playback::Speed::Times(self.args.speed) } else { playback::Speed::Max };
-        app.insert_resource(canvas::ParticleDensity { journeys_per_s: self.args.journeys_per_second.max(0.1) });
+        playback.speed = if self.args.speed > 0.0 {
+            playback::Speed::Times(self.args.speed)
+        } else {
+            playback::Speed::Max
+        };
+        app.insert_resource(canvas::ParticleDensity {
+            journeys_per_s: self.args.journeys_per_second.max(0.1),
+        });
         if let Some(node) = &self.args.select {
             app.world_mut().resource_mut::<session::Selection>().node = Some(node.clone());
         }

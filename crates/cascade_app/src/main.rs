@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
 use bevy_egui::EguiPlugin;
-use cascade_app::{initial_document, AppPlugin, Args};
+use cascade_app::{AppPlugin, Args, initial_document};
 use clap::Parser as _;
 
 fn main() -> ExitCode {
@@ -36,7 +36,10 @@ fn main() -> ExitCode {
                 }),
                 ..default()
             })
-            .set(bevy::log::LogPlugin { filter: "wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn,winit=error".into(), ..default() }),
+            .set(bevy::log::LogPlugin {
+                filter: "wgpu=error,naga=warn,bevy_render=warn,bevy_winit=warn,winit=error".into(),
+                ..default()
+            }),
     )
     .add_plugins(EguiPlugin::default())
     .add_plugins(AppPlugin { args, document });

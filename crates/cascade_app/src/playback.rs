@@ -20,14 +20,22 @@ pub(crate) fn plugin(app: &mut App) {
     // frame governs how much virtual time the next frame brings.
     app.init_resource::<Playback>()
         .init_resource::<SimTime>()
-        .add_systems(PreUpdate, run_unthrottled.in_set(crate::AppSystems::Playback))
+        .add_systems(
+            PreUpdate,
+            run_unthrottled.in_set(crate::AppSystems::Playback),
+        )
         .add_systems(Startup, configure_clocks)
         .add_systems(Last, configure_clocks);
-    app.add_systems(RunFixedMainLoop, update_sim_time.in_set(RunFixedMainLoopSystems::AfterFixedMainLoop));
+    app.add_systems(
+        RunFixedMainLoop,
+        update_sim_time.in_set(RunFixedMainLoopSystems::AfterFixedMainLoop),
+    );
 }
 
 /// The speed notches offered by the UI and the +/- keys (× real time).
-pub const SPEED_NOTCHES: [f64; 13] = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+pub const SPEED_NOTCHES: [f64; 13] = [
+    0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0,
+];
 
 /// How fast simulated time runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,7 +51,11 @@ impl Speed {
     pub fn faster(self) -> Speed {
         match self {
             Speed::Max => Speed::Max,
-            Speed::Times(s) => SPEED_NOTCHES.iter().copied().find(|&n| n > s * 1.0001).map_or(Speed::Max, Speed::Times),
+            Speed::Times(s) => SPEED_NOTCHES
+                .iter()
+                .copied()
+                .find(|&n| n > s * 1.0001)
+                .map_or(Speed::Max, Speed::Times),
         }
     }
 
@@ -51,7 +63,14 @@ impl Speed {
     pub fn slower(self) -> Speed {
         match self {
             Speed::Max => Speed::Times(SPEED_NOTCHES[SPEED_NOTCHES.len() - 1]),
-            Speed::Times(s) => Speed::Times(SPEED_NOTCHES.iter().rev().copied().find(|&n| n < s * 0.9999).unwrap_or(SPEED_NOTCHES[0])),
+            Speed::Times(s) => Speed::Times(
+                SPEED_NOTCHES
+                    .iter()
+                    .rev()
+                    .copied()
+                    .find(|&n| n < s * 0.9999)
+                    .unwrap_or(SPEED_NOTCHES[0]),
+            ),
         }
     }
 
@@ -80,7 +99,12 @@ pub struct Playback {
 
 impl Default for Playback {
     fn default() -> Self {
-        Playback { playing: true, speed: Speed::Times(1.0), step_requested: false, max_budget: Duration::from_millis(24) }
+        Playback {
+            playing: true,
+            speed: Speed::Times(1.0),
+            step_requested: false,
+            max_budget: Duration::from_millis(24),
+        }
     }
 }
 
@@ -163,7 +187,12 @@ pub fn run_for(world: &mut World, budget: Duration) {
     }
 }
 
-fn update_sim_time(playback: Res<Playback>, clock: Res<SimClock>, fixed: Res<Time<Fixed>>, mut sim_time: ResMut<SimTime>) {
+fn update_sim_time(
+    playback: Res<Playback>,
+    clock: Res<SimClock>,
+    fixed: Res<Time<Fixed>>,
+    mut sim_time: ResMut<SimTime>,
+) {
     let base = clock.now_ns() as f64;
     sim_time.now_ns = match (playback.playing, playback.speed) {
         (true, Speed::Times(_)) => {
@@ -184,7 +213,11 @@ mod tests {
         assert_eq!(Speed::Times(1000.0).faster(), Speed::Max);
         assert_eq!(Speed::Max.slower(), Speed::Times(1000.0));
         assert_eq!(Speed::Times(0.1).slower(), Speed::Times(0.1));
-        assert_eq!(Speed::Times(3.0).slower(), Speed::Times(2.0), "off-notch speeds snap to the next notch");
+        assert_eq!(
+            Speed::Times(3.0).slower(),
+            Speed::Times(2.0),
+            "off-notch speeds snap to the next notch"
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bevy::diagnostic::{DiagnosticsStore, FrameTimeDiagnosticsPlugin};
 use bevy::app::FixedMain;
+use bevy::diagnostic::{DiagnosticsStore, FrameTimeDiagnosticsPlugin};
 use bevy::prelude::*;
-use bevy::render::view::screenshot::{save_to_disk, Screenshot};
+use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 use cascade_sim::SimClock;
 
 use crate::args::Args;
@@ -26,12 +26,24 @@ const WARMUP_FRAMES: u32 = 60;
 pub fn plugin(args: Args) -> impl Fn(&mut App) {
     move |app: &mut App| {
         if let Some(path) = &args.screenshot {
-            app.insert_resource(ScreenshotPlan { path: path.clone(), after_s: args.after_seconds, stage: Stage::Running, frames: 0 })
-                .add_systems(PreUpdate, screenshot_driver.after(crate::AppSystems::Playback));
+            app.insert_resource(ScreenshotPlan {
+                path: path.clone(),
+                after_s: args.after_seconds,
+                stage: Stage::Running,
+                frames: 0,
+            })
+            .add_systems(
+                PreUpdate,
+                screenshot_driver.after(crate::AppSystems::Playback),
+            );
         }
         if let Some(frames) = args.measure_frames {
             app.add_plugins(FrameTimeDiagnosticsPlugin::default())
-                .insert_resource(Measure { frames, seen: 0, samples_ms: Vec::new() })
+                .insert_resource(Measure {
+                    frames,
+                    seen: 0,
+                    samples_ms: Vec::new(),
+                })
                 .add_systems(Last, measure_frames);
         }
         if args.screenshot.is_some() || args.measure_frames.is_some() {
@@ -81,7 +93,9 @@ fn screenshot_driver(world: &mut World) {
             };
             // Up to 0.2 s of wall time per frame, so the window stays responsive.
             let started = std::time::Instant::now();
-            while world.resource::<SimClock>().ticks_done < target_ticks && started.elapsed() < Duration::from_millis(200) {
+            while world.resource::<SimClock>().ticks_done < target_ticks
+                && started.elapsed() < Duration::from_millis(200)
+            {
                 let left = target_ticks - world.resource::<SimClock>().ticks_done;
                 world.resource_mut::<SimClock>().ticks_per_update = left.min(1000) as u32;
                 world.run_schedule(FixedMain);
@@ -104,7 +118,9 @@ fn screenshot_driver(world: &mut World) {
             if reached && world.resource::<ScreenshotPlan>().frames >= SETTLE_FRAMES {
                 let path = world.resource::<ScreenshotPlan>().path.clone();
                 let _ = std::fs::remove_file(&path);
-                world.spawn(Screenshot::primary_window()).observe(save_to_disk(path));
+                world
+                    .spawn(Screenshot::primary_window())
+                    .observe(save_to_disk(path));
                 let mut plan = world.resource_mut::<ScreenshotPlan>();
                 plan.stage = Stage::Capturing;
                 plan.frames = 0;
@@ -149,7 +165,9 @@ fn measure_frames(
         v.sort_by(f64::total_cmp);
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         let pct = |q: f64| v[((q * v.len() as f64) as usize).min(v.len() - 1)];
-        let bevy_fps = diagnostics.get(&FrameTimeDiagnosticsPlugin::FPS).and_then(|d| d.smoothed());
+        let bevy_fps = diagnostics
+            .get(&FrameTimeDiagnosticsPlugin::FPS)
+            .and_then(|d| d.smoothed());
         println!(
             "{{\"nodes\": {}, \"edges\": {}, \"meshes\": {}, \"frames\": {}, \"mean_ms\": {:.2}, \"p50_ms\": {:.2}, \"p95_ms\": {:.2}, \"fps\": {:.1}, \"bevy_fps\": {}}}",
             graph.nodes.len(),

@@ -18,8 +18,8 @@ use cascade_sim::faults::FaultId;
 use cascade_sim::scenario::{self, FaultKind, Scenario};
 use cascade_sim::{Engine, SimCommand};
 
-use crate::playback::{Playback, Speed};
 use crate::canvas::BuildTool;
+use crate::playback::{Playback, Speed};
 use crate::settings::{PanelLayout, Settings};
 
 /// Session plugin: document, selection, undo history, action handling.
@@ -49,15 +49,20 @@ pub struct Document {
 impl Document {
     /// A document for a freshly loaded scenario.
     pub fn new(scenario: Scenario, path: Option<PathBuf>) -> Self {
-        Document { scenario, path, dirty: false, version: 0 }
+        Document {
+            scenario,
+            path,
+            dirty: false,
+            version: 0,
+        }
     }
 
     /// The file name or "untitled".
     pub fn title(&self) -> String {
-        self.path
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map_or_else(|| "untitled".to_owned(), |n| n.to_string_lossy().into_owned())
+        self.path.as_ref().and_then(|p| p.file_name()).map_or_else(
+            || "untitled".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     }
 }
 
@@ -162,7 +167,9 @@ impl UndoEntry {
     pub fn label(&self) -> String {
         match self {
             UndoEntry::Edit { label, .. } => label.clone(),
-            UndoEntry::Fault { fault, .. } => format!("{} on {}", fault.label(), fault.target_node()),
+            UndoEntry::Fault { fault, .. } => {
+                format!("{} on {}", fault.label(), fault.target_node())
+            }
         }
     }
 }
@@ -205,7 +212,9 @@ pub struct ViewRequests {
 
 /// Loads a file into a new document; on failure returns the message to show.
 pub fn load_document(path: &std::path::Path) -> Result<Document, String> {
-    scenario::load(path).map(|s| Document::new(s, Some(path.to_path_buf()))).map_err(|e| e.to_string())
+    scenario::load(path)
+        .map(|s| Document::new(s, Some(path.to_path_buf())))
+        .map_err(|e| e.to_string())
 }
 
 /// Applies every queued [`AppAction`].
@@ -248,7 +257,9 @@ pub fn apply_actions(
                 Some(path) => save(&mut doc, &path, &mut errors, &mut notice, &mut settings),
                 None => requests.save_dialog = true,
             },
-            AppAction::SaveAsPath(path) => save(&mut doc, &path, &mut errors, &mut notice, &mut settings),
+            AppAction::SaveAsPath(path) => {
+                save(&mut doc, &path, &mut errors, &mut notice, &mut settings)
+            }
             AppAction::Reset { seed } => {
                 if let Some(seed) = seed {
                     doc.scenario.seed = seed;
@@ -263,10 +274,19 @@ pub fn apply_actions(
                     // Dragging a value changes it every frame: fold edits of the same thing
                     // within a second into one undo step.
                     let now = time.elapsed_secs_f64();
-                    let fold = history.last_edit.as_ref().is_some_and(|(l, t)| *l == label && now - t < 1.0);
+                    let fold = history
+                        .last_edit
+                        .as_ref()
+                        .is_some_and(|(l, t)| *l == label && now - t < 1.0);
                     match history.undo.last_mut() {
-                        Some(UndoEntry::Edit { after: last_after, .. }) if fold => *last_after = after,
-                        _ => history.undo.push(UndoEntry::Edit { before: Box::new(before), after, label: label.clone() }),
+                        Some(UndoEntry::Edit {
+                            after: last_after, ..
+                        }) if fold => *last_after = after,
+                        _ => history.undo.push(UndoEntry::Edit {
+                            before: Box::new(before),
+                            after,
+                            label: label.clone(),
+                        }),
                     }
                     history.last_edit = Some((label, now));
                     history.redo.clear();
@@ -274,7 +294,10 @@ pub fn apply_actions(
                 Err(message) => errors.open = Some(("That edit is not valid".to_owned(), message)),
             },
             AppAction::InjectFault { fault, duration_s } => {
-                sim.write(SimCommand::InjectFault { fault: fault.clone(), duration_s });
+                sim.write(SimCommand::InjectFault {
+                    fault: fault.clone(),
+                    duration_s,
+                });
                 history.undo.push(UndoEntry::Fault { fault, duration_s });
                 history.redo.clear();
             }
@@ -314,7 +337,11 @@ pub fn apply_actions(
 
 /// Validates and applies an edit: the document changes and the simulation is reconfigured.
 /// Returns the previous scenario (for the undo stack); nothing changes if it does not validate.
-fn edit(doc: &mut Document, new: Scenario, sim: &mut MessageWriter<SimCommand>) -> Result<Scenario, String> {
+fn edit(
+    doc: &mut Document,
+    new: Scenario,
+    sim: &mut MessageWriter<SimCommand>,
+) -> Result<Scenario, String> {
     let problems = scenario::validate(&new);
     if !problems.is_empty() {
         let text = new.to_ron_string();
@@ -327,7 +354,13 @@ fn edit(doc: &mut Document, new: Scenario, sim: &mut MessageWriter<SimCommand>) 
     Ok(before)
 }
 
-fn save(doc: &mut Document, path: &std::path::Path, errors: &mut ErrorWindow, notice: &mut Notice, settings: &mut Settings) {
+fn save(
+    doc: &mut Document,
+    path: &std::path::Path,
+    errors: &mut ErrorWindow,
+    notice: &mut Notice,
+    settings: &mut Settings,
+) {
     match scenario::save_to_path(&doc.scenario, path) {
         Ok(()) => {
             doc.path = Some(path.to_path_buf());
@@ -339,8 +372,16 @@ fn save(doc: &mut Document, path: &std::path::Path, errors: &mut ErrorWindow, no
     }
 }
 
-fn undo(doc: &mut Document, history: &mut UndoHistory, engine: &Engine, sim: &mut MessageWriter<SimCommand>, notice: &mut Notice) {
-    let Some(entry) = history.undo.pop() else { return };
+fn undo(
+    doc: &mut Document,
+    history: &mut UndoHistory,
+    engine: &Engine,
+    sim: &mut MessageWriter<SimCommand>,
+    notice: &mut Notice,
+) {
+    let Some(entry) = history.undo.pop() else {
+        return;
+    };
     match &entry {
         UndoEntry::Edit { before, label, .. } => {
             sim.write(SimCommand::Reconfigure(before.clone()));
@@ -351,7 +392,12 @@ fn undo(doc: &mut Document, history: &mut UndoHistory, engine: &Engine, sim: &mu
         }
         UndoEntry::Fault { fault, .. } => {
             // The most recent live fault of this kind and target that is still in effect.
-            if let Some(f) = engine.faults.iter().rev().find(|f| !f.scripted && f.active && f.kind == *fault) {
+            if let Some(f) = engine
+                .faults
+                .iter()
+                .rev()
+                .find(|f| !f.scripted && f.active && f.kind == *fault)
+            {
                 sim.write(SimCommand::ClearFault(f.id));
             }
             notice.text = format!("undid: {}", entry.label());
@@ -360,8 +406,15 @@ fn undo(doc: &mut Document, history: &mut UndoHistory, engine: &Engine, sim: &mu
     history.redo.push(entry);
 }
 
-fn redo(doc: &mut Document, history: &mut UndoHistory, sim: &mut MessageWriter<SimCommand>, notice: &mut Notice) {
-    let Some(entry) = history.redo.pop() else { return };
+fn redo(
+    doc: &mut Document,
+    history: &mut UndoHistory,
+    sim: &mut MessageWriter<SimCommand>,
+    notice: &mut Notice,
+) {
+    let Some(entry) = history.redo.pop() else {
+        return;
+    };
     match &entry {
         UndoEntry::Edit { after, label, .. } => {
             sim.write(SimCommand::Reconfigure(after.clone()));
@@ -371,7 +424,10 @@ fn redo(doc: &mut Document, history: &mut UndoHistory, sim: &mut MessageWriter<S
             notice.text = format!("redid: {label}");
         }
         UndoEntry::Fault { fault, duration_s } => {
-            sim.write(SimCommand::InjectFault { fault: fault.clone(), duration_s: *duration_s });
+            sim.write(SimCommand::InjectFault {
+                fault: fault.clone(),
+                duration_s: *duration_s,
+            });
             notice.text = format!("redid: {}", entry.label());
         }
     }

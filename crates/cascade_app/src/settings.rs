@@ -14,7 +14,8 @@ const MAX_RECENT: usize = 10;
 
 /// Settings plugin: loads at startup, saves on change.
 pub(crate) fn plugin(app: &mut App) {
-    app.insert_resource(Settings::load()).add_systems(Last, save_settings_on_change);
+    app.insert_resource(Settings::load())
+        .add_systems(Last, save_settings_on_change);
 }
 
 /// Which panels are shown.
@@ -33,7 +34,12 @@ pub struct PanelLayout {
 
 impl Default for PanelLayout {
     fn default() -> Self {
-        PanelLayout { left: true, right: true, bottom: true, bottom_height: 330.0 }
+        PanelLayout {
+            left: true,
+            right: true,
+            bottom: true,
+            bottom_height: 330.0,
+        }
     }
 }
 
@@ -72,11 +78,14 @@ impl Settings {
     }
 
     fn save(&self) -> std::io::Result<()> {
-        let Some(file) = &self.file else { return Ok(()) };
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let text = ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default()).map_err(std::io::Error::other)?;
+        let text = ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .map_err(std::io::Error::other)?;
         cascade_sim::scenario::write_atomically(file, text.as_bytes())
     }
 }
@@ -100,7 +109,10 @@ mod tests {
         for p in ["/a.ron", "/b.ron", "/a.ron"] {
             s.remember(Path::new(p));
         }
-        assert_eq!(s.recent, vec![PathBuf::from("/a.ron"), PathBuf::from("/b.ron")]);
+        assert_eq!(
+            s.recent,
+            vec![PathBuf::from("/a.ron"), PathBuf::from("/b.ron")]
+        );
         for i in 0..20 {
             s.remember(Path::new(&format!("/f{i}.ron")));
         }
@@ -109,7 +121,14 @@ mod tests {
 
     #[test]
     fn settings_round_trip_through_ron() {
-        let s = Settings { recent: vec!["/x.ron".into()], panels: PanelLayout { left: false, ..Default::default() }, file: None };
+        let s = Settings {
+            recent: vec!["/x.ron".into()],
+            panels: PanelLayout {
+                left: false,
+                ..Default::default()
+            },
+            file: None,
+        };
         let text = ron::to_string(&s).unwrap();
         let back: Settings = ron::from_str(&text).unwrap();
         assert_eq!(back, s);

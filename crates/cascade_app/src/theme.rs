@@ -43,12 +43,20 @@ pub fn error_share_color(share: f64) -> Color {
     let calm = Color::srgb(0.42, 0.46, 0.52).to_linear();
     let amber = Color::srgb(0.93, 0.76, 0.35).to_linear();
     let red = Color::srgb(0.95, 0.35, 0.45).to_linear();
-    let c = if s < 0.2 { mix(calm, amber, s / 0.2) } else { mix(amber, red, ((s - 0.2) / 0.5).min(1.0)) };
+    let c = if s < 0.2 {
+        mix(calm, amber, s / 0.2)
+    } else {
+        mix(amber, red, ((s - 0.2) / 0.5).min(1.0))
+    };
     Color::LinearRgba(c)
 }
 
 fn mix(a: bevy::color::LinearRgba, b: bevy::color::LinearRgba, t: f32) -> bevy::color::LinearRgba {
-    bevy::color::LinearRgba::rgb(a.red + (b.red - a.red) * t, a.green + (b.green - a.green) * t, a.blue + (b.blue - a.blue) * t)
+    bevy::color::LinearRgba::rgb(
+        a.red + (b.red - a.red) * t,
+        a.green + (b.green - a.green) * t,
+        a.blue + (b.blue - a.blue) * t,
+    )
 }
 
 /// Particle colours: success, retry, timeout, error.

@@ -5,19 +5,21 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
+use cascade_app::SimViewPlugins;
 use cascade_app::playback::{Playback, Speed};
 use cascade_app::session::{AppAction, Document, ErrorWindow};
 use cascade_app::settings::Settings;
-use cascade_app::SimViewPlugins;
 use cascade_sim::engine::InstanceState;
 use cascade_sim::{ActiveScenario, SimClock};
 
 const FRAME: Duration = Duration::from_micros(16_667);
 
 fn app(speed: Speed) -> App {
-    let document = cascade_app::initial_document(&Default::default()).expect("the default scenario loads");
+    let document =
+        cascade_app::initial_document(&Default::default()).expect("the default scenario loads");
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins).add_plugins(SimViewPlugins { document });
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(SimViewPlugins { document });
     app.insert_resource(Settings::default()); // never touch the user's settings file
     app.insert_resource(TimeUpdateStrategy::ManualDuration(FRAME));
     app.world_mut().resource_mut::<Playback>().speed = speed;
@@ -39,7 +41,11 @@ fn the_simulation_clock_follows_the_chosen_speed() {
             app.update();
         }
         let expected = speed * frames as f64 * FRAME.as_secs_f64();
-        let step_s = app.world().resource::<Time<Fixed>>().timestep().as_secs_f64();
+        let step_s = app
+            .world()
+            .resource::<Time<Fixed>>()
+            .timestep()
+            .as_secs_f64();
         let advanced = sim_s(&app) - start;
         // The fixed loop runs whole steps of `step_s`: at most one step behind virtual time.
         assert!(
@@ -58,33 +64,65 @@ fn pause_stops_the_clock_and_step_advances_one_tick() {
     for _ in 0..10 {
         app.update();
     }
-    assert_eq!(app.world().resource::<SimClock>().ticks_done, paused_at, "paused");
+    assert_eq!(
+        app.world().resource::<SimClock>().ticks_done,
+        paused_at,
+        "paused"
+    );
     app.world_mut().write_message(AppAction::Step);
     app.update();
     app.update();
-    assert_eq!(app.world().resource::<SimClock>().ticks_done, paused_at + 1, "one step is one tick");
+    assert_eq!(
+        app.world().resource::<SimClock>().ticks_done,
+        paused_at + 1,
+        "one step is one tick"
+    );
 }
 
 #[test]
 fn editing_a_parameter_changes_the_sim_component() {
     let mut app = app(Speed::Times(1.0));
     let mut edited = app.world().resource::<Document>().scenario.clone();
-    edited.services.iter_mut().find(|s| s.name == "db").unwrap().workers = 3;
-    app.world_mut().write_message(AppAction::Edit { scenario: Box::new(edited), label: "edit db".into() });
+    edited
+        .services
+        .iter_mut()
+        .find(|s| s.name == "db")
+        .unwrap()
+        .workers = 3;
+    app.world_mut().write_message(AppAction::Edit {
+        scenario: Box::new(edited),
+        label: "edit db".into(),
+    });
     for _ in 0..3 {
         app.update();
     }
     let mut q = app.world_mut().query::<&InstanceState>();
-    let db: Vec<u32> = q.iter(app.world()).filter(|i| i.service == 1).map(|i| i.workers).collect();
+    let db: Vec<u32> = q
+        .iter(app.world())
+        .filter(|i| i.service == 1)
+        .map(|i| i.workers)
+        .collect();
     assert_eq!(db, vec![3], "db's instance now has 3 workers");
-    assert_eq!(app.world().resource::<ActiveScenario>().0.service("db").unwrap().workers, 3);
+    assert_eq!(
+        app.world()
+            .resource::<ActiveScenario>()
+            .0
+            .service("db")
+            .unwrap()
+            .workers,
+        3
+    );
     // And it can be undone.
     app.world_mut().write_message(AppAction::Undo);
     for _ in 0..3 {
         app.update();
     }
     let mut q = app.world_mut().query::<&InstanceState>();
-    let db: Vec<u32> = q.iter(app.world()).filter(|i| i.service == 1).map(|i| i.workers).collect();
+    let db: Vec<u32> = q
+        .iter(app.world())
+        .filter(|i| i.service == 1)
+        .map(|i| i.workers)
+        .collect();
     assert_eq!(db, vec![10], "undo restores 10 workers");
 }
 
@@ -105,15 +143,31 @@ fn loading_a_broken_file_keeps_the_current_run_and_shows_the_error() {
         "(\n    version: 1, name: \"x\", duration_s: 1,\n    sources: [(name: \"u\", target: \"apx\", rate: Constant(10))],\n    services: [(name: \"api\", workers: 1, service_time: Exponential(mean_ms: 1.0))],\n)\n",
     )
     .unwrap();
-    app.world_mut().write_message(AppAction::OpenPath(broken.clone()));
+    app.world_mut()
+        .write_message(AppAction::OpenPath(broken.clone()));
     for _ in 0..10 {
         app.update();
     }
-    let errors = app.world().resource::<ErrorWindow>().open.clone().expect("an error window is open");
+    let errors = app
+        .world()
+        .resource::<ErrorWindow>()
+        .open
+        .clone()
+        .expect("an error window is open");
     assert!(errors.0.contains("broken.ron"), "{errors:?}");
-    assert!(errors.1.contains("broken.ron:3:35: unknown service \"apx\""), "same line:col message as cascade-cli validate: {}", errors.1);
+    assert!(
+        errors
+            .1
+            .contains("broken.ron:3:35: unknown service \"apx\""),
+        "same line:col message as cascade-cli validate: {}",
+        errors.1
+    );
     assert!(errors.1.contains("did you mean \"api\"?"));
-    assert_eq!(app.world().resource::<Document>().scenario, before_doc, "the document is unchanged");
+    assert_eq!(
+        app.world().resource::<Document>().scenario,
+        before_doc,
+        "the document is unchanged"
+    );
     assert!(sim_s(&app) > t_before, "the run goes on (not reset)");
     std::fs::remove_dir_all(&dir).unwrap();
 }

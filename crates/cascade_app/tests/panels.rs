@@ -3,12 +3,12 @@
 
 use cascade_app::playback::Speed;
 use cascade_app::session::{AppAction, Selection};
-use cascade_app::ui::faults::{fault_palette_ui, FaultPaletteView, FaultParams, FaultTarget};
-use cascade_app::ui::inspector::{inspector_ui, SelectionMetrics};
-use cascade_app::ui::top_bar::{top_bar_ui, TopBarView};
+use cascade_app::ui::faults::{FaultPaletteView, FaultParams, FaultTarget, fault_palette_ui};
+use cascade_app::ui::inspector::{SelectionMetrics, inspector_ui};
+use cascade_app::ui::top_bar::{TopBarView, top_bar_ui};
 use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode, Scenario};
-use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
 
 fn top_view(playing: bool) -> TopBarView {
     TopBarView {
@@ -60,15 +60,27 @@ fn undo_is_offered_only_when_there_is_something_to_undo() {
     harness.get_by_label("Undo").click();
     harness.get_by_label("Redo").click();
     harness.run();
-    assert_eq!(harness.state(), &vec![AppAction::Undo], "redo is disabled: nothing was undone");
+    assert_eq!(
+        harness.state(),
+        &vec![AppAction::Undo],
+        "redo is disabled: nothing was undone"
+    );
 }
 
 #[test]
 fn clicking_a_fault_button_on_a_selected_node_produces_the_fault_command() {
     let view = FaultPaletteView {
-        target: Some(FaultTarget::Service { name: "db".into(), instances: 1, workers: 10, cache: false }),
+        target: Some(FaultTarget::Service {
+            name: "db".into(),
+            instances: 1,
+            workers: 10,
+            cache: false,
+        }),
         active: vec![],
-        selection: Selection { node: Some("db".into()), ..Default::default() },
+        selection: Selection {
+            node: Some("db".into()),
+            ..Default::default()
+        },
     };
     let mut harness = Harness::new_ui_state(
         move |ui, (out, params): &mut (Vec<AppAction>, FaultParams)| {
@@ -79,7 +91,11 @@ fn clicking_a_fault_button_on_a_selected_node_produces_the_fault_command() {
     harness.get_by_label("Kill").click();
     harness.run();
     let expected = AppAction::InjectFault {
-        fault: FaultKind::Kill { service: "db".into(), instances: InstanceSelector::All, mode: KillMode::Refuse },
+        fault: FaultKind::Kill {
+            service: "db".into(),
+            instances: InstanceSelector::All,
+            mode: KillMode::Refuse,
+        },
         duration_s: Some(10.0),
     };
     assert_eq!(harness.state().0, vec![expected]);
@@ -96,9 +112,15 @@ fn clicking_a_fault_button_on_a_selected_node_produces_the_fault_command() {
 #[test]
 fn an_edge_offers_partition_and_link_latency() {
     let view = FaultPaletteView {
-        target: Some(FaultTarget::Edge { from: "api".into(), to: "db".into() }),
+        target: Some(FaultTarget::Edge {
+            from: "api".into(),
+            to: "db".into(),
+        }),
         active: vec![],
-        selection: Selection { edge: Some(("api".into(), "db".into())), ..Default::default() },
+        selection: Selection {
+            edge: Some(("api".into(), "db".into())),
+            ..Default::default()
+        },
     };
     let mut harness = Harness::new_ui_state(
         move |ui, (out, params): &mut (Vec<AppAction>, FaultParams)| {
@@ -111,29 +133,55 @@ fn an_edge_offers_partition_and_link_latency() {
     harness.run();
     assert_eq!(
         harness.state().0,
-        vec![AppAction::InjectFault { fault: FaultKind::Partition { from: "api".into(), to: "db".into() }, duration_s: None }]
+        vec![AppAction::InjectFault {
+            fault: FaultKind::Partition {
+                from: "api".into(),
+                to: "db".into()
+            },
+            duration_s: None
+        }]
     );
 }
 
 #[test]
 fn editing_a_parameter_in_the_inspector_returns_the_edited_scenario() {
     let base = scenario();
-    let selection = Selection { node: Some("db".into()), ..Default::default() };
+    let selection = Selection {
+        node: Some("db".into()),
+        ..Default::default()
+    };
     let original = base.clone();
     let mut harness = Harness::new_ui_state(
         move |ui, out: &mut Vec<AppAction>| {
-            out.extend(inspector_ui(ui, &base, &selection, &SelectionMetrics::default(), false));
+            out.extend(inspector_ui(
+                ui,
+                &base,
+                &selection,
+                &SelectionMetrics::default(),
+                false,
+            ));
         },
         Vec::new(),
     );
     harness.get_by_label("propagate").click();
     harness.run();
-    let edits: Vec<&AppAction> = harness.state().iter().filter(|a| matches!(a, AppAction::Edit { .. })).collect();
+    let edits: Vec<&AppAction> = harness
+        .state()
+        .iter()
+        .filter(|a| matches!(a, AppAction::Edit { .. }))
+        .collect();
     assert_eq!(edits.len(), 1, "{:?}", harness.state());
-    let AppAction::Edit { scenario, label } = edits[0] else { unreachable!() };
+    let AppAction::Edit { scenario, label } = edits[0] else {
+        unreachable!()
+    };
     assert_eq!(label, "edit db");
     assert!(scenario.service("db").unwrap().deadline_propagation);
     let mut expected = original;
-    expected.services.iter_mut().find(|s| s.name == "db").unwrap().deadline_propagation = true;
+    expected
+        .services
+        .iter_mut()
+        .find(|s| s.name == "db")
+        .unwrap()
+        .deadline_propagation = true;
     assert_eq!(**scenario, expected, "only that one field changed");
 }

@@ -9,10 +9,15 @@ use std::process::Command;
 /// Health fill colours (keep in sync with `cascade_app::theme::health_rgb`).
 fn health_colors() -> Vec<(&'static str, [u8; 3])> {
     use cascade_sim::metrics::Health;
-    [Health::Healthy, Health::Degraded, Health::Failing, Health::Down]
-        .into_iter()
-        .map(|h| (h.as_str(), cascade_app::theme::health_rgb(h)))
-        .collect()
+    [
+        Health::Healthy,
+        Health::Degraded,
+        Health::Failing,
+        Health::Down,
+    ]
+    .into_iter()
+    .map(|h| (h.as_str(), cascade_app::theme::health_rgb(h)))
+    .collect()
 }
 
 fn decode(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
@@ -21,7 +26,10 @@ fn decode(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
     let channels = info.color_type.samples();
-    let pixels = buf[..info.buffer_size()].chunks(channels).map(|c| [c[0], c[1], c[2]]).collect();
+    let pixels = buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
     (info.width, info.height, pixels)
 }
 
@@ -37,13 +45,24 @@ fn the_teaching_scenario_with_a_fault_shows_nodes_in_two_health_colours() {
     let status = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1600x960x24"])
         .arg(env!("CARGO_BIN_EXE_cascade"))
-        .args(["--scenario", "scenarios/teaching/retry-storm.ron", "--after-seconds", "31.3", "--window", "1600x960", "--screenshot"])
+        .args([
+            "--scenario",
+            "scenarios/teaching/retry-storm.ron",
+            "--after-seconds",
+            "31.3",
+            "--window",
+            "1600x960",
+            "--screenshot",
+        ])
         .arg(&out)
         .current_dir(&repo)
         .env("WGPU_BACKEND", "vulkan")
         .status()
         .expect("xvfb-run starts");
-    assert!(status.success(), "cascade --screenshot exited with {status}");
+    assert!(
+        status.success(),
+        "cascade --screenshot exited with {status}"
+    );
     let (w, h, pixels) = decode(&out);
     assert_eq!((w, h), (1600, 960), "the window's size");
     // Count health-coloured pixels on the canvas (between the side panels, above the charts).
@@ -59,10 +78,23 @@ fn the_teaching_scenario_with_a_fault_shows_nodes_in_two_health_colours() {
             }
         }
     }
-    let named: Vec<(&str, usize)> = health_colors().iter().map(|(n, _)| *n).zip(counts.iter().copied()).collect();
+    let named: Vec<(&str, usize)> = health_colors()
+        .iter()
+        .map(|(n, _)| *n)
+        .zip(counts.iter().copied())
+        .collect();
     let shown = named.iter().filter(|(_, n)| *n >= 1000).count();
-    assert!(shown >= 2, "expected node bodies in at least two health colours, got {named:?}");
-    let background = pixels.iter().filter(|p| (0..3).all(|k| p[k].abs_diff([27, 29, 34][k]) <= 3)).count();
-    assert!(background > pixels.len() / 10, "the canvas background is there (not a blank or garbage frame)");
+    assert!(
+        shown >= 2,
+        "expected node bodies in at least two health colours, got {named:?}"
+    );
+    let background = pixels
+        .iter()
+        .filter(|p| (0..3).all(|k| p[k].abs_diff([27, 29, 34][k]) <= 3))
+        .count();
+    assert!(
+        background > pixels.len() / 10,
+        "the canvas background is there (not a blank or garbage frame)"
+    );
     let _ = std::fs::remove_file(&out);
 }

@@ -8,13 +8,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cascade_sim::generate::{layered, LayeredParams};
-use cascade_sim::scenario::{save_to_path, Scenario};
 use cascade_sim::Simulation;
+use cascade_sim::generate::{LayeredParams, layered};
+use cascade_sim::scenario::{Scenario, save_to_path};
 use clap::Args;
 
-use crate::run::{load, positive_seconds};
 use crate::Failure;
+use crate::run::{load, positive_seconds};
 
 /// Arguments of `bench`.
 #[derive(Args, Debug)]
@@ -63,10 +63,15 @@ pub struct GenerateArgs {
 
 fn params(services: u32, shape: Shape, duration_s: f64) -> Result<LayeredParams, Failure> {
     if services == 0 || shape.depth == 0 || shape.fanout == 0 {
-        return Err(Failure::input("services, depth and fanout must be at least 1"));
+        return Err(Failure::input(
+            "services, depth and fanout must be at least 1",
+        ));
     }
     if !(shape.rate > 0.0 && shape.rate.is_finite()) {
-        return Err(Failure::input(format!("--rate must be a positive number of requests per second, got {}", shape.rate)));
+        return Err(Failure::input(format!(
+            "--rate must be a positive number of requests per second, got {}",
+            shape.rate
+        )));
     }
     Ok(LayeredParams {
         services,
@@ -107,15 +112,23 @@ pub fn bench(args: &BenchArgs) -> Result<(), Failure> {
         "peak_rss_mb": peak_rss_mb(),
         "verdict": summary.verdict.as_str(),
     });
-    println!("{}", serde_json::to_string_pretty(&json).map_err(|e| Failure::other(e.to_string()))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json).map_err(|e| Failure::other(e.to_string()))?
+    );
     Ok(())
 }
 
 /// `generate`.
 pub fn generate(args: &GenerateArgs) -> Result<(), Failure> {
     let scenario = layered(&params(args.services, args.shape, 60.0)?);
-    save_to_path(&scenario, &args.out).map_err(|e| Failure::other(format!("cannot write {}: {e}", args.out.display())))?;
-    eprintln!("wrote {} ({} services)", args.out.display(), scenario.services.len());
+    save_to_path(&scenario, &args.out)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", args.out.display())))?;
+    eprintln!(
+        "wrote {} ({} services)",
+        args.out.display(),
+        scenario.services.len()
+    );
     Ok(())
 }
 
@@ -125,9 +138,11 @@ fn default_bench_path() -> PathBuf {
     if rel.exists() {
         return rel;
     }
-    let from_exe = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().find(|a| a.join(&rel).exists()).map(|a| a.join(&rel)));
+    let from_exe = std::env::current_exe().ok().and_then(|exe| {
+        exe.ancestors()
+            .find(|a| a.join(&rel).exists())
+            .map(|a| a.join(&rel))
+    });
     from_exe.unwrap_or(rel)
 }
 

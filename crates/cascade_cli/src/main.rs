@@ -51,26 +51,37 @@ pub struct Failure {
 impl Failure {
     /// Invalid input (exit 2).
     pub fn input(message: impl Into<String>) -> Self {
-        Failure { code: 2, message: message.into() }
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
     }
 
     /// Anything else, e.g. I/O (exit 1).
     pub fn other(message: impl Into<String>) -> Self {
-        Failure { code: 1, message: message.into() }
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
     }
 }
 
 fn main() -> ExitCode {
     // A bug must still end in one clear line, not a Rust backtrace.
     std::panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         let payload = info
             .payload()
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        eprintln!("cascade-cli: internal error{location}: {payload}\n  this is a bug; please report it with the command you ran");
+        eprintln!(
+            "cascade-cli: internal error{location}: {payload}\n  this is a bug; please report it with the command you ran"
+        );
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -84,7 +84,10 @@ pub struct MetricsCsv {
 impl MetricsCsv {
     /// An empty CSV (header written with the first row).
     pub fn new() -> Self {
-        MetricsCsv { writer: csv::Writer::from_writer(Vec::new()), written_intervals: 0 }
+        MetricsCsv {
+            writer: csv::Writer::from_writer(Vec::new()),
+            written_intervals: 0,
+        }
     }
 
     /// Appends every interval closed since the last call, nodes in model order (sources, then
@@ -109,8 +112,12 @@ impl MetricsCsv {
                         .map(|(i, s)| (s.name.as_str(), "service", history.services.get(i))),
                 );
             for (name, role, ring) in nodes {
-                let Some(row) = ring.and_then(|r| MetricsHistory::row_at(r, k)) else { continue };
-                self.writer.serialize(csv_row(row, name, role, interval_s, history.interval_ns)).map_err(|e| Failure::other(format!("metrics.csv: {e}")))?;
+                let Some(row) = ring.and_then(|r| MetricsHistory::row_at(r, k)) else {
+                    continue;
+                };
+                self.writer
+                    .serialize(csv_row(row, name, role, interval_s, history.interval_ns))
+                    .map_err(|e| Failure::other(format!("metrics.csv: {e}")))?;
             }
         }
         self.written_intervals = history.intervals();
@@ -119,11 +126,19 @@ impl MetricsCsv {
 
     /// The CSV bytes.
     pub fn into_bytes(self) -> Result<Vec<u8>, Failure> {
-        self.writer.into_inner().map_err(|e| Failure::other(format!("metrics.csv: {e}")))
+        self.writer
+            .into_inner()
+            .map_err(|e| Failure::other(format!("metrics.csv: {e}")))
     }
 }
 
-fn csv_row<'a>(row: &NodeRow, node: &'a str, role: &'a str, interval_s: f64, interval_ns: u64) -> CsvRow<'a> {
+fn csv_row<'a>(
+    row: &NodeRow,
+    node: &'a str,
+    role: &'a str,
+    interval_s: f64,
+    interval_ns: u64,
+) -> CsvRow<'a> {
     let c = &row.counters;
     let f = |o: Outcome| c.failed[o as usize];
     CsvRow {
@@ -167,7 +182,11 @@ fn csv_row<'a>(row: &NodeRow, node: &'a str, role: &'a str, interval_s: f64, int
         utilization: f6(c.utilization()),
         cpu_utilization: c.cpu_utilization().map(f6).unwrap_or_default(),
         mean_ms: f6(if role == "source" {
-            if c.succeeded == 0 { 0.0 } else { c.residence_ns as f64 / c.succeeded as f64 / 1e6 }
+            if c.succeeded == 0 {
+                0.0
+            } else {
+                c.residence_ns as f64 / c.succeeded as f64 / 1e6
+            }
         } else {
             c.mean_residence_ms()
         }),
@@ -193,12 +212,14 @@ fn csv_row<'a>(row: &NodeRow, node: &'a str, role: &'a str, interval_s: f64, int
 pub fn events_jsonl(log: &EventLog) -> Result<Vec<u8>, Failure> {
     let mut out = Vec::new();
     for ev in &log.events {
-        let mut value = serde_json::to_value(ev).map_err(|e| Failure::other(format!("events.jsonl: {e}")))?;
+        let mut value =
+            serde_json::to_value(ev).map_err(|e| Failure::other(format!("events.jsonl: {e}")))?;
         if let Some(obj) = value.as_object_mut() {
             let t = obj.remove("time_ns").and_then(|v| v.as_u64()).unwrap_or(0);
             obj.insert("time_s".into(), serde_json::json!(t as f64 / 1e9));
         }
-        serde_json::to_writer(&mut out, &value).map_err(|e| Failure::other(format!("events.jsonl: {e}")))?;
+        serde_json::to_writer(&mut out, &value)
+            .map_err(|e| Failure::other(format!("events.jsonl: {e}")))?;
         out.push(b'\n');
     }
     Ok(out)
@@ -206,9 +227,11 @@ pub fn events_jsonl(log: &EventLog) -> Result<Vec<u8>, Failure> {
 
 /// Writes one output file atomically, creating the directory.
 pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir).map_err(|e| Failure::other(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::other(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(name);
-    write_atomically(&path, bytes).map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
+    write_atomically(&path, bytes)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
 }
 
 /// The summary as pretty JSON.

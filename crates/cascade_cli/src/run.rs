@@ -8,8 +8,8 @@ use cascade_sim::scenario::{self, Scenario};
 use cascade_sim::{Engine, EventLog, Simulation};
 use clap::Args;
 
-use crate::output::{self, MetricsCsv};
 use crate::Failure;
+use crate::output::{self, MetricsCsv};
 
 /// Arguments of `run`.
 #[derive(Args, Debug)]
@@ -80,7 +80,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let json = output::summary_json(&summary, wall)?;
     if let (Some(dir), Some(csv)) = (&args.out, csv) {
         output::write(dir, "metrics.csv", &csv.into_bytes()?)?;
-        output::write(dir, "events.jsonl", &output::events_jsonl(sim.world().resource::<EventLog>())?)?;
+        output::write(
+            dir,
+            "events.jsonl",
+            &output::events_jsonl(sim.world().resource::<EventLog>())?,
+        )?;
         output::write(dir, "summary.json", format!("{json}\n").as_bytes())?;
     }
     println!("{json}");
@@ -89,13 +93,22 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         if let Some(expected) = summary.expected_verdict
             && expected != summary.verdict
         {
-            problems.push(format!("expected verdict {} but the run ended {}", expected.as_str(), summary.verdict.as_str()));
+            problems.push(format!(
+                "expected verdict {} but the run ended {}",
+                expected.as_str(),
+                summary.verdict.as_str()
+            ));
         }
         for c in summary.checks.iter().filter(|c| !c.passed) {
-            let got = c.value.map_or_else(|| "nothing to measure".to_owned(), |v| format!("{v:.4}"));
+            let got = c
+                .value
+                .map_or_else(|| "nothing to measure".to_owned(), |v| format!("{v:.4}"));
             problems.push(format!("check failed: {} (measured {got})", c.description));
         }
-        return Err(Failure { code: 3, message: format!("{}: {}", args.scenario.display(), problems.join("; ")) });
+        return Err(Failure {
+            code: 3,
+            message: format!("{}: {}", args.scenario.display(), problems.join("; ")),
+        });
     }
     Ok(())
 }
@@ -106,8 +119,10 @@ fn progress_bar(duration_s: f64) -> Option<indicatif::ProgressBar> {
     }
     let bar = indicatif::ProgressBar::new(1000);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% of {msg} simulated s, eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {percent:>3}% of {msg} simulated s, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(format!("{duration_s}"));
     Some(bar)
@@ -122,5 +137,9 @@ pub fn validate(files: &[PathBuf]) -> Result<(), Failure> {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(Failure::input(errors.join("\n"))) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::input(errors.join("\n")))
+    }
 }

@@ -12,7 +12,10 @@ fn cli(args: &[&str]) -> Output {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -29,24 +32,64 @@ fn stderr(o: &Output) -> String {
 #[track_caller]
 fn assert_no_panic(o: &Output) {
     let err = stderr(o);
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE") && !err.contains("stack backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked")
+            && !err.contains("RUST_BACKTRACE")
+            && !err.contains("stack backtrace"),
+        "{err}"
+    );
 }
 
 #[test]
 fn run_prints_the_summary_with_every_documented_field() {
     let o = cli(&["run", "scenarios/validation/mm1.ron", "--duration", "20"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
-    for key in ["scenario", "seed", "sim_seconds", "wall_seconds", "hops", "verdict", "recovery_seconds", "services", "sources"] {
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
+    for key in [
+        "scenario",
+        "seed",
+        "sim_seconds",
+        "wall_seconds",
+        "hops",
+        "verdict",
+        "recovery_seconds",
+        "services",
+        "sources",
+    ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     let server = &v["services"]["server"];
-    for key in ["offered_rps", "retry_rps", "goodput_rps", "error_ratio", "mean_ms", "p50_ms", "p99_ms", "mean_queue", "utilization", "orphaned_ratio", "rejected_ratio"] {
-        assert!(server.get(key).is_some_and(serde_json::Value::is_number), "services.server.{key}");
+    for key in [
+        "offered_rps",
+        "retry_rps",
+        "goodput_rps",
+        "error_ratio",
+        "mean_ms",
+        "p50_ms",
+        "p99_ms",
+        "mean_queue",
+        "utilization",
+        "orphaned_ratio",
+        "rejected_ratio",
+    ] {
+        assert!(
+            server.get(key).is_some_and(serde_json::Value::is_number),
+            "services.server.{key}"
+        );
     }
     let clients = &v["sources"]["clients"];
-    for key in ["offered_rps", "goodput_rps", "success_ratio", "mean_ms", "p99_ms"] {
-        assert!(clients.get(key).is_some_and(serde_json::Value::is_number), "sources.clients.{key}");
+    for key in [
+        "offered_rps",
+        "goodput_rps",
+        "success_ratio",
+        "mean_ms",
+        "p99_ms",
+    ] {
+        assert!(
+            clients.get(key).is_some_and(serde_json::Value::is_number),
+            "sources.clients.{key}"
+        );
     }
     assert_eq!(v["sim_seconds"], 20.0);
     assert_eq!(v["verdict"], "stable");
@@ -55,22 +98,40 @@ fn run_prints_the_summary_with_every_documented_field() {
 #[test]
 fn same_seed_gives_byte_identical_metrics_and_another_seed_differs() {
     let run = |seed: &str, dir: &Path| {
-        let o = cli(&["run", "scenarios/teaching/retry-storm.ron", "--duration", "45", "--seed", seed, "--out", dir.to_str().unwrap()]);
+        let o = cli(&[
+            "run",
+            "scenarios/teaching/retry-storm.ron",
+            "--duration",
+            "45",
+            "--seed",
+            seed,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         std::fs::read(dir.join("metrics.csv")).unwrap()
     };
     let (a, b, c) = (tmp("det-a"), tmp("det-b"), tmp("det-c"));
     let first = run("42", &a);
-    assert_eq!(first, run("42", &b), "same scenario + seed ⇒ identical metrics.csv");
+    assert_eq!(
+        first,
+        run("42", &b),
+        "same scenario + seed ⇒ identical metrics.csv"
+    );
     assert_ne!(first, run("43", &c), "another seed ⇒ another sample path");
-    // One row per interval × node (1 source + 2 services, 45 intervals) plus the header.
+    // One row per interval × node (1 source + 4 services, 45 intervals) plus the header.
     let rows = String::from_utf8(first).unwrap().lines().count();
-    assert_eq!(rows, 1 + 45 * 3);
+    assert_eq!(rows, 1 + 45 * 5);
     for f in ["events.jsonl", "summary.json"] {
         assert!(a.join(f).exists(), "{f} written");
     }
     let events = std::fs::read_to_string(a.join("events.jsonl")).unwrap();
-    assert!(events.lines().any(|l| l.contains("\"fault_started\"") && l.contains("\"time_s\":30.0")), "{events}");
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"fault_started\"") && l.contains("\"time_s\":30.0")),
+        "{events}"
+    );
     for line in events.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("each line is JSON");
     }
@@ -89,13 +150,24 @@ fn validate_reports_every_error_with_location_and_exit_2() {
 )"#,
     )
     .unwrap();
-    let o = cli(&["validate", "scenarios/validation/mm1.ron", bad.to_str().unwrap()]);
+    let o = cli(&[
+        "validate",
+        "scenarios/validation/mm1.ron",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert_no_panic(&o);
     let err = stderr(&o);
-    assert!(err.contains("bad.ron:3:35: unknown service \"apx\""), "{err}");
+    assert!(
+        err.contains("bad.ron:3:35: unknown service \"apx\""),
+        "{err}"
+    );
     assert!(err.contains("did you mean \"api\"?"), "{err}");
-    let ok = cli(&["validate", "scenarios/validation/mm1.ron", "scenarios/bench/three-tier.ron"]);
+    let ok = cli(&[
+        "validate",
+        "scenarios/validation/mm1.ron",
+        "scenarios/bench/three-tier.ron",
+    ]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
 }
 
@@ -121,11 +193,26 @@ fn bad_flags_and_files_exit_2_without_a_backtrace() {
 #[test]
 fn check_fails_when_the_stated_outcome_is_not_met() {
     let o = cli(&["run", "scenarios/teaching/retry-storm.ron", "--check"]);
-    assert_eq!(o.status.code(), Some(0), "retry-storm.ron ends as it states: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "retry-storm.ron ends as it states: {}",
+        stderr(&o)
+    );
     // Cut the run before the storm: it cannot be metastable yet.
-    let o = cli(&["run", "scenarios/teaching/retry-storm.ron", "--check", "--duration", "20"]);
+    let o = cli(&[
+        "run",
+        "scenarios/teaching/retry-storm.ron",
+        "--check",
+        "--duration",
+        "20",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("expected verdict metastable"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("expected verdict metastable"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -144,7 +231,15 @@ fn bench_reports_speed() {
 fn generate_writes_a_valid_scenario() {
     let dir = tmp("generate");
     let out = dir.join("g.ron");
-    let o = cli(&["generate", "--services", "30", "--depth", "3", "-o", out.to_str().unwrap()]);
+    let o = cli(&[
+        "generate",
+        "--services",
+        "30",
+        "--depth",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = cli(&["validate", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -9,13 +9,13 @@
 
 use bevy_ecs::prelude::*;
 
-use crate::engine::{self, spawn_instances, with_ctx, Engine, EventKind, LinkState, SourceNode};
+use crate::ActiveScenario;
+use crate::engine::{self, Engine, EventKind, LinkState, SourceNode, spawn_instances, with_ctx};
 use crate::events::SimEventKind;
 use crate::faults::{self, FaultId, FaultRecord};
 use crate::retry::RetryBudget;
-use crate::scenario::{validate, FaultKind, Scenario};
-use crate::time::{s_to_ns, Nanos, NEVER};
-use crate::ActiveScenario;
+use crate::scenario::{FaultKind, Scenario, validate};
+use crate::time::{NEVER, Nanos, s_to_ns};
 
 /// A change to the running simulation.
 #[derive(Message, Clone, Debug, PartialEq)]
@@ -48,11 +48,21 @@ impl SimCommand {
     /// One-line description for logs.
     pub fn describe(&self) -> String {
         match self {
-            SimCommand::LoadScenario(s) => format!("load scenario \"{}\" (seed {})", s.name, s.seed),
+            SimCommand::LoadScenario(s) => {
+                format!("load scenario \"{}\" (seed {})", s.name, s.seed)
+            }
             SimCommand::Reconfigure(_) => "edit the running scenario".to_owned(),
             SimCommand::InjectFault { fault, duration_s } => match duration_s {
-                Some(d) => format!("inject {} on {} for {d} s", fault.label(), fault.target_node()),
-                None => format!("inject {} on {} until cleared", fault.label(), fault.target_node()),
+                Some(d) => format!(
+                    "inject {} on {} for {d} s",
+                    fault.label(),
+                    fault.target_node()
+                ),
+                None => format!(
+                    "inject {} on {} until cleared",
+                    fault.label(),
+                    fault.target_node()
+                ),
             },
             SimCommand::ClearFault(id) => format!("clear fault {id}"),
             SimCommand::ClearAllFaults => "clear all faults".to_owned(),
@@ -70,7 +80,9 @@ pub struct CommandLog {
 
 /// Applies queued commands (exclusive system; runs first in each `FixedUpdate`).
 pub fn apply_commands(world: &mut World) {
-    let Some(mut messages) = world.get_resource_mut::<Messages<SimCommand>>() else { return };
+    let Some(mut messages) = world.get_resource_mut::<Messages<SimCommand>>() else {
+        return;
+    };
     let commands: Vec<SimCommand> = messages.drain().collect();
     for command in commands {
         // A rejected command is reported in the event log; the run goes on unchanged.
@@ -94,7 +106,9 @@ pub fn apply_command(world: &mut World, command: SimCommand) -> Result<(), Strin
             }
         }
         SimCommand::Reconfigure(s) => reconfigure(world, s),
-        SimCommand::InjectFault { fault, duration_s } => inject_fault(world, fault, *duration_s).map(|_| ()),
+        SimCommand::InjectFault { fault, duration_s } => {
+            inject_fault(world, fault, *duration_s).map(|_| ())
+        }
         SimCommand::ClearFault(id) => clear_faults(world, Some(*id)),
         SimCommand::ClearAllFaults => clear_faults(world, None),
         SimCommand::SetSampling { every } => {
@@ -105,29 +119,50 @@ pub fn apply_command(world: &mut World, command: SimCommand) -> Result<(), Strin
             Ok(())
         }
     };
-    let Some(mut engine) = world.get_resource_mut::<Engine>() else { return result };
+    let Some(mut engine) = world.get_resource_mut::<Engine>() else {
+        return result;
+    };
     match &result {
         Ok(()) => {
             engine.log(SimEventKind::CommandApplied { description });
             if !matches!(command, SimCommand::LoadScenario(_)) {
-                world.resource_mut::<CommandLog>().applied.push((now, command));
+                world
+                    .resource_mut::<CommandLog>()
+                    .applied
+                    .push((now, command));
             }
         }
-        Err(reason) => engine.log(SimEventKind::CommandRejected { reason: format!("{description}: {reason}") }),
+        Err(reason) => engine.log(SimEventKind::CommandRejected {
+            reason: format!("{description}: {reason}"),
+        }),
     }
     result
 }
 
 /// Registers and starts a fault now; returns its id.
-pub fn inject_fault(world: &mut World, fault: &FaultKind, duration_s: Option<f64>) -> Result<FaultId, String> {
+pub fn inject_fault(
+    world: &mut World,
+    fault: &FaultKind,
+    duration_s: Option<f64>,
+) -> Result<FaultId, String> {
     let now = world.resource::<Engine>().now;
     if let Some(d) = duration_s
         && !(d > 0.0 && d.is_finite())
     {
         return Err(format!("a fault duration must be positive, got {d} s"));
     }
-    let probe = Scenario { faults: vec![crate::scenario::FaultSpec { at_s: 0.0, duration_s, fault: fault.clone() }], ..world.resource::<ActiveScenario>().0.clone() };
-    if let Some(problem) = validate(&probe).into_iter().find(|d| d.path.starts_with("faults")) {
+    let probe = Scenario {
+        faults: vec![crate::scenario::FaultSpec {
+            at_s: 0.0,
+            duration_s,
+            fault: fault.clone(),
+        }],
+        ..world.resource::<ActiveScenario>().0.clone()
+    };
+    if let Some(problem) = validate(&probe)
+        .into_iter()
+        .find(|d| d.path.starts_with("faults"))
+    {
         return Err(problem.message);
     }
     let id = {
@@ -135,9 +170,20 @@ pub fn inject_fault(world: &mut World, fault: &FaultKind, duration_s: Option<f64
         let target = faults::resolve(&engine.model, fault)?;
         let id = engine.faults.len() as FaultId;
         let end_ns = duration_s.map_or(NEVER, |d| now + s_to_ns(d));
-        engine.faults.push(FaultRecord { id, kind: fault.clone(), target, start_ns: now, end_ns, active: false, scripted: false, progress: 0 });
+        engine.faults.push(FaultRecord {
+            id,
+            kind: fault.clone(),
+            target,
+            start_ns: now,
+            end_ns,
+            active: false,
+            scripted: false,
+            progress: 0,
+        });
         if end_ns != NEVER {
-            engine.sched.schedule(end_ns, EventKind::FaultEnd, id, 0, 0, 0);
+            engine
+                .sched
+                .schedule(end_ns, EventKind::FaultEnd, id, 0, 0, 0);
         }
         id
     };
@@ -151,7 +197,12 @@ fn clear_faults(world: &mut World, only: Option<FaultId>) -> Result<(), String> 
         match only {
             Some(id) if (id as usize) < engine.faults.len() => vec![id],
             Some(id) => return Err(format!("there is no fault {id}")),
-            None => engine.faults.iter().filter(|f| f.active || f.start_ns >= engine.now).map(|f| f.id).collect(),
+            None => engine
+                .faults
+                .iter()
+                .filter(|f| f.active || f.start_ns >= engine.now)
+                .map(|f| f.id)
+                .collect(),
         }
     };
     with_ctx(world, |ctx| {
@@ -166,7 +217,11 @@ fn clear_faults(world: &mut World, only: Option<FaultId>) -> Result<(), String> 
 fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
     let problems = validate(new);
     if let Some(p) = problems.first() {
-        let more = if problems.len() > 1 { format!(" (and {} more)", problems.len() - 1) } else { String::new() };
+        let more = if problems.len() > 1 {
+            format!(" (and {} more)", problems.len() - 1)
+        } else {
+            String::new()
+        };
         return Err(format!("{}: {}{more}", p.path, p.message));
     }
     let old = world.resource::<ActiveScenario>().0.clone();
@@ -189,11 +244,21 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
     // New sources and services get entities.
     for (i, s) in sources.iter().enumerate().skip(old_sources) {
         let state = engine::source_state(&world.resource::<Engine>().model, i as u32);
-        world.spawn((Name::new(s.name.clone()), engine::SimEntity, SourceNode { index: i as u32 }, state));
+        world.spawn((
+            Name::new(s.name.clone()),
+            engine::SimEntity,
+            SourceNode { index: i as u32 },
+            state,
+        ));
     }
     for (i, s) in services.iter().enumerate().skip(old_services) {
         let state = engine::service_state(&world.resource::<Engine>().model, i as u32);
-        world.spawn((Name::new(s.name.clone()), engine::SimEntity, engine::ServiceNode { index: i as u32 }, state));
+        world.spawn((
+            Name::new(s.name.clone()),
+            engine::SimEntity,
+            engine::ServiceNode { index: i as u32 },
+            state,
+        ));
     }
     for (i, s) in services.iter().enumerate() {
         spawn_instances(world, i as u32, if s.removed { 0 } else { s.instances });
@@ -202,8 +267,11 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
         .iter()
         .enumerate()
         .filter(|(_, s)| {
-            old.source(&s.name).map(|o| (o.rate.clone(), o.target.clone(), o.retry))
-                != new.source(&s.name).map(|n| (n.rate.clone(), n.target.clone(), n.retry))
+            old.source(&s.name)
+                .map(|o| (o.rate.clone(), o.target.clone(), o.retry))
+                != new
+                    .source(&s.name)
+                    .map(|n| (n.rate.clone(), n.target.clone(), n.retry))
         })
         .map(|(i, _)| i as u32)
         .collect();
@@ -213,7 +281,9 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
             let calls = ctx.e.model.services[s].calls.clone();
             for &g in &ctx.services[s].instances {
                 let is = &mut *ctx.instances[g as usize];
-                is.budgets.resize_with(calls.len(), || RetryBudget::new(&crate::retry::RetryModel::NONE));
+                is.budgets.resize_with(calls.len(), || {
+                    RetryBudget::new(&crate::retry::RetryModel::NONE)
+                });
                 for (b, c) in is.budgets.iter_mut().zip(&calls) {
                     if c.retry.budget.is_none() {
                         *b = RetryBudget::new(&c.retry);
@@ -234,7 +304,8 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
         }
         let now = ctx.e.now;
         for s in changed_sources {
-            ctx.sources[s as usize].budget = RetryBudget::new(&ctx.e.model.sources[s as usize].call.retry);
+            ctx.sources[s as usize].budget =
+                RetryBudget::new(&ctx.e.model.sources[s as usize].call.retry);
             ctx.schedule_next_arrival(s, now);
         }
     });

@@ -4,7 +4,7 @@
 
 use crate::rng::{self, SimRng};
 use crate::scenario::ServiceTime;
-use crate::time::{Nanos, NS_PER_MS};
+use crate::time::{NS_PER_MS, Nanos};
 
 /// A service-time distribution ready to sample, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,9 +47,16 @@ pub enum Dist {
 pub fn std_normal_cdf(x: f64) -> f64 {
     let z = x.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let erfc = poly * (-z * z).exp();
-    if x >= 0.0 { 1.0 - 0.5 * erfc } else { 0.5 * erfc }
+    if x >= 0.0 {
+        1.0 - 0.5 * erfc
+    } else {
+        0.5 * erfc
+    }
 }
 
 /// Mean of `|X|` for `X ~ N(mu, sd)`: `sd·√(2/π)·e^(−mu²/2sd²) + mu·(1 − 2Φ(−mu/sd))`.
@@ -57,7 +64,8 @@ pub fn folded_normal_mean(mu: f64, sd: f64) -> f64 {
     if sd <= 0.0 {
         return mu.abs();
     }
-    sd * (2.0 / std::f64::consts::PI).sqrt() * (-mu * mu / (2.0 * sd * sd)).exp() + mu * (1.0 - 2.0 * std_normal_cdf(-mu / sd))
+    sd * (2.0 / std::f64::consts::PI).sqrt() * (-mu * mu / (2.0 * sd * sd)).exp()
+        + mu * (1.0 - 2.0 * std_normal_cdf(-mu / sd))
 }
 
 impl Dist {
@@ -65,16 +73,27 @@ impl Dist {
     pub fn compile(st: &ServiceTime) -> Dist {
         let ms = NS_PER_MS as f64;
         match *st {
-            ServiceTime::Exponential { mean_ms } => Dist::Exponential { mean_ns: mean_ms * ms },
-            ServiceTime::Deterministic { ms: d } => Dist::Deterministic { ns: (d * ms).round() as Nanos },
+            ServiceTime::Exponential { mean_ms } => Dist::Exponential {
+                mean_ns: mean_ms * ms,
+            },
+            ServiceTime::Deterministic { ms: d } => Dist::Deterministic {
+                ns: (d * ms).round() as Nanos,
+            },
             ServiceTime::LogNormal { mean_ms, sigma } => {
                 // E[X] = exp(mu + sigma²/2)  ⇒  mu = ln(mean) − sigma²/2.
-                Dist::LogNormal { mu: (mean_ms * ms).ln() - 0.5 * sigma * sigma, sigma }
+                Dist::LogNormal {
+                    mu: (mean_ms * ms).ln() - 0.5 * sigma * sigma,
+                    sigma,
+                }
             }
-            ServiceTime::Uniform { min_ms, max_ms } => {
-                Dist::Uniform { min_ns: min_ms * ms, width_ns: (max_ms - min_ms) * ms }
-            }
-            ServiceTime::Normal { mean_ms, sd_ms } => Dist::FoldedNormal { mu_ns: mean_ms * ms, sd_ns: sd_ms * ms },
+            ServiceTime::Uniform { min_ms, max_ms } => Dist::Uniform {
+                min_ns: min_ms * ms,
+                width_ns: (max_ms - min_ms) * ms,
+            },
+            ServiceTime::Normal { mean_ms, sd_ms } => Dist::FoldedNormal {
+                mu_ns: mean_ms * ms,
+                sd_ns: sd_ms * ms,
+            },
         }
     }
 
@@ -110,12 +129,20 @@ impl Dist {
             Dist::LogNormal { sigma, .. } => (sigma * sigma).exp() - 1.0,
             Dist::Uniform { min_ns, width_ns } => {
                 let m = min_ns + 0.5 * width_ns;
-                if m > 0.0 { width_ns * width_ns / 12.0 / (m * m) } else { 0.0 }
+                if m > 0.0 {
+                    width_ns * width_ns / 12.0 / (m * m)
+                } else {
+                    0.0
+                }
             }
             Dist::FoldedNormal { mu_ns, sd_ns } => {
                 // E[|X|²] = E[X²] = mu² + sd².
                 let m = folded_normal_mean(mu_ns, sd_ns);
-                if m > 0.0 { (mu_ns * mu_ns + sd_ns * sd_ns - m * m) / (m * m) } else { 0.0 }
+                if m > 0.0 {
+                    (mu_ns * mu_ns + sd_ns * sd_ns - m * m) / (m * m)
+                } else {
+                    0.0
+                }
             }
         }
     }
@@ -140,29 +167,60 @@ mod tests {
         for st in [
             ServiceTime::Exponential { mean_ms: 5.0 },
             ServiceTime::Deterministic { ms: 2.0 },
-            ServiceTime::LogNormal { mean_ms: 10.0, sigma: 0.5 },
-            ServiceTime::Uniform { min_ms: 1.0, max_ms: 3.0 },
-            ServiceTime::Normal { mean_ms: 10.0, sd_ms: 2.0 },
+            ServiceTime::LogNormal {
+                mean_ms: 10.0,
+                sigma: 0.5,
+            },
+            ServiceTime::Uniform {
+                min_ms: 1.0,
+                max_ms: 3.0,
+            },
+            ServiceTime::Normal {
+                mean_ms: 10.0,
+                sd_ms: 2.0,
+            },
             // Folded hard: a third of the mass would be negative.
-            ServiceTime::Normal { mean_ms: 1.0, sd_ms: 2.3 },
+            ServiceTime::Normal {
+                mean_ms: 1.0,
+                sd_ms: 2.3,
+            },
         ] {
             let d = Dist::compile(&st);
             let (mean, scv) = moments(&d, n);
             let expect_mean = st.mean_ms() * 1e6;
             // SE of the sample mean = mean * sqrt(scv / n); 4 SE (plus 1 ns of rounding).
             let se = expect_mean * (d.scv() / n as f64).sqrt();
-            assert!((mean - expect_mean).abs() <= 4.0 * se + 1.0, "{st:?}: mean {mean} vs {expect_mean}");
-            assert!((d.mean_ns() - expect_mean).abs() < 1e-6 * expect_mean, "{st:?}: mean_ns");
+            assert!(
+                (mean - expect_mean).abs() <= 4.0 * se + 1.0,
+                "{st:?}: mean {mean} vs {expect_mean}"
+            );
+            assert!(
+                (d.mean_ns() - expect_mean).abs() < 1e-6 * expect_mean,
+                "{st:?}: mean_ns"
+            );
             // The SCV estimate is looser (fourth moments); 3% relative is > 4 SE for these n.
-            assert!((scv - d.scv()).abs() <= 0.03 * d.scv().max(0.01), "{st:?}: scv {scv} vs {}", d.scv());
+            assert!(
+                (scv - d.scv()).abs() <= 0.03 * d.scv().max(0.01),
+                "{st:?}: scv {scv} vs {}",
+                d.scv()
+            );
         }
     }
 
     #[test]
     fn normal_cdf_matches_tabulated_values() {
         // Standard tables: Φ(0) = 0.5, Φ(1) = 0.841345, Φ(1.96) = 0.975002, Φ(-2.5) = 0.006210.
-        for (x, p) in [(0.0, 0.5), (1.0, 0.841_345), (1.96, 0.975_002), (-2.5, 0.006_210)] {
-            assert!((std_normal_cdf(x) - p).abs() < 2e-6, "Φ({x}) = {} vs {p}", std_normal_cdf(x));
+        for (x, p) in [
+            (0.0, 0.5),
+            (1.0, 0.841_345),
+            (1.96, 0.975_002),
+            (-2.5, 0.006_210),
+        ] {
+            assert!(
+                (std_normal_cdf(x) - p).abs() < 2e-6,
+                "Φ({x}) = {} vs {p}",
+                std_normal_cdf(x)
+            );
         }
         // Folded standard normal: mean √(2/π).
         assert!((folded_normal_mean(0.0, 1.0) - (2.0 / std::f64::consts::PI).sqrt()).abs() < 1e-9);

@@ -17,7 +17,7 @@
 
 use crate::engine::{Model, NodeRef};
 use crate::scenario::{Direction, FaultKind, InstanceSelector, KillMode, PushedChange};
-use crate::time::{s_to_ns, Nanos, NEVER};
+use crate::time::{NEVER, Nanos, s_to_ns};
 
 /// Stable id of a fault within a run.
 pub type FaultId = u32;
@@ -93,7 +93,12 @@ pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String
                 .source_index(from)
                 .filter(|&i| !model.sources[i as usize].removed)
                 .map(NodeRef::Source)
-                .or_else(|| model.service_index(from).filter(|&i| !model.services[i as usize].removed).map(NodeRef::Service))
+                .or_else(|| {
+                    model
+                        .service_index(from)
+                        .filter(|&i| !model.services[i as usize].removed)
+                        .map(NodeRef::Service)
+                })
                 .ok_or_else(|| format!("unknown node \"{from}\""))?;
             let links: Vec<u32> = model.links_between(caller, to_idx).collect();
             if links.is_empty() {
@@ -187,20 +192,36 @@ pub fn instance_modifiers<'a>(
             continue;
         }
         match &f.kind {
-            FaultKind::Kill { instances, mode, .. } if selects(*instances, ordinal) => {
+            FaultKind::Kill {
+                instances, mode, ..
+            } if selects(*instances, ordinal) => {
                 m.down = match (m.down, mode) {
-                    (Some(KillMode::Blackhole), _) | (_, KillMode::Blackhole) => Some(KillMode::Blackhole),
+                    (Some(KillMode::Blackhole), _) | (_, KillMode::Blackhole) => {
+                        Some(KillMode::Blackhole)
+                    }
                     _ => Some(KillMode::Refuse),
                 };
             }
-            FaultKind::Slow { instances, factor, .. } if selects(*instances, ordinal) => m.slow_factor *= factor,
-            FaultKind::Latency { instances, added_ms, .. } if selects(*instances, ordinal) => {
+            FaultKind::Slow {
+                instances, factor, ..
+            } if selects(*instances, ordinal) => m.slow_factor *= factor,
+            FaultKind::Latency {
+                instances,
+                added_ms,
+                ..
+            } if selects(*instances, ordinal) => {
                 m.added_ns += crate::time::ms_to_ns(*added_ms);
             }
-            FaultKind::Errors { instances, probability, .. } if selects(*instances, ordinal) => {
+            FaultKind::Errors {
+                instances,
+                probability,
+                ..
+            } if selects(*instances, ordinal) => {
                 ok_prob *= 1.0 - probability;
             }
-            FaultKind::CapacityCut { workers, instances, .. } => {
+            FaultKind::CapacityCut {
+                workers, instances, ..
+            } => {
                 if let Some(w) = workers {
                     m.workers = m.workers.min(*w);
                 }
@@ -210,13 +231,18 @@ pub fn instance_modifiers<'a>(
                     m.in_rotation = false;
                 }
             }
-            FaultKind::ConfigPush { share, change, .. } if ordinal < f.progress.min(push_reach(*share, instances)) => match change {
-                PushedChange::Errors(p) => ok_prob *= 1.0 - p,
-                PushedChange::Slow(factor) => m.slow_factor *= factor,
-                PushedChange::Latch => {}
-            },
+            FaultKind::ConfigPush { share, change, .. }
+                if ordinal < f.progress.min(push_reach(*share, instances)) =>
+            {
+                match change {
+                    PushedChange::Errors(p) => ok_prob *= 1.0 - p,
+                    PushedChange::Slow(factor) => m.slow_factor *= factor,
+                    PushedChange::Latch => {}
+                }
+            }
             FaultKind::Throttle { rate_per_s, .. } => {
-                m.throttle_per_s = Some(m.throttle_per_s.map_or(*rate_per_s, |r| r.min(*rate_per_s)));
+                m.throttle_per_s =
+                    Some(m.throttle_per_s.map_or(*rate_per_s, |r| r.min(*rate_per_s)));
             }
             _ => {}
         }
@@ -226,20 +252,33 @@ pub fn instance_modifiers<'a>(
 }
 
 /// Modifiers of a link under the active faults.
-pub fn link_modifiers<'a>(faults: impl Iterator<Item = &'a FaultRecord>, link: u32) -> LinkModifiers {
+pub fn link_modifiers<'a>(
+    faults: impl Iterator<Item = &'a FaultRecord>,
+    link: u32,
+) -> LinkModifiers {
     let mut m = LinkModifiers::default();
     let mut pass = 1.0;
     for f in faults {
-        let ResolvedTarget::Links(links) = &f.target else { continue };
+        let ResolvedTarget::Links(links) = &f.target else {
+            continue;
+        };
         if !f.active || !links.contains(&link) {
             continue;
         }
         match &f.kind {
             FaultKind::Partition { .. } => m.partitioned = true,
-            FaultKind::LinkLatency { added_ms, .. } => m.added_ns += crate::time::ms_to_ns(*added_ms),
+            FaultKind::LinkLatency { added_ms, .. } => {
+                m.added_ns += crate::time::ms_to_ns(*added_ms)
+            }
             FaultKind::PacketLoss { probability, .. } => pass *= 1.0 - probability,
-            FaultKind::OneWayPartition { direction: Direction::Requests, .. } => m.cut_requests = true,
-            FaultKind::OneWayPartition { direction: Direction::Replies, .. } => m.cut_replies = true,
+            FaultKind::OneWayPartition {
+                direction: Direction::Requests,
+                ..
+            } => m.cut_requests = true,
+            FaultKind::OneWayPartition {
+                direction: Direction::Replies,
+                ..
+            } => m.cut_replies = true,
             _ => {}
         }
     }
@@ -263,20 +302,78 @@ mod tests {
     use super::*;
 
     fn rec(kind: FaultKind, target: ResolvedTarget) -> FaultRecord {
-        FaultRecord { id: 0, kind, target, start_ns: 0, end_ns: NEVER, active: true, scripted: true, progress: 0 }
+        FaultRecord {
+            id: 0,
+            kind,
+            target,
+            start_ns: 0,
+            end_ns: NEVER,
+            active: true,
+            scripted: true,
+            progress: 0,
+        }
     }
 
     #[test]
     fn active_faults_combine_by_the_documented_rules() {
         let s = || "db".to_owned();
         let faults = vec![
-            rec(FaultKind::Slow { service: s(), instances: InstanceSelector::All, factor: 2.0 }, ResolvedTarget::Service(1)),
-            rec(FaultKind::Slow { service: s(), instances: InstanceSelector::First(1), factor: 3.0 }, ResolvedTarget::Service(1)),
-            rec(FaultKind::Errors { service: s(), instances: InstanceSelector::All, probability: 0.5 }, ResolvedTarget::Service(1)),
-            rec(FaultKind::Errors { service: s(), instances: InstanceSelector::All, probability: 0.5 }, ResolvedTarget::Service(1)),
-            rec(FaultKind::CapacityCut { service: s(), workers: Some(4), instances: Some(2) }, ResolvedTarget::Service(1)),
-            rec(FaultKind::Kill { service: s(), instances: InstanceSelector::First(1), mode: KillMode::Refuse }, ResolvedTarget::Service(1)),
-            rec(FaultKind::Kill { service: s(), instances: InstanceSelector::All, mode: KillMode::Blackhole }, ResolvedTarget::Service(2)),
+            rec(
+                FaultKind::Slow {
+                    service: s(),
+                    instances: InstanceSelector::All,
+                    factor: 2.0,
+                },
+                ResolvedTarget::Service(1),
+            ),
+            rec(
+                FaultKind::Slow {
+                    service: s(),
+                    instances: InstanceSelector::First(1),
+                    factor: 3.0,
+                },
+                ResolvedTarget::Service(1),
+            ),
+            rec(
+                FaultKind::Errors {
+                    service: s(),
+                    instances: InstanceSelector::All,
+                    probability: 0.5,
+                },
+                ResolvedTarget::Service(1),
+            ),
+            rec(
+                FaultKind::Errors {
+                    service: s(),
+                    instances: InstanceSelector::All,
+                    probability: 0.5,
+                },
+                ResolvedTarget::Service(1),
+            ),
+            rec(
+                FaultKind::CapacityCut {
+                    service: s(),
+                    workers: Some(4),
+                    instances: Some(2),
+                },
+                ResolvedTarget::Service(1),
+            ),
+            rec(
+                FaultKind::Kill {
+                    service: s(),
+                    instances: InstanceSelector::First(1),
+                    mode: KillMode::Refuse,
+                },
+                ResolvedTarget::Service(1),
+            ),
+            rec(
+                FaultKind::Kill {
+                    service: s(),
+                    instances: InstanceSelector::All,
+                    mode: KillMode::Blackhole,
+                },
+                ResolvedTarget::Service(2),
+            ),
         ];
         let m0 = instance_modifiers(faults.iter(), 1, 0, 10, 3);
         assert_eq!(m0.slow_factor, 6.0, "slow factors multiply");
@@ -286,14 +383,21 @@ mod tests {
         assert_eq!(m0.down, Some(KillMode::Refuse));
         let m2 = instance_modifiers(faults.iter(), 1, 2, 10, 3);
         assert_eq!(m2.slow_factor, 2.0, "First(1) does not reach instance 2");
-        assert!(!m2.in_rotation, "capacity cut to 2 instances drains instance 2");
+        assert!(
+            !m2.in_rotation,
+            "capacity cut to 2 instances drains instance 2"
+        );
         assert_eq!(m2.down, None, "a fault on another service does not apply");
     }
 
     #[test]
     fn inactive_faults_have_no_effect() {
         let mut f = rec(
-            FaultKind::Slow { service: "x".into(), instances: InstanceSelector::All, factor: 5.0 },
+            FaultKind::Slow {
+                service: "x".into(),
+                instances: InstanceSelector::All,
+                factor: 5.0,
+            },
             ResolvedTarget::Service(0),
         );
         f.active = false;

@@ -33,7 +33,15 @@ pub struct LayeredParams {
 
 impl Default for LayeredParams {
     fn default() -> Self {
-        LayeredParams { services: 100, depth: 4, fanout: 3, rate_per_service_s: 100.0, service_ms: 2.0, seed: 1, duration_s: 60.0 }
+        LayeredParams {
+            services: 100,
+            depth: 4,
+            fanout: 3,
+            rate_per_service_s: 100.0,
+            service_ms: 2.0,
+            seed: 1,
+            duration_s: 60.0,
+        }
     }
 }
 
@@ -44,7 +52,9 @@ pub fn layered(p: &LayeredParams) -> Scenario {
     let fanout = p.fanout.max(1);
     let mut rng: SimRng = rng::stream(p.seed, "generate:layered", 0);
     // Layer sizes: as even as possible.
-    let sizes: Vec<u32> = (0..depth).map(|k| n / depth + u32::from(k < n % depth)).collect();
+    let sizes: Vec<u32> = (0..depth)
+        .map(|k| n / depth + u32::from(k < n % depth))
+        .collect();
     let mut names: Vec<Vec<String>> = Vec::new();
     let mut next_id = 0;
     for (k, &size) in sizes.iter().enumerate() {
@@ -57,7 +67,12 @@ pub fn layered(p: &LayeredParams) -> Scenario {
     let latency_ms = 1.0;
     let mut hold_ms = vec![0.0; depth as usize];
     for k in (0..depth as usize).rev() {
-        hold_ms[k] = p.service_ms + if k + 1 < depth as usize { 2.0 * latency_ms + hold_ms[k + 1] } else { 0.0 };
+        hold_ms[k] = p.service_ms
+            + if k + 1 < depth as usize {
+                2.0 * latency_ms + hold_ms[k + 1]
+            } else {
+                0.0
+            };
     }
     // Wiring first: callees of every service.
     let mut wiring: Vec<Vec<Vec<u32>>> = Vec::new();
@@ -107,7 +122,10 @@ pub fn layered(p: &LayeredParams) -> Scenario {
                     probability: 1.0 / callees.len() as f64,
                     count: 1,
                     timeout_ms: Some((hold_ms[k + 1] * 20.0).max(100.0)),
-                    retry: RetryPolicy { max_attempts: 2, ..Default::default() },
+                    retry: RetryPolicy {
+                        max_attempts: 2,
+                        ..Default::default()
+                    },
                     latency_ms,
                     ..Default::default()
                 })
@@ -124,7 +142,9 @@ pub fn layered(p: &LayeredParams) -> Scenario {
                 name: name.clone(),
                 kind,
                 workers,
-                service_time: ServiceTime::Exponential { mean_ms: p.service_ms },
+                service_time: ServiceTime::Exponential {
+                    mean_ms: p.service_ms,
+                },
                 calls,
                 ..Default::default()
             });
@@ -145,7 +165,10 @@ pub fn layered(p: &LayeredParams) -> Scenario {
         .collect();
     Scenario {
         name: format!("Layered architecture: {n} services, depth {depth}, fan-out {fanout}"),
-        description: format!("Generated (seed {}): {} rps per service, {} ms own work.", p.seed, p.rate_per_service_s, p.service_ms),
+        description: format!(
+            "Generated (seed {}): {} rps per service, {} ms own work.",
+            p.seed, p.rate_per_service_s, p.service_ms
+        ),
         seed: p.seed,
         duration_s: p.duration_s,
         sample_every: 0,
@@ -163,7 +186,10 @@ mod tests {
     #[test]
     fn generated_architectures_are_valid_at_every_size() {
         for services in [1, 10, 100, 1000] {
-            let s = layered(&LayeredParams { services, ..Default::default() });
+            let s = layered(&LayeredParams {
+                services,
+                ..Default::default()
+            });
             assert_eq!(s.services.len() as u32, services);
             assert_eq!(validate(&s), vec![], "{services} services");
         }
@@ -171,15 +197,30 @@ mod tests {
 
     #[test]
     fn every_service_below_the_top_has_a_caller() {
-        let s = layered(&LayeredParams { services: 200, depth: 5, fanout: 2, ..Default::default() });
+        let s = layered(&LayeredParams {
+            services: 200,
+            depth: 5,
+            fanout: 2,
+            ..Default::default()
+        });
         for svc in s.services.iter().filter(|s| !s.name.starts_with("l0-")) {
-            assert!(s.services.iter().any(|c| c.calls.iter().any(|call| call.to == svc.name)), "{} has no caller", svc.name);
+            assert!(
+                s.services
+                    .iter()
+                    .any(|c| c.calls.iter().any(|call| call.to == svc.name)),
+                "{} has no caller",
+                svc.name
+            );
         }
     }
 
     #[test]
     fn same_seed_same_architecture() {
-        let p = LayeredParams { services: 300, seed: 7, ..Default::default() };
+        let p = LayeredParams {
+            services: 300,
+            seed: 7,
+            ..Default::default()
+        };
         assert_eq!(layered(&p), layered(&p));
         assert_ne!(layered(&p), layered(&LayeredParams { seed: 8, ..p }));
     }

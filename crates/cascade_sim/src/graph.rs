@@ -56,10 +56,16 @@ impl DependencyGraph {
         let mut graph = StableDiGraph::new();
         let mut order = Vec::new();
         for source in &scenario.sources {
-            order.push(graph.add_node(GraphNode { name: source.name.clone(), kind: GraphNodeKind::Source }));
+            order.push(graph.add_node(GraphNode {
+                name: source.name.clone(),
+                kind: GraphNodeKind::Source,
+            }));
         }
         for service in &scenario.services {
-            order.push(graph.add_node(GraphNode { name: service.name.clone(), kind: GraphNodeKind::Service }));
+            order.push(graph.add_node(GraphNode {
+                name: service.name.clone(),
+                kind: GraphNodeKind::Service,
+            }));
         }
         let mut g = DependencyGraph { graph, order };
         for source in &scenario.sources {
@@ -78,7 +84,11 @@ impl DependencyGraph {
                 g.add_edge_by_name(&service.name, &queue.consumer, EdgeKind::Delivery);
             }
             let lifecycle = &service.lifecycle;
-            for call in lifecycle.startup_calls.iter().chain(lifecycle.periodic.iter().map(|p| &p.call)) {
+            for call in lifecycle
+                .startup_calls
+                .iter()
+                .chain(lifecycle.periodic.iter().map(|p| &p.call))
+            {
                 g.add_edge_by_name(&service.name, &call.to, EdgeKind::Lifecycle);
             }
             if let Some(failover) = &service.failover {
@@ -89,7 +99,10 @@ impl DependencyGraph {
     }
 
     fn index_of(&self, name: &str) -> Option<NodeIndex> {
-        self.order.iter().copied().find(|&i| self.graph[i].name == name)
+        self.order
+            .iter()
+            .copied()
+            .find(|&i| self.graph[i].name == name)
     }
 
     fn add_edge_by_name(&mut self, from: &str, to: &str, kind: EdgeKind) {
@@ -138,8 +151,10 @@ impl DependencyGraph {
                         }
                         Mark::OnStack => {
                             let from = stack.iter().position(|&(s, _)| s == child).unwrap_or(0);
-                            let mut names: Vec<String> =
-                                stack[from..].iter().map(|&(s, _)| self.graph[s].name.clone()).collect();
+                            let mut names: Vec<String> = stack[from..]
+                                .iter()
+                                .map(|&(s, _)| self.graph[s].name.clone())
+                                .collect();
                             names.push(self.graph[child].name.clone());
                             return Some(names);
                         }
@@ -194,12 +209,18 @@ impl DependencyGraph {
                 break;
             }
         }
-        self.order.iter().map(|&i| (self.graph[i].name.clone(), layer[pos(i)])).collect()
+        self.order
+            .iter()
+            .map(|&i| (self.graph[i].name.clone(), layer[pos(i)]))
+            .collect()
     }
 
     /// Every edge as `(caller, callee)` names, in file order.
     pub fn edges(&self) -> Vec<(String, String)> {
-        self.edges_with_kind().into_iter().map(|(a, b, _)| (a, b)).collect()
+        self.edges_with_kind()
+            .into_iter()
+            .map(|(a, b, _)| (a, b))
+            .collect()
     }
 
     /// Every edge as `(caller, callee, kind)`, in file order.
@@ -208,7 +229,10 @@ impl DependencyGraph {
             .iter()
             .flat_map(|&a| self.callees(a).into_iter().map(move |b| (a, b)))
             .map(|(a, b)| {
-                let kind = self.graph.find_edge(a, b).map_or(EdgeKind::Request, |e| self.graph[e]);
+                let kind = self
+                    .graph
+                    .find_edge(a, b)
+                    .map_or(EdgeKind::Request, |e| self.graph[e]);
                 (self.graph[a].name.clone(), self.graph[b].name.clone(), kind)
             })
             .collect()
@@ -234,12 +258,23 @@ mod tests {
                 let calls = calls
                     .iter()
                     .filter(|(a, _)| *a == n)
-                    .map(|(_, b)| crate::scenario::CallSpec { to: (*b).to_owned(), ..Default::default() })
+                    .map(|(_, b)| crate::scenario::CallSpec {
+                        to: (*b).to_owned(),
+                        ..Default::default()
+                    })
                     .collect();
-                crate::scenario::ServiceSpec { name: n.to_owned(), calls, ..Default::default() }
+                crate::scenario::ServiceSpec {
+                    name: n.to_owned(),
+                    calls,
+                    ..Default::default()
+                }
             })
             .collect();
-        Scenario { name: "t".into(), services, ..Default::default() }
+        Scenario {
+            name: "t".into(),
+            services,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -247,7 +282,10 @@ mod tests {
         // a → b synchronously; b's lifecycle calls a and its queue delivers to a: no request cycle.
         let mut s = scenario(&[("a", "b")]);
         let b = s.services.iter_mut().find(|x| x.name == "b").expect("b");
-        b.lifecycle.startup_calls.push(crate::scenario::CallSpec { to: "a".into(), ..Default::default() });
+        b.lifecycle.startup_calls.push(crate::scenario::CallSpec {
+            to: "a".into(),
+            ..Default::default()
+        });
         b.work_queue = Some(crate::scenario::WorkQueueSpec {
             consumer: "a".into(),
             concurrency: 1,
@@ -273,7 +311,10 @@ mod tests {
     #[test]
     fn cycle_is_reported_as_a_path() {
         let g = DependencyGraph::from_scenario(&scenario(&[("a", "b"), ("b", "c"), ("c", "a")]));
-        assert_eq!(g.find_cycle(), Some(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
+        assert_eq!(
+            g.find_cycle(),
+            Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+        );
     }
 
     #[test]
@@ -285,6 +326,9 @@ mod tests {
     #[test]
     fn layers_put_callees_below_all_callers() {
         let g = DependencyGraph::from_scenario(&scenario(&[("a", "b"), ("b", "c"), ("a", "c")]));
-        assert_eq!(g.layers(), vec![("a".into(), 0), ("b".into(), 1), ("c".into(), 2)]);
+        assert_eq!(
+            g.layers(),
+            vec![("a".into(), 0), ("b".into(), 1), ("c".into(), 2)]
+        );
     }
 }

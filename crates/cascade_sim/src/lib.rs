@@ -71,13 +71,23 @@ impl Plugin for SimPlugin {
             .add_message::<SimCommand>()
             .add_message::<SampledLeg>()
             .add_message::<SimEvent>()
-            .configure_sets(FixedUpdate, (SimSystems::ApplyCommands, SimSystems::Step, SimSystems::Publish).chain())
+            .configure_sets(
+                FixedUpdate,
+                (
+                    SimSystems::ApplyCommands,
+                    SimSystems::Step,
+                    SimSystems::Publish,
+                )
+                    .chain(),
+            )
             .add_systems(
                 FixedUpdate,
                 (
                     commands::apply_commands.in_set(SimSystems::ApplyCommands),
                     engine::step_engine.in_set(SimSystems::Step),
-                    (update_live_verdict, engine::publish_outputs).chain().in_set(SimSystems::Publish),
+                    (update_live_verdict, engine::publish_outputs)
+                        .chain()
+                        .in_set(SimSystems::Publish),
                 ),
             );
     }
@@ -95,6 +105,8 @@ fn update_live_verdict(world: &mut World) {
     live.intervals = intervals;
     live.verdict.clone_from(&verdict);
     if changed && let Some(v) = verdict {
-        world.resource_mut::<Engine>().log(SimEventKind::VerdictChanged { verdict: v.kind });
+        world
+            .resource_mut::<Engine>()
+            .log(SimEventKind::VerdictChanged { verdict: v.kind });
     }
 }

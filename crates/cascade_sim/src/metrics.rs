@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use bevy_ecs::prelude::*;
 use serde::Serialize;
 
-use crate::time::{ns_to_ms, Nanos};
+use crate::time::{Nanos, ns_to_ms};
 
 /// How a request attempt ended, as seen by whoever reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -72,13 +72,19 @@ impl Outcome {
 
     /// True for outcomes decided by the caller without sending (fast failures).
     pub fn is_local(self) -> bool {
-        matches!(self, Outcome::BreakerOpen | Outcome::BulkheadFull | Outcome::LocallyThrottled)
+        matches!(
+            self,
+            Outcome::BreakerOpen | Outcome::BulkheadFull | Outcome::LocallyThrottled
+        )
     }
 
     /// From the discriminant (events carry outcomes as `u8`).
     #[inline]
     pub fn from_u8(v: u8) -> Outcome {
-        Outcome::ALL.get(v as usize).copied().unwrap_or(Outcome::Error)
+        Outcome::ALL
+            .get(v as usize)
+            .copied()
+            .unwrap_or(Outcome::Error)
     }
 
     /// snake_case name used in CSV columns and JSON.
@@ -217,39 +223,70 @@ impl NodeCounters {
     /// Attempts resolved in any way: completed, rejected, refused, dropped, expired, shed,
     /// throttled or over a limit.
     pub fn resolved(&self) -> u64 {
-        self.completed() + self.rejected + self.refused + self.dropped + self.expired + self.shed + self.throttled + self.overloaded
+        self.completed()
+            + self.rejected
+            + self.refused
+            + self.dropped
+            + self.expired
+            + self.shed
+            + self.throttled
+            + self.overloaded
     }
 
     /// Share of resolved attempts that were not goodput.
     pub fn error_ratio(&self) -> f64 {
         let r = self.resolved();
-        if r == 0 { 0.0 } else { 1.0 - self.goodput.min(r) as f64 / r as f64 }
+        if r == 0 {
+            0.0
+        } else {
+            1.0 - self.goodput.min(r) as f64 / r as f64
+        }
     }
 
     /// Mean residence time of completions, ms.
     pub fn mean_residence_ms(&self) -> f64 {
         let c = self.completed();
-        if c == 0 { 0.0 } else { self.residence_ns as f64 / c as f64 / 1e6 }
+        if c == 0 {
+            0.0
+        } else {
+            self.residence_ns as f64 / c as f64 / 1e6
+        }
     }
 
     /// Mean queue wait of attempts that reached a worker, ms.
     pub fn mean_wait_ms(&self) -> f64 {
-        if self.started == 0 { 0.0 } else { self.wait_ns as f64 / self.started as f64 / 1e6 }
+        if self.started == 0 {
+            0.0
+        } else {
+            self.wait_ns as f64 / self.started as f64 / 1e6
+        }
     }
 
     /// Time-average queue length over `span_ns`.
     pub fn mean_queue(&self, span_ns: Nanos) -> f64 {
-        if span_ns == 0 { 0.0 } else { self.area_queue as f64 / span_ns as f64 }
+        if span_ns == 0 {
+            0.0
+        } else {
+            self.area_queue as f64 / span_ns as f64
+        }
     }
 
     /// Time-average number of requests in the node over `span_ns`.
     pub fn mean_in_system(&self, span_ns: Nanos) -> f64 {
-        if span_ns == 0 { 0.0 } else { self.area_in_system as f64 / span_ns as f64 }
+        if span_ns == 0 {
+            0.0
+        } else {
+            self.area_in_system as f64 / span_ns as f64
+        }
     }
 
     /// Busy worker time over worker capacity time.
     pub fn utilization(&self) -> f64 {
-        if self.area_capacity == 0 { 0.0 } else { self.area_busy as f64 / self.area_capacity as f64 }
+        if self.area_capacity == 0 {
+            0.0
+        } else {
+            self.area_busy as f64 / self.area_capacity as f64
+        }
     }
 
     /// Busy core time over core capacity time (`None` where cores are not modelled).
@@ -260,13 +297,21 @@ impl NodeCounters {
     /// Orphaned completions over completions.
     pub fn orphaned_ratio(&self) -> f64 {
         let c = self.completed();
-        if c == 0 { 0.0 } else { self.orphaned as f64 / c as f64 }
+        if c == 0 {
+            0.0
+        } else {
+            self.orphaned as f64 / c as f64
+        }
     }
 
     /// Rejected over offered.
     pub fn rejected_ratio(&self) -> f64 {
         let o = self.offered();
-        if o == 0 { 0.0 } else { self.rejected as f64 / o as f64 }
+        if o == 0 {
+            0.0
+        } else {
+            self.rejected as f64 / o as f64
+        }
     }
 }
 
@@ -391,7 +436,10 @@ impl LatencyHistogram {
         if from > self.highest {
             return 0;
         }
-        self.counts[from..=self.highest].iter().map(|&c| u64::from(c)).sum()
+        self.counts[from..=self.highest]
+            .iter()
+            .map(|&c| u64::from(c))
+            .sum()
     }
 
     /// Adds every value recorded in `other`.
@@ -460,7 +508,11 @@ impl Health {
             return Health::Down;
         }
         if resolved == 0 {
-            return if c.offered() == 0 { Health::Idle } else { Health::Degraded };
+            return if c.offered() == 0 {
+                Health::Idle
+            } else {
+                Health::Degraded
+            };
         }
         let err = c.error_ratio();
         if c.goodput == 0 && resolved >= 10 {
@@ -570,7 +622,11 @@ impl EdgeCounters {
     pub fn error_share(&self) -> f64 {
         let bad = self.failures + self.timeouts;
         let all = bad + self.successes;
-        if all == 0 { 0.0 } else { bad as f64 / all as f64 }
+        if all == 0 {
+            0.0
+        } else {
+            bad as f64 / all as f64
+        }
     }
 }
 
@@ -601,7 +657,11 @@ pub struct SystemRow {
 impl SystemRow {
     /// Goodput over offered (1 when nothing was offered).
     pub fn success_ratio(&self) -> f64 {
-        if self.offered == 0 { 1.0 } else { self.goodput as f64 / self.offered as f64 }
+        if self.offered == 0 {
+            1.0
+        } else {
+            self.goodput as f64 / self.offered as f64
+        }
     }
 }
 
@@ -693,7 +753,11 @@ pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
 /// Mean of a residence sum in ms (helper for views).
 pub fn mean_ms(sum_ns: u128, count: u64) -> f64 {
-    if count == 0 { 0.0 } else { ns_to_ms((sum_ns / u128::from(count)) as Nanos) }
+    if count == 0 {
+        0.0
+    } else {
+        ns_to_ms((sum_ns / u128::from(count)) as Nanos)
+    }
 }
 
 #[cfg(test)]
@@ -702,11 +766,26 @@ mod tests {
 
     #[test]
     fn bucket_index_and_range_agree() {
-        for us in [0u64, 1, 127, 128, 129, 255, 256, 1_000, 65_535, 1 << 20, HIST_MAX_US] {
+        for us in [
+            0u64,
+            1,
+            127,
+            128,
+            129,
+            255,
+            256,
+            1_000,
+            65_535,
+            1 << 20,
+            HIST_MAX_US,
+        ] {
             let (low, high) = bucket_range(bucket_of(us));
             assert!(low <= us && us < high, "{us} in [{low}, {high})");
             if us >= SUB {
-                assert!((high - low) as f64 / low as f64 <= 1.0 / SUB as f64 + 1e-12, "width of {us}'s bucket");
+                assert!(
+                    (high - low) as f64 / low as f64 <= 1.0 / SUB as f64 + 1e-12,
+                    "width of {us}'s bucket"
+                );
             }
         }
         let mut last = 0;
@@ -721,7 +800,9 @@ mod tests {
     fn histogram_quantiles_match_exact_order_statistics_within_half_a_bucket() {
         let mut r = crate::rng::stream(9, "hist", 0);
         let mut h = LatencyHistogram::default();
-        let mut xs: Vec<u64> = (0..100_000).map(|_| (crate::rng::exp1(&mut r) * 5e6) as u64 + 2_000).collect();
+        let mut xs: Vec<u64> = (0..100_000)
+            .map(|_| (crate::rng::exp1(&mut r) * 5e6) as u64 + 2_000)
+            .collect();
         for &x in &xs {
             h.record_ns(x);
         }
@@ -729,11 +810,17 @@ mod tests {
         for q in [0.5, 0.9, 0.99, 0.999] {
             let exact_ms = xs[((q * xs.len() as f64).ceil() as usize).max(1) - 1] as f64 / 1e6;
             let got = h.quantile_ms(q);
-            assert!((got - exact_ms).abs() <= exact_ms / SUB as f64 / 2.0 + 0.001, "q{q}: {got} vs {exact_ms}");
+            assert!(
+                (got - exact_ms).abs() <= exact_ms / SUB as f64 / 2.0 + 0.001,
+                "q{q}: {got} vs {exact_ms}"
+            );
         }
         let above = h.count_above_ms(20.0);
         let exact = xs.iter().filter(|&&x| x / 1000 >= 20_000).count() as u64;
-        assert!(above >= exact && above - exact <= u64::from(h.counts[bucket_of(20_000)]), "count above 20 ms");
+        assert!(
+            above >= exact && above - exact <= u64::from(h.counts[bucket_of(20_000)]),
+            "count above 20 ms"
+        );
     }
 
     #[test]
@@ -756,7 +843,10 @@ mod tests {
         assert!(a.is_empty());
         assert_eq!(a.quantile_ms(0.5), 0.0);
         a.record_ns(3_000_000);
-        assert!((a.quantile_ms(0.5) - 3.0).abs() < 0.02, "a cleared histogram records afresh");
+        assert!(
+            (a.quantile_ms(0.5) - 3.0).abs() < 0.02,
+            "a cleared histogram records afresh"
+        );
     }
 
     #[test]
@@ -774,7 +864,12 @@ mod tests {
 
     #[test]
     fn health_classification_follows_the_thresholds() {
-        let mut c = NodeCounters { offered_first: 100, succeeded: 100, goodput: 100, ..Default::default() };
+        let mut c = NodeCounters {
+            offered_first: 100,
+            succeeded: 100,
+            goodput: 100,
+            ..Default::default()
+        };
         c.area_busy = 50;
         c.area_capacity = 100;
         assert_eq!(Health::classify(&c, 1), Health::Healthy);
@@ -784,7 +879,11 @@ mod tests {
         assert_eq!(Health::classify(&c, 1), Health::Failing);
         c.goodput = 0;
         assert_eq!(Health::classify(&c, 1), Health::Down);
-        assert_eq!(Health::classify(&NodeCounters::default(), 0), Health::Down, "no live instance");
+        assert_eq!(
+            Health::classify(&NodeCounters::default(), 0),
+            Health::Down,
+            "no live instance"
+        );
         assert_eq!(Health::classify(&NodeCounters::default(), 2), Health::Idle);
     }
 }

@@ -21,14 +21,21 @@ pub struct CheckResult {
 }
 
 /// Measures `check` on the rows of a node (`rows`; `source`: it is a source).
-pub fn measure(check: &OutcomeCheck, rows: &std::collections::VecDeque<NodeRow>, source: bool, interval_ns: u64) -> Option<f64> {
+pub fn measure(
+    check: &OutcomeCheck,
+    rows: &std::collections::VecDeque<NodeRow>,
+    source: bool,
+    interval_ns: u64,
+) -> Option<f64> {
     let interval_s = interval_ns as f64 / 1e9;
     let from = (check.from_s / interval_s).round() as u32;
     let to = (check.to_s / interval_s).round() as u32;
     if to <= from {
         return None;
     }
-    let window: Vec<&NodeRow> = (from..to).filter_map(|k| MetricsHistory::row_at(rows, k)).collect();
+    let window: Vec<&NodeRow> = (from..to)
+        .filter_map(|k| MetricsHistory::row_at(rows, k))
+        .collect();
     if window.len() != (to - from) as usize {
         return None;
     }
@@ -51,7 +58,11 @@ pub fn measure(check: &OutcomeCheck, rows: &std::collections::VecDeque<NodeRow>,
         CheckMetric::OfferedPerS => c.offered() as f64 / span_s,
         CheckMetric::MeanMs => {
             let n = if source { c.succeeded } else { c.completed() };
-            if n == 0 { 0.0 } else { c.residence_ns as f64 / n as f64 / 1e6 }
+            if n == 0 {
+                0.0
+            } else {
+                c.residence_ns as f64 / n as f64 / 1e6
+            }
         }
         CheckMetric::Utilization => c.utilization(),
         CheckMetric::CpuUtilization => c.cpu_utilization()?,
@@ -64,7 +75,11 @@ pub fn measure(check: &OutcomeCheck, rows: &std::collections::VecDeque<NodeRow>,
         CheckMetric::FailedOver => f64::from(u8::from(last.gauges.failed_over)),
         CheckMetric::ConflictRatio => {
             let done = c.completed();
-            if done == 0 { 0.0 } else { c.failed[crate::metrics::Outcome::Conflict as usize] as f64 / done as f64 }
+            if done == 0 {
+                0.0
+            } else {
+                c.failed[crate::metrics::Outcome::Conflict as usize] as f64 / done as f64
+            }
         }
     };
     Some(value)
@@ -72,7 +87,8 @@ pub fn measure(check: &OutcomeCheck, rows: &std::collections::VecDeque<NodeRow>,
 
 /// Whether `value` is within the check's bounds.
 pub fn holds(check: &OutcomeCheck, value: f64) -> bool {
-    check.at_least.is_none_or(|lo| value >= lo - 1e-12) && check.at_most.is_none_or(|hi| value <= hi + 1e-12)
+    check.at_least.is_none_or(|lo| value >= lo - 1e-12)
+        && check.at_most.is_none_or(|hi| value <= hi + 1e-12)
 }
 
 /// "users SuccessRatio over [60, 90) s ≥ 0.99".
@@ -83,7 +99,10 @@ pub fn describe(check: &OutcomeCheck) -> String {
         (None, Some(hi)) => format!("≤ {hi}"),
         (None, None) => String::new(),
     };
-    format!("{} {:?} over [{}, {}) s {bounds}", check.node, check.metric, check.from_s, check.to_s)
+    format!(
+        "{} {:?} over [{}, {}) s {bounds}",
+        check.node, check.metric, check.from_s, check.to_s
+    )
 }
 
 #[cfg(test)]
@@ -92,19 +111,70 @@ mod tests {
     use crate::metrics::Health;
 
     fn row(k: u32, goodput: u64, offered: u64) -> NodeRow {
-        let counters = NodeCounters { offered_first: offered, goodput, succeeded: goodput, ..Default::default() };
-        NodeRow { interval: k, counters, latency_ms: [0.0; 4], live_instances: 3, health: Health::Healthy, gauges: Default::default() }
+        let counters = NodeCounters {
+            offered_first: offered,
+            goodput,
+            succeeded: goodput,
+            ..Default::default()
+        };
+        NodeRow {
+            interval: k,
+            counters,
+            latency_ms: [0.0; 4],
+            live_instances: 3,
+            health: Health::Healthy,
+            gauges: Default::default(),
+        }
     }
 
     #[test]
     fn ratios_aggregate_the_window_and_gauges_read_its_end() {
-        let rows: std::collections::VecDeque<NodeRow> = (0..10).map(|k| row(k, if k < 5 { 0 } else { 100 }, 100)).collect();
-        let check = |metric, from_s, to_s| OutcomeCheck { node: "x".into(), metric, from_s, to_s, at_least: Some(0.5), at_most: None, why: String::new() };
+        let rows: std::collections::VecDeque<NodeRow> = (0..10)
+            .map(|k| row(k, if k < 5 { 0 } else { 100 }, 100))
+            .collect();
+        let check = |metric, from_s, to_s| OutcomeCheck {
+            node: "x".into(),
+            metric,
+            from_s,
+            to_s,
+            at_least: Some(0.5),
+            at_most: None,
+            why: String::new(),
+        };
         let c = check(CheckMetric::SuccessRatio, 3.0, 7.0);
-        assert_eq!(measure(&c, &rows, true, 1_000_000_000), Some(0.5), "two empty and two full intervals");
+        assert_eq!(
+            measure(&c, &rows, true, 1_000_000_000),
+            Some(0.5),
+            "two empty and two full intervals"
+        );
         assert!(holds(&c, 0.5));
-        assert_eq!(measure(&check(CheckMetric::GoodputPerS, 5.0, 10.0), &rows, true, 1_000_000_000), Some(100.0));
-        assert_eq!(measure(&check(CheckMetric::LiveInstances, 0.0, 2.0), &rows, false, 1_000_000_000), Some(3.0));
-        assert_eq!(measure(&check(CheckMetric::SuccessRatio, 8.0, 12.0), &rows, true, 1_000_000_000), None, "not covered");
+        assert_eq!(
+            measure(
+                &check(CheckMetric::GoodputPerS, 5.0, 10.0),
+                &rows,
+                true,
+                1_000_000_000
+            ),
+            Some(100.0)
+        );
+        assert_eq!(
+            measure(
+                &check(CheckMetric::LiveInstances, 0.0, 2.0),
+                &rows,
+                false,
+                1_000_000_000
+            ),
+            Some(3.0)
+        );
+        assert_eq!(
+            measure(
+                &check(CheckMetric::SuccessRatio, 8.0, 12.0),
+                &rows,
+                true,
+                1_000_000_000
+            ),
+            None,
+            "not covered"
+        );
     }
 }

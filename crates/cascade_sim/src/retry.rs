@@ -8,7 +8,7 @@
 
 use crate::rng::{self, SimRng};
 use crate::scenario::{Backoff, Jitter, RetryPolicy};
-use crate::time::{ms_to_ns, Nanos};
+use crate::time::{Nanos, ms_to_ns};
 
 /// A retry policy ready to use, times in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,9 +47,10 @@ impl RetryModel {
             backoff: match p.backoff {
                 Backoff::None => BackoffModel::None,
                 Backoff::Constant { delay_ms } => BackoffModel::Constant(ms_to_ns(delay_ms)),
-                Backoff::Exponential { base_ms, cap_ms } => {
-                    BackoffModel::Exponential { base_ns: ms_to_ns(base_ms), cap_ns: ms_to_ns(cap_ms) }
-                }
+                Backoff::Exponential { base_ms, cap_ms } => BackoffModel::Exponential {
+                    base_ns: ms_to_ns(base_ms),
+                    cap_ns: ms_to_ns(cap_ms),
+                },
             },
             jitter: p.jitter,
             budget: p.budget.map(|b| (b.ratio, b.max_tokens)),
@@ -57,8 +58,12 @@ impl RetryModel {
     }
 
     /// No retries at all.
-    pub const NONE: RetryModel =
-        RetryModel { max_attempts: 1, backoff: BackoffModel::None, jitter: Jitter::None, budget: None };
+    pub const NONE: RetryModel = RetryModel {
+        max_attempts: 1,
+        backoff: BackoffModel::None,
+        jitter: Jitter::None,
+        budget: None,
+    };
 
     /// The delay before retry number `retry` (1 for the first retry). `previous_ns` is the
     /// previous delay of this call (decorrelated jitter), 0 before the first retry.
@@ -75,7 +80,9 @@ impl RetryModel {
         match self.jitter {
             Jitter::None => raw,
             Jitter::Full => uniform(rng, 0.0, raw as f64).round() as Nanos,
-            Jitter::Equal => (raw as f64 / 2.0 + uniform(rng, 0.0, raw as f64 / 2.0)).round() as Nanos,
+            Jitter::Equal => {
+                (raw as f64 / 2.0 + uniform(rng, 0.0, raw as f64 / 2.0)).round() as Nanos
+            }
             Jitter::Decorrelated => {
                 let cap = match self.backoff {
                     BackoffModel::Exponential { cap_ns, .. } => cap_ns,
@@ -99,7 +106,9 @@ pub struct RetryBudget {
 impl RetryBudget {
     /// A full bucket for a policy (no budget: never limits).
     pub fn new(model: &RetryModel) -> RetryBudget {
-        RetryBudget { tokens: model.budget.map_or(f64::INFINITY, |(_, max)| max) }
+        RetryBudget {
+            tokens: model.budget.map_or(f64::INFINITY, |(_, max)| max),
+        }
     }
 
     /// A first attempt was sent: deposit `ratio` tokens.
@@ -132,15 +141,29 @@ mod tests {
     use crate::scenario::RetryBudgetSpec;
 
     fn model(backoff: Backoff, jitter: Jitter) -> RetryModel {
-        RetryModel::compile(&RetryPolicy { max_attempts: 10, backoff, jitter, budget: None })
+        RetryModel::compile(&RetryPolicy {
+            max_attempts: 10,
+            backoff,
+            jitter,
+            budget: None,
+        })
     }
 
     #[test]
     fn exponential_backoff_doubles_then_caps() {
-        let m = model(Backoff::Exponential { base_ms: 5.0, cap_ms: 30.0 }, Jitter::None);
+        let m = model(
+            Backoff::Exponential {
+                base_ms: 5.0,
+                cap_ms: 30.0,
+            },
+            Jitter::None,
+        );
         let mut r = stream(1, "t", 0);
         let delays: Vec<Nanos> = (1..=5).map(|n| m.delay_ns(n, 0, &mut r)).collect();
-        assert_eq!(delays, vec![5_000_000, 10_000_000, 20_000_000, 30_000_000, 30_000_000]);
+        assert_eq!(
+            delays,
+            vec![5_000_000, 10_000_000, 20_000_000, 30_000_000, 30_000_000]
+        );
     }
 
     #[test]
@@ -148,30 +171,62 @@ mod tests {
         // Retry 3 with base 5 ms, cap 2 s: raw = 20 ms. Full: mean 10 ms; equal: mean 15 ms.
         let n = 100_000;
         let mut r = stream(1, "t", 0);
-        let full = model(Backoff::Exponential { base_ms: 5.0, cap_ms: 2000.0 }, Jitter::Full);
-        let equal = model(Backoff::Exponential { base_ms: 5.0, cap_ms: 2000.0 }, Jitter::Equal);
-        let mean = |m: &RetryModel, r: &mut SimRng| (0..n).map(|_| m.delay_ns(3, 0, r) as f64).sum::<f64>() / n as f64;
+        let full = model(
+            Backoff::Exponential {
+                base_ms: 5.0,
+                cap_ms: 2000.0,
+            },
+            Jitter::Full,
+        );
+        let equal = model(
+            Backoff::Exponential {
+                base_ms: 5.0,
+                cap_ms: 2000.0,
+            },
+            Jitter::Equal,
+        );
+        let mean = |m: &RetryModel, r: &mut SimRng| {
+            (0..n).map(|_| m.delay_ns(3, 0, r) as f64).sum::<f64>() / n as f64
+        };
         let f = mean(&full, &mut r);
         let e = mean(&equal, &mut r);
         // SDs: uniform(0,20ms) → 5.77 ms, uniform(10,20) → 2.89 ms; SE = SD/sqrt(n).
-        assert!((f - 10e6).abs() < 4.0 * 5.77e6 / (n as f64).sqrt(), "full jitter mean {f}");
-        assert!((e - 15e6).abs() < 4.0 * 2.89e6 / (n as f64).sqrt(), "equal jitter mean {e}");
+        assert!(
+            (f - 10e6).abs() < 4.0 * 5.77e6 / (n as f64).sqrt(),
+            "full jitter mean {f}"
+        );
+        assert!(
+            (e - 15e6).abs() < 4.0 * 2.89e6 / (n as f64).sqrt(),
+            "equal jitter mean {e}"
+        );
         for _ in 0..1000 {
             let d = equal.delay_ns(3, 0, &mut r);
-            assert!((10_000_000..=20_000_000).contains(&d), "equal jitter stays in [raw/2, raw]");
+            assert!(
+                (10_000_000..=20_000_000).contains(&d),
+                "equal jitter stays in [raw/2, raw]"
+            );
         }
     }
 
     #[test]
     fn decorrelated_jitter_stays_between_base_and_three_times_previous_capped() {
-        let m = model(Backoff::Exponential { base_ms: 5.0, cap_ms: 100.0 }, Jitter::Decorrelated);
+        let m = model(
+            Backoff::Exponential {
+                base_ms: 5.0,
+                cap_ms: 100.0,
+            },
+            Jitter::Decorrelated,
+        );
         let mut r = stream(1, "t", 0);
         let mut prev = 0;
         for n in 1..50 {
             let d = m.delay_ns(n, prev, &mut r);
             // Brooker: sleep = min(cap, uniform(base, previous * 3)), previous starting at base.
             let hi = if prev == 0 { 15_000_000 } else { prev * 3 };
-            assert!(d >= 5_000_000.min(100_000_000) && d <= hi.min(100_000_000), "retry {n}: {d} after {prev}");
+            assert!(
+                d >= 5_000_000.min(100_000_000) && d <= hi.min(100_000_000),
+                "retry {n}: {d} after {prev}"
+            );
             prev = d;
         }
     }
@@ -182,7 +237,10 @@ mod tests {
             max_attempts: 3,
             backoff: Backoff::None,
             jitter: Jitter::None,
-            budget: Some(RetryBudgetSpec { ratio: 0.1, max_tokens: 10.0 }),
+            budget: Some(RetryBudgetSpec {
+                ratio: 0.1,
+                max_tokens: 10.0,
+            }),
         });
         let mut b = RetryBudget::new(&m);
         let mut granted = 0;

@@ -74,10 +74,22 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a1: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, "instance:db", 0), |r, _| Some(r.next_u64())).collect();
-        let a2: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, "instance:db", 0), |r, _| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..4).map(|_| 0).scan(stream(7, "instance:db", 1), |r, _| Some(r.next_u64())).collect();
-        let c: Vec<u64> = (0..4).map(|_| 0).scan(stream(8, "instance:db", 0), |r, _| Some(r.next_u64())).collect();
+        let a1: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, "instance:db", 0), |r, _| Some(r.next_u64()))
+            .collect();
+        let a2: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, "instance:db", 0), |r, _| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(7, "instance:db", 1), |r, _| Some(r.next_u64()))
+            .collect();
+        let c: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(8, "instance:db", 0), |r, _| Some(r.next_u64()))
+            .collect();
         assert_eq!(a1, a2, "same seed and label give the same stream");
         assert_ne!(a1, b, "another instance gets another stream");
         assert_ne!(a1, c, "another seed gets another stream");
@@ -103,7 +115,10 @@ mod tests {
         }
         // Each count ~ Binomial(30000, 1/3): SD = 81.6.
         for c in counts {
-            assert!((f64::from(c) - 10_000.0).abs() < 4.0 * 81.6, "counts {counts:?}");
+            assert!(
+                (f64::from(c) - 10_000.0).abs() < 4.0 * 81.6,
+                "counts {counts:?}"
+            );
         }
     }
 }

@@ -9,15 +9,15 @@ use bevy_app::{App, FixedUpdate};
 use bevy_ecs::message::Messages;
 use bevy_ecs::prelude::*;
 
-use crate::commands::{apply_command, SimCommand};
-use crate::engine::{load_scenario, Engine};
+use crate::SimPlugin;
+use crate::commands::{SimCommand, apply_command};
+use crate::engine::{Engine, load_scenario};
 use crate::events::SimEvent;
 use crate::metrics::MetricsHistory;
 use crate::sampling::SampledLeg;
 use crate::scenario::Scenario;
-use crate::summary::{summarize, RunSummary};
-use crate::time::{s_to_ns, SimClock};
-use crate::SimPlugin;
+use crate::summary::{RunSummary, summarize};
+use crate::time::{SimClock, s_to_ns};
 
 /// A headless simulation. See the module docs.
 pub struct Simulation {
@@ -55,7 +55,12 @@ impl Simulation {
 
     /// Runs `ticks` ticks.
     pub fn run_ticks(&mut self, ticks: u64) {
-        let batch_max = self.world().resource::<Engine>().model.interval_ticks.clamp(1, u64::from(u32::MAX));
+        let batch_max = self
+            .world()
+            .resource::<Engine>()
+            .model
+            .interval_ticks
+            .clamp(1, u64::from(u32::MAX));
         let mut left = ticks;
         while left > 0 {
             let batch = left.min(batch_max);
@@ -104,7 +109,8 @@ impl Simulation {
 
     /// Summary of the run so far.
     pub fn summary(&mut self) -> RunSummary {
-        summarize(self.world_mut()).unwrap_or_else(|| unreachable!("a Simulation always has a scenario loaded"))
+        summarize(self.world_mut())
+            .unwrap_or_else(|| unreachable!("a Simulation always has a scenario loaded"))
     }
 
     /// The metrics history.

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use bevy_ecs::prelude::*;
 use serde::Serialize;
 
+use crate::ActiveScenario;
 use crate::engine::{Engine, ServiceState, SourceState};
 use crate::metrics::{MetricsHistory, Outcome};
 use crate::scenario::VerdictKind;
-use crate::verdict::{judge, window_counters, Verdict};
-use crate::ActiveScenario;
+use crate::verdict::{Verdict, judge, window_counters};
 
 /// One service over the whole run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -134,13 +134,25 @@ pub fn current_verdict(world: &World, live: bool) -> Option<Verdict> {
         let last_trigger = history.system.iter().rposition(|r| r.trigger_active);
         if let Some(i) = last_trigger {
             let since_s = (history.system.len() - (i + 1)) as f64 * interval_s;
-            settings.judge_window_s = settings.judge_window_s.min(since_s.max(settings.smooth_s).max(interval_s));
+            settings.judge_window_s = settings
+                .judge_window_s
+                .min(since_s.max(settings.smooth_s).max(interval_s));
         }
     }
     let window = (settings.judge_window_s / interval_s).round().max(1.0) as u32;
-    let names: Vec<(String, bool)> =
-        world.get_resource::<Engine>()?.model.services.iter().map(|s| (s.name.clone(), s.removed)).collect();
-    Some(judge(&history.system, interval_s, &settings, &window_counters(history, &names, window)))
+    let names: Vec<(String, bool)> = world
+        .get_resource::<Engine>()?
+        .model
+        .services
+        .iter()
+        .map(|s| (s.name.clone(), s.removed))
+        .collect();
+    Some(judge(
+        &history.system,
+        interval_s,
+        &settings,
+        &window_counters(history, &names, window),
+    ))
 }
 
 /// Summarises the run so far.
@@ -153,9 +165,19 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
     let span_ns = (secs * 1e9) as u64;
     let engine = world.resource::<Engine>();
     let hops = engine.hops_total;
-    let names: Vec<String> = engine.model.services.iter().map(|s| s.name.clone()).collect();
+    let names: Vec<String> = engine
+        .model
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     let removed: Vec<bool> = engine.model.services.iter().map(|s| s.removed).collect();
-    let source_names: Vec<(String, bool)> = engine.model.sources.iter().map(|s| (s.name.clone(), s.removed)).collect();
+    let source_names: Vec<(String, bool)> = engine
+        .model
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.removed))
+        .collect();
 
     let mut services = BTreeMap::new();
     let mut q = world.query::<&ServiceState>();
@@ -175,7 +197,11 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
                 error_ratio: c.error_ratio(),
                 mean_ms: c.mean_residence_ms(),
                 mean_wait_ms: c.mean_wait_ms(),
-                wait_probability: ratio(c.queued, c.offered().saturating_sub(c.rejected + c.refused + c.dropped)),
+                wait_probability: ratio(
+                    c.queued,
+                    c.offered()
+                        .saturating_sub(c.rejected + c.refused + c.dropped),
+                ),
                 p50_ms: h.quantile_ms(0.5),
                 p90_ms: h.quantile_ms(0.9),
                 p99_ms: h.quantile_ms(0.99),
@@ -212,7 +238,11 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
                 retry_rps: per_s(c.offered_retry),
                 goodput_rps: per_s(c.goodput),
                 success_ratio: ratio(c.succeeded, finished),
-                mean_ms: if c.succeeded == 0 { 0.0 } else { c.residence_ns as f64 / c.succeeded as f64 / 1e6 },
+                mean_ms: if c.succeeded == 0 {
+                    0.0
+                } else {
+                    c.residence_ns as f64 / c.succeeded as f64 / 1e6
+                },
                 p50_ms: h.quantile_ms(0.5),
                 p99_ms: h.quantile_ms(0.99),
                 failures,
@@ -236,8 +266,13 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
 }
 
 /// The scenario's stated checks, measured on the run's rows.
-fn check_outcomes(world: &World, scenario: &crate::scenario::Scenario) -> Vec<crate::outcome::CheckResult> {
-    let Some(expect) = &scenario.expect else { return Vec::new() };
+fn check_outcomes(
+    world: &World,
+    scenario: &crate::scenario::Scenario,
+) -> Vec<crate::outcome::CheckResult> {
+    let Some(expect) = &scenario.expect else {
+        return Vec::new();
+    };
     let history = world.resource::<MetricsHistory>();
     let model = &world.resource::<Engine>().model;
     expect
@@ -246,14 +281,23 @@ fn check_outcomes(world: &World, scenario: &crate::scenario::Scenario) -> Vec<cr
         .map(|check| {
             let rows = match model.source_index(&check.node) {
                 Some(i) => history.sources.get(i as usize).map(|r| (r, true)),
-                None => model.service_index(&check.node).and_then(|i| history.services.get(i as usize)).map(|r| (r, false)),
+                None => model
+                    .service_index(&check.node)
+                    .and_then(|i| history.services.get(i as usize))
+                    .map(|r| (r, false)),
             };
-            let value = rows.and_then(|(r, source)| crate::outcome::measure(check, r, source, history.interval_ns));
+            let value = rows.and_then(|(r, source)| {
+                crate::outcome::measure(check, r, source, history.interval_ns)
+            });
             let mut description = crate::outcome::describe(check);
             if !check.why.is_empty() {
                 description = format!("{description}: {}", check.why);
             }
-            crate::outcome::CheckResult { description, value, passed: value.is_some_and(|v| crate::outcome::holds(check, v)) }
+            crate::outcome::CheckResult {
+                description,
+                value,
+                passed: value.is_some_and(|v| crate::outcome::holds(check, v)),
+            }
         })
         .collect()
 }

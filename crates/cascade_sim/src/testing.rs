@@ -8,7 +8,11 @@ use crate::SimPlugin;
 /// `FixedUpdate` (one tick with the default `ticks_per_update` of 1).
 pub fn test_app() -> App {
     let mut app = App::new();
-    app.add_plugins((bevy_app::TaskPoolPlugin::default(), bevy_time::TimePlugin, SimPlugin));
+    app.add_plugins((
+        bevy_app::TaskPoolPlugin::default(),
+        bevy_time::TimePlugin,
+        SimPlugin,
+    ));
     app.insert_resource(bevy_time::TimeUpdateStrategy::FixedTimesteps(1));
     // Bevy's first update only starts the clocks (zero delta); run it here so that every
     // `update()` a test makes runs exactly one `FixedUpdate`.

@@ -52,7 +52,11 @@ pub struct SimClock {
 
 impl Default for SimClock {
     fn default() -> Self {
-        SimClock { tick_ns: NS_PER_MS, ticks_done: 0, ticks_per_update: 1 }
+        SimClock {
+            tick_ns: NS_PER_MS,
+            ticks_done: 0,
+            ticks_per_update: 1,
+        }
     }
 }
 

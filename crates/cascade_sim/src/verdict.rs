@@ -42,7 +42,12 @@ pub struct Verdict {
 
 /// Judges a run from its system rows. `interval_s` is the metrics interval; `window` holds
 /// each service's counters over the final window (named), used to explain a metastable state.
-pub fn judge(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings, window: &[(String, NodeCounters)]) -> Verdict {
+pub fn judge(
+    rows: &[SystemRow],
+    interval_s: f64,
+    settings: &VerdictSettings,
+    window: &[(String, NodeCounters)],
+) -> Verdict {
     let n = rows.len();
     let half = ((settings.smooth_s / interval_s / 2.0).floor() as usize).min(n);
     // The first interval is a warm-up: requests that arrived late in it complete in the next,
@@ -53,19 +58,31 @@ pub fn judge(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings, wi
                 return true;
             }
             let (from, to) = (i.saturating_sub(half), (i + half + 1).min(n));
-            let (o, g) = rows[from..to].iter().fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
+            let (o, g) = rows[from..to]
+                .iter()
+                .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
             o == 0 || g as f64 / o as f64 >= settings.healthy_ratio
         })
         .collect();
     let window_len = ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1));
     let final_rows = &rows[n.saturating_sub(window_len)..];
     let final_ratio = {
-        let (o, g) = final_rows.iter().fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
+        let (o, g) = final_rows
+            .iter()
+            .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
         if o == 0 { 1.0 } else { g as f64 / o as f64 }
     };
     let last_trigger = rows.iter().rposition(|r| r.trigger_active);
-    let trigger_end_s = last_trigger.filter(|&i| i + 1 < n).map(|i| (i + 1) as f64 * interval_s);
-    let base = Verdict { kind: VerdictKind::Stable, recovery_seconds: None, sustained_by: Vec::new(), final_success_ratio: final_ratio, trigger_end_s };
+    let trigger_end_s = last_trigger
+        .filter(|&i| i + 1 < n)
+        .map(|i| (i + 1) as f64 * interval_s);
+    let base = Verdict {
+        kind: VerdictKind::Stable,
+        recovery_seconds: None,
+        sustained_by: Vec::new(),
+        final_success_ratio: final_ratio,
+        trigger_end_s,
+    };
 
     if healthy_at.iter().all(|&h| h) {
         return base;
@@ -74,16 +91,27 @@ pub fn judge(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings, wi
         let streak_start = healthy_at.iter().rposition(|&h| !h).map_or(0, |i| i + 1);
         let trigger_end = last_trigger.map_or(0, |i| i + 1);
         let recovery = streak_start.saturating_sub(trigger_end) as f64 * interval_s;
-        return Verdict { kind: VerdictKind::Recovered, recovery_seconds: Some(recovery), ..base };
+        return Verdict {
+            kind: VerdictKind::Recovered,
+            recovery_seconds: Some(recovery),
+            ..base
+        };
     }
     let trigger_over_before_window = match last_trigger {
         Some(i) => i < n - final_rows.len(),
         None => false,
     };
     if trigger_over_before_window {
-        Verdict { kind: VerdictKind::Metastable, sustained_by: sustaining_effects(window), ..base }
+        Verdict {
+            kind: VerdictKind::Metastable,
+            sustained_by: sustaining_effects(window),
+            ..base
+        }
     } else {
-        Verdict { kind: VerdictKind::Down, ..base }
+        Verdict {
+            kind: VerdictKind::Down,
+            ..base
+        }
     }
 }
 
@@ -99,10 +127,14 @@ pub fn sustaining_effects(window: &[(String, NodeCounters)]) -> Vec<String> {
             .max_by(|a, b| a.0.total_cmp(&b.0))
     };
     let mut effects: Vec<(f64, String)> = Vec::new();
-    if let Some((amp, name)) = busiest(&|c: &NodeCounters| c.offered() as f64 / c.offered_first.max(1) as f64)
+    if let Some((amp, name)) =
+        busiest(&|c: &NodeCounters| c.offered() as f64 / c.offered_first.max(1) as f64)
         && amp >= 1.5
     {
-        effects.push((amp, format!("retry amplification at {name} ({amp:.1}× attempts per first attempt)")));
+        effects.push((
+            amp,
+            format!("retry amplification at {name} ({amp:.1}× attempts per first attempt)"),
+        ));
     }
     if let Some((orphaned, name)) = busiest(&NodeCounters::orphaned_ratio)
         && orphaned >= 0.3
@@ -112,14 +144,24 @@ pub fn sustaining_effects(window: &[(String, NodeCounters)]) -> Vec<String> {
     if let Some((rejected, name)) = busiest(&NodeCounters::rejected_ratio)
         && rejected >= 0.3
     {
-        effects.push((1.0 + rejected, format!("rejections at {name} ({:.0}% of attempts turned away)", rejected * 100.0)));
+        effects.push((
+            1.0 + rejected,
+            format!(
+                "rejections at {name} ({:.0}% of attempts turned away)",
+                rejected * 100.0
+            ),
+        ));
     }
     effects.sort_by(|a, b| b.0.total_cmp(&a.0));
     effects.into_iter().map(|(_, s)| s).collect()
 }
 
 /// Each live service's counters over the last `intervals` closed intervals, with its name.
-pub fn window_counters(history: &MetricsHistory, names: &[(String, bool)], intervals: u32) -> Vec<(String, NodeCounters)> {
+pub fn window_counters(
+    history: &MetricsHistory,
+    names: &[(String, bool)],
+    intervals: u32,
+) -> Vec<(String, NodeCounters)> {
     let end = history.intervals();
     let start = end.saturating_sub(intervals);
     history
@@ -157,23 +199,44 @@ mod tests {
         ratios
             .iter()
             .enumerate()
-            .map(|(i, &(r, trig))| SystemRow { interval: i as u32, offered: 100, goodput: (r * 100.0) as u64, hops: 0, trigger_active: trig })
+            .map(|(i, &(r, trig))| SystemRow {
+                interval: i as u32,
+                offered: 100,
+                goodput: (r * 100.0) as u64,
+                hops: 0,
+                trigger_active: trig,
+            })
             .collect()
     }
 
     fn settings() -> VerdictSettings {
-        VerdictSettings { healthy_ratio: 0.9, judge_window_s: 3.0, smooth_s: 1.0 }
+        VerdictSettings {
+            healthy_ratio: 0.9,
+            judge_window_s: 3.0,
+            smooth_s: 1.0,
+        }
     }
 
     #[test]
     fn never_unhealthy_is_stable() {
         let rows = series(&[(1.0, false), (0.95, true), (1.0, false), (1.0, false)]);
-        assert_eq!(judge(&rows, 1.0, &settings(), &[]).kind, VerdictKind::Stable);
+        assert_eq!(
+            judge(&rows, 1.0, &settings(), &[]).kind,
+            VerdictKind::Stable
+        );
     }
 
     #[test]
     fn healthy_final_window_is_recovered_with_time_from_trigger_end() {
-        let rows = series(&[(1.0, false), (0.2, true), (0.2, false), (0.5, false), (1.0, false), (1.0, false), (1.0, false)]);
+        let rows = series(&[
+            (1.0, false),
+            (0.2, true),
+            (0.2, false),
+            (0.5, false),
+            (1.0, false),
+            (1.0, false),
+            (1.0, false),
+        ]);
         let v = judge(&rows, 1.0, &settings(), &[]);
         assert_eq!(v.kind, VerdictKind::Recovered);
         // Trigger ends at t = 2 s; healthy from t = 4 s.
@@ -183,30 +246,73 @@ mod tests {
     #[test]
     fn one_unlucky_second_does_not_reset_recovery_when_smoothed() {
         let mut ratios = vec![(1.0, false); 5];
-        ratios.extend([(0.1, true), (0.1, false), (1.0, false), (1.0, false), (1.0, false), (0.6, false)]);
+        ratios.extend([
+            (0.1, true),
+            (0.1, false),
+            (1.0, false),
+            (1.0, false),
+            (1.0, false),
+            (0.6, false),
+        ]);
         ratios.extend(vec![(1.0, false); 10]);
         let rows = series(&ratios);
-        let smooth = VerdictSettings { healthy_ratio: 0.9, judge_window_s: 5.0, smooth_s: 5.0 };
+        let smooth = VerdictSettings {
+            healthy_ratio: 0.9,
+            judge_window_s: 5.0,
+            smooth_s: 5.0,
+        };
         let v = judge(&rows, 1.0, &smooth, &[]);
         assert_eq!(v.kind, VerdictKind::Recovered);
         // Trigger ends at 6 s; the 5-s mean is healthy from the interval starting at 9 s.
-        assert_eq!(v.recovery_seconds, Some(3.0), "the dip at 10 s averages out");
+        assert_eq!(
+            v.recovery_seconds,
+            Some(3.0),
+            "the dip at 10 s averages out"
+        );
     }
 
     #[test]
     fn unhealthy_after_the_trigger_ended_is_metastable() {
-        let rows = series(&[(1.0, false), (0.2, true), (0.1, false), (0.1, false), (0.1, false), (0.1, false)]);
-        let window = vec![("db".to_owned(), NodeCounters { offered_first: 100, offered_retry: 200, ..Default::default() })];
+        let rows = series(&[
+            (1.0, false),
+            (0.2, true),
+            (0.1, false),
+            (0.1, false),
+            (0.1, false),
+            (0.1, false),
+        ]);
+        let window = vec![(
+            "db".to_owned(),
+            NodeCounters {
+                offered_first: 100,
+                offered_retry: 200,
+                ..Default::default()
+            },
+        )];
         let v = judge(&rows, 1.0, &settings(), &window);
         assert_eq!(v.kind, VerdictKind::Metastable);
-        assert!(v.sustained_by[0].starts_with("retry amplification at db (3.0×"), "{:?}", v.sustained_by);
+        assert!(
+            v.sustained_by[0].starts_with("retry amplification at db (3.0×"),
+            "{:?}",
+            v.sustained_by
+        );
     }
 
     #[test]
     fn unhealthy_while_the_trigger_is_on_is_down() {
-        let rows = series(&[(1.0, false), (0.0, true), (0.0, true), (0.0, true), (0.0, true)]);
+        let rows = series(&[
+            (1.0, false),
+            (0.0, true),
+            (0.0, true),
+            (0.0, true),
+            (0.0, true),
+        ]);
         assert_eq!(judge(&rows, 1.0, &settings(), &[]).kind, VerdictKind::Down);
         let overload = series(&[(0.5, false), (0.5, false), (0.5, false)]);
-        assert_eq!(judge(&overload, 1.0, &settings(), &[]).kind, VerdictKind::Down, "no trigger: overload");
+        assert_eq!(
+            judge(&overload, 1.0, &settings(), &[]).kind,
+            VerdictKind::Down,
+            "no trigger: overload"
+        );
     }
 }

@@ -20,8 +20,8 @@
 
 mod common;
 
-use cascade_sim::engine::{ServiceState, SourceState};
 use cascade_sim::Simulation;
+use cascade_sim::engine::{ServiceState, SourceState};
 
 /// `(writes, completion_ms)` of one run of 100 clients with retry policy `retry`.
 fn run_once(retry: &str, seed: u64) -> (f64, f64) {
@@ -45,16 +45,29 @@ fn run_once(retry: &str, seed: u64) -> (f64, f64) {
             let mut q = world.query::<&SourceState>();
             let src = q.iter(world).next().expect("one source");
             let (c, open) = (src.metrics.totals, src.metrics.interval);
-            (c.succeeded + open.succeeded, c.failed_total() + open.failed_total(), src.last_success_ns)
+            (
+                c.succeeded + open.succeeded,
+                c.failed_total() + open.failed_total(),
+                src.last_success_ns,
+            )
         };
         assert_eq!(failed, 0, "{retry}: a client gave up");
         if done == 100 {
             let open_writes = {
                 let world = sim.world_mut();
                 let mut q = world.query::<&ServiceState>();
-                q.iter(world).next().expect("one service").metrics.interval.offered()
+                q.iter(world)
+                    .next()
+                    .expect("one service")
+                    .metrics
+                    .interval
+                    .offered()
             };
-            let writes = sim.history().services[0].iter().map(|r| r.counters.offered()).sum::<u64>() + open_writes;
+            let writes = sim.history().services[0]
+                .iter()
+                .map(|r| r.counters.offered())
+                .sum::<u64>()
+                + open_writes;
             return (writes as f64, last.expect("successes") as f64 / 1e6);
         }
         assert!(t < 600.0, "{retry}: clients still working after 600 s");
@@ -77,28 +90,74 @@ fn backoff_and_jitter_reproduce_brookers_ordering_and_ratios() {
     let attempts = "max_attempts: 255";
     let policies = [
         ("none", format!("({attempts})")),
-        ("exponential", format!("({attempts}, backoff: Exponential(base_ms: 10.0, cap_ms: 2000.0))")),
-        ("equal", format!("({attempts}, backoff: Exponential(base_ms: 10.0, cap_ms: 2000.0), jitter: Equal)")),
-        ("full", format!("({attempts}, backoff: Exponential(base_ms: 10.0, cap_ms: 2000.0), jitter: Full)")),
-        ("decorrelated", format!("({attempts}, backoff: Exponential(base_ms: 5.0, cap_ms: 2000.0), jitter: Decorrelated)")),
+        (
+            "exponential",
+            format!("({attempts}, backoff: Exponential(base_ms: 10.0, cap_ms: 2000.0))"),
+        ),
+        (
+            "equal",
+            format!(
+                "({attempts}, backoff: Exponential(base_ms: 10.0, cap_ms: 2000.0), jitter: Equal)"
+            ),
+        ),
+        (
+            "full",
+            format!(
+                "({attempts}, backoff: Exponential(base_ms: 10.0, cap_ms: 2000.0), jitter: Full)"
+            ),
+        ),
+        (
+            "decorrelated",
+            format!(
+                "({attempts}, backoff: Exponential(base_ms: 5.0, cap_ms: 2000.0), jitter: Decorrelated)"
+            ),
+        ),
     ];
-    let results: Vec<(&str, (f64, f64))> = policies.iter().map(|(name, p)| (*name, mean_over_runs(p, RUNS))).collect();
-    let full = results.iter().find(|(n, _)| *n == "full").expect("full jitter").1;
+    let results: Vec<(&str, (f64, f64))> = policies
+        .iter()
+        .map(|(name, p)| (*name, mean_over_runs(p, RUNS)))
+        .collect();
+    let full = results
+        .iter()
+        .find(|(n, _)| *n == "full")
+        .expect("full jitter")
+        .1;
     for (name, (w, c)) in &results {
-        println!("{name:>13}: {w:8.1} writes ({:.2}×)  {c:9.1} ms ({:.2}×)", w / full.0, c / full.1);
+        println!(
+            "{name:>13}: {w:8.1} writes ({:.2}×)  {c:9.1} ms ({:.2}×)",
+            w / full.0,
+            c / full.1
+        );
     }
-    let expected = [("none", 3.0, 0.41), ("exponential", 2.3, 12.7), ("equal", 1.02, 1.33), ("decorrelated", 1.26, 0.93)];
+    let expected = [
+        ("none", 3.0, 0.41),
+        ("exponential", 2.3, 12.7),
+        ("equal", 1.02, 1.33),
+        ("decorrelated", 1.26, 0.93),
+    ];
     for (name, work, time) in expected {
         let (w, c) = results.iter().find(|(n, _)| *n == name).expect("policy").1;
         let (rw, rc) = (w / full.0, c / full.1);
-        assert!((rw / work - 1.0).abs() <= 0.15, "{name}: work {rw:.2}× vs Brooker's {work}×");
-        assert!((rc / time - 1.0).abs() <= 0.15, "{name}: completion {rc:.2}× vs Brooker's {time}×");
+        assert!(
+            (rw / work - 1.0).abs() <= 0.15,
+            "{name}: work {rw:.2}× vs Brooker's {work}×"
+        );
+        assert!(
+            (rc / time - 1.0).abs() <= 0.15,
+            "{name}: completion {rc:.2}× vs Brooker's {time}×"
+        );
     }
 }
 
 /// Conflicts per write of `keys` keys under a Zipf law of exponent `zipf_s`, at `rate_per_s`
 /// writes with a read-to-write window of `window_ms`, without retries.
-fn conflict_ratio(keys: u32, zipf_s: f64, rate_per_s: f64, window_ms: f64, seed: u64) -> (f64, f64) {
+fn conflict_ratio(
+    keys: u32,
+    zipf_s: f64,
+    rate_per_s: f64,
+    window_ms: f64,
+    seed: u64,
+) -> (f64, f64) {
     let scenario = common::parse(&format!(
         r#"(
             version: 1, name: "hot keys", duration_s: 1, seed: {seed}, sample_every: 0,
@@ -140,7 +199,11 @@ fn hot_keys_multiply_conflicts_as_the_zipf_law_says() {
     let expected = |s: f64| -> f64 {
         (1..=keys)
             .map(|k| {
-                let p = if s == 0.0 { 1.0 / f64::from(keys) } else { 1.0 / f64::from(k) / h };
+                let p = if s == 0.0 {
+                    1.0 / f64::from(keys)
+                } else {
+                    1.0 / f64::from(k) / h
+                };
                 p * poisson_conflicts(rate * p, w_ms / 1000.0)
             })
             .sum()
@@ -149,6 +212,9 @@ fn hot_keys_multiply_conflicts_as_the_zipf_law_says() {
         let (measured, n) = conflict_ratio(keys, s, rate, w_ms, 5);
         let e = expected(s);
         let se = (e * (1.0 - e) / n).sqrt();
-        assert!((measured - e).abs() < common::Z * se, "zipf {s}: conflicts {measured:.5} vs {e:.5} (±{se:.5})");
+        assert!(
+            (measured - e).abs() < common::Z * se,
+            "zipf {s}: conflicts {measured:.5} vs {e:.5} (±{se:.5})"
+        );
     }
 }

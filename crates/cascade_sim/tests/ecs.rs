@@ -7,10 +7,12 @@ mod common;
 use bevy_app::{App, FixedUpdate};
 use bevy_ecs::message::Messages;
 use bevy_ecs::schedule::{LogLevel, ScheduleBuildSettings};
-use cascade_sim::engine::{load_scenario, InstanceState, ServiceState};
+use cascade_sim::engine::{InstanceState, ServiceState, load_scenario};
 use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode};
-use cascade_sim::testing::{test_app, TestAppExt};
-use cascade_sim::{CommandLog, EventLog, LegKind, MetricsHistory, SampledLeg, SimClock, SimCommand, SimEventKind};
+use cascade_sim::testing::{TestAppExt, test_app};
+use cascade_sim::{
+    CommandLog, EventLog, LegKind, MetricsHistory, SampledLeg, SimClock, SimCommand, SimEventKind,
+};
 
 fn three_tier_app() -> App {
     let mut app = test_app();
@@ -23,7 +25,10 @@ fn each_update_advances_the_clock_by_the_configured_ticks() {
     let mut app = three_tier_app();
     app.step_ticks(250);
     let clock = *app.world().resource::<SimClock>();
-    assert_eq!(clock.ticks_done, 250, "one FixedUpdate per app update, one tick each");
+    assert_eq!(
+        clock.ticks_done, 250,
+        "one FixedUpdate per app update, one tick each"
+    );
     assert_eq!(clock.now_ns(), 250_000_000);
     app.world_mut().resource_mut::<SimClock>().ticks_per_update = 10;
     app.step_ticks(5);
@@ -34,7 +39,10 @@ fn each_update_advances_the_clock_by_the_configured_ticks() {
 fn fixed_update_has_no_ambiguous_system_order() {
     let mut app = three_tier_app();
     app.edit_schedule(FixedUpdate, |s| {
-        s.set_build_settings(ScheduleBuildSettings { ambiguity_detection: LogLevel::Error, ..Default::default() });
+        s.set_build_settings(ScheduleBuildSettings {
+            ambiguity_detection: LogLevel::Error,
+            ..Default::default()
+        });
     });
     app.step_ticks(3);
 }
@@ -44,22 +52,40 @@ fn a_fault_command_applies_at_the_next_tick_and_is_logged_with_its_time() {
     let mut app = three_tier_app();
     app.step_ticks(1000);
     app.world_mut().write_message(SimCommand::InjectFault {
-        fault: FaultKind::Kill { service: "db".into(), instances: InstanceSelector::All, mode: KillMode::Refuse },
+        fault: FaultKind::Kill {
+            service: "db".into(),
+            instances: InstanceSelector::All,
+            mode: KillMode::Refuse,
+        },
         duration_s: Some(2.0),
     });
     app.step_ticks(1);
     let log = app.world().resource::<CommandLog>();
     assert_eq!(log.applied.len(), 1);
-    assert_eq!(log.applied[0].0, 1_000_000_000, "applied at the start of tick 1000 = 1.000 s");
+    assert_eq!(
+        log.applied[0].0, 1_000_000_000,
+        "applied at the start of tick 1000 = 1.000 s"
+    );
     let mut q = app.world_mut().query::<&InstanceState>();
-    let down: Vec<bool> = q.iter(app.world()).filter(|i| i.service == 1).map(|i| i.down.is_some()).collect();
+    let down: Vec<bool> = q
+        .iter(app.world())
+        .filter(|i| i.service == 1)
+        .map(|i| i.down.is_some())
+        .collect();
     assert_eq!(down, vec![true], "db's instance is down");
     let events = &app.world().resource::<EventLog>().events;
-    assert!(events.iter().any(|e| matches!(e.kind, SimEventKind::FaultStarted { .. }) && e.time_ns == 1_000_000_000));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, SimEventKind::FaultStarted { .. })
+                && e.time_ns == 1_000_000_000)
+    );
     app.step_ticks(2000);
     let events = &app.world().resource::<EventLog>().events;
     assert!(
-        events.iter().any(|e| matches!(e.kind, SimEventKind::FaultEnded { .. }) && e.time_ns == 3_000_000_000),
+        events.iter().any(
+            |e| matches!(e.kind, SimEventKind::FaultEnded { .. }) && e.time_ns == 3_000_000_000
+        ),
         "the fault ends exactly 2 s later"
     );
     let mut q = app.world_mut().query::<&InstanceState>();
@@ -71,7 +97,11 @@ fn an_invalid_command_is_rejected_and_changes_nothing() {
     let mut app = three_tier_app();
     app.step_ticks(10);
     app.world_mut().write_message(SimCommand::InjectFault {
-        fault: FaultKind::Slow { service: "dbb".into(), instances: InstanceSelector::All, factor: 2.0 },
+        fault: FaultKind::Slow {
+            service: "dbb".into(),
+            instances: InstanceSelector::All,
+            factor: 2.0,
+        },
         duration_s: None,
     });
     app.step_ticks(1);
@@ -88,16 +118,30 @@ fn an_invalid_command_is_rejected_and_changes_nothing() {
 fn a_live_edit_changes_the_instance_components() {
     let mut app = three_tier_app();
     app.step_ticks(10);
-    let mut edited = app.world().resource::<cascade_sim::ActiveScenario>().0.clone();
+    let mut edited = app
+        .world()
+        .resource::<cascade_sim::ActiveScenario>()
+        .0
+        .clone();
     edited.services[1].workers = 4;
     edited.services[1].instances = 3;
-    app.world_mut().write_message(SimCommand::Reconfigure(Box::new(edited)));
+    app.world_mut()
+        .write_message(SimCommand::Reconfigure(Box::new(edited)));
     app.step_ticks(1);
     let mut q = app.world_mut().query::<&InstanceState>();
-    let db: Vec<u32> = q.iter(app.world()).filter(|i| i.service == 1).map(|i| i.workers).collect();
+    let db: Vec<u32> = q
+        .iter(app.world())
+        .filter(|i| i.service == 1)
+        .map(|i| i.workers)
+        .collect();
     assert_eq!(db, vec![4, 4, 4], "db now has 3 instances of 4 workers");
     let mut q = app.world_mut().query::<&ServiceState>();
-    let routable = q.iter(app.world()).find(|s| s.index == 1).unwrap().routable.len();
+    let routable = q
+        .iter(app.world())
+        .find(|s| s.index == 1)
+        .unwrap()
+        .routable
+        .len();
     assert_eq!(routable, 3);
     app.step_ticks(100);
 }
@@ -105,22 +149,40 @@ fn a_live_edit_changes_the_instance_components() {
 #[test]
 fn sampled_requests_are_published_leg_by_leg() {
     let mut app = three_tier_app();
-    app.world_mut().write_message(SimCommand::SetSampling { every: 10 });
+    app.world_mut()
+        .write_message(SimCommand::SetSampling { every: 10 });
     let mut cursor = app.world().resource::<Messages<SampledLeg>>().get_cursor();
     let mut legs = Vec::new();
     for _ in 0..200 {
         app.update();
-        legs.extend(cursor.read(app.world().resource::<Messages<SampledLeg>>()).copied());
+        legs.extend(
+            cursor
+                .read(app.world().resource::<Messages<SampledLeg>>())
+                .copied(),
+        );
     }
     assert!(!legs.is_empty());
     // ~800/s × 0.2 s / 10 = 16 journeys; each has request and reply legs, arriving ≥ 1 ms later.
     let journeys: std::collections::BTreeSet<u32> = legs.iter().map(|l| l.journey).collect();
     assert!(journeys.len() >= 8, "{} journeys", journeys.len());
-    assert!(legs.iter().all(|l| l.arrive_ns >= l.depart_ns + 1_000_000 || l.kind == LegKind::Timeout));
+    assert!(
+        legs.iter()
+            .all(|l| l.arrive_ns >= l.depart_ns + 1_000_000 || l.kind == LegKind::Timeout)
+    );
     let first = *journeys.iter().next().unwrap();
-    let kinds: Vec<_> = legs.iter().filter(|l| l.journey == first).map(|l| l.kind).collect();
-    assert!(matches!(kinds[0], LegKind::Request { attempt: 1 }), "{kinds:?}");
-    assert!(kinds.iter().any(|k| matches!(k, LegKind::Reply { .. })), "{kinds:?}");
+    let kinds: Vec<_> = legs
+        .iter()
+        .filter(|l| l.journey == first)
+        .map(|l| l.kind)
+        .collect();
+    assert!(
+        matches!(kinds[0], LegKind::Request { attempt: 1 }),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.iter().any(|k| matches!(k, LegKind::Reply { .. })),
+        "{kinds:?}"
+    );
 }
 
 #[test]
@@ -136,6 +198,9 @@ fn results_do_not_depend_on_ticks_per_update() {
     };
     let fine = history_with(1);
     assert_eq!(fine.2.len(), 42);
-    assert!(fine == history_with(1000), "1 tick per update and 1000 ticks per update give the same run");
+    assert!(
+        fine == history_with(1000),
+        "1 tick per update and 1000 ticks per update give the same run"
+    );
     assert!(fine == history_with(7), "…and any other batching");
 }

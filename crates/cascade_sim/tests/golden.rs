@@ -97,10 +97,96 @@ fn leaf_faults(rate_per_s: u32) -> Scenario {
     ))
 }
 
+fn mechanisms_sink() -> Scenario {
+    // Every resilience mechanism at once, beside plain leaves that the fast paths plan: guarded
+    // callers of plain leaves, a cache, a queue, health checks, lifecycle calls, an autoscaler,
+    // failover, alerts and operator steps, and every mechanism fault.
+    common::parse(
+        r#"(
+        version: 1, name: "mechanisms sink", duration_s: 1, seed: 77, sample_every: 11,
+        sources: [
+            (name: "web", target: "gateway", rate: Constant(400), timeout_ms: 300.0, hedge_after_ms: 40.0,
+             retry: (max_attempts: 3, backoff: Exponential(base_ms: 2.0, cap_ms: 20.0), jitter: Full)),
+            (name: "bots", target: "cache", rate: Constant(300), latency_ms: 2.0, latency_sd_ms: 0.5,
+             adaptive_throttle: (k: 2.0, window_s: 5.0)),
+            (name: "writers", target: "ledger", rate: Burst(count: 50, at_s: 3.0),
+             retry: (max_attempts: 20, backoff: Exponential(base_ms: 5.0, cap_ms: 100.0), jitter: Decorrelated)),
+            (name: "producers", target: "jobs", rate: Constant(80)),
+        ],
+        services: [
+            (name: "gateway", kind: Gateway, instances: 2, workers: 40, cores: 4, service_time: Exponential(mean_ms: 1.0),
+             admission: (max_queue_wait_ms: 50.0, lifo_above: 10, rate_limit: (rate_per_s: 300.0, burst: 20.0), max_in_flight: 80),
+             health_check: (interval_s: 0.5, timeout_ms: 30.0, unhealthy_after: 2, healthy_after: 2, through_queue: true),
+             panic_threshold: 0.5, outlier_ejection: (consecutive_errors: 5, eject_s: 2.0),
+             lifecycle: (startup_calls: [(to: "config", timeout_ms: 20.0)], periodic: [(every_s: 1.0, call: (to: "config", timeout_ms: 20.0), disqualify_on_failure: true)],
+                         restart_s: 0.5, warmup_s: 2.0, warmup_factor: 2.0),
+             autoscale: (metric: Workers, target: 0.3, period_s: 2.0, cooldown_s: 2.0, provision_delay_s: 1.0, min: 1, max: 4),
+             calls: [
+                (to: "search", timeout_ms: 60.0, retry: (max_attempts: 2),
+                 breaker: (window_s: 2.0, error_ratio: 0.5, min_requests: 10, open_s: 1.0, probes: 2)),
+                (to: "recs", probability: 0.3, timeout_ms: 30.0, max_concurrent: 5, fallback: Degrade, hedge_after_ms: 8.0),
+                (to: "db", probability: 0.5, timeout_ms: 50.0, adaptive_throttle: (k: 1.5, window_s: 3.0)),
+             ]),
+            (name: "search", instances: 2, workers: 6, service_time: Exponential(mean_ms: 4.0)),
+            (name: "recs", workers: 4, service_time: LogNormal(mean_ms: 5.0, sigma: 1.0)),
+            (name: "db", kind: Database, workers: 8, queue: (capacity: 40), service_time: Exponential(mean_ms: 3.0),
+             failover: (replica: "db-replica", detection_s: 1.0, hold_down_s: 0.5, replica_latency_ms: 5.0)),
+            (name: "db-replica", kind: Database, workers: 8, service_time: Exponential(mean_ms: 3.0)),
+            (name: "cache", kind: Cache, workers: 50, service_time: Deterministic(ms: 0.2),
+             cache: (backing: (to: "db", timeout_ms: 30.0), max_hit_ratio: 0.8, keys: 50, ttl_s: 2.0, coalescing: true)),
+            (name: "ledger", kind: Database, workers: 1000, service_time: Normal(mean_ms: 4.0, sd_ms: 1.0), occ: (keys: 3, zipf_s: 1.0)),
+            (name: "jobs", kind: Queue, workers: 50, service_time: Deterministic(ms: 0.5),
+             work_queue: (consumer: "search", concurrency: 5, rate_per_s: 60.0, ttl_s: 1.0, max_deliveries: 2, timeout_ms: 40.0)),
+            (name: "config", kind: ControlPlane, workers: 4, service_time: Exponential(mean_ms: 1.0)),
+            (name: "monitoring", kind: Monitoring, workers: 4, service_time: Exponential(mean_ms: 1.0)),
+        ],
+        faults: [
+            (at_s: 2.0, fault: CacheFlush(service: "cache")),
+            (at_s: 3.5, fault: TtlStorm(service: "cache", within_s: 0.5)),
+            (at_s: 4.0, duration_s: 2.0, fault: Errors(service: "search", probability: 0.9)),
+            (at_s: 5.0, fault: Restart(service: "gateway", instances: First(1), spread_s: 0.3)),
+            (at_s: 6.0, duration_s: 2.0, fault: ConfigPush(service: "search", share: 0.5, propagation_s: 1.0, change: Slow(4.0))),
+            (at_s: 7.0, fault: LatchedFailure(service: "recs")),
+            (at_s: 7.5, duration_s: 1.0, fault: PacketLoss(from: "gateway", to: "db", probability: 0.3)),
+            (at_s: 8.0, duration_s: 1.0, fault: OneWayPartition(from: "web", to: "gateway", direction: Replies)),
+            (at_s: 9.0, duration_s: 1.0, fault: Throttle(service: "search", rate_per_s: 50.0)),
+            (at_s: 10.0, duration_s: 3.0, fault: Partition(from: "gateway", to: "db")),
+            (at_s: 10.0, duration_s: 3.0, fault: Partition(from: "cache", to: "db")),
+            (at_s: 11.0, duration_s: 2.0, fault: Kill(service: "config")),
+            (at_s: 12.0, fault: Restart(service: "gateway")),
+        ],
+        alerts: [(name: "web down", node: "web", metric: SuccessRatio, below: 0.8, for_s: 1.0, via: "monitoring")],
+        operator: [
+            (when: Alert("web down"), after_s: 0.5, action: ShedLoad(source: "web", keep: 0.7)),
+            (when: At(9.5), action: ResetLatched(service: "recs")),
+            (when: At(13.5), action: SetWorkers(service: "search", workers: 8)),
+            (when: At(14.0), action: RestartInstances(service: "search", per_minute: 120.0)),
+        ],
+    )"#,
+    )
+}
+
+fn mechanisms_live(s: &Scenario) -> Script {
+    let mut edited = s.clone();
+    // Live edits: a breaker removed, a cache made bigger, cores and a health check dropped.
+    edited.services[0].calls[0].breaker = None;
+    edited.services[0].cores = None;
+    edited.services[0].health_check = None;
+    edited.services[0].panic_threshold = None;
+    if let Some(c) = edited.services[5].cache.as_mut() {
+        c.keys = 80;
+    }
+    vec![
+        (6.5, SimCommand::Reconfigure(Box::new(edited))),
+        (15.0, SimCommand::Reconfigure(Box::new(s.clone()))),
+    ]
+}
+
 fn live_script(s: &Scenario) -> Script {
     let mut edited = s.clone();
     edited.services[1].workers = 6;
-    edited.services[1].service_time = cascade_sim::scenario::ServiceTime::Exponential { mean_ms: 7.0 };
+    edited.services[1].service_time =
+        cascade_sim::scenario::ServiceTime::Exponential { mean_ms: 7.0 };
     let mut removed_call = edited.clone();
     removed_call.services[0].calls.clear();
     removed_call.faults.clear();
@@ -110,14 +196,22 @@ fn live_script(s: &Scenario) -> Script {
         (
             2.3,
             SimCommand::InjectFault {
-                fault: FaultKind::Slow { service: "db".into(), instances: InstanceSelector::All, factor: 2.0 },
+                fault: FaultKind::Slow {
+                    service: "db".into(),
+                    instances: InstanceSelector::All,
+                    factor: 2.0,
+                },
                 duration_s: Some(1.1),
             },
         ),
         (
             4.4,
             SimCommand::InjectFault {
-                fault: FaultKind::Kill { service: "db".into(), instances: InstanceSelector::First(1), mode: KillMode::Blackhole },
+                fault: FaultKind::Kill {
+                    service: "db".into(),
+                    instances: InstanceSelector::First(1),
+                    mode: KillMode::Blackhole,
+                },
                 duration_s: None,
             },
         ),
@@ -130,7 +224,11 @@ fn live_script(s: &Scenario) -> Script {
         (
             11.2,
             SimCommand::InjectFault {
-                fault: FaultKind::CapacityCut { service: "db".into(), workers: Some(2), instances: None },
+                fault: FaultKind::CapacityCut {
+                    service: "db".into(),
+                    workers: Some(2),
+                    instances: None,
+                },
                 duration_s: Some(0.7),
             },
         ),
@@ -147,13 +245,45 @@ fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
         ("leaf-faults", leaf.clone(), vec![], 17.0),
         ("leaf-faults-overload", leaf_faults(700), vec![], 17.0),
         ("leaf-live", leaf, live, 13.0),
-        ("retry-storm", common::shipped("teaching/retry-storm.ron"), vec![], 50.0),
-        ("retry-storm-mitigated", common::shipped("teaching/retry-storm-mitigated.ron"), vec![], 50.0),
+        (
+            "retry-storm",
+            common::shipped("teaching/retry-storm.ron"),
+            vec![],
+            50.0,
+        ),
+        (
+            "retry-storm-mitigated",
+            common::shipped("teaching/retry-storm-mitigated.ron"),
+            vec![],
+            50.0,
+        ),
         (
             "layered",
-            cascade_sim::generate::layered(&cascade_sim::generate::LayeredParams { services: 30, ..Default::default() }),
+            cascade_sim::generate::layered(&cascade_sim::generate::LayeredParams {
+                services: 30,
+                ..Default::default()
+            }),
             vec![],
             15.0,
+        ),
+        ("mechanisms", mechanisms_sink(), vec![], 18.0),
+        (
+            "mechanisms-live",
+            mechanisms_sink(),
+            mechanisms_live(&mechanisms_sink()),
+            18.0,
+        ),
+        (
+            "cache-coalescing",
+            common::shipped("mechanisms/cache-coalescing.ron"),
+            vec![],
+            45.0,
+        ),
+        (
+            "health-check-panic",
+            common::shipped("mechanisms/health-check-panic.ron"),
+            vec![],
+            45.0,
         ),
         ("mm1k", common::shipped("validation/mm1k.ron"), vec![], 20.0),
         ("mmc", common::shipped("validation/mmc.ron"), vec![], 20.0),
@@ -162,7 +292,12 @@ fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
 
 /// Runs a case in uneven steps (so tick batches end mid-interval too) and returns its
 /// fingerprint text.
-fn fingerprint(scenario: &Scenario, script: &Script, until_s: f64, configure: impl FnOnce(&mut Simulation)) -> String {
+fn fingerprint(
+    scenario: &Scenario,
+    script: &Script,
+    until_s: f64,
+    configure: impl FnOnce(&mut Simulation),
+) -> String {
     let mut sim = Simulation::new(scenario);
     configure(&mut sim);
     let mut out = String::new();
@@ -211,8 +346,19 @@ fn fingerprint(scenario: &Scenario, script: &Script, until_s: f64, configure: im
     }
     let world = sim.world_mut();
     let mut q = world.query::<&InstanceState>();
-    let mut instances: Vec<String> =
-        q.iter(world).map(|s| format!("instance {} busy {} queue {} workers {} down {:?}", s.global, s.busy, s.queue.len(), s.workers, s.down)).collect();
+    let mut instances: Vec<String> = q
+        .iter(world)
+        .map(|s| {
+            format!(
+                "instance {} busy {} queue {} workers {} down {:?}",
+                s.global,
+                s.busy,
+                s.queue.len(),
+                s.workers,
+                s.down
+            )
+        })
+        .collect();
     instances.sort();
     for line in instances {
         writeln!(out, "{line}").unwrap();
@@ -224,7 +370,9 @@ fn fingerprint(scenario: &Scenario, script: &Script, until_s: f64, configure: im
 
 #[test]
 fn write_fingerprints() {
-    let Some(dir) = std::env::var_os("CASCADE_FINGERPRINT_DIR") else { return };
+    let Some(dir) = std::env::var_os("CASCADE_FINGERPRINT_DIR") else {
+        return;
+    };
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).unwrap();
     for (name, scenario, script, until_s) in cases() {
@@ -240,9 +388,21 @@ fn fast_paths_match_the_reference_path() {
         let reference = fingerprint(&scenario, &script, until_s, |sim| {
             sim.world_mut().resource_mut::<Engine>().fast_paths = false;
         });
-        if let Some((i, (f, r))) = fast.lines().zip(reference.lines()).enumerate().find(|(_, (f, r))| f != r) {
-            panic!("{name}: line {} differs\n  fast:      {f}\n  reference: {r}", i + 1);
+        if let Some((i, (f, r))) = fast
+            .lines()
+            .zip(reference.lines())
+            .enumerate()
+            .find(|(_, (f, r))| f != r)
+        {
+            panic!(
+                "{name}: line {} differs\n  fast:      {f}\n  reference: {r}",
+                i + 1
+            );
         }
-        assert_eq!(fast.lines().count(), reference.lines().count(), "{name}: output lengths differ");
+        assert_eq!(
+            fast.lines().count(),
+            reference.lines().count(),
+            "{name}: output lengths differ"
+        );
     }
 }

@@ -6,9 +6,9 @@
 
 mod common;
 
+use cascade_sim::Simulation;
 use cascade_sim::metrics::{MetricsHistory, NodeCounters, NodeRow};
 use cascade_sim::scenario::Scenario;
-use cascade_sim::Simulation;
 
 /// Runs `scenario` to `until_s` and returns the simulation.
 fn run(scenario: &Scenario, until_s: f64) -> Simulation {
@@ -67,7 +67,10 @@ fn a_ten_percent_retry_budget_keeps_amplification_near_1_1x_where_three_attempts
         let c = service(&sim, 0, 1, 61);
         let amplification = c.offered() as f64 / c.offered_first as f64;
         // Exact up to the bucket's initial 10 tokens and the boundary intervals (< 0.002).
-        assert!((amplification - expected).abs() < 0.005, "budget {budget:?}: {amplification:.4}× vs {expected}×");
+        assert!(
+            (amplification - expected).abs() < 0.005,
+            "budget {budget:?}: {amplification:.4}× vs {expected}×"
+        );
     }
 }
 
@@ -93,11 +96,21 @@ fn adaptive_throttling_settles_at_k_times_what_the_backend_accepts() {
     let rejected_locally = client.local_rejected as f64 / n;
     let expected = 1.0 - k * c / r;
     // The formula is applied to window counts (10 s × 1000/s): its own noise is ~1/√10⁴.
-    assert!((rejected_locally - expected).abs() < 0.01, "local rejections {rejected_locally:.4} vs {expected}");
+    assert!(
+        (rejected_locally - expected).abs() < 0.01,
+        "local rejections {rejected_locally:.4} vs {expected}"
+    );
     let sent_per_s = api.offered() as f64 / 100.0;
-    assert!((sent_per_s / (k * c) - 1.0).abs() < 0.03, "sent {sent_per_s:.1}/s vs K·C = {}", k * c);
+    assert!(
+        (sent_per_s / (k * c) - 1.0).abs() < 0.03,
+        "sent {sent_per_s:.1}/s vs K·C = {}",
+        k * c
+    );
     let accepted_per_s = api.succeeded as f64 / 100.0;
-    assert!((accepted_per_s / c - 1.0).abs() < 0.01, "accepted {accepted_per_s:.1}/s vs C = {c}");
+    assert!(
+        (accepted_per_s / c - 1.0).abs() < 0.01,
+        "accepted {accepted_per_s:.1}/s vs C = {c}"
+    );
 }
 
 // ------------------------------------------------------------------- load shedding
@@ -123,8 +136,15 @@ fn without_shedding_goodput_collapses_once_queue_wait_exceeds_the_timeout() {
         let clients = source(&sim, 0, 90, 120);
         let server = service(&sim, 0, 90, 120);
         let goodput_per_s = clients.goodput as f64 / 30.0;
-        assert!(goodput_per_s < 10.0, "load {load}×: goodput {goodput_per_s}/s should be ~0");
-        assert!(server.utilization() > 0.99, "load {load}×: the server is busy all the same ({})", server.utilization());
+        assert!(
+            goodput_per_s < 10.0,
+            "load {load}×: goodput {goodput_per_s}/s should be ~0"
+        );
+        assert!(
+            server.utilization() > 0.99,
+            "load {load}×: the server is busy all the same ({})",
+            server.utilization()
+        );
     }
 }
 
@@ -132,9 +152,15 @@ fn without_shedding_goodput_collapses_once_queue_wait_exceeds_the_timeout() {
 fn shedding_by_queue_time_keeps_goodput_near_capacity_up_to_twice_the_load() {
     // Same source: with shedding, goodput stays at or above 0.9 × capacity up to 2× load.
     for load in [1.2, 1.5, 2.0] {
-        let sim = run(&overloaded(load, ", admission: (max_queue_wait_ms: 300.0)"), 120.0);
+        let sim = run(
+            &overloaded(load, ", admission: (max_queue_wait_ms: 300.0)"),
+            120.0,
+        );
         let goodput_per_s = source(&sim, 0, 30, 120).goodput as f64 / 90.0;
-        assert!(goodput_per_s >= 900.0, "load {load}×: goodput {goodput_per_s:.0}/s below 0.9 × capacity");
+        assert!(
+            goodput_per_s >= 900.0,
+            "load {load}×: goodput {goodput_per_s:.0}/s below 0.9 × capacity"
+        );
         let server = service(&sim, 0, 30, 120);
         assert!(server.shed > 0, "load {load}×: nothing was shed");
     }
@@ -172,10 +198,16 @@ fn hedged_requests_match_the_minimum_of_two_closed_form() {
     let tail = (-d / m).exp();
     let expected = 2.0 * link + m * (1.0 - tail) + m / 2.0 * tail;
     // The latency's standard deviation is below m, so its standard error is below m/√n.
-    assert!((mean_ms - expected).abs() < common::Z * m / n.sqrt() + 0.01, "mean {mean_ms:.3} ms vs {expected:.3} ms");
+    assert!(
+        (mean_ms - expected).abs() < common::Z * m / n.sqrt() + 0.01,
+        "mean {mean_ms:.3} ms vs {expected:.3} ms"
+    );
     let hedged = c.hedges as f64 / n;
     let share = (-(d - 2.0 * link) / m).exp();
-    assert!((hedged - share).abs() < common::Z * se(share, n), "hedged share {hedged:.4} vs {share:.4}");
+    assert!(
+        (hedged - share).abs() < common::Z * se(share, n),
+        "hedged share {hedged:.4} vs {share:.4}"
+    );
 }
 
 // ------------------------------------------------------------------- the network
@@ -199,7 +231,10 @@ fn packet_loss_with_retries_succeeds_as_the_binomial_says() {
     let ok = c.succeeded as f64 / done;
     let q = (1.0 - p) * (1.0 - p);
     let expected = 1.0 - (1.0 - q).powi(3);
-    assert!((ok - expected).abs() < common::Z * se(expected, done), "success {ok:.4} vs {expected:.4}");
+    assert!(
+        (ok - expected).abs() < common::Z * se(expected, done),
+        "success {ok:.4} vs {expected:.4}"
+    );
 }
 
 #[test]
@@ -217,7 +252,10 @@ fn a_one_way_partition_of_replies_wastes_all_the_work() {
     let during = source(&sim, 0, 11, 30);
     assert_eq!(during.succeeded, 0, "no reply gets through");
     let api = service(&sim, 0, 11, 30);
-    assert!(api.succeeded as f64 > 0.99 * api.offered() as f64, "the server still works every request");
+    assert!(
+        api.succeeded as f64 > 0.99 * api.offered() as f64,
+        "the server still works every request"
+    );
     let after = source(&sim, 0, 31, 40);
     assert_eq!(after.failed_total(), 0, "healed");
 }
@@ -242,8 +280,16 @@ fn a_config_push_to_half_the_instances_fails_half_the_requests_then_rolls_back()
         c.failed_total() as f64 / (c.succeeded + c.failed_total()) as f64
     };
     assert_eq!(share(1, 10), 0.0);
-    assert!((share(11, 15) - 0.25).abs() < 0.01, "one of four instances: {}", share(11, 15));
-    assert!((share(16, 40) - 0.5).abs() < 0.01, "two of four instances: {}", share(16, 40));
+    assert!(
+        (share(11, 15) - 0.25).abs() < 0.01,
+        "one of four instances: {}",
+        share(11, 15)
+    );
+    assert!(
+        (share(16, 40) - 0.5).abs() < 0.01,
+        "two of four instances: {}",
+        share(16, 40)
+    );
     assert_eq!(share(41, 50), 0.0, "rolled back");
 }
 
@@ -262,7 +308,10 @@ fn a_throttle_fault_answers_429_above_its_rate() {
     // Two instances at 50/s each: 100 of 300 requests a second get through (demand is three
     // times the rate, so the bucket's tenth of a second of burst is never wasted).
     let served_per_s = p.succeeded as f64 / 59.0;
-    assert!((served_per_s - 100.0).abs() < 0.5, "served {served_per_s}/s");
+    assert!(
+        (served_per_s - 100.0).abs() < 0.5,
+        "served {served_per_s}/s"
+    );
     assert_eq!(p.throttled + p.succeeded, p.offered());
     assert_eq!(service(&sim, 0, 71, 80).throttled, 0);
 }
@@ -274,7 +323,11 @@ fn a_throttle_fault_answers_429_above_its_rate() {
 /// T = 200 ms. At 30 s the cache is flushed; with `brownout`, the database also runs ten times
 /// slower from 30 to 40 s (so the refill race is lost and its queue is long when it recovers).
 fn cache_scenario(rate: f64, keys: u32, coalescing: bool, brownout: bool, extra: &str) -> Scenario {
-    let brownout = if brownout { r#"(at_s: 30.0, duration_s: 10.0, fault: Slow(service: "db", factor: 10.0)),"# } else { "" };
+    let brownout = if brownout {
+        r#"(at_s: 30.0, duration_s: 10.0, fault: Slow(service: "db", factor: 10.0)),"#
+    } else {
+        ""
+    };
     common::parse(&format!(
         r#"(
             version: 1, name: "cache", duration_s: 1, seed: 43,
@@ -306,8 +359,16 @@ fn a_cache_recovers_from_a_flush_when_the_backend_can_take_all_the_load() {
     for brownout in [false, true] {
         let sim = run(&cache_scenario(1800.0, 200, false, brownout, ""), 180.0);
         assert!(warmth(&sim, 29) > 0.99, "warm before the flush");
-        assert!(warmth(&sim, 179) > 0.99, "brownout {brownout}: warm again, {}", warmth(&sim, 179));
-        assert!(success(&sim, 150, 180) > 0.99, "brownout {brownout}: {}", success(&sim, 150, 180));
+        assert!(
+            warmth(&sim, 179) > 0.99,
+            "brownout {brownout}: warm again, {}",
+            warmth(&sim, 179)
+        );
+        assert!(
+            success(&sim, 150, 180) > 0.99,
+            "brownout {brownout}: {}",
+            success(&sim, 150, 180)
+        );
     }
 }
 
@@ -320,16 +381,34 @@ fn between_b_and_b_over_one_minus_h_a_flush_locks_the_cache_cold() {
     // are filled by then: misses stay near 2900/s > B and the cache never warms.
     let sim = run(&cache_scenario(3000.0, 20_000, false, false, ""), 120.0);
     assert!(success(&sim, 10, 30) > 0.99, "stable while warm");
-    assert!(warmth(&sim, 119) < 0.1, "locked cold: warmth {}", warmth(&sim, 119));
-    assert!(success(&sim, 100, 120) < 0.2, "and the clients see it: {}", success(&sim, 100, 120));
+    assert!(
+        warmth(&sim, 119) < 0.1,
+        "locked cold: warmth {}",
+        warmth(&sim, 119)
+    );
+    assert!(
+        success(&sim, 100, 120) < 0.2,
+        "and the clients see it: {}",
+        success(&sim, 100, 120)
+    );
     // With 200 keys the same race is won (all keys are asked for within 0.1 s) ...
     let sim = run(&cache_scenario(3000.0, 200, false, false, ""), 120.0);
-    assert!(warmth(&sim, 119) > 0.99, "200 keys refill before the queue builds");
+    assert!(
+        warmth(&sim, 119) > 0.99,
+        "200 keys refill before the queue builds"
+    );
     // ... but not after a brownout of the database: then 3000/s keep its queue growing.
     // (The keys filled in its first 100 ms, while fills still came back in time, stay; no more.)
     let sim = run(&cache_scenario(3000.0, 200, false, true, ""), 180.0);
-    assert!(warmth(&sim, 179) < 0.5, "locked cold after the brownout: {}", warmth(&sim, 179));
-    assert!(warmth(&sim, 179) <= warmth(&sim, 31) + 0.01, "no key filled after the brownout began");
+    assert!(
+        warmth(&sim, 179) < 0.5,
+        "locked cold after the brownout: {}",
+        warmth(&sim, 179)
+    );
+    assert!(
+        warmth(&sim, 179) <= warmth(&sim, 31) + 0.01,
+        "no key filled after the brownout began"
+    );
     assert!(success(&sim, 150, 180) < 0.2);
 }
 
@@ -339,7 +418,11 @@ fn coalescing_fills_or_a_staged_ramp_avoid_the_cold_lock() {
     // so the database sees at most 300/s uncacheable misses + keys/T = 1000/s fills < B: its
     // queue drains, fills come back in time and the cache warms.
     let sim = run(&cache_scenario(3000.0, 200, true, true, ""), 180.0);
-    assert!(warmth(&sim, 179) > 0.99, "coalescing: warmth {}", warmth(&sim, 179));
+    assert!(
+        warmth(&sim, 179) > 0.99,
+        "coalescing: warmth {}",
+        warmth(&sim, 179)
+    );
     assert!(success(&sim, 150, 180) > 0.99);
     // A staged ramp: the operator admits 40% (1200/s < B) from the brownout's end until the
     // cache is warm, then everyone.
@@ -348,8 +431,16 @@ fn coalescing_fills_or_a_staged_ramp_avoid_the_cold_lock() {
         (when: At(120.0), action: ShedLoad(source: "clients", keep: 1.0)),
     ],"#;
     let sim = run(&cache_scenario(3000.0, 200, false, true, staged), 180.0);
-    assert!(warmth(&sim, 119) > 0.99, "warm by the end of the ramp: {}", warmth(&sim, 119));
-    assert!(warmth(&sim, 179) > 0.99, "and stays warm at full load: {}", warmth(&sim, 179));
+    assert!(
+        warmth(&sim, 119) > 0.99,
+        "warm by the end of the ramp: {}",
+        warmth(&sim, 119)
+    );
+    assert!(
+        warmth(&sim, 179) > 0.99,
+        "and stays warm at full load: {}",
+        warmth(&sim, 179)
+    );
     assert!(success(&sim, 150, 180) > 0.99);
 }
 
@@ -373,17 +464,32 @@ fn health_checks_that_see_queueing_delay_turn_overload_into_a_death_spiral() {
     // Without health checks an overloaded service still serves its capacity.
     let plain = run(&health_scenario(""), 120.0);
     let served = |sim: &Simulation| source(sim, 0, 30, 120).goodput as f64 / 90.0;
-    assert!(served(&plain) > 0.95 * 4000.0, "no health checks: {}/s", served(&plain));
+    assert!(
+        served(&plain) > 0.95 * 4000.0,
+        "no health checks: {}/s",
+        served(&plain)
+    );
     // Probes that wait in the queue (0.2 s) time out (0.1 s): instances are ejected, the rest
     // take their load and fail too; the service spends most of its time with too few
     // instances.
     let checks = ", health_check: (interval_s: 1.0, timeout_ms: 100.0, unhealthy_after: 2, healthy_after: 2, through_queue: true)";
     let spiral = run(&health_scenario(checks), 120.0);
-    assert!(served(&spiral) < 0.6 * 4000.0, "death spiral: {}/s", served(&spiral));
+    assert!(
+        served(&spiral) < 0.6 * 4000.0,
+        "death spiral: {}/s",
+        served(&spiral)
+    );
     // A 50% panic threshold: with fewer than half the instances healthy the balancer routes to
     // all of them, and the service serves its capacity again.
-    let panic = run(&health_scenario(&format!("{checks}, panic_threshold: 0.5")), 120.0);
-    assert!(served(&panic) > 0.9 * 4000.0, "panic threshold: {}/s", served(&panic));
+    let panic = run(
+        &health_scenario(&format!("{checks}, panic_threshold: 0.5")),
+        120.0,
+    );
+    assert!(
+        served(&panic) > 0.9 * 4000.0,
+        "panic threshold: {}/s",
+        served(&panic)
+    );
 }
 
 #[test]
@@ -412,8 +518,16 @@ fn health_checks_eject_a_killed_instance_after_unhealthy_after_probes() {
         let c = service(&sim, 0, (from_s * 2.0) as u32, (to_s * 2.0) as u32);
         c.refused as f64 / c.offered() as f64
     };
-    assert!((refused(20.0, 22.0) - 0.25).abs() < 0.05, "before ejection: {}", refused(20.0, 22.0));
-    assert_eq!(refused(24.0, 40.0), 0.0, "ejected after three failed probes");
+    assert!(
+        (refused(20.0, 22.0) - 0.25).abs() < 0.05,
+        "before ejection: {}",
+        refused(20.0, 22.0)
+    );
+    assert_eq!(
+        refused(24.0, 40.0),
+        0.0,
+        "ejected after three failed probes"
+    );
     assert_eq!(service_row(&sim, 0, 60).gauges.healthy_instances, 3);
     // Back at 40 s: healthy again after two passing probes.
     assert_eq!(service_row(&sim, 0, 90).gauges.healthy_instances, 4);
@@ -442,11 +556,22 @@ fn outlier_ejection_removes_the_instance_that_fails() {
     // By error share over a 10 s window: the instance's window holds 10 s of successes when it
     // starts failing, so the share reaches 50% after ~5 s (± one 1 s bucket): ~1250 failures
     // at 250/s. Back after 30 s with a fresh window, it is ejected again after 20 failures.
-    let by_ratio = run(&make(", outlier_ejection: (error_ratio: 0.5, window_s: 10.0, min_requests: 20, eject_s: 30.0, max_ejected: 0.5)"), 100.0);
+    let by_ratio = run(
+        &make(
+            ", outlier_ejection: (error_ratio: 0.5, window_s: 10.0, min_requests: 20, eject_s: 30.0, max_ejected: 0.5)",
+        ),
+        100.0,
+    );
     let failed = source(&by_ratio, 0, 11, 100).failed_total() as f64;
-    assert!((failed - (1250.0 + 2.0 * 20.0)).abs() < 300.0, "{failed} failed requests");
+    assert!(
+        (failed - (1250.0 + 2.0 * 20.0)).abs() < 300.0,
+        "{failed} failed requests"
+    );
     // Envoy's consecutive-errors rule: 5 failures in a row eject it, each time.
-    let consecutive = run(&make(", outlier_ejection: (consecutive_errors: 5, eject_s: 30.0, max_ejected: 0.5)"), 100.0);
+    let consecutive = run(
+        &make(", outlier_ejection: (consecutive_errors: 5, eject_s: 30.0, max_ejected: 0.5)"),
+        100.0,
+    );
     let failed = source(&consecutive, 0, 11, 100).failed_total();
     assert!(failed <= 3 * 5, "{failed} failed requests");
 }
@@ -482,16 +607,37 @@ fn a_cpu_target_autoscaler_scales_in_while_workers_wait_on_a_slow_dependency() {
     let cpu = run(&autoscale_scenario("Cpu", 0.35), 180.0);
     let instances = |sim: &Simulation, k| service_row(sim, 0, k).live_instances;
     assert_eq!(instances(&cpu, 59), 8, "steady before the fault");
-    let cpu_during = service(&cpu, 0, 61, 70).cpu_utilization().expect("cores are modelled");
-    assert!((cpu_during - 0.115).abs() < 0.02, "CPU idles while workers wait: {cpu_during}");
-    assert!(service(&cpu, 0, 61, 70).utilization() > 0.99, "workers are all busy");
-    assert!(instances(&cpu, 170) < 8, "CPU target scales in: {} instances", instances(&cpu, 170));
+    let cpu_during = service(&cpu, 0, 61, 70)
+        .cpu_utilization()
+        .expect("cores are modelled");
+    assert!(
+        (cpu_during - 0.115).abs() < 0.02,
+        "CPU idles while workers wait: {cpu_during}"
+    );
+    assert!(
+        service(&cpu, 0, 61, 70).utilization() > 0.99,
+        "workers are all busy"
+    );
+    assert!(
+        instances(&cpu, 170) < 8,
+        "CPU target scales in: {} instances",
+        instances(&cpu, 170)
+    );
     // The worker-utilisation target sees the saturation and scales out.
     let workers = run(&autoscale_scenario("Workers", 0.22), 180.0);
     assert_eq!(instances(&workers, 59), 8, "steady before the fault");
-    assert!(instances(&workers, 170) > 8, "worker target scales out: {} instances", instances(&workers, 170));
+    assert!(
+        instances(&workers, 170) > 8,
+        "worker target scales out: {} instances",
+        instances(&workers, 170)
+    );
     let served = |sim: &Simulation| source(sim, 0, 150, 180).goodput as f64 / 30.0;
-    assert!(served(&workers) > 2.0 * served(&cpu), "more capacity, more goodput: {} vs {}", served(&workers), served(&cpu));
+    assert!(
+        served(&workers) > 2.0 * served(&cpu),
+        "more capacity, more goodput: {} vs {}",
+        served(&workers),
+        served(&cpu)
+    );
 }
 
 #[test]
@@ -512,10 +658,26 @@ fn new_instances_serve_only_after_provisioning_and_health_checks() {
     let sim = run(&s, 60.0);
     let row = |k| service_row(&sim, 0, k);
     assert_eq!(row(9).gauges.healthy_instances, 2);
-    assert_eq!(row(10).gauges.starting_instances, 4, "four provisioning at once");
-    assert_eq!(row(14).gauges.healthy_instances, 2, "not serving during the 5 s of provisioning");
-    assert_eq!(row(17).gauges.healthy_instances, 6, "serving after two passing probes");
-    assert_eq!(row(59).gauges.healthy_instances, 10, "and on to the desired 10");
+    assert_eq!(
+        row(10).gauges.starting_instances,
+        4,
+        "four provisioning at once"
+    );
+    assert_eq!(
+        row(14).gauges.healthy_instances,
+        2,
+        "not serving during the 5 s of provisioning"
+    );
+    assert_eq!(
+        row(17).gauges.healthy_instances,
+        6,
+        "serving after two passing probes"
+    );
+    assert_eq!(
+        row(59).gauges.healthy_instances,
+        10,
+        "and on to the desired 10"
+    );
 }
 
 // ------------------------------------------------------------------- bulkheads
@@ -545,21 +707,38 @@ fn a_shared_pool_is_exhausted_in_pool_size_over_rate_times_share_stuck() {
     // every request, including the 90% that never touch the dependency, waits and fails.
     let sim = run(&bulkhead_scenario(""), 14.0);
     let rows = &sim.history().services[0];
-    let exhausted = rows.iter().find(|r| r.interval >= 200 && r.counters.utilization() > 0.999).expect("the pool is exhausted");
+    let exhausted = rows
+        .iter()
+        .find(|r| r.interval >= 200 && r.counters.utilization() > 0.999)
+        .expect("the pool is exhausted");
     let at_s = f64::from(exhausted.interval) * 0.05 - 10.0;
     // Poisson arrivals: the 1000th stuck request comes at 1 s ± 1/√1000 (3%); the requests
     // working on the fast path hold ~25 more workers (2.5%), and a 50 ms interval.
-    assert!((at_s - 1.0).abs() < 0.15, "exhausted {at_s:.2} s after the fault");
+    assert!(
+        (at_s - 1.0).abs() < 0.15,
+        "exhausted {at_s:.2} s after the fault"
+    );
     let after = source(&sim, 0, 240, 280);
-    assert!((after.goodput as f64) < 0.02 * after.offered_first as f64, "unrelated requests fail too");
+    assert!(
+        (after.goodput as f64) < 0.02 * after.offered_first as f64,
+        "unrelated requests fail too"
+    );
 }
 
 #[test]
 fn a_per_dependency_bulkhead_contains_the_slow_dependency() {
     // At most 100 workers may wait on the bad dependency; the rest keep serving.
-    let sim = run(&bulkhead_scenario(", max_concurrent: 100, fallback: Degrade"), 30.0);
+    let sim = run(
+        &bulkhead_scenario(", max_concurrent: 100, fallback: Degrade"),
+        30.0,
+    );
     let during = source(&sim, 0, 240, 580);
-    assert!(during.goodput as f64 > 0.99 * during.offered_first as f64, "{} of {}", during.goodput, during.offered_first);
+    assert!(
+        during.goodput as f64 > 0.99 * during.offered_first as f64,
+        "{} of {}",
+        during.goodput,
+        during.offered_first
+    );
     let api = service(&sim, 0, 240, 580);
     assert!(api.fallbacks > 0, "calls over the bulkhead fall back");
 }
@@ -599,31 +778,57 @@ fn a_breaker_opens_fast_fails_half_opens_and_closes_as_configured() {
     // By failure share over a 10 s window (1 s buckets) with ≥ 50% to open: the window holds
     // 10 s of successes when the database starts failing, so the share reaches one half after
     // about 5 s (± one bucket).
-    let sim = run(&breaker_scenario("window_s: 10.0, error_ratio: 0.5, min_requests: 20"), 80.0);
-    let opened = (300..600).find(|&k| db_edge(&sim, k, k + 1).fast_failed > 0).expect("opens");
+    let sim = run(
+        &breaker_scenario("window_s: 10.0, error_ratio: 0.5, min_requests: 20"),
+        80.0,
+    );
+    let opened = (300..600)
+        .find(|&k| db_edge(&sim, k, k + 1).fast_failed > 0)
+        .expect("opens");
     let open_after_s = f64::from(opened) * 0.1 - 30.0;
-    assert!((open_after_s - 5.0).abs() <= 1.1, "opened {open_after_s:.1} s after the fault");
+    assert!(
+        (open_after_s - 5.0).abs() <= 1.1,
+        "opened {open_after_s:.1} s after the fault"
+    );
     // While open (until 60 s), each instance lets one probe through every 5 s, and each probe
     // fails and reopens it: about 2 × (60 − open) / 5 calls reach the database.
     let open = db_edge(&sim, opened + 1, 600);
     let window_s = 60.0 - f64::from(opened + 1) * 0.1;
     let probes = 2.0 * (window_s / 5.0).ceil();
-    assert!((open.attempts as f64 - probes).abs() <= 2.0, "{} calls sent while open, ~{probes} expected", open.attempts);
+    assert!(
+        (open.attempts as f64 - probes).abs() <= 2.0,
+        "{} calls sent while open, ~{probes} expected",
+        open.attempts
+    );
     let fast_fail_ratio = open.fast_failed as f64 / (open.fast_failed + open.attempts) as f64;
     let expected = 1.0 - probes / (200.0 * window_s);
-    assert!((fast_fail_ratio - expected).abs() < 0.001, "fast-fail ratio {fast_fail_ratio:.5} vs {expected:.5}");
+    assert!(
+        (fast_fail_ratio - expected).abs() < 0.001,
+        "fast-fail ratio {fast_fail_ratio:.5} vs {expected:.5}"
+    );
     // Recovery: the first probe after 60 s succeeds and closes it, within one open period.
-    let first_ok = (600..800).find(|&k| db_edge(&sim, k, k + 1).successes > 0).expect("recovers");
+    let first_ok = (600..800)
+        .find(|&k| db_edge(&sim, k, k + 1).successes > 0)
+        .expect("recovers");
     let closed_after_s = f64::from(first_ok) * 0.1 - 60.0;
-    assert!(closed_after_s <= 5.0 + 0.1, "closed {closed_after_s:.1} s after the database recovered");
-    assert_eq!(db_edge(&sim, first_ok + 1, 800).fast_failed, 0, "closed: nothing fails fast any more");
+    assert!(
+        closed_after_s <= 5.0 + 0.1,
+        "closed {closed_after_s:.1} s after the database recovered"
+    );
+    assert_eq!(
+        db_edge(&sim, first_ok + 1, 800).fast_failed,
+        0,
+        "closed: nothing fails fast any more"
+    );
 }
 
 #[test]
 fn a_consecutive_failures_breaker_opens_at_once() {
     // Five failures in a row: at 100 calls/s per instance, within 50 ms (one 0.1 s interval).
     let sim = run(&breaker_scenario("consecutive_failures: 5"), 40.0);
-    let opened = (300..400).find(|&k| db_edge(&sim, k, k + 1).fast_failed > 0).expect("opens");
+    let opened = (300..400)
+        .find(|&k| db_edge(&sim, k, k + 1).fast_failed > 0)
+        .expect("opens");
     assert!(opened <= 301, "opened in interval {opened}");
     // Each instance sent 5 failures, then probes only.
     let failures = db_edge(&sim, 300, 400).failures;
@@ -679,7 +884,11 @@ fn a_restart_warms_up_slowly() {
     let sim = run(&s, 50.0);
     let mean = |from, to| service(&sim, 0, from, to).mean_residence_ms();
     assert!((mean(2, 10) - 10.0).abs() < 0.01);
-    assert!((mean(12, 30) - 30.0).abs() < 0.01, "warming: {}", mean(12, 30));
+    assert!(
+        (mean(12, 30) - 30.0).abs() < 0.01,
+        "warming: {}",
+        mean(12, 30)
+    );
     assert!((mean(32, 50) - 10.0).abs() < 0.01, "warm: {}", mean(32, 50));
 }
 
@@ -705,7 +914,11 @@ fn a_gating_periodic_call_takes_instances_out_when_it_fails() {
     assert_eq!(healthy(19), 3);
     assert_eq!(healthy(26), 0, "every instance failed a refresh within 5 s");
     assert_eq!(source(&sim, 0, 26, 50).goodput, 0);
-    assert_eq!(healthy(56), 3, "back at their next refresh after the registry recovers");
+    assert_eq!(
+        healthy(56),
+        3,
+        "back at their next refresh after the registry recovers"
+    );
 }
 
 #[test]
@@ -726,8 +939,16 @@ fn an_instance_that_latches_stays_down_until_reset() {
     let sim = run(&s, 80.0);
     let row = |k| service_row(&sim, 0, k);
     assert_eq!(row(19).gauges.latched_instances, 0);
-    assert_eq!(row(35).gauges.latched_instances, 2, "both latched in the spike");
-    assert_eq!(source(&sim, 0, 40, 60).goodput, 0, "still down with the load back to normal");
+    assert_eq!(
+        row(35).gauges.latched_instances,
+        2,
+        "both latched in the spike"
+    );
+    assert_eq!(
+        source(&sim, 0, 40, 60).goodput,
+        0,
+        "still down with the load back to normal"
+    );
     assert_eq!(row(62).gauges.latched_instances, 0, "reset");
     assert!(source(&sim, 0, 65, 80).goodput as f64 > 0.99 * 500.0 * 15.0);
 }
@@ -752,12 +973,19 @@ fn a_backlog_drains_in_backlog_over_spare_capacity() {
     let sim = run(&s, 1200.0);
     let backlog = |k| service_row(&sim, 0, k).gauges.queue_backlog as f64;
     // Poisson: the backlog at 100 s is 9000 ± √(190·100) = ±138.
-    assert!((backlog(99) - 9000.0).abs() < 4.0 * 138.0, "peak backlog {}", backlog(99));
+    assert!(
+        (backlog(99) - 9000.0).abs() < 4.0 * 138.0,
+        "peak backlog {}",
+        backlog(99)
+    );
     let drained = (100..1200).find(|&k| backlog(k) == 0.0).expect("drains");
     // Drain time = backlog / 10/s; its noise: the peak's ±138/10 = ±14 s and the arrivals'
     // ±√(90·900)/10 = ±28 s, together ±31 s.
     let expected = 100.0 + backlog(99) / 10.0;
-    assert!((f64::from(drained) - expected).abs() < 4.0 * 31.0, "drained at {drained} s, expected ~{expected:.0}");
+    assert!(
+        (f64::from(drained) - expected).abs() < 4.0 * 31.0,
+        "drained at {drained} s, expected ~{expected:.0}"
+    );
 }
 
 #[test]
@@ -781,9 +1009,15 @@ fn failed_deliveries_are_redelivered_then_dead_lettered() {
     let worker = service(&sim, 1, 0, 40);
     let dead = service_row(&sim, 0, 39).gauges.dead_letters;
     let failed = worker.failed_total();
-    assert!(failed >= 3 * dead && failed <= 3 * dead + 2 * 5, "{failed} failed deliveries for {dead} dead letters");
+    assert!(
+        failed >= 3 * dead && failed <= 3 * dead + 2 * 5,
+        "{failed} failed deliveries for {dead} dead letters"
+    );
     // 30 s × 50/s, Poisson.
-    assert!((dead as f64 - 1500.0).abs() < 4.0 * 1500f64.sqrt() + 5.0, "{dead} dead letters");
+    assert!(
+        (dead as f64 - 1500.0).abs() < 4.0 * 1500f64.sqrt() + 5.0,
+        "{dead} dead letters"
+    );
     assert_eq!(service(&sim, 1, 0, 10).failed_total(), 0);
 }
 
@@ -815,14 +1049,23 @@ fn failover_promotes_after_detection_plus_hold_down_but_not_for_a_shorter_partit
     let failed_over = |sim: &Simulation, k| service_row(sim, 1, k).gauges.failed_over;
     assert!(!failed_over(&sim, 58));
     assert!(failed_over(&sim, 60), "promoted 30 s into the partition");
-    assert!(source(&sim, 0, 61, 72).goodput as f64 > 0.99 * 200.0 * 11.0, "served by the replica during the partition");
+    assert!(
+        source(&sim, 0, 61, 72).goodput as f64 > 0.99 * 200.0 * 11.0,
+        "served by the replica during the partition"
+    );
     let latency = source(&sim, 0, 80, 100).mean_residence_ms();
-    assert!(latency > 120.0 && latency < 130.0, "replica round trip: {latency} ms");
+    assert!(
+        latency > 120.0 && latency < 130.0,
+        "replica round trip: {latency} ms"
+    );
     // Hold-down 40 s: 50 s > 43 s, no failover; the partition's end heals it.
     let sim = run(&failover_scenario(40.0), 100.0);
     assert!(!failed_over(&sim, 99));
     assert_eq!(source(&sim, 0, 31, 72).goodput, 0);
-    assert!(source(&sim, 0, 75, 100).mean_residence_ms() < 10.0, "back on the primary");
+    assert!(
+        source(&sim, 0, 75, 100).mean_residence_ms() < 10.0,
+        "back on the primary"
+    );
 }
 
 // ------------------------------------------------------------------- alerts and operators
@@ -855,15 +1098,33 @@ fn operated_storm(via: &str) -> Scenario {
 #[test]
 fn an_alert_fires_after_its_delay_and_the_operator_acts_after_theirs() {
     let mut sim = run(&operated_storm(""), 150.0);
-    let log = sim.world().resource::<cascade_sim::EventLog>().events.clone();
-    let fired = log.iter().find(|e| matches!(e.kind, cascade_sim::SimEventKind::AlertFired { .. })).expect("fires").time_ns;
-    let acted = log.iter().find(|e| matches!(e.kind, cascade_sim::SimEventKind::OperatorActed { .. })).expect("acts").time_ns;
+    let log = sim
+        .world()
+        .resource::<cascade_sim::EventLog>()
+        .events
+        .clone();
+    let fired = log
+        .iter()
+        .find(|e| matches!(e.kind, cascade_sim::SimEventKind::AlertFired { .. }))
+        .expect("fires")
+        .time_ns;
+    let acted = log
+        .iter()
+        .find(|e| matches!(e.kind, cascade_sim::SimEventKind::OperatorActed { .. }))
+        .expect("acts")
+        .time_ns;
     // The storm sets in at 30–31 s; ten 1 s intervals below 0.5 later the alert fires.
     let fired_s = fired as f64 / 1e9;
     assert!((40.0..=43.0).contains(&fired_s), "fired at {fired_s} s");
     assert_eq!(acted - fired, 20_000_000_000, "the operator's 20 s");
-    assert!(success_ratio(&sim, 130, 150) > 0.99, "retries off: the storm ends");
-    assert_eq!(sim.summary().verdict, cascade_sim::scenario::VerdictKind::Recovered);
+    assert!(
+        success_ratio(&sim, 130, 150) > 0.99,
+        "retries off: the storm ends"
+    );
+    assert_eq!(
+        sim.summary().verdict,
+        cascade_sim::scenario::VerdictKind::Recovered
+    );
 }
 
 #[test]
@@ -872,9 +1133,16 @@ fn a_monitoring_path_that_shares_the_failure_blinds_the_alert() {
     // blind, nobody acts, and the storm goes on.
     let mut sim = run(&operated_storm(r#", via: "monitoring""#), 150.0);
     let log = &sim.world().resource::<cascade_sim::EventLog>().events;
-    assert!(!log.iter().any(|e| matches!(e.kind, cascade_sim::SimEventKind::AlertFired { .. })), "blind");
+    assert!(
+        !log.iter()
+            .any(|e| matches!(e.kind, cascade_sim::SimEventKind::AlertFired { .. })),
+        "blind"
+    );
     assert!(success_ratio(&sim, 130, 150) < 0.5);
-    assert_eq!(sim.summary().verdict, cascade_sim::scenario::VerdictKind::Metastable);
+    assert_eq!(
+        sim.summary().verdict,
+        cascade_sim::scenario::VerdictKind::Metastable
+    );
 }
 
 fn success_ratio(sim: &Simulation, from: u32, to: u32) -> f64 {

@@ -10,7 +10,7 @@
 mod common;
 
 use cascade_sim::engine::ServiceState;
-use common::{assert_close, mean_se, run_batches, single_queue, Batches};
+use common::{Batches, assert_close, mean_se, run_batches, single_queue};
 
 // ------------------------------------------------------------------ closed forms
 
@@ -22,7 +22,11 @@ fn mmck(lambda: f64, mu: f64, c: u32, k: Option<u32>) -> Vec<f64> {
     let mut term = 1.0f64;
     p.push(term);
     for n in 1..=cap {
-        term *= if n <= c { a / f64::from(n) } else { a / f64::from(c) };
+        term *= if n <= c {
+            a / f64::from(n)
+        } else {
+            a / f64::from(c)
+        };
         p.push(term);
         if k.is_none() && term < 1e-18 {
             break;
@@ -50,9 +54,19 @@ struct Theory {
 fn theory(lambda: f64, mu: f64, c: u32, k: Option<u32>) -> Theory {
     let p = mmck(lambda, mu, c, k);
     let l: f64 = p.iter().enumerate().map(|(n, x)| n as f64 * x).sum();
-    let lq: f64 = p.iter().enumerate().skip(c as usize).map(|(n, x)| (n - c as usize) as f64 * x).sum();
+    let lq: f64 = p
+        .iter()
+        .enumerate()
+        .skip(c as usize)
+        .map(|(n, x)| (n - c as usize) as f64 * x)
+        .sum();
     let p_block = if k.is_some() { *p.last().unwrap() } else { 0.0 };
-    let waiting_states: f64 = p.iter().enumerate().filter(|(n, _)| *n >= c as usize && Some(*n as u32) != k).map(|(_, x)| x).sum();
+    let waiting_states: f64 = p
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n >= c as usize && Some(*n as u32) != k)
+        .map(|(_, x)| x)
+        .sum();
     let throughput = lambda * (1.0 - p_block);
     Theory {
         l,
@@ -72,13 +86,25 @@ fn closed_forms_reproduce_the_reference_tables() {
     let t = theory(0.8, 1.0, 1, None);
     assert!(close(t.l, 4.000) && close(t.w_ms / 1e3, 5.000) && close(t.p_wait, 0.8));
     let t = theory(9.0, 1.0, 10, None);
-    assert!(close(t.p_wait, 0.6687) && close(t.wq_ms / 1e3, 0.6687) && close(t.l, 15.02), "Erlang C c=10 a=9");
+    assert!(
+        close(t.p_wait, 0.6687) && close(t.wq_ms / 1e3, 0.6687) && close(t.l, 15.02),
+        "Erlang C c=10 a=9"
+    );
     let t = theory(8.0, 1.0, 10, None);
-    assert!(close(t.p_wait, 0.4092) && close(t.lq, 1.637), "Erlang C c=10 a=8");
+    assert!(
+        close(t.p_wait, 0.4092) && close(t.lq, 1.637),
+        "Erlang C c=10 a=8"
+    );
     let t = theory(1.5, 1.0, 1, Some(10));
-    assert!(close(t.p_block, 0.3372) && close(t.l, 8.129) && close(t.w_ms / 1e3, 8.176), "M/M/1/10 at 1.5");
+    assert!(
+        close(t.p_block, 0.3372) && close(t.l, 8.129) && close(t.w_ms / 1e3, 8.176),
+        "M/M/1/10 at 1.5"
+    );
     let t = theory(8.0, 1.0, 10, Some(15));
-    assert!(close(t.p_block, 0.03004) && close(t.l, 8.392) && close(t.p_wait, 0.3177), "M/M/10/15");
+    assert!(
+        close(t.p_block, 0.03004) && close(t.l, 8.392) && close(t.p_wait, 0.3177),
+        "M/M/10/15"
+    );
     let t = theory(2.0, 1.0, 3, Some(3));
     assert!(close(t.p_block, 0.2105), "Erlang B");
 }
@@ -99,14 +125,44 @@ fn check_mm1(rho: f64, batch_s: f64, batches: usize) {
     // The batch-means error agrees with Whitt's asymptotic variance (within a factor of 2:
     // itself an estimate from `batches` batches).
     let whitt = whitt_se(rho, batch_s * batches as f64 * mu);
-    assert!(l.1 < 2.0 * whitt && l.1 > whitt / 2.0, "ρ={rho}: batch-means se {} vs Whitt {}", l.1, whitt);
+    assert!(
+        l.1 < 2.0 * whitt && l.1 > whitt / 2.0,
+        "ρ={rho}: batch-means se {} vs Whitt {}",
+        l.1,
+        whitt
+    );
     let rel = 0.015;
     assert_close(&format!("M/M/1 ρ={rho} L"), l, t.l, rel);
-    assert_close(&format!("M/M/1 ρ={rho} Lq"), b.estimate(|c, span| c.mean_queue(span)), t.lq, rel * 1.3);
-    assert_close(&format!("M/M/1 ρ={rho} W"), b.estimate(|c, _| c.mean_residence_ms()), t.w_ms, rel);
-    assert_close(&format!("M/M/1 ρ={rho} Wq"), b.estimate(|c, _| c.mean_wait_ms()), t.wq_ms, rel * 1.3);
-    assert_close(&format!("M/M/1 ρ={rho} P(wait)"), b.estimate(|c, _| c.queued as f64 / c.offered() as f64), t.p_wait, 0.01);
-    assert_close(&format!("M/M/1 ρ={rho} utilisation"), b.estimate(|c, _| c.utilization()), rho, 0.01);
+    assert_close(
+        &format!("M/M/1 ρ={rho} Lq"),
+        b.estimate(|c, span| c.mean_queue(span)),
+        t.lq,
+        rel * 1.3,
+    );
+    assert_close(
+        &format!("M/M/1 ρ={rho} W"),
+        b.estimate(|c, _| c.mean_residence_ms()),
+        t.w_ms,
+        rel,
+    );
+    assert_close(
+        &format!("M/M/1 ρ={rho} Wq"),
+        b.estimate(|c, _| c.mean_wait_ms()),
+        t.wq_ms,
+        rel * 1.3,
+    );
+    assert_close(
+        &format!("M/M/1 ρ={rho} P(wait)"),
+        b.estimate(|c, _| c.queued as f64 / c.offered() as f64),
+        t.p_wait,
+        0.01,
+    );
+    assert_close(
+        &format!("M/M/1 ρ={rho} utilisation"),
+        b.estimate(|c, _| c.utilization()),
+        rho,
+        0.01,
+    );
 }
 
 #[test]
@@ -136,7 +192,10 @@ fn check_mm1_p99(rho: f64, batch_s: f64, batches: usize) {
     let read = |sim: &mut cascade_sim::Simulation| {
         let mut q = sim.world_mut().query::<&ServiceState>();
         let st = q.iter(sim.world()).next().unwrap();
-        (st.metrics.hist_total.count_above_ms(p99_ms), st.metrics.hist_total.len())
+        (
+            st.metrics.hist_total.count_above_ms(p99_ms),
+            st.metrics.hist_total.len(),
+        )
     };
     let (mut above0, mut n0) = read(&mut sim);
     let mut fractions = Vec::new();
@@ -150,7 +209,10 @@ fn check_mm1_p99(rho: f64, batch_s: f64, batches: usize) {
     // count_above_ms includes the whole bucket holding p99 (≤ 0.78% wide): that adds at most
     // density × width = 0.01 × (μ−λ) × 0.0078 × p99 to the expected share.
     let bucket_excess = 0.01 * (mu - lambda) / 1e3 * 0.0078 * p99_ms;
-    assert!(se < 0.0015, "ρ={rho}: se of the tail share {se} too large to test");
+    assert!(
+        se < 0.0015,
+        "ρ={rho}: se of the tail share {se} too large to test"
+    );
     assert!(
         f >= 0.01 - 4.0 * se && f <= 0.01 + bucket_excess + 4.0 * se,
         "ρ={rho}: share above the theoretical p99 ({p99_ms:.3} ms) is {f:.5} ± {se:.5}, expected 0.01"
@@ -159,7 +221,10 @@ fn check_mm1_p99(rho: f64, batch_s: f64, batches: usize) {
     let p99 = summary.services["server"].p99_ms;
     // Delta method: se(quantile) = se(share) / density at the quantile, density = 0.01 (μ−λ).
     let se_q_ms = se / (0.01 * (mu - lambda)) * 1e3;
-    assert!((p99 - p99_ms).abs() <= 4.0 * se_q_ms + 0.004 * p99_ms, "ρ={rho}: p99 {p99} vs {p99_ms} (se {se_q_ms})");
+    assert!(
+        (p99 - p99_ms).abs() <= 4.0 * se_q_ms + 0.004 * p99_ms,
+        "ρ={rho}: p99 {p99} vs {p99_ms} (se {se_q_ms})"
+    );
 }
 
 #[test]
@@ -178,16 +243,47 @@ fn check_mmc(a: f64, batch_s: f64, batches: usize) {
     let s = single_queue(lambda, 10, "Exponential(mean_ms: 10.0)", None);
     let b = run_batches(&s, 0, 20.0, batch_s, batches);
     let t = theory(lambda, mu, 10, None);
-    assert_close(&format!("M/M/10 a={a} P(wait)"), b.estimate(|c, _| c.queued as f64 / c.offered() as f64), t.p_wait, 0.01);
-    assert_close(&format!("M/M/10 a={a} Wq"), b.estimate(|c, _| c.mean_wait_ms()), t.wq_ms, 0.02);
-    assert_close(&format!("M/M/10 a={a} W"), b.estimate(|c, _| c.mean_residence_ms()), t.w_ms, 0.01);
-    assert_close(&format!("M/M/10 a={a} Lq"), b.estimate(|c, span| c.mean_queue(span)), t.lq, 0.02);
-    assert_close(&format!("M/M/10 a={a} L"), b.estimate(|c, span| c.mean_in_system(span)), t.l, 0.01);
+    assert_close(
+        &format!("M/M/10 a={a} P(wait)"),
+        b.estimate(|c, _| c.queued as f64 / c.offered() as f64),
+        t.p_wait,
+        0.01,
+    );
+    assert_close(
+        &format!("M/M/10 a={a} Wq"),
+        b.estimate(|c, _| c.mean_wait_ms()),
+        t.wq_ms,
+        0.02,
+    );
+    assert_close(
+        &format!("M/M/10 a={a} W"),
+        b.estimate(|c, _| c.mean_residence_ms()),
+        t.w_ms,
+        0.01,
+    );
+    assert_close(
+        &format!("M/M/10 a={a} Lq"),
+        b.estimate(|c, span| c.mean_queue(span)),
+        t.lq,
+        0.02,
+    );
+    assert_close(
+        &format!("M/M/10 a={a} L"),
+        b.estimate(|c, span| c.mean_in_system(span)),
+        t.l,
+        0.01,
+    );
     // Tail: P(Wq > 10 ms) = C·e^{−(cμ−λ)·0.01}; here as the share of waits longer than one
     // mean service time, measured from the per-batch wait histogram proxy: queue waits are
     // residence − service, so use the closed form on the mean instead (Wq/C = 1/(cμ−λ)).
-    let conditional_wait = b.estimate(|c, _| c.mean_wait_ms() / (c.queued as f64 / c.offered() as f64));
-    assert_close(&format!("M/M/10 a={a} E[Wq | wait]"), conditional_wait, 1e3 / (10.0 * mu - lambda), 0.02);
+    let conditional_wait =
+        b.estimate(|c, _| c.mean_wait_ms() / (c.queued as f64 / c.offered() as f64));
+    assert_close(
+        &format!("M/M/10 a={a} E[Wq | wait]"),
+        conditional_wait,
+        1e3 / (10.0 * mu - lambda),
+        0.02,
+    );
 }
 
 #[test]
@@ -205,8 +301,18 @@ fn shipped_mmc_scenario_is_the_erlang_c_case() {
     let s = common::shipped("validation/mmc.ron");
     let b = run_batches(&s, 0, 20.0, 40.0, 30);
     let t = theory(800.0, 100.0, 10, None);
-    assert_close("mmc.ron P(wait)", b.estimate(|c, _| c.queued as f64 / c.offered() as f64), t.p_wait, 0.015);
-    assert_close("mmc.ron W", b.estimate(|c, _| c.mean_residence_ms()), t.w_ms, 0.01);
+    assert_close(
+        "mmc.ron P(wait)",
+        b.estimate(|c, _| c.queued as f64 / c.offered() as f64),
+        t.p_wait,
+        0.015,
+    );
+    assert_close(
+        "mmc.ron W",
+        b.estimate(|c, _| c.mean_residence_ms()),
+        t.w_ms,
+        0.01,
+    );
 }
 
 // ------------------------------------------------------------------ finite capacity
@@ -218,12 +324,37 @@ fn check_finite(lambda: f64, c: u32, k: u32, batch_s: f64, batches: usize) {
     let b = run_batches(&s, 0, 10.0, batch_s, batches);
     let t = theory(lambda, mu, c, Some(k));
     let name = format!("M/M/{c}/{k} λ={lambda}");
-    assert_close(&format!("{name} P_B"), b.estimate(|c, _| c.rejected as f64 / c.offered() as f64), t.p_block, 0.02);
-    assert_close(&format!("{name} throughput"), b.estimate(|c, span| c.completed() as f64 / (span as f64 / 1e9)), t.throughput, 0.01);
-    assert_close(&format!("{name} L"), b.estimate(|c, span| c.mean_in_system(span)), t.l, 0.01);
-    assert_close(&format!("{name} W"), b.estimate(|c, _| c.mean_residence_ms()), t.w_ms, 0.01);
+    assert_close(
+        &format!("{name} P_B"),
+        b.estimate(|c, _| c.rejected as f64 / c.offered() as f64),
+        t.p_block,
+        0.02,
+    );
+    assert_close(
+        &format!("{name} throughput"),
+        b.estimate(|c, span| c.completed() as f64 / (span as f64 / 1e9)),
+        t.throughput,
+        0.01,
+    );
+    assert_close(
+        &format!("{name} L"),
+        b.estimate(|c, span| c.mean_in_system(span)),
+        t.l,
+        0.01,
+    );
+    assert_close(
+        &format!("{name} W"),
+        b.estimate(|c, _| c.mean_residence_ms()),
+        t.w_ms,
+        0.01,
+    );
     if t.p_wait > 0.0 {
-        assert_close(&format!("{name} P(wait | admitted)"), b.estimate(|c, _| c.queued as f64 / (c.offered() - c.rejected) as f64), t.p_wait, 0.01);
+        assert_close(
+            &format!("{name} P(wait | admitted)"),
+            b.estimate(|c, _| c.queued as f64 / (c.offered() - c.rejected) as f64),
+            t.p_wait,
+            0.01,
+        );
     }
 }
 
@@ -238,7 +369,12 @@ fn mm1k_blocking_matches_theory() {
 fn shipped_mm1k_scenario_is_the_m_m_1_10_case() {
     let s = common::shipped("validation/mm1k.ron");
     let b = run_batches(&s, 0, 10.0, 10.0, 40);
-    assert_close("mm1k.ron P_B", b.estimate(|c, _| c.rejected as f64 / c.offered() as f64), 0.3372, 0.02);
+    assert_close(
+        "mm1k.ron P_B",
+        b.estimate(|c, _| c.rejected as f64 / c.offered() as f64),
+        0.3372,
+        0.02,
+    );
 }
 
 #[test]
@@ -257,9 +393,24 @@ fn md1_matches_pollaczek_khinchine() {
         let s = single_queue(lambda, 1, "Deterministic(ms: 1.0)", None);
         let b = run_batches(&s, 0, 10.0, batch_s, 40);
         let wq_ms = rho / (2.0 * (1.0 - rho)); // D = 1 ms
-        assert_close(&format!("M/D/1 ρ={rho} Wq"), b.estimate(|c, _| c.mean_wait_ms()), wq_ms, 0.02);
-        assert_close(&format!("M/D/1 ρ={rho} W"), b.estimate(|c, _| c.mean_residence_ms()), wq_ms + 1.0, 0.01);
-        assert_close(&format!("M/D/1 ρ={rho} L"), b.estimate(|c, span| c.mean_in_system(span)), rho * (wq_ms + 1.0), 0.015);
+        assert_close(
+            &format!("M/D/1 ρ={rho} Wq"),
+            b.estimate(|c, _| c.mean_wait_ms()),
+            wq_ms,
+            0.02,
+        );
+        assert_close(
+            &format!("M/D/1 ρ={rho} W"),
+            b.estimate(|c, _| c.mean_residence_ms()),
+            wq_ms + 1.0,
+            0.01,
+        );
+        assert_close(
+            &format!("M/D/1 ρ={rho} L"),
+            b.estimate(|c, span| c.mean_in_system(span)),
+            rho * (wq_ms + 1.0),
+            0.015,
+        );
     }
 }
 
@@ -270,7 +421,12 @@ fn mg1_lognormal_matches_pollaczek_khinchine() {
     let b = run_batches(&s, 0, 20.0, 60.0, 40);
     let cs2 = std::f64::consts::E - 1.0;
     let wq_ms = 0.8 / 0.2 * (1.0 + cs2) / 2.0;
-    assert_close("M/G/1 lognormal Wq", b.estimate(|c, _| c.mean_wait_ms()), wq_ms, 0.03);
+    assert_close(
+        "M/G/1 lognormal Wq",
+        b.estimate(|c, _| c.mean_wait_ms()),
+        wq_ms,
+        0.03,
+    );
 }
 
 // ------------------------------------------------------------------ Little's law
@@ -300,7 +456,13 @@ fn littles_law_holds_per_service_in_a_network_with_retries() {
         let secs = b.batch_ns as f64 / 1e9;
         let l = c.mean_in_system(b.batch_ns);
         let lambda_w = c.completed() as f64 / secs * c.mean_residence_ms() / 1e3;
-        assert!(c.completed() > 50_000, "service {service}: too few completions");
-        assert!((l - lambda_w).abs() <= 0.005 * l, "service {service}: L = {l} but λW = {lambda_w}");
+        assert!(
+            c.completed() > 50_000,
+            "service {service}: too few completions"
+        );
+        assert!(
+            (l - lambda_w).abs() <= 0.005 * l,
+            "service {service}: L = {l} but λW = {lambda_w}"
+        );
     }
 }

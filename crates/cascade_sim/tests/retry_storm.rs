@@ -8,14 +8,21 @@
 mod common;
 
 use cascade_sim::scenario::{Scenario, VerdictKind};
-use cascade_sim::{Simulation, RunSummary};
+use cascade_sim::{RunSummary, Simulation};
 
 const MU: f64 = 1000.0; // one worker, exponential 1 ms
 const TIMEOUT_MS: f64 = 50.0;
 const TRIGGER_AT: f64 = 10.0;
 
 /// λ per second, `attempts` = R + 1, a slowdown ×`factor` of the server for `trigger_s`.
-fn storm(lambda: f64, attempts: u32, factor: f64, trigger_s: f64, extra: &str, retry_extra: &str) -> Scenario {
+fn storm(
+    lambda: f64,
+    attempts: u32,
+    factor: f64,
+    trigger_s: f64,
+    extra: &str,
+    retry_extra: &str,
+) -> Scenario {
     common::parse(&format!(
         r#"(
             version: 1, name: "storm", duration_s: 1, seed: 3,
@@ -39,7 +46,12 @@ fn run(s: &Scenario, until_s: f64) -> (Simulation, RunSummary) {
 fn attempt_rate(sim: &Simulation, from_s: u32, to_s: u32) -> f64 {
     let ring = &sim.history().services[0];
     let attempts: u64 = (from_s..to_s)
-        .map(|k| cascade_sim::MetricsHistory::row_at(ring, k).unwrap().counters.offered())
+        .map(|k| {
+            cascade_sim::MetricsHistory::row_at(ring, k)
+                .unwrap()
+                .counters
+                .offered()
+        })
         .sum();
     attempts as f64 / f64::from(to_s - from_s)
 }
@@ -47,9 +59,16 @@ fn attempt_rate(sim: &Simulation, from_s: u32, to_s: u32) -> f64 {
 #[test]
 fn bad_state_attempt_rate_is_r_plus_one_times_lambda() {
     for (lambda, attempts) in [(600.0, 3), (400.0, 3), (300.0, 4), (700.0, 2)] {
-        assert!(f64::from(attempts) * lambda > MU && lambda < MU, "case is inside the bistable band");
+        assert!(
+            f64::from(attempts) * lambda > MU && lambda < MU,
+            "case is inside the bistable band"
+        );
         let (sim, summary) = run(&storm(lambda, attempts, 4.0, 2.0, "", ""), 90.0);
-        assert_eq!(summary.verdict, VerdictKind::Metastable, "λ={lambda} R+1={attempts}");
+        assert_eq!(
+            summary.verdict,
+            VerdictKind::Metastable,
+            "λ={lambda} R+1={attempts}"
+        );
         // In the bad state every request makes exactly R+1 attempts, so attempts in a window
         // of W seconds are (R+1)·Poisson(λW): se = (R+1)·sqrt(λW)/W.
         let (from, to) = (50, 90);
@@ -57,8 +76,14 @@ fn bad_state_attempt_rate_is_r_plus_one_times_lambda() {
         let expected = f64::from(attempts) * lambda;
         let se = f64::from(attempts) * (lambda * w).sqrt() / w;
         let rate = attempt_rate(&sim, from, to);
-        assert!((rate - expected).abs() <= common::Z * se, "λ={lambda}: {rate}/s attempts vs (R+1)λ = {expected} ± {se}");
-        assert!(summary.final_success_ratio < 0.05, "goodput collapses in the bad state");
+        assert!(
+            (rate - expected).abs() <= common::Z * se,
+            "λ={lambda}: {rate}/s attempts vs (R+1)λ = {expected} ± {se}"
+        );
+        assert!(
+            summary.final_success_ratio < 0.05,
+            "goodput collapses in the bad state"
+        );
     }
 }
 
@@ -66,7 +91,14 @@ fn bad_state_attempt_rate_is_r_plus_one_times_lambda() {
 fn below_the_bistable_band_retries_cannot_sustain_a_bad_state() {
     // (R+1)·λ = 3 × 300 = 900 < μ: the same trigger heals even with retries.
     let (_, summary) = run(&storm(300.0, 3, 4.0, 2.0, "", ""), 90.0);
-    assert!(matches!(summary.verdict, VerdictKind::Recovered | VerdictKind::Stable), "{:?}", summary.verdict);
+    assert!(
+        matches!(
+            summary.verdict,
+            VerdictKind::Recovered | VerdictKind::Stable
+        ),
+        "{:?}",
+        summary.verdict
+    );
 }
 
 #[test]
@@ -80,7 +112,10 @@ fn without_retries_there_is_no_bad_state() {
             let until = TRIGGER_AT + trigger_s + 2.0 * drain_s + 40.0;
             let (_, summary) = run(&storm(lambda, 1, factor, trigger_s, "", ""), until);
             assert!(
-                matches!(summary.verdict, VerdictKind::Recovered | VerdictKind::Stable),
+                matches!(
+                    summary.verdict,
+                    VerdictKind::Recovered | VerdictKind::Stable
+                ),
                 "λ={lambda} ×{factor} for {trigger_s}s: {:?}",
                 summary.verdict
             );
@@ -90,7 +125,10 @@ fn without_retries_there_is_no_bad_state() {
                 // window and one interval.
                 let spread = common::Z * ((lambda + MU) * drain_s).sqrt() / (MU - lambda);
                 let bound = drain_s + spread + 3.5;
-                assert!(r <= bound, "λ={lambda} ×{factor} {trigger_s}s: recovered after {r}s, bound {bound:.1}s");
+                assert!(
+                    r <= bound,
+                    "λ={lambda} ×{factor} {trigger_s}s: recovered after {r}s, bound {bound:.1}s"
+                );
             }
         }
     }
@@ -98,24 +136,40 @@ fn without_retries_there_is_no_bad_state() {
 
 #[test]
 fn deadline_drop_makes_the_bad_state_vanish() {
-    let (_, summary) = run(&storm(600.0, 3, 4.0, 2.0, ", deadline_propagation: true", ""), 90.0);
+    let (_, summary) = run(
+        &storm(600.0, 3, 4.0, 2.0, ", deadline_propagation: true", ""),
+        90.0,
+    );
     assert_eq!(summary.verdict, VerdictKind::Recovered, "{summary:?}");
 }
 
 #[test]
 fn a_ten_percent_retry_budget_makes_the_bad_state_vanish() {
-    let (sim, summary) = run(&storm(600.0, 3, 4.0, 2.0, "", ", budget: (ratio: 0.1)"), 90.0);
+    let (sim, summary) = run(
+        &storm(600.0, 3, 4.0, 2.0, "", ", budget: (ratio: 0.1)"),
+        90.0,
+    );
     assert_eq!(summary.verdict, VerdictKind::Recovered, "{summary:?}");
     // And the amplification is bounded near 1.1× while it lasts (tokens: 10 initial + 10%).
     let rate = attempt_rate(&sim, 10, 20);
-    assert!(rate <= 1.1 * 600.0 * 1.05 + 10.0, "attempts {rate}/s with a 10% budget");
+    assert!(
+        rate <= 1.1 * 600.0 * 1.05 + 10.0,
+        "attempts {rate}/s with a 10% budget"
+    );
 }
 
 #[test]
 fn teaching_scenarios_end_as_stated() {
-    for file in ["teaching/retry-storm.ron", "teaching/retry-storm-mitigated.ron"] {
+    for file in [
+        "teaching/retry-storm.ron",
+        "teaching/retry-storm-mitigated.ron",
+    ] {
         let s = common::shipped(file);
-        let expected = s.expect.as_ref().expect("teaching scenarios state their outcome").verdict;
+        let expected = s
+            .expect
+            .as_ref()
+            .expect("teaching scenarios state their outcome")
+            .verdict;
         let (_, summary) = run(&s, s.duration_s);
         assert_eq!(summary.verdict, expected, "{file}");
     }

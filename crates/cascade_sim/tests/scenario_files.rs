@@ -3,7 +3,7 @@
 
 mod common;
 
-use cascade_sim::generate::{layered, LayeredParams};
+use cascade_sim::generate::{LayeredParams, layered};
 use cascade_sim::scenario::{self, Scenario, ScenarioError};
 
 const GOOD: &str = r#"(
@@ -30,7 +30,11 @@ fn broken(from: &str, to: &str) -> (String, ScenarioError) {
 
 /// The 1-based line and column where `needle` starts in `text` (the `nth` occurrence).
 fn position_of(text: &str, needle: &str, nth: usize) -> (usize, usize) {
-    let offset = text.match_indices(needle).nth(nth).unwrap_or_else(|| panic!("{needle:?} not in text")).0;
+    let offset = text
+        .match_indices(needle)
+        .nth(nth)
+        .unwrap_or_else(|| panic!("{needle:?} not in text"))
+        .0;
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().unwrap().chars().count() + 1;
@@ -38,18 +42,33 @@ fn position_of(text: &str, needle: &str, nth: usize) -> (usize, usize) {
 }
 
 #[track_caller]
-fn expect_problem(err: &ScenarioError, at: (usize, usize), message_part: &str, hint_part: Option<&str>) {
+fn expect_problem(
+    err: &ScenarioError,
+    at: (usize, usize),
+    message_part: &str,
+    hint_part: Option<&str>,
+) {
     let p = err
         .problems
         .iter()
         .find(|p| p.message.contains(message_part))
         .unwrap_or_else(|| panic!("no problem mentioning {message_part:?} in:\n{err}"));
-    assert_eq!((p.line, p.col), at, "location of {message_part:?} in:\n{err}");
+    assert_eq!(
+        (p.line, p.col),
+        at,
+        "location of {message_part:?} in:\n{err}"
+    );
     if let Some(h) = hint_part {
-        assert!(p.hint.as_deref().unwrap_or("").contains(h), "hint of {message_part:?} should mention {h:?}:\n{err}");
+        assert!(
+            p.hint.as_deref().unwrap_or("").contains(h),
+            "hint of {message_part:?} should mention {h:?}:\n{err}"
+        );
     }
     let rendered = err.to_string();
-    assert!(rendered.contains(&format!("bad.ron:{}:{}: ", at.0, at.1)), "rendered as file:line:col:\n{rendered}");
+    assert!(
+        rendered.contains(&format!("bad.ron:{}:{}: ", at.0, at.1)),
+        "rendered as file:line:col:\n{rendered}"
+    );
 }
 
 #[test]
@@ -60,27 +79,55 @@ fn the_fixture_is_valid() {
 #[test]
 fn unknown_service_suggests_the_closest_name() {
     let (text, err) = broken(r#"(to: "db""#, r#"(to: "dbb""#);
-    expect_problem(&err, position_of(&text, "\"dbb\"", 0), "unknown service \"dbb\"", Some("did you mean \"db\""));
+    expect_problem(
+        &err,
+        position_of(&text, "\"dbb\"", 0),
+        "unknown service \"dbb\"",
+        Some("did you mean \"db\""),
+    );
 }
 
 #[test]
 fn latency_below_one_tick_is_rejected() {
-    let (text, err) = broken(r#"timeout_ms: 50.0"#, r#"timeout_ms: 50.0, latency_ms: 0.2"#);
-    expect_problem(&err, position_of(&text, "0.2", 0), "below one tick", Some("at least one tick"));
+    let (text, err) = broken(
+        r#"timeout_ms: 50.0"#,
+        r#"timeout_ms: 50.0, latency_ms: 0.2"#,
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "0.2", 0),
+        "below one tick",
+        Some("at least one tick"),
+    );
 }
 
 #[test]
 fn negative_and_zero_rates_are_rejected() {
     let (text, err) = broken("Constant(100)", "Constant(-5)");
-    expect_problem(&err, position_of(&text, "-5", 0), "rate must be positive", Some("requests per second"));
+    expect_problem(
+        &err,
+        position_of(&text, "-5", 0),
+        "rate must be positive",
+        Some("requests per second"),
+    );
     let (text, err) = broken("Constant(100)", "Constant(0)");
-    expect_problem(&err, position_of(&text, "0)", 0), "rate must be positive", None);
+    expect_problem(
+        &err,
+        position_of(&text, "0)", 0),
+        "rate must be positive",
+        None,
+    );
 }
 
 #[test]
 fn calls_to_itself_are_rejected() {
     let (text, err) = broken(r#"(to: "db""#, r#"(to: "api""#);
-    expect_problem(&err, position_of(&text, "\"api\"", 2), "calls itself", Some("remove it"));
+    expect_problem(
+        &err,
+        position_of(&text, "\"api\"", 2),
+        "calls itself",
+        Some("remove it"),
+    );
 }
 
 #[test]
@@ -89,9 +136,17 @@ fn synchronous_call_cycles_are_rejected_with_the_cycle() {
         r#"(name: "db", workers: 2,"#,
         r#"(name: "db", workers: 2, calls: [(to: "api")],"#,
     );
-    let p = err.problems.iter().find(|p| p.message.contains("cycle")).unwrap_or_else(|| panic!("{err}"));
+    let p = err
+        .problems
+        .iter()
+        .find(|p| p.message.contains("cycle"))
+        .unwrap_or_else(|| panic!("{err}"));
     assert!(p.message.contains("api → db → api"), "{}", p.message);
-    assert_eq!((p.line, p.col), position_of(&text, "\"db\"", 0), "points at the first call of the cycle");
+    assert_eq!(
+        (p.line, p.col),
+        position_of(&text, "\"db\"", 0),
+        "points at the first call of the cycle"
+    );
 }
 
 #[test]
@@ -104,27 +159,51 @@ fn syntax_errors_have_positions_and_hints() {
     assert!(err.to_string().contains("unknown field `wrokers`"), "{err}");
     assert!(err.to_string().contains("did you mean `workers`"), "{err}");
     let (_, err) = broken("Exponential(mean_ms: 5.0)", "Exponental(mean_ms: 5.0)");
-    assert!(err.to_string().contains("did you mean `Exponential`"), "{err}");
+    assert!(
+        err.to_string().contains("did you mean `Exponential`"),
+        "{err}"
+    );
     let (_, err) = broken("version: 1,", "version: 7,");
-    assert!(err.to_string().contains("unsupported scenario version 7"), "{err}");
+    assert!(
+        err.to_string().contains("unsupported scenario version 7"),
+        "{err}"
+    );
 }
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let text = GOOD.replacen("Constant(100)", "Constant(-1)", 1).replacen(r#"(to: "db""#, r#"(to: "dbx""#, 1).replacen("workers: 2", "workers: 0", 1);
+    let text = GOOD
+        .replacen("Constant(100)", "Constant(-1)", 1)
+        .replacen(r#"(to: "db""#, r#"(to: "dbx""#, 1)
+        .replacen("workers: 2", "workers: 0", 1);
     let err = Scenario::from_ron_str(&text, "bad.ron").unwrap_err();
     assert_eq!(err.problems.len(), 3, "{err}");
     let lines: Vec<usize> = err.problems.iter().map(|p| p.line).collect();
-    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "problems are in document order: {lines:?}");
+    assert!(
+        lines.windows(2).all(|w| w[0] <= w[1]),
+        "problems are in document order: {lines:?}"
+    );
 }
 
 #[test]
 fn garbage_never_panics() {
-    for text in ["", "(", "((((((", "not ron at all", "(version: 1)", "[1, 2, 3]", "(version: \"one\")", "\u{0}\u{1}"] {
+    for text in [
+        "",
+        "(",
+        "((((((",
+        "not ron at all",
+        "(version: 1)",
+        "[1, 2, 3]",
+        "(version: \"one\")",
+        "\u{0}\u{1}",
+    ] {
         assert!(Scenario::from_ron_str(text, "g.ron").is_err(), "{text:?}");
     }
     let missing = scenario::load(std::path::Path::new("/nonexistent/x.ron")).unwrap_err();
-    assert!(missing.to_string().contains("cannot read file"), "{missing}");
+    assert!(
+        missing.to_string().contains("cannot read file"),
+        "{missing}"
+    );
 }
 
 fn shipped_files() -> Vec<std::path::PathBuf> {
@@ -152,9 +231,20 @@ fn every_shipped_scenario_is_valid_and_round_trips() {
     for path in files {
         let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let text = s.to_ron_string();
-        let again = Scenario::from_ron_str(&text, "saved").unwrap_or_else(|e| panic!("{}: saved text does not load:\n{e}", path.display()));
-        assert_eq!(again, s, "{}: save → load changes the scenario", path.display());
-        assert_eq!(again.to_ron_string(), text, "{}: saving is stable", path.display());
+        let again = Scenario::from_ron_str(&text, "saved")
+            .unwrap_or_else(|e| panic!("{}: saved text does not load:\n{e}", path.display()));
+        assert_eq!(
+            again,
+            s,
+            "{}: save → load changes the scenario",
+            path.display()
+        );
+        assert_eq!(
+            again.to_ron_string(),
+            text,
+            "{}: saving is stable",
+            path.display()
+        );
     }
 }
 
@@ -162,11 +252,21 @@ fn every_shipped_scenario_is_valid_and_round_trips() {
 fn generated_architectures_round_trip_through_files_atomically() {
     let dir = std::env::temp_dir().join(format!("cascade-roundtrip-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let s = layered(&LayeredParams { services: 50, ..Default::default() });
+    let s = layered(&LayeredParams {
+        services: 50,
+        ..Default::default()
+    });
     let path = dir.join("layered.ron");
     scenario::save_to_path(&s, &path).unwrap();
     assert_eq!(scenario::load(&path).unwrap(), s);
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 1, "no temporary files are left behind: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no temporary files are left behind: {leftovers:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

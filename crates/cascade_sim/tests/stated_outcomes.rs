@@ -7,15 +7,18 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use cascade_sim::scenario::{self, Backoff, FaultKind, Jitter, RateProfile, Scenario, ServiceTime};
 use cascade_sim::Simulation;
+use cascade_sim::scenario::{self, Backoff, FaultKind, Jitter, RateProfile, Scenario, ServiceTime};
 
 fn shipped() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let mut files = Vec::new();
     let mut dirs = vec![root];
     while let Some(dir) = dirs.pop() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir).expect("scenarios dir").map(|e| e.expect("entry").path()).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("scenarios dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
@@ -47,12 +50,22 @@ fn every_scenario_with_a_stated_outcome_ends_as_stated() {
         let mut sim = Simulation::new(&s);
         sim.run_until_s(s.duration_s);
         let summary = sim.summary();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if summary.expected_verdict != Some(summary.verdict) {
-            failures.push(format!("{name}: verdict {} (stated {:?})", summary.verdict.as_str(), summary.expected_verdict));
+            failures.push(format!(
+                "{name}: verdict {} (stated {:?})",
+                summary.verdict.as_str(),
+                summary.expected_verdict
+            ));
         }
         for c in summary.checks.iter().filter(|c| !c.passed) {
-            failures.push(format!("{name}: {} — measured {:?}", c.description, c.value));
+            failures.push(format!(
+                "{name}: {} — measured {:?}",
+                c.description, c.value
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -80,7 +93,8 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
         if c.retry.budget.is_some() {
             f.insert("retry budget");
         }
-        if matches!(c.retry.backoff, Backoff::Exponential { .. }) && c.retry.jitter != Jitter::None {
+        if matches!(c.retry.backoff, Backoff::Exponential { .. }) && c.retry.jitter != Jitter::None
+        {
             f.insert("backoff with jitter");
         }
     };
@@ -97,7 +111,9 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
         if src.retry.budget.is_some() {
             f.insert("retry budget");
         }
-        if matches!(src.retry.backoff, Backoff::Exponential { .. }) && src.retry.jitter != Jitter::None {
+        if matches!(src.retry.backoff, Backoff::Exponential { .. })
+            && src.retry.jitter != Jitter::None
+        {
             f.insert("backoff with jitter");
         }
     }
@@ -114,13 +130,19 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (a.latch_above.is_some(), "latch over a limit"),
             (svc.queue.capacity.is_some(), "bounded queue"),
             (svc.cores.is_some(), "cores"),
-            (svc.health_check.is_some_and(|h| h.through_queue), "health checks through the queue"),
+            (
+                svc.health_check.is_some_and(|h| h.through_queue),
+                "health checks through the queue",
+            ),
             (svc.health_check.is_some(), "health checks"),
             (svc.panic_threshold.is_some(), "panic threshold"),
             (svc.outlier_ejection.is_some(), "outlier ejection"),
             (svc.autoscale.is_some(), "autoscaler"),
             (svc.cache.is_some(), "cache"),
-            (svc.cache.as_ref().is_some_and(|c| c.coalescing), "coalescing"),
+            (
+                svc.cache.as_ref().is_some_and(|c| c.coalescing),
+                "coalescing",
+            ),
             (!svc.lifecycle.startup_calls.is_empty(), "startup calls"),
             (!svc.lifecycle.periodic.is_empty(), "periodic calls"),
             (svc.lifecycle.warmup_s > 0.0, "warm-up"),
@@ -129,7 +151,10 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (svc.occ.is_some_and(|o| o.zipf_s > 0.0), "hot keys"),
             (svc.failover.is_some(), "failover"),
             (svc.deadline_propagation, "deadline propagation"),
-            (matches!(svc.service_time, ServiceTime::Normal { .. }), "normal work"),
+            (
+                matches!(svc.service_time, ServiceTime::Normal { .. }),
+                "normal work",
+            ),
         ] {
             if on {
                 f.insert(name);
@@ -170,16 +195,64 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
 
 #[test]
 fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
-    let covered: BTreeSet<&str> = with_expectations().iter().flat_map(|(_, s)| features(s)).collect();
+    let covered: BTreeSet<&str> = with_expectations()
+        .iter()
+        .flat_map(|(_, s)| features(s))
+        .collect();
     let required = [
-        "breaker", "adaptive throttling", "hedging", "bulkhead", "fallback", "retry budget", "backoff with jitter", "burst",
-        "queue-time shedding", "adaptive LIFO", "rate limit", "in-flight limit", "latch over a limit", "cores",
-        "health checks through the queue", "health checks", "panic threshold", "outlier ejection", "autoscaler", "cache",
-        "coalescing", "startup calls", "periodic calls", "warm-up", "work queue", "optimistic concurrency", "hot keys",
-        "failover", "alerts", "monitoring dependency", "operator", "cache flush fault", "TTL storm fault", "restart fault",
-        "config push fault", "latched failure fault", "packet loss fault", "one-way partition fault", "throttle fault",
-        "kill fault", "slow fault", "latency fault", "errors fault", "partition fault", "load spike fault",
+        "breaker",
+        "adaptive throttling",
+        "hedging",
+        "bulkhead",
+        "fallback",
+        "retry budget",
+        "backoff with jitter",
+        "burst",
+        "queue-time shedding",
+        "adaptive LIFO",
+        "rate limit",
+        "in-flight limit",
+        "latch over a limit",
+        "cores",
+        "health checks through the queue",
+        "health checks",
+        "panic threshold",
+        "outlier ejection",
+        "autoscaler",
+        "cache",
+        "coalescing",
+        "startup calls",
+        "periodic calls",
+        "warm-up",
+        "work queue",
+        "optimistic concurrency",
+        "hot keys",
+        "failover",
+        "alerts",
+        "monitoring dependency",
+        "operator",
+        "cache flush fault",
+        "TTL storm fault",
+        "restart fault",
+        "config push fault",
+        "latched failure fault",
+        "packet loss fault",
+        "one-way partition fault",
+        "throttle fault",
+        "kill fault",
+        "slow fault",
+        "latency fault",
+        "errors fault",
+        "partition fault",
+        "load spike fault",
     ];
-    let missing: Vec<&str> = required.iter().copied().filter(|r| !covered.contains(r)).collect();
-    assert!(missing.is_empty(), "not in any scenario with a stated outcome: {missing:?}");
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|r| !covered.contains(r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in any scenario with a stated outcome: {missing:?}"
+    );
 }

@@ -15,7 +15,11 @@ use crate::theme::NODE_RADIUS;
 pub(super) fn plugin(app: &mut App) {
     app.add_systems(Startup, spawn_camera).add_systems(
         Update,
-        (zoom.run_if(not(egui_wants_any_pointer_input)), fit_when_asked).in_set(crate::AppSystems::Sync),
+        (
+            zoom.run_if(not(egui_wants_any_pointer_input)),
+            fit_when_asked,
+        )
+            .in_set(crate::AppSystems::Sync),
     );
 }
 
@@ -76,7 +80,9 @@ pub fn fit(lo: Vec2, hi: Vec2, rect: CanvasRect, window: Vec2) -> (Vec2, f32) {
     let size = (rect.max - rect.min).max(Vec2::splat(50.0));
     let world = (hi - lo).max(Vec2::splat(1.0));
     // Never magnify small graphs beyond 1.25×: nodes stay a readable, familiar size.
-    let scale = (world.x / size.x).max(world.y / size.y).clamp(0.8, ZOOM_RANGE.1);
+    let scale = (world.x / size.x)
+        .max(world.y / size.y)
+        .clamp(0.8, ZOOM_RANGE.1);
     let rect_center = (rect.min + rect.max) / 2.0;
     let offset = (rect_center - window / 2.0) * Vec2::new(1.0, -1.0) * scale;
     ((lo + hi) / 2.0 - offset, scale)
@@ -93,7 +99,9 @@ fn fit_when_asked(
         return;
     }
     requests.fit = false;
-    let Some((lo, hi)) = bounds(graph.positions.values().copied(), NODE_RADIUS * 3.0) else { return };
+    let Some((lo, hi)) = bounds(graph.positions.values().copied(), NODE_RADIUS * 3.0) else {
+        return;
+    };
     let (center, scale) = fit(lo, hi, *rect, window.size());
     let (transform, projection) = &mut *camera;
     transform.translation = center.extend(transform.translation.z);
@@ -107,8 +115,16 @@ mod tests {
     #[test]
     fn fit_centres_the_graph_in_the_free_rectangle() {
         // Window 1000×800, panels leave x 200..800, y 100..500.
-        let rect = CanvasRect { min: Vec2::new(200.0, 100.0), max: Vec2::new(800.0, 500.0) };
-        let (center, scale) = fit(Vec2::new(-300.0, -100.0), Vec2::new(300.0, 100.0), rect, Vec2::new(1000.0, 800.0));
+        let rect = CanvasRect {
+            min: Vec2::new(200.0, 100.0),
+            max: Vec2::new(800.0, 500.0),
+        };
+        let (center, scale) = fit(
+            Vec2::new(-300.0, -100.0),
+            Vec2::new(300.0, 100.0),
+            rect,
+            Vec2::new(1000.0, 800.0),
+        );
         assert_eq!(scale, 1.0, "600 world units across 600 pixels");
         // The rect's centre (500, 300) is 100 px above the window centre (500, 400): the
         // camera sits 100 world units below the graph's centre.

@@ -4,16 +4,20 @@
 //! spread of a failure reads from 1 to n; the numbering resets when an edge heals.
 
 use bevy::prelude::*;
-use cascade_sim::metrics::{EdgeCounters, MetricsHistory};
 use cascade_sim::SimClock;
+use cascade_sim::metrics::{EdgeCounters, MetricsHistory};
 
 use super::{CanvasGraph, EdgeVisual};
 use crate::session::Selection;
 use crate::theme::{self, NODE_RADIUS};
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<FailurePath>()
-        .add_systems(Update, (track_failure_path, sync_edges).chain().in_set(crate::AppSystems::Sync));
+    app.init_resource::<FailurePath>().add_systems(
+        Update,
+        (track_failure_path, sync_edges)
+            .chain()
+            .in_set(crate::AppSystems::Sync),
+    );
 }
 
 #[derive(Component)]
@@ -44,8 +48,12 @@ impl FailurePath {
     /// are ordered deepest callee first (`depth` per edge: larger is deeper), since failures
     /// usually travel from a dependency up to its callers.
     pub fn ordered(&self, depth: &[f32]) -> Vec<usize> {
-        let mut on: Vec<(u64, f32, usize)> =
-            self.onset_ns.iter().enumerate().filter_map(|(i, t)| t.map(|t| (t, -depth.get(i).copied().unwrap_or(0.0), i))).collect();
+        let mut on: Vec<(u64, f32, usize)> = self
+            .onset_ns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.map(|t| (t, -depth.get(i).copied().unwrap_or(0.0), i)))
+            .collect();
         on.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
         on.into_iter().map(|(_, _, i)| i).collect()
     }
@@ -63,15 +71,39 @@ pub fn update_onsets(onsets: &mut [Option<u64>], shares: &[f64], onset_ns: u64) 
     }
 }
 
-pub(super) fn spawn_edge(commands: &mut Commands, meshes: &mut Assets<Mesh>, materials: &mut Assets<ColorMaterial>, index: usize) -> Entity {
+pub(super) fn spawn_edge(
+    commands: &mut Commands,
+    meshes: &mut Assets<Mesh>,
+    materials: &mut Assets<ColorMaterial>,
+    index: usize,
+) -> Entity {
     let band = meshes.add(Rectangle::new(1.0, 1.0));
-    let arrow = meshes.add(Triangle2d::new(Vec2::new(0.0, 0.0), Vec2::new(-14.0, 7.0), Vec2::new(-14.0, -7.0)));
+    let arrow = meshes.add(Triangle2d::new(
+        Vec2::new(0.0, 0.0),
+        Vec2::new(-14.0, 7.0),
+        Vec2::new(-14.0, -7.0),
+    ));
     let color = materials.add(theme::error_share_color(0.0));
     commands
-        .spawn((Name::new(format!("edge {index}")), EdgeVisual { index }, Transform::default(), Visibility::default()))
+        .spawn((
+            Name::new(format!("edge {index}")),
+            EdgeVisual { index },
+            Transform::default(),
+            Visibility::default(),
+        ))
         .with_children(|p| {
-            p.spawn((EdgeBand, Mesh2d(band), MeshMaterial2d(color.clone()), Transform::from_xyz(0.0, 0.0, 0.0)));
-            p.spawn((EdgeArrow, Mesh2d(arrow), MeshMaterial2d(color), Transform::from_xyz(0.0, 0.0, 0.05)));
+            p.spawn((
+                EdgeBand,
+                Mesh2d(band),
+                MeshMaterial2d(color.clone()),
+                Transform::from_xyz(0.0, 0.0, 0.0),
+            ));
+            p.spawn((
+                EdgeArrow,
+                Mesh2d(arrow),
+                MeshMaterial2d(color),
+                Transform::from_xyz(0.0, 0.0, 0.05),
+            ));
             p.spawn((
                 EdgeOrder,
                 Text2d::new(""),
@@ -94,7 +126,12 @@ pub fn last_interval(history: &MetricsHistory, links: &[u32]) -> EdgeCounters {
     c
 }
 
-fn track_failure_path(history: Res<MetricsHistory>, graph: Res<CanvasGraph>, clock: Res<SimClock>, mut path: ResMut<FailurePath>) {
+fn track_failure_path(
+    history: Res<MetricsHistory>,
+    graph: Res<CanvasGraph>,
+    clock: Res<SimClock>,
+    mut path: ResMut<FailurePath>,
+) {
     if path.onset_ns.len() != graph.edges.len() || clock.ticks_done == 0 {
         path.onset_ns = vec![None; graph.edges.len()];
         path.seen_intervals = history.intervals();
@@ -104,19 +141,29 @@ fn track_failure_path(history: Res<MetricsHistory>, graph: Res<CanvasGraph>, clo
         return;
     }
     path.seen_intervals = history.intervals();
-    let shares: Vec<f64> = graph.edges.iter().map(|e| last_interval(&history, &e.links).error_share()).collect();
+    let shares: Vec<f64> = graph
+        .edges
+        .iter()
+        .map(|e| last_interval(&history, &e.links).error_share())
+        .collect();
     let end = u64::from(history.intervals()) * history.interval_ns;
     update_onsets(&mut path.onset_ns, &shares, end);
 }
 
-#[expect(clippy::too_many_arguments, reason = "a sync system reads the model and writes several visuals")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a sync system reads the model and writes several visuals"
+)]
 fn sync_edges(
     graph: Res<CanvasGraph>,
     history: Res<MetricsHistory>,
     path: Res<FailurePath>,
     selection: Res<Selection>,
     mut roots: Query<(&EdgeVisual, &mut Transform, &Children)>,
-    mut bands: Query<(&mut Transform, &MeshMaterial2d<ColorMaterial>), (With<EdgeBand>, Without<EdgeVisual>, Without<EdgeArrow>)>,
+    mut bands: Query<
+        (&mut Transform, &MeshMaterial2d<ColorMaterial>),
+        (With<EdgeBand>, Without<EdgeVisual>, Without<EdgeArrow>),
+    >,
     mut arrows: Query<&mut Transform, (With<EdgeArrow>, Without<EdgeVisual>, Without<EdgeBand>)>,
     mut orders: Query<&mut Text2d, With<EdgeOrder>>,
     mut materials: ResMut<Assets<ColorMaterial>>,
@@ -127,7 +174,9 @@ fn sync_edges(
     let depth: Vec<f32> = graph.edges.iter().map(|e| -graph.pos(&e.to).y).collect();
     let order = path.ordered(&depth);
     for (edge, mut root, children) in &mut roots {
-        let Some(e) = graph.edges.get(edge.index) else { continue };
+        let Some(e) = graph.edges.get(edge.index) else {
+            continue;
+        };
         let (a, b) = (graph.pos(&e.from), graph.pos(&e.to));
         let d = b - a;
         let len = d.length();
@@ -157,7 +206,9 @@ fn sync_edges(
                 t.scale = Vec3::splat((0.8 + width / 10.0).min(1.6));
             }
             if let Ok(mut text) = orders.get_mut(child) {
-                let wanted = position_in_path.map(|p| format!("{}", p + 1)).unwrap_or_default();
+                let wanted = position_in_path
+                    .map(|p| format!("{}", p + 1))
+                    .unwrap_or_default();
                 if text.0 != wanted {
                     text.0 = wanted;
                 }
@@ -167,7 +218,11 @@ fn sync_edges(
             let glow = Color::srgba(1.0, 0.35, 0.3, 0.35);
             gizmos.line_2d(start, end, glow);
         }
-        if selection.edge.as_ref().is_some_and(|(f, t)| *f == e.from && *t == e.to) {
+        if selection
+            .edge
+            .as_ref()
+            .is_some_and(|(f, t)| *f == e.from && *t == e.to)
+        {
             let n = Vec2::new(-dir.y, dir.x) * (width / 2.0 + 5.0);
             gizmos.line_2d(start + n, end + n, Color::srgb(0.4, 0.7, 1.0));
             gizmos.line_2d(start - n, end - n, Color::srgb(0.4, 0.7, 1.0));
@@ -181,17 +236,35 @@ mod tests {
 
     #[test]
     fn failure_path_orders_edges_by_onset_with_hysteresis() {
-        let mut path = FailurePath { onset_ns: vec![None; 3], seen_intervals: 0 };
+        let mut path = FailurePath {
+            onset_ns: vec![None; 3],
+            seen_intervals: 0,
+        };
         let flat = [0.0; 3];
         update_onsets(&mut path.onset_ns, &[0.0, 0.5, 0.0], 1);
         update_onsets(&mut path.onset_ns, &[0.2, 0.6, 0.05], 2);
-        assert_eq!(path.ordered(&flat), vec![1, 0], "edge 1 failed first, then edge 0");
+        assert_eq!(
+            path.ordered(&flat),
+            vec![1, 0],
+            "edge 1 failed first, then edge 0"
+        );
         update_onsets(&mut path.onset_ns, &[0.05, 0.6, 0.5], 3);
-        assert_eq!(path.ordered(&flat), vec![1, 0, 2], "5% is above the off threshold: edge 0 stays");
+        assert_eq!(
+            path.ordered(&flat),
+            vec![1, 0, 2],
+            "5% is above the off threshold: edge 0 stays"
+        );
         update_onsets(&mut path.onset_ns, &[0.0, 0.0, 0.5], 4);
         assert_eq!(path.ordered(&flat), vec![2], "healed edges leave the path");
-        let mut tie = FailurePath { onset_ns: vec![Some(5), Some(5)], seen_intervals: 0 };
-        assert_eq!(tie.ordered(&[1.0, 2.0]), vec![1, 0], "same interval: deeper callee first");
+        let mut tie = FailurePath {
+            onset_ns: vec![Some(5), Some(5)],
+            seen_intervals: 0,
+        };
+        assert_eq!(
+            tie.ordered(&[1.0, 2.0]),
+            vec![1, 0],
+            "same interval: deeper callee first"
+        );
         tie.onset_ns[0] = Some(4);
         assert_eq!(tie.ordered(&[1.0, 2.0]), vec![0, 1]);
     }

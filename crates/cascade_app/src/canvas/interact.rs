@@ -7,8 +7,8 @@ use bevy::window::PrimaryWindow;
 use bevy_egui::input::egui_wants_any_pointer_input;
 use cascade_sim::scenario::{CallSpec, Position};
 
-use super::camera::{scale_of, CanvasCamera};
 use super::CanvasGraph;
+use super::camera::{CanvasCamera, scale_of};
 use crate::session::{AppAction, Document, Selection};
 use crate::theme::NODE_RADIUS;
 
@@ -45,9 +45,17 @@ pub enum Hit {
 enum Drag {
     #[default]
     None,
-    Pan { last: Vec2 },
-    Move { name: String, offset: Vec2, moved: bool },
-    Connect { from: String },
+    Pan {
+        last: Vec2,
+    },
+    Move {
+        name: String,
+        offset: Vec2,
+        moved: bool,
+    },
+    Connect {
+        from: String,
+    },
 }
 
 /// Pointer state on the canvas.
@@ -108,7 +116,11 @@ pub fn hit_test(graph: &CanvasGraph, p: Vec2, tolerance: f32) -> Hit {
 
 fn segment_distance(p: Vec2, a: Vec2, b: Vec2) -> f32 {
     let ab = b - a;
-    let t = if ab.length_squared() == 0.0 { 0.0 } else { ((p - a).dot(ab) / ab.length_squared()).clamp(0.0, 1.0) };
+    let t = if ab.length_squared() == 0.0 {
+        0.0
+    } else {
+        ((p - a).dot(ab) / ab.length_squared()).clamp(0.0, 1.0)
+    };
     p.distance(a + ab * t)
 }
 
@@ -120,8 +132,12 @@ fn track_pointer(
 ) {
     let (camera, transform, projection) = *camera;
     pointer.screen = window.cursor_position();
-    pointer.world = pointer.screen.and_then(|c| camera.viewport_to_world_2d(transform, c).ok());
-    pointer.hover = pointer.world.map_or(Hit::Nothing, |w| hit_test(&graph, w, 4.0 * scale_of(projection)));
+    pointer.world = pointer
+        .screen
+        .and_then(|c| camera.viewport_to_world_2d(transform, c).ok());
+    pointer.hover = pointer.world.map_or(Hit::Nothing, |w| {
+        hit_test(&graph, w, 4.0 * scale_of(projection))
+    });
 }
 
 fn press(
@@ -133,22 +149,36 @@ fn press(
     mut actions: MessageWriter<AppAction>,
     selection: Res<Selection>,
 ) {
-    let (Some(world), Some(screen)) = (pointer.world, pointer.screen) else { return };
+    let (Some(world), Some(screen)) = (pointer.world, pointer.screen) else {
+        return;
+    };
     if buttons.just_pressed(MouseButton::Left) {
         menu.open = None;
         match pointer.hover.clone() {
             Hit::Node(name) => {
-                actions.write(AppAction::Select(Selection { node: Some(name.clone()), edge: None, fault: selection.fault }));
+                actions.write(AppAction::Select(Selection {
+                    node: Some(name.clone()),
+                    edge: None,
+                    fault: selection.fault,
+                }));
                 pointer.drag = if tool.building {
                     Drag::Connect { from: name }
                 } else {
                     let offset = world - graph.pos(&name);
-                    Drag::Move { name, offset, moved: false }
+                    Drag::Move {
+                        name,
+                        offset,
+                        moved: false,
+                    }
                 };
             }
             Hit::Edge(i) => {
                 let e = &graph.edges[i];
-                actions.write(AppAction::Select(Selection { node: None, edge: Some((e.from.clone(), e.to.clone())), fault: selection.fault }));
+                actions.write(AppAction::Select(Selection {
+                    node: None,
+                    edge: Some((e.from.clone(), e.to.clone())),
+                    fault: selection.fault,
+                }));
             }
             Hit::Nothing => {
                 actions.write(AppAction::Select(Selection::default()));
@@ -159,13 +189,19 @@ fn press(
     if buttons.just_pressed(MouseButton::Right) {
         menu.open = match pointer.hover.clone() {
             Hit::Node(name) => Some((ContextTarget::Node(name), screen)),
-            Hit::Edge(i) => Some((ContextTarget::Edge(graph.edges[i].from.clone(), graph.edges[i].to.clone()), screen)),
+            Hit::Edge(i) => Some((
+                ContextTarget::Edge(graph.edges[i].from.clone(), graph.edges[i].to.clone()),
+                screen,
+            )),
             Hit::Nothing => None,
         };
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "dragging touches the pointer, camera, graph and document")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "dragging touches the pointer, camera, graph and document"
+)]
 fn drag_and_release(
     buttons: Res<ButtonInput<MouseButton>>,
     mut pointer: ResMut<CanvasPointer>,
@@ -187,11 +223,18 @@ fn drag_and_release(
             }
             _ => Drag::None,
         },
-        Drag::Move { name, offset, moved } => {
+        Drag::Move {
+            name,
+            offset,
+            moved,
+        } => {
             if released {
                 if moved {
                     let p = graph.pos(&name);
-                    actions.write(AppAction::Edit { scenario: Box::new(with_position(&doc, &name, p)), label: format!("move {name}") });
+                    actions.write(AppAction::Edit {
+                        scenario: Box::new(with_position(&doc, &name, p)),
+                        label: format!("move {name}"),
+                    });
                 }
                 Drag::None
             } else {
@@ -203,7 +246,11 @@ fn drag_and_release(
                         moved = true;
                     }
                 }
-                Drag::Move { name, offset, moved }
+                Drag::Move {
+                    name,
+                    offset,
+                    moved,
+                }
             }
         }
         Drag::Connect { from } => {
@@ -212,7 +259,10 @@ fn drag_and_release(
                     && to != from
                     && let Some(next) = with_call(&doc, &from, &to)
                 {
-                    actions.write(AppAction::Edit { scenario: Box::new(next), label: format!("connect {from} → {to}") });
+                    actions.write(AppAction::Edit {
+                        scenario: Box::new(next),
+                        label: format!("connect {from} → {to}"),
+                    });
                 }
                 Drag::None
             } else {
@@ -232,7 +282,10 @@ fn draw_connect_preview(pointer: Res<CanvasPointer>, graph: Res<CanvasGraph>, mu
 /// stays as the user sees it).
 pub fn with_position(doc: &Document, name: &str, p: Vec2) -> cascade_sim::Scenario {
     let mut s = doc.scenario.clone();
-    let at = Some(Position { x: p.x.round(), y: p.y.round() });
+    let at = Some(Position {
+        x: p.x.round(),
+        y: p.y.round(),
+    });
     if let Some(src) = s.sources.iter_mut().find(|x| x.name == name) {
         src.position = at;
     }
@@ -255,7 +308,11 @@ pub fn with_call(doc: &Document, from: &str, to: &str) -> Option<cascade_sim::Sc
     if svc.calls.iter().any(|c| c.to == to) {
         return None;
     }
-    svc.calls.push(CallSpec { to: to.to_owned(), timeout_ms: Some(1000.0), ..Default::default() });
+    svc.calls.push(CallSpec {
+        to: to.to_owned(),
+        timeout_ms: Some(1000.0),
+        ..Default::default()
+    });
     Some(s)
 }
 

@@ -31,21 +31,44 @@ pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
     let neighbours = |name: &str, up: bool| -> Vec<&str> {
         edges
             .iter()
-            .filter_map(|(a, b)| if up && b == name { Some(a.as_str()) } else if !up && a == name { Some(b.as_str()) } else { None })
+            .filter_map(|(a, b)| {
+                if up && b == name {
+                    Some(a.as_str())
+                } else if !up && a == name {
+                    Some(b.as_str())
+                } else {
+                    None
+                }
+            })
             .collect()
     };
     for sweep in 0..4 {
         let down = sweep % 2 == 0;
-        let order: Vec<usize> = if down { (1..rows.len()).collect() } else { (0..rows.len().saturating_sub(1)).rev().collect() };
+        let order: Vec<usize> = if down {
+            (1..rows.len()).collect()
+        } else {
+            (0..rows.len().saturating_sub(1)).rev().collect()
+        };
         for r in order {
             let reference = if down { r - 1 } else { r + 1 };
-            let index: BTreeMap<&str, usize> = rows[reference].iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+            let index: BTreeMap<&str, usize> = rows[reference]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i))
+                .collect();
             let mut keyed: Vec<(f64, usize, String)> = rows[r]
                 .iter()
                 .enumerate()
                 .map(|(i, n)| {
-                    let ns: Vec<usize> = neighbours(n, down).iter().filter_map(|m| index.get(m).copied()).collect();
-                    let key = if ns.is_empty() { i as f64 } else { ns.iter().sum::<usize>() as f64 / ns.len() as f64 };
+                    let ns: Vec<usize> = neighbours(n, down)
+                        .iter()
+                        .filter_map(|m| index.get(m).copied())
+                        .collect();
+                    let key = if ns.is_empty() {
+                        i as f64
+                    } else {
+                        ns.iter().sum::<usize>() as f64 / ns.len() as f64
+                    };
                     (key, i, n.clone())
                 })
                 .collect();
@@ -57,7 +80,10 @@ pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
     for (r, row) in rows.iter().enumerate() {
         let width = (row.len().saturating_sub(1)) as f32 * NODE_GAP;
         for (i, name) in row.iter().enumerate() {
-            out.insert(name.clone(), Vec2::new(i as f32 * NODE_GAP - width / 2.0, -(r as f32) * LAYER_GAP));
+            out.insert(
+                name.clone(),
+                Vec2::new(i as f32 * NODE_GAP - width / 2.0, -(r as f32) * LAYER_GAP),
+            );
         }
     }
     // Dragged positions win.
@@ -89,10 +115,11 @@ pub fn bounds(points: impl Iterator<Item = Vec2>, pad: f32) -> Option<(Vec2, Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cascade_sim::generate::{layered, LayeredParams};
+    use cascade_sim::generate::{LayeredParams, layered};
 
     fn retry_storm() -> Scenario {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/teaching/retry-storm.ron");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios/teaching/retry-storm.ron");
         cascade_sim::scenario::load(&path).unwrap()
     }
 
@@ -100,15 +127,27 @@ mod tests {
     fn callers_are_above_callees() {
         let s = retry_storm();
         let p = layout(&s);
-        assert!(p["users"].y > p["api"].y && p["api"].y > p["db"].y, "{p:?}");
+        assert!(
+            p["users"].y > p["gateway"].y
+                && p["gateway"].y > p["orders"].y
+                && p["orders"].y > p["db"].y,
+            "{p:?}"
+        );
     }
 
     #[test]
     fn every_node_gets_a_distinct_position() {
-        let s = layered(&LayeredParams { services: 200, depth: 5, ..Default::default() });
+        let s = layered(&LayeredParams {
+            services: 200,
+            depth: 5,
+            ..Default::default()
+        });
         let p = layout(&s);
         assert_eq!(p.len(), s.services.len() + s.sources.len());
-        let mut seen: Vec<(i64, i64)> = p.values().map(|v| (v.x.round() as i64, v.y.round() as i64)).collect();
+        let mut seen: Vec<(i64, i64)> = p
+            .values()
+            .map(|v| (v.x.round() as i64, v.y.round() as i64))
+            .collect();
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), p.len(), "no two nodes overlap");
@@ -118,7 +157,10 @@ mod tests {
     fn dragged_positions_win() {
         let mut s = retry_storm();
         s.services[0].position = Some(cascade_sim::scenario::Position { x: 999.0, y: -5.0 });
-        assert_eq!(layout(&s)["api"], Vec2::new(999.0, -5.0));
+        assert_eq!(
+            layout(&s)[s.services[0].name.as_str()],
+            Vec2::new(999.0, -5.0)
+        );
     }
 
     #[test]

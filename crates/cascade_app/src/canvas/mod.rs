@@ -39,8 +39,19 @@ pub(crate) fn plugin(app: &mut App) {
     app.init_resource::<CanvasGraph>()
         .init_resource::<CanvasRect>()
         .add_systems(Startup, setup_canvas)
-        .add_systems(Update, rebuild_graph.in_set(crate::AppSystems::Apply).after(crate::session::apply_actions))
-        .add_plugins((camera::plugin, nodes::plugin, edges::plugin, particles::plugin, interact::plugin));
+        .add_systems(
+            Update,
+            rebuild_graph
+                .in_set(crate::AppSystems::Apply)
+                .after(crate::session::apply_actions),
+        )
+        .add_plugins((
+            camera::plugin,
+            nodes::plugin,
+            edges::plugin,
+            particles::plugin,
+            interact::plugin,
+        ));
 }
 
 /// The text font of the canvas (DejaVu Sans, embedded: it has the glyphs we use, like ×).
@@ -117,7 +128,10 @@ impl CanvasGraph {
 
     /// Position of a model node.
     pub fn pos_of(&self, node: NodeRef) -> Option<Vec2> {
-        self.nodes.iter().find(|n| n.node == node).map(|n| self.pos(&n.name))
+        self.nodes
+            .iter()
+            .find(|n| n.node == node)
+            .map(|n| self.pos(&n.name))
     }
 }
 
@@ -136,7 +150,9 @@ pub struct EdgeVisual {
 }
 
 fn setup_canvas(mut commands: Commands, mut fonts: ResMut<Assets<Font>>) {
-    let font = fonts.add(Font::from_bytes(include_bytes!("../../../../assets/fonts/DejaVuSans.ttf").to_vec()));
+    let font = fonts.add(Font::from_bytes(
+        include_bytes!("../../../../assets/fonts/DejaVuSans.ttf").to_vec(),
+    ));
     commands.insert_resource(CanvasFont(font));
     commands.insert_resource(ClearColor(crate::theme::BACKGROUND));
 }
@@ -151,15 +167,23 @@ fn rebuild_graph(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<ColorMaterial>>,
 ) {
-    let key = (doc.version, engine.model.sources.len(), engine.model.services.len(), engine.model.links.len());
+    let key = (
+        doc.version,
+        engine.model.sources.len(),
+        engine.model.services.len(),
+        engine.model.links.len(),
+    );
     if graph.built_for == Some(key) || !engine.loaded {
         return;
     }
     let positions = layout::layout(&doc.scenario);
-    let same_structure = graph.built_for.is_some() && {
-        let names: Vec<&str> = doc.scenario.node_names().collect();
-        names.len() == graph.nodes.len() && names.iter().zip(&graph.nodes).all(|(a, n)| *a == n.name)
-    } && edge_list(&doc).len() == graph.edges.len();
+    let same_structure = graph.built_for.is_some()
+        && {
+            let names: Vec<&str> = doc.scenario.node_names().collect();
+            names.len() == graph.nodes.len()
+                && names.iter().zip(&graph.nodes).all(|(a, n)| *a == n.name)
+        }
+        && edge_list(&doc).len() == graph.edges.len();
     graph.positions = positions;
     graph.built_for = Some(key);
     if same_structure {
@@ -174,15 +198,47 @@ fn rebuild_graph(
     }
     let mut nodes = Vec::new();
     for s in &doc.scenario.sources {
-        let Some(i) = engine.model.source_index(&s.name) else { continue };
-        let entity = nodes::spawn_node(&mut commands, &mut meshes, &mut materials, &font.0, &s.name, NodeShape::Client, 1, graph.pos(&s.name));
-        nodes.push(CanvasNode { name: s.name.clone(), node: NodeRef::Source(i), shape: NodeShape::Client, entity });
+        let Some(i) = engine.model.source_index(&s.name) else {
+            continue;
+        };
+        let entity = nodes::spawn_node(
+            &mut commands,
+            &mut meshes,
+            &mut materials,
+            &font.0,
+            &s.name,
+            NodeShape::Client,
+            1,
+            graph.pos(&s.name),
+        );
+        nodes.push(CanvasNode {
+            name: s.name.clone(),
+            node: NodeRef::Source(i),
+            shape: NodeShape::Client,
+            entity,
+        });
     }
     for s in &doc.scenario.services {
-        let Some(i) = engine.model.service_index(&s.name) else { continue };
+        let Some(i) = engine.model.service_index(&s.name) else {
+            continue;
+        };
         let shape = NodeShape::Service(s.kind);
-        let entity = nodes::spawn_node(&mut commands, &mut meshes, &mut materials, &font.0, &s.name, shape, s.instances, graph.pos(&s.name));
-        nodes.push(CanvasNode { name: s.name.clone(), node: NodeRef::Service(i), shape, entity });
+        let entity = nodes::spawn_node(
+            &mut commands,
+            &mut meshes,
+            &mut materials,
+            &font.0,
+            &s.name,
+            shape,
+            s.instances,
+            graph.pos(&s.name),
+        );
+        nodes.push(CanvasNode {
+            name: s.name.clone(),
+            node: NodeRef::Service(i),
+            shape,
+            entity,
+        });
     }
     let mut edges = Vec::new();
     for (from, to) in edge_list(&doc) {
@@ -197,7 +253,12 @@ fn rebuild_graph(
         };
         let index = edges.len();
         let entity = edges::spawn_edge(&mut commands, &mut meshes, &mut materials, index);
-        edges.push(CanvasEdge { from, to, links, entity });
+        edges.push(CanvasEdge {
+            from,
+            to,
+            links,
+            entity,
+        });
     }
     graph.nodes = nodes;
     graph.edges = edges;

@@ -18,7 +18,9 @@ use crate::theme::{self, NODE_RADIUS};
 pub(super) fn plugin(app: &mut App) {
     app.add_systems(Startup, configure_gizmos).add_systems(
         Update,
-        (place_nodes, sync_nodes, draw_node_overlays).chain().in_set(crate::AppSystems::Sync),
+        (place_nodes, sync_nodes, draw_node_overlays)
+            .chain()
+            .in_set(crate::AppSystems::Sync),
     );
 }
 
@@ -80,7 +82,10 @@ fn label_text(name: &str, shape: NodeShape, instances: u32) -> String {
 }
 
 /// Spawns a node's entities; returns the root.
-#[expect(clippy::too_many_arguments, reason = "spawning needs the asset stores and the node's description")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "spawning needs the asset stores and the node's description"
+)]
 pub(super) fn spawn_node(
     commands: &mut Commands,
     meshes: &mut Assets<Mesh>,
@@ -100,15 +105,26 @@ pub(super) fn spawn_node(
     commands
         .spawn((
             Name::new(format!("node {name}")),
-            NodeVisual { name: name.to_owned() },
+            NodeVisual {
+                name: name.to_owned(),
+            },
             NodeAnim::default(),
             Transform::from_translation(pos.extend(2.0)),
             Visibility::default(),
         ))
         .with_children(|p| {
-            p.spawn((NodeBody, Mesh2d(body), MeshMaterial2d(fill), Transform::from_xyz(0.0, 0.0, 0.1)));
+            p.spawn((
+                NodeBody,
+                Mesh2d(body),
+                MeshMaterial2d(fill),
+                Transform::from_xyz(0.0, 0.0, 0.1),
+            ));
             // Labels sit to the right (beyond the queue bar), clear of vertical edges.
-            let label_x = if shape == NodeShape::Client { r + 12.0 } else { r + 26.0 };
+            let label_x = if shape == NodeShape::Client {
+                r + 12.0
+            } else {
+                r + 26.0
+            };
             p.spawn((
                 NodeLabel,
                 Text2d::new(label_text(name, shape, instances)),
@@ -190,7 +206,8 @@ fn live_figures(
     sources: &Query<&SourceState>,
 ) -> Vec<NodeLive> {
     let interval_s = history.interval_ns as f64 / 1e9;
-    let by_global: std::collections::BTreeMap<u32, &InstanceState> = instances.iter().map(|i| (i.global, i)).collect();
+    let by_global: std::collections::BTreeMap<u32, &InstanceState> =
+        instances.iter().map(|i| (i.global, i)).collect();
     graph
         .nodes
         .iter()
@@ -200,7 +217,8 @@ fn live_figures(
                 NodeRef::Service(i) => {
                     if let Some(st) = services.iter().find(|s| s.index == i) {
                         live.health = st.metrics.health;
-                        let (mut busy, mut workers, mut queue, mut up, mut total) = (0u32, 0u32, 0usize, 0u32, 0u32);
+                        let (mut busy, mut workers, mut queue, mut up, mut total) =
+                            (0u32, 0u32, 0usize, 0u32, 0u32);
                         for g in &st.instances {
                             if let Some(is) = by_global.get(g) {
                                 if !is.provisioned {
@@ -215,7 +233,11 @@ fn live_figures(
                                 queue += is.queue.len();
                             }
                         }
-                        live.utilization = if workers == 0 { 0.0 } else { busy as f32 / workers as f32 };
+                        live.utilization = if workers == 0 {
+                            0.0
+                        } else {
+                            busy as f32 / workers as f32
+                        };
                         live.queue = queue as f32;
                         live.live = (up, total);
                         if total > 0 && up == 0 {
@@ -224,7 +246,11 @@ fn live_figures(
                     }
                     if let Some(row) = history.services.get(i as usize).and_then(|r| r.back()) {
                         let c = &row.counters;
-                        live.stats = format!("{:.0}/s · p99 {}", c.offered() as f64 / interval_s, fmt_ms(row.latency_ms[2]));
+                        live.stats = format!(
+                            "{:.0}/s · p99 {}",
+                            c.offered() as f64 / interval_s,
+                            fmt_ms(row.latency_ms[2])
+                        );
                     }
                 }
                 NodeRef::Source(i) => {
@@ -234,8 +260,16 @@ fn live_figures(
                     if let Some(row) = history.sources.get(i as usize).and_then(|r| r.back()) {
                         let c = &row.counters;
                         let done = c.succeeded + c.failed_total();
-                        let ok = if done == 0 { 1.0 } else { c.succeeded as f64 / done as f64 };
-                        live.stats = format!("{:.0}/s · {:.0}% ok", c.offered_first as f64 / interval_s, ok * 100.0);
+                        let ok = if done == 0 {
+                            1.0
+                        } else {
+                            c.succeeded as f64 / done as f64
+                        };
+                        live.stats = format!(
+                            "{:.0}/s · {:.0}% ok",
+                            c.offered_first as f64 / interval_s,
+                            ok * 100.0
+                        );
                     }
                 }
             }
@@ -254,10 +288,19 @@ fn live_figures(
 }
 
 fn fmt_ms(ms: f64) -> String {
-    if ms >= 1000.0 { format!("{:.1} s", ms / 1000.0) } else if ms >= 10.0 { format!("{ms:.0} ms") } else { format!("{ms:.1} ms") }
+    if ms >= 1000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.1} ms")
+    }
 }
 
-#[expect(clippy::too_many_arguments, reason = "a sync system reads the model and writes several visuals")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a sync system reads the model and writes several visuals"
+)]
 fn sync_nodes(
     time: Res<Time<Real>>,
     graph: Res<CanvasGraph>,
@@ -269,7 +312,10 @@ fn sync_nodes(
     sources: Query<&SourceState>,
     mut roots: Query<(&NodeVisual, &mut NodeAnim, &Children)>,
     bodies: Query<&MeshMaterial2d<ColorMaterial>, With<NodeBody>>,
-    mut fills: Query<(&mut Transform, &MeshMaterial2d<ColorMaterial>), (With<QueueFill>, Without<NodeBody>)>,
+    mut fills: Query<
+        (&mut Transform, &MeshMaterial2d<ColorMaterial>),
+        (With<QueueFill>, Without<NodeBody>),
+    >,
     mut badges: Query<&mut Visibility, With<FaultBadge>>,
     mut labels: Query<&mut Text2d, (With<NodeLabel>, Without<NodeStats>)>,
     mut stats: Query<&mut Text2d, (With<NodeStats>, Without<NodeLabel>)>,
@@ -282,7 +328,9 @@ fn sync_nodes(
     let dt = time.delta_secs();
     let smoothing = 1.0 - (-dt * 8.0).exp();
     for (node, live) in graph.nodes.iter().zip(figures) {
-        let Ok((_, mut anim, children)) = roots.get_mut(node.entity) else { continue };
+        let Ok((_, mut anim, children)) = roots.get_mut(node.entity) else {
+            continue;
+        };
         if anim.health != live.health {
             if anim.health != Health::Idle || live.health != Health::Healthy {
                 anim.pulse_s = 1.0;
@@ -306,11 +354,19 @@ fn sync_nodes(
                 t.scale.y = fill * 44.0;
                 t.translation.y = -22.0 + fill * 22.0;
                 if let Some(mut m) = materials.get_mut(&material.0) {
-                    m.color = if fill > 0.66 { theme::health_color(Health::Down) } else { theme::health_color(Health::Degraded) };
+                    m.color = if fill > 0.66 {
+                        theme::health_color(Health::Down)
+                    } else {
+                        theme::health_color(Health::Degraded)
+                    };
                 }
             }
             if let Ok(mut v) = badges.get_mut(child) {
-                *v = if live.faulted { Visibility::Inherited } else { Visibility::Hidden };
+                *v = if live.faulted {
+                    Visibility::Inherited
+                } else {
+                    Visibility::Hidden
+                };
             }
             if let Ok(mut text) = labels.get_mut(child) {
                 let wanted = label_text(&node.name, node.shape, instances);
@@ -328,20 +384,43 @@ fn sync_nodes(
 }
 
 /// Rings drawn each frame: utilisation, selection, health-change pulse.
-fn draw_node_overlays(mut gizmos: Gizmos, graph: Res<CanvasGraph>, roots: Query<&NodeAnim>, selection: Res<Selection>) {
+fn draw_node_overlays(
+    mut gizmos: Gizmos,
+    graph: Res<CanvasGraph>,
+    roots: Query<&NodeAnim>,
+    selection: Res<Selection>,
+) {
     for node in &graph.nodes {
-        let Ok(anim) = roots.get(node.entity) else { continue };
+        let Ok(anim) = roots.get(node.entity) else {
+            continue;
+        };
         let center = graph.pos(&node.name);
         if node.shape != NodeShape::Client {
             let radius = NODE_RADIUS + 6.0;
-            ring(&mut gizmos, center, radius, 1.0, Color::srgba(1.0, 1.0, 1.0, 0.08));
+            ring(
+                &mut gizmos,
+                center,
+                radius,
+                1.0,
+                Color::srgba(1.0, 1.0, 1.0, 0.08),
+            );
             if anim.utilization > 0.005 {
-                let color = if anim.utilization > 0.95 { theme::health_color(Health::Failing) } else { Color::srgb(0.85, 0.9, 0.95) };
+                let color = if anim.utilization > 0.95 {
+                    theme::health_color(Health::Failing)
+                } else {
+                    Color::srgb(0.85, 0.9, 0.95)
+                };
                 ring(&mut gizmos, center, radius, anim.utilization, color);
             }
         }
         if selection.node.as_deref() == Some(node.name.as_str()) {
-            ring(&mut gizmos, center, NODE_RADIUS + 13.0, 1.0, Color::srgb(0.4, 0.7, 1.0));
+            ring(
+                &mut gizmos,
+                center,
+                NODE_RADIUS + 13.0,
+                1.0,
+                Color::srgb(0.4, 0.7, 1.0),
+            );
         }
         if anim.pulse_s > 0.0 {
             let t = 1.0 - anim.pulse_s;

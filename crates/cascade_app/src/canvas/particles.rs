@@ -30,15 +30,21 @@ pub struct ParticleDensity {
 
 impl Default for ParticleDensity {
     fn default() -> Self {
-        ParticleDensity { journeys_per_s: JOURNEYS_PER_SECOND }
+        ParticleDensity {
+            journeys_per_s: JOURNEYS_PER_SECOND,
+        }
     }
 }
 
 pub(super) fn plugin(app: &mut App) {
-    app.init_resource::<ParticleDensity>().add_systems(Startup, particle_assets).add_systems(
-        Update,
-        (adapt_sampling, spawn_particles, move_particles).chain().in_set(crate::AppSystems::Sync),
-    );
+    app.init_resource::<ParticleDensity>()
+        .add_systems(Startup, particle_assets)
+        .add_systems(
+            Update,
+            (adapt_sampling, spawn_particles, move_particles)
+                .chain()
+                .in_set(crate::AppSystems::Sync),
+        );
 }
 
 #[derive(Resource)]
@@ -73,7 +79,9 @@ pub fn kind_of(leg: &SampledLeg) -> ParticleKind {
     match leg.kind {
         LegKind::Request { attempt } if attempt > 1 => ParticleKind::Retry,
         LegKind::Request { .. } => ParticleKind::Request,
-        LegKind::Reply { outcome: Outcome::Success } => ParticleKind::Reply,
+        LegKind::Reply {
+            outcome: Outcome::Success,
+        } => ParticleKind::Reply,
         LegKind::Reply { .. } => ParticleKind::Error,
         LegKind::Timeout => ParticleKind::Timeout,
     }
@@ -87,7 +95,9 @@ pub fn visible_duration_s(sim_ns: u64, sim_s_per_real_s: f64) -> f32 {
 
 /// Sample every Nth client request so about `journeys_per_s` journeys show per second.
 pub fn sampling_every(total_rate_per_s: f64, sim_s_per_real_s: f64, journeys_per_s: f64) -> u32 {
-    (total_rate_per_s * sim_s_per_real_s / journeys_per_s.max(0.1)).ceil().clamp(1.0, 1e9) as u32
+    (total_rate_per_s * sim_s_per_real_s / journeys_per_s.max(0.1))
+        .ceil()
+        .clamp(1.0, 1e9) as u32
 }
 
 #[derive(Component, Debug, Clone)]
@@ -100,12 +110,20 @@ struct Particle {
     lost: bool,
 }
 
-fn particle_assets(mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, mut materials: ResMut<Assets<ColorMaterial>>) {
+fn particle_assets(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+) {
     commands.insert_resource(ParticleAssets {
         circle: meshes.add(Circle::new(4.5)),
         diamond: meshes.add(Rhombus::new(12.0, 12.0)),
         square: meshes.add(Rectangle::new(8.5, 8.5)),
-        triangle: meshes.add(Triangle2d::new(Vec2::new(0.0, 7.0), Vec2::new(-6.5, -5.0), Vec2::new(6.5, -5.0))),
+        triangle: meshes.add(Triangle2d::new(
+            Vec2::new(0.0, 7.0),
+            Vec2::new(-6.5, -5.0),
+            Vec2::new(6.5, -5.0),
+        )),
         ok: materials.add(theme::PARTICLE_OK),
         retry: materials.add(theme::PARTICLE_RETRY),
         error: materials.add(theme::PARTICLE_ERROR),
@@ -145,7 +163,13 @@ fn adapt_sampling(
         *since = 0.0;
     }
     let now = clock.now_ns();
-    let total: f64 = engine.model.sources.iter().filter(|s| !s.removed).map(|s| cascade_sim::engine::rate_at(&s.rate, now)).sum();
+    let total: f64 = engine
+        .model
+        .sources
+        .iter()
+        .filter(|s| !s.removed)
+        .map(|s| cascade_sim::engine::rate_at(&s.rate, now))
+        .sum();
     let every = sampling_every(total, sim_rate(&playback, *rate), density.journeys_per_s);
     // Avoid a command per frame: change only when off by more than 25%.
     let off = *current == 0 || (f64::from(every) / f64::from(*current) - 1.0).abs() > 0.25;
@@ -155,7 +179,10 @@ fn adapt_sampling(
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "spawning reads the feed, the graph and the clock")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "spawning reads the feed, the graph and the clock"
+)]
 fn spawn_particles(
     mut commands: Commands,
     mut legs: MessageReader<SampledLeg>,
@@ -182,7 +209,9 @@ fn spawn_particles(
         if count >= MAX_PARTICLES {
             break;
         }
-        let (Some(from), Some(to)) = (graph.pos_of(leg.from), graph.pos_of(leg.to)) else { continue };
+        let (Some(from), Some(to)) = (graph.pos_of(leg.from), graph.pos_of(leg.to)) else {
+            continue;
+        };
         let kind = kind_of(leg);
         let (mesh, material) = match kind {
             ParticleKind::Request | ParticleKind::Reply => (&assets.circle, &assets.ok),
@@ -190,10 +219,25 @@ fn spawn_particles(
             ParticleKind::Error => (&assets.square, &assets.error),
             ParticleKind::Timeout => (&assets.triangle, &assets.timeout),
         };
-        let life_s = if kind == ParticleKind::Timeout { 0.6 } else { visible_duration_s(leg.arrive_ns - leg.depart_ns, rate) };
-        let (from, to) = if kind == ParticleKind::Timeout { (from, from) } else { (from, to) };
+        let life_s = if kind == ParticleKind::Timeout {
+            0.6
+        } else {
+            visible_duration_s(leg.arrive_ns - leg.depart_ns, rate)
+        };
+        let (from, to) = if kind == ParticleKind::Timeout {
+            (from, from)
+        } else {
+            (from, to)
+        };
         commands.spawn((
-            Particle { from, to, born_s: time.elapsed_secs(), life_s, kind, lost: leg.lost },
+            Particle {
+                from,
+                to,
+                born_s: time.elapsed_secs(),
+                life_s,
+                kind,
+                lost: leg.lost,
+            },
             Mesh2d(mesh.clone()),
             MeshMaterial2d(material.clone()),
             Transform::from_translation(from.extend(3.0)),
@@ -202,7 +246,11 @@ fn spawn_particles(
     }
 }
 
-fn move_particles(mut commands: Commands, time: Res<Time<Real>>, mut particles: Query<(Entity, &Particle, &mut Transform)>) {
+fn move_particles(
+    mut commands: Commands,
+    time: Res<Time<Real>>,
+    mut particles: Query<(Entity, &Particle, &mut Transform)>,
+) {
     let now = time.elapsed_secs();
     for (entity, p, mut t) in &mut particles {
         let f = ((now - p.born_s) / p.life_s).clamp(0.0, 1.0);
@@ -216,7 +264,11 @@ fn move_particles(mut commands: Commands, time: Res<Time<Real>>, mut particles: 
             ParticleKind::Reply | ParticleKind::Error => -5.0,
             _ => 5.0,
         };
-        let normal = if d.length_squared() > 0.0 { Vec2::new(-d.y, d.x).normalize() * side } else { Vec2::ZERO };
+        let normal = if d.length_squared() > 0.0 {
+            Vec2::new(-d.y, d.x).normalize() * side
+        } else {
+            Vec2::ZERO
+        };
         let pos = p.from + d * f + normal;
         t.translation = pos.extend(3.0);
         if p.kind == ParticleKind::Timeout {
@@ -234,15 +286,39 @@ mod tests {
     use cascade_sim::NodeRef;
 
     fn leg(kind: LegKind) -> SampledLeg {
-        SampledLeg { journey: 0, from: NodeRef::Source(0), to: NodeRef::Service(0), depart_ns: 0, arrive_ns: 1_000_000, kind, lost: false }
+        SampledLeg {
+            journey: 0,
+            from: NodeRef::Source(0),
+            to: NodeRef::Service(0),
+            depart_ns: 0,
+            arrive_ns: 1_000_000,
+            kind,
+            lost: false,
+        }
     }
 
     #[test]
     fn legs_map_to_distinct_particle_kinds() {
-        assert_eq!(kind_of(&leg(LegKind::Request { attempt: 1 })), ParticleKind::Request);
-        assert_eq!(kind_of(&leg(LegKind::Request { attempt: 2 })), ParticleKind::Retry);
-        assert_eq!(kind_of(&leg(LegKind::Reply { outcome: Outcome::Success })), ParticleKind::Reply);
-        assert_eq!(kind_of(&leg(LegKind::Reply { outcome: Outcome::Timeout })), ParticleKind::Error);
+        assert_eq!(
+            kind_of(&leg(LegKind::Request { attempt: 1 })),
+            ParticleKind::Request
+        );
+        assert_eq!(
+            kind_of(&leg(LegKind::Request { attempt: 2 })),
+            ParticleKind::Retry
+        );
+        assert_eq!(
+            kind_of(&leg(LegKind::Reply {
+                outcome: Outcome::Success
+            })),
+            ParticleKind::Reply
+        );
+        assert_eq!(
+            kind_of(&leg(LegKind::Reply {
+                outcome: Outcome::Timeout
+            })),
+            ParticleKind::Error
+        );
         assert_eq!(kind_of(&leg(LegKind::Timeout)), ParticleKind::Timeout);
     }
 
@@ -252,9 +328,15 @@ mod tests {
             for speed in [0.1, 1.0, 100.0] {
                 let every = sampling_every(rate, speed, JOURNEYS_PER_SECOND);
                 let journeys = rate * speed / f64::from(every);
-                assert!(journeys <= JOURNEYS_PER_SECOND + 1e-9, "rate {rate} speed {speed}: {journeys}/s");
+                assert!(
+                    journeys <= JOURNEYS_PER_SECOND + 1e-9,
+                    "rate {rate} speed {speed}: {journeys}/s"
+                );
                 if rate * speed >= JOURNEYS_PER_SECOND {
-                    assert!(journeys >= JOURNEYS_PER_SECOND / 2.0, "rate {rate} speed {speed}: only {journeys}/s");
+                    assert!(
+                        journeys >= JOURNEYS_PER_SECOND / 2.0,
+                        "rate {rate} speed {speed}: only {journeys}/s"
+                    );
                 }
             }
         }

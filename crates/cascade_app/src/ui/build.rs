@@ -4,7 +4,9 @@
 
 use bevy::math::Vec2;
 use bevy_egui::egui::{self, RichText};
-use cascade_sim::scenario::{NodeKind, Position, RateProfile, Scenario, ServiceSpec, ServiceTime, SourceSpec};
+use cascade_sim::scenario::{
+    NodeKind, Position, RateProfile, Scenario, ServiceSpec, ServiceTime, SourceSpec,
+};
 
 use crate::session::{AppAction, Selection};
 
@@ -14,7 +16,10 @@ pub fn fresh_name(scenario: &Scenario, base: &str) -> String {
     if !taken(base) {
         return base.to_owned();
     }
-    (2..).map(|i| format!("{base}-{i}")).find(|n| !taken(n)).unwrap_or_else(|| base.to_owned())
+    (2..)
+        .map(|i| format!("{base}-{i}"))
+        .find(|n| !taken(n))
+        .unwrap_or_else(|| base.to_owned())
 }
 
 /// The scenario with a new service of `kind` at `at`.
@@ -30,7 +35,10 @@ pub fn add_service(scenario: &Scenario, kind: NodeKind, at: Vec2) -> (Scenario, 
         kind,
         workers: 8,
         service_time: ServiceTime::Exponential { mean_ms: 5.0 },
-        position: Some(Position { x: at.x.round(), y: at.y.round() }),
+        position: Some(Position {
+            x: at.x.round(),
+            y: at.y.round(),
+        }),
         ..Default::default()
     });
     (s, name)
@@ -46,7 +54,10 @@ pub fn add_source(scenario: &Scenario, at: Vec2) -> Option<(Scenario, String)> {
         target,
         rate: RateProfile::Constant(100.0),
         timeout_ms: Some(2000.0),
-        position: Some(Position { x: at.x.round(), y: at.y.round() }),
+        position: Some(Position {
+            x: at.x.round(),
+            y: at.y.round(),
+        }),
         ..Default::default()
     });
     Some((s, name))
@@ -59,13 +70,19 @@ pub fn duplicate_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
     if let Some(svc) = scenario.service(name) {
         let mut copy = svc.clone();
         copy.name = new_name;
-        copy.position = svc.position.map(|p| Position { x: p.x + 60.0, y: p.y - 40.0 });
+        copy.position = svc.position.map(|p| Position {
+            x: p.x + 60.0,
+            y: p.y - 40.0,
+        });
         s.services.push(copy);
     } else {
         let src = scenario.source(name)?;
         let mut copy = src.clone();
         copy.name = new_name;
-        copy.position = src.position.map(|p| Position { x: p.x + 60.0, y: p.y - 40.0 });
+        copy.position = src.position.map(|p| Position {
+            x: p.x + 60.0,
+            y: p.y - 40.0,
+        });
         s.sources.push(copy);
     }
     Some(s)
@@ -80,28 +97,54 @@ pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
     for svc in &mut s.services {
         svc.calls.retain(|c| c.to != name);
     }
-    s.faults.retain(|f| f.fault.target_node() != name && f.fault.link_target() != Some(name));
+    s.faults
+        .retain(|f| f.fault.target_node() != name && f.fault.link_target() != Some(name));
     (!s.sources.is_empty() && !s.services.is_empty()).then_some(s)
 }
 
 /// The build palette (shown in build mode); `view_center` is where new nodes appear.
-pub fn build_palette_ui(ui: &mut egui::Ui, scenario: &Scenario, view_center: Vec2) -> Vec<AppAction> {
+pub fn build_palette_ui(
+    ui: &mut egui::Ui,
+    scenario: &Scenario,
+    view_center: Vec2,
+) -> Vec<AppAction> {
     let mut out = Vec::new();
     ui.heading("Build");
-    ui.label(RichText::new("Add a node, then drag from one node to another to connect them.").weak());
+    ui.label(
+        RichText::new("Add a node, then drag from one node to another to connect them.").weak(),
+    );
     ui.horizontal_wrapped(|ui| {
         for kind in NodeKind::ALL {
-            if ui.button(format!("+ {}", kind.label())).on_hover_text(format!("Add a {} node", kind.label())).clicked() {
+            if ui
+                .button(format!("+ {}", kind.label()))
+                .on_hover_text(format!("Add a {} node", kind.label()))
+                .clicked()
+            {
                 let (s, name) = add_service(scenario, kind, view_center);
-                out.push(AppAction::Edit { scenario: Box::new(s), label: format!("add {name}") });
-                out.push(AppAction::Select(Selection { node: Some(name), ..Default::default() }));
+                out.push(AppAction::Edit {
+                    scenario: Box::new(s),
+                    label: format!("add {name}"),
+                });
+                out.push(AppAction::Select(Selection {
+                    node: Some(name),
+                    ..Default::default()
+                }));
             }
         }
-        if ui.button("+ client").on_hover_text("Add a traffic source").clicked()
+        if ui
+            .button("+ client")
+            .on_hover_text("Add a traffic source")
+            .clicked()
             && let Some((s, name)) = add_source(scenario, view_center + Vec2::new(0.0, 150.0))
         {
-            out.push(AppAction::Edit { scenario: Box::new(s), label: format!("add {name}") });
-            out.push(AppAction::Select(Selection { node: Some(name), ..Default::default() }));
+            out.push(AppAction::Edit {
+                scenario: Box::new(s),
+                label: format!("add {name}"),
+            });
+            out.push(AppAction::Select(Selection {
+                node: Some(name),
+                ..Default::default()
+            }));
         }
     });
     out
@@ -113,7 +156,8 @@ mod tests {
     use cascade_sim::scenario::validate;
 
     fn scenario() -> Scenario {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/teaching/retry-storm.ron");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios/teaching/retry-storm.ron");
         cascade_sim::scenario::load(&path).unwrap()
     }
 
@@ -130,16 +174,24 @@ mod tests {
         assert_eq!(validate(&s3), vec![]);
         let s4 = delete_node(&s3, "db").unwrap();
         assert!(s4.service("db").is_none());
-        assert!(s4.services.iter().all(|x| x.calls.iter().all(|c| c.to != "db")), "calls to a deleted node go too");
+        assert!(
+            s4.services
+                .iter()
+                .all(|x| x.calls.iter().all(|c| c.to != "db")),
+            "calls to a deleted node go too"
+        );
         assert_eq!(validate(&s4), vec![]);
     }
 
     #[test]
     fn a_delete_that_would_leave_no_source_or_service_is_refused() {
         let s = scenario();
-        assert!(delete_node(&s, "api").is_none(), "users send to api: deleting it leaves no source");
+        assert!(
+            delete_node(&s, "gateway").is_none(),
+            "users send to the gateway: deleting it leaves no source"
+        );
         let s = delete_node(&s, "db").unwrap();
-        assert_eq!(s.services.len(), 1);
+        assert_eq!(s.services.len(), 3);
         assert!(delete_node(&s, "users").is_none(), "the only source");
     }
 }

@@ -49,7 +49,10 @@ impl Series {
     /// run was reset).
     pub fn update(&mut self, history: &MetricsHistory, subject: &ChartSubject) {
         if *subject != self.subject || history.intervals() < self.intervals {
-            *self = Series { subject: subject.clone(), ..Default::default() };
+            *self = Series {
+                subject: subject.clone(),
+                ..Default::default()
+            };
         }
         let dt = history.interval_ns as f64 / 1e9;
         for k in self.intervals..history.intervals() {
@@ -81,24 +84,40 @@ impl Series {
                     }
                     (c, p)
                 }
-                ChartSubject::Service(i, _) => match history.services.get(*i as usize).and_then(|r| MetricsHistory::row_at(r, k)) {
+                ChartSubject::Service(i, _) => match history
+                    .services
+                    .get(*i as usize)
+                    .and_then(|r| MetricsHistory::row_at(r, k))
+                {
                     Some(r) => (r.counters, r.latency_ms),
                     None => continue,
                 },
-                ChartSubject::Source(i, _) => match history.sources.get(*i as usize).and_then(|r| MetricsHistory::row_at(r, k)) {
+                ChartSubject::Source(i, _) => match history
+                    .sources
+                    .get(*i as usize)
+                    .and_then(|r| MetricsHistory::row_at(r, k))
+                {
                     Some(r) => (r.counters, r.latency_ms),
                     None => continue,
                 },
             };
             let is_service = matches!(subject, ChartSubject::Service(..));
-            let offered = if is_service { c.offered() } else { c.offered_first };
+            let offered = if is_service {
+                c.offered()
+            } else {
+                c.offered_first
+            };
             self.offered.push([x, offered as f64 / dt]);
             self.goodput.push([x, c.goodput as f64 / dt]);
             let err = if is_service {
                 c.error_ratio()
             } else {
                 let done = c.succeeded + c.failed_total();
-                if done == 0 { 0.0 } else { c.failed_total() as f64 / done as f64 }
+                if done == 0 {
+                    0.0
+                } else {
+                    c.failed_total() as f64 / done as f64
+                }
             };
             self.errors.push([x, err]);
             self.p50.push([x, lat[0]]);
@@ -125,44 +144,91 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
     let h = ((height - 60.0) / 2.0).max(60.0);
     let w = (ui.available_width() / 3.0 - 8.0).max(120.0);
     let charts: [(&str, Vec<(&str, &Vec<[f64; 2]>, Color32)>); 6] = [
-        ("offered vs goodput (/s)", vec![("offered", &series.offered, Color32::from_rgb(150, 160, 175)), ("goodput", &series.goodput, Color32::from_rgb(46, 160, 112))]),
-        ("error ratio", vec![("errors", &series.errors, Color32::from_rgb(215, 48, 58))]),
-        ("latency (ms)", vec![("p50", &series.p50, Color32::from_rgb(120, 180, 240)), ("p99", &series.p99, Color32::from_rgb(232, 112, 40))]),
-        ("queue length", vec![("queue", &series.queue, Color32::from_rgb(222, 170, 40))]),
-        ("retries (/s)", vec![("retries", &series.retries, Color32::from_rgb(255, 200, 64))]),
-        ("utilisation", vec![("workers busy", &series.utilization, Color32::from_rgb(190, 190, 255))]),
+        (
+            "offered vs goodput (/s)",
+            vec![
+                ("offered", &series.offered, Color32::from_rgb(150, 160, 175)),
+                ("goodput", &series.goodput, Color32::from_rgb(46, 160, 112)),
+            ],
+        ),
+        (
+            "error ratio",
+            vec![("errors", &series.errors, Color32::from_rgb(215, 48, 58))],
+        ),
+        (
+            "latency (ms)",
+            vec![
+                ("p50", &series.p50, Color32::from_rgb(120, 180, 240)),
+                ("p99", &series.p99, Color32::from_rgb(232, 112, 40)),
+            ],
+        ),
+        (
+            "queue length",
+            vec![("queue", &series.queue, Color32::from_rgb(222, 170, 40))],
+        ),
+        (
+            "retries (/s)",
+            vec![("retries", &series.retries, Color32::from_rgb(255, 200, 64))],
+        ),
+        (
+            "utilisation",
+            vec![(
+                "workers busy",
+                &series.utilization,
+                Color32::from_rgb(190, 190, 255),
+            )],
+        ),
     ];
-    egui::Grid::new("charts").num_columns(3).spacing([8.0, 4.0]).show(ui, |ui| {
-        for (i, (name, lines)) in charts.into_iter().enumerate() {
-            let y_max = lines.iter().flat_map(|(_, v, _)| v.iter().map(|p| p[1])).fold(0.0f64, f64::max).max(1e-9);
-            ui.vertical(|ui| {
-                ui.label(egui::RichText::new(name).small());
-                Plot::new(("chart", i))
-                    .width(w)
-                    .height(h)
-                    .legend(Legend::default().position(Corner::LeftTop).text_style(egui::TextStyle::Small).background_alpha(0.6))
-                    .allow_scroll(false)
-                    .include_y(0.0)
-                    .x_axis_label("s")
-                    .show(ui, |plot| {
-                        for (start, end, _label) in faults {
-                            // Unnamed: shading stays out of the legend.
-                            let poly = Polygon::new(
-                                "",
-                                PlotPoints::new(vec![[*start, 0.0], [*end, 0.0], [*end, y_max * 1.05], [*start, y_max * 1.05]]),
-                            )
-                            .fill_color(Color32::from_rgba_unmultiplied(215, 48, 58, 55))
-                            .stroke(egui::Stroke::NONE);
-                            plot.polygon(poly);
-                        }
-                        for (label, points, color) in lines {
-                            plot.line(Line::new(label, PlotPoints::new(points.clone())).color(color));
-                        }
-                    });
-            });
-            if i % 3 == 2 {
-                ui.end_row();
+    egui::Grid::new("charts")
+        .num_columns(3)
+        .spacing([8.0, 4.0])
+        .show(ui, |ui| {
+            for (i, (name, lines)) in charts.into_iter().enumerate() {
+                let y_max = lines
+                    .iter()
+                    .flat_map(|(_, v, _)| v.iter().map(|p| p[1]))
+                    .fold(0.0f64, f64::max)
+                    .max(1e-9);
+                ui.vertical(|ui| {
+                    ui.label(egui::RichText::new(name).small());
+                    Plot::new(("chart", i))
+                        .width(w)
+                        .height(h)
+                        .legend(
+                            Legend::default()
+                                .position(Corner::LeftTop)
+                                .text_style(egui::TextStyle::Small)
+                                .background_alpha(0.6),
+                        )
+                        .allow_scroll(false)
+                        .include_y(0.0)
+                        .x_axis_label("s")
+                        .show(ui, |plot| {
+                            for (start, end, _label) in faults {
+                                // Unnamed: shading stays out of the legend.
+                                let poly = Polygon::new(
+                                    "",
+                                    PlotPoints::new(vec![
+                                        [*start, 0.0],
+                                        [*end, 0.0],
+                                        [*end, y_max * 1.05],
+                                        [*start, y_max * 1.05],
+                                    ]),
+                                )
+                                .fill_color(Color32::from_rgba_unmultiplied(215, 48, 58, 55))
+                                .stroke(egui::Stroke::NONE);
+                                plot.polygon(poly);
+                            }
+                            for (label, points, color) in lines {
+                                plot.line(
+                                    Line::new(label, PlotPoints::new(points.clone())).color(color),
+                                );
+                            }
+                        });
+                });
+                if i % 3 == 2 {
+                    ui.end_row();
+                }
             }
-        }
-    });
+        });
 }

@@ -9,21 +9,51 @@ use crate::theme;
 pub fn describe(ev: &SimEvent) -> (String, Color32) {
     let t = ev.time_ns as f64 / 1e9;
     let (text, color) = match &ev.kind {
-        SimEventKind::ScenarioLoaded { name, seed } => (format!("loaded \"{name}\" (seed {seed})"), Color32::GRAY),
-        SimEventKind::FaultStarted { kind, target, until_s, .. } => (
-            format!("⚡ {kind} on {target} {}", until_s.map_or_else(|| "until cleared".to_owned(), |u| format!("until {u:.1} s"))),
+        SimEventKind::ScenarioLoaded { name, seed } => {
+            (format!("loaded \"{name}\" (seed {seed})"), Color32::GRAY)
+        }
+        SimEventKind::FaultStarted {
+            kind,
+            target,
+            until_s,
+            ..
+        } => (
+            format!(
+                "⚡ {kind} on {target} {}",
+                until_s.map_or_else(|| "until cleared".to_owned(), |u| format!("until {u:.1} s"))
+            ),
             Color32::from_rgb(240, 120, 110),
         ),
-        SimEventKind::FaultEnded { kind, target, .. } => (format!("✓ {kind} on {target} ended"), Color32::from_rgb(140, 200, 160)),
-        SimEventKind::CommandApplied { description } => (description.clone(), Color32::from_rgb(150, 170, 200)),
-        SimEventKind::CommandRejected { reason } => (format!("rejected: {reason}"), Color32::from_rgb(240, 170, 60)),
-        SimEventKind::HealthChanged { node, from, to } => {
-            (format!("{node}: {} → {}", from.as_str(), to.as_str()), theme::health_color32(*to))
+        SimEventKind::FaultEnded { kind, target, .. } => (
+            format!("✓ {kind} on {target} ended"),
+            Color32::from_rgb(140, 200, 160),
+        ),
+        SimEventKind::CommandApplied { description } => {
+            (description.clone(), Color32::from_rgb(150, 170, 200))
         }
-        SimEventKind::Mechanism { node, what } => (format!("{node}: {what}"), Color32::from_rgb(190, 170, 230)),
-        SimEventKind::AlertFired { name, node } => (format!("🔔 alert {name} on {node}"), Color32::from_rgb(250, 200, 90)),
-        SimEventKind::OperatorActed { description } => (format!("operator: {description}"), Color32::from_rgb(120, 200, 230)),
-        SimEventKind::VerdictChanged { verdict } => (format!("verdict: {}", verdict.as_str()), theme::verdict_color32(*verdict)),
+        SimEventKind::CommandRejected { reason } => (
+            format!("rejected: {reason}"),
+            Color32::from_rgb(240, 170, 60),
+        ),
+        SimEventKind::HealthChanged { node, from, to } => (
+            format!("{node}: {} → {}", from.as_str(), to.as_str()),
+            theme::health_color32(*to),
+        ),
+        SimEventKind::Mechanism { node, what } => {
+            (format!("{node}: {what}"), Color32::from_rgb(190, 170, 230))
+        }
+        SimEventKind::AlertFired { name, node } => (
+            format!("🔔 alert {name} on {node}"),
+            Color32::from_rgb(250, 200, 90),
+        ),
+        SimEventKind::OperatorActed { description } => (
+            format!("operator: {description}"),
+            Color32::from_rgb(120, 200, 230),
+        ),
+        SimEventKind::VerdictChanged { verdict } => (
+            format!("verdict: {}", verdict.as_str()),
+            theme::verdict_color32(*verdict),
+        ),
     };
     (format!("{t:>9.3} s  {text}"), color)
 }
@@ -32,15 +62,21 @@ pub fn describe(ev: &SimEvent) -> (String, Color32) {
 pub fn event_log_ui(ui: &mut egui::Ui, events: &[SimEvent], health_changes: &mut bool) {
     ui.horizontal(|ui| {
         ui.label(RichText::new(format!("{} events", events.len())).strong());
-        ui.checkbox(health_changes, "health changes").on_hover_text("Show every node's health changes");
+        ui.checkbox(health_changes, "health changes")
+            .on_hover_text("Show every node's health changes");
     });
-    egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
-        let shown = events.iter().filter(|e| *health_changes || !matches!(e.kind, SimEventKind::HealthChanged { .. }));
-        let lines: Vec<&SimEvent> = shown.collect();
-        // Long logs: only the last 2,000 lines are drawn.
-        for ev in lines.iter().skip(lines.len().saturating_sub(2000)) {
-            let (text, color) = describe(ev);
-            ui.label(RichText::new(text).monospace().color(color));
-        }
-    });
+    egui::ScrollArea::vertical()
+        .stick_to_bottom(true)
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let shown = events.iter().filter(|e| {
+                *health_changes || !matches!(e.kind, SimEventKind::HealthChanged { .. })
+            });
+            let lines: Vec<&SimEvent> = shown.collect();
+            // Long logs: only the last 2,000 lines are drawn.
+            for ev in lines.iter().skip(lines.len().saturating_sub(2000)) {
+                let (text, color) = describe(ev);
+                ui.label(RichText::new(text).monospace().color(color));
+            }
+        });
 }

@@ -116,7 +116,11 @@ impl FaultParams {
     }
 
     fn selector(&self) -> InstanceSelector {
-        if self.first_only { InstanceSelector::First(1) } else { InstanceSelector::All }
+        if self.first_only {
+            InstanceSelector::First(1)
+        } else {
+            InstanceSelector::All
+        }
     }
 }
 
@@ -124,66 +128,181 @@ impl FaultParams {
 /// tooltip.
 pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'static str, FaultKind)> {
     match target {
-        FaultTarget::Service { name, instances, workers, cache } => {
+        FaultTarget::Service {
+            name,
+            instances,
+            workers,
+            cache,
+        } => {
             let s = || name.clone();
             let mut v = vec![
                 (
-                    if p.blackhole { "Kill (blackhole)".to_owned() } else { "Kill".to_owned() },
+                    if p.blackhole {
+                        "Kill (blackhole)".to_owned()
+                    } else {
+                        "Kill".to_owned()
+                    },
                     "Crash instances: queued and in-progress work is lost; new requests are refused (or vanish, blackhole)",
-                    FaultKind::Kill { service: s(), instances: p.selector(), mode: if p.blackhole { KillMode::Blackhole } else { KillMode::Refuse } },
+                    FaultKind::Kill {
+                        service: s(),
+                        instances: p.selector(),
+                        mode: if p.blackhole {
+                            KillMode::Blackhole
+                        } else {
+                            KillMode::Refuse
+                        },
+                    },
                 ),
-                (format!("Slow ×{}", p.factor), "Own work takes this many times longer", FaultKind::Slow { service: s(), instances: p.selector(), factor: p.factor }),
-                (format!("Latency +{} ms", p.added_ms), "A fixed delay added to each request's own work (a slow disk)", FaultKind::Latency { service: s(), instances: p.selector(), added_ms: p.added_ms }),
-                (format!("Errors {:.0}%", p.probability * 100.0), "Requests fail with an error after their own work", FaultKind::Errors { service: s(), instances: p.selector(), probability: p.probability }),
                 (
-                    format!("Cut to {} worker{}", p.workers_left.min(*workers), if p.workers_left == 1 { "" } else { "s" }),
+                    format!("Slow ×{}", p.factor),
+                    "Own work takes this many times longer",
+                    FaultKind::Slow {
+                        service: s(),
+                        instances: p.selector(),
+                        factor: p.factor,
+                    },
+                ),
+                (
+                    format!("Latency +{} ms", p.added_ms),
+                    "A fixed delay added to each request's own work (a slow disk)",
+                    FaultKind::Latency {
+                        service: s(),
+                        instances: p.selector(),
+                        added_ms: p.added_ms,
+                    },
+                ),
+                (
+                    format!("Errors {:.0}%", p.probability * 100.0),
+                    "Requests fail with an error after their own work",
+                    FaultKind::Errors {
+                        service: s(),
+                        instances: p.selector(),
+                        probability: p.probability,
+                    },
+                ),
+                (
+                    format!(
+                        "Cut to {} worker{}",
+                        p.workers_left.min(*workers),
+                        if p.workers_left == 1 { "" } else { "s" }
+                    ),
                     "Fewer workers per instance",
-                    FaultKind::CapacityCut { service: s(), workers: Some(p.workers_left.min(*workers)), instances: None },
+                    FaultKind::CapacityCut {
+                        service: s(),
+                        workers: Some(p.workers_left.min(*workers)),
+                        instances: None,
+                    },
                 ),
             ];
             if *instances > 1 {
                 v.push((
-                    format!("Cut to {} instance{}", p.instances_left.min(*instances), if p.instances_left == 1 { "" } else { "s" }),
+                    format!(
+                        "Cut to {} instance{}",
+                        p.instances_left.min(*instances),
+                        if p.instances_left == 1 { "" } else { "s" }
+                    ),
                     "Fewer instances in the load balancer (the others drain)",
-                    FaultKind::CapacityCut { service: s(), workers: None, instances: Some(p.instances_left.min(*instances)) },
+                    FaultKind::CapacityCut {
+                        service: s(),
+                        workers: None,
+                        instances: Some(p.instances_left.min(*instances)),
+                    },
                 ));
             }
             v.push(("Restart".to_owned(), "Instances restart: down for the restart time, then startup calls and warm-up (instant)", FaultKind::Restart { service: s(), instances: p.selector(), spread_s: 0.0 }));
-            v.push(("Latch".to_owned(), "Instances fail into a state only a reset clears (instant)", FaultKind::LatchedFailure { service: s(), instances: p.selector() }));
+            v.push((
+                "Latch".to_owned(),
+                "Instances fail into a state only a reset clears (instant)",
+                FaultKind::LatchedFailure {
+                    service: s(),
+                    instances: p.selector(),
+                },
+            ));
             v.push((
                 format!("Bad config {:.0}%", p.push_share * 100.0),
                 "A config push makes requests fail on a share of instances, spreading over the propagation time; rolled back when it ends",
                 FaultKind::ConfigPush { service: s(), share: p.push_share, propagation_s: p.propagation_s, change: PushedChange::Errors(p.probability.max(0.01)) },
             ));
-            v.push((format!("Throttle {}/s", p.throttle_per_s), "The service answers 429 above this rate per instance", FaultKind::Throttle { service: s(), rate_per_s: p.throttle_per_s }));
+            v.push((
+                format!("Throttle {}/s", p.throttle_per_s),
+                "The service answers 429 above this rate per instance",
+                FaultKind::Throttle {
+                    service: s(),
+                    rate_per_s: p.throttle_per_s,
+                },
+            ));
             if *cache {
-                v.push(("Flush cache".to_owned(), "Every cached entry is dropped (instant)", FaultKind::CacheFlush { service: s(), share: 1.0 }));
-                v.push((format!("TTL storm {} s", p.within_s), "Every entry expires within this window (instant)", FaultKind::TtlStorm { service: s(), within_s: p.within_s }));
+                v.push((
+                    "Flush cache".to_owned(),
+                    "Every cached entry is dropped (instant)",
+                    FaultKind::CacheFlush {
+                        service: s(),
+                        share: 1.0,
+                    },
+                ));
+                v.push((
+                    format!("TTL storm {} s", p.within_s),
+                    "Every entry expires within this window (instant)",
+                    FaultKind::TtlStorm {
+                        service: s(),
+                        within_s: p.within_s,
+                    },
+                ));
             }
             v
         }
         FaultTarget::Source { name } => vec![(
             format!("Load spike ×{}", p.factor),
             "The source sends this many times its rate",
-            FaultKind::LoadSpike { source: name.clone(), factor: p.factor },
+            FaultKind::LoadSpike {
+                source: name.clone(),
+                factor: p.factor,
+            },
         )],
         FaultTarget::Edge { from, to } => vec![
-            ("Partition".to_owned(), "Requests and replies on this link are lost", FaultKind::Partition { from: from.clone(), to: to.clone() }),
-            (format!("Link latency +{} ms", p.added_ms), "Extra one-way network latency on this link", FaultKind::LinkLatency { from: from.clone(), to: to.clone(), added_ms: p.added_ms }),
+            (
+                "Partition".to_owned(),
+                "Requests and replies on this link are lost",
+                FaultKind::Partition {
+                    from: from.clone(),
+                    to: to.clone(),
+                },
+            ),
+            (
+                format!("Link latency +{} ms", p.added_ms),
+                "Extra one-way network latency on this link",
+                FaultKind::LinkLatency {
+                    from: from.clone(),
+                    to: to.clone(),
+                    added_ms: p.added_ms,
+                },
+            ),
             (
                 format!("Packet loss {:.0}%", p.probability * 100.0),
                 "Each request and reply on this link is lost with this probability",
-                FaultKind::PacketLoss { from: from.clone(), to: to.clone(), probability: p.probability },
+                FaultKind::PacketLoss {
+                    from: from.clone(),
+                    to: to.clone(),
+                    probability: p.probability,
+                },
             ),
             (
                 "Cut requests".to_owned(),
                 "One-way partition: requests are lost, replies pass",
-                FaultKind::OneWayPartition { from: from.clone(), to: to.clone(), direction: Direction::Requests },
+                FaultKind::OneWayPartition {
+                    from: from.clone(),
+                    to: to.clone(),
+                    direction: Direction::Requests,
+                },
             ),
             (
                 "Cut replies".to_owned(),
                 "One-way partition: the callee works but the caller never hears back",
-                FaultKind::OneWayPartition { from: from.clone(), to: to.clone(), direction: Direction::Replies },
+                FaultKind::OneWayPartition {
+                    from: from.clone(),
+                    to: to.clone(),
+                    direction: Direction::Replies,
+                },
             ),
         ],
     }
@@ -197,28 +316,45 @@ fn target_label(t: &FaultTarget) -> String {
 }
 
 /// The palette; returns the user's actions.
-pub fn fault_palette_ui(ui: &mut egui::Ui, view: &FaultPaletteView, params: &mut FaultParams) -> Vec<AppAction> {
+pub fn fault_palette_ui(
+    ui: &mut egui::Ui,
+    view: &FaultPaletteView,
+    params: &mut FaultParams,
+) -> Vec<AppAction> {
     let mut out = Vec::new();
     ui.heading("Break something");
     match &view.target {
         None => {
-            ui.label(RichText::new("Select a node or an edge on the canvas (or right-click it) to aim a fault.").weak());
+            ui.label(
+                RichText::new(
+                    "Select a node or an edge on the canvas (or right-click it) to aim a fault.",
+                )
+                .weak(),
+            );
         }
         Some(target) => {
             ui.label(format!("Target: {}", target_label(target)));
             parameters_ui(ui, target, params);
             ui.horizontal(|ui| {
-                ui.checkbox(&mut params.until_cleared, "until cleared").on_hover_text("Lasts until you clear it");
+                ui.checkbox(&mut params.until_cleared, "until cleared")
+                    .on_hover_text("Lasts until you clear it");
                 ui.add_enabled(
                     !params.until_cleared,
-                    egui::DragValue::new(&mut params.duration_s).range(0.1..=86_400.0).speed(1.0).suffix(" s"),
+                    egui::DragValue::new(&mut params.duration_s)
+                        .range(0.1..=86_400.0)
+                        .speed(1.0)
+                        .suffix(" s"),
                 )
                 .on_hover_text("How long the fault lasts, in simulated seconds");
             });
             ui.horizontal_wrapped(|ui| {
                 for (label, tip, fault) in faults_for(target, params) {
                     if ui.button(label).on_hover_text(tip).clicked() {
-                        let duration_s = if fault.is_instantaneous() { None } else { params.duration() };
+                        let duration_s = if fault.is_instantaneous() {
+                            None
+                        } else {
+                            params.duration()
+                        };
                         out.push(AppAction::InjectFault { fault, duration_s });
                     }
                 }
@@ -228,7 +364,12 @@ pub fn fault_palette_ui(ui: &mut egui::Ui, view: &FaultPaletteView, params: &mut
     ui.separator();
     ui.horizontal(|ui| {
         ui.label(RichText::new("Faults in effect").strong());
-        if !view.active.is_empty() && ui.small_button("clear all").on_hover_text("End every fault now").clicked() {
+        if !view.active.is_empty()
+            && ui
+                .small_button("clear all")
+                .on_hover_text("End every fault now")
+                .clicked()
+        {
             out.push(AppAction::ClearAllFaults);
         }
     });
@@ -237,13 +378,30 @@ pub fn fault_palette_ui(ui: &mut egui::Ui, view: &FaultPaletteView, params: &mut
     }
     for f in &view.active {
         ui.horizontal(|ui| {
-            let until = f.until_s.map_or_else(|| "until cleared".to_owned(), |t| format!("until {t:.0} s"));
-            let text = format!("{}{} — {until}", f.label, if f.scripted { " (scripted)" } else { "" });
+            let until = f
+                .until_s
+                .map_or_else(|| "until cleared".to_owned(), |t| format!("until {t:.0} s"));
+            let text = format!(
+                "{}{} — {until}",
+                f.label,
+                if f.scripted { " (scripted)" } else { "" }
+            );
             let selected = view.selection.fault == Some(f.id);
-            if ui.selectable_label(selected, text).on_hover_text("Select (Delete clears it)").clicked() {
-                out.push(AppAction::Select(Selection { fault: if selected { None } else { Some(f.id) }, ..view.selection.clone() }));
+            if ui
+                .selectable_label(selected, text)
+                .on_hover_text("Select (Delete clears it)")
+                .clicked()
+            {
+                out.push(AppAction::Select(Selection {
+                    fault: if selected { None } else { Some(f.id) },
+                    ..view.selection.clone()
+                }));
             }
-            if ui.small_button("clear").on_hover_text("End this fault now").clicked() {
+            if ui
+                .small_button("clear")
+                .on_hover_text("End this fault now")
+                .clicked()
+            {
                 out.push(AppAction::ClearFault(f.id));
             }
         });
@@ -312,22 +470,37 @@ fn parameters_ui(ui: &mut egui::Ui, target: &FaultTarget, p: &mut FaultParams) {
 }
 
 /// The right-click menu: quick faults with preset durations.
-pub fn fault_menu_ui(ui: &mut egui::Ui, target: &FaultTarget, params: &FaultParams) -> Vec<AppAction> {
+pub fn fault_menu_ui(
+    ui: &mut egui::Ui,
+    target: &FaultTarget,
+    params: &FaultParams,
+) -> Vec<AppAction> {
     let mut out = Vec::new();
     ui.label(RichText::new(target_label(target)).strong());
     ui.separator();
     for (label, tip, fault) in faults_for(target, params) {
         if fault.is_instantaneous() {
             if ui.button(label).on_hover_text(tip).clicked() {
-                out.push(AppAction::InjectFault { fault, duration_s: None });
+                out.push(AppAction::InjectFault {
+                    fault,
+                    duration_s: None,
+                });
                 ui.close();
             }
             continue;
         }
         ui.menu_button(label, |ui| {
-            for (text, duration) in [("for 10 s", Some(10.0)), ("for 30 s", Some(30.0)), ("for 60 s", Some(60.0)), ("until cleared", None)] {
+            for (text, duration) in [
+                ("for 10 s", Some(10.0)),
+                ("for 30 s", Some(30.0)),
+                ("for 60 s", Some(60.0)),
+                ("until cleared", None),
+            ] {
                 if ui.button(text).clicked() {
-                    out.push(AppAction::InjectFault { fault: fault.clone(), duration_s: duration });
+                    out.push(AppAction::InjectFault {
+                        fault: fault.clone(),
+                        duration_s: duration,
+                    });
                     ui.close();
                 }
             }

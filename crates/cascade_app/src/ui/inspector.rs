@@ -7,8 +7,8 @@
 
 use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::{
-    Backoff, CallSpec, Jitter, LoadBalancer, NodeKind, QueueDiscipline, RateProfile, RetryBudgetSpec, RetryPolicy, Scenario,
-    ServiceSpec, ServiceTime, SourceSpec,
+    Backoff, CallSpec, Jitter, LoadBalancer, NodeKind, QueueDiscipline, RateProfile,
+    RetryBudgetSpec, RetryPolicy, Scenario, ServiceSpec, ServiceTime, SourceSpec,
 };
 use egui_plot::{Line, Plot, PlotPoints};
 
@@ -24,7 +24,13 @@ pub struct SelectionMetrics {
 }
 
 /// Draws the inspector for `selection` over `scenario`; returns an edit if anything changed.
-pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selection, metrics: &SelectionMetrics, building: bool) -> Vec<AppAction> {
+pub fn inspector_ui(
+    ui: &mut egui::Ui,
+    scenario: &Scenario,
+    selection: &Selection,
+    metrics: &SelectionMetrics,
+    building: bool,
+) -> Vec<AppAction> {
     let mut out = Vec::new();
     if let Some(name) = &selection.node {
         if let Some(spec) = scenario.service(name) {
@@ -36,7 +42,10 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
                 if let Some(slot) = s.services.iter_mut().find(|x| x.name == *name) {
                     *slot = edited;
                 }
-                out.push(AppAction::Edit { scenario: Box::new(s), label: format!("edit {name}") });
+                out.push(AppAction::Edit {
+                    scenario: Box::new(s),
+                    label: format!("edit {name}"),
+                });
             }
         } else if let Some(spec) = scenario.source(name) {
             ui.heading(name);
@@ -47,7 +56,10 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
                 if let Some(slot) = s.sources.iter_mut().find(|x| x.name == *name) {
                     *slot = edited;
                 }
-                out.push(AppAction::Edit { scenario: Box::new(s), label: format!("edit {name}") });
+                out.push(AppAction::Edit {
+                    scenario: Box::new(s),
+                    label: format!("edit {name}"),
+                });
             }
         }
         let mut with_alerts = out
@@ -58,23 +70,40 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
                 _ => None,
             })
             .unwrap_or_else(|| scenario.clone());
-        egui::CollapsingHeader::new("Alerts").id_salt("node-alerts").show(ui, |ui| {
-            if super::mechanisms::alerts_ui(ui, &mut with_alerts, Some(name)) {
-                out.push(AppAction::Edit { scenario: Box::new(with_alerts.clone()), label: format!("alerts on {name}") });
-            }
-        });
+        egui::CollapsingHeader::new("Alerts")
+            .id_salt("node-alerts")
+            .show(ui, |ui| {
+                if super::mechanisms::alerts_ui(ui, &mut with_alerts, Some(name)) {
+                    out.push(AppAction::Edit {
+                        scenario: Box::new(with_alerts.clone()),
+                        label: format!("alerts on {name}"),
+                    });
+                }
+            });
         if building {
             ui.separator();
             ui.horizontal(|ui| {
-                if ui.button("Duplicate").on_hover_text("Add a copy of this node next to it (Ctrl+D)").clicked()
+                if ui
+                    .button("Duplicate")
+                    .on_hover_text("Add a copy of this node next to it (Ctrl+D)")
+                    .clicked()
                     && let Some(s) = crate::ui::build::duplicate_node(scenario, name)
                 {
-                    out.push(AppAction::Edit { scenario: Box::new(s), label: format!("duplicate {name}") });
+                    out.push(AppAction::Edit {
+                        scenario: Box::new(s),
+                        label: format!("duplicate {name}"),
+                    });
                 }
-                if ui.button("Delete").on_hover_text("Remove this node and every call to it (Delete)").clicked()
+                if ui
+                    .button("Delete")
+                    .on_hover_text("Remove this node and every call to it (Delete)")
+                    .clicked()
                     && let Some(s) = crate::ui::build::delete_node(scenario, name)
                 {
-                    out.push(AppAction::Edit { scenario: Box::new(s), label: format!("delete {name}") });
+                    out.push(AppAction::Edit {
+                        scenario: Box::new(s),
+                        label: format!("delete {name}"),
+                    });
                     out.push(AppAction::Select(Selection::default()));
                 }
             });
@@ -84,12 +113,24 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
         let mut s = scenario.clone();
         let mut changed = false;
         if let Some(svc) = s.services.iter_mut().find(|x| x.name == *from) {
-            for (i, call) in svc.calls.iter_mut().enumerate().filter(|(_, c)| c.to == *to) {
+            for (i, call) in svc
+                .calls
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, c)| c.to == *to)
+            {
                 let before = call.clone();
-                egui::CollapsingHeader::new(format!("call {}", i + 1)).default_open(true).show(ui, |ui| call_ui(ui, call, i));
+                egui::CollapsingHeader::new(format!("call {}", i + 1))
+                    .default_open(true)
+                    .show(ui, |ui| call_ui(ui, call, i));
                 changed |= *call != before;
             }
-            if building && ui.button("Delete call").on_hover_text("Remove this call").clicked() {
+            if building
+                && ui
+                    .button("Delete call")
+                    .on_hover_text("Remove this call")
+                    .clicked()
+            {
                 svc.calls.retain(|c| c.to != *to);
                 changed = true;
                 out.push(AppAction::Select(Selection::default()));
@@ -100,7 +141,10 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
             changed |= *src != before;
         }
         if changed {
-            out.push(AppAction::Edit { scenario: Box::new(s), label: format!("edit {from} → {to}") });
+            out.push(AppAction::Edit {
+                scenario: Box::new(s),
+                label: format!("edit {from} → {to}"),
+            });
         }
     } else {
         ui.heading("Inspector");
@@ -110,7 +154,10 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
             ui.label(RichText::new("Alerts and operator").strong());
             let mut s = scenario.clone();
             if super::mechanisms::alerts_ui(ui, &mut s, None) {
-                out.push(AppAction::Edit { scenario: Box::new(s), label: "edit alerts".to_owned() });
+                out.push(AppAction::Edit {
+                    scenario: Box::new(s),
+                    label: "edit alerts".to_owned(),
+                });
             }
         }
     }
@@ -123,16 +170,23 @@ pub fn inspector_ui(ui: &mut egui::Ui, scenario: &Scenario, selection: &Selectio
 
 fn metrics_ui(ui: &mut egui::Ui, m: &SelectionMetrics) {
     ui.label(RichText::new("Last interval").strong());
-    egui::Grid::new("figures").num_columns(2).striped(true).show(ui, |ui| {
-        for (k, v) in &m.figures {
-            ui.label(k);
-            ui.label(RichText::new(v).monospace());
-            ui.end_row();
-        }
-    });
+    egui::Grid::new("figures")
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            for (k, v) in &m.figures {
+                ui.label(k);
+                ui.label(RichText::new(v).monospace());
+                ui.end_row();
+            }
+        });
     for (label, values) in &m.sparklines {
         ui.label(RichText::new(label).small().weak());
-        let points: PlotPoints = values.iter().enumerate().map(|(i, v)| [i as f64, *v]).collect();
+        let points: PlotPoints = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| [i as f64, *v])
+            .collect();
         Plot::new(format!("spark-{label}"))
             .height(34.0)
             .show_axes(false)
@@ -197,7 +251,9 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
         ui.end_row();
     });
     for (i, call) in s.calls.iter_mut().enumerate() {
-        egui::CollapsingHeader::new(format!("call {} → {}", i + 1, call.to)).id_salt(("call", i)).show(ui, |ui| call_ui(ui, call, i));
+        egui::CollapsingHeader::new(format!("call {} → {}", i + 1, call.to))
+            .id_salt(("call", i))
+            .show(ui, |ui| call_ui(ui, call, i));
     }
     ui.add_space(4.0);
     ui.label(RichText::new("Resilience").strong());
@@ -214,23 +270,51 @@ fn service_time_ui(ui: &mut egui::Ui, st: &mut ServiceTime) {
             ServiceTime::Normal { .. } => "normal",
         };
         let mean = st.mean_ms();
-        egui::ComboBox::from_id_salt("dist").selected_text(name).width(90.0).show_ui(ui, |ui| {
-            if ui.selectable_label(matches!(st, ServiceTime::Exponential { .. }), "exponential").clicked() {
-                *st = ServiceTime::Exponential { mean_ms: mean };
-            }
-            if ui.selectable_label(matches!(st, ServiceTime::Deterministic { .. }), "constant").clicked() {
-                *st = ServiceTime::Deterministic { ms: mean };
-            }
-            if ui.selectable_label(matches!(st, ServiceTime::LogNormal { .. }), "log-normal").clicked() {
-                *st = ServiceTime::LogNormal { mean_ms: mean, sigma: 1.0 };
-            }
-            if ui.selectable_label(matches!(st, ServiceTime::Uniform { .. }), "uniform").clicked() {
-                *st = ServiceTime::Uniform { min_ms: mean * 0.5, max_ms: mean * 1.5 };
-            }
-            if ui.selectable_label(matches!(st, ServiceTime::Normal { .. }), "normal").on_hover_text("|N(mean, sd)|").clicked() {
-                *st = ServiceTime::Normal { mean_ms: mean, sd_ms: mean * 0.2 };
-            }
-        });
+        egui::ComboBox::from_id_salt("dist")
+            .selected_text(name)
+            .width(90.0)
+            .show_ui(ui, |ui| {
+                if ui
+                    .selectable_label(matches!(st, ServiceTime::Exponential { .. }), "exponential")
+                    .clicked()
+                {
+                    *st = ServiceTime::Exponential { mean_ms: mean };
+                }
+                if ui
+                    .selectable_label(matches!(st, ServiceTime::Deterministic { .. }), "constant")
+                    .clicked()
+                {
+                    *st = ServiceTime::Deterministic { ms: mean };
+                }
+                if ui
+                    .selectable_label(matches!(st, ServiceTime::LogNormal { .. }), "log-normal")
+                    .clicked()
+                {
+                    *st = ServiceTime::LogNormal {
+                        mean_ms: mean,
+                        sigma: 1.0,
+                    };
+                }
+                if ui
+                    .selectable_label(matches!(st, ServiceTime::Uniform { .. }), "uniform")
+                    .clicked()
+                {
+                    *st = ServiceTime::Uniform {
+                        min_ms: mean * 0.5,
+                        max_ms: mean * 1.5,
+                    };
+                }
+                if ui
+                    .selectable_label(matches!(st, ServiceTime::Normal { .. }), "normal")
+                    .on_hover_text("|N(mean, sd)|")
+                    .clicked()
+                {
+                    *st = ServiceTime::Normal {
+                        mean_ms: mean,
+                        sd_ms: mean * 0.2,
+                    };
+                }
+            });
         match st {
             ServiceTime::Exponential { mean_ms } => {
                 ui.add(ms(mean_ms)).on_hover_text("Mean");
@@ -240,7 +324,13 @@ fn service_time_ui(ui: &mut egui::Ui, st: &mut ServiceTime) {
             }
             ServiceTime::LogNormal { mean_ms, sigma } => {
                 ui.add(ms(mean_ms)).on_hover_text("Mean");
-                ui.add(egui::DragValue::new(sigma).range(0.0..=5.0).speed(0.01).prefix("σ ")).on_hover_text("Spread (σ of the log)");
+                ui.add(
+                    egui::DragValue::new(sigma)
+                        .range(0.0..=5.0)
+                        .speed(0.01)
+                        .prefix("σ "),
+                )
+                .on_hover_text("Spread (σ of the log)");
             }
             ServiceTime::Uniform { min_ms, max_ms } => {
                 ui.add(ms(min_ms)).on_hover_text("Minimum");
@@ -251,37 +341,63 @@ fn service_time_ui(ui: &mut egui::Ui, st: &mut ServiceTime) {
             }
             ServiceTime::Normal { mean_ms, sd_ms } => {
                 ui.add(ms(mean_ms)).on_hover_text("Mean");
-                ui.add(egui::DragValue::new(sd_ms).range(0.0..=1e6).speed(0.1).prefix("σ ").suffix(" ms")).on_hover_text("Standard deviation");
+                ui.add(
+                    egui::DragValue::new(sd_ms)
+                        .range(0.0..=1e6)
+                        .speed(0.1)
+                        .prefix("σ ")
+                        .suffix(" ms"),
+                )
+                .on_hover_text("Standard deviation");
             }
         }
     });
 }
 
 fn ms(v: &mut f64) -> egui::DragValue<'_> {
-    egui::DragValue::new(v).range(0.001..=1e7).speed(0.1).suffix(" ms")
+    egui::DragValue::new(v)
+        .range(0.001..=1e7)
+        .speed(0.1)
+        .suffix(" ms")
 }
 
 fn rps(v: &mut f64) -> egui::DragValue<'_> {
-    egui::DragValue::new(v).range(0.001..=1e8).speed(1.0).suffix(" /s")
+    egui::DragValue::new(v)
+        .range(0.001..=1e8)
+        .speed(1.0)
+        .suffix(" /s")
 }
 
 fn secs(v: &mut f64) -> egui::DragValue<'_> {
-    egui::DragValue::new(v).range(0.0..=1e7).speed(1.0).suffix(" s")
+    egui::DragValue::new(v)
+        .range(0.0..=1e7)
+        .speed(1.0)
+        .suffix(" s")
 }
 
 fn call_ui(ui: &mut egui::Ui, c: &mut CallSpec, i: usize) {
-    egui::Grid::new(("call-grid", i)).num_columns(2).show(ui, |ui| {
-        ui.label("probability");
-        ui.add(egui::Slider::new(&mut c.probability, 0.0..=1.0)).on_hover_text("Share of requests that make this call");
-        ui.end_row();
-        ui.label("count");
-        ui.add(egui::DragValue::new(&mut c.count).range(1..=1000)).on_hover_text("Times the call is made, one after another");
-        ui.end_row();
-        ui.label("latency");
-        ui.add(egui::DragValue::new(&mut c.latency_ms).range(0.001..=10_000.0).speed(0.1).suffix(" ms")).on_hover_text("One-way network latency (at least one tick)");
-        ui.end_row();
-        timeout_row(ui, &mut c.timeout_ms);
-    });
+    egui::Grid::new(("call-grid", i))
+        .num_columns(2)
+        .show(ui, |ui| {
+            ui.label("probability");
+            ui.add(egui::Slider::new(&mut c.probability, 0.0..=1.0))
+                .on_hover_text("Share of requests that make this call");
+            ui.end_row();
+            ui.label("count");
+            ui.add(egui::DragValue::new(&mut c.count).range(1..=1000))
+                .on_hover_text("Times the call is made, one after another");
+            ui.end_row();
+            ui.label("latency");
+            ui.add(
+                egui::DragValue::new(&mut c.latency_ms)
+                    .range(0.001..=10_000.0)
+                    .speed(0.1)
+                    .suffix(" ms"),
+            )
+            .on_hover_text("One-way network latency (at least one tick)");
+            ui.end_row();
+            timeout_row(ui, &mut c.timeout_ms);
+        });
     retry_ui(ui, &mut c.retry, i);
     super::mechanisms::call_mechanisms_ui(ui, c, &format!("call-{i}"));
 }
@@ -290,14 +406,21 @@ fn timeout_row(ui: &mut egui::Ui, timeout: &mut Option<f64>) {
     ui.label("timeout");
     ui.horizontal(|ui| {
         let mut on = timeout.is_some();
-        ui.checkbox(&mut on, "").on_hover_text("Without a timeout the caller waits forever");
+        ui.checkbox(&mut on, "")
+            .on_hover_text("Without a timeout the caller waits forever");
         match (on, *timeout) {
             (true, None) => *timeout = Some(1000.0),
             (false, Some(_)) => *timeout = None,
             _ => {}
         }
         if let Some(t) = timeout.as_mut() {
-            ui.add(egui::DragValue::new(t).range(0.001..=3_600_000.0).speed(1.0).suffix(" ms")).on_hover_text("Per attempt");
+            ui.add(
+                egui::DragValue::new(t)
+                    .range(0.001..=3_600_000.0)
+                    .speed(1.0)
+                    .suffix(" ms"),
+            )
+            .on_hover_text("Per attempt");
         }
     });
     ui.end_row();
@@ -306,7 +429,8 @@ fn timeout_row(ui: &mut egui::Ui, timeout: &mut Option<f64>) {
 fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
     egui::Grid::new(("retry", i)).num_columns(2).show(ui, |ui| {
         ui.label("attempts");
-        ui.add(egui::DragValue::new(&mut r.max_attempts).range(1..=100)).on_hover_text("Tries in total: 3 = one try and two retries");
+        ui.add(egui::DragValue::new(&mut r.max_attempts).range(1..=100))
+            .on_hover_text("Tries in total: 3 = one try and two retries");
         ui.end_row();
         ui.label("backoff");
         ui.horizontal(|ui| {
@@ -315,29 +439,61 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
                 Backoff::Constant { .. } => "constant",
                 Backoff::Exponential { .. } => "exponential",
             };
-            egui::ComboBox::from_id_salt(("backoff", i)).selected_text(label).width(90.0).show_ui(ui, |ui| {
-                if ui.selectable_label(r.backoff == Backoff::None, "none").clicked() {
-                    r.backoff = Backoff::None;
-                    r.jitter = Jitter::None;
-                }
-                if ui.selectable_label(matches!(r.backoff, Backoff::Constant { .. }), "constant").clicked() {
-                    r.backoff = Backoff::Constant { delay_ms: 100.0 };
-                    if r.jitter == Jitter::Decorrelated {
-                        r.jitter = Jitter::Full;
+            egui::ComboBox::from_id_salt(("backoff", i))
+                .selected_text(label)
+                .width(90.0)
+                .show_ui(ui, |ui| {
+                    if ui
+                        .selectable_label(r.backoff == Backoff::None, "none")
+                        .clicked()
+                    {
+                        r.backoff = Backoff::None;
+                        r.jitter = Jitter::None;
                     }
-                }
-                if ui.selectable_label(matches!(r.backoff, Backoff::Exponential { .. }), "exponential").clicked() {
-                    r.backoff = Backoff::Exponential { base_ms: 20.0, cap_ms: 2000.0 };
-                }
-            });
+                    if ui
+                        .selectable_label(matches!(r.backoff, Backoff::Constant { .. }), "constant")
+                        .clicked()
+                    {
+                        r.backoff = Backoff::Constant { delay_ms: 100.0 };
+                        if r.jitter == Jitter::Decorrelated {
+                            r.jitter = Jitter::Full;
+                        }
+                    }
+                    if ui
+                        .selectable_label(
+                            matches!(r.backoff, Backoff::Exponential { .. }),
+                            "exponential",
+                        )
+                        .clicked()
+                    {
+                        r.backoff = Backoff::Exponential {
+                            base_ms: 20.0,
+                            cap_ms: 2000.0,
+                        };
+                    }
+                });
             match &mut r.backoff {
                 Backoff::None => {}
                 Backoff::Constant { delay_ms } => {
-                    ui.add(egui::DragValue::new(delay_ms).range(0.0..=3_600_000.0).suffix(" ms"));
+                    ui.add(
+                        egui::DragValue::new(delay_ms)
+                            .range(0.0..=3_600_000.0)
+                            .suffix(" ms"),
+                    );
                 }
                 Backoff::Exponential { base_ms, cap_ms } => {
-                    ui.add(egui::DragValue::new(base_ms).range(0.001..=3_600_000.0).suffix(" ms")).on_hover_text("First delay");
-                    ui.add(egui::DragValue::new(cap_ms).range(0.001..=3_600_000.0).suffix(" ms")).on_hover_text("Largest delay");
+                    ui.add(
+                        egui::DragValue::new(base_ms)
+                            .range(0.001..=3_600_000.0)
+                            .suffix(" ms"),
+                    )
+                    .on_hover_text("First delay");
+                    ui.add(
+                        egui::DragValue::new(cap_ms)
+                            .range(0.001..=3_600_000.0)
+                            .suffix(" ms"),
+                    )
+                    .on_hover_text("Largest delay");
                     if *cap_ms < *base_ms {
                         *cap_ms = *base_ms;
                     }
@@ -347,28 +503,47 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
         ui.end_row();
         ui.label("jitter");
         ui.add_enabled_ui(r.backoff != Backoff::None, |ui| {
-            egui::ComboBox::from_id_salt(("jitter", i)).selected_text(format!("{:?}", r.jitter)).show_ui(ui, |ui| {
-                ui.selectable_value(&mut r.jitter, Jitter::None, "None");
-                ui.selectable_value(&mut r.jitter, Jitter::Full, "Full").on_hover_text("uniform(0, delay)");
-                ui.selectable_value(&mut r.jitter, Jitter::Equal, "Equal").on_hover_text("delay/2 + uniform(0, delay/2)");
-                if matches!(r.backoff, Backoff::Exponential { .. }) {
-                    ui.selectable_value(&mut r.jitter, Jitter::Decorrelated, "Decorrelated").on_hover_text("min(cap, uniform(base, 3 × previous))");
-                }
-            });
+            egui::ComboBox::from_id_salt(("jitter", i))
+                .selected_text(format!("{:?}", r.jitter))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut r.jitter, Jitter::None, "None");
+                    ui.selectable_value(&mut r.jitter, Jitter::Full, "Full")
+                        .on_hover_text("uniform(0, delay)");
+                    ui.selectable_value(&mut r.jitter, Jitter::Equal, "Equal")
+                        .on_hover_text("delay/2 + uniform(0, delay/2)");
+                    if matches!(r.backoff, Backoff::Exponential { .. }) {
+                        ui.selectable_value(&mut r.jitter, Jitter::Decorrelated, "Decorrelated")
+                            .on_hover_text("min(cap, uniform(base, 3 × previous))");
+                    }
+                });
         });
         ui.end_row();
         ui.label("budget");
         ui.horizontal(|ui| {
             let mut on = r.budget.is_some();
-            ui.checkbox(&mut on, "").on_hover_text("Limit retries to a share of first attempts (token bucket)");
+            ui.checkbox(&mut on, "")
+                .on_hover_text("Limit retries to a share of first attempts (token bucket)");
             match (on, r.budget) {
-                (true, None) => r.budget = Some(RetryBudgetSpec { ratio: 0.1, max_tokens: 10.0 }),
+                (true, None) => {
+                    r.budget = Some(RetryBudgetSpec {
+                        ratio: 0.1,
+                        max_tokens: 10.0,
+                    })
+                }
                 (false, Some(_)) => r.budget = None,
                 _ => {}
             }
             if let Some(b) = r.budget.as_mut() {
                 let mut pct = b.ratio * 100.0;
-                if ui.add(egui::DragValue::new(&mut pct).range(0.0..=1000.0).suffix(" %")).on_hover_text("Retries per 100 first attempts").changed() {
+                if ui
+                    .add(
+                        egui::DragValue::new(&mut pct)
+                            .range(0.0..=1000.0)
+                            .suffix(" %"),
+                    )
+                    .on_hover_text("Retries per 100 first attempts")
+                    .changed()
+                {
                     b.ratio = pct / 100.0;
                 }
             }
@@ -387,36 +562,81 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
             RateProfile::Spike { .. } => "spike",
             RateProfile::Burst { .. } => "burst",
         };
-        egui::ComboBox::from_id_salt("rate").selected_text(name).width(80.0).show_ui(ui, |ui| {
-            if ui.selectable_label(matches!(rate, RateProfile::Constant(_)), "constant").clicked() {
-                *rate = RateProfile::Constant(base);
-            }
-            if ui.selectable_label(matches!(rate, RateProfile::Step { .. }), "step").clicked() {
-                *rate = RateProfile::Step { from_per_s: base, to_per_s: base * 2.0, at_s: 60.0 };
-            }
-            if ui.selectable_label(matches!(rate, RateProfile::Ramp { .. }), "ramp").clicked() {
-                *rate = RateProfile::Ramp { from_per_s: base, to_per_s: base * 2.0, start_s: 30.0, end_s: 90.0 };
-            }
-            if ui.selectable_label(matches!(rate, RateProfile::Spike { .. }), "spike").clicked() {
-                *rate = RateProfile::Spike { base_per_s: base, peak_per_s: base * 3.0, start_s: 30.0, duration_s: 10.0 };
-            }
-            if ui.selectable_label(matches!(rate, RateProfile::Burst { .. }), "burst").on_hover_text("A batch of requests at one instant").clicked() {
-                *rate = RateProfile::Burst { count: 100, at_s: 1.0 };
-            }
-        });
+        egui::ComboBox::from_id_salt("rate")
+            .selected_text(name)
+            .width(80.0)
+            .show_ui(ui, |ui| {
+                if ui
+                    .selectable_label(matches!(rate, RateProfile::Constant(_)), "constant")
+                    .clicked()
+                {
+                    *rate = RateProfile::Constant(base);
+                }
+                if ui
+                    .selectable_label(matches!(rate, RateProfile::Step { .. }), "step")
+                    .clicked()
+                {
+                    *rate = RateProfile::Step {
+                        from_per_s: base,
+                        to_per_s: base * 2.0,
+                        at_s: 60.0,
+                    };
+                }
+                if ui
+                    .selectable_label(matches!(rate, RateProfile::Ramp { .. }), "ramp")
+                    .clicked()
+                {
+                    *rate = RateProfile::Ramp {
+                        from_per_s: base,
+                        to_per_s: base * 2.0,
+                        start_s: 30.0,
+                        end_s: 90.0,
+                    };
+                }
+                if ui
+                    .selectable_label(matches!(rate, RateProfile::Spike { .. }), "spike")
+                    .clicked()
+                {
+                    *rate = RateProfile::Spike {
+                        base_per_s: base,
+                        peak_per_s: base * 3.0,
+                        start_s: 30.0,
+                        duration_s: 10.0,
+                    };
+                }
+                if ui
+                    .selectable_label(matches!(rate, RateProfile::Burst { .. }), "burst")
+                    .on_hover_text("A batch of requests at one instant")
+                    .clicked()
+                {
+                    *rate = RateProfile::Burst {
+                        count: 100,
+                        at_s: 1.0,
+                    };
+                }
+            });
     });
     ui.horizontal_wrapped(|ui| match rate {
         RateProfile::Constant(r) => {
             ui.add(rps(r));
         }
-        RateProfile::Step { from_per_s, to_per_s, at_s } => {
+        RateProfile::Step {
+            from_per_s,
+            to_per_s,
+            at_s,
+        } => {
             ui.add(rps(from_per_s));
             ui.label("→");
             ui.add(rps(to_per_s));
             ui.label("at");
             ui.add(secs(at_s));
         }
-        RateProfile::Ramp { from_per_s, to_per_s, start_s, end_s } => {
+        RateProfile::Ramp {
+            from_per_s,
+            to_per_s,
+            start_s,
+            end_s,
+        } => {
             ui.add(rps(from_per_s));
             ui.label("→");
             ui.add(rps(to_per_s));
@@ -428,17 +648,30 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
                 *end_s = *start_s + 1.0;
             }
         }
-        RateProfile::Spike { base_per_s, peak_per_s, start_s, duration_s } => {
+        RateProfile::Spike {
+            base_per_s,
+            peak_per_s,
+            start_s,
+            duration_s,
+        } => {
             ui.add(rps(base_per_s));
             ui.label("peak");
             ui.add(rps(peak_per_s));
             ui.label("at");
             ui.add(secs(start_s));
             ui.label("for");
-            ui.add(egui::DragValue::new(duration_s).range(0.001..=1e7).suffix(" s"));
+            ui.add(
+                egui::DragValue::new(duration_s)
+                    .range(0.001..=1e7)
+                    .suffix(" s"),
+            );
         }
         RateProfile::Burst { count, at_s } => {
-            ui.add(egui::DragValue::new(count).range(1..=10_000_000).suffix(" requests"));
+            ui.add(
+                egui::DragValue::new(count)
+                    .range(1..=10_000_000)
+                    .suffix(" requests"),
+            );
             ui.label("at");
             ui.add(secs(at_s));
         }
@@ -448,11 +681,13 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
 fn source_ui(ui: &mut egui::Ui, s: &mut SourceSpec, scenario: &Scenario) {
     egui::Grid::new("source").num_columns(2).show(ui, |ui| {
         ui.label("sends to");
-        egui::ComboBox::from_id_salt("target").selected_text(s.target.clone()).show_ui(ui, |ui| {
-            for svc in &scenario.services {
-                ui.selectable_value(&mut s.target, svc.name.clone(), &svc.name);
-            }
-        });
+        egui::ComboBox::from_id_salt("target")
+            .selected_text(s.target.clone())
+            .show_ui(ui, |ui| {
+                for svc in &scenario.services {
+                    ui.selectable_value(&mut s.target, svc.name.clone(), &svc.name);
+                }
+            });
         ui.end_row();
         ui.label("rate");
         ui.vertical(|ui| rate_ui(ui, &mut s.rate));
@@ -462,12 +697,19 @@ fn source_ui(ui: &mut egui::Ui, s: &mut SourceSpec, scenario: &Scenario) {
 }
 
 fn source_call_ui(ui: &mut egui::Ui, s: &mut SourceSpec) {
-    egui::Grid::new("source-call").num_columns(2).show(ui, |ui| {
-        ui.label("latency");
-        ui.add(egui::DragValue::new(&mut s.latency_ms).range(0.001..=10_000.0).speed(0.1).suffix(" ms"));
-        ui.end_row();
-        timeout_row(ui, &mut s.timeout_ms);
-    });
+    egui::Grid::new("source-call")
+        .num_columns(2)
+        .show(ui, |ui| {
+            ui.label("latency");
+            ui.add(
+                egui::DragValue::new(&mut s.latency_ms)
+                    .range(0.001..=10_000.0)
+                    .speed(0.1)
+                    .suffix(" ms"),
+            );
+            ui.end_row();
+            timeout_row(ui, &mut s.timeout_ms);
+        });
     retry_ui(ui, &mut s.retry, 999);
     super::mechanisms::source_mechanisms_ui(ui, s);
 }

@@ -27,25 +27,48 @@ pub fn scan(root: &Path) -> Vec<LibraryEntry> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "ron") {
-                let group = path.parent().and_then(|p| p.strip_prefix(root).ok()).map(|p| p.display().to_string()).unwrap_or_default();
+                let group = path
+                    .parent()
+                    .and_then(|p| p.strip_prefix(root).ok())
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 let entry = match cascade_sim::scenario::load(&path) {
-                    Ok(s) => LibraryEntry { path, group, title: s.name, description: s.description, valid: true },
+                    Ok(s) => LibraryEntry {
+                        path,
+                        group,
+                        title: s.name,
+                        description: s.description,
+                        valid: true,
+                    },
                     Err(e) => {
-                        let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                        LibraryEntry { path, group, title, description: e.to_string(), valid: false }
+                        let title = path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        LibraryEntry {
+                            path,
+                            group,
+                            title,
+                            description: e.to_string(),
+                            valid: false,
+                        }
                     }
                 };
                 out.push(entry);
             }
         }
     }
-    out.sort_by(|a, b| (group_rank(&a.group), &a.group, &a.title).cmp(&(group_rank(&b.group), &b.group, &b.title)));
+    out.sort_by(|a, b| {
+        (group_rank(&a.group), &a.group, &a.title).cmp(&(group_rank(&b.group), &b.group, &b.title))
+    });
     out
 }
 
@@ -60,11 +83,20 @@ fn group_rank(group: &str) -> u8 {
 }
 
 /// The library list; `current` is the open file.
-pub fn library_ui(ui: &mut egui::Ui, entries: &[LibraryEntry], current: Option<&Path>) -> Vec<AppAction> {
+pub fn library_ui(
+    ui: &mut egui::Ui,
+    entries: &[LibraryEntry],
+    current: Option<&Path>,
+) -> Vec<AppAction> {
     let mut out = Vec::new();
     ui.heading("Scenarios");
     if entries.is_empty() {
-        ui.label(RichText::new("No scenarios/ folder found next to the program or in the working directory.").weak());
+        ui.label(
+            RichText::new(
+                "No scenarios/ folder found next to the program or in the working directory.",
+            )
+            .weak(),
+        );
     }
     let mut last_group = None;
     for e in entries {
@@ -73,12 +105,18 @@ pub fn library_ui(ui: &mut egui::Ui, entries: &[LibraryEntry], current: Option<&
             last_group = Some(&e.group);
         }
         let is_current = current.is_some_and(|c| same_file(c, &e.path));
-        let title = if e.valid { RichText::new(&e.title) } else { RichText::new(format!("⚠ {}", e.title)).color(egui::Color32::from_rgb(240, 170, 60)) };
-        let response = ui.selectable_label(is_current, title).on_hover_text(if e.valid {
-            format!("{}\n\n{}", e.description, e.path.display())
+        let title = if e.valid {
+            RichText::new(&e.title)
         } else {
-            e.description.clone()
-        });
+            RichText::new(format!("⚠ {}", e.title)).color(egui::Color32::from_rgb(240, 170, 60))
+        };
+        let response = ui
+            .selectable_label(is_current, title)
+            .on_hover_text(if e.valid {
+                format!("{}\n\n{}", e.description, e.path.display())
+            } else {
+                e.description.clone()
+            });
         if response.clicked() {
             out.push(AppAction::OpenPath(e.path.clone()));
         }
@@ -104,7 +142,9 @@ pub fn library_root() -> Option<PathBuf> {
         return Some(rel);
     }
     let exe = std::env::current_exe().ok()?;
-    exe.ancestors().map(|a| a.join("scenarios")).find(|p| p.is_dir())
+    exe.ancestors()
+        .map(|a| a.join("scenarios"))
+        .find(|p| p.is_dir())
 }
 
 #[cfg(test)]
@@ -117,6 +157,10 @@ mod tests {
         let entries = scan(&root);
         assert!(entries.len() >= 6);
         assert_eq!(entries[0].group, "teaching");
-        assert!(entries.iter().all(|e| e.valid), "{:?}", entries.iter().filter(|e| !e.valid).collect::<Vec<_>>());
+        assert!(
+            entries.iter().all(|e| e.valid),
+            "{:?}",
+            entries.iter().filter(|e| !e.valid).collect::<Vec<_>>()
+        );
     }
 }

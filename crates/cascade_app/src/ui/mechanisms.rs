@@ -10,15 +10,17 @@
 
 use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::{
-    AdaptiveThrottleSpec, AdmissionSpec, AlertMetric, AlertSpec, AutoscaleSpec, BreakerSpec, CacheSpec, CallSpec,
-    FailoverSpec, Fallback, HealthCheckSpec, LifecycleSpec, OccSpec, OperatorAction, OperatorStep, OperatorTrigger,
-    OutlierSpec, PeriodicCallSpec, RateLimitSpec, ScaleMetric, Scenario, ServiceSpec, SourceSpec, WorkQueueSpec,
+    AdaptiveThrottleSpec, AdmissionSpec, AlertMetric, AlertSpec, AutoscaleSpec, BreakerSpec,
+    CacheSpec, CallSpec, FailoverSpec, Fallback, HealthCheckSpec, LifecycleSpec, OccSpec,
+    OperatorAction, OperatorStep, OperatorTrigger, OutlierSpec, PeriodicCallSpec, RateLimitSpec,
+    ScaleMetric, Scenario, ServiceSpec, SourceSpec, WorkQueueSpec,
 };
 
 /// A value parsed from the format's own defaults (so the app offers exactly what an omitted
 /// field means).
 fn parsed_default<T: serde::de::DeserializeOwned>(ron_text: &str) -> T {
-    ron::from_str(ron_text).unwrap_or_else(|err| unreachable!("built-in default {ron_text} parses: {err}"))
+    ron::from_str(ron_text)
+        .unwrap_or_else(|err| unreachable!("built-in default {ron_text} parses: {err}"))
 }
 
 fn default_breaker() -> BreakerSpec {
@@ -45,10 +47,15 @@ fn optional_section<T>(
     body: impl FnOnce(&mut egui::Ui, &mut T),
 ) {
     let mut on = value.is_some();
-    let header = egui::collapsing_header::CollapsingState::load_with_default_open(ui.ctx(), ui.make_persistent_id(id), false);
+    let header = egui::collapsing_header::CollapsingState::load_with_default_open(
+        ui.ctx(),
+        ui.make_persistent_id(id),
+        false,
+    );
     header
         .show_header(ui, |ui| {
-            ui.checkbox(&mut on, RichText::new(title).strong()).on_hover_text(hover);
+            ui.checkbox(&mut on, RichText::new(title).strong())
+                .on_hover_text(hover);
         })
         .body(|ui| {
             if let Some(v) = value.as_mut() {
@@ -65,16 +72,31 @@ fn optional_section<T>(
 }
 
 fn ms(v: &mut f64) -> egui::DragValue<'_> {
-    egui::DragValue::new(v).range(0.001..=3_600_000.0).speed(0.5).suffix(" ms")
+    egui::DragValue::new(v)
+        .range(0.001..=3_600_000.0)
+        .speed(0.5)
+        .suffix(" ms")
 }
 
 fn secs(v: &mut f64) -> egui::DragValue<'_> {
-    egui::DragValue::new(v).range(0.0..=1e6).speed(0.5).suffix(" s")
+    egui::DragValue::new(v)
+        .range(0.0..=1e6)
+        .speed(0.5)
+        .suffix(" s")
 }
 
 fn pct(ui: &mut egui::Ui, v: &mut f64, hover: &str) {
     let mut p = *v * 100.0;
-    if ui.add(egui::DragValue::new(&mut p).range(0.0..=100.0).speed(0.5).suffix(" %")).on_hover_text(hover).changed() {
+    if ui
+        .add(
+            egui::DragValue::new(&mut p)
+                .range(0.0..=100.0)
+                .speed(0.5)
+                .suffix(" %"),
+        )
+        .on_hover_text(hover)
+        .changed()
+    {
         *v = p / 100.0;
     }
 }
@@ -95,12 +117,19 @@ fn optional_u32(ui: &mut egui::Ui, v: &mut Option<u32>, default: u32, hover: &st
             _ => {}
         }
         if let Some(n) = v.as_mut() {
-            ui.add(egui::DragValue::new(n).range(1..=10_000_000)).on_hover_text(hover);
+            ui.add(egui::DragValue::new(n).range(1..=10_000_000))
+                .on_hover_text(hover);
         }
     });
 }
 
-fn optional_f64(ui: &mut egui::Ui, v: &mut Option<f64>, default: f64, drag: fn(&mut f64) -> egui::DragValue<'_>, hover: &str) {
+fn optional_f64(
+    ui: &mut egui::Ui,
+    v: &mut Option<f64>,
+    default: f64,
+    drag: fn(&mut f64) -> egui::DragValue<'_>,
+    hover: &str,
+) {
     ui.horizontal(|ui| {
         let mut on = v.is_some();
         ui.checkbox(&mut on, "").on_hover_text(hover);
@@ -116,15 +145,27 @@ fn optional_f64(ui: &mut egui::Ui, v: &mut Option<f64>, default: f64, drag: fn(&
 }
 
 fn service_names(scenario: &Scenario, except: &str) -> Vec<String> {
-    scenario.services.iter().filter(|s| s.name != except).map(|s| s.name.clone()).collect()
+    scenario
+        .services
+        .iter()
+        .filter(|s| s.name != except)
+        .map(|s| s.name.clone())
+        .collect()
 }
 
-fn service_combo(ui: &mut egui::Ui, id: impl std::hash::Hash + std::fmt::Debug, value: &mut String, names: &[String]) {
-    egui::ComboBox::from_id_salt(id).selected_text(value.clone()).show_ui(ui, |ui| {
-        for n in names {
-            ui.selectable_value(value, n.clone(), n);
-        }
-    });
+fn service_combo(
+    ui: &mut egui::Ui,
+    id: impl std::hash::Hash + std::fmt::Debug,
+    value: &mut String,
+    names: &[String],
+) {
+    egui::ComboBox::from_id_salt(id)
+        .selected_text(value.clone())
+        .show_ui(ui, |ui| {
+            for n in names {
+                ui.selectable_value(value, n.clone(), n);
+            }
+        });
 }
 
 /// The mechanisms of one call (a service's call, a cache fill or a lifecycle call).
@@ -148,24 +189,47 @@ pub fn call_mechanisms_ui(ui: &mut egui::Ui, c: &mut CallSpec, id: &str) {
             optional_u32(ui, &mut c.max_concurrent, 10, "Most workers of one instance in this call at once; beyond it the call fails fast");
         });
     });
-    optional_section(ui, (id, "breaker"), "circuit breaker", "Stop calling a failing dependency for a while", &mut c.breaker, default_breaker, |ui, b| {
-        egui::Grid::new((id, "breaker-grid")).num_columns(2).show(ui, |ui| {
-            row(ui, "window", |ui| {
-                ui.add(secs(&mut b.window_s)).on_hover_text("Rolling window of the failure share");
-            });
-            row(ui, "opens at", |ui| pct(ui, &mut b.error_ratio, "Failure share that opens it"));
-            row(ui, "min requests", |ui| {
-                ui.add(egui::DragValue::new(&mut b.min_requests).range(1..=100_000));
-            });
-            row(ui, "or in a row", |ui| optional_u32(ui, &mut b.consecutive_failures, 5, "Consecutive failures that open it"));
-            row(ui, "open for", |ui| {
-                ui.add(secs(&mut b.open_s));
-            });
-            row(ui, "probes", |ui| {
-                ui.add(egui::DragValue::new(&mut b.probes).range(1..=1000)).on_hover_text("Trial calls in half-open; that many successes close it");
-            });
-        });
-    });
+    optional_section(
+        ui,
+        (id, "breaker"),
+        "circuit breaker",
+        "Stop calling a failing dependency for a while",
+        &mut c.breaker,
+        default_breaker,
+        |ui, b| {
+            egui::Grid::new((id, "breaker-grid"))
+                .num_columns(2)
+                .show(ui, |ui| {
+                    row(ui, "window", |ui| {
+                        ui.add(secs(&mut b.window_s))
+                            .on_hover_text("Rolling window of the failure share");
+                    });
+                    row(ui, "opens at", |ui| {
+                        pct(ui, &mut b.error_ratio, "Failure share that opens it")
+                    });
+                    row(ui, "min requests", |ui| {
+                        ui.add(egui::DragValue::new(&mut b.min_requests).range(1..=100_000));
+                    });
+                    row(ui, "or in a row", |ui| {
+                        optional_u32(
+                            ui,
+                            &mut b.consecutive_failures,
+                            5,
+                            "Consecutive failures that open it",
+                        )
+                    });
+                    row(ui, "open for", |ui| {
+                        ui.add(secs(&mut b.open_s));
+                    });
+                    row(ui, "probes", |ui| {
+                        ui.add(egui::DragValue::new(&mut b.probes).range(1..=1000))
+                            .on_hover_text(
+                                "Trial calls in half-open; that many successes close it",
+                            );
+                    });
+                });
+        },
+    );
     optional_section(
         ui,
         (id, "throttle"),
@@ -178,29 +242,56 @@ pub fn call_mechanisms_ui(ui: &mut egui::Ui, c: &mut CallSpec, id: &str) {
 }
 
 fn throttle_grid(ui: &mut egui::Ui, id: &str, t: &mut AdaptiveThrottleSpec) {
-    egui::Grid::new((id, "throttle-grid")).num_columns(2).show(ui, |ui| {
-        row(ui, "K", |ui| {
-            ui.add(egui::DragValue::new(&mut t.k).range(1.0..=100.0).speed(0.05)).on_hover_text("Requests allowed per accepted request");
+    egui::Grid::new((id, "throttle-grid"))
+        .num_columns(2)
+        .show(ui, |ui| {
+            row(ui, "K", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut t.k)
+                        .range(1.0..=100.0)
+                        .speed(0.05),
+                )
+                .on_hover_text("Requests allowed per accepted request");
+            });
+            row(ui, "window", |ui| {
+                ui.add(secs(&mut t.window_s));
+            });
         });
-        row(ui, "window", |ui| {
-            ui.add(secs(&mut t.window_s));
-        });
-    });
 }
 
 /// The mechanisms of a source.
 pub fn source_mechanisms_ui(ui: &mut egui::Ui, s: &mut SourceSpec) {
-    egui::Grid::new("source-mech").num_columns(2).show(ui, |ui| {
-        row(ui, "latency spread", |ui| {
-            ui.add(egui::DragValue::new(&mut s.latency_sd_ms).range(0.0..=10_000.0).speed(0.1).prefix("σ ").suffix(" ms"));
+    egui::Grid::new("source-mech")
+        .num_columns(2)
+        .show(ui, |ui| {
+            row(ui, "latency spread", |ui| {
+                ui.add(
+                    egui::DragValue::new(&mut s.latency_sd_ms)
+                        .range(0.0..=10_000.0)
+                        .speed(0.1)
+                        .prefix("σ ")
+                        .suffix(" ms"),
+                );
+            });
+            row(ui, "hedge after", |ui| {
+                optional_f64(
+                    ui,
+                    &mut s.hedge_after_ms,
+                    50.0,
+                    ms,
+                    "Send a second attempt if the first has not answered by then",
+                );
+            });
         });
-        row(ui, "hedge after", |ui| {
-            optional_f64(ui, &mut s.hedge_after_ms, 50.0, ms, "Send a second attempt if the first has not answered by then");
-        });
-    });
-    optional_section(ui, "source-throttle", "adaptive throttling", "Client-side throttling (SRE book)", &mut s.adaptive_throttle, default_throttle, |ui, t| {
-        throttle_grid(ui, "source", t)
-    });
+    optional_section(
+        ui,
+        "source-throttle",
+        "adaptive throttling",
+        "Client-side throttling (SRE book)",
+        &mut s.adaptive_throttle,
+        default_throttle,
+        |ui, t| throttle_grid(ui, "source", t),
+    );
 }
 
 /// The mechanisms of a service.
@@ -212,84 +303,184 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         });
     });
     let mut admission = (s.admission != AdmissionSpec::default()).then_some(s.admission);
-    optional_section(ui, "admission", "admission & limits", "Shedding, adaptive LIFO, rate limits and hard limits", &mut admission, AdmissionSpec::default, |ui, a| {
-        egui::Grid::new("admission-grid").num_columns(2).show(ui, |ui| {
-            row(ui, "shed after wait", |ui| optional_f64(ui, &mut a.max_queue_wait_ms, 500.0, ms, "Drop requests that waited longer than this"));
-            row(ui, "LIFO above", |ui| optional_u32(ui, &mut a.lifo_above, 10, "Serve newest first while more than this many wait"));
-            row(ui, "rate limit", |ui| {
-                ui.horizontal(|ui| {
-                    let mut on = a.rate_limit.is_some();
-                    ui.checkbox(&mut on, "").on_hover_text("Answer 429 above this rate per instance (token bucket)");
-                    match (on, a.rate_limit) {
-                        (true, None) => a.rate_limit = Some(RateLimitSpec { rate_per_s: 100.0, burst: 10.0 }),
-                        (false, Some(_)) => a.rate_limit = None,
-                        _ => {}
-                    }
-                    if let Some(r) = a.rate_limit.as_mut() {
-                        ui.add(egui::DragValue::new(&mut r.rate_per_s).range(0.001..=1e8).suffix(" /s"));
-                        ui.add(egui::DragValue::new(&mut r.burst).range(1.0..=1e6).prefix("burst "));
-                    }
+    optional_section(
+        ui,
+        "admission",
+        "admission & limits",
+        "Shedding, adaptive LIFO, rate limits and hard limits",
+        &mut admission,
+        AdmissionSpec::default,
+        |ui, a| {
+            egui::Grid::new("admission-grid")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    row(ui, "shed after wait", |ui| {
+                        optional_f64(
+                            ui,
+                            &mut a.max_queue_wait_ms,
+                            500.0,
+                            ms,
+                            "Drop requests that waited longer than this",
+                        )
+                    });
+                    row(ui, "LIFO above", |ui| {
+                        optional_u32(
+                            ui,
+                            &mut a.lifo_above,
+                            10,
+                            "Serve newest first while more than this many wait",
+                        )
+                    });
+                    row(ui, "rate limit", |ui| {
+                        ui.horizontal(|ui| {
+                            let mut on = a.rate_limit.is_some();
+                            ui.checkbox(&mut on, "").on_hover_text(
+                                "Answer 429 above this rate per instance (token bucket)",
+                            );
+                            match (on, a.rate_limit) {
+                                (true, None) => {
+                                    a.rate_limit = Some(RateLimitSpec {
+                                        rate_per_s: 100.0,
+                                        burst: 10.0,
+                                    })
+                                }
+                                (false, Some(_)) => a.rate_limit = None,
+                                _ => {}
+                            }
+                            if let Some(r) = a.rate_limit.as_mut() {
+                                ui.add(
+                                    egui::DragValue::new(&mut r.rate_per_s)
+                                        .range(0.001..=1e8)
+                                        .suffix(" /s"),
+                                );
+                                ui.add(
+                                    egui::DragValue::new(&mut r.burst)
+                                        .range(1.0..=1e6)
+                                        .prefix("burst "),
+                                );
+                            }
+                        });
+                    });
+                    row(ui, "max in flight", |ui| {
+                        optional_u32(
+                            ui,
+                            &mut a.max_in_flight,
+                            1000,
+                            "Connections / file descriptors: beyond it requests fail fast",
+                        )
+                    });
+                    row(ui, "latch above", |ui| {
+                        optional_u32(
+                            ui,
+                            &mut a.latch_above,
+                            5000,
+                            "An instance holding more crashes and stays down until reset",
+                        )
+                    });
                 });
-            });
-            row(ui, "max in flight", |ui| optional_u32(ui, &mut a.max_in_flight, 1000, "Connections / file descriptors: beyond it requests fail fast"));
-            row(ui, "latch above", |ui| optional_u32(ui, &mut a.latch_above, 5000, "An instance holding more crashes and stays down until reset"));
-        });
-    });
+        },
+    );
     s.admission = admission.unwrap_or_default();
-    optional_section(ui, "health", "health checks", "The load balancer probes instances and ejects failing ones", &mut s.health_check, default_health, |ui, h| {
-        egui::Grid::new("health-grid").num_columns(2).show(ui, |ui| {
-            row(ui, "every", |ui| {
-                ui.add(secs(&mut h.interval_s));
-            });
-            row(ui, "timeout", |ui| {
-                ui.add(ms(&mut h.timeout_ms));
-            });
-            row(ui, "eject after", |ui| {
-                ui.add(egui::DragValue::new(&mut h.unhealthy_after).range(1..=100).suffix(" fails"));
-            });
-            row(ui, "back after", |ui| {
-                ui.add(egui::DragValue::new(&mut h.healthy_after).range(1..=100).suffix(" passes"));
-            });
-            row(ui, "probe", |ui| {
-                ui.checkbox(&mut h.through_queue, "waits in the queue").on_hover_text("Probes see queueing delay like requests do");
-            });
-            row(ui, "probe work", |ui| {
-                ui.add(ms(&mut h.probe_ms));
-            });
-        });
-    });
+    optional_section(
+        ui,
+        "health",
+        "health checks",
+        "The load balancer probes instances and ejects failing ones",
+        &mut s.health_check,
+        default_health,
+        |ui, h| {
+            egui::Grid::new("health-grid")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    row(ui, "every", |ui| {
+                        ui.add(secs(&mut h.interval_s));
+                    });
+                    row(ui, "timeout", |ui| {
+                        ui.add(ms(&mut h.timeout_ms));
+                    });
+                    row(ui, "eject after", |ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut h.unhealthy_after)
+                                .range(1..=100)
+                                .suffix(" fails"),
+                        );
+                    });
+                    row(ui, "back after", |ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut h.healthy_after)
+                                .range(1..=100)
+                                .suffix(" passes"),
+                        );
+                    });
+                    row(ui, "probe", |ui| {
+                        ui.checkbox(&mut h.through_queue, "waits in the queue")
+                            .on_hover_text("Probes see queueing delay like requests do");
+                    });
+                    row(ui, "probe work", |ui| {
+                        ui.add(ms(&mut h.probe_ms));
+                    });
+                });
+        },
+    );
     egui::Grid::new("panic-grid").num_columns(2).show(ui, |ui| {
         row(ui, "panic threshold", |ui| {
             ui.horizontal(|ui| {
                 let mut on = s.panic_threshold.is_some();
-                ui.checkbox(&mut on, "").on_hover_text("Route to every instance when fewer than this share pass health checks");
+                ui.checkbox(&mut on, "").on_hover_text(
+                    "Route to every instance when fewer than this share pass health checks",
+                );
                 match (on, s.panic_threshold) {
                     (true, None) => s.panic_threshold = Some(0.5),
                     (false, Some(_)) => s.panic_threshold = None,
                     _ => {}
                 }
                 if let Some(t) = s.panic_threshold.as_mut() {
-                    pct(ui, t, "Healthy share below which the balancer ignores health");
+                    pct(
+                        ui,
+                        t,
+                        "Healthy share below which the balancer ignores health",
+                    );
                 }
             });
         });
     });
-    optional_section(ui, "outlier", "outlier ejection", "Eject instances whose error share is high", &mut s.outlier_ejection, default_outlier, |ui, o| {
-        egui::Grid::new("outlier-grid").num_columns(2).show(ui, |ui| {
-            row(ui, "errors in a row", |ui| optional_u32(ui, &mut o.consecutive_errors, 5, "Consecutive errors that eject (Envoy's consecutive 5xx)"));
-            row(ui, "ejects at", |ui| pct(ui, &mut o.error_ratio, "Error share"));
-            row(ui, "window", |ui| {
-                ui.add(secs(&mut o.window_s));
-            });
-            row(ui, "min requests", |ui| {
-                ui.add(egui::DragValue::new(&mut o.min_requests).range(1..=100_000));
-            });
-            row(ui, "ejected for", |ui| {
-                ui.add(secs(&mut o.eject_s));
-            });
-            row(ui, "at most", |ui| pct(ui, &mut o.max_ejected, "Share of instances ejected at once"));
-        });
-    });
+    optional_section(
+        ui,
+        "outlier",
+        "outlier ejection",
+        "Eject instances whose error share is high",
+        &mut s.outlier_ejection,
+        default_outlier,
+        |ui, o| {
+            egui::Grid::new("outlier-grid")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    row(ui, "errors in a row", |ui| {
+                        optional_u32(
+                            ui,
+                            &mut o.consecutive_errors,
+                            5,
+                            "Consecutive errors that eject (Envoy's consecutive 5xx)",
+                        )
+                    });
+                    row(ui, "ejects at", |ui| {
+                        pct(ui, &mut o.error_ratio, "Error share")
+                    });
+                    row(ui, "window", |ui| {
+                        ui.add(secs(&mut o.window_s));
+                    });
+                    row(ui, "min requests", |ui| {
+                        ui.add(egui::DragValue::new(&mut o.min_requests).range(1..=100_000));
+                    });
+                    row(ui, "ejected for", |ui| {
+                        ui.add(secs(&mut o.eject_s));
+                    });
+                    row(ui, "at most", |ui| {
+                        pct(ui, &mut o.max_ejected, "Share of instances ejected at once")
+                    });
+                });
+        },
+    );
     let instances = s.instances;
     optional_section(
         ui,
@@ -304,40 +495,72 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
             a
         },
         |ui, a| {
-            egui::Grid::new("autoscale-grid").num_columns(2).show(ui, |ui| {
-                row(ui, "metric", |ui| {
-                    egui::ComboBox::from_id_salt("scale-metric").selected_text(format!("{:?}", a.metric)).show_ui(ui, |ui| {
-                        for m in [ScaleMetric::Cpu, ScaleMetric::Workers, ScaleMetric::QueueLength, ScaleMetric::RequestsPerInstance] {
-                            ui.selectable_value(&mut a.metric, m, format!("{m:?}"));
-                        }
+            egui::Grid::new("autoscale-grid")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    row(ui, "metric", |ui| {
+                        egui::ComboBox::from_id_salt("scale-metric")
+                            .selected_text(format!("{:?}", a.metric))
+                            .show_ui(ui, |ui| {
+                                for m in [
+                                    ScaleMetric::Cpu,
+                                    ScaleMetric::Workers,
+                                    ScaleMetric::QueueLength,
+                                    ScaleMetric::RequestsPerInstance,
+                                ] {
+                                    ui.selectable_value(&mut a.metric, m, format!("{m:?}"));
+                                }
+                            });
+                    });
+                    row(ui, "target", |ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut a.target)
+                                .range(0.001..=1e6)
+                                .speed(0.01),
+                        );
+                    });
+                    row(ui, "period", |ui| {
+                        ui.add(secs(&mut a.period_s));
+                    });
+                    row(ui, "cooldown", |ui| {
+                        ui.add(secs(&mut a.cooldown_s));
+                    });
+                    row(ui, "provisioning", |ui| {
+                        ui.add(secs(&mut a.provision_delay_s))
+                            .on_hover_text("Time to bring up an instance");
+                        ui.add(
+                            egui::DragValue::new(&mut a.max_provisioning)
+                                .range(1..=10_000)
+                                .prefix("≤ ")
+                                .suffix(" at once"),
+                        );
+                    });
+                    row(ui, "instances", |ui| {
+                        ui.add(
+                            egui::DragValue::new(&mut a.min)
+                                .range(1..=10_000)
+                                .prefix("min "),
+                        );
+                        ui.add(
+                            egui::DragValue::new(&mut a.max)
+                                .range(1..=10_000)
+                                .prefix("max "),
+                        );
+                        a.max = a.max.max(a.min);
+                    });
+                    row(ui, "warm-up", |ui| {
+                        ui.add(secs(&mut a.warmup_s));
+                        ui.add(
+                            egui::DragValue::new(&mut a.warmup_factor)
+                                .range(1.0..=100.0)
+                                .speed(0.05)
+                                .prefix("×"),
+                        );
+                    });
+                    row(ui, "scale in", |ui| {
+                        ui.checkbox(&mut a.scale_in, "may remove instances");
                     });
                 });
-                row(ui, "target", |ui| {
-                    ui.add(egui::DragValue::new(&mut a.target).range(0.001..=1e6).speed(0.01));
-                });
-                row(ui, "period", |ui| {
-                    ui.add(secs(&mut a.period_s));
-                });
-                row(ui, "cooldown", |ui| {
-                    ui.add(secs(&mut a.cooldown_s));
-                });
-                row(ui, "provisioning", |ui| {
-                    ui.add(secs(&mut a.provision_delay_s)).on_hover_text("Time to bring up an instance");
-                    ui.add(egui::DragValue::new(&mut a.max_provisioning).range(1..=10_000).prefix("≤ ").suffix(" at once"));
-                });
-                row(ui, "instances", |ui| {
-                    ui.add(egui::DragValue::new(&mut a.min).range(1..=10_000).prefix("min "));
-                    ui.add(egui::DragValue::new(&mut a.max).range(1..=10_000).prefix("max "));
-                    a.max = a.max.max(a.min);
-                });
-                row(ui, "warm-up", |ui| {
-                    ui.add(secs(&mut a.warmup_s));
-                    ui.add(egui::DragValue::new(&mut a.warmup_factor).range(1.0..=100.0).speed(0.05).prefix("×"));
-                });
-                row(ui, "scale in", |ui| {
-                    ui.checkbox(&mut a.scale_in, "may remove instances");
-                });
-            });
         },
     );
     let default_backing = others.first().cloned().unwrap_or_default();
@@ -347,34 +570,82 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         "cache",
         "A look-aside cache: hits served here, misses fill from the backing store",
         &mut s.cache,
-        || CacheSpec { backing: CallSpec { to: default_backing, timeout_ms: Some(1000.0), ..Default::default() }, ..parsed_default("(backing: (to: \"x\"))") },
+        || CacheSpec {
+            backing: CallSpec {
+                to: default_backing,
+                timeout_ms: Some(1000.0),
+                ..Default::default()
+            },
+            ..parsed_default("(backing: (to: \"x\"))")
+        },
         |ui, c| {
             egui::Grid::new("cache-grid").num_columns(2).show(ui, |ui| {
-                row(ui, "backing store", |ui| service_combo(ui, "cache-backing", &mut c.backing.to, &others));
-                row(ui, "hit ratio (warm)", |ui| pct(ui, &mut c.max_hit_ratio, "Share of requests for cacheable keys"));
+                row(ui, "backing store", |ui| {
+                    service_combo(ui, "cache-backing", &mut c.backing.to, &others)
+                });
+                row(ui, "hit ratio (warm)", |ui| {
+                    pct(
+                        ui,
+                        &mut c.max_hit_ratio,
+                        "Share of requests for cacheable keys",
+                    )
+                });
                 row(ui, "keys", |ui| {
                     ui.add(egui::DragValue::new(&mut c.keys).range(1..=10_000_000));
                 });
-                row(ui, "TTL", |ui| optional_f64(ui, &mut c.ttl_s, 300.0, secs, "Entries expire this long after their fill"));
-                row(ui, "coalescing", |ui| {
-                    ui.checkbox(&mut c.coalescing, "single-flight").on_hover_text("Concurrent misses of one key share one fill");
+                row(ui, "TTL", |ui| {
+                    optional_f64(
+                        ui,
+                        &mut c.ttl_s,
+                        300.0,
+                        secs,
+                        "Entries expire this long after their fill",
+                    )
                 });
-                row(ui, "warmth at start", |ui| pct(ui, &mut c.initial_warmth, "Share of keys cached when the run starts"));
+                row(ui, "coalescing", |ui| {
+                    ui.checkbox(&mut c.coalescing, "single-flight")
+                        .on_hover_text("Concurrent misses of one key share one fill");
+                });
+                row(ui, "warmth at start", |ui| {
+                    pct(
+                        ui,
+                        &mut c.initial_warmth,
+                        "Share of keys cached when the run starts",
+                    )
+                });
                 row(ui, "fill fan-out", |ui| {
-                    ui.add(egui::DragValue::new(&mut c.backing.count).range(1..=1000)).on_hover_text("Backing calls per miss");
+                    ui.add(egui::DragValue::new(&mut c.backing.count).range(1..=1000))
+                        .on_hover_text("Backing calls per miss");
                 });
                 row(ui, "fill latency", |ui| {
                     ui.add(ms(&mut c.backing.latency_ms));
                 });
-                row(ui, "fill timeout", |ui| optional_f64(ui, &mut c.backing.timeout_ms, 1000.0, ms, "A fill needs a reply within this"));
+                row(ui, "fill timeout", |ui| {
+                    optional_f64(
+                        ui,
+                        &mut c.backing.timeout_ms,
+                        1000.0,
+                        ms,
+                        "A fill needs a reply within this",
+                    )
+                });
             });
         },
     );
     let mut lifecycle = (!s.lifecycle.is_empty()).then(|| s.lifecycle.clone());
     let first_other = others.first().cloned().unwrap_or_default();
-    optional_section(ui, "lifecycle", "lifecycle", "Startup calls that gate readiness, periodic calls, restarts and warm-up", &mut lifecycle, || LifecycleSpec { restart_s: 10.0, ..Default::default() }, |ui, l| {
-        lifecycle_ui(ui, l, &others, &first_other)
-    });
+    optional_section(
+        ui,
+        "lifecycle",
+        "lifecycle",
+        "Startup calls that gate readiness, periodic calls, restarts and warm-up",
+        &mut lifecycle,
+        || LifecycleSpec {
+            restart_s: 10.0,
+            ..Default::default()
+        },
+        |ui, l| lifecycle_ui(ui, l, &others, &first_other),
+    );
     s.lifecycle = lifecycle.unwrap_or_default();
     let default_consumer = others.first().cloned().unwrap_or_default();
     optional_section(
@@ -383,39 +654,78 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         "work queue",
         "Calls to this node are acknowledged at once; a consumer is fed from the queue",
         &mut s.work_queue,
-        || WorkQueueSpec { consumer: default_consumer, ..parsed_default("(consumer: \"x\")") },
+        || WorkQueueSpec {
+            consumer: default_consumer,
+            ..parsed_default("(consumer: \"x\")")
+        },
         |ui, q| {
             egui::Grid::new("queue-grid").num_columns(2).show(ui, |ui| {
-                row(ui, "consumer", |ui| service_combo(ui, "queue-consumer", &mut q.consumer, &others));
+                row(ui, "consumer", |ui| {
+                    service_combo(ui, "queue-consumer", &mut q.consumer, &others)
+                });
                 row(ui, "concurrency", |ui| {
-                    ui.add(egui::DragValue::new(&mut q.concurrency).range(1..=1_000_000)).on_hover_text("Deliveries in flight at once");
+                    ui.add(egui::DragValue::new(&mut q.concurrency).range(1..=1_000_000))
+                        .on_hover_text("Deliveries in flight at once");
                 });
                 row(ui, "rate", |ui| {
-                    optional_f64(ui, &mut q.rate_per_s, 100.0, |v| egui::DragValue::new(v).range(0.001..=1e8).suffix(" /s"), "Most deliveries started per second")
+                    optional_f64(
+                        ui,
+                        &mut q.rate_per_s,
+                        100.0,
+                        |v| egui::DragValue::new(v).range(0.001..=1e8).suffix(" /s"),
+                        "Most deliveries started per second",
+                    )
                 });
-                row(ui, "item TTL", |ui| optional_f64(ui, &mut q.ttl_s, 60.0, secs, "Older items are dropped"));
+                row(ui, "item TTL", |ui| {
+                    optional_f64(ui, &mut q.ttl_s, 60.0, secs, "Older items are dropped")
+                });
                 row(ui, "deliveries", |ui| {
-                    ui.add(egui::DragValue::new(&mut q.max_deliveries).range(1..=1000)).on_hover_text("Tries before an item is dead-lettered");
+                    ui.add(egui::DragValue::new(&mut q.max_deliveries).range(1..=1000))
+                        .on_hover_text("Tries before an item is dead-lettered");
                     ui.checkbox(&mut q.dead_letter, "dead-letter");
                 });
-                row(ui, "timeout", |ui| optional_f64(ui, &mut q.timeout_ms, 1000.0, ms, "A delivery not acknowledged in time is re-queued"));
+                row(ui, "timeout", |ui| {
+                    optional_f64(
+                        ui,
+                        &mut q.timeout_ms,
+                        1000.0,
+                        ms,
+                        "A delivery not acknowledged in time is re-queued",
+                    )
+                });
                 row(ui, "latency", |ui| {
                     ui.add(ms(&mut q.latency_ms));
                 });
             });
         },
     );
-    optional_section(ui, "occ", "optimistic concurrency", "Writes fail with a conflict if another write committed since their read", &mut s.occ, || OccSpec { keys: 1, zipf_s: 0.0 }, |ui, o| {
-        egui::Grid::new("occ-grid").num_columns(2).show(ui, |ui| {
-            row(ui, "keys", |ui| {
-                ui.add(egui::DragValue::new(&mut o.keys).range(1..=10_000_000));
-            });
-            row(ui, "hot keys", |ui| {
-                ui.add(egui::DragValue::new(&mut o.zipf_s).range(0.0..=3.0).speed(0.01).prefix("Zipf s "))
+    optional_section(
+        ui,
+        "occ",
+        "optimistic concurrency",
+        "Writes fail with a conflict if another write committed since their read",
+        &mut s.occ,
+        || OccSpec {
+            keys: 1,
+            zipf_s: 0.0,
+        },
+        |ui, o| {
+            egui::Grid::new("occ-grid").num_columns(2).show(ui, |ui| {
+                row(ui, "keys", |ui| {
+                    ui.add(egui::DragValue::new(&mut o.keys).range(1..=10_000_000));
+                });
+                row(ui, "hot keys", |ui| {
+                    ui.add(
+                        egui::DragValue::new(&mut o.zipf_s)
+                            .range(0.0..=3.0)
+                            .speed(0.01)
+                            .prefix("Zipf s "),
+                    )
                     .on_hover_text("0: uniform; about 1: a few keys take most writes");
+                });
             });
-        });
-    });
+        },
+    );
     let default_replica = others.first().cloned().unwrap_or_default();
     optional_section(
         ui,
@@ -423,34 +733,53 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         "failover",
         "Promote a replica when this service is down",
         &mut s.failover,
-        || FailoverSpec { replica: default_replica, ..parsed_default("(replica: \"x\")") },
+        || FailoverSpec {
+            replica: default_replica,
+            ..parsed_default("(replica: \"x\")")
+        },
         |ui, f| {
-            egui::Grid::new("failover-grid").num_columns(2).show(ui, |ui| {
-                row(ui, "replica", |ui| service_combo(ui, "failover-replica", &mut f.replica, &others));
-                row(ui, "detection", |ui| {
-                    ui.add(secs(&mut f.detection_s)).on_hover_text("How long the primary must look down");
+            egui::Grid::new("failover-grid")
+                .num_columns(2)
+                .show(ui, |ui| {
+                    row(ui, "replica", |ui| {
+                        service_combo(ui, "failover-replica", &mut f.replica, &others)
+                    });
+                    row(ui, "detection", |ui| {
+                        ui.add(secs(&mut f.detection_s))
+                            .on_hover_text("How long the primary must look down");
+                    });
+                    row(ui, "hold-down", |ui| {
+                        ui.add(secs(&mut f.hold_down_s)).on_hover_text(
+                            "Further wait before promoting (rides out short partitions)",
+                        );
+                    });
+                    row(ui, "replica latency", |ui| {
+                        ui.add(ms(&mut f.replica_latency_ms))
+                            .on_hover_text("Callers' one-way latency to the replica");
+                    });
                 });
-                row(ui, "hold-down", |ui| {
-                    ui.add(secs(&mut f.hold_down_s)).on_hover_text("Further wait before promoting (rides out short partitions)");
-                });
-                row(ui, "replica latency", |ui| {
-                    ui.add(ms(&mut f.replica_latency_ms)).on_hover_text("Callers' one-way latency to the replica");
-                });
-            });
         },
     );
 }
 
 fn lifecycle_ui(ui: &mut egui::Ui, l: &mut LifecycleSpec, others: &[String], first_other: &str) {
-    egui::Grid::new("lifecycle-grid").num_columns(2).show(ui, |ui| {
-        row(ui, "restart takes", |ui| {
-            ui.add(secs(&mut l.restart_s));
+    egui::Grid::new("lifecycle-grid")
+        .num_columns(2)
+        .show(ui, |ui| {
+            row(ui, "restart takes", |ui| {
+                ui.add(secs(&mut l.restart_s));
+            });
+            row(ui, "warm-up", |ui| {
+                ui.add(secs(&mut l.warmup_s));
+                ui.add(
+                    egui::DragValue::new(&mut l.warmup_factor)
+                        .range(1.0..=100.0)
+                        .speed(0.05)
+                        .prefix("×"),
+                )
+                .on_hover_text("Service-time multiplier while warming up");
+            });
         });
-        row(ui, "warm-up", |ui| {
-            ui.add(secs(&mut l.warmup_s));
-            ui.add(egui::DragValue::new(&mut l.warmup_factor).range(1.0..=100.0).speed(0.05).prefix("×")).on_hover_text("Service-time multiplier while warming up");
-        });
-    });
     ui.label(RichText::new("startup calls (in order; all must succeed)").small());
     let mut remove = None;
     for (j, c) in l.startup_calls.iter_mut().enumerate() {
@@ -466,16 +795,28 @@ fn lifecycle_ui(ui: &mut egui::Ui, l: &mut LifecycleSpec, others: &[String], fir
         l.startup_calls.remove(j);
     }
     if !first_other.is_empty() && ui.small_button("+ startup call").clicked() {
-        l.startup_calls.push(CallSpec { to: first_other.to_owned(), timeout_ms: Some(1000.0), ..Default::default() });
+        l.startup_calls.push(CallSpec {
+            to: first_other.to_owned(),
+            timeout_ms: Some(1000.0),
+            ..Default::default()
+        });
     }
     ui.label(RichText::new("periodic calls").small());
     let mut remove = None;
     for (j, p) in l.periodic.iter_mut().enumerate() {
         ui.horizontal(|ui| {
             service_combo(ui, ("periodic", j), &mut p.call.to, others);
-            ui.add(egui::DragValue::new(&mut p.every_s).range(0.001..=1e6).prefix("every ").suffix(" s"));
+            ui.add(
+                egui::DragValue::new(&mut p.every_s)
+                    .range(0.001..=1e6)
+                    .prefix("every ")
+                    .suffix(" s"),
+            );
             lifecycle_call_row(ui, &mut p.call);
-            ui.checkbox(&mut p.disqualify_on_failure, "gates").on_hover_text("A failed call takes the instance out of rotation until one succeeds");
+            ui.checkbox(&mut p.disqualify_on_failure, "gates")
+                .on_hover_text(
+                    "A failed call takes the instance out of rotation until one succeeds",
+                );
             if ui.small_button("✕").on_hover_text("Remove").clicked() {
                 remove = Some(j);
             }
@@ -487,7 +828,11 @@ fn lifecycle_ui(ui: &mut egui::Ui, l: &mut LifecycleSpec, others: &[String], fir
     if !first_other.is_empty() && ui.small_button("+ periodic call").clicked() {
         l.periodic.push(PeriodicCallSpec {
             every_s: 30.0,
-            call: CallSpec { to: first_other.to_owned(), timeout_ms: Some(1000.0), ..Default::default() },
+            call: CallSpec {
+                to: first_other.to_owned(),
+                timeout_ms: Some(1000.0),
+                ..Default::default()
+            },
             disqualify_on_failure: false,
         });
     }
@@ -495,10 +840,23 @@ fn lifecycle_ui(ui: &mut egui::Ui, l: &mut LifecycleSpec, others: &[String], fir
 
 fn lifecycle_call_row(ui: &mut egui::Ui, c: &mut CallSpec) {
     let mut timeout = c.timeout_ms.unwrap_or(0.0);
-    if ui.add(egui::DragValue::new(&mut timeout).range(0.0..=3_600_000.0).prefix("timeout ").suffix(" ms")).on_hover_text("0: none").changed() {
+    if ui
+        .add(
+            egui::DragValue::new(&mut timeout)
+                .range(0.0..=3_600_000.0)
+                .prefix("timeout ")
+                .suffix(" ms"),
+        )
+        .on_hover_text("0: none")
+        .changed()
+    {
         c.timeout_ms = (timeout > 0.0).then_some(timeout);
     }
-    ui.add(egui::DragValue::new(&mut c.retry.max_attempts).range(1..=100).prefix("tries "));
+    ui.add(
+        egui::DragValue::new(&mut c.retry.max_attempts)
+            .range(1..=100)
+            .prefix("tries "),
+    );
 }
 
 /// Alerts watching `node` (all alerts when `None`) and the operator steps that react to them
@@ -513,11 +871,19 @@ pub fn alerts_ui(ui: &mut egui::Ui, scenario: &mut Scenario, node: Option<&str>)
         }
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new(&alert.name).strong());
-            egui::ComboBox::from_id_salt(("alert-metric", i)).selected_text(format!("{:?}", alert.metric)).show_ui(ui, |ui| {
-                for m in [AlertMetric::ErrorRatio, AlertMetric::SuccessRatio, AlertMetric::P99Ms, AlertMetric::QueueLength, AlertMetric::Utilization] {
-                    ui.selectable_value(&mut alert.metric, m, format!("{m:?}"));
-                }
-            });
+            egui::ComboBox::from_id_salt(("alert-metric", i))
+                .selected_text(format!("{:?}", alert.metric))
+                .show_ui(ui, |ui| {
+                    for m in [
+                        AlertMetric::ErrorRatio,
+                        AlertMetric::SuccessRatio,
+                        AlertMetric::P99Ms,
+                        AlertMetric::QueueLength,
+                        AlertMetric::Utilization,
+                    ] {
+                        ui.selectable_value(&mut alert.metric, m, format!("{m:?}"));
+                    }
+                });
             match (alert.above.as_mut(), alert.below.as_mut()) {
                 (Some(x), _) => {
                     ui.label(">");
@@ -529,29 +895,54 @@ pub fn alerts_ui(ui: &mut egui::Ui, scenario: &mut Scenario, node: Option<&str>)
                 }
                 (None, None) => {}
             }
-            ui.add(egui::DragValue::new(&mut alert.for_s).range(0.0..=1e5).prefix("for ").suffix(" s")).on_hover_text("Detection delay");
+            ui.add(
+                egui::DragValue::new(&mut alert.for_s)
+                    .range(0.0..=1e5)
+                    .prefix("for ")
+                    .suffix(" s"),
+            )
+            .on_hover_text("Detection delay");
             let mut via = alert.via.clone().unwrap_or_default();
-            egui::ComboBox::from_id_salt(("alert-via", i)).selected_text(if via.is_empty() { "direct".to_owned() } else { format!("via {via}") }).show_ui(ui, |ui| {
-                ui.selectable_value(&mut via, String::new(), "direct");
-                for n in &services {
-                    ui.selectable_value(&mut via, n.clone(), n);
-                }
-            });
+            egui::ComboBox::from_id_salt(("alert-via", i))
+                .selected_text(if via.is_empty() {
+                    "direct".to_owned()
+                } else {
+                    format!("via {via}")
+                })
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut via, String::new(), "direct");
+                    for n in &services {
+                        ui.selectable_value(&mut via, n.clone(), n);
+                    }
+                });
             alert.via = (!via.is_empty()).then_some(via);
-            if ui.small_button("✕").on_hover_text("Remove this alert and the steps it triggers").clicked() {
+            if ui
+                .small_button("✕")
+                .on_hover_text("Remove this alert and the steps it triggers")
+                .clicked()
+            {
                 remove = Some(i);
             }
         });
     }
     if let Some(i) = remove {
         let name = scenario.alerts.remove(i).name;
-        scenario.operator.retain(|s| s.when != OperatorTrigger::Alert(name.clone()));
+        scenario
+            .operator
+            .retain(|s| s.when != OperatorTrigger::Alert(name.clone()));
     }
     if let Some(n) = node
-        && ui.small_button("+ alert on this node").on_hover_text("Fires when the error ratio stays above 5% for 60 s").clicked()
+        && ui
+            .small_button("+ alert on this node")
+            .on_hover_text("Fires when the error ratio stays above 5% for 60 s")
+            .clicked()
     {
         let mut k = scenario.alerts.len() + 1;
-        while scenario.alerts.iter().any(|a| a.name == format!("alert-{k}")) {
+        while scenario
+            .alerts
+            .iter()
+            .any(|a| a.name == format!("alert-{k}"))
+        {
             k += 1;
         }
         scenario.alerts.push(AlertSpec {
@@ -581,7 +972,13 @@ pub fn alerts_ui(ui: &mut egui::Ui, scenario: &mut Scenario, node: Option<&str>)
                 OperatorTrigger::At(t) => ui.label(format!("at {t} s")),
                 OperatorTrigger::Alert(a) => ui.label(format!("on {a}")),
             };
-            ui.add(egui::DragValue::new(&mut step.after_s).range(0.0..=1e5).prefix("+").suffix(" s")).on_hover_text("Reaction delay");
+            ui.add(
+                egui::DragValue::new(&mut step.after_s)
+                    .range(0.0..=1e5)
+                    .prefix("+")
+                    .suffix(" s"),
+            )
+            .on_hover_text("Reaction delay");
             ui.label(step.action.describe());
         });
     }

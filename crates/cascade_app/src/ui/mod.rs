@@ -18,7 +18,7 @@ pub mod top_bar;
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy_egui::input::egui_wants_any_keyboard_input;
-use bevy_egui::{egui, EguiContexts, EguiPrimaryContextPass};
+use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use cascade_sim::engine::{InstanceState, ServiceState};
 use cascade_sim::faults::ResolvedTarget;
 use cascade_sim::metrics::MetricsHistory;
@@ -31,7 +31,9 @@ use crate::settings::Settings;
 
 /// UI plugin.
 pub(crate) fn plugin(app: &mut App) {
-    let entries = library::library_root().map(|root| library::scan(&root)).unwrap_or_default();
+    let entries = library::library_root()
+        .map(|root| library::scan(&root))
+        .unwrap_or_default();
     app.insert_resource(Library { entries })
         .init_resource::<UiState>()
         .init_resource::<dialogs::Dialogs>()
@@ -39,7 +41,9 @@ pub(crate) fn plugin(app: &mut App) {
         .add_systems(
             Update,
             (
-                keyboard_shortcuts.run_if(not(egui_wants_any_keyboard_input)).in_set(crate::AppSystems::Input),
+                keyboard_shortcuts
+                    .run_if(not(egui_wants_any_keyboard_input))
+                    .in_set(crate::AppSystems::Input),
                 (dialogs::start_dialogs, dialogs::poll_dialogs).in_set(crate::AppSystems::Input),
             ),
         );
@@ -111,10 +115,16 @@ fn install_fonts(mut contexts: EguiContexts, mut done: Local<bool>) -> Result {
     let mut fonts = egui::FontDefinitions::default();
     fonts.font_data.insert(
         "dejavu".to_owned(),
-        std::sync::Arc::new(egui::FontData::from_static(include_bytes!("../../../../assets/fonts/DejaVuSans.ttf"))),
+        std::sync::Arc::new(egui::FontData::from_static(include_bytes!(
+            "../../../../assets/fonts/DejaVuSans.ttf"
+        ))),
     );
     for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
-        fonts.families.entry(family).or_default().push("dejavu".to_owned());
+        fonts
+            .families
+            .entry(family)
+            .or_default()
+            .push("dejavu".to_owned());
     }
     ctx.set_fonts(fonts);
     *done = true;
@@ -146,7 +156,9 @@ pub fn draw_ui(
     let mut root = egui::Ui::new(
         ctx.clone(),
         "root".into(),
-        egui::UiBuilder::new().layer_id(egui::LayerId::background()).max_rect(ctx.viewport_rect()),
+        egui::UiBuilder::new()
+            .layer_id(egui::LayerId::background())
+            .max_rect(ctx.viewport_rect()),
     );
 
     // Top bar.
@@ -157,8 +169,17 @@ pub fn draw_ui(
         speed: w.playback.speed,
         sim_time_s: (w.sim_time.now_ns / 1e9).max(w.clock.now_s()),
         seed,
-        verdict: w.verdict.verdict.as_ref().map(|v| (v.kind, v.recovery_seconds)),
-        sustained_by: w.verdict.verdict.as_ref().map(|v| v.sustained_by.clone()).unwrap_or_default(),
+        verdict: w
+            .verdict
+            .verdict
+            .as_ref()
+            .map(|v| (v.kind, v.recovery_seconds)),
+        sustained_by: w
+            .verdict
+            .verdict
+            .as_ref()
+            .map(|v| v.sustained_by.clone())
+            .unwrap_or_default(),
         undo: w.history.undo.last().map(|e| e.label()),
         redo: w.history.redo.last().map(|e| e.label()),
         building: w.build.building,
@@ -173,28 +194,52 @@ pub fn draw_ui(
     // Left: library, build palette, faults.
     if w.settings.panels.left {
         let palette_view = fault_palette_view(&w);
-        let center = w.camera.iter().next().map_or(Vec2::ZERO, |t| t.translation.truncate());
-        egui::Panel::left("left").resizable(true).default_size(270.0).show(&mut root, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                if w.build.building {
-                    out.extend(build::build_palette_ui(ui, &w.doc.scenario, center));
+        let center = w
+            .camera
+            .iter()
+            .next()
+            .map_or(Vec2::ZERO, |t| t.translation.truncate());
+        egui::Panel::left("left")
+            .resizable(true)
+            .default_size(270.0)
+            .show(&mut root, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    if w.build.building {
+                        out.extend(build::build_palette_ui(ui, &w.doc.scenario, center));
+                        ui.separator();
+                    }
+                    out.extend(faults::fault_palette_ui(
+                        ui,
+                        &palette_view,
+                        &mut state.fault_params,
+                    ));
                     ui.separator();
-                }
-                out.extend(faults::fault_palette_ui(ui, &palette_view, &mut state.fault_params));
-                ui.separator();
-                out.extend(library::library_ui(ui, &w.library.entries, w.doc.path.as_deref()));
+                    out.extend(library::library_ui(
+                        ui,
+                        &w.library.entries,
+                        w.doc.path.as_deref(),
+                    ));
+                });
             });
-        });
     }
 
     // Right: inspector.
     if w.settings.panels.right {
         let metrics = selection_metrics(&w);
-        egui::Panel::right("right").resizable(true).default_size(310.0).show(&mut root, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                out.extend(inspector::inspector_ui(ui, &w.doc.scenario, &w.selection, &metrics, w.build.building));
+        egui::Panel::right("right")
+            .resizable(true)
+            .default_size(310.0)
+            .show(&mut root, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    out.extend(inspector::inspector_ui(
+                        ui,
+                        &w.doc.scenario,
+                        &w.selection,
+                        &metrics,
+                        w.build.building,
+                    ));
+                });
             });
-        });
     }
 
     // Bottom: charts and events.
@@ -207,45 +252,66 @@ pub fn draw_ui(
         // A fixed height (chosen in the View menu): a resizable panel sized by its own
         // content would shrink a little every frame.
         let panel_height = height.clamp(160.0, max_height);
-        egui::Panel::bottom("bottom").resizable(false).exact_size(panel_height).show(&mut root, |ui| {
-            ui.horizontal(|ui| {
-                ui.selectable_value(&mut state.tab, BottomTab::Charts, "Charts").on_hover_text("Offered vs goodput, errors, latency, queue, retries, utilisation");
-                ui.selectable_value(&mut state.tab, BottomTab::Events, "Events").on_hover_text("Faults, commands, health and verdict changes");
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    ui.label(egui::RichText::new(&w.notice.text).weak());
+        egui::Panel::bottom("bottom")
+            .resizable(false)
+            .exact_size(panel_height)
+            .show(&mut root, |ui| {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut state.tab, BottomTab::Charts, "Charts")
+                        .on_hover_text(
+                            "Offered vs goodput, errors, latency, queue, retries, utilisation",
+                        );
+                    ui.selectable_value(&mut state.tab, BottomTab::Events, "Events")
+                        .on_hover_text("Faults, commands, health and verdict changes");
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        ui.label(egui::RichText::new(&w.notice.text).weak());
+                    });
                 });
+                let h = panel_height - 44.0;
+                match state.tab {
+                    BottomTab::Charts => {
+                        let series = state.series.clone();
+                        charts::charts_ui(ui, &series, &windows, h);
+                    }
+                    BottomTab::Events => {
+                        let mut hc = state.health_changes;
+                        events::event_log_ui(ui, &w.log.events, &mut hc);
+                        state.health_changes = hc;
+                    }
+                }
             });
-            let h = panel_height - 44.0;
-            match state.tab {
-                BottomTab::Charts => {
-                    let series = state.series.clone();
-                    charts::charts_ui(ui, &series, &windows, h);
-                }
-                BottomTab::Events => {
-                    let mut hc = state.health_changes;
-                    events::event_log_ui(ui, &w.log.events, &mut hc);
-                    state.health_changes = hc;
-                }
-            }
-        });
     }
 
     // What is left is the canvas.
     let free = root.available_rect_before_wrap();
-    *canvas_rect = CanvasRect { min: Vec2::new(free.min.x, free.min.y), max: Vec2::new(free.max.x, free.max.y) };
+    *canvas_rect = CanvasRect {
+        min: Vec2::new(free.min.x, free.min.y),
+        max: Vec2::new(free.max.x, free.max.y),
+    };
 
     // Right-click menu.
     if let Some((target, at)) = menu.open.clone() {
         let fault_target = match &target {
             ContextTarget::Node(name) => node_target(&w, name),
-            ContextTarget::Edge(from, to) => Some(faults::FaultTarget::Edge { from: from.clone(), to: to.clone() }),
+            ContextTarget::Edge(from, to) => Some(faults::FaultTarget::Edge {
+                from: from.clone(),
+                to: to.clone(),
+            }),
         };
         if let Some(t) = fault_target {
-            let area = egui::Area::new(egui::Id::new("context-menu")).order(egui::Order::Foreground).fixed_pos(egui::pos2(at.x, at.y)).show(&ctx, |ui| {
-                egui::Frame::popup(ui.style()).show(ui, |ui| faults::fault_menu_ui(ui, &t, &state.fault_params)).inner
-            });
+            let area = egui::Area::new(egui::Id::new("context-menu"))
+                .order(egui::Order::Foreground)
+                .fixed_pos(egui::pos2(at.x, at.y))
+                .show(&ctx, |ui| {
+                    egui::Frame::popup(ui.style())
+                        .show(ui, |ui| faults::fault_menu_ui(ui, &t, &state.fault_params))
+                        .inner
+                });
             let chosen = area.inner;
-            if !chosen.is_empty() || area.response.clicked_elsewhere() || ctx.input(|i| i.key_pressed(egui::Key::Escape)) {
+            if !chosen.is_empty()
+                || area.response.clicked_elsewhere()
+                || ctx.input(|i| i.key_pressed(egui::Key::Escape))
+            {
                 menu.open = None;
             }
             out.extend(chosen);
@@ -262,15 +328,28 @@ pub fn draw_ui(
 
 fn node_target(w: &UiWorld, name: &str) -> Option<faults::FaultTarget> {
     if let Some(s) = w.doc.scenario.service(name) {
-        return Some(faults::FaultTarget::Service { name: name.to_owned(), instances: s.instances, workers: s.workers, cache: s.cache.is_some() });
+        return Some(faults::FaultTarget::Service {
+            name: name.to_owned(),
+            instances: s.instances,
+            workers: s.workers,
+            cache: s.cache.is_some(),
+        });
     }
-    w.doc.scenario.source(name).map(|_| faults::FaultTarget::Source { name: name.to_owned() })
+    w.doc
+        .scenario
+        .source(name)
+        .map(|_| faults::FaultTarget::Source {
+            name: name.to_owned(),
+        })
 }
 
 fn fault_palette_view(w: &UiWorld) -> faults::FaultPaletteView {
     let target = match (&w.selection.node, &w.selection.edge) {
         (Some(n), _) => node_target(w, n),
-        (None, Some((from, to))) => Some(faults::FaultTarget::Edge { from: from.clone(), to: to.clone() }),
+        (None, Some((from, to))) => Some(faults::FaultTarget::Edge {
+            from: from.clone(),
+            to: to.clone(),
+        }),
         _ => None,
     };
     let active = w
@@ -285,7 +364,11 @@ fn fault_palette_view(w: &UiWorld) -> faults::FaultPaletteView {
             scripted: f.scripted,
         })
         .collect();
-    faults::FaultPaletteView { target, active, selection: w.selection.clone() }
+    faults::FaultPaletteView {
+        target,
+        active,
+        selection: w.selection.clone(),
+    }
 }
 
 /// "slow ×4", "errors 50%"…
@@ -293,10 +376,14 @@ pub fn fault_label(kind: &cascade_sim::scenario::FaultKind) -> String {
     use cascade_sim::scenario::FaultKind as F;
     match kind {
         F::Slow { factor, .. } => format!("slow ×{factor}"),
-        F::Latency { added_ms, .. } | F::LinkLatency { added_ms, .. } => format!("latency +{added_ms} ms"),
+        F::Latency { added_ms, .. } | F::LinkLatency { added_ms, .. } => {
+            format!("latency +{added_ms} ms")
+        }
         F::Errors { probability, .. } => format!("errors {:.0}%", probability * 100.0),
         F::LoadSpike { factor, .. } => format!("load ×{factor}"),
-        F::CapacityCut { workers, instances, .. } => match (workers, instances) {
+        F::CapacityCut {
+            workers, instances, ..
+        } => match (workers, instances) {
             (Some(wk), Some(i)) => format!("cut to {wk} workers, {i} instances"),
             (Some(wk), None) => format!("cut to {wk} workers"),
             (None, Some(i)) => format!("cut to {i} instances"),
@@ -307,7 +394,9 @@ pub fn fault_label(kind: &cascade_sim::scenario::FaultKind) -> String {
 }
 
 fn chart_subject(w: &UiWorld) -> charts::ChartSubject {
-    let Some(name) = &w.selection.node else { return charts::ChartSubject::System };
+    let Some(name) = &w.selection.node else {
+        return charts::ChartSubject::System;
+    };
     match w.graph.node(name).map(|n| n.node) {
         Some(cascade_sim::NodeRef::Service(i)) => charts::ChartSubject::Service(i, name.clone()),
         Some(cascade_sim::NodeRef::Source(i)) => charts::ChartSubject::Source(i, name.clone()),
@@ -324,19 +413,35 @@ fn fault_windows(w: &UiWorld) -> Vec<charts::FaultWindow> {
         .filter(|f| f.start_ns < w.clock.now_ns())
         .filter(|f| match (&w.selection.node, &f.target) {
             (None, _) => true,
-            (Some(n), ResolvedTarget::Service(_) | ResolvedTarget::Source(_)) => f.kind.target_node() == n,
-            (Some(n), ResolvedTarget::Links(_)) => f.kind.target_node() == n || f.kind.link_target() == Some(n.as_str()),
+            (Some(n), ResolvedTarget::Service(_) | ResolvedTarget::Source(_)) => {
+                f.kind.target_node() == n
+            }
+            (Some(n), ResolvedTarget::Links(_)) => {
+                f.kind.target_node() == n || f.kind.link_target() == Some(n.as_str())
+            }
         })
         .map(|f| {
-            let end = if f.end_ns == cascade_sim::time::NEVER { now } else { (f.end_ns as f64 / 1e9).min(now) };
-            (f.start_ns as f64 / 1e9, end, format!("{} on {}", fault_label(&f.kind), f.target_label()))
+            let end = if f.end_ns == cascade_sim::time::NEVER {
+                now
+            } else {
+                (f.end_ns as f64 / 1e9).min(now)
+            };
+            (
+                f.start_ns as f64 / 1e9,
+                end,
+                format!("{} on {}", fault_label(&f.kind), f.target_label()),
+            )
         })
         .collect()
 }
 
 fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
-    let Some(name) = &w.selection.node else { return Default::default() };
-    let Some(node) = w.graph.node(name) else { return Default::default() };
+    let Some(name) = &w.selection.node else {
+        return Default::default();
+    };
+    let Some(node) = w.graph.node(name) else {
+        return Default::default();
+    };
     let dt = w.metrics.interval_ns as f64 / 1e9;
     let mut m = inspector::SelectionMetrics::default();
     let ring = match node.node {
@@ -350,40 +455,84 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
             cascade_sim::NodeRef::Service(i) => {
                 let (mut busy, mut workers, mut queue) = (0, 0, 0);
                 if let Some(st) = w.services.iter().find(|s| s.index == i) {
-                    for is in w.instances.iter().filter(|is| st.instances.contains(&is.global)) {
+                    for is in w
+                        .instances
+                        .iter()
+                        .filter(|is| st.instances.contains(&is.global))
+                    {
                         busy += is.busy;
                         workers += is.workers;
                         queue += is.queue.len();
                     }
                 }
                 m.figures = vec![
-                    ("offered".into(), format!("{:.0} /s ({:.0} retries)", c.offered() as f64 / dt, c.offered_retry as f64 / dt)),
+                    (
+                        "offered".into(),
+                        format!(
+                            "{:.0} /s ({:.0} retries)",
+                            c.offered() as f64 / dt,
+                            c.offered_retry as f64 / dt
+                        ),
+                    ),
                     ("goodput".into(), format!("{:.0} /s", c.goodput as f64 / dt)),
                     ("errors".into(), format!("{:.1} %", c.error_ratio() * 100.0)),
-                    ("p50 / p99".into(), format!("{:.1} / {:.1} ms", row.latency_ms[0], row.latency_ms[2])),
+                    (
+                        "p50 / p99".into(),
+                        format!("{:.1} / {:.1} ms", row.latency_ms[0], row.latency_ms[2]),
+                    ),
                     ("queue now".into(), format!("{queue}")),
                     ("workers busy".into(), format!("{busy} of {workers}")),
-                    ("utilisation".into(), format!("{:.0} %", c.utilization() * 100.0)),
-                    ("orphaned".into(), format!("{:.0} %", c.orphaned_ratio() * 100.0)),
+                    (
+                        "utilisation".into(),
+                        format!("{:.0} %", c.utilization() * 100.0),
+                    ),
+                    (
+                        "orphaned".into(),
+                        format!("{:.0} %", c.orphaned_ratio() * 100.0),
+                    ),
                     ("health".into(), row.health.as_str().into()),
                 ];
             }
             cascade_sim::NodeRef::Source(_) => {
                 let done = c.succeeded + c.failed_total();
                 m.figures = vec![
-                    ("requests".into(), format!("{:.0} /s", c.offered_first as f64 / dt)),
-                    ("retries".into(), format!("{:.0} /s", c.offered_retry as f64 / dt)),
-                    ("succeeded".into(), format!("{:.1} %", if done == 0 { 100.0 } else { c.succeeded as f64 * 100.0 / done as f64 })),
-                    ("p50 / p99".into(), format!("{:.1} / {:.1} ms", row.latency_ms[0], row.latency_ms[2])),
+                    (
+                        "requests".into(),
+                        format!("{:.0} /s", c.offered_first as f64 / dt),
+                    ),
+                    (
+                        "retries".into(),
+                        format!("{:.0} /s", c.offered_retry as f64 / dt),
+                    ),
+                    (
+                        "succeeded".into(),
+                        format!(
+                            "{:.1} %",
+                            if done == 0 {
+                                100.0
+                            } else {
+                                c.succeeded as f64 * 100.0 / done as f64
+                            }
+                        ),
+                    ),
+                    (
+                        "p50 / p99".into(),
+                        format!("{:.1} / {:.1} ms", row.latency_ms[0], row.latency_ms[2]),
+                    ),
                     ("health".into(), row.health.as_str().into()),
                 ];
             }
         }
     }
     let recent: Vec<_> = ring.iter().rev().take(60).collect();
-    let series = |f: &dyn Fn(&cascade_sim::NodeRow) -> f64| recent.iter().rev().map(|r| f(r)).collect::<Vec<f64>>();
+    let series = |f: &dyn Fn(&cascade_sim::NodeRow) -> f64| {
+        recent.iter().rev().map(|r| f(r)).collect::<Vec<f64>>()
+    };
     m.sparklines = vec![
-        ("goodput /s".into(), series(&|r| r.counters.goodput as f64 / dt)),
+        (
+            "goodput /s".into(),
+            series(&|r| r.counters.goodput as f64 / dt),
+        ),
         ("errors".into(), series(&|r| r.counters.error_ratio())),
         ("p99 ms".into(), series(&|r| r.latency_ms[2])),
     ];
@@ -399,7 +548,12 @@ pub fn keyboard_shortcuts(
     engine: Res<Engine>,
     mut actions: MessageWriter<AppAction>,
 ) {
-    let ctrl = keys.any_pressed([KeyCode::ControlLeft, KeyCode::ControlRight, KeyCode::SuperLeft, KeyCode::SuperRight]);
+    let ctrl = keys.any_pressed([
+        KeyCode::ControlLeft,
+        KeyCode::ControlRight,
+        KeyCode::SuperLeft,
+        KeyCode::SuperRight,
+    ]);
     let shift = keys.any_pressed([KeyCode::ShiftLeft, KeyCode::ShiftRight]);
     for key in keys.get_just_pressed() {
         let action = match (*key, ctrl, shift) {
@@ -414,11 +568,15 @@ pub fn keyboard_shortcuts(
             (KeyCode::KeyS, true, false) => Some(AppAction::Save),
             (KeyCode::KeyS, true, true) => Some(AppAction::SaveAsDialog),
             (KeyCode::KeyO, true, _) => Some(AppAction::OpenDialog),
-            (KeyCode::KeyD, true, _) if build.building => selection
-                .node
-                .as_ref()
-                .and_then(|n| build::duplicate_node(&doc.scenario, n).map(|s| AppAction::Edit { scenario: Box::new(s), label: format!("duplicate {n}") })),
-            (KeyCode::Delete | KeyCode::Backspace, false, _) => delete_action(&selection, &build, &doc, &engine),
+            (KeyCode::KeyD, true, _) if build.building => selection.node.as_ref().and_then(|n| {
+                build::duplicate_node(&doc.scenario, n).map(|s| AppAction::Edit {
+                    scenario: Box::new(s),
+                    label: format!("duplicate {n}"),
+                })
+            }),
+            (KeyCode::Delete | KeyCode::Backspace, false, _) => {
+                delete_action(&selection, &build, &doc, &engine)
+            }
             _ => None,
         };
         if let Some(a) = action {
@@ -429,18 +587,30 @@ pub fn keyboard_shortcuts(
 
 /// Delete: the selected fault; in build mode the selected node; else every live fault on the
 /// selected node.
-pub fn delete_action(selection: &Selection, build: &BuildTool, doc: &Document, engine: &Engine) -> Option<AppAction> {
+pub fn delete_action(
+    selection: &Selection,
+    build: &BuildTool,
+    doc: &Document,
+    engine: &Engine,
+) -> Option<AppAction> {
     if let Some(id) = selection.fault {
         return Some(AppAction::ClearFault(id));
     }
     let name = selection.node.as_ref()?;
     if build.building {
-        return build::delete_node(&doc.scenario, name).map(|s| AppAction::Edit { scenario: Box::new(s), label: format!("delete {name}") });
+        return build::delete_node(&doc.scenario, name).map(|s| AppAction::Edit {
+            scenario: Box::new(s),
+            label: format!("delete {name}"),
+        });
     }
     engine
         .faults
         .iter()
         .rev()
-        .find(|f| f.active && !f.scripted && (f.kind.target_node() == name || f.kind.link_target() == Some(name.as_str())))
+        .find(|f| {
+            f.active
+                && !f.scripted
+                && (f.kind.target_node() == name || f.kind.link_target() == Some(name.as_str()))
+        })
         .map(|f| AppAction::ClearFault(f.id))
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::VerdictKind;
 
-use crate::playback::{Speed, SPEED_NOTCHES};
+use crate::playback::{SPEED_NOTCHES, Speed};
 use crate::session::AppAction;
 use crate::settings::PanelLayout;
 use crate::theme;
@@ -155,11 +155,18 @@ fn speed_menu(ui: &mut egui::Ui, speed: Speed, out: &mut Vec<AppAction>) {
         .width(64.0)
         .show_ui(ui, |ui| {
             for s in SPEED_NOTCHES {
-                if ui.selectable_label(speed == Speed::Times(s), Speed::Times(s).label()).clicked() {
+                if ui
+                    .selectable_label(speed == Speed::Times(s), Speed::Times(s).label())
+                    .clicked()
+                {
                     out.push(AppAction::SetSpeed(Speed::Times(s)));
                 }
             }
-            if ui.selectable_label(speed == Speed::Max, "max").on_hover_text("As fast as this machine can simulate").clicked() {
+            if ui
+                .selectable_label(speed == Speed::Max, "max")
+                .on_hover_text("As fast as this machine can simulate")
+                .clicked()
+            {
                 out.push(AppAction::SetSpeed(Speed::Max));
             }
         })
@@ -181,15 +188,25 @@ fn verdict_badge(ui: &mut egui::Ui, view: &TopBarView) {
         VerdictKind::Stable => "Healthy throughout (goodput ≥ 90% of offered load)".to_owned(),
         VerdictKind::Recovered => "Was unhealthy, healthy again through the last 30 s".to_owned(),
         VerdictKind::Metastable => {
-            let why = if view.sustained_by.is_empty() { String::new() } else { format!(":\n• {}", view.sustained_by.join("\n• ")) };
+            let why = if view.sustained_by.is_empty() {
+                String::new()
+            } else {
+                format!(":\n• {}", view.sustained_by.join("\n• "))
+            };
             format!("The trigger is over but the system stays unhealthy{why}")
         }
-        VerdictKind::Down => "Unhealthy while the trigger is still active (or plain overload)".to_owned(),
+        VerdictKind::Down => {
+            "Unhealthy while the trigger is still active (or plain overload)".to_owned()
+        }
     };
-    egui::Frame::new().fill(color).corner_radius(4.0).inner_margin(egui::Margin::symmetric(8, 2)).show(ui, |ui| {
-        ui.label(RichText::new(text).strong().color(egui::Color32::BLACK));
-    })
-    .response
-    .on_hover_text(tip);
+    egui::Frame::new()
+        .fill(color)
+        .corner_radius(4.0)
+        .inner_margin(egui::Margin::symmetric(8, 2))
+        .show(ui, |ui| {
+            ui.label(RichText::new(text).strong().color(egui::Color32::BLACK));
+        })
+        .response
+        .on_hover_text(tip);
     ui.label(RichText::new("verdict").weak());
 }

@@ -6,9 +6,9 @@
 //! Queue-time shedding and adaptive LIFO are decided where requests leave the queue
 //! (`step.rs`: `start_work`, `dispatch`). Instances without mechanism state never come here.
 
-use super::jobs::{Phase, NONE, PROBE};
+use super::jobs::{NONE, PROBE, Phase};
 use super::scheduler::EventKind;
-use super::step::{work_ns, Ctx};
+use super::step::{Ctx, work_ns};
 use crate::metrics::Outcome;
 use crate::rng;
 
@@ -18,12 +18,17 @@ impl Ctx<'_, '_> {
     pub(crate) fn admit(&mut self, k: u32, inst: u32) -> bool {
         let now = self.e.now;
         let s = self.e.jobs.get(k).node;
-        let (max_in_flight, latch_above) =
-            self.e.model.services[s as usize].mech.as_ref().map_or((u32::MAX, u32::MAX), |m| (m.max_in_flight, m.latch_above));
+        let (max_in_flight, latch_above) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .map_or((u32::MAX, u32::MAX), |m| (m.max_in_flight, m.latch_above));
         let is = &mut *self.instances[inst as usize];
         let in_system = is.in_system();
-        let Some(m) = is.mech.as_mut() else { return true };
-        let throttled = m.fault_limiter.as_mut().is_some_and(|l| !l.try_take(now)) || m.limiter.as_mut().is_some_and(|l| !l.try_take(now));
+        let Some(m) = is.mech.as_mut() else {
+            return true;
+        };
+        let throttled = m.fault_limiter.as_mut().is_some_and(|l| !l.try_take(now))
+            || m.limiter.as_mut().is_some_and(|l| !l.try_take(now));
         if throttled {
             self.services[s as usize].metrics.interval.throttled += 1;
             self.reply_and_free(k, Outcome::Throttled);
@@ -49,11 +54,19 @@ impl Ctx<'_, '_> {
     /// Picks the cache or optimistic-concurrency key of job `k` at its service.
     fn choose_key(&mut self, k: u32) {
         let s = self.e.jobs.get(k).node as usize;
-        let Some(mech) = self.e.model.services[s].mech.as_ref() else { return };
-        let Some(rt) = self.services[s].rt.as_mut() else { return };
+        let Some(mech) = self.e.model.services[s].mech.as_ref() else {
+            return;
+        };
+        let Some(rt) = self.services[s].rt.as_mut() else {
+            return;
+        };
         let Some(r) = rt.rng.as_mut() else { return };
         let key = if let Some(c) = &mech.cache {
-            if c.max_hit_ratio >= 1.0 || rng::chance(r, c.max_hit_ratio) { rng::below(r, c.keys) } else { NONE }
+            if c.max_hit_ratio >= 1.0 || rng::chance(r, c.max_hit_ratio) {
+                rng::below(r, c.keys)
+            } else {
+                NONE
+            }
         } else if let Some(chooser) = &mech.occ {
             chooser.choose(r)
         } else {
@@ -83,23 +96,40 @@ impl Ctx<'_, '_> {
     fn schedule_own_work(&mut self, k: u32, inst: u32) {
         let now = self.e.now;
         let job = self.e.jobs.get(k);
-        let (s, generation, probe, key) = (job.node as usize, job.generation, job.flags & PROBE != 0, job.key);
+        let (s, generation, probe, key) = (
+            job.node as usize,
+            job.generation,
+            job.flags & PROBE != 0,
+            job.key,
+        );
         let svc = &self.e.model.services[s];
         let is = &mut *self.instances[inst as usize];
         let warm = is.mech.as_ref().map_or(1.0, |m| m.warm_factor_at(now));
         let work = if probe {
-            svc.mech.as_ref().and_then(|m| m.health).map_or(1, |h| h.probe_ns)
+            svc.mech
+                .as_ref()
+                .and_then(|m| m.health)
+                .map_or(1, |h| h.probe_ns)
         } else {
-            work_ns(svc.dist.sample_ns(&mut is.rng), is.slow_factor * warm, is.added_ns)
+            work_ns(
+                svc.dist.sample_ns(&mut is.rng),
+                is.slow_factor * warm,
+                is.added_ns,
+            )
         };
         if !probe
             && svc.mech.as_ref().is_some_and(|m| m.occ.is_some())
-            && let Some(v) = self.services[s].rt.as_ref().and_then(|rt| rt.versions.as_ref())
+            && let Some(v) = self.services[s]
+                .rt
+                .as_ref()
+                .and_then(|rt| rt.versions.as_ref())
         {
             let version = v.read(key);
             self.e.jobs.get_mut(k).read_version = version;
         }
-        self.e.sched.schedule(now + work, EventKind::WorkDone, k, generation, 0, 0);
+        self.e
+            .sched
+            .schedule(now + work, EventKind::WorkDone, k, generation, 0, 0);
     }
 
     /// Job `k`'s own work at `inst` ended: frees its core (starting the next waiting job's
@@ -123,8 +153,14 @@ impl Ctx<'_, '_> {
             return false;
         }
         let (s, key, read) = (job.node as usize, job.key, job.read_version);
-        if self.e.model.services[s].mech.as_ref().is_some_and(|m| m.occ.is_some())
-            && let Some(v) = self.services[s].rt.as_mut().and_then(|rt| rt.versions.as_mut())
+        if self.e.model.services[s]
+            .mech
+            .as_ref()
+            .is_some_and(|m| m.occ.is_some())
+            && let Some(v) = self.services[s]
+                .rt
+                .as_mut()
+                .and_then(|rt| rt.versions.as_mut())
             && !v.write(key, read)
         {
             self.finish(k, Outcome::Conflict);

@@ -7,7 +7,9 @@
 
 use super::step::Ctx;
 use crate::events::SimEventKind;
-use crate::metrics::{EdgeRow, Health, MetricsHistory, NodeCounters, NodeRow, SystemRow, QUANTILES};
+use crate::metrics::{
+    EdgeRow, Health, MetricsHistory, NodeCounters, NodeRow, QUANTILES, SystemRow,
+};
 use crate::time::Nanos;
 
 impl Ctx<'_, '_> {
@@ -16,11 +18,22 @@ impl Ctx<'_, '_> {
         self.sync_planned_instances(end_ns);
         let k = self.history.intervals();
         let cap = self.history.rows_per_node;
-        self.history.services.resize_with(self.services.len(), Default::default);
-        self.history.sources.resize_with(self.sources.len(), Default::default);
-        self.history.edges.resize_with(self.e.links.len(), Default::default);
-        let mechanisms = self.e.model.services.iter().any(|s| s.mech.is_some()) || self.instances.iter().any(|i| i.mech.is_some());
-        let open_breakers = if mechanisms { self.open_breakers(end_ns) } else { Vec::new() };
+        self.history
+            .services
+            .resize_with(self.services.len(), Default::default);
+        self.history
+            .sources
+            .resize_with(self.sources.len(), Default::default);
+        self.history
+            .edges
+            .resize_with(self.e.links.len(), Default::default);
+        let mechanisms = self.e.model.services.iter().any(|s| s.mech.is_some())
+            || self.instances.iter().any(|i| i.mech.is_some());
+        let open_breakers = if mechanisms {
+            self.open_breakers(end_ns)
+        } else {
+            Vec::new()
+        };
 
         for s in 0..self.services.len() {
             let mut c: NodeCounters = self.services[s].metrics.interval;
@@ -35,8 +48,16 @@ impl Ctx<'_, '_> {
             }
             let removed = self.e.model.services[s].removed;
             let svc = &mut *self.services[s];
-            let latency_ms = if svc.metrics.hist.is_empty() { [0.0; 4] } else { svc.metrics.hist.quantiles_ms(QUANTILES) };
-            let health = if removed { Health::Idle } else { Health::classify(&c, live) };
+            let latency_ms = if svc.metrics.hist.is_empty() {
+                [0.0; 4]
+            } else {
+                svc.metrics.hist.quantiles_ms(QUANTILES)
+            };
+            let health = if removed {
+                Health::Idle
+            } else {
+                Health::classify(&c, live)
+            };
             let gauges = if mechanisms {
                 let mut g = self.gauges(s as u32, end_ns);
                 g.breakers_open = open_breakers.get(s).copied().unwrap_or(0);
@@ -45,14 +66,25 @@ impl Ctx<'_, '_> {
                 Default::default()
             };
             let svc = &mut *self.services[s];
-            let row = NodeRow { interval: k, counters: c, latency_ms, live_instances: live, health, gauges };
+            let row = NodeRow {
+                interval: k,
+                counters: c,
+                latency_ms,
+                live_instances: live,
+                health,
+                gauges,
+            };
             if health != svc.metrics.health && !removed {
                 let from = svc.metrics.health;
                 svc.metrics.health = health;
                 let node = self.e.model.services[s].name.clone();
                 self.e.events.push(crate::events::SimEvent {
                     time_ns: end_ns,
-                    kind: SimEventKind::HealthChanged { node, from, to: health },
+                    kind: SimEventKind::HealthChanged {
+                        node,
+                        from,
+                        to: health,
+                    },
                 });
             }
             svc.live_instances = live;
@@ -65,16 +97,31 @@ impl Ctx<'_, '_> {
             MetricsHistory::push_row(cap, &mut self.history.services[s], row);
         }
 
-        let mut system = SystemRow { interval: k, hops: self.e.hops_interval, ..Default::default() };
+        let mut system = SystemRow {
+            interval: k,
+            hops: self.e.hops_interval,
+            ..Default::default()
+        };
         for s in 0..self.sources.len() {
             let src = &mut *self.sources[s];
             let c = src.metrics.interval;
             system.offered += c.offered_first;
             system.goodput += c.goodput;
-            let latency_ms = if src.metrics.hist.is_empty() { [0.0; 4] } else { src.metrics.hist.quantiles_ms(QUANTILES) };
+            let latency_ms = if src.metrics.hist.is_empty() {
+                [0.0; 4]
+            } else {
+                src.metrics.hist.quantiles_ms(QUANTILES)
+            };
             let health = source_health(&c);
             src.metrics.health = health;
-            let row = NodeRow { interval: k, counters: c, latency_ms, live_instances: 0, health, gauges: Default::default() };
+            let row = NodeRow {
+                interval: k,
+                counters: c,
+                latency_ms,
+                live_instances: 0,
+                health,
+                gauges: Default::default(),
+            };
             src.metrics.totals.add(&c);
             src.metrics.interval = NodeCounters::default();
             if !src.metrics.hist.is_empty() {
@@ -85,19 +132,24 @@ impl Ctx<'_, '_> {
         }
 
         for (l, link) in self.e.links.iter_mut().enumerate() {
-            let row = EdgeRow { interval: k, counters: link.interval };
+            let row = EdgeRow {
+                interval: k,
+                counters: link.interval,
+            };
             link.totals.add(&link.interval);
             link.interval = Default::default();
             MetricsHistory::push_row(cap, &mut self.history.edges[l], row);
         }
 
         let interval_ns = self.e.model.interval_ticks * self.e.model.tick_ns;
-        system.trigger_active = self.e.trigger_in_interval || self.spike_overlaps(end_ns.saturating_sub(interval_ns), end_ns);
+        system.trigger_active = self.e.trigger_in_interval
+            || self.spike_overlaps(end_ns.saturating_sub(interval_ns), end_ns);
         self.history.system.push(system);
         self.e.hops_total += self.e.hops_interval;
         self.e.hops_interval = 0;
         // A fault still active carries over into the next interval.
-        self.e.trigger_in_interval = self.e.faults.iter().any(|f| f.active && f.end_ns > end_ns) || self.spike_active(end_ns);
+        self.e.trigger_in_interval = self.e.faults.iter().any(|f| f.active && f.end_ns > end_ns)
+            || self.spike_active(end_ns);
         if mechanisms {
             self.run_autoscalers(end_ns);
         }
@@ -125,7 +177,11 @@ impl Ctx<'_, '_> {
 fn source_health(c: &NodeCounters) -> Health {
     let done = c.succeeded + c.failed_total();
     if done == 0 {
-        return if c.offered_first == 0 { Health::Idle } else { Health::Degraded };
+        return if c.offered_first == 0 {
+            Health::Idle
+        } else {
+            Health::Degraded
+        };
     }
     let ok = c.succeeded as f64 / done as f64;
     if c.succeeded == 0 && done >= 10 {

@@ -15,7 +15,7 @@ use crate::mechanisms::autoscale::{self, Decision};
 use crate::metrics::{Health, NodeCounters};
 use crate::retry::RetryModel;
 use crate::scenario::{AlertMetric, OperatorAction, OperatorTrigger, ScaleMetric};
-use crate::time::{s_to_ns, Nanos, NEVER};
+use crate::time::{NEVER, Nanos, s_to_ns};
 
 /// Runtime state of one alert.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -32,25 +32,53 @@ impl Ctx<'_, '_> {
     /// Primary `s` looks down: no provisioned instance is up, or every link into it is cut.
     fn primary_down(&self, s: u32) -> bool {
         let svc = &self.services[s as usize];
-        let all_down =
-            svc.instances.iter().map(|&g| &*self.instances[g as usize]).filter(|is| is.provisioned).all(|is| is.down.is_some());
-        let mut links = self.e.model.links.iter().enumerate().filter(|(_, l)| l.to == s).map(|(i, _)| &self.e.links[i]).peekable();
-        let unreachable = links.peek().is_some() && links.all(|l| l.partitioned || l.cut_requests || l.cut_replies);
+        let all_down = svc
+            .instances
+            .iter()
+            .map(|&g| &*self.instances[g as usize])
+            .filter(|is| is.provisioned)
+            .all(|is| is.down.is_some());
+        let mut links = self
+            .e
+            .model
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.to == s)
+            .map(|(i, _)| &self.e.links[i])
+            .peekable();
+        let unreachable = links.peek().is_some()
+            && links.all(|l| l.partitioned || l.cut_requests || l.cut_replies);
         all_down || unreachable
     }
 
     /// Re-checks whether primary `s` (if it has a failover) is down, arming the failover timer.
     pub(crate) fn check_primary(&mut self, s: u32) {
-        let Some(f) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.failover) else { return };
+        let Some(f) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.failover)
+        else {
+            return;
+        };
         let now = self.e.now;
         let down = self.primary_down(s);
-        let Some(rt) = self.services[s as usize].rt.as_deref_mut() else { return };
+        let Some(rt) = self.services[s as usize].rt.as_deref_mut() else {
+            return;
+        };
         if rt.promoted {
             return;
         }
         if down && rt.down_since == NEVER {
             rt.down_since = now;
-            self.e.sched.schedule(now + f.promote_after_ns, EventKind::FailoverCheck, s, 0, 0, 0);
+            self.e.sched.schedule(
+                now + f.promote_after_ns,
+                EventKind::FailoverCheck,
+                s,
+                0,
+                0,
+                0,
+            );
         } else if !down {
             rt.down_since = NEVER;
         }
@@ -58,14 +86,29 @@ impl Ctx<'_, '_> {
 
     /// The failover timer of primary `s` expired: promote if it is still down.
     pub(crate) fn on_failover_check(&mut self, s: u32) {
-        let Some(f) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.failover) else { return };
+        let Some(f) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.failover)
+        else {
+            return;
+        };
         let now = self.e.now;
-        let Some(rt) = self.services[s as usize].rt.as_deref_mut() else { return };
+        let Some(rt) = self.services[s as usize].rt.as_deref_mut() else {
+            return;
+        };
         if rt.promoted || rt.down_since == NEVER || now < rt.down_since + f.promote_after_ns {
             return;
         }
         rt.promoted = true;
-        let alt: Vec<(u32, u32)> = self.e.model.failover_alt.iter().copied().filter(|&(l, _)| self.e.model.links[l as usize].to == s).collect();
+        let alt: Vec<(u32, u32)> = self
+            .e
+            .model
+            .failover_alt
+            .iter()
+            .copied()
+            .filter(|&(l, _)| self.e.model.links[l as usize].to == s)
+            .collect();
         let latency = f.replica_latency_ns;
         let repoint = |c: &mut super::model::CallModel| {
             if let Some(&(_, to_link)) = alt.iter().find(|&&(l, _)| l == c.link) {
@@ -89,12 +132,20 @@ impl Ctx<'_, '_> {
     /// Runs the autoscalers whose period ends at `end_ns` (after the interval's rows are written).
     pub(crate) fn run_autoscalers(&mut self, end_ns: Nanos) {
         for s in 0..self.services.len() as u32 {
-            let Some(a) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.autoscale) else { continue };
+            let Some(a) = self.e.model.services[s as usize]
+                .mech
+                .as_ref()
+                .and_then(|m| m.autoscale)
+            else {
+                continue;
+            };
             if end_ns % a.period_ns != 0 {
                 continue;
             }
             let intervals = (a.period_ns / self.history.interval_ns.max(1)).max(1) as usize;
-            let Some(rows) = self.history.services.get(s as usize) else { continue };
+            let Some(rows) = self.history.services.get(s as usize) else {
+                continue;
+            };
             let mut c = NodeCounters::default();
             for row in rows.iter().rev().take(intervals) {
                 c.add(&row.counters);
@@ -111,11 +162,16 @@ impl Ctx<'_, '_> {
             let spec = a.spec;
             let desired = autoscale::desired(current, metric, spec.target, spec.min, spec.max);
             let rt = self.services[s as usize].rt.as_deref();
-            let cooldown_over = rt.and_then(|r| r.last_scale_ns).is_none_or(|t| end_ns >= t + a.cooldown_ns);
+            let cooldown_over = rt
+                .and_then(|r| r.last_scale_ns)
+                .is_none_or(|t| end_ns >= t + a.cooldown_ns);
             match autoscale::decide(current, starting, desired, cooldown_over, spec.scale_in) {
                 Decision::Hold => {}
                 Decision::ScaleOut(n) => {
-                    let room = spec.max_provisioning.saturating_sub(starting).min(spec.max.saturating_sub(current + starting));
+                    let room = spec
+                        .max_provisioning
+                        .saturating_sub(starting)
+                        .min(spec.max.saturating_sub(current + starting));
                     let n = n.min(room);
                     if n > 0 {
                         self.scale_out(s, n, a.provision_ns);
@@ -127,7 +183,14 @@ impl Ctx<'_, '_> {
                 }
                 Decision::ScaleIn(n) => {
                     self.scale_in(s, n);
-                    self.log_mech(s, format!("autoscaler: {:?} at {metric:.2} (target {}): removing {n} instance(s)", a.metric(), spec.target));
+                    self.log_mech(
+                        s,
+                        format!(
+                            "autoscaler: {:?} at {metric:.2} (target {}): removing {n} instance(s)",
+                            a.metric(),
+                            spec.target
+                        ),
+                    );
                     if let Some(rt) = self.services[s as usize].rt.as_deref_mut() {
                         rt.last_scale_ns = Some(end_ns);
                     }
@@ -158,11 +221,19 @@ impl Ctx<'_, '_> {
     /// `delay_ns`.
     pub(crate) fn scale_out(&mut self, s: u32, n: u32, delay_ns: Nanos) {
         let now = self.e.now;
-        let idle: Vec<u32> = self.services[s as usize].instances.iter().copied().filter(|&g| !self.instances[g as usize].provisioned).take(n as usize).collect();
+        let idle: Vec<u32> = self.services[s as usize]
+            .instances
+            .iter()
+            .copied()
+            .filter(|&g| !self.instances[g as usize].provisioned)
+            .take(n as usize)
+            .collect();
         for g in idle {
             let m = self.instance_mech_mut(g);
             m.incarnation = m.incarnation.wrapping_add(1);
-            m.life = LifePhase::Provisioning { until_ns: now + delay_ns };
+            m.life = LifePhase::Provisioning {
+                until_ns: now + delay_ns,
+            };
             m.latched = false;
             let inc = m.incarnation;
             let is = &mut *self.instances[g as usize];
@@ -171,7 +242,9 @@ impl Ctx<'_, '_> {
             is.down = Some(crate::scenario::KillMode::Refuse);
             is.queue.clear();
             is.busy = 0;
-            self.e.sched.schedule(now + delay_ns, EventKind::LifeStep, g, inc, 0, 0);
+            self.e
+                .sched
+                .schedule(now + delay_ns, EventKind::LifeStep, g, inc, 0, 0);
         }
         self.rebuild_routable(s);
     }
@@ -221,37 +294,71 @@ impl Ctx<'_, '_> {
                 continue;
             }
             // Blind while the monitoring path is failing: the delay clock stops.
-            let blind = alert.via.as_deref().and_then(|v| self.e.model.service_index(v)).is_some_and(|v| {
-                matches!(self.services[v as usize].metrics.health, Health::Failing | Health::Down)
-            });
+            let blind = alert
+                .via
+                .as_deref()
+                .and_then(|v| self.e.model.service_index(v))
+                .is_some_and(|v| {
+                    matches!(
+                        self.services[v as usize].metrics.health,
+                        Health::Failing | Health::Down
+                    )
+                });
             if blind {
                 continue;
             }
             let row = match self.e.model.source_index(&alert.node) {
-                Some(src) => self.history.sources.get(src as usize).and_then(|r| r.back()).map(|r| (r, true)),
-                None => self.e.model.service_index(&alert.node).and_then(|x| self.history.services.get(x as usize)).and_then(|r| r.back()).map(|r| (r, false)),
+                Some(src) => self
+                    .history
+                    .sources
+                    .get(src as usize)
+                    .and_then(|r| r.back())
+                    .map(|r| (r, true)),
+                None => self
+                    .e
+                    .model
+                    .service_index(&alert.node)
+                    .and_then(|x| self.history.services.get(x as usize))
+                    .and_then(|r| r.back())
+                    .map(|r| (r, false)),
             };
-            let Some((row, is_source)) = row else { continue };
+            let Some((row, is_source)) = row else {
+                continue;
+            };
             let c = &row.counters;
             let value = match alert.metric {
                 AlertMetric::ErrorRatio => {
                     if is_source {
                         let done = c.succeeded + c.failed_total();
-                        if done == 0 { 0.0 } else { c.failed_total() as f64 / done as f64 }
+                        if done == 0 {
+                            0.0
+                        } else {
+                            c.failed_total() as f64 / done as f64
+                        }
                     } else {
                         c.error_ratio()
                     }
                 }
                 AlertMetric::SuccessRatio => {
-                    let offered = if is_source { c.offered_first } else { c.offered() };
-                    if offered == 0 { 1.0 } else { c.goodput as f64 / offered as f64 }
+                    let offered = if is_source {
+                        c.offered_first
+                    } else {
+                        c.offered()
+                    };
+                    if offered == 0 {
+                        1.0
+                    } else {
+                        c.goodput as f64 / offered as f64
+                    }
                 }
                 AlertMetric::P99Ms => row.latency_ms[2],
                 AlertMetric::QueueLength => c.mean_queue(interval_ns),
                 AlertMetric::Utilization => c.utilization(),
             };
-            let firing = alert.above.is_some_and(|t| value > t) || alert.below.is_some_and(|t| value < t);
-            let (for_ns, name, node) = (s_to_ns(alert.for_s), alert.name.clone(), alert.node.clone());
+            let firing =
+                alert.above.is_some_and(|t| value > t) || alert.below.is_some_and(|t| value < t);
+            let (for_ns, name, node) =
+                (s_to_ns(alert.for_s), alert.name.clone(), alert.node.clone());
             if self.e.alert_state.len() <= i {
                 self.e.alert_state.resize(i + 1, AlertState::default());
             }
@@ -259,7 +366,10 @@ impl Ctx<'_, '_> {
             st.held_ns = if firing { st.held_ns + interval_ns } else { 0 };
             if firing && st.held_ns >= for_ns.max(1) {
                 st.fired = true;
-                self.e.log(SimEventKind::AlertFired { name: name.clone(), node });
+                self.e.log(SimEventKind::AlertFired {
+                    name: name.clone(),
+                    node,
+                });
                 let steps: Vec<(usize, f64)> = self
                     .e
                     .model
@@ -270,7 +380,14 @@ impl Ctx<'_, '_> {
                     .map(|(k, step)| (k, step.after_s))
                     .collect();
                 for (k, after_s) in steps {
-                    self.e.sched.schedule(now + s_to_ns(after_s), EventKind::OperatorFire, k as u32, 0, 0, 0);
+                    self.e.sched.schedule(
+                        now + s_to_ns(after_s),
+                        EventKind::OperatorFire,
+                        k as u32,
+                        0,
+                        0,
+                        0,
+                    );
                 }
             }
         }
@@ -290,15 +407,24 @@ impl Ctx<'_, '_> {
             })
             .collect();
         for (k, at) in timed {
-            self.e.sched.schedule(at, EventKind::OperatorFire, k as u32, 0, 0, 0);
+            self.e
+                .sched
+                .schedule(at, EventKind::OperatorFire, k as u32, 0, 0, 0);
         }
     }
 
     /// Operator step `k` acts.
     pub(crate) fn on_operator_fire(&mut self, k: u32) {
-        let Some(step) = self.e.model.operator.get(k as usize).cloned() else { return };
+        let Some(step) = self.e.model.operator.get(k as usize).cloned() else {
+            return;
+        };
         let now = self.e.now;
-        let service = |ctx: &Self, name: &str| ctx.e.model.service_index(name).filter(|&i| !ctx.e.model.services[i as usize].removed);
+        let service = |ctx: &Self, name: &str| {
+            ctx.e
+                .model
+                .service_index(name)
+                .filter(|&i| !ctx.e.model.services[i as usize].removed)
+        };
         match &step.action {
             OperatorAction::ShedLoad { source, keep } => {
                 if let Some(src) = self.e.model.source_index(source) {
@@ -320,29 +446,55 @@ impl Ctx<'_, '_> {
                     }
                 }
             }
-            OperatorAction::RestartInstances { service: name, per_minute } => {
+            OperatorAction::RestartInstances {
+                service: name,
+                per_minute,
+            } => {
                 if let Some(s) = service(self, name) {
                     let gap = s_to_ns(60.0 / per_minute.max(1e-9));
-                    let targets: Vec<u32> =
-                        self.services[s as usize].instances.iter().copied().filter(|&g| self.instances[g as usize].provisioned).collect();
+                    let targets: Vec<u32> = self.services[s as usize]
+                        .instances
+                        .iter()
+                        .copied()
+                        .filter(|&g| self.instances[g as usize].provisioned)
+                        .collect();
                     for (i, g) in targets.into_iter().enumerate() {
-                        self.e.sched.schedule(now + gap * i as u64, EventKind::RestartAt, g, 0, 0, 0);
+                        self.e.sched.schedule(
+                            now + gap * i as u64,
+                            EventKind::RestartAt,
+                            g,
+                            0,
+                            0,
+                            0,
+                        );
                     }
                 }
             }
-            OperatorAction::SetInstances { service: name, instances } => {
+            OperatorAction::SetInstances {
+                service: name,
+                instances,
+            } => {
                 if let Some(s) = service(self, name) {
                     self.set_instances(s, *instances);
                 }
             }
-            OperatorAction::SetWorkers { service: name, workers } => {
+            OperatorAction::SetWorkers {
+                service: name,
+                workers,
+            } => {
                 if let Some(s) = service(self, name) {
                     self.e.model.services[s as usize].workers = *workers;
                     self.refresh_service(s);
                 }
             }
             OperatorAction::ClearFaults => {
-                let active: Vec<u32> = self.e.faults.iter().filter(|f| f.active).map(|f| f.id).collect();
+                let active: Vec<u32> = self
+                    .e
+                    .faults
+                    .iter()
+                    .filter(|f| f.active)
+                    .map(|f| f.id)
+                    .collect();
                 for id in active {
                     self.end_fault(id);
                 }
@@ -360,11 +512,21 @@ impl Ctx<'_, '_> {
     /// Mechanism gauges of service `s` at an interval close.
     pub(crate) fn gauges(&self, s: u32, end_ns: Nanos) -> crate::metrics::Gauges {
         let svc = &self.services[s as usize];
-        let mut g = crate::metrics::Gauges { healthy_instances: svc.routable.len() as u32, ..Default::default() };
+        let mut g = crate::metrics::Gauges {
+            healthy_instances: svc.routable.len() as u32,
+            ..Default::default()
+        };
         for &i in &svc.instances {
             let is = &self.instances[i as usize];
             if let Some(m) = is.mech.as_deref() {
-                if is.provisioned && matches!(m.life, LifePhase::Provisioning { .. } | LifePhase::Starting { .. } | LifePhase::Restarting { .. }) {
+                if is.provisioned
+                    && matches!(
+                        m.life,
+                        LifePhase::Provisioning { .. }
+                            | LifePhase::Starting { .. }
+                            | LifePhase::Restarting { .. }
+                    )
+                {
                     g.starting_instances += 1;
                 }
                 g.latched_instances += u32::from(m.latched);
@@ -388,7 +550,9 @@ impl Ctx<'_, '_> {
     pub(crate) fn open_breakers(&self, end_ns: Nanos) -> Vec<u32> {
         let mut open = vec![0u32; self.services.len()];
         for is in self.instances.iter() {
-            let Some(m) = is.mech.as_deref() else { continue };
+            let Some(m) = is.mech.as_deref() else {
+                continue;
+            };
             let calls = &self.e.model.services[is.service as usize].calls;
             for (guard, call) in m.calls.iter().zip(calls) {
                 if guard.breaker.as_ref().is_some_and(|b| b.is_open(end_ns))

@@ -8,7 +8,7 @@
 //! own work is done and keeps an item; deliveries are internal jobs of the queue service
 //! (`Purpose::Delivery`) calling the consumer.
 
-use super::jobs::{Phase, Purpose, FILLING, INTERNAL, MISSED, NONE};
+use super::jobs::{FILLING, INTERNAL, MISSED, NONE, Phase, Purpose};
 use super::mech::QueueItem;
 use super::scheduler::EventKind;
 use super::step::Ctx;
@@ -32,9 +32,17 @@ impl Ctx<'_, '_> {
         let now = self.e.now;
         let job = self.e.jobs.get(k);
         let (s, key, generation) = (job.node as usize, job.key, job.generation);
-        let coalescing = self.e.model.services[s].mech.as_ref().and_then(|m| m.cache).is_some_and(|c| c.coalescing);
-        let Some(rt) = self.services[s].rt.as_mut() else { return CacheStep::Fill };
-        let Some(table) = rt.cache.as_mut() else { return CacheStep::Fill };
+        let coalescing = self.e.model.services[s]
+            .mech
+            .as_ref()
+            .and_then(|m| m.cache)
+            .is_some_and(|c| c.coalescing);
+        let Some(rt) = self.services[s].rt.as_mut() else {
+            return CacheStep::Fill;
+        };
+        let Some(table) = rt.cache.as_mut() else {
+            return CacheStep::Fill;
+        };
         if key == NONE {
             return CacheStep::Fill;
         }
@@ -59,9 +67,17 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get(k);
         let (s, key, flags) = (job.node as usize, job.key, job.flags);
         self.e.jobs.get_mut(k).flags &= !(FILLING | MISSED);
-        let ttl = self.e.model.services[s].mech.as_ref().and_then(|m| m.cache).and_then(|c| c.ttl_ns);
-        let Some(rt) = self.services[s].rt.as_mut() else { return };
-        let Some(table) = rt.cache.as_mut() else { return };
+        let ttl = self.e.model.services[s]
+            .mech
+            .as_ref()
+            .and_then(|m| m.cache)
+            .and_then(|c| c.ttl_ns);
+        let Some(rt) = self.services[s].rt.as_mut() else {
+            return;
+        };
+        let Some(table) = rt.cache.as_mut() else {
+            return;
+        };
         if success && key != NONE {
             table.fill(key, now, ttl);
         }
@@ -69,14 +85,34 @@ impl Ctx<'_, '_> {
             return;
         }
         table.end_fill(key);
-        let waiters = rt.waiters.get_mut(key as usize).map(std::mem::take).unwrap_or_default();
+        let waiters = rt
+            .waiters
+            .get_mut(key as usize)
+            .map(std::mem::take)
+            .unwrap_or_default();
         for &(w, g) in &waiters {
-            if self.e.jobs.live(w, g).is_some_and(|j| j.phase == Phase::Calling && j.child == NONE) {
-                self.finish(w, if success { Outcome::Success } else { Outcome::DependencyFailed });
+            if self
+                .e
+                .jobs
+                .live(w, g)
+                .is_some_and(|j| j.phase == Phase::Calling && j.child == NONE)
+            {
+                self.finish(
+                    w,
+                    if success {
+                        Outcome::Success
+                    } else {
+                        Outcome::DependencyFailed
+                    },
+                );
             }
         }
         // Give the (now empty) list its storage back, so waiting never allocates again.
-        if let Some(slot) = self.services[s].rt.as_mut().and_then(|rt| rt.waiters.get_mut(key as usize)) {
+        if let Some(slot) = self.services[s]
+            .rt
+            .as_mut()
+            .and_then(|rt| rt.waiters.get_mut(key as usize))
+        {
             let mut v = waiters;
             v.clear();
             *slot = v;
@@ -92,7 +128,12 @@ impl Ctx<'_, '_> {
             self.end_cache_fill(k, outcome == Outcome::Success);
         }
         self.leave_bulkhead(k);
-        if outcome == Outcome::Success && self.e.model.services[s as usize].mech.as_ref().is_some_and(|m| m.work_queue.is_some()) {
+        if outcome == Outcome::Success
+            && self.e.model.services[s as usize]
+                .mech
+                .as_ref()
+                .is_some_and(|m| m.work_queue.is_some())
+        {
             self.enqueue_item(s);
         }
         if inst != NONE {
@@ -104,8 +145,16 @@ impl Ctx<'_, '_> {
     pub(crate) fn flush_cache_shard(&mut self, inst: u32) {
         let s = self.instances[inst as usize].service as usize;
         let n = self.services[s].instances.len() as u32;
-        let ordinal = self.services[s].instances.iter().position(|&g| g == inst).unwrap_or(0) as u32;
-        if let Some(table) = self.services[s].rt.as_deref_mut().and_then(|rt| rt.cache.as_mut()) {
+        let ordinal = self.services[s]
+            .instances
+            .iter()
+            .position(|&g| g == inst)
+            .unwrap_or(0) as u32;
+        if let Some(table) = self.services[s]
+            .rt
+            .as_deref_mut()
+            .and_then(|rt| rt.cache.as_mut())
+        {
             table.flush_shard(ordinal, n);
         }
     }
@@ -115,8 +164,15 @@ impl Ctx<'_, '_> {
     /// A request at queue service `s` succeeded: keep an item and deliver what can be.
     fn enqueue_item(&mut self, s: u32) {
         let now = self.e.now;
-        if let Some(q) = self.services[s as usize].rt.as_mut().and_then(|rt| rt.queue.as_mut()) {
-            q.items.push_back(QueueItem { enqueued_ns: now, deliveries: 0 });
+        if let Some(q) = self.services[s as usize]
+            .rt
+            .as_mut()
+            .and_then(|rt| rt.queue.as_mut())
+        {
+            q.items.push_back(QueueItem {
+                enqueued_ns: now,
+                deliveries: 0,
+            });
         }
         self.try_deliver(s);
     }
@@ -124,9 +180,21 @@ impl Ctx<'_, '_> {
     /// Starts deliveries of queue `s` while its concurrency and rate allow.
     pub(crate) fn try_deliver(&mut self, s: u32) {
         let now = self.e.now;
-        let Some(model) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.work_queue) else { return };
+        let Some(model) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.work_queue)
+        else {
+            return;
+        };
         loop {
-            let Some(q) = self.services[s as usize].rt.as_mut().and_then(|rt| rt.queue.as_mut()) else { return };
+            let Some(q) = self.services[s as usize]
+                .rt
+                .as_mut()
+                .and_then(|rt| rt.queue.as_mut())
+            else {
+                return;
+            };
             if q.in_flight >= model.concurrency || q.items.is_empty() {
                 return;
             }
@@ -142,7 +210,9 @@ impl Ctx<'_, '_> {
                 if !q.wake_pending {
                     q.wake_pending = true;
                     let gap: Nanos = l.wait_ns(now).max(1);
-                    self.e.sched.schedule(now + gap, EventKind::QueueWake, s, 0, 0, 0);
+                    self.e
+                        .sched
+                        .schedule(now + gap, EventKind::QueueWake, s, 0, 0, 0);
                 }
                 return;
             }
@@ -167,7 +237,11 @@ impl Ctx<'_, '_> {
 
     /// The rate limit of queue `s` may allow a delivery now.
     pub(crate) fn on_queue_wake(&mut self, s: u32) {
-        if let Some(q) = self.services[s as usize].rt.as_mut().and_then(|rt| rt.queue.as_mut()) {
+        if let Some(q) = self.services[s as usize]
+            .rt
+            .as_mut()
+            .and_then(|rt| rt.queue.as_mut())
+        {
             q.wake_pending = false;
         }
         self.try_deliver(s);
@@ -178,13 +252,26 @@ impl Ctx<'_, '_> {
     pub(crate) fn end_delivery(&mut self, j: u32, outcome: Outcome) {
         let job = self.e.jobs.get(j);
         let (s, enqueued_ns, deliveries) = (job.node, job.arrive_ns, job.read_version);
-        let Some(model) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.work_queue) else { return };
-        if let Some(q) = self.services[s as usize].rt.as_mut().and_then(|rt| rt.queue.as_mut()) {
+        let Some(model) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.work_queue)
+        else {
+            return;
+        };
+        if let Some(q) = self.services[s as usize]
+            .rt
+            .as_mut()
+            .and_then(|rt| rt.queue.as_mut())
+        {
             q.in_flight = q.in_flight.saturating_sub(1);
             if outcome == Outcome::Success {
                 q.delivered += 1;
             } else if deliveries < model.max_deliveries {
-                q.items.push_back(QueueItem { enqueued_ns, deliveries });
+                q.items.push_back(QueueItem {
+                    enqueued_ns,
+                    deliveries,
+                });
             } else if model.dead_letter {
                 q.dead_letters += 1;
             }

@@ -12,12 +12,14 @@ use crate::events::SimEventKind;
 use crate::faults::{self, FaultId, ResolvedTarget};
 use crate::mechanisms::throttle::TokenBucket;
 use crate::scenario::{FaultKind, PushedChange};
-use crate::time::{ns_to_s, s_to_ns, NEVER};
+use crate::time::{NEVER, ns_to_s, s_to_ns};
 
 impl Ctx<'_, '_> {
     /// Fault `id` starts now.
     pub(crate) fn start_fault(&mut self, id: FaultId) {
-        let Some(f) = self.e.faults.get_mut(id as usize) else { return };
+        let Some(f) = self.e.faults.get_mut(id as usize) else {
+            return;
+        };
         if f.active || f.end_ns <= self.e.now {
             return;
         }
@@ -44,7 +46,9 @@ impl Ctx<'_, '_> {
 
     /// Fault `id` ends now (its duration passed, or it was cleared).
     pub(crate) fn end_fault(&mut self, id: FaultId) {
-        let Some(f) = self.e.faults.get_mut(id as usize) else { return };
+        let Some(f) = self.e.faults.get_mut(id as usize) else {
+            return;
+        };
         if !f.active {
             // Cleared before it started: make sure it never starts.
             f.end_ns = f.end_ns.min(self.e.now);
@@ -70,9 +74,16 @@ impl Ctx<'_, '_> {
                     self.materialize_service(callee);
                     let model = &self.e.model;
                     let first_link = |j: &crate::engine::Job| {
-                        !j.is_client() && model.services[j.node as usize].calls.first().is_some_and(|c| c.link == l)
+                        !j.is_client()
+                            && model.services[j.node as usize]
+                                .calls
+                                .first()
+                                .is_some_and(|c| c.link == l)
                     };
-                    let deferred = self.e.jobs.find(|j| j.flags & crate::engine::jobs::DEFERRED != 0 && first_link(j));
+                    let deferred = self
+                        .e
+                        .jobs
+                        .find(|j| j.flags & crate::engine::jobs::DEFERRED != 0 && first_link(j));
                     for k in deferred {
                         self.flush_deferred(k);
                     }
@@ -108,11 +119,22 @@ impl Ctx<'_, '_> {
         let configured = self.e.model.services[s as usize].instances;
         let instances = self.services[s as usize].instances.clone();
         for (ordinal, &g) in instances.iter().enumerate() {
-            let mut m = faults::instance_modifiers(self.e.faults.iter(), s, ordinal as u32, base_workers, configured);
+            let mut m = faults::instance_modifiers(
+                self.e.faults.iter(),
+                s,
+                ordinal as u32,
+                base_workers,
+                configured,
+            );
             self.apply_throttle(g, m.throttle_per_s);
             // Mechanisms keep an instance down too: latched, restarting, being provisioned.
             let mech_down = self.instances[g as usize].mech.as_deref().is_some_and(|x| {
-                x.latched || matches!(x.life, super::mech::LifePhase::Restarting { .. } | super::mech::LifePhase::Provisioning { .. })
+                x.latched
+                    || matches!(
+                        x.life,
+                        super::mech::LifePhase::Restarting { .. }
+                            | super::mech::LifePhase::Provisioning { .. }
+                    )
             });
             if mech_down && m.down.is_none() {
                 m.down = Some(crate::scenario::KillMode::Refuse);
@@ -150,13 +172,19 @@ impl Ctx<'_, '_> {
 
     /// Sets or clears the throttle-fault limiter of instance `inst`.
     fn apply_throttle(&mut self, inst: u32, rate_per_s: Option<f64>) {
-        let current = self.instances[inst as usize].mech.as_deref().and_then(|m| m.fault_limiter.map(|l| l.rate_per_s));
+        let current = self.instances[inst as usize]
+            .mech
+            .as_deref()
+            .and_then(|m| m.fault_limiter.map(|l| l.rate_per_s));
         if current == rate_per_s {
             return;
         }
         match rate_per_s {
             // A tenth of a second of burst, as provider throttles allow.
-            Some(rate) => self.instance_mech_mut(inst).fault_limiter = Some(TokenBucket::new(rate, (rate * 0.1).max(1.0))),
+            Some(rate) => {
+                self.instance_mech_mut(inst).fault_limiter =
+                    Some(TokenBucket::new(rate, (rate * 0.1).max(1.0)))
+            }
             None => {
                 if let Some(m) = self.instances[inst as usize].mech.as_deref_mut() {
                     m.fault_limiter = None;
@@ -169,9 +197,13 @@ impl Ctx<'_, '_> {
     /// fault is over at once (instantaneous).
     fn act_on_start(&mut self, id: FaultId) -> bool {
         let now = self.e.now;
-        let Some(f) = self.e.faults.get(id as usize) else { return false };
+        let Some(f) = self.e.faults.get(id as usize) else {
+            return false;
+        };
         let (kind, target) = (f.kind.clone(), f.target.clone());
-        let ResolvedTarget::Service(s) = target else { return false };
+        let ResolvedTarget::Service(s) = target else {
+            return false;
+        };
         match kind {
             FaultKind::CacheFlush { share, .. } => {
                 if let Some(rt) = self.services[s as usize].rt.as_deref_mut()
@@ -179,7 +211,10 @@ impl Ctx<'_, '_> {
                 {
                     table.flush(share, rng);
                 }
-                self.log_mech(s, format!("cache flushed ({:.0}% of entries)", share * 100.0));
+                self.log_mech(
+                    s,
+                    format!("cache flushed ({:.0}% of entries)", share * 100.0),
+                );
                 true
             }
             FaultKind::TtlStorm { within_s, .. } => {
@@ -191,12 +226,18 @@ impl Ctx<'_, '_> {
                 self.log_mech(s, format!("every cache entry expires within {within_s} s"));
                 true
             }
-            FaultKind::Restart { instances: sel, spread_s, .. } => {
+            FaultKind::Restart {
+                instances: sel,
+                spread_s,
+                ..
+            } => {
                 let chosen = self.selected(s, sel);
                 let m = chosen.len().max(1) as u64;
                 for i in 0..chosen.len() {
                     let at = now + s_to_ns(spread_s) * i as u64 / m;
-                    self.e.sched.schedule(at, EventKind::FaultStep, id, i as u32, 0, 0);
+                    self.e
+                        .sched
+                        .schedule(at, EventKind::FaultStep, id, i as u32, 0, 0);
                 }
                 true
             }
@@ -206,7 +247,11 @@ impl Ctx<'_, '_> {
                 }
                 true
             }
-            FaultKind::ConfigPush { share, propagation_s, .. } => {
+            FaultKind::ConfigPush {
+                share,
+                propagation_s,
+                ..
+            } => {
                 let reach = faults::push_reach(share, self.e.model.services[s as usize].instances);
                 for i in 0..reach {
                     let at = now + s_to_ns(propagation_s) * u64::from(i) / u64::from(reach.max(1));
@@ -224,7 +269,9 @@ impl Ctx<'_, '_> {
             .instances
             .iter()
             .enumerate()
-            .filter(|&(ordinal, &g)| faults::selects(sel, ordinal as u32) && self.instances[g as usize].provisioned)
+            .filter(|&(ordinal, &g)| {
+                faults::selects(sel, ordinal as u32) && self.instances[g as usize].provisioned
+            })
             .map(|(_, &g)| g)
             .collect()
     }
@@ -232,9 +279,13 @@ impl Ctx<'_, '_> {
     /// Step `step` of fault `id`: the next staggered restart, or a config push reaching its
     /// next instance.
     pub(crate) fn on_fault_step(&mut self, id: FaultId, step: u32) {
-        let Some(f) = self.e.faults.get(id as usize) else { return };
+        let Some(f) = self.e.faults.get(id as usize) else {
+            return;
+        };
         let (kind, active) = (f.kind.clone(), f.active);
-        let ResolvedTarget::Service(s) = f.target else { return };
+        let ResolvedTarget::Service(s) = f.target else {
+            return;
+        };
         match kind {
             FaultKind::Restart { instances: sel, .. } => {
                 if let Some(&g) = self.selected(s, sel).get(step as usize) {

@@ -11,10 +11,10 @@
 //! Guard state lives with the caller: per source, or per instance and call (`mech.rs`). Calls
 //! without guards never reach this file.
 
-use super::jobs::{Phase, BULKHEAD, HEDGED, NONE, ORPHANED};
+use super::jobs::{BULKHEAD, HEDGED, NONE, ORPHANED, Phase};
 use super::mech::CallGuard;
 use super::scheduler::EventKind;
-use super::step::{varied_latency, Ctx};
+use super::step::{Ctx, varied_latency};
 use crate::metrics::Outcome;
 use crate::rng::{self, SimRng};
 
@@ -22,7 +22,10 @@ use crate::rng::{self, SimRng};
 /// these): it answered, even with an error of its own. Rejections, throttling, shedding,
 /// refusals and timeouts are not acceptances.
 fn accepted(outcome: Outcome) -> bool {
-    matches!(outcome, Outcome::Success | Outcome::Error | Outcome::Conflict | Outcome::DependencyFailed)
+    matches!(
+        outcome,
+        Outcome::Success | Outcome::Error | Outcome::Conflict | Outcome::DependencyFailed
+    )
 }
 
 impl Ctx<'_, '_> {
@@ -49,7 +52,11 @@ impl Ctx<'_, '_> {
     pub(crate) fn callee_rng(&mut self, k: u32) -> &mut SimRng {
         let job = self.e.jobs.get(k);
         let (node, inst) = (job.node, job.instance);
-        if inst != NONE { &mut self.instances[inst as usize].rng } else { &mut self.services[node as usize].lb_rng }
+        if inst != NONE {
+            &mut self.instances[inst as usize].rng
+        } else {
+            &mut self.services[node as usize].lb_rng
+        }
     }
 
     /// Guard state of job `j`'s current call, if any.
@@ -61,13 +68,22 @@ impl Ctx<'_, '_> {
             None
         } else {
             let idx = job.call_idx as usize;
-            self.instances[job.instance as usize].mech.as_mut()?.calls.get_mut(idx)
+            self.instances[job.instance as usize]
+                .mech
+                .as_mut()?
+                .calls
+                .get_mut(idx)
         }
     }
 
     /// Enters the bulkhead of job `j`'s current call; `Some(BulkheadFull)` when it is full.
     pub(crate) fn enter_bulkhead(&mut self, j: u32) -> Option<Outcome> {
-        let max = self.e.model.call_for(self.e.jobs.get(j))?.guard?.max_concurrent;
+        let max = self
+            .e
+            .model
+            .call_for(self.e.jobs.get(j))?
+            .guard?
+            .max_concurrent;
         if max == u32::MAX {
             return None;
         }
@@ -96,7 +112,12 @@ impl Ctx<'_, '_> {
     pub(crate) fn guard_admit(&mut self, j: u32) -> Option<Outcome> {
         let now = self.e.now;
         let job = self.e.jobs.get(j);
-        let (client, node, inst, idx) = (job.is_client(), job.node, job.instance, job.call_idx as usize);
+        let (client, node, inst, idx) = (
+            job.is_client(),
+            job.node,
+            job.instance,
+            job.call_idx as usize,
+        );
         let (guard, rng): (&mut CallGuard, &mut SimRng) = if client {
             let st = &mut *self.sources[node as usize];
             (st.guard.as_deref_mut()?, &mut st.rng)
@@ -167,14 +188,26 @@ impl Ctx<'_, '_> {
     /// The hedge delay of job `j`'s attempt `token` passed: send a second attempt if the first
     /// is still unanswered.
     pub(crate) fn on_hedge_fire(&mut self, j: u32, generation: u32, token: u32) {
-        let Some(job) = self.e.jobs.live(j, generation) else { return };
-        if job.phase != Phase::Calling || job.token != token || job.flags & HEDGED != 0 || job.child == NONE {
+        let Some(job) = self.e.jobs.live(j, generation) else {
+            return;
+        };
+        if job.phase != Phase::Calling
+            || job.token != token
+            || job.flags & HEDGED != 0
+            || job.child == NONE
+        {
             return;
         }
         let p = *job;
-        let Some(call) = self.e.model.call_for(&p).copied() else { return };
+        let Some(call) = self.e.model.call_for(&p).copied() else {
+            return;
+        };
         // The request the hedge duplicates (still on the wire or at the callee).
-        let deadline = self.e.jobs.live(p.child, p.child_gen).map_or(crate::time::NEVER, |c| c.deadline_ns);
+        let deadline = self
+            .e
+            .jobs
+            .live(p.child, p.child_gen)
+            .map_or(crate::time::NEVER, |c| c.deadline_ns);
         let new_token = token.wrapping_add(1);
         let k = self.e.jobs.alloc();
         let child = self.e.jobs.get_mut(k);
@@ -208,7 +241,11 @@ impl Ctx<'_, '_> {
         let tick_ns = self.e.model.tick_ns;
         let rng = self.caller_rng(j);
         let lost = lost_link || (loss > 0.0 && rng::chance(rng, loss));
-        let delay = if call.latency_sd_ns > 0 { varied_latency(call.latency_ns, call.latency_sd_ns, tick_ns, rng) } else { call.latency_ns } + extra;
+        let delay = if call.latency_sd_ns > 0 {
+            varied_latency(call.latency_ns, call.latency_sd_ns, tick_ns, rng)
+        } else {
+            call.latency_ns
+        } + extra;
         let c = &mut self.e.links[call.link as usize].interval;
         c.attempts += 1;
         c.hedges += 1;
@@ -222,7 +259,9 @@ impl Ctx<'_, '_> {
             self.e.jobs.free(k);
             self.e.jobs.get_mut(j).child = NONE;
         } else {
-            self.e.sched.schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0);
+            self.e
+                .sched
+                .schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0);
         }
     }
 
@@ -232,16 +271,20 @@ impl Ctx<'_, '_> {
     pub(crate) fn settle_hedge(&mut self, j: u32, token: u32, outcome: Outcome) -> bool {
         let job = *self.e.jobs.get(j);
         let from_hedge = token == job.token;
-        let other_pending = if from_hedge { job.alt_child != NONE } else { job.child != NONE };
+        let other_pending = if from_hedge {
+            job.alt_child != NONE
+        } else {
+            job.child != NONE
+        };
         let jm = self.e.jobs.get_mut(j);
         jm.flags &= !HEDGED;
         if outcome == Outcome::Success || !other_pending {
             if from_hedge {
                 self.orphan_chain(job.alt_child, job.alt_child_gen);
             } else {
+                // The token stays the hedge's (the larger): the next call's token must differ
+                // from both attempts', or the abandoned hedge's late reply would answer it.
                 self.orphan_chain(job.child, job.child_gen);
-                let jm = self.e.jobs.get_mut(j);
-                jm.token = job.alt_token;
             }
             self.e.jobs.get_mut(j).alt_token = 0;
             return true;
@@ -251,6 +294,7 @@ impl Ctx<'_, '_> {
             jm.token = job.alt_token;
             jm.child = job.alt_child;
             jm.child_gen = job.alt_child_gen;
+            jm.alt_token = 0;
         }
         // Else the first failed and the hedge goes on; its timeout still carries the first
         // attempt's token, which `alt_token` keeps valid.

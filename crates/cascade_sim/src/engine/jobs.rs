@@ -145,6 +145,13 @@ pub struct Job {
 }
 
 impl Job {
+    /// True if a reply carrying `token` still answers this job's current call: the current
+    /// attempt's, or while hedged, the first attempt's too.
+    #[inline]
+    pub fn awaits(&self, token: u32) -> bool {
+        self.token == token || (self.alt_token != 0 && self.alt_token == token)
+    }
+
     /// True if the caller gave up on it.
     #[inline]
     pub fn orphaned(&self) -> bool {
@@ -188,10 +195,17 @@ impl Jobs {
         self.next_serial += 1;
         if let Some(i) = self.free.pop() {
             let generation = self.slots[i as usize].generation;
-            self.slots[i as usize] = Job { generation, serial, ..Job::default() };
+            self.slots[i as usize] = Job {
+                generation,
+                serial,
+                ..Job::default()
+            };
             i
         } else {
-            self.slots.push(Job { serial, ..Job::default() });
+            self.slots.push(Job {
+                serial,
+                ..Job::default()
+            });
             (self.slots.len() - 1) as u32
         }
     }
@@ -271,11 +285,17 @@ mod tests {
         let g = jobs.get(a).generation;
         assert!(jobs.live(a, g).is_some());
         jobs.free(a);
-        assert!(jobs.live(a, g).is_none(), "a freed job's old handle is stale");
+        assert!(
+            jobs.live(a, g).is_none(),
+            "a freed job's old handle is stale"
+        );
         let b = jobs.alloc();
         assert_eq!(a, b, "the slot is reused");
         jobs.get_mut(b).phase = Phase::Queued;
-        assert!(jobs.live(b, g).is_none(), "the new occupant has a new generation");
+        assert!(
+            jobs.live(b, g).is_none(),
+            "the new occupant has a new generation"
+        );
         assert_eq!(jobs.live_count(), 1);
         assert_eq!(jobs.capacity(), 1);
     }

@@ -9,19 +9,19 @@
 //! Autoscaled instances begin in `Provisioning`. Every restart bumps the instance's
 //! incarnation, so events of a previous life are recognised and ignored.
 
-use super::jobs::{Phase, Purpose, INTERNAL, NONE, PROBE};
+use super::jobs::{INTERNAL, NONE, PROBE, Phase, Purpose};
 use super::load::instance_mech;
 use super::mech::{InstanceMech, LifePhase};
 use super::scheduler::EventKind;
 use super::step::Ctx;
 use crate::events::SimEventKind;
 use crate::faults;
-use crate::mechanisms::health::{in_panic, HealthState};
+use crate::mechanisms::health::{HealthState, in_panic};
 use crate::mechanisms::rolling::Rolling;
 use crate::mechanisms::throttle::TokenBucket;
 use crate::metrics::Outcome;
 use crate::scenario::KillMode;
-use crate::time::{Nanos, NEVER};
+use crate::time::{NEVER, Nanos};
 
 impl Ctx<'_, '_> {
     /// Logs a mechanism event about service `s`.
@@ -35,20 +35,36 @@ impl Ctx<'_, '_> {
     pub(crate) fn instance_mech_mut(&mut self, inst: u32) -> &mut InstanceMech {
         let s = self.instances[inst as usize].service as usize;
         let fresh = || match &self.e.model.services[s].mech {
-            Some(m) => instance_mech(m, &self.e.model.services[s].calls, self.e.model.services[s].workers).1,
-            None => InstanceMech { warm_factor: 1.0, ..Default::default() },
+            Some(m) => {
+                instance_mech(
+                    m,
+                    &self.e.model.services[s].calls,
+                    self.e.model.services[s].workers,
+                )
+                .1
+            }
+            None => InstanceMech {
+                warm_factor: 1.0,
+                ..Default::default()
+            },
         };
         let is = &mut *self.instances[inst as usize];
         if is.mech.is_none() {
             is.mech = Some(Box::new(fresh()));
         }
-        is.mech.as_deref_mut().unwrap_or_else(|| unreachable!("just created"))
+        is.mech
+            .as_deref_mut()
+            .unwrap_or_else(|| unreachable!("just created"))
     }
 
     /// Ordinal of instance `inst` within its service.
     fn ordinal(&self, inst: u32) -> u32 {
         let s = self.instances[inst as usize].service as usize;
-        self.services[s].instances.iter().position(|&g| g == inst).unwrap_or(0) as u32
+        self.services[s]
+            .instances
+            .iter()
+            .position(|&g| g == inst)
+            .unwrap_or(0) as u32
     }
 
     /// Whether faults keep instance `inst` down, and how.
@@ -67,14 +83,19 @@ impl Ctx<'_, '_> {
     pub(crate) fn restart_instance(&mut self, inst: u32, why: &str) {
         let now = self.e.now;
         let s = self.instances[inst as usize].service;
-        let restart_ns = self.e.model.services[s as usize].mech.as_ref().map_or(0, |m| m.lifecycle.restart_ns);
+        let restart_ns = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .map_or(0, |m| m.lifecycle.restart_ns);
         if self.instances[inst as usize].down.is_none() {
             self.crash_instance(inst, KillMode::Refuse);
         }
         let m = self.instance_mech_mut(inst);
         m.latched = false;
         m.incarnation = m.incarnation.wrapping_add(1);
-        m.life = LifePhase::Restarting { until_ns: now + restart_ns };
+        m.life = LifePhase::Restarting {
+            until_ns: now + restart_ns,
+        };
         m.warm_until = 0;
         m.probe = None;
         let inc = m.incarnation;
@@ -84,15 +105,24 @@ impl Ctx<'_, '_> {
         self.flush_cache_shard(inst);
         let ordinal = self.ordinal(inst);
         self.log_mech(s, format!("instance {ordinal} restarting ({why})"));
-        self.e.sched.schedule(now + restart_ns, EventKind::LifeStep, inst, inc, 0, 0);
+        self.e
+            .sched
+            .schedule(now + restart_ns, EventKind::LifeStep, inst, inc, 0, 0);
         self.rebuild_routable(s);
         self.check_primary(s);
     }
 
     /// A restart or provisioning delay of `inst` is over: the process starts.
     pub(crate) fn on_life_step(&mut self, inst: u32, incarnation: u32) {
-        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else { return };
-        if m.incarnation != incarnation || !matches!(m.life, LifePhase::Restarting { .. } | LifePhase::Provisioning { .. }) {
+        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
+            return;
+        };
+        if m.incarnation != incarnation
+            || !matches!(
+                m.life,
+                LifePhase::Restarting { .. } | LifePhase::Provisioning { .. }
+            )
+        {
             return;
         }
         m.life = LifePhase::Starting { step: 0 };
@@ -107,10 +137,17 @@ impl Ctx<'_, '_> {
     /// Makes instance `inst`'s next startup call, or makes it ready when none is left.
     fn next_startup_step(&mut self, inst: u32) {
         let s = self.instances[inst as usize].service;
-        let Some(m) = self.instances[inst as usize].mech.as_deref() else { return };
-        let LifePhase::Starting { step } = m.life else { return };
+        let Some(m) = self.instances[inst as usize].mech.as_deref() else {
+            return;
+        };
+        let LifePhase::Starting { step } = m.life else {
+            return;
+        };
         let inc = m.incarnation;
-        let steps = self.e.model.services[s as usize].mech.as_ref().map_or(0, |m| m.lifecycle.startup.len());
+        let steps = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .map_or(0, |m| m.lifecycle.startup.len());
         if (step as usize) < steps {
             let j = self.internal_job(s, inst, Purpose::Startup, step as u16, inc);
             self.start_call(j);
@@ -120,7 +157,14 @@ impl Ctx<'_, '_> {
     }
 
     /// A new internal job of instance `inst` (startup or periodic call).
-    fn internal_job(&mut self, s: u32, inst: u32, purpose: Purpose, call_idx: u16, incarnation: u32) -> u32 {
+    fn internal_job(
+        &mut self,
+        s: u32,
+        inst: u32,
+        purpose: Purpose,
+        call_idx: u16,
+        incarnation: u32,
+    ) -> u32 {
         let now = self.e.now;
         let j = self.e.jobs.alloc();
         let job = self.e.jobs.get_mut(j);
@@ -146,7 +190,9 @@ impl Ctx<'_, '_> {
         let s = self.instances[inst as usize].service;
         let mech = self.e.model.services[s as usize].mech.as_deref();
         let (warmup_ns, factor) = mech.map_or((0, 1.0), |m| {
-            let auto = m.autoscale.map_or((0, 1.0), |a| (a.warmup_ns, a.spec.warmup_factor));
+            let auto = m
+                .autoscale
+                .map_or((0, 1.0), |a| (a.warmup_ns, a.spec.warmup_factor));
             let life = (m.lifecycle.warmup_ns, m.lifecycle.warmup_factor);
             if auto.0 > life.0 { auto } else { life }
         });
@@ -156,12 +202,26 @@ impl Ctx<'_, '_> {
         m.warm_until = now + warmup_ns;
         m.warm_factor = factor;
         m.disqualified = false;
-        m.health = if checked { HealthState::starting() } else { HealthState::default() };
+        m.health = if checked {
+            HealthState::starting()
+        } else {
+            HealthState::default()
+        };
         let inc = m.incarnation;
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         let ordinal = self.ordinal(inst);
-        self.log_mech(s, format!("instance {ordinal} started{}", if checked { "; waiting for health checks" } else { "" }));
+        self.log_mech(
+            s,
+            format!(
+                "instance {ordinal} started{}",
+                if checked {
+                    "; waiting for health checks"
+                } else {
+                    ""
+                }
+            ),
+        );
         self.schedule_periodic(inst, inc, now);
         self.rebuild_routable(s);
         self.dispatch(inst);
@@ -171,30 +231,53 @@ impl Ctx<'_, '_> {
     /// Schedules instance `inst`'s periodic calls for incarnation `inc`, spread by ordinal.
     pub(crate) fn schedule_periodic(&mut self, inst: u32, inc: u32, from_ns: Nanos) {
         let s = self.instances[inst as usize].service;
-        let Some(mech) = self.e.model.services[s as usize].mech.as_deref() else { return };
+        let Some(mech) = self.e.model.services[s as usize].mech.as_deref() else {
+            return;
+        };
         let n = self.services[s as usize].instances.len().max(1) as u64;
         let ordinal = u64::from(self.ordinal(inst));
         let periods: Vec<Nanos> = mech.lifecycle.periodic.iter().map(|p| p.every_ns).collect();
         for (idx, every) in periods.into_iter().enumerate() {
             let offset = every * (ordinal % n) / n;
-            self.e.sched.schedule(from_ns + offset.max(1), EventKind::PeriodicFire, inst, inc, idx as u32, 0);
+            self.e.sched.schedule(
+                from_ns + offset.max(1),
+                EventKind::PeriodicFire,
+                inst,
+                inc,
+                idx as u32,
+                0,
+            );
         }
     }
 
     /// Instance `inst`'s periodic call `idx` is due.
     pub(crate) fn on_periodic_fire(&mut self, inst: u32, incarnation: u32, idx: u32) {
         let now = self.e.now;
-        let Some(m) = self.instances[inst as usize].mech.as_deref() else { return };
+        let Some(m) = self.instances[inst as usize].mech.as_deref() else {
+            return;
+        };
         if m.incarnation != incarnation {
             return;
         }
         let s = self.instances[inst as usize].service;
-        let Some(every) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.lifecycle.periodic.get(idx as usize)).map(|p| p.every_ns)
+        let Some(every) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.lifecycle.periodic.get(idx as usize))
+            .map(|p| p.every_ns)
         else {
             return;
         };
-        self.e.sched.schedule(now + every, EventKind::PeriodicFire, inst, incarnation, idx, 0);
-        let up = m.life == LifePhase::Up && !m.latched && self.instances[inst as usize].down.is_none();
+        self.e.sched.schedule(
+            now + every,
+            EventKind::PeriodicFire,
+            inst,
+            incarnation,
+            idx,
+            0,
+        );
+        let up =
+            m.life == LifePhase::Up && !m.latched && self.instances[inst as usize].down.is_none();
         if up && self.instances[inst as usize].provisioned {
             let j = self.internal_job(s, inst, Purpose::Periodic, idx as u16, incarnation);
             self.start_call(j);
@@ -211,22 +294,31 @@ impl Ctx<'_, '_> {
         self.e.jobs.free(j);
         let inst = job.instance;
         let s = job.node;
-        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else { return };
+        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
+            return;
+        };
         if m.incarnation != job.incarnation {
             return;
         }
         match job.purpose {
             Purpose::Startup => {
                 if outcome == Outcome::Success {
-                    m.life = LifePhase::Starting { step: u32::from(job.call_idx) + 1 };
+                    m.life = LifePhase::Starting {
+                        step: u32::from(job.call_idx) + 1,
+                    };
                     self.next_startup_step(inst);
                 } else {
                     let target = self.e.model.services[s as usize]
                         .mech
                         .as_ref()
                         .and_then(|m| m.lifecycle.startup.get(job.call_idx as usize))
-                        .map_or(String::new(), |c| self.e.model.services[c.to as usize].name.clone());
-                    self.retry_start(inst, &format!("startup call to {target} failed: {}", outcome.as_str()));
+                        .map_or(String::new(), |c| {
+                            self.e.model.services[c.to as usize].name.clone()
+                        });
+                    self.retry_start(
+                        inst,
+                        &format!("startup call to {target} failed: {}", outcome.as_str()),
+                    );
                 }
             }
             Purpose::Periodic => {
@@ -239,7 +331,11 @@ impl Ctx<'_, '_> {
                 if gates && m.disqualified != failed {
                     m.disqualified = failed;
                     let ordinal = self.ordinal(inst);
-                    let what = if failed { "out of rotation: its periodic call failed" } else { "back in rotation: its periodic call succeeded" };
+                    let what = if failed {
+                        "out of rotation: its periodic call failed"
+                    } else {
+                        "back in rotation: its periodic call succeeded"
+                    };
                     self.log_mech(s, format!("instance {ordinal} {what}"));
                     self.rebuild_routable(s);
                 }
@@ -253,17 +349,25 @@ impl Ctx<'_, '_> {
     fn retry_start(&mut self, inst: u32, why: &str) {
         let now = self.e.now;
         let s = self.instances[inst as usize].service;
-        let wait = self.e.model.services[s as usize].mech.as_ref().map_or(0, |m| m.lifecycle.restart_ns).max(1_000_000_000);
+        let wait = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .map_or(0, |m| m.lifecycle.restart_ns)
+            .max(1_000_000_000);
         let m = self.instance_mech_mut(inst);
         m.incarnation = m.incarnation.wrapping_add(1);
-        m.life = LifePhase::Restarting { until_ns: now + wait };
+        m.life = LifePhase::Restarting {
+            until_ns: now + wait,
+        };
         let inc = m.incarnation;
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.down = Some(KillMode::Refuse);
         let ordinal = self.ordinal(inst);
         self.log_mech(s, format!("instance {ordinal}: {why}; retrying"));
-        self.e.sched.schedule(now + wait, EventKind::LifeStep, inst, inc, 0, 0);
+        self.e
+            .sched
+            .schedule(now + wait, EventKind::LifeStep, inst, inc, 0, 0);
     }
 
     /// Instance `inst` falls into a latched failure: down (refusing) until reset.
@@ -282,7 +386,10 @@ impl Ctx<'_, '_> {
         is.touch(now);
         is.down = Some(KillMode::Refuse);
         let ordinal = self.ordinal(inst);
-        self.log_mech(s, format!("instance {ordinal} latched ({why}); only a reset brings it back"));
+        self.log_mech(
+            s,
+            format!("instance {ordinal} latched ({why}); only a reset brings it back"),
+        );
         self.rebuild_routable(s);
         self.check_primary(s);
     }
@@ -293,7 +400,12 @@ impl Ctx<'_, '_> {
             .instances
             .iter()
             .copied()
-            .filter(|&g| self.instances[g as usize].mech.as_ref().is_some_and(|m| m.latched))
+            .filter(|&g| {
+                self.instances[g as usize]
+                    .mech
+                    .as_ref()
+                    .is_some_and(|m| m.latched)
+            })
             .collect();
         for g in latched {
             self.restart_instance(g, "reset");
@@ -305,7 +417,13 @@ impl Ctx<'_, '_> {
     /// Starts the probe loops of service `s`'s instances (spread over one interval).
     pub(crate) fn start_probes(&mut self, s: u32) {
         let now = self.e.now;
-        let Some(h) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.health) else { return };
+        let Some(h) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.health)
+        else {
+            return;
+        };
         let instances = self.services[s as usize].instances.clone();
         let n = instances.len().max(1) as u64;
         for (ordinal, g) in instances.into_iter().enumerate() {
@@ -315,7 +433,9 @@ impl Ctx<'_, '_> {
             }
             m.probing = true;
             let offset = h.interval_ns * ordinal as u64 / n;
-            self.e.sched.schedule(now + offset.max(1), EventKind::ProbeFire, g, 0, 0, 0);
+            self.e
+                .sched
+                .schedule(now + offset.max(1), EventKind::ProbeFire, g, 0, 0, 0);
         }
     }
 
@@ -323,13 +443,19 @@ impl Ctx<'_, '_> {
     pub(crate) fn on_probe_fire(&mut self, inst: u32, _unused: u32) {
         let now = self.e.now;
         let s = self.instances[inst as usize].service;
-        let Some(h) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.health) else {
+        let Some(h) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.health)
+        else {
             if let Some(m) = self.instances[inst as usize].mech.as_deref_mut() {
                 m.probing = false;
             }
             return;
         };
-        self.e.sched.schedule(now + h.interval_ns, EventKind::ProbeFire, inst, 0, 0, 0);
+        self.e
+            .sched
+            .schedule(now + h.interval_ns, EventKind::ProbeFire, inst, 0, 0, 0);
         let is = &*self.instances[inst as usize];
         if !is.provisioned {
             return;
@@ -366,7 +492,14 @@ impl Ctx<'_, '_> {
         if let Some(m) = is.mech.as_deref_mut() {
             m.probe = Some((k, generation));
         }
-        self.e.sched.schedule(now + h.timeout_ns, EventKind::ProbeTimeout, inst, k, generation, 0);
+        self.e.sched.schedule(
+            now + h.timeout_ns,
+            EventKind::ProbeTimeout,
+            inst,
+            k,
+            generation,
+            0,
+        );
         if is.busy < is.workers {
             self.start_work(k, inst);
         } else if (is.queue.len() as u32) < capacity {
@@ -383,7 +516,9 @@ impl Ctx<'_, '_> {
 
     /// A probe waiting at `inst` timed out.
     pub(crate) fn on_probe_timeout(&mut self, inst: u32, k: u32, generation: u32) {
-        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else { return };
+        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
+            return;
+        };
         if m.probe != Some((k, generation)) {
             return;
         }
@@ -399,7 +534,10 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy = is.busy.saturating_sub(1);
-        let awaited = is.mech.as_deref().is_some_and(|m| m.probe == Some((k, generation)));
+        let awaited = is
+            .mech
+            .as_deref()
+            .is_some_and(|m| m.probe == Some((k, generation)));
         if awaited && let Some(m) = is.mech.as_deref_mut() {
             m.probe = None;
         }
@@ -413,12 +551,24 @@ impl Ctx<'_, '_> {
     /// Records a probe result of `inst`; ejects or restores it when its state flips.
     fn probe_result(&mut self, inst: u32, passed: bool) {
         let s = self.instances[inst as usize].service;
-        let Some(h) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.health) else { return };
-        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else { return };
+        let Some(h) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.health)
+        else {
+            return;
+        };
+        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
+            return;
+        };
         if m.health.probe(passed, h.unhealthy_after, h.healthy_after) {
             let healthy = m.health.healthy;
             let ordinal = self.ordinal(inst);
-            let what = if healthy { "passes health checks: back in the load balancer" } else { "fails health checks: ejected from the load balancer" };
+            let what = if healthy {
+                "passes health checks: back in the load balancer"
+            } else {
+                "fails health checks: ejected from the load balancer"
+            };
             self.log_mech(s, format!("instance {ordinal} {what}"));
             self.rebuild_routable(s);
         }
@@ -430,8 +580,16 @@ impl Ctx<'_, '_> {
     pub(crate) fn outlier_record(&mut self, inst: u32, ok: bool) {
         let now = self.e.now;
         let s = self.instances[inst as usize].service;
-        let Some(o) = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.outlier) else { return };
-        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else { return };
+        let Some(o) = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.outlier)
+        else {
+            return;
+        };
+        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
+            return;
+        };
         if m.ejected_until > now {
             return;
         }
@@ -447,22 +605,42 @@ impl Ctx<'_, '_> {
         let ejected = self.services[s as usize]
             .instances
             .iter()
-            .filter(|&&g| self.instances[g as usize].mech.as_deref().is_some_and(|x| x.ejected_until > now))
+            .filter(|&&g| {
+                self.instances[g as usize]
+                    .mech
+                    .as_deref()
+                    .is_some_and(|x| x.ejected_until > now)
+            })
             .count();
-        let total = self.services[s as usize].instances.iter().filter(|&&g| self.instances[g as usize].provisioned).count();
+        let total = self.services[s as usize]
+            .instances
+            .iter()
+            .filter(|&&g| self.instances[g as usize].provisioned)
+            .count();
         if (ejected + 1) as f64 > o.max_ejected * total as f64 {
             return;
         }
-        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else { return };
+        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
+            return;
+        };
         m.ejected_until = now + o.eject_ns;
         m.error_streak = 0;
         if let Some(w) = m.outlier.as_mut() {
             w.clear();
         }
         let ordinal = self.ordinal(inst);
-        let why = if by_share { format!("{errors} errors in {n} requests") } else { format!("{} errors in a row", o.consecutive) };
-        self.log_mech(s, format!("instance {ordinal} ejected as an outlier ({why})"));
-        self.e.sched.schedule(now + o.eject_ns, EventKind::Reroute, s, 0, 0, 0);
+        let why = if by_share {
+            format!("{errors} errors in {n} requests")
+        } else {
+            format!("{} errors in a row", o.consecutive)
+        };
+        self.log_mech(
+            s,
+            format!("instance {ordinal} ejected as an outlier ({why})"),
+        );
+        self.e
+            .sched
+            .schedule(now + o.eject_ns, EventKind::Reroute, s, 0, 0, 0);
         self.rebuild_routable(s);
     }
 
@@ -483,16 +661,31 @@ impl Ctx<'_, '_> {
                 is.provisioned && is.in_rotation
             })
             .collect();
-        let qualified: Vec<u32> =
-            base.iter().copied().filter(|&g| self.instances[g as usize].mech.as_deref().is_none_or(|m| m.routable(now))).collect();
-        let threshold = self.e.model.services[s as usize].mech.as_ref().and_then(|m| m.panic_threshold);
+        let qualified: Vec<u32> = base
+            .iter()
+            .copied()
+            .filter(|&g| {
+                self.instances[g as usize]
+                    .mech
+                    .as_deref()
+                    .is_none_or(|m| m.routable(now))
+            })
+            .collect();
+        let threshold = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.panic_threshold);
         let panic = threshold.is_some_and(|t| in_panic(qualified.len(), base.len(), t));
         if let Some(rt) = self.services[s as usize].rt.as_deref_mut()
             && rt.panic != panic
         {
             rt.panic = panic;
             let what = if panic {
-                format!("load balancer in panic: {} of {} instances healthy, routing to all", qualified.len(), base.len())
+                format!(
+                    "load balancer in panic: {} of {} instances healthy, routing to all",
+                    qualified.len(),
+                    base.len()
+                )
             } else {
                 "load balancer out of panic".to_owned()
             };
@@ -514,7 +707,9 @@ impl Ctx<'_, '_> {
             None => {
                 for &g in &instances {
                     let is = &mut *self.instances[g as usize];
-                    let keep = is.mech.as_deref().is_some_and(|m| m.latched || m.life != LifePhase::Up || m.fault_limiter.is_some());
+                    let keep = is.mech.as_deref().is_some_and(|m| {
+                        m.latched || m.life != LifePhase::Up || m.fault_limiter.is_some()
+                    });
                     if !keep && is.mech.is_some() {
                         is.touch(now);
                         is.mech = None;
@@ -525,22 +720,31 @@ impl Ctx<'_, '_> {
             }
             Some(mech) => {
                 let calls = svc.calls.clone();
-                let cores = if mech.cores == u32::MAX { svc.workers } else { mech.cores };
+                let cores = if mech.cores == u32::MAX {
+                    svc.workers
+                } else {
+                    mech.cores
+                };
                 let rate_limit = mech.rate_limit;
                 for &g in &instances {
                     let m = self.instance_mech_mut(g);
                     m.calls.resize_with(calls.len(), Default::default);
                     for (guard, call) in m.calls.iter_mut().zip(&calls) {
                         let want = call.guard;
-                        let fits = guard.breaker.as_ref().map(|b| b.config) == want.and_then(|w| w.breaker)
-                            && guard.throttle.as_ref().map(|t| t.k) == want.and_then(|w| w.throttle).map(|t| t.0);
+                        let fits = guard.breaker.as_ref().map(|b| b.config)
+                            == want.and_then(|w| w.breaker)
+                            && guard.throttle.as_ref().map(|t| t.k)
+                                == want.and_then(|w| w.throttle).map(|t| t.0);
                         if !fits {
                             let in_call = guard.in_call;
                             *guard = super::mech::CallGuard::new(want.as_ref());
                             guard.in_call = in_call;
                         }
                     }
-                    match (rate_limit, m.limiter.as_ref().map(|l| (l.rate_per_s, l.burst))) {
+                    match (
+                        rate_limit,
+                        m.limiter.as_ref().map(|l| (l.rate_per_s, l.burst)),
+                    ) {
                         (Some(want), Some(have)) if want == have => {}
                         (Some((rate, burst)), _) => m.limiter = Some(TokenBucket::new(rate, burst)),
                         (None, _) => m.limiter = None,
@@ -554,13 +758,20 @@ impl Ctx<'_, '_> {
                 if self.services[s as usize].rt.is_none() {
                     self.services[s as usize].rt = super::load::service_runtime(&self.e.model, s);
                 } else if let Some(fresh) = super::load::service_runtime(&self.e.model, s) {
-                    let rt = self.services[s as usize].rt.as_deref_mut().unwrap_or_else(|| unreachable!("checked above"));
-                    let keys = |t: &Option<crate::mechanisms::cache::KeyTable>| t.as_ref().map(|t| t.len());
+                    let rt = self.services[s as usize]
+                        .rt
+                        .as_deref_mut()
+                        .unwrap_or_else(|| unreachable!("checked above"));
+                    let keys = |t: &Option<crate::mechanisms::cache::KeyTable>| {
+                        t.as_ref().map(|t| t.len())
+                    };
                     if keys(&rt.cache) != keys(&fresh.cache) {
                         rt.cache = fresh.cache;
                         rt.waiters = fresh.waiters;
                     }
-                    if rt.versions.as_ref().map(|v| v.len()) != fresh.versions.as_ref().map(|v| v.len()) {
+                    if rt.versions.as_ref().map(|v| v.len())
+                        != fresh.versions.as_ref().map(|v| v.len())
+                    {
                         rt.versions = fresh.versions;
                     }
                     if rt.queue.is_none() {

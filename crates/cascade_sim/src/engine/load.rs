@@ -10,21 +10,24 @@ use bevy_ecs::system::SystemState;
 
 use super::mech::{CallGuard, InstanceMech, QueueState, ServiceMech, ServiceRuntime};
 use super::model::{CallModel, Model};
+use super::scheduler::{EventKind, Scheduler};
+use super::state::{
+    InstanceNode, InstanceState, NodeMetrics, ServiceNode, ServiceState, SimEntity, SourceNode,
+    SourceState,
+};
+use super::step::{Ctx, Engine, LinkState, dense};
+use crate::ActiveScenario;
+use crate::events::{EventLog, SimEventKind};
+use crate::faults::{self, FaultRecord};
 use crate::mechanisms::cache::KeyTable;
 use crate::mechanisms::occ::Versions;
 use crate::mechanisms::rolling::Rolling;
 use crate::mechanisms::throttle::TokenBucket;
-use super::scheduler::{EventKind, Scheduler};
-use super::state::{InstanceNode, InstanceState, NodeMetrics, ServiceNode, ServiceState, SimEntity, SourceNode, SourceState};
-use super::step::{dense, Ctx, Engine, LinkState};
-use crate::events::{EventLog, SimEventKind};
-use crate::faults::{self, FaultRecord};
 use crate::metrics::MetricsHistory;
 use crate::retry::RetryBudget;
 use crate::rng;
 use crate::scenario::Scenario;
-use crate::time::{SimClock, NEVER};
-use crate::ActiveScenario;
+use crate::time::{NEVER, SimClock};
 
 /// Replaces whatever runs in `world` with a fresh run of `scenario` (which must be valid).
 pub fn load_scenario(world: &mut World, scenario: &Scenario) {
@@ -34,22 +37,49 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
     let interval_ns = model.interval_ticks * tick_ns;
     let nodes = model.services.len() + model.sources.len();
     let links = model.links.len();
-    world.insert_resource(SimClock { tick_ns, ticks_done: 0, ticks_per_update: world.get_resource::<SimClock>().map_or(1, |c| c.ticks_per_update) });
+    world.insert_resource(SimClock {
+        tick_ns,
+        ticks_done: 0,
+        ticks_per_update: world
+            .get_resource::<SimClock>()
+            .map_or(1, |c| c.ticks_per_update),
+    });
     world.insert_resource(MetricsHistory::new(interval_ns, nodes));
     world.insert_resource(EventLog::default());
     world.insert_resource(ActiveScenario(scenario.clone()));
     let fast_paths = world.get_resource::<Engine>().is_none_or(|e| e.fast_paths);
-    let mut engine = Engine { sched: Scheduler::new(), links: vec![LinkState::default(); links], fast_paths, ..Default::default() };
+    let mut engine = Engine {
+        sched: Scheduler::new(),
+        links: vec![LinkState::default(); links],
+        fast_paths,
+        ..Default::default()
+    };
 
     for (i, s) in model.sources.iter().enumerate() {
-        world.spawn((Name::new(s.name.clone()), SimEntity, SourceNode { index: i as u32 }, source_state(&model, i as u32)));
+        world.spawn((
+            Name::new(s.name.clone()),
+            SimEntity,
+            SourceNode { index: i as u32 },
+            source_state(&model, i as u32),
+        ));
     }
     for (i, s) in model.services.iter().enumerate() {
-        world.spawn((Name::new(s.name.clone()), SimEntity, ServiceNode { index: i as u32 }, service_state(&model, i as u32)));
+        world.spawn((
+            Name::new(s.name.clone()),
+            SimEntity,
+            ServiceNode { index: i as u32 },
+            service_state(&model, i as u32),
+        ));
     }
     engine.model = model;
     world.insert_resource(engine);
-    let counts: Vec<u32> = world.resource::<Engine>().model.services.iter().map(|s| s.instances).collect();
+    let counts: Vec<u32> = world
+        .resource::<Engine>()
+        .model
+        .services
+        .iter()
+        .map(|s| s.instances)
+        .collect();
     for (s, n) in counts.into_iter().enumerate() {
         spawn_instances(world, s as u32, n);
     }
@@ -58,13 +88,28 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
     {
         let mut engine = world.resource_mut::<Engine>();
         for spec in &scenario.faults {
-            let Ok(target) = faults::resolve(&engine.model, &spec.fault) else { continue };
+            let Ok(target) = faults::resolve(&engine.model, &spec.fault) else {
+                continue;
+            };
             let (start_ns, end_ns) = faults::window_ns(spec.at_s, spec.duration_s);
             let id = engine.faults.len() as u32;
-            engine.faults.push(FaultRecord { id, kind: spec.fault.clone(), target, start_ns, end_ns, active: false, scripted: true, progress: 0 });
-            engine.sched.schedule(start_ns, EventKind::FaultStart, id, 0, 0, 0);
+            engine.faults.push(FaultRecord {
+                id,
+                kind: spec.fault.clone(),
+                target,
+                start_ns,
+                end_ns,
+                active: false,
+                scripted: true,
+                progress: 0,
+            });
+            engine
+                .sched
+                .schedule(start_ns, EventKind::FaultStart, id, 0, 0, 0);
             if end_ns != NEVER {
-                engine.sched.schedule(end_ns, EventKind::FaultEnd, id, 0, 0, 0);
+                engine
+                    .sched
+                    .schedule(end_ns, EventKind::FaultEnd, id, 0, 0, 0);
             }
         }
         engine.loaded = true;
@@ -102,11 +147,25 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
         let svc = &engine.model.services[s as usize];
         let existing = world
             .iter_entities()
-            .filter_map(|e| e.get::<ServiceState>().filter(|st| st.index == s).map(|st| st.instances.len() as u32))
+            .filter_map(|e| {
+                e.get::<ServiceState>()
+                    .filter(|st| st.index == s)
+                    .map(|st| st.instances.len() as u32)
+            })
             .next()
             .unwrap_or(0);
-        let mech = svc.mech.as_ref().map(|m| instance_mech(m, &svc.calls, svc.workers));
-        (engine.model.seed, svc.name.clone(), svc.calls.clone(), existing, count.max(svc.capacity), mech)
+        let mech = svc
+            .mech
+            .as_ref()
+            .map(|m| instance_mech(m, &svc.calls, svc.workers));
+        (
+            engine.model.seed,
+            svc.name.clone(),
+            svc.calls.clone(),
+            existing,
+            count.max(svc.capacity),
+            mech,
+        )
     };
     for ordinal in existing..total {
         let global = {
@@ -145,7 +204,11 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
         world.spawn((
             Name::new(format!("{name}#{ordinal}")),
             SimEntity,
-            InstanceNode { service: s, ordinal, global },
+            InstanceNode {
+                service: s,
+                ordinal,
+                global,
+            },
             state,
         ));
         let mut q = world.query::<&mut ServiceState>();
@@ -187,7 +250,9 @@ pub(crate) fn source_state(model: &Model, i: u32) -> SourceState {
 
 /// A source's call guard state, when its call needs one.
 pub(crate) fn source_guard(call: &CallModel) -> Option<Box<CallGuard>> {
-    call.guard.filter(|g| g.needs_state()).map(|g| Box::new(CallGuard::new(Some(&g))))
+    call.guard
+        .filter(|g| g.needs_state())
+        .map(|g| Box::new(CallGuard::new(Some(&g))))
 }
 
 /// A fresh state for service `i` of `model` (no instances yet).
@@ -206,16 +271,32 @@ pub(crate) fn service_state(model: &Model, i: u32) -> ServiceState {
 }
 
 /// Fresh per-instance mechanism state for a service's mechanisms: `(cores, state)`.
-pub(crate) fn instance_mech(m: &ServiceMech, calls: &[CallModel], workers: u32) -> (u32, InstanceMech) {
+pub(crate) fn instance_mech(
+    m: &ServiceMech,
+    calls: &[CallModel],
+    workers: u32,
+) -> (u32, InstanceMech) {
     let state = InstanceMech {
-        calls: calls.iter().map(|c| CallGuard::new(c.guard.as_ref())).collect(),
-        limiter: m.rate_limit.map(|(rate, burst)| TokenBucket::new(rate, burst)),
+        calls: calls
+            .iter()
+            .map(|c| CallGuard::new(c.guard.as_ref()))
+            .collect(),
+        limiter: m
+            .rate_limit
+            .map(|(rate, burst)| TokenBucket::new(rate, burst)),
         outlier: m.outlier.map(|o| Rolling::new(o.window_ns)),
         warm_factor: 1.0,
         ..Default::default()
     };
     // Without configured cores, as many as workers: never a constraint, but CPU is measured.
-    (if m.cores == u32::MAX { workers } else { m.cores }, state)
+    (
+        if m.cores == u32::MAX {
+            workers
+        } else {
+            m.cores
+        },
+        state,
+    )
 }
 
 /// Fresh service-level mechanism state, when the service needs some.
@@ -234,7 +315,10 @@ pub(crate) fn service_runtime(model: &Model, s: u32) -> Option<Box<ServiceRuntim
         rt.versions = Some(Versions::new(chooser.len()));
     }
     if let Some(q) = &m.work_queue {
-        rt.queue = Some(QueueState { limiter: q.rate_per_s.map(|r| TokenBucket::new(r, 1.0)), ..Default::default() });
+        rt.queue = Some(QueueState {
+            limiter: q.rate_per_s.map(|r| TokenBucket::new(r, 1.0)),
+            ..Default::default()
+        });
     }
     rt.rng = Some(rng);
     Some(Box::new(rt))
@@ -262,14 +346,30 @@ pub fn with_ctx<R>(world: &mut World, f: impl FnOnce(&mut Ctx) -> R) -> Option<R
         Query<&mut ServiceState>,
         Query<&mut InstanceState>,
     )> = SystemState::new(world);
-    let Ok((mut engine, mut history, mut sq, mut svq, mut iq)) = state.get_mut(world) else { return None };
+    let Ok((mut engine, mut history, mut sq, mut svq, mut iq)) = state.get_mut(world) else {
+        return None;
+    };
     if !engine.loaded {
         return None;
     }
     let n_inst = iq.iter().len();
-    let mut src = dense(sq.iter_mut().map(Mut::into_inner), engine.model.sources.len(), |s| s.index)?;
-    let mut svc = dense(svq.iter_mut().map(Mut::into_inner), engine.model.services.len(), |s| s.index)?;
+    let mut src = dense(
+        sq.iter_mut().map(Mut::into_inner),
+        engine.model.sources.len(),
+        |s| s.index,
+    )?;
+    let mut svc = dense(
+        svq.iter_mut().map(Mut::into_inner),
+        engine.model.services.len(),
+        |s| s.index,
+    )?;
     let mut inst = dense(iq.iter_mut().map(Mut::into_inner), n_inst, |s| s.global)?;
-    let mut ctx = Ctx { e: &mut engine, history: &mut history, sources: &mut src, services: &mut svc, instances: &mut inst };
+    let mut ctx = Ctx {
+        e: &mut engine,
+        history: &mut history,
+        sources: &mut src,
+        services: &mut svc,
+        instances: &mut inst,
+    };
     Some(f(&mut ctx))
 }

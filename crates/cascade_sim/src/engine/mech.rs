@@ -18,7 +18,7 @@ use crate::mechanisms::rolling::Rolling;
 use crate::mechanisms::throttle::{AdaptiveThrottle, TokenBucket};
 use crate::rng::SimRng;
 use crate::scenario::{AutoscaleSpec, ScaleMetric};
-use crate::time::{Nanos, NEVER};
+use crate::time::{NEVER, Nanos};
 
 /// Mechanisms on one call, compiled.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,7 +56,9 @@ pub struct CallGuard {
 impl CallGuard {
     /// Fresh state for a call's guards.
     pub fn new(model: Option<&CallGuardModel>) -> CallGuard {
-        let Some(m) = model else { return CallGuard::default() };
+        let Some(m) = model else {
+            return CallGuard::default();
+        };
         CallGuard {
             breaker: m.breaker.map(Breaker::new),
             throttle: m.throttle.map(|(k, w)| AdaptiveThrottle::new(k, w)),
@@ -298,7 +300,10 @@ impl InstanceMech {
     /// healthy (or unchecked), not ejected, not disqualified. A latched instance stays routable,
     /// like a killed one: only health checks or outlier detection find it out.
     pub fn routable(&self, now: Nanos) -> bool {
-        self.life == LifePhase::Up && self.health.healthy && self.ejected_until <= now && !self.disqualified
+        self.life == LifePhase::Up
+            && self.health.healthy
+            && self.ejected_until <= now
+            && !self.disqualified
     }
 
     /// Started and not latched (its capacity counts).
@@ -310,7 +315,11 @@ impl InstanceMech {
     /// Service-time multiplier of warm-up at `now`.
     #[inline]
     pub fn warm_factor_at(&self, now: Nanos) -> f64 {
-        if now < self.warm_until { self.warm_factor } else { 1.0 }
+        if now < self.warm_until {
+            self.warm_factor
+        } else {
+            1.0
+        }
     }
 }
 
@@ -368,6 +377,9 @@ pub struct ServiceRuntime {
 impl ServiceRuntime {
     /// Fresh state.
     pub fn new() -> ServiceRuntime {
-        ServiceRuntime { down_since: NEVER, ..Default::default() }
+        ServiceRuntime {
+            down_since: NEVER,
+            ..Default::default()
+        }
     }
 }

@@ -35,13 +35,16 @@ mod step;
 
 use bevy_ecs::prelude::*;
 
-pub use jobs::{Job, Jobs, Phase, NONE};
-pub use mech::{CallGuard, InstanceMech, LifePhase, QueueState, ServiceMech, ServiceRuntime};
+pub use jobs::{Job, Jobs, NONE, Phase};
 pub use load::{despawn_world, load_scenario, spawn_instances, with_ctx};
 pub(crate) use load::{service_state, source_guard, source_state};
-pub use model::{rate_at, CallModel, LinkModel, Model, NodeRef, ServiceModel, SourceModel};
+pub use mech::{CallGuard, InstanceMech, LifePhase, QueueState, ServiceMech, ServiceRuntime};
+pub use model::{CallModel, LinkModel, Model, NodeRef, ServiceModel, SourceModel, rate_at};
 pub use scheduler::{Event, EventHandle, EventKind, Scheduler};
-pub use state::{InstanceNode, InstanceState, NodeMetrics, ServiceNode, ServiceState, SimEntity, SourceNode, SourceState};
+pub use state::{
+    InstanceNode, InstanceState, NodeMetrics, ServiceNode, ServiceState, SimEntity, SourceNode,
+    SourceState,
+};
 pub use step::{Ctx, Engine, FastPathCounts, LinkState};
 
 use crate::events::{EventLog, SimEvent};
@@ -61,21 +64,34 @@ pub fn step_engine(
     if !engine.loaded {
         return;
     }
-    let (n_src, n_svc, n_inst) = (engine.model.sources.len(), engine.model.services.len(), instances.iter().len());
+    let (n_src, n_svc, n_inst) = (
+        engine.model.sources.len(),
+        engine.model.services.len(),
+        instances.iter().len(),
+    );
     let (Some(mut src), Some(mut svc), Some(mut inst)) = (
         step::dense(sources.iter_mut().map(Mut::into_inner), n_src, |s| s.index),
         step::dense(services.iter_mut().map(Mut::into_inner), n_svc, |s| s.index),
-        step::dense(instances.iter_mut().map(Mut::into_inner), n_inst, |s| s.global),
+        step::dense(instances.iter_mut().map(Mut::into_inner), n_inst, |s| {
+            s.global
+        }),
     ) else {
         engine.loaded = false;
         engine.log(crate::events::SimEventKind::CommandRejected {
-            reason: "internal error: the simulation world lost an entity; reload the scenario".into(),
+            reason: "internal error: the simulation world lost an entity; reload the scenario"
+                .into(),
         });
         return;
     };
     let interval_ticks = engine.model.interval_ticks.max(1);
     let tick_ns = clock.tick_ns;
-    let mut ctx = Ctx { e: &mut engine, history: &mut history, sources: &mut src, services: &mut svc, instances: &mut inst };
+    let mut ctx = Ctx {
+        e: &mut engine,
+        history: &mut history,
+        sources: &mut src,
+        services: &mut svc,
+        instances: &mut inst,
+    };
     // Events carry exact times, so the engine runs straight to the next interval boundary or
     // the end of this update, whichever comes first; ticks only matter at those boundaries.
     let end_tick = clock.ticks_done + u64::from(clock.ticks_per_update);
@@ -135,31 +151,63 @@ pub(crate) mod fast_path_check {
             }
             let world = sim.world_mut();
             let mut q = world.query::<&InstanceState>();
-            let mut views: Vec<_> = q.iter(world).map(|i| (i.global, i.busy, i.queue.len(), i.workers, i.down)).collect();
+            let mut views: Vec<_> = q
+                .iter(world)
+                .map(|i| (i.global, i.busy, i.queue.len(), i.workers, i.down))
+                .collect();
             views.sort_by_key(|v| v.0);
             writeln!(out, "t={t} {views:?}").unwrap();
             let mut q = world.query::<&ServiceState>();
-            let mut live: Vec<_> = q.iter(world).map(|s| (s.index, s.metrics.interval)).collect();
+            let mut live: Vec<_> = q
+                .iter(world)
+                .map(|s| (s.index, s.metrics.interval))
+                .collect();
             live.sort_by_key(|v| v.0);
             writeln!(out, "open interval {live:?}").unwrap();
         }
         let h = sim.history();
-        writeln!(out, "{:?}\n{:?}\n{:?}\n{:?}", h.services, h.sources, h.edges, h.system).unwrap();
+        writeln!(
+            out,
+            "{:?}\n{:?}\n{:?}\n{:?}",
+            h.services, h.sources, h.edges, h.system
+        )
+        .unwrap();
         writeln!(out, "{:?}", sim.world().resource::<EventLog>().events).unwrap();
         (out, sim.world().resource::<Engine>().fast_path_counts)
     }
 
     /// Asserts both paths give the same outputs, and that `used` holds for the fast path's
     /// counts (so the comparison proves something).
-    pub(crate) fn assert_same(name: &str, scenario: &Scenario, steps: &[f64], used: impl Fn(&FastPathCounts) -> bool) {
+    pub(crate) fn assert_same(
+        name: &str,
+        scenario: &Scenario,
+        steps: &[f64],
+        used: impl Fn(&FastPathCounts) -> bool,
+    ) {
         let (fast, counts) = run(scenario, true, steps);
         let (reference, none) = run(scenario, false, steps);
-        assert_eq!(none, FastPathCounts::default(), "{name}: fast paths taken while off");
-        assert!(used(&counts), "{name}: the fast path under test was not taken: {counts:?}");
-        if let Some((i, (f, r))) = fast.lines().zip(reference.lines()).enumerate().find(|(_, (f, r))| f != r) {
+        assert_eq!(
+            none,
+            FastPathCounts::default(),
+            "{name}: fast paths taken while off"
+        );
+        assert!(
+            used(&counts),
+            "{name}: the fast path under test was not taken: {counts:?}"
+        );
+        if let Some((i, (f, r))) = fast
+            .lines()
+            .zip(reference.lines())
+            .enumerate()
+            .find(|(_, (f, r))| f != r)
+        {
             panic!("{name}: line {i} differs\n fast:      {f}\n reference: {r}");
         }
-        assert_eq!(fast.len(), reference.len(), "{name}: outputs differ in length");
+        assert_eq!(
+            fast.len(),
+            reference.len(),
+            "{name}: outputs differ in length"
+        );
     }
 
     pub(crate) fn parse(text: &str) -> Scenario {
@@ -176,5 +224,4 @@ pub(crate) mod fast_path_check {
         }
         out
     }
-
 }

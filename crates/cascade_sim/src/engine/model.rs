@@ -10,17 +10,18 @@ use std::collections::BTreeMap;
 
 use super::jobs::{Job, Purpose};
 use super::mech::{
-    AutoscaleModel, CacheModel, CallGuardModel, FailoverModel, HealthModel, LifecycleModel, OutlierModel, PeriodicModel,
-    QueueModel, ServiceMech,
+    AutoscaleModel, CacheModel, CallGuardModel, FailoverModel, HealthModel, LifecycleModel,
+    OutlierModel, PeriodicModel, QueueModel, ServiceMech,
 };
 use crate::dist::Dist;
 use crate::mechanisms::breaker::BreakerConfig;
 use crate::mechanisms::occ::KeyChooser;
 use crate::retry::RetryModel;
 use crate::scenario::{
-    AlertSpec, CallSpec, LoadBalancer, NodeKind, OperatorAction, OperatorStep, QueueDiscipline, RateProfile, Scenario, ServiceSpec,
+    AlertSpec, CallSpec, LoadBalancer, NodeKind, OperatorAction, OperatorStep, QueueDiscipline,
+    RateProfile, Scenario, ServiceSpec,
 };
-use crate::time::{ms_to_ns, s_to_ns, Nanos, NEVER};
+use crate::time::{NEVER, Nanos, ms_to_ns, s_to_ns};
 
 /// A node: a source or a service, by index (callers of links are either).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -220,7 +221,8 @@ impl Model {
             mech: None,
             capacity: 0,
         };
-        self.services.resize_with(self.service_index.len(), || placeholder_service(""));
+        self.services
+            .resize_with(self.service_index.len(), || placeholder_service(""));
         for (name, &i) in &self.service_index {
             let svc = &mut self.services[i as usize];
             if svc.name.is_empty() {
@@ -242,7 +244,12 @@ impl Model {
                 ..Default::default()
             };
             let call = self.compile_call(NodeRef::Source(idx), 0, &spec);
-            let model = SourceModel { name: s.name.clone(), removed: false, call, rate: s.rate.clone() };
+            let model = SourceModel {
+                name: s.name.clone(),
+                removed: false,
+                call,
+                rate: s.rate.clone(),
+            };
             if (idx as usize) < self.sources.len() {
                 self.sources[idx as usize] = model;
             } else {
@@ -257,7 +264,12 @@ impl Model {
             let idx = self.service_index[&s.name];
             let mut occurrence: BTreeMap<&str, u32> = BTreeMap::new();
             // A cache's backing fill is its call 0.
-            let specs: Vec<&CallSpec> = s.cache.iter().map(|c| &c.backing).chain(s.calls.iter()).collect();
+            let specs: Vec<&CallSpec> = s
+                .cache
+                .iter()
+                .map(|c| &c.backing)
+                .chain(s.calls.iter())
+                .collect();
             let calls = specs
                 .into_iter()
                 .map(|c| {
@@ -298,17 +310,31 @@ impl Model {
             .iter()
             .enumerate()
             .filter(|(_, s)| !s.removed)
-            .filter_map(|(i, s)| s.mech.as_ref()?.failover.map(|f| (i as u32, f.replica, f.replica_latency_ns)))
+            .filter_map(|(i, s)| {
+                s.mech
+                    .as_ref()?
+                    .failover
+                    .map(|f| (i as u32, f.replica, f.replica_latency_ns))
+            })
             .collect();
         for (primary, replica, latency_ns) in primaries {
-            let into: Vec<((NodeRef, u32, u32), u32)> =
-                self.link_index.iter().filter(|((_, to, _), _)| *to == primary).map(|(&key, &l)| (key, l)).collect();
+            let into: Vec<((NodeRef, u32, u32), u32)> = self
+                .link_index
+                .iter()
+                .filter(|((_, to, _), _)| *to == primary)
+                .map(|(&key, &l)| (key, l))
+                .collect();
             for ((from, _, occurrence), link) in into {
                 let key = (from, replica, occurrence | FAILOVER_OCCURRENCE);
                 let next = self.links.len() as u32;
                 let alt = *self.link_index.entry(key).or_insert(next);
                 if alt == next {
-                    self.links.push(LinkModel { from, to: replica, latency_ns, latency_sd_ns: 0 });
+                    self.links.push(LinkModel {
+                        from,
+                        to: replica,
+                        latency_ns,
+                        latency_sd_ns: 0,
+                    });
                 } else {
                     self.links[alt as usize].latency_ns = latency_ns;
                 }
@@ -318,7 +344,12 @@ impl Model {
     }
 
     /// The mechanisms of service `s`, or `None` when it has none.
-    fn compile_mech<'a>(&mut self, idx: u32, s: &'a ServiceSpec, occurrence: &mut BTreeMap<&'a str, u32>) -> Option<Box<ServiceMech>> {
+    fn compile_mech<'a>(
+        &mut self,
+        idx: u32,
+        s: &'a ServiceSpec,
+        occurrence: &mut BTreeMap<&'a str, u32>,
+    ) -> Option<Box<ServiceMech>> {
         let a = &s.admission;
         let lifecycle_calls = !s.lifecycle.is_empty();
         let any = s.cores.is_some()
@@ -332,7 +363,9 @@ impl Model {
             || s.work_queue.is_some()
             || s.occ.is_some()
             || s.failover.is_some()
-            || s.calls.iter().any(|c| compile_guard(c).is_some_and(|g| g.needs_state()));
+            || s.calls
+                .iter()
+                .any(|c| compile_guard(c).is_some_and(|g| g.needs_state()));
         if !any {
             return None;
         }
@@ -343,15 +376,29 @@ impl Model {
             *n += 1;
             model.compile_call(from, k, c)
         };
-        let startup = s.lifecycle.startup_calls.iter().map(|c| next_link(self, c)).collect();
+        let startup = s
+            .lifecycle
+            .startup_calls
+            .iter()
+            .map(|c| next_link(self, c))
+            .collect();
         let periodic = s
             .lifecycle
             .periodic
             .iter()
-            .map(|p| PeriodicModel { every_ns: s_to_ns(p.every_s).max(1), call: next_link(self, &p.call), disqualify: p.disqualify_on_failure })
+            .map(|p| PeriodicModel {
+                every_ns: s_to_ns(p.every_s).max(1),
+                call: next_link(self, &p.call),
+                disqualify: p.disqualify_on_failure,
+            })
             .collect();
         let work_queue = s.work_queue.as_ref().map(|q| {
-            let spec = CallSpec { to: q.consumer.clone(), timeout_ms: q.timeout_ms, latency_ms: q.latency_ms, ..Default::default() };
+            let spec = CallSpec {
+                to: q.consumer.clone(),
+                timeout_ms: q.timeout_ms,
+                latency_ms: q.latency_ms,
+                ..Default::default()
+            };
             let n = occurrence.entry(q.consumer.as_str()).or_insert(0);
             let k = *n;
             *n += 1;
@@ -422,15 +469,29 @@ impl Model {
     }
 
     fn compile_call(&mut self, from: NodeRef, occurrence: u32, spec: &CallSpec) -> CallModel {
-        let CallSpec { probability, count, timeout_ms, latency_ms, .. } = *spec;
+        let CallSpec {
+            probability,
+            count,
+            timeout_ms,
+            latency_ms,
+            ..
+        } = *spec;
         let retry = &spec.retry;
         let to = self.service_index.get(&spec.to).copied().unwrap_or(0);
         let next = self.links.len() as u32;
-        let link = *self.link_index.entry((from, to, occurrence)).or_insert(next);
+        let link = *self
+            .link_index
+            .entry((from, to, occurrence))
+            .or_insert(next);
         let latency_ns = ms_to_ns(latency_ms).max(self.tick_ns);
         let latency_sd_ns = ms_to_ns(spec.latency_sd_ms);
         if link == next {
-            self.links.push(LinkModel { from, to, latency_ns, latency_sd_ns });
+            self.links.push(LinkModel {
+                from,
+                to,
+                latency_ns,
+                latency_sd_ns,
+            });
         } else {
             self.links[link as usize].latency_ns = latency_ns;
             self.links[link as usize].latency_sd_ns = latency_sd_ns;
@@ -465,7 +526,9 @@ impl Model {
 
     /// Every link from `from` to `to` (a caller may call the same service more than once).
     pub fn links_between(&self, from: NodeRef, to: u32) -> impl Iterator<Item = u32> + '_ {
-        self.link_index.range((from, to, 0)..=(from, to, u32::MAX)).map(|(_, &l)| l)
+        self.link_index
+            .range((from, to, 0)..=(from, to, u32::MAX))
+            .map(|(_, &l)| l)
     }
 
     /// Display name of a caller.
@@ -486,12 +549,19 @@ impl Model {
             let mech = self.services.get(job.node as usize)?.mech.as_ref()?;
             match job.purpose {
                 Purpose::Startup => mech.lifecycle.startup.get(job.call_idx as usize),
-                Purpose::Periodic => mech.lifecycle.periodic.get(job.call_idx as usize).map(|p| &p.call),
+                Purpose::Periodic => mech
+                    .lifecycle
+                    .periodic
+                    .get(job.call_idx as usize)
+                    .map(|p| &p.call),
                 Purpose::Delivery => mech.work_queue.as_ref().map(|q| &q.delivery),
                 Purpose::Request => None,
             }
         } else {
-            self.services.get(job.node as usize)?.calls.get(job.call_idx as usize)
+            self.services
+                .get(job.node as usize)?
+                .calls
+                .get(job.call_idx as usize)
         }
     }
 }
@@ -515,7 +585,9 @@ fn compile_guard(spec: &CallSpec) -> Option<CallGuardModel> {
             open_ns: s_to_ns(b.open_s).max(1),
             probes: b.probes.max(1),
         }),
-        throttle: spec.adaptive_throttle.map(|t| (t.k, s_to_ns(t.window_s).max(1))),
+        throttle: spec
+            .adaptive_throttle
+            .map(|t| (t.k, s_to_ns(t.window_s).max(1))),
         hedge_ns: spec.hedge_after_ms.map_or(NEVER, |h| ms_to_ns(h).max(1)),
         max_concurrent: spec.max_concurrent.unwrap_or(u32::MAX),
         degrade: spec.fallback == crate::scenario::Fallback::Degrade,
@@ -529,12 +601,16 @@ fn capacity_of(s: &ServiceSpec, scenario: &Scenario) -> u32 {
         .operator
         .iter()
         .filter_map(|step| match &step.action {
-            OperatorAction::SetInstances { service, instances } if *service == s.name => Some(*instances),
+            OperatorAction::SetInstances { service, instances } if *service == s.name => {
+                Some(*instances)
+            }
             _ => None,
         })
         .max()
         .unwrap_or(0);
-    s.instances.max(s.autoscale.map_or(0, |a| a.max)).max(by_operator)
+    s.instances
+        .max(s.autoscale.map_or(0, |a| a.max))
+        .max(by_operator)
 }
 
 /// Rate of a profile at time `t_ns`, requests per second.
@@ -542,10 +618,23 @@ pub fn rate_at(profile: &RateProfile, t_ns: Nanos) -> f64 {
     let t = t_ns as f64 / 1e9;
     match *profile {
         RateProfile::Constant(r) => r,
-        RateProfile::Step { from_per_s, to_per_s, at_s } => {
-            if t < at_s { from_per_s } else { to_per_s }
+        RateProfile::Step {
+            from_per_s,
+            to_per_s,
+            at_s,
+        } => {
+            if t < at_s {
+                from_per_s
+            } else {
+                to_per_s
+            }
         }
-        RateProfile::Ramp { from_per_s, to_per_s, start_s, end_s } => {
+        RateProfile::Ramp {
+            from_per_s,
+            to_per_s,
+            start_s,
+            end_s,
+        } => {
             if t <= start_s {
                 from_per_s
             } else if t >= end_s {
@@ -554,8 +643,17 @@ pub fn rate_at(profile: &RateProfile, t_ns: Nanos) -> f64 {
                 from_per_s + (to_per_s - from_per_s) * (t - start_s) / (end_s - start_s)
             }
         }
-        RateProfile::Spike { base_per_s, peak_per_s, start_s, duration_s } => {
-            if t >= start_s && t < start_s + duration_s { peak_per_s } else { base_per_s }
+        RateProfile::Spike {
+            base_per_s,
+            peak_per_s,
+            start_s,
+            duration_s,
+        } => {
+            if t >= start_s && t < start_s + duration_s {
+                peak_per_s
+            } else {
+                base_per_s
+            }
         }
         // A burst is a batch of arrivals at one instant, generated apart from the Poisson stream.
         RateProfile::Burst { .. } => 0.0,
@@ -570,10 +668,23 @@ pub fn rate_segment(profile: &RateProfile, t_ns: Nanos) -> (Nanos, f64) {
     let to_ns = |s: f64| s_to_ns(s).max(t_ns + 1);
     match *profile {
         RateProfile::Constant(r) => (NEVER, r),
-        RateProfile::Step { from_per_s, to_per_s, at_s } => {
-            if t < at_s { (to_ns(at_s), from_per_s) } else { (NEVER, to_per_s) }
+        RateProfile::Step {
+            from_per_s,
+            to_per_s,
+            at_s,
+        } => {
+            if t < at_s {
+                (to_ns(at_s), from_per_s)
+            } else {
+                (NEVER, to_per_s)
+            }
         }
-        RateProfile::Ramp { from_per_s, to_per_s, start_s, end_s } => {
+        RateProfile::Ramp {
+            from_per_s,
+            to_per_s,
+            start_s,
+            end_s,
+        } => {
             if t < start_s {
                 (to_ns(start_s), from_per_s)
             } else if t < end_s {
@@ -582,7 +693,12 @@ pub fn rate_segment(profile: &RateProfile, t_ns: Nanos) -> (Nanos, f64) {
                 (NEVER, to_per_s)
             }
         }
-        RateProfile::Spike { base_per_s, peak_per_s, start_s, duration_s } => {
+        RateProfile::Spike {
+            base_per_s,
+            peak_per_s,
+            start_s,
+            duration_s,
+        } => {
             if t < start_s {
                 (to_ns(start_s), base_per_s)
             } else if t < start_s + duration_s {
@@ -613,13 +729,27 @@ mod tests {
     #[test]
     fn rate_profiles_have_the_documented_shape() {
         let s = |x: f64| s_to_ns(x);
-        let step = RateProfile::Step { from_per_s: 10.0, to_per_s: 20.0, at_s: 5.0 };
+        let step = RateProfile::Step {
+            from_per_s: 10.0,
+            to_per_s: 20.0,
+            at_s: 5.0,
+        };
         assert_eq!(rate_at(&step, s(4.999)), 10.0);
         assert_eq!(rate_at(&step, s(5.0)), 20.0);
-        let ramp = RateProfile::Ramp { from_per_s: 10.0, to_per_s: 30.0, start_s: 10.0, end_s: 20.0 };
+        let ramp = RateProfile::Ramp {
+            from_per_s: 10.0,
+            to_per_s: 30.0,
+            start_s: 10.0,
+            end_s: 20.0,
+        };
         assert_eq!(rate_at(&ramp, s(15.0)), 20.0);
         assert_eq!(rate_segment(&ramp, s(12.0)), (s(20.0), 30.0));
-        let spike = RateProfile::Spike { base_per_s: 1.0, peak_per_s: 9.0, start_s: 2.0, duration_s: 1.0 };
+        let spike = RateProfile::Spike {
+            base_per_s: 1.0,
+            peak_per_s: 9.0,
+            start_s: 2.0,
+            duration_s: 1.0,
+        };
         assert_eq!(rate_at(&spike, s(2.5)), 9.0);
         assert_eq!(rate_at(&spike, s(3.0)), 1.0);
         assert_eq!(rate_segment(&spike, s(0.0)), (s(2.0), 1.0));

@@ -33,11 +33,11 @@
 
 use std::cmp::Reverse;
 
-use super::jobs::{Phase, NONE, STARTED};
+use super::jobs::{NONE, Phase, STARTED};
 use super::model::NodeRef;
 use super::scheduler::EventKind;
 use super::state::PlanEntry;
-use super::step::{work_ns, Ctx};
+use super::step::{Ctx, work_ns};
 use crate::metrics::Outcome;
 use crate::sampling::{LegKind, SampledLeg};
 use crate::time::Nanos;
@@ -97,7 +97,12 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         // Settled or finished requests at the front of the plan are forgotten.
         while let Some(front) = is.plan.front() {
-            if self.e.jobs.live(front.job, front.generation).is_some_and(|j| j.phase == Phase::Planned) {
+            if self
+                .e
+                .jobs
+                .live(front.job, front.generation)
+                .is_some_and(|j| j.phase == Phase::Planned)
+            {
                 break;
             }
             is.plan.pop_front();
@@ -114,7 +119,10 @@ impl Ctx<'_, '_> {
                     .plan
                     .iter()
                     .rev()
-                    .take_while(|e| jobs.live(e.job, e.generation).is_some_and(|j| j.phase == Phase::Planned && j.start_ns > now))
+                    .take_while(|e| {
+                        jobs.live(e.job, e.generation)
+                            .is_some_and(|j| j.phase == Phase::Planned && j.start_ns > now)
+                    })
                     .count();
                 if waiting >= capacity as usize {
                     self.services[node as usize].metrics.interval.rejected += 1;
@@ -123,7 +131,9 @@ impl Ctx<'_, '_> {
                 }
             }
             self.services[node as usize].metrics.interval.queued += 1;
-            let Some(Reverse(free_at)) = is.busy_until.pop() else { unreachable!("every worker is busy") };
+            let Some(Reverse(free_at)) = is.busy_until.pop() else {
+                unreachable!("every worker is busy")
+            };
             free_at
         };
         self.e.fast_path_counts.planned += 1;
@@ -131,7 +141,11 @@ impl Ctx<'_, '_> {
         let raw = dist.sample_ns(&mut is.rng);
         let done = start + work_ns(raw, is.slow_factor, is.added_ns);
         is.busy_until.push(Reverse(done));
-        is.plan.push_back(PlanEntry { job: k, generation, rng_before });
+        is.plan.push_back(PlanEntry {
+            job: k,
+            generation,
+            rng_before,
+        });
         let job = self.e.jobs.get_mut(k);
         job.phase = Phase::Planned;
         job.start_ns = start;
@@ -141,10 +155,16 @@ impl Ctx<'_, '_> {
             job.flags |= STARTED;
             self.services[node as usize].metrics.interval.started += 1;
         }
-        let reply_at = done + self.e.model.links[link as usize].latency_ns + self.e.links[link as usize].extra_ns;
-        self.e.sched.schedule(reply_at, EventKind::PlannedReply, k, generation, 0, 0);
+        let reply_at = done
+            + self.e.model.links[link as usize].latency_ns
+            + self.e.links[link as usize].extra_ns;
+        self.e
+            .sched
+            .schedule(reply_at, EventKind::PlannedReply, k, generation, 0, 0);
         if journey != NONE {
-            self.e.sched.schedule(done, EventKind::PlannedDone, k, generation, 0, 0);
+            self.e
+                .sched
+                .schedule(done, EventKind::PlannedDone, k, generation, 0, 0);
         }
     }
 
@@ -154,7 +174,14 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get_mut(k);
         debug_assert_eq!(job.phase, Phase::Planned);
         job.phase = Phase::Settled;
-        let (inst, node, arrive, start, done, acct) = (job.instance, job.node, job.arrive_ns, job.start_ns, job.done_ns, job.acct_ns);
+        let (inst, node, arrive, start, done, acct) = (
+            job.instance,
+            job.node,
+            job.arrive_ns,
+            job.start_ns,
+            job.done_ns,
+            job.acct_ns,
+        );
         let (orphaned, counted) = (job.orphaned(), job.flags & STARTED != 0);
         job.flags |= STARTED;
         let is = &mut *self.instances[inst as usize];
@@ -178,7 +205,9 @@ impl Ctx<'_, '_> {
 
     /// The reply of planned job `k` reaches its caller.
     pub(crate) fn on_planned_reply(&mut self, k: u32, generation: u32) {
-        let Some(job) = self.e.jobs.live(k, generation) else { return };
+        let Some(job) = self.e.jobs.live(k, generation) else {
+            return;
+        };
         match job.phase {
             Phase::Planned => self.settle(k),
             Phase::Settled => {}
@@ -193,28 +222,45 @@ impl Ctx<'_, '_> {
 
     /// Planned job `k` with a sampled journey completes: settle it and publish its reply leg.
     pub(crate) fn on_planned_done(&mut self, k: u32, generation: u32) {
-        let Some(job) = self.e.jobs.live(k, generation) else { return };
+        let Some(job) = self.e.jobs.live(k, generation) else {
+            return;
+        };
         if job.phase != Phase::Planned {
             return;
         }
         self.settle(k);
         let job = self.e.jobs.get(k);
-        let (parent, parent_gen, parent_token, link, journey, node) =
-            (job.parent, job.parent_gen, job.parent_token, job.link, job.journey, job.node);
-        let Some(p) = self.e.jobs.live(parent, parent_gen) else { return };
-        if p.token != parent_token {
+        let (parent, parent_gen, parent_token, link, journey, node) = (
+            job.parent,
+            job.parent_gen,
+            job.parent_token,
+            job.link,
+            job.journey,
+            job.node,
+        );
+        let Some(p) = self.e.jobs.live(parent, parent_gen) else {
+            return;
+        };
+        if !p.awaits(parent_token) {
             return;
         }
-        let to = if p.is_client() { NodeRef::Source(p.node) } else { NodeRef::Service(p.node) };
+        let to = if p.is_client() {
+            NodeRef::Source(p.node)
+        } else {
+            NodeRef::Service(p.node)
+        };
         let now = self.e.now;
-        let delay = self.e.model.links[link as usize].latency_ns + self.e.links[link as usize].extra_ns;
+        let delay =
+            self.e.model.links[link as usize].latency_ns + self.e.links[link as usize].extra_ns;
         self.e.legs.push(SampledLeg {
             journey,
             from: NodeRef::Service(node),
             to,
             depart_ns: now,
             arrive_ns: now + delay,
-            kind: LegKind::Reply { outcome: Outcome::Success },
+            kind: LegKind::Reply {
+                outcome: Outcome::Success,
+            },
             lost: false,
         });
     }
@@ -230,11 +276,22 @@ impl Ctx<'_, '_> {
         while i < self.instances[inst as usize].plan.len() {
             let e = &self.instances[inst as usize].plan[i];
             let (k, generation) = (e.job, e.generation);
-            let Some(job) = self.e.jobs.live(k, generation).filter(|j| j.phase == Phase::Planned) else {
+            let Some(job) = self
+                .e
+                .jobs
+                .live(k, generation)
+                .filter(|j| j.phase == Phase::Planned)
+            else {
                 self.instances[inst as usize].plan.remove(i);
                 continue;
             };
-            let (node, arrive, start, done, acct) = (job.node, job.arrive_ns, job.start_ns, job.done_ns, job.acct_ns);
+            let (node, arrive, start, done, acct) = (
+                job.node,
+                job.arrive_ns,
+                job.start_ns,
+                job.done_ns,
+                job.acct_ns,
+            );
             // FIFO: once one request has not started, none after it has.
             let started = first_unstarted == usize::MAX && (start < t || start == arrive);
             if !started && first_unstarted == usize::MAX {
@@ -328,7 +385,9 @@ impl Ctx<'_, '_> {
             if i < first_unstarted {
                 job.phase = Phase::Working;
                 is.busy += 1;
-                self.e.sched.schedule(job.done_ns, EventKind::WorkDone, k, generation, 0, 0);
+                self.e
+                    .sched
+                    .schedule(job.done_ns, EventKind::WorkDone, k, generation, 0, 0);
             } else {
                 job.phase = Phase::Queued;
                 is.queue.push_back(k);

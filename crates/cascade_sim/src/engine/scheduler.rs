@@ -109,7 +109,15 @@ impl Ord for Event {
 /// Most distinct constant delays that get their own line; others use the calendar.
 const MAX_LINES: usize = 16;
 
-const EMPTY_EVENT: Event = Event { time: 0, seq: 0, a: 0, b: 0, c: 0, kind: EventKind::FaultEnd, outcome: 0 };
+const EMPTY_EVENT: Event = Event {
+    time: 0,
+    seq: 0,
+    a: 0,
+    b: 0,
+    c: 0,
+    kind: EventKind::FaultEnd,
+    outcome: 0,
+};
 
 /// Key of "no event".
 const NO_KEY: u128 = u128::MAX;
@@ -127,12 +135,21 @@ struct Ring {
 
 impl Ring {
     fn with_capacity(cap: usize) -> Ring {
-        Ring { buf: vec![EMPTY_EVENT; cap.next_power_of_two().max(16)], head: 0, len: 0, popped: 0 }
+        Ring {
+            buf: vec![EMPTY_EVENT; cap.next_power_of_two().max(16)],
+            head: 0,
+            len: 0,
+            popped: 0,
+        }
     }
 
     #[inline(always)]
     fn front_key(&self) -> u128 {
-        if self.len > 0 { key(&self.buf[self.head]) } else { NO_KEY }
+        if self.len > 0 {
+            key(&self.buf[self.head])
+        } else {
+            NO_KEY
+        }
     }
 
     #[inline(always)]
@@ -204,7 +221,10 @@ impl Default for EventHandle {
 
 impl EventHandle {
     /// "No handle" (the event went to the calendar, or there is none).
-    pub const NONE: EventHandle = EventHandle { line: u32::MAX, pos: 0 };
+    pub const NONE: EventHandle = EventHandle {
+        line: u32::MAX,
+        pos: 0,
+    };
 
     /// True unless this is [`EventHandle::NONE`].
     #[inline]
@@ -349,7 +369,9 @@ impl Calendar {
     fn pop(&mut self) -> Event {
         let (slot, idx) = (self.min_slot, self.min_idx);
         let ev = if slot == usize::MAX {
-            let Some(Reverse(ev)) = self.overflow.pop() else { unreachable!("the earliest event is the overflow's top") };
+            let Some(Reverse(ev)) = self.overflow.pop() else {
+                unreachable!("the earliest event is the overflow's top")
+            };
             ev
         } else {
             let bucket = &mut self.buckets[slot];
@@ -378,7 +400,9 @@ impl Calendar {
             if top.time >> self.shift >= end {
                 break;
             }
-            let Some(Reverse(ev)) = self.overflow.pop() else { break };
+            let Some(Reverse(ev)) = self.overflow.pop() else {
+                break;
+            };
             let slot = ((ev.time >> self.shift) & self.mask()) as usize;
             self.buckets[slot].push(ev);
             self.occupied[slot / 64] |= 1 << (slot % 64);
@@ -452,8 +476,20 @@ impl Scheduler {
 
     #[inline(always)]
     fn make(&mut self, time: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) -> Event {
-        debug_assert!(time >= self.last_popped, "event scheduled in the past: {time} < {}", self.last_popped);
-        let ev = Event { time: time.max(self.last_popped), seq: self.next_seq, a, b, c, kind, outcome };
+        debug_assert!(
+            time >= self.last_popped,
+            "event scheduled in the past: {time} < {}",
+            self.last_popped
+        );
+        let ev = Event {
+            time: time.max(self.last_popped),
+            seq: self.next_seq,
+            a,
+            b,
+            c,
+            kind,
+            outcome,
+        };
         self.next_seq += 1;
         self.pending += 1;
         ev
@@ -472,7 +508,16 @@ impl Scheduler {
     /// processed (so successive calls with the same delay are in time order). Returns a handle
     /// to cancel it with, or [`EventHandle::NONE`] if it went to the calendar.
     #[inline(always)]
-    pub fn schedule_after(&mut self, now: Nanos, delay: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) -> EventHandle {
+    pub fn schedule_after(
+        &mut self,
+        now: Nanos,
+        delay: Nanos,
+        kind: EventKind,
+        a: u32,
+        b: u32,
+        c: u32,
+        outcome: u8,
+    ) -> EventHandle {
         let ev = self.make(now + delay, kind, a, b, c, outcome);
         let i = match self.delays.iter().position(|&d| d == delay) {
             Some(i) => i,
@@ -494,7 +539,10 @@ impl Scheduler {
             self.heads[1 + i] = key(&ev);
         }
         let pos = line.push_back(ev);
-        EventHandle { line: i as u32, pos }
+        EventHandle {
+            line: i as u32,
+            pos,
+        }
     }
 
     /// Cancels a pending event by its handle: it will never be popped. The handle must be of
@@ -502,12 +550,17 @@ impl Scheduler {
     #[inline(always)]
     pub fn cancel(&mut self, handle: EventHandle) {
         let i = handle.line as usize;
-        let Some(line) = self.lines.get_mut(i) else { return };
+        let Some(line) = self.lines.get_mut(i) else {
+            return;
+        };
         let Some(at) = line.index_of(handle.pos) else {
             debug_assert!(false, "cancel of an event no longer pending");
             return;
         };
-        debug_assert!(line.buf[at].kind != EventKind::Cancelled, "event cancelled twice");
+        debug_assert!(
+            line.buf[at].kind != EventKind::Cancelled,
+            "event cancelled twice"
+        );
         line.buf[at].kind = EventKind::Cancelled;
         self.pending -= 1;
         if at == line.head {
@@ -559,7 +612,10 @@ impl Scheduler {
 
     /// Time of the earliest pending event.
     pub fn next_time(&mut self) -> Option<Nanos> {
-        let best = self.heads[..1 + self.lines.len()].iter().copied().fold(NO_KEY, u128::min);
+        let best = self.heads[..1 + self.lines.len()]
+            .iter()
+            .copied()
+            .fold(NO_KEY, u128::min);
         (best != NO_KEY).then_some((best >> 64) as Nanos)
     }
 
@@ -589,7 +645,10 @@ mod tests {
         s.schedule_after(0, 2_500, EventKind::CallTimeout, 3, 0, 0, 0);
         s.schedule(2_400, EventKind::WorkDone, 4, 0, 0, 0);
         s.schedule_after(100, 400, EventKind::RequestArrive, 5, 0, 0, 0);
-        assert_eq!(drain(&mut s), vec![(500, 2), (500, 5), (2_400, 4), (2_500, 1), (2_500, 3)]);
+        assert_eq!(
+            drain(&mut s),
+            vec![(500, 2), (500, 5), (2_400, 4), (2_500, 1), (2_500, 3)]
+        );
         assert_eq!(s.pending(), 0);
     }
 
@@ -603,7 +662,11 @@ mod tests {
         assert_eq!(e.a, 2);
         s.schedule_after(e.time, 200, EventKind::RequestArrive, 3, 0, 0, 0);
         s.schedule_after(e.time, 0, EventKind::RequestArrive, 4, 0, 0, 0);
-        assert_eq!(s.pop_before(1_000).map(|e| e.a), Some(4), "same-time event scheduled later still comes out");
+        assert_eq!(
+            s.pop_before(1_000).map(|e| e.a),
+            Some(4),
+            "same-time event scheduled later still comes out"
+        );
         assert_eq!(s.pop_before(1_000).map(|e| e.a), Some(3));
         assert!(s.pop_before(1_000).is_none());
         assert_eq!(s.next_time(), Some(1_000));
@@ -663,7 +726,9 @@ mod tests {
                     }
                 }
                 _ => {
-                    let Some(((t, _), a)) = reference.pop_first() else { continue };
+                    let Some(((t, _), a)) = reference.pop_first() else {
+                        continue;
+                    };
                     let e = s.pop_before(Nanos::MAX).unwrap();
                     assert_eq!((e.time, e.a), (t, a), "pop order at step {step}");
                     assert_ne!(e.kind, EventKind::Cancelled);

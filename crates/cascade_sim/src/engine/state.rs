@@ -193,14 +193,20 @@ impl InstanceState {
     /// True when up and in the load balancer.
     #[inline]
     pub fn serving(&self) -> bool {
-        self.down.is_none() && self.provisioned && self.in_rotation && self.mech.as_ref().is_none_or(|m| m.started())
+        self.down.is_none()
+            && self.provisioned
+            && self.in_rotation
+            && self.mech.as_ref().is_none_or(|m| m.started())
     }
 
     /// Its workers count as capacity: up and started, and either serving or still working off
     /// what it holds (a retired or drained instance finishing its queue).
     #[inline]
     pub(crate) fn counts_capacity(&self) -> bool {
-        self.serving() || (self.down.is_none() && (self.busy > 0 || !self.queue.is_empty()) && self.mech.as_ref().is_none_or(|m| m.started()))
+        self.serving()
+            || (self.down.is_none()
+                && (self.busy > 0 || !self.queue.is_empty())
+                && self.mech.as_ref().is_none_or(|m| m.started()))
     }
 
     /// Brings the time integrals up to `now`; call before changing queue, busy or workers.
@@ -216,13 +222,17 @@ impl InstanceState {
         self.area_in_system = self.area_in_system.saturating_add((q + b) * dt);
         self.area_busy = self.area_busy.saturating_add(b * dt);
         if self.counts_capacity() {
-            self.area_capacity = self.area_capacity.saturating_add(u64::from(self.workers) * dt);
+            self.area_capacity = self
+                .area_capacity
+                .saturating_add(u64::from(self.workers) * dt);
             if self.cores != u32::MAX {
                 self.area_cores = self.area_cores.saturating_add(u64::from(self.cores) * dt);
             }
         }
         if self.cores_busy > 0 {
-            self.area_cpu = self.area_cpu.saturating_add(u64::from(self.cores_busy) * dt);
+            self.area_cpu = self
+                .area_cpu
+                .saturating_add(u64::from(self.cores_busy) * dt);
         }
         self.last_change_ns = now;
     }

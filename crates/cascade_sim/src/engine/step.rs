@@ -27,8 +27,8 @@
 use bevy_ecs::prelude::*;
 
 use super::data::CacheStep;
-use super::jobs::{Jobs, Phase, CLIENT, DEFERRED, HEDGED, INTERNAL, NONE, ORPHANED, PROBE};
-use super::model::{rate_at, rate_is_flat, rate_segment, Model, NodeRef};
+use super::jobs::{CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE, Phase};
+use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
 use super::scheduler::{EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
 use crate::events::{SimEvent, SimEventKind};
@@ -38,7 +38,7 @@ use crate::retry::RetryBudget;
 use crate::rng::{self, SimRng};
 use crate::sampling::{LegKind, SampledLeg};
 use crate::scenario::{KillMode, LoadBalancer};
-use crate::time::{Nanos, NEVER};
+use crate::time::{NEVER, Nanos};
 
 /// Runtime state of a link (network faults and edge metrics).
 #[derive(Debug, Clone, Default)]
@@ -145,7 +145,10 @@ impl Default for Engine {
 impl Engine {
     /// Records an event for the log.
     pub fn log(&mut self, kind: SimEventKind) {
-        self.events.push(SimEvent { time_ns: self.now, kind });
+        self.events.push(SimEvent {
+            time_ns: self.now,
+            kind,
+        });
     }
 }
 
@@ -178,7 +181,9 @@ impl Ctx<'_, '_> {
                 EventKind::SourceArrival => self.on_source_arrival(ev.a, ev.b),
                 EventKind::RequestArrive => self.on_request_arrive(ev.a, ev.b),
                 EventKind::WorkDone => self.on_work_done(ev.a, ev.b),
-                EventKind::ReplyArrive => self.on_reply_arrive(ev.a, ev.b, ev.c, Outcome::from_u8(ev.outcome)),
+                EventKind::ReplyArrive => {
+                    self.on_reply_arrive(ev.a, ev.b, ev.c, Outcome::from_u8(ev.outcome))
+                }
                 EventKind::CallTimeout => self.on_call_timeout(ev.a, ev.b, ev.c),
                 EventKind::RetryFire => self.on_retry_fire(ev.a, ev.b, ev.c),
                 EventKind::FaultStart => self.start_fault(ev.a),
@@ -216,7 +221,9 @@ impl Ctx<'_, '_> {
         }
         if let Some((_, at_ns)) = model.burst() {
             if !st.burst_fired && from_ns <= at_ns {
-                self.e.sched.schedule(at_ns, EventKind::SourceArrival, s, st.arrival_token, 0, 0);
+                self.e
+                    .sched
+                    .schedule(at_ns, EventKind::SourceArrival, s, st.arrival_token, 0, 0);
             }
             return;
         }
@@ -240,7 +247,14 @@ impl Ctx<'_, '_> {
             let accept = rate_is_flat(&model.rate, t)
                 || rng::unit(&mut st.rng) * peak < rate_at(&model.rate, candidate);
             if accept {
-                self.e.sched.schedule(candidate, EventKind::SourceArrival, s, st.arrival_token, 0, 0);
+                self.e.sched.schedule(
+                    candidate,
+                    EventKind::SourceArrival,
+                    s,
+                    st.arrival_token,
+                    0,
+                    0,
+                );
                 return;
             }
             t = candidate;
@@ -296,7 +310,8 @@ impl Ctx<'_, '_> {
             self.finish_client(j, Outcome::Shed);
             return;
         }
-        st.budget.on_first_attempt(&self.e.model.sources[s as usize].call.retry);
+        st.budget
+            .on_first_attempt(&self.e.model.sources[s as usize].call.retry);
         if self.e.model.sources[s as usize].call.guard.is_some() {
             self.start_call(j);
         } else {
@@ -344,13 +359,22 @@ impl Ctx<'_, '_> {
     fn send_attempt_at(&mut self, j: u32, at_ns: Nanos, delivery: Delivery) -> Option<(u32, u32)> {
         let now = at_ns;
         let p = self.e.jobs.get(j);
-        let (client, node, generation, journey, internal) = (p.is_client(), p.node, p.generation, p.journey, p.is_internal());
+        let (client, node, generation, journey, internal) = (
+            p.is_client(),
+            p.node,
+            p.generation,
+            p.journey,
+            p.is_internal(),
+        );
         let attempt = p.call_attempt.saturating_add(1);
         let token = p.token.wrapping_add(1);
         let parent_deadline = p.deadline_ns;
         let Some(call) = self.e.model.call_for(p) else {
             // The call list shrank under a live edit: this request has no more calls to make.
-            debug_assert!(delivery == Delivery::Line, "deferred sends never outlive an edit");
+            debug_assert!(
+                delivery == Delivery::Line,
+                "deferred sends never outlive an edit"
+            );
             if internal {
                 self.finish_internal(j, Outcome::Success);
             } else {
@@ -358,7 +382,8 @@ impl Ctx<'_, '_> {
             }
             return None;
         };
-        let (to, link_id, latency_ns, timeout_ns) = (call.to, call.link, call.latency_ns, call.timeout_ns);
+        let (to, link_id, latency_ns, timeout_ns) =
+            (call.to, call.link, call.latency_ns, call.timeout_ns);
         let (latency_sd_ns, guard) = (call.latency_sd_ns, call.guard);
         if guard.is_some()
             && let Some(outcome) = self.guard_admit(j)
@@ -366,9 +391,18 @@ impl Ctx<'_, '_> {
             self.fail_call_locally(j, outcome);
             return None;
         }
-        let propagate = !client && !internal && self.e.model.services[node as usize].deadline_propagation;
-        let timeout_deadline = if timeout_ns == NEVER { NEVER } else { now + timeout_ns };
-        let deadline = if propagate { parent_deadline.min(timeout_deadline) } else { timeout_deadline };
+        let propagate =
+            !client && !internal && self.e.model.services[node as usize].deadline_propagation;
+        let timeout_deadline = if timeout_ns == NEVER {
+            NEVER
+        } else {
+            now + timeout_ns
+        };
+        let deadline = if propagate {
+            parent_deadline.min(timeout_deadline)
+        } else {
+            timeout_deadline
+        };
 
         let orphaned = self.e.jobs.get(j).flags & ORPHANED;
         let k = self.e.jobs.alloc();
@@ -425,24 +459,63 @@ impl Ctx<'_, '_> {
             self.e.jobs.get_mut(j).child = NONE;
         } else {
             match delivery {
-                Delivery::Line if latency_sd_ns > 0 => self.e.sched.schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0),
+                Delivery::Line if latency_sd_ns > 0 => {
+                    self.e
+                        .sched
+                        .schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0)
+                }
                 Delivery::Line => {
-                    self.e.sched.schedule_after(now, delay, EventKind::RequestArrive, k, kgen, 0, 0);
+                    self.e.sched.schedule_after(
+                        now,
+                        delay,
+                        EventKind::RequestArrive,
+                        k,
+                        kgen,
+                        0,
+                        0,
+                    );
                 }
                 Delivery::Now => deliver = Some((k, kgen)),
-                Delivery::Absolute => self.e.sched.schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0),
+                Delivery::Absolute => {
+                    self.e
+                        .sched
+                        .schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0)
+                }
             }
         }
         if timeout_ns != NEVER {
             let handle = match delivery {
-                Delivery::Line => self.e.sched.schedule_after(now, timeout_ns, EventKind::CallTimeout, j, generation, token, 0),
+                Delivery::Line => self.e.sched.schedule_after(
+                    now,
+                    timeout_ns,
+                    EventKind::CallTimeout,
+                    j,
+                    generation,
+                    token,
+                    0,
+                ),
                 Delivery::Now => {
                     // Sent at `now - delay`: the timeout is `timeout - delay` from the current time.
                     debug_assert!(timeout_ns > delay && at_ns + delay == self.e.now);
-                    self.e.sched.schedule_after(self.e.now, timeout_ns - delay, EventKind::CallTimeout, j, generation, token, 0)
+                    self.e.sched.schedule_after(
+                        self.e.now,
+                        timeout_ns - delay,
+                        EventKind::CallTimeout,
+                        j,
+                        generation,
+                        token,
+                        0,
+                    )
                 }
                 Delivery::Absolute => {
-                    self.e.sched.schedule(now + timeout_ns, EventKind::CallTimeout, j, generation, token, 0);
+                    self.e.sched.schedule(
+                        now + timeout_ns,
+                        EventKind::CallTimeout,
+                        j,
+                        generation,
+                        token,
+                        0,
+                    );
                     EventHandle::NONE
                 }
             };
@@ -452,10 +525,21 @@ impl Ctx<'_, '_> {
             && g.hedge_ns != NEVER
             && (timeout_ns == NEVER || g.hedge_ns < timeout_ns)
         {
-            self.e.sched.schedule(now + g.hedge_ns, EventKind::HedgeFire, j, generation, token, 0);
+            self.e.sched.schedule(
+                now + g.hedge_ns,
+                EventKind::HedgeFire,
+                j,
+                generation,
+                token,
+                0,
+            );
         }
         if journey != NONE {
-            let from = if client { NodeRef::Source(node) } else { NodeRef::Service(node) };
+            let from = if client {
+                NodeRef::Source(node)
+            } else {
+                NodeRef::Service(node)
+            };
             self.e.legs.push(SampledLeg {
                 journey,
                 from,
@@ -472,13 +556,24 @@ impl Ctx<'_, '_> {
     /// The link of job `j`'s current call, if it still has one.
     #[inline]
     fn current_link(&self, j: u32) -> Option<(u32, u32)> {
-        self.e.model.call_for(self.e.jobs.get(j)).map(|c| (c.link, c.to))
+        self.e
+            .model
+            .call_for(self.e.jobs.get(j))
+            .map(|c| (c.link, c.to))
     }
 
-    pub(crate) fn on_reply_arrive(&mut self, j: u32, generation: u32, token: u32, outcome: Outcome) {
-        let Some(job) = self.e.jobs.live(j, generation) else { return };
+    pub(crate) fn on_reply_arrive(
+        &mut self,
+        j: u32,
+        generation: u32,
+        token: u32,
+        outcome: Outcome,
+    ) {
+        let Some(job) = self.e.jobs.live(j, generation) else {
+            return;
+        };
         let hedged = job.flags & HEDGED != 0;
-        if job.phase != Phase::Calling || (job.token != token && (job.alt_token == 0 || job.alt_token != token)) {
+        if job.phase != Phase::Calling || !job.awaits(token) {
             return;
         }
         let (client, internal, reps_left) = (job.is_client(), job.is_internal(), job.reps_left);
@@ -520,12 +615,20 @@ impl Ctx<'_, '_> {
     }
 
     fn on_call_timeout(&mut self, j: u32, generation: u32, token: u32) {
-        let Some(job) = self.e.jobs.live(j, generation) else { return };
+        let Some(job) = self.e.jobs.live(j, generation) else {
+            return;
+        };
         let hedged = job.flags & HEDGED != 0;
-        if job.phase != Phase::Calling || (job.token != token && (job.alt_token == 0 || job.alt_token != token)) {
+        if job.phase != Phase::Calling || !job.awaits(token) {
             return;
         }
-        let (child, child_gen, journey, client, node) = (job.child, job.child_gen, job.journey, job.is_client(), job.node);
+        let (child, child_gen, journey, client, node) = (
+            job.child,
+            job.child_gen,
+            job.journey,
+            job.is_client(),
+            job.node,
+        );
         let (alt_child, alt_gen) = (job.alt_child, job.alt_child_gen);
         let jm = self.e.jobs.get_mut(j);
         jm.child = NONE;
@@ -540,7 +643,11 @@ impl Ctx<'_, '_> {
             self.services[to as usize].metrics.interval.timed_out += 1;
             self.e.links[link as usize].interval.timeouts += 1;
             if journey != NONE {
-                let from = if client { NodeRef::Source(node) } else { NodeRef::Service(node) };
+                let from = if client {
+                    NodeRef::Source(node)
+                } else {
+                    NodeRef::Service(node)
+                };
                 self.e.legs.push(SampledLeg {
                     journey,
                     from,
@@ -559,16 +666,22 @@ impl Ctx<'_, '_> {
     /// Marks an abandoned attempt and everything it is waiting on as orphaned.
     pub(crate) fn orphan_chain(&mut self, mut k: u32, mut generation: u32) {
         while k != NONE {
-            let Some(job) = self.e.jobs.live(k, generation) else { return };
+            let Some(job) = self.e.jobs.live(k, generation) else {
+                return;
+            };
             // A planned job that completed before now has finished (its reply is in flight).
-            if job.phase == Phase::Settled || (job.phase == Phase::Planned && job.done_ns < self.e.now) {
+            if job.phase == Phase::Settled
+                || (job.phase == Phase::Planned && job.done_ns < self.e.now)
+            {
                 return;
             }
             // A deferred send made before now has a request on the wire to orphan too.
             if job.flags & DEFERRED != 0 && job.done_ns < self.e.now {
                 self.flush_deferred(k);
             }
-            let Some(job) = self.e.jobs.live(k, generation) else { return };
+            let Some(job) = self.e.jobs.live(k, generation) else {
+                return;
+            };
             let (next, next_gen) = (job.child, job.child_gen);
             self.e.jobs.get_mut(k).flags |= ORPHANED;
             k = next;
@@ -580,8 +693,15 @@ impl Ctx<'_, '_> {
     pub(crate) fn on_attempt_failed(&mut self, j: u32, reason: Outcome) {
         let job = self.e.jobs.get_mut(j);
         job.last_outcome = outcome_u8(reason);
-        let (client, internal, node, inst, idx, attempts, prev) =
-            (job.is_client(), job.is_internal(), job.node, job.instance, job.call_idx, job.call_attempt, job.prev_backoff_ns);
+        let (client, internal, node, inst, idx, attempts, prev) = (
+            job.is_client(),
+            job.is_internal(),
+            job.node,
+            job.instance,
+            job.call_idx,
+            job.call_attempt,
+            job.prev_backoff_ns,
+        );
         let Some(call) = self.e.model.call_for(self.e.jobs.get(j)) else {
             self.fail_caller(j, reason);
             return;
@@ -608,7 +728,9 @@ impl Ctx<'_, '_> {
                     jm.token = jm.token.wrapping_add(1);
                     jm.phase = Phase::Backoff;
                     let (g, t) = (jm.generation, jm.token);
-                    self.e.sched.schedule(self.e.now + delay, EventKind::RetryFire, j, g, t, 0);
+                    self.e
+                        .sched
+                        .schedule(self.e.now + delay, EventKind::RetryFire, j, g, t, 0);
                 }
                 return;
             }
@@ -622,7 +744,13 @@ impl Ctx<'_, '_> {
             self.finish_client(j, reason);
         } else if job.is_internal() {
             self.finish_internal(j, reason);
-        } else if self.e.model.call_for(job).and_then(|c| c.guard).is_some_and(|g| g.degrade) {
+        } else if self
+            .e
+            .model
+            .call_for(job)
+            .and_then(|c| c.guard)
+            .is_some_and(|g| g.degrade)
+        {
             self.fall_back(j);
         } else {
             self.leave_bulkhead(j);
@@ -631,7 +759,9 @@ impl Ctx<'_, '_> {
     }
 
     fn on_retry_fire(&mut self, j: u32, generation: u32, token: u32) {
-        let Some(job) = self.e.jobs.live(j, generation) else { return };
+        let Some(job) = self.e.jobs.live(j, generation) else {
+            return;
+        };
         if job.token != token || job.phase != Phase::Backoff {
             return;
         }
@@ -681,7 +811,9 @@ impl Ctx<'_, '_> {
                         b += 1;
                     }
                     let (ga, gb) = (svc.routable[a as usize], svc.routable[b as usize]);
-                    if self.instances[gb as usize].in_system() < self.instances[ga as usize].in_system() {
+                    if self.instances[gb as usize].in_system()
+                        < self.instances[ga as usize].in_system()
+                    {
                         gb
                     } else {
                         ga
@@ -693,7 +825,9 @@ impl Ctx<'_, '_> {
     }
 
     fn on_request_arrive(&mut self, k: u32, generation: u32) {
-        let Some(job) = self.e.jobs.live(k, generation) else { return };
+        let Some(job) = self.e.jobs.live(k, generation) else {
+            return;
+        };
         let (s, attempt) = (job.node, job.attempt);
         let now = self.e.now;
         self.e.hops_interval += 1;
@@ -707,7 +841,11 @@ impl Ctx<'_, '_> {
         }
         let svc_model = &self.e.model.services[s as usize];
         let capacity = svc_model.queue_capacity;
-        let pick = if svc_model.removed { None } else { self.lb_pick(s) };
+        let pick = if svc_model.removed {
+            None
+        } else {
+            self.lb_pick(s)
+        };
         let Some(inst) = pick else {
             self.services[s as usize].metrics.interval.rejected += 1;
             self.reply_and_free(k, Outcome::Rejected);
@@ -784,7 +922,11 @@ impl Ctx<'_, '_> {
             self.start_guarded_work(k, inst);
             return true;
         }
-        let work = work_ns(svc_model.dist.sample_ns(&mut is.rng), is.slow_factor, is.added_ns);
+        let work = work_ns(
+            svc_model.dist.sample_ns(&mut is.rng),
+            is.slow_factor,
+            is.added_ns,
+        );
         let done = now + work;
         if self.can_defer_send(k, inst, done) {
             let call = &self.e.model.services[node as usize].calls[0];
@@ -793,15 +935,21 @@ impl Ctx<'_, '_> {
             let job = self.e.jobs.get_mut(k);
             job.flags |= DEFERRED;
             job.done_ns = done;
-            self.e.sched.schedule(arrive, EventKind::SendArrive, k, generation, 0, 0);
+            self.e
+                .sched
+                .schedule(arrive, EventKind::SendArrive, k, generation, 0, 0);
         } else {
-            self.e.sched.schedule(done, EventKind::WorkDone, k, generation, 0, 0);
+            self.e
+                .sched
+                .schedule(done, EventKind::WorkDone, k, generation, 0, 0);
         }
         true
     }
 
     fn on_work_done(&mut self, k: u32, generation: u32) {
-        let Some(job) = self.e.jobs.live(k, generation) else { return };
+        let Some(job) = self.e.jobs.live(k, generation) else {
+            return;
+        };
         if job.phase != Phase::Working {
             return;
         }
@@ -834,9 +982,19 @@ impl Ctx<'_, '_> {
     }
 
     /// [`Ctx::enter_next_call`] at `at_ns` (see [`Delivery`]).
-    fn enter_next_call_at(&mut self, k: u32, at_ns: Nanos, delivery: Delivery) -> Option<(u32, u32)> {
+    fn enter_next_call_at(
+        &mut self,
+        k: u32,
+        at_ns: Nanos,
+        delivery: Delivery,
+    ) -> Option<(u32, u32)> {
         let job = self.e.jobs.get(k);
-        if job.call_idx == 0 && self.e.model.services[job.node as usize].mech.as_ref().is_some_and(|m| m.cache.is_some()) {
+        if job.call_idx == 0
+            && self.e.model.services[job.node as usize]
+                .mech
+                .as_ref()
+                .is_some_and(|m| m.cache.is_some())
+        {
             match self.cache_lookup(k) {
                 CacheStep::Hit => self.e.jobs.get_mut(k).call_idx = 1,
                 CacheStep::Fill => {}
@@ -846,14 +1004,21 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get_mut(k);
         let calls = &self.e.model.services[job.node as usize].calls;
         while let Some(call) = calls.get(job.call_idx as usize) {
-            let fires = call.probability >= 1.0 || rng::chance(&mut self.instances[job.instance as usize].rng, call.probability);
+            let fires = call.probability >= 1.0
+                || rng::chance(
+                    &mut self.instances[job.instance as usize].rng,
+                    call.probability,
+                );
             if fires {
                 job.reps_left = call.count.saturating_sub(1).min(u32::from(u16::MAX)) as u16;
                 return self.start_call_at(k, at_ns, delivery);
             }
             job.call_idx += 1;
         }
-        debug_assert!(delivery == Delivery::Line, "a deferred send always has a call to make");
+        debug_assert!(
+            delivery == Delivery::Line,
+            "a deferred send always has a call to make"
+        );
         self.finish(k, Outcome::Success);
         None
     }
@@ -865,14 +1030,19 @@ impl Ctx<'_, '_> {
     #[inline]
     fn can_defer_send(&self, k: u32, inst: u32, done_ns: Nanos) -> bool {
         let job = self.e.jobs.get(k);
-        if !self.e.fast_paths || job.journey != NONE || self.instances[inst as usize].error_probability != 0.0 {
+        if !self.e.fast_paths
+            || job.journey != NONE
+            || self.instances[inst as usize].error_probability != 0.0
+        {
             return false;
         }
         let svc = &self.e.model.services[job.node as usize];
         if svc.mech.is_some() {
             return false;
         }
-        let Some(call) = svc.calls.first() else { return false };
+        let Some(call) = svc.calls.first() else {
+            return false;
+        };
         if !call.is_plain() {
             return false;
         }
@@ -888,7 +1058,9 @@ impl Ctx<'_, '_> {
     /// A deferred send's request arrives: job `k` ended its own work at its `done_ns` and
     /// made its first call then; both happen now, exactly as the two events would have.
     fn on_send_arrive(&mut self, k: u32, generation: u32) {
-        let Some(job) = self.e.jobs.live(k, generation) else { return };
+        let Some(job) = self.e.jobs.live(k, generation) else {
+            return;
+        };
         if job.flags & DEFERRED == 0 {
             // Made ordinary by a fault or a timeout meanwhile.
             return;
@@ -913,7 +1085,9 @@ impl Ctx<'_, '_> {
         if done < self.e.now {
             self.begin_calls(k, done, Delivery::Absolute);
         } else {
-            self.e.sched.schedule(done, EventKind::WorkDone, k, generation, 0, 0);
+            self.e
+                .sched
+                .schedule(done, EventKind::WorkDone, k, generation, 0, 0);
         }
     }
 
@@ -929,7 +1103,8 @@ impl Ctx<'_, '_> {
     pub(crate) fn finish(&mut self, k: u32, outcome: Outcome) {
         let now = self.e.now;
         let job = self.e.jobs.get(k);
-        let (inst, node, arrive_ns, orphaned) = (job.instance, job.node, job.arrive_ns, job.orphaned());
+        let (inst, node, arrive_ns, orphaned) =
+            (job.instance, job.node, job.arrive_ns, job.orphaned());
         if self.e.model.services[node as usize].mech.is_some() {
             self.on_guarded_finish(k, outcome);
         }
@@ -961,14 +1136,21 @@ impl Ctx<'_, '_> {
             return;
         }
         let svc = &self.e.model.services[is.service as usize];
-        let (lifo, lifo_above) = (svc.lifo, svc.mech.as_ref().map_or(u32::MAX, |m| m.lifo_above));
+        let (lifo, lifo_above) = (
+            svc.lifo,
+            svc.mech.as_ref().map_or(u32::MAX, |m| m.lifo_above),
+        );
         loop {
             let is = &mut *self.instances[inst as usize];
             if is.busy >= is.workers {
                 return;
             }
             is.touch(self.e.now);
-            let next = if lifo || is.queue.len() as u32 > lifo_above { is.queue.pop_back() } else { is.queue.pop_front() };
+            let next = if lifo || is.queue.len() as u32 > lifo_above {
+                is.queue.pop_back()
+            } else {
+                is.queue.pop_front()
+            };
             let Some(k) = next else { return };
             self.start_work(k, inst);
         }
@@ -977,16 +1159,25 @@ impl Ctx<'_, '_> {
     /// Sends job `k`'s reply to its caller, if the caller still waits for this attempt.
     pub(crate) fn reply(&mut self, k: u32, outcome: Outcome) {
         let job = self.e.jobs.get(k);
-        let (parent, parent_gen, parent_token, link_id, journey, node) =
-            (job.parent, job.parent_gen, job.parent_token, job.link, job.journey, job.node);
+        let (parent, parent_gen, parent_token, link_id, journey, node) = (
+            job.parent,
+            job.parent_gen,
+            job.parent_token,
+            job.link,
+            job.journey,
+            job.node,
+        );
         if parent == NONE {
             return;
         }
-        let Some(p) = self.e.jobs.live(parent, parent_gen) else { return };
-        if p.token != parent_token {
+        let Some(p) = self.e.jobs.live(parent, parent_gen) else {
+            return;
+        };
+        if !p.awaits(parent_token) {
             return;
         }
-        let (parent_node, parent_client, parent_calling, parent_timeout) = (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
+        let (parent_node, parent_client, parent_calling, parent_timeout) =
+            (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
         let link_model = self.e.model.links[link_id as usize];
         let link = &self.e.links[link_id as usize];
         let mut delay = link_model.latency_ns + link.extra_ns;
@@ -1000,7 +1191,12 @@ impl Ctx<'_, '_> {
                 lost = true;
             }
             if link_model.latency_sd_ns > 0 {
-                delay = varied_latency(link_model.latency_ns, link_model.latency_sd_ns, tick_ns, rng) + extra_ns;
+                delay = varied_latency(
+                    link_model.latency_ns,
+                    link_model.latency_sd_ns,
+                    tick_ns,
+                    rng,
+                ) + extra_ns;
             }
         }
         let variable = link_model.latency_sd_ns > 0;
@@ -1011,10 +1207,18 @@ impl Ctx<'_, '_> {
         } else if parent_client
             && parent_calling
             && outcome == Outcome::Success
-            && self.can_settle_client_reply(parent_node, parent_timeout, arrive_ns) {
+            && self.can_settle_client_reply(parent_node, parent_timeout, arrive_ns)
+        {
             self.settle_client_reply(parent, arrive_ns);
         } else if variable {
-            self.e.sched.schedule(arrive_ns, EventKind::ReplyArrive, parent, parent_gen, parent_token, outcome_u8(outcome));
+            self.e.sched.schedule(
+                arrive_ns,
+                EventKind::ReplyArrive,
+                parent,
+                parent_gen,
+                parent_token,
+                outcome_u8(outcome),
+            );
         } else {
             self.e.sched.schedule_after(
                 self.e.now,
@@ -1027,7 +1231,11 @@ impl Ctx<'_, '_> {
             );
         }
         if journey != NONE {
-            let to = if parent_client { NodeRef::Source(parent_node) } else { NodeRef::Service(parent_node) };
+            let to = if parent_client {
+                NodeRef::Source(parent_node)
+            } else {
+                NodeRef::Service(parent_node)
+            };
             self.e.legs.push(SampledLeg {
                 journey,
                 from: NodeRef::Service(node),
@@ -1046,7 +1254,10 @@ impl Ctx<'_, '_> {
     /// (no command, interval close or view in between), the outcome is already known.
     #[inline]
     fn can_settle_client_reply(&self, s: u32, timeout: EventHandle, arrive_ns: Nanos) -> bool {
-        if !self.e.fast_paths || arrive_ns >= self.e.limit_ns || !self.e.model.sources[s as usize].call.is_plain() {
+        if !self.e.fast_paths
+            || arrive_ns >= self.e.limit_ns
+            || !self.e.model.sources[s as usize].call.is_plain()
+        {
             return false;
         }
         if timeout.is_some() {
@@ -1111,7 +1322,12 @@ impl Ctx<'_, '_> {
     pub(crate) fn crash_instance(&mut self, inst: u32, mode: KillMode) {
         let now = self.e.now;
         let lost = self.e.jobs.find(|j| {
-            !j.is_client() && j.instance == inst && matches!(j.phase, Phase::Queued | Phase::Working | Phase::Calling | Phase::Backoff)
+            !j.is_client()
+                && j.instance == inst
+                && matches!(
+                    j.phase,
+                    Phase::Queued | Phase::Working | Phase::Calling | Phase::Backoff
+                )
         });
         let s = self.instances[inst as usize].service;
         for k in lost {
@@ -1165,7 +1381,12 @@ enum Delivery {
 
 /// A one-way latency drawn from `|N(mean, sd)|`, at least one tick.
 #[inline]
-pub(crate) fn varied_latency(mean_ns: Nanos, sd_ns: Nanos, tick_ns: Nanos, rng: &mut SimRng) -> Nanos {
+pub(crate) fn varied_latency(
+    mean_ns: Nanos,
+    sd_ns: Nanos,
+    tick_ns: Nanos,
+    rng: &mut SimRng,
+) -> Nanos {
     let x = (mean_ns as f64 + sd_ns as f64 * rng::std_normal(rng)).abs();
     ((x + 0.5) as Nanos).max(tick_ns)
 }
@@ -1183,7 +1404,11 @@ pub(crate) fn work_ns(sampled_ns: Nanos, slow_factor: f64, added_ns: Nanos) -> N
 
 /// Collects mutable references to components into a dense vector by their index; `None` if
 /// some index in `0..len` has no component (a broken world, never a valid one).
-pub(crate) fn dense<'a, T>(items: impl Iterator<Item = &'a mut T>, len: usize, index: impl Fn(&T) -> u32) -> Option<Vec<&'a mut T>>
+pub(crate) fn dense<'a, T>(
+    items: impl Iterator<Item = &'a mut T>,
+    len: usize,
+    index: impl Fn(&T) -> u32,
+) -> Option<Vec<&'a mut T>>
 where
     T: 'a,
 {
@@ -1224,7 +1449,9 @@ mod tests {
                     (at_s: 3.8, duration_s: 0.3, fault: Kill(service: "db", mode: Refuse)),
                 ])"#,
         );
-        assert_same("deferred", &s, &steps(4.5), |c| c.deferred_sends > 1000 && c.planned == 0);
+        assert_same("deferred", &s, &steps(4.5), |c| {
+            c.deferred_sends > 1000 && c.planned == 0
+        });
     }
 
     #[test]

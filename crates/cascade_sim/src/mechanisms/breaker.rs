@@ -62,7 +62,13 @@ pub struct Breaker {
 impl Breaker {
     /// A closed breaker.
     pub fn new(config: BreakerConfig) -> Breaker {
-        Breaker { config, state: BreakerState::Closed, window: Rolling::new(config.window_ns), streak: 0, opened: 0 }
+        Breaker {
+            config,
+            state: BreakerState::Closed,
+            window: Rolling::new(config.window_ns),
+            streak: 0,
+            opened: 0,
+        }
     }
 
     /// May an attempt be sent at `now`? (Counts a half-open trial when it says yes.)
@@ -70,12 +76,18 @@ impl Breaker {
         if let BreakerState::Open { until_ns } = self.state
             && now >= until_ns
         {
-            self.state = BreakerState::HalfOpen { in_flight: 0, succeeded: 0 };
+            self.state = BreakerState::HalfOpen {
+                in_flight: 0,
+                succeeded: 0,
+            };
         }
         match &mut self.state {
             BreakerState::Closed => true,
             BreakerState::Open { .. } => false,
-            BreakerState::HalfOpen { in_flight, succeeded } => {
+            BreakerState::HalfOpen {
+                in_flight,
+                succeeded,
+            } => {
                 if *in_flight + *succeeded < self.config.probes {
                     *in_flight += 1;
                     true
@@ -93,13 +105,18 @@ impl Breaker {
                 self.window.add(now, 1, u64::from(!success));
                 self.streak = if success { 0 } else { self.streak + 1 };
                 let (n, failed) = self.window.totals(now);
-                let by_ratio = n >= self.config.min_requests.max(1) && failed as f64 >= self.config.error_ratio * n as f64;
-                let by_streak = self.config.consecutive_failures > 0 && self.streak >= self.config.consecutive_failures;
+                let by_ratio = n >= self.config.min_requests.max(1)
+                    && failed as f64 >= self.config.error_ratio * n as f64;
+                let by_streak = self.config.consecutive_failures > 0
+                    && self.streak >= self.config.consecutive_failures;
                 if by_ratio || by_streak {
                     self.trip(now);
                 }
             }
-            BreakerState::HalfOpen { in_flight, succeeded } => {
+            BreakerState::HalfOpen {
+                in_flight,
+                succeeded,
+            } => {
                 *in_flight = in_flight.saturating_sub(1);
                 if success {
                     *succeeded += 1;
@@ -118,7 +135,9 @@ impl Breaker {
     }
 
     fn trip(&mut self, now: Nanos) {
-        self.state = BreakerState::Open { until_ns: now + self.config.open_ns };
+        self.state = BreakerState::Open {
+            until_ns: now + self.config.open_ns,
+        };
         self.opened += 1;
         self.streak = 0;
     }
@@ -136,7 +155,14 @@ mod tests {
     const MS: Nanos = 1_000_000;
 
     fn config() -> BreakerConfig {
-        BreakerConfig { window_ns: 1000 * MS, error_ratio: 0.5, min_requests: 10, consecutive_failures: 0, open_ns: 500 * MS, probes: 2 }
+        BreakerConfig {
+            window_ns: 1000 * MS,
+            error_ratio: 0.5,
+            min_requests: 10,
+            consecutive_failures: 0,
+            open_ns: 500 * MS,
+            probes: 2,
+        }
     }
 
     #[test]
@@ -146,7 +172,11 @@ mod tests {
             assert!(b.allow(i * MS));
             b.record(i * MS, false);
         }
-        assert_eq!(b.state, BreakerState::Closed, "9 attempts: below min_requests");
+        assert_eq!(
+            b.state,
+            BreakerState::Closed,
+            "9 attempts: below min_requests"
+        );
         b.record(9 * MS, false);
         assert_eq!(b.state, BreakerState::Open { until_ns: 509 * MS });
         assert!(!b.allow(100 * MS), "fails fast while open");
@@ -154,7 +184,10 @@ mod tests {
 
     #[test]
     fn half_opens_after_the_open_time_and_closes_after_successful_probes() {
-        let mut b = Breaker::new(BreakerConfig { consecutive_failures: 3, ..config() });
+        let mut b = Breaker::new(BreakerConfig {
+            consecutive_failures: 3,
+            ..config()
+        });
         for i in 0..3 {
             b.record(i, false);
         }
@@ -170,11 +203,19 @@ mod tests {
 
     #[test]
     fn a_failed_probe_opens_it_again() {
-        let mut b = Breaker::new(BreakerConfig { consecutive_failures: 1, ..config() });
+        let mut b = Breaker::new(BreakerConfig {
+            consecutive_failures: 1,
+            ..config()
+        });
         b.record(0, false);
         assert!(b.allow(600 * MS));
         b.record(601 * MS, false);
-        assert_eq!(b.state, BreakerState::Open { until_ns: 1101 * MS });
+        assert_eq!(
+            b.state,
+            BreakerState::Open {
+                until_ns: 1101 * MS
+            }
+        );
         assert_eq!(b.opened, 2);
     }
 }

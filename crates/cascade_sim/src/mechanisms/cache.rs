@@ -10,7 +10,7 @@
 //! Plain data: the engine owns which job waits on which fill; this table only tracks keys.
 
 use crate::rng::{self, SimRng};
-use crate::time::{Nanos, NEVER};
+use crate::time::{NEVER, Nanos};
 
 /// The entries of one cache.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -39,7 +39,10 @@ impl KeyTable {
                 }
             })
             .collect();
-        KeyTable { expiry, filling: vec![false; n] }
+        KeyTable {
+            expiry,
+            filling: vec![false; n],
+        }
     }
 
     /// Keys in the working set.
@@ -135,7 +138,10 @@ mod tests {
         assert!(!t.is_cached(3, 0));
         t.fill(3, 5 * S, Some(60 * S));
         assert!(t.is_cached(3, 64 * S));
-        assert!(!t.is_cached(3, 65 * S), "expired exactly one TTL after the fill");
+        assert!(
+            !t.is_cached(3, 65 * S),
+            "expired exactly one TTL after the fill"
+        );
         assert_eq!(t.warmth(10 * S), 0.1);
     }
 
@@ -165,7 +171,11 @@ mod tests {
         assert_eq!(t.warmth(0), 0.75, "one of four shards dropped");
         t.expire_within(10 * S, 5 * S, &mut r);
         assert_eq!(t.warmth(10 * S), 0.75, "nothing expires at once");
-        assert_eq!(t.warmth(15 * S + 1), 0.0, "everything expired within the window");
+        assert_eq!(
+            t.warmth(15 * S + 1),
+            0.0,
+            "everything expired within the window"
+        );
         let mut t = KeyTable::new(100_000, 1.0, None, &mut r);
         t.flush(0.5, &mut r);
         // Binomial(100000, 0.5): sd 0.0016 of the share; 4 sd.

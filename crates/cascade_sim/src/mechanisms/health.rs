@@ -12,7 +12,10 @@ pub struct HealthState {
 
 impl Default for HealthState {
     fn default() -> Self {
-        HealthState { healthy: true, streak: 0 }
+        HealthState {
+            healthy: true,
+            streak: 0,
+        }
     }
 }
 
@@ -24,7 +27,11 @@ impl HealthState {
             return false;
         }
         self.streak += 1;
-        let needed = if self.healthy { unhealthy_after } else { healthy_after };
+        let needed = if self.healthy {
+            unhealthy_after
+        } else {
+            healthy_after
+        };
         if self.streak >= needed.max(1) {
             self.healthy = !self.healthy;
             self.streak = 0;
@@ -37,7 +44,10 @@ impl HealthState {
     /// A fresh instance: unhealthy until it passes `healthy_after` probes (new instances take
     /// traffic only after passing health checks).
     pub fn starting() -> HealthState {
-        HealthState { healthy: false, streak: 0 }
+        HealthState {
+            healthy: false,
+            streak: 0,
+        }
     }
 }
 

@@ -17,7 +17,9 @@ pub struct Versions {
 impl Versions {
     /// `keys` keys at version 0.
     pub fn new(keys: u32) -> Versions {
-        Versions { versions: vec![0; keys.max(1) as usize] }
+        Versions {
+            versions: vec![0; keys.max(1) as usize],
+        }
     }
 
     /// Number of keys.

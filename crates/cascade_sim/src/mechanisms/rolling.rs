@@ -19,7 +19,12 @@ pub struct Rolling {
 impl Rolling {
     /// An empty window of `window_ns` (at least `BUCKETS` ns).
     pub fn new(window_ns: Nanos) -> Rolling {
-        Rolling { bucket_ns: (window_ns / BUCKETS as u64).max(1), head_bucket: 0, head: 0, slots: [(0, 0); BUCKETS] }
+        Rolling {
+            bucket_ns: (window_ns / BUCKETS as u64).max(1),
+            head_bucket: 0,
+            head: 0,
+            slots: [(0, 0); BUCKETS],
+        }
     }
 
     fn advance(&mut self, now: Nanos) {
@@ -47,7 +52,9 @@ impl Rolling {
     /// Totals over the window ending at `now`.
     pub fn totals(&mut self, now: Nanos) -> (u64, u64) {
         self.advance(now);
-        self.slots.iter().fold((0, 0), |(a, b), s| (a + s.0, b + s.1))
+        self.slots
+            .iter()
+            .fold((0, 0), |(a, b), s| (a + s.0, b + s.1))
     }
 
     /// Forgets everything.
@@ -67,7 +74,11 @@ mod tests {
         r.add(0, 5, 1);
         r.add(3 * s, 5, 2);
         assert_eq!(r.totals(9 * s), (10, 3));
-        assert_eq!(r.totals(10 * s), (5, 2), "the bucket of t = 0 has left the 10-s window");
+        assert_eq!(
+            r.totals(10 * s),
+            (5, 2),
+            "the bucket of t = 0 has left the 10-s window"
+        );
         assert_eq!(r.totals(100 * s), (0, 0));
         r.add(100 * s, 1, 0);
         assert_eq!(r.totals(100 * s), (1, 0));

@@ -20,7 +20,12 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate_per_s: f64, burst: f64) -> TokenBucket {
-        TokenBucket { rate_per_s, burst: burst.max(1.0), tokens: burst.max(1.0), last_ns: 0 }
+        TokenBucket {
+            rate_per_s,
+            burst: burst.max(1.0),
+            tokens: burst.max(1.0),
+            last_ns: 0,
+        }
     }
 
     /// Admit one request at `now`?
@@ -65,7 +70,10 @@ pub struct AdaptiveThrottle {
 impl AdaptiveThrottle {
     /// A throttle with multiplier `k` over `window_ns` (the SRE book uses 2 minutes).
     pub fn new(k: f64, window_ns: Nanos) -> AdaptiveThrottle {
-        AdaptiveThrottle { k, window: Rolling::new(window_ns) }
+        AdaptiveThrottle {
+            k,
+            window: Rolling::new(window_ns),
+        }
     }
 
     /// The rejection probability now.

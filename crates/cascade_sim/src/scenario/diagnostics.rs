@@ -21,7 +21,11 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic without a hint.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic { path: path.into(), message: message.into(), hint: None }
+        Diagnostic {
+            path: path.into(),
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds a hint.
@@ -78,12 +82,20 @@ impl ScenarioError {
     /// The file could not be read.
     pub fn io(origin: &str, err: &std::io::Error) -> Self {
         let hint = match err.kind() {
-            std::io::ErrorKind::NotFound => Some("check the path; scenario files end in .ron".to_owned()),
+            std::io::ErrorKind::NotFound => {
+                Some("check the path; scenario files end in .ron".to_owned())
+            }
             _ => None,
         };
         ScenarioError {
             origin: origin.to_owned(),
-            problems: vec![Problem { line: 0, col: 0, path: None, message: format!("cannot read file: {err}"), hint }],
+            problems: vec![Problem {
+                line: 0,
+                col: 0,
+                path: None,
+                message: format!("cannot read file: {err}"),
+                hint,
+            }],
         }
     }
 
@@ -109,11 +121,20 @@ impl ScenarioError {
             .into_iter()
             .map(|d| {
                 let (line, col) = index.locate(&d.path);
-                Problem { line, col, path: Some(d.path), message: d.message, hint: d.hint }
+                Problem {
+                    line,
+                    col,
+                    path: Some(d.path),
+                    message: d.message,
+                    hint: d.hint,
+                }
             })
             .collect();
         problems.sort_by_key(|p| (p.line, p.col));
-        ScenarioError { origin: origin.to_owned(), problems }
+        ScenarioError {
+            origin: origin.to_owned(),
+            problems,
+        }
     }
 }
 
@@ -220,6 +241,10 @@ mod tests {
         let names = ["api", "db", "cache", "payments"];
         assert_eq!(closest("dbb", names.iter().copied()), Some("db"));
         assert_eq!(closest("paymnets", names.iter().copied()), Some("payments"));
-        assert_eq!(closest("zzzzzz", names.iter().copied()), None, "unrelated names get no suggestion");
+        assert_eq!(
+            closest("zzzzzz", names.iter().copied()),
+            None,
+            "unrelated names get no suggestion"
+        );
     }
 }

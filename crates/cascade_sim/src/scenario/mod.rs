@@ -49,10 +49,16 @@ pub struct Scenario {
     #[serde(default = "default_tick_ms", skip_serializing_if = "is_default_tick")]
     pub tick_ms: f64,
     /// Length of one metrics interval in seconds; a whole number of ticks.
-    #[serde(default = "default_interval_s", skip_serializing_if = "is_default_interval")]
+    #[serde(
+        default = "default_interval_s",
+        skip_serializing_if = "is_default_interval"
+    )]
     pub metrics_interval_s: f64,
     /// Publish the journey of every Nth client request for views (0 = none).
-    #[serde(default = "default_sample_every", skip_serializing_if = "is_default_sample_every")]
+    #[serde(
+        default = "default_sample_every",
+        skip_serializing_if = "is_default_sample_every"
+    )]
     pub sample_every: u32,
     /// Traffic sources (clients).
     pub sources: Vec<SourceSpec>,
@@ -453,10 +459,14 @@ impl ServiceTime {
     /// Mean service time in milliseconds.
     pub fn mean_ms(&self) -> f64 {
         match *self {
-            ServiceTime::Exponential { mean_ms } | ServiceTime::LogNormal { mean_ms, .. } => mean_ms,
+            ServiceTime::Exponential { mean_ms } | ServiceTime::LogNormal { mean_ms, .. } => {
+                mean_ms
+            }
             ServiceTime::Deterministic { ms } => ms,
             ServiceTime::Uniform { min_ms, max_ms } => 0.5 * (min_ms + max_ms),
-            ServiceTime::Normal { mean_ms, sd_ms } => crate::dist::folded_normal_mean(mean_ms, sd_ms),
+            ServiceTime::Normal { mean_ms, sd_ms } => {
+                crate::dist::folded_normal_mean(mean_ms, sd_ms)
+            }
         }
     }
 }
@@ -557,7 +567,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 1, backoff: Backoff::None, jitter: Jitter::None, budget: None }
+        RetryPolicy {
+            max_attempts: 1,
+            backoff: Backoff::None,
+            jitter: Jitter::None,
+            budget: None,
+        }
     }
 }
 
@@ -865,7 +880,10 @@ impl FaultKind {
     pub fn is_instantaneous(&self) -> bool {
         matches!(
             self,
-            FaultKind::CacheFlush { .. } | FaultKind::TtlStorm { .. } | FaultKind::Restart { .. } | FaultKind::LatchedFailure { .. }
+            FaultKind::CacheFlush { .. }
+                | FaultKind::TtlStorm { .. }
+                | FaultKind::Restart { .. }
+                | FaultKind::LatchedFailure { .. }
         )
     }
 }
@@ -898,7 +916,11 @@ fn default_judge_window_s() -> f64 {
 
 impl Default for VerdictSettings {
     fn default() -> Self {
-        VerdictSettings { healthy_ratio: default_healthy_ratio(), judge_window_s: default_judge_window_s(), smooth_s: default_smooth_s() }
+        VerdictSettings {
+            healthy_ratio: default_healthy_ratio(),
+            judge_window_s: default_judge_window_s(),
+            smooth_s: default_smooth_s(),
+        }
     }
 }
 
@@ -1038,7 +1060,10 @@ impl Scenario {
 
     /// Names of every node (sources first, then services), in file order.
     pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.sources.iter().map(|s| s.name.as_str()).chain(self.services.iter().map(|s| s.name.as_str()))
+        self.sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.services.iter().map(|s| s.name.as_str()))
     }
 
     /// The service with this name.
@@ -1074,7 +1099,12 @@ impl Scenario {
             if let Some(q) = &svc.work_queue {
                 push(q.consumer.as_str(), &mut out);
             }
-            for c in svc.lifecycle.startup_calls.iter().chain(svc.lifecycle.periodic.iter().map(|p| &p.call)) {
+            for c in svc
+                .lifecycle
+                .startup_calls
+                .iter()
+                .chain(svc.lifecycle.periodic.iter().map(|p| &p.call))
+            {
                 push(c.to.as_str(), &mut out);
             }
         }
@@ -1104,8 +1134,14 @@ pub fn save_to_path(scenario: &Scenario, path: &Path) -> std::io::Result<()> {
 /// Writes bytes to `path` atomically (temporary file in the same directory, fsync, rename).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{is_default, is_false, CallSpec};
+use super::{CallSpec, is_default, is_false};
 
 macro_rules! default_fn {
     ($name:ident, $t:ty, $v:expr) => {
@@ -290,7 +290,13 @@ pub struct LifecycleSpec {
 
 impl Default for LifecycleSpec {
     fn default() -> Self {
-        LifecycleSpec { startup_calls: Vec::new(), periodic: Vec::new(), restart_s: 0.0, warmup_s: 0.0, warmup_factor: 1.0 }
+        LifecycleSpec {
+            startup_calls: Vec::new(),
+            periodic: Vec::new(),
+            restart_s: 0.0,
+            warmup_s: 0.0,
+            warmup_factor: 1.0,
+        }
     }
 }
 
@@ -462,14 +468,27 @@ impl OperatorAction {
     /// One line describing the action.
     pub fn describe(&self) -> String {
         match self {
-            OperatorAction::ShedLoad { source, keep } => format!("shed {source} to {:.0}%", keep * 100.0),
-            OperatorAction::DisableRetries { service: Some(s) } => format!("disable the retries of {s}"),
+            OperatorAction::ShedLoad { source, keep } => {
+                format!("shed {source} to {:.0}%", keep * 100.0)
+            }
+            OperatorAction::DisableRetries { service: Some(s) } => {
+                format!("disable the retries of {s}")
+            }
             OperatorAction::DisableRetries { service: None } => "disable every retry".to_owned(),
-            OperatorAction::RestartInstances { service, per_minute } => format!("restart {service}, {per_minute} instance(s) a minute"),
-            OperatorAction::SetInstances { service, instances } => format!("set {service} to {instances} instance(s)"),
-            OperatorAction::SetWorkers { service, workers } => format!("set {service} to {workers} worker(s)"),
+            OperatorAction::RestartInstances {
+                service,
+                per_minute,
+            } => format!("restart {service}, {per_minute} instance(s) a minute"),
+            OperatorAction::SetInstances { service, instances } => {
+                format!("set {service} to {instances} instance(s)")
+            }
+            OperatorAction::SetWorkers { service, workers } => {
+                format!("set {service} to {workers} worker(s)")
+            }
             OperatorAction::ClearFaults => "clear every fault".to_owned(),
-            OperatorAction::ResetLatched { service } => format!("reset the latched instances of {service}"),
+            OperatorAction::ResetLatched { service } => {
+                format!("reset the latched instances of {service}")
+            }
         }
     }
 }

@@ -18,7 +18,12 @@ pub struct SpanIndex {
 impl SpanIndex {
     /// Scans `text`.
     pub fn build(text: &str) -> SpanIndex {
-        let mut scanner = Scanner { chars: text.chars().collect(), pos: 0, line: 1, col: 1 };
+        let mut scanner = Scanner {
+            chars: text.chars().collect(),
+            pos: 0,
+            line: 1,
+            col: 1,
+        };
         let mut index = SpanIndex::default();
         scanner.skip_trivia_and_attributes();
         scanner.value(String::new(), &mut index, 0);
@@ -54,7 +59,11 @@ fn parent_path(path: &str) -> Option<String> {
 }
 
 fn join_field(path: &str, field: &str) -> String {
-    if path.is_empty() { field.to_owned() } else { format!("{path}.{field}") }
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 struct Scanner {
@@ -205,7 +214,10 @@ impl Scanner {
         if depth > MAX_DEPTH {
             return;
         }
-        index.positions.entry(path.clone()).or_insert((self.line, self.col));
+        index
+            .positions
+            .entry(path.clone())
+            .or_insert((self.line, self.col));
         match self.peek() {
             Some('"') => self.string(),
             Some('\'') => {
@@ -261,7 +273,10 @@ impl Scanner {
                         Some('"') => {
                             let start = self.pos + 1;
                             self.string();
-                            let key: String = self.chars[start..self.pos.saturating_sub(1).max(start)].iter().collect();
+                            let key: String = self.chars
+                                [start..self.pos.saturating_sub(1).max(start)]
+                                .iter()
+                                .collect();
                             self.skip_trivia();
                             if self.peek() == Some(':') {
                                 self.bump();
@@ -362,15 +377,26 @@ mod tests {
 
     /// The text at a 1-based line/column.
     fn at(text: &str, (line, col): (usize, usize)) -> String {
-        text.lines().nth(line - 1).unwrap().chars().skip(col - 1).collect()
+        text.lines()
+            .nth(line - 1)
+            .unwrap()
+            .chars()
+            .skip(col - 1)
+            .collect()
     }
 
     #[test]
     fn records_nested_fields_and_list_items() {
         let index = SpanIndex::build(TEXT);
         let starts = |path: &str, token: &str| {
-            let pos = index.get(path).unwrap_or_else(|| panic!("{path} not recorded"));
-            assert!(at(TEXT, pos).starts_with(token), "{path} at {pos:?} should start with {token:?}, got {:?}", at(TEXT, pos));
+            let pos = index
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} not recorded"));
+            assert!(
+                at(TEXT, pos).starts_with(token),
+                "{path} at {pos:?} should start with {token:?}, got {:?}",
+                at(TEXT, pos)
+            );
         };
         starts("version", "1,");
         starts("sources[0].target", "\"api\"");
@@ -380,19 +406,35 @@ mod tests {
         starts("services[0].calls[1].to", "\"dbb\"");
         starts("services[0].calls[0].timeout_ms", "Some(100.0)");
         starts("layout.api.y", "2.0");
-        assert_eq!(index.get("version").map(|p| p.0), Some(4), "lines count from 1, comments included");
+        assert_eq!(
+            index.get("version").map(|p| p.0),
+            Some(4),
+            "lines count from 1, comments included"
+        );
     }
 
     #[test]
     fn unknown_paths_fall_back_to_the_nearest_ancestor() {
         let index = SpanIndex::build(TEXT);
-        assert_eq!(index.locate("services[0].calls[1].nothing"), index.get("services[0].calls[1]").unwrap());
+        assert_eq!(
+            index.locate("services[0].calls[1].nothing"),
+            index.get("services[0].calls[1]").unwrap()
+        );
         assert_eq!(index.locate("zzz"), (1, 1).max(index.locate("")));
     }
 
     #[test]
     fn never_panics_on_garbage() {
-        for text in ["", "(", "[[[", "\"unterminated", "r#\"raw", "(a: /* open", "{\"k\" 1}", ")))"] {
+        for text in [
+            "",
+            "(",
+            "[[[",
+            "\"unterminated",
+            "r#\"raw",
+            "(a: /* open",
+            "{\"k\" 1}",
+            ")))",
+        ] {
             let _ = SpanIndex::build(text).locate("a.b[3]");
         }
     }

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use super::diagnostics::closest;
 use super::validate_mechanisms;
 use super::{
-    Backoff, CallSpec, Diagnostic, FaultKind, InstanceSelector, Jitter, RateProfile, RetryPolicy, Scenario, ServiceTime,
-    FORMAT_VERSION,
+    Backoff, CallSpec, Diagnostic, FORMAT_VERSION, FaultKind, InstanceSelector, Jitter,
+    RateProfile, RetryPolicy, Scenario, ServiceTime,
 };
 use crate::graph::DependencyGraph;
 
@@ -26,27 +26,47 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
 
     if scenario.version != FORMAT_VERSION {
         v.push(
-            Diagnostic::new("version", format!("unsupported scenario version {}", scenario.version))
-                .with_hint(format!("this build reads version {FORMAT_VERSION}")),
+            Diagnostic::new(
+                "version",
+                format!("unsupported scenario version {}", scenario.version),
+            )
+            .with_hint(format!("this build reads version {FORMAT_VERSION}")),
         );
     }
     if scenario.name.trim().is_empty() {
-        v.push(Diagnostic::new("name", "the scenario needs a name").with_hint("name: \"My scenario\""));
+        v.push(
+            Diagnostic::new("name", "the scenario needs a name").with_hint("name: \"My scenario\""),
+        );
     }
     positive(v, "duration_s", scenario.duration_s, "the run length");
     positive(v, "tick_ms", scenario.tick_ms, "the tick");
-    positive(v, "metrics_interval_s", scenario.metrics_interval_s, "the metrics interval");
+    positive(
+        v,
+        "metrics_interval_s",
+        scenario.metrics_interval_s,
+        "the metrics interval",
+    );
     if scenario.tick_ms > 0.0 && scenario.metrics_interval_s > 0.0 {
         let ticks = scenario.metrics_interval_s * 1000.0 / scenario.tick_ms;
         if (ticks - ticks.round()).abs() > 1e-6 || ticks.round() < 1.0 {
             v.push(
-                Diagnostic::new("metrics_interval_s", "the metrics interval is not a whole number of ticks")
-                    .with_hint(format!("with tick_ms: {}, use a multiple of {} s", scenario.tick_ms, scenario.tick_ms / 1000.0)),
+                Diagnostic::new(
+                    "metrics_interval_s",
+                    "the metrics interval is not a whole number of ticks",
+                )
+                .with_hint(format!(
+                    "with tick_ms: {}, use a multiple of {} s",
+                    scenario.tick_ms,
+                    scenario.tick_ms / 1000.0
+                )),
             );
         }
     }
     if scenario.sources.is_empty() {
-        v.push(Diagnostic::new("sources", "the scenario has no traffic source").with_hint("add a source that sends requests to a service"));
+        v.push(
+            Diagnostic::new("sources", "the scenario has no traffic source")
+                .with_hint("add a source that sends requests to a service"),
+        );
     }
     if scenario.services.is_empty() {
         v.push(Diagnostic::new("services", "the scenario has no service"));
@@ -59,12 +79,21 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
         .iter()
         .enumerate()
         .map(|(i, s)| (format!("sources[{i}].name"), &s.name))
-        .chain(scenario.services.iter().enumerate().map(|(i, s)| (format!("services[{i}].name"), &s.name)));
+        .chain(
+            scenario
+                .services
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("services[{i}].name"), &s.name)),
+        );
     for (path, name) in named {
         if name.trim().is_empty() {
             v.push(Diagnostic::new(path, "empty node name"));
         } else if !seen.insert(name.as_str()) {
-            v.push(Diagnostic::new(path, format!("the name \"{name}\" is used twice")).with_hint("every source and service needs its own name"));
+            v.push(
+                Diagnostic::new(path, format!("the name \"{name}\" is used twice"))
+                    .with_hint("every source and service needs its own name"),
+            );
         }
     }
 
@@ -74,7 +103,13 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
 
     for (i, src) in scenario.sources.iter().enumerate() {
         let p = format!("sources[{i}]");
-        known_service(v, &format!("{p}.target"), &src.target, &service_names, &source_names);
+        known_service(
+            v,
+            &format!("{p}.target"),
+            &src.target,
+            &service_names,
+            &source_names,
+        );
         rate_profile(v, &format!("{p}.rate"), &src.rate);
         latency(v, &format!("{p}.latency_ms"), src.latency_ms, tick);
         if let Some(t) = src.timeout_ms {
@@ -93,14 +128,28 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     for (i, svc) in scenario.services.iter().enumerate() {
         let p = format!("services[{i}]");
         if svc.instances == 0 {
-            v.push(Diagnostic::new(format!("{p}.instances"), "a service needs at least one instance"));
+            v.push(Diagnostic::new(
+                format!("{p}.instances"),
+                "a service needs at least one instance",
+            ));
         }
         if svc.workers == 0 {
-            v.push(Diagnostic::new(format!("{p}.workers"), "an instance needs at least one worker"));
+            v.push(Diagnostic::new(
+                format!("{p}.workers"),
+                "an instance needs at least one worker",
+            ));
         }
         service_time(v, &format!("{p}.service_time"), &svc.service_time);
         for (j, c) in svc.calls.iter().enumerate() {
-            call(v, &format!("{p}.calls[{j}]"), c, &svc.name, &service_names, &source_names, tick);
+            call(
+                v,
+                &format!("{p}.calls[{j}]"),
+                c,
+                &svc.name,
+                &service_names,
+                &source_names,
+                tick,
+            );
         }
         validate_mechanisms::service(v, &p, svc, scenario, &service_names, &source_names, tick);
     }
@@ -110,8 +159,16 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
         && cycle.len() > 2
     {
         let first = &cycle[0];
-        let index = scenario.services.iter().position(|s| &s.name == first).unwrap_or(0);
-        let call = scenario.services[index].calls.iter().position(|c| c.to == cycle[1]).unwrap_or(0);
+        let index = scenario
+            .services
+            .iter()
+            .position(|s| &s.name == first)
+            .unwrap_or(0);
+        let call = scenario.services[index]
+            .calls
+            .iter()
+            .position(|c| c.to == cycle[1])
+            .unwrap_or(0);
         v.push(
             Diagnostic::new(format!("services[{index}].calls[{call}].to"), format!("synchronous call cycle: {}", cycle.join(" → ")))
                 .with_hint("a request would wait on itself; break the cycle (an asynchronous queue is the usual way)"),
@@ -121,16 +178,29 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     for (k, fault) in scenario.faults.iter().enumerate() {
         let p = format!("faults[{k}]");
         if !(fault.at_s >= 0.0) {
-            v.push(Diagnostic::new(format!("{p}.at_s"), "a fault cannot start before the run"));
+            v.push(Diagnostic::new(
+                format!("{p}.at_s"),
+                "a fault cannot start before the run",
+            ));
         }
         if let Some(d) = fault.duration_s {
             positive(v, &format!("{p}.duration_s"), d, "a fault duration");
         }
-        fault_kind(v, &format!("{p}.fault"), &fault.fault, scenario, &service_names, &source_names);
+        fault_kind(
+            v,
+            &format!("{p}.fault"),
+            &fault.fault,
+            scenario,
+            &service_names,
+            &source_names,
+        );
         if fault.fault.is_instantaneous() && fault.duration_s.is_some() {
             v.push(
-                Diagnostic::new(format!("{p}.duration_s"), format!("a {} acts once and has no duration", fault.fault.label()))
-                    .with_hint("remove duration_s; its effects run their course on their own"),
+                Diagnostic::new(
+                    format!("{p}.duration_s"),
+                    format!("a {} acts once and has no duration", fault.fault.label()),
+                )
+                .with_hint("remove duration_s; its effects run their course on their own"),
             );
         }
     }
@@ -139,11 +209,22 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
     validate_mechanisms::checks(v, scenario, &service_names, &source_names);
 
     if !(scenario.verdict.healthy_ratio > 0.0 && scenario.verdict.healthy_ratio <= 1.0) {
-        v.push(Diagnostic::new("verdict.healthy_ratio", "healthy_ratio must be in (0, 1]"));
+        v.push(Diagnostic::new(
+            "verdict.healthy_ratio",
+            "healthy_ratio must be in (0, 1]",
+        ));
     }
-    positive(v, "verdict.judge_window_s", scenario.verdict.judge_window_s, "the judging window");
+    positive(
+        v,
+        "verdict.judge_window_s",
+        scenario.verdict.judge_window_s,
+        "the judging window",
+    );
     if !(scenario.verdict.smooth_s >= 0.0) || !scenario.verdict.smooth_s.is_finite() {
-        v.push(Diagnostic::new("verdict.smooth_s", "the smoothing window must be zero or positive"));
+        v.push(Diagnostic::new(
+            "verdict.smooth_s",
+            "the smoothing window must be zero or positive",
+        ));
     }
 
     out
@@ -162,17 +243,24 @@ pub(super) fn call(
 ) {
     if call.to == caller {
         v.push(
-            Diagnostic::new(format!("{c}.to"), format!("\"{caller}\" calls itself"))
-                .with_hint("a synchronous call to itself would wait on its own worker forever; remove it"),
+            Diagnostic::new(format!("{c}.to"), format!("\"{caller}\" calls itself")).with_hint(
+                "a synchronous call to itself would wait on its own worker forever; remove it",
+            ),
         );
     } else {
         known_service(v, &format!("{c}.to"), &call.to, service_names, source_names);
     }
     if !(0.0..=1.0).contains(&call.probability) || call.probability.is_nan() {
-        v.push(Diagnostic::new(format!("{c}.probability"), format!("probability {} is outside [0, 1]", call.probability)));
+        v.push(Diagnostic::new(
+            format!("{c}.probability"),
+            format!("probability {} is outside [0, 1]", call.probability),
+        ));
     }
     if call.count == 0 {
-        v.push(Diagnostic::new(format!("{c}.count"), "count must be at least 1").with_hint("use probability: 0.0 to disable a call"));
+        v.push(
+            Diagnostic::new(format!("{c}.count"), "count must be at least 1")
+                .with_hint("use probability: 0.0 to disable a call"),
+        );
     }
     if let Some(t) = call.timeout_ms {
         positive(v, &format!("{c}.timeout_ms"), t, "a timeout");
@@ -184,20 +272,32 @@ pub(super) fn call(
 
 pub(super) fn positive(v: &mut Vec<Diagnostic>, path: &str, value: f64, what: &str) {
     if !(value > 0.0) || !value.is_finite() {
-        v.push(Diagnostic::new(path, format!("{what} must be a positive number, got {value}")));
+        v.push(Diagnostic::new(
+            path,
+            format!("{what} must be a positive number, got {value}"),
+        ));
     }
 }
 
 pub(super) fn latency(v: &mut Vec<Diagnostic>, path: &str, latency_ms: f64, tick_ms: f64) {
     if !latency_ms.is_finite() || latency_ms + 1e-9 < tick_ms {
         v.push(
-            Diagnostic::new(path, format!("network latency {latency_ms} ms is below one tick ({tick_ms} ms)"))
-                .with_hint("every hop takes at least one tick; raise the latency or lower tick_ms"),
+            Diagnostic::new(
+                path,
+                format!("network latency {latency_ms} ms is below one tick ({tick_ms} ms)"),
+            )
+            .with_hint("every hop takes at least one tick; raise the latency or lower tick_ms"),
         );
     }
 }
 
-pub(super) fn known_service(v: &mut Vec<Diagnostic>, path: &str, name: &str, services: &[&str], sources: &[&str]) {
+pub(super) fn known_service(
+    v: &mut Vec<Diagnostic>,
+    path: &str,
+    name: &str,
+    services: &[&str],
+    sources: &[&str],
+) {
     if services.contains(&name) {
         return;
     }
@@ -228,8 +328,11 @@ pub(super) fn known_source(v: &mut Vec<Diagnostic>, path: &str, name: &str, sour
 fn rate(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
     if !(value > 0.0) || !value.is_finite() {
         v.push(
-            Diagnostic::new(path, format!("rate must be positive, got {value} requests/s"))
-                .with_hint("rates are requests per second, greater than zero"),
+            Diagnostic::new(
+                path,
+                format!("rate must be positive, got {value} requests/s"),
+            )
+            .with_hint("rates are requests per second, greater than zero"),
         );
     }
 }
@@ -237,28 +340,53 @@ fn rate(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
 fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
     match *profile {
         RateProfile::Constant(r) => rate(v, &format!("{path}.0"), r),
-        RateProfile::Step { from_per_s, to_per_s, at_s } => {
+        RateProfile::Step {
+            from_per_s,
+            to_per_s,
+            at_s,
+        } => {
             rate(v, &format!("{path}.from_per_s"), from_per_s);
             rate(v, &format!("{path}.to_per_s"), to_per_s);
             non_negative(v, &format!("{path}.at_s"), at_s);
         }
-        RateProfile::Ramp { from_per_s, to_per_s, start_s, end_s } => {
+        RateProfile::Ramp {
+            from_per_s,
+            to_per_s,
+            start_s,
+            end_s,
+        } => {
             rate(v, &format!("{path}.from_per_s"), from_per_s);
             rate(v, &format!("{path}.to_per_s"), to_per_s);
             non_negative(v, &format!("{path}.start_s"), start_s);
             if !(end_s > start_s) {
-                v.push(Diagnostic::new(format!("{path}.end_s"), "a ramp must end after it starts"));
+                v.push(Diagnostic::new(
+                    format!("{path}.end_s"),
+                    "a ramp must end after it starts",
+                ));
             }
         }
-        RateProfile::Spike { base_per_s, peak_per_s, start_s, duration_s } => {
+        RateProfile::Spike {
+            base_per_s,
+            peak_per_s,
+            start_s,
+            duration_s,
+        } => {
             rate(v, &format!("{path}.base_per_s"), base_per_s);
             rate(v, &format!("{path}.peak_per_s"), peak_per_s);
             non_negative(v, &format!("{path}.start_s"), start_s);
-            positive(v, &format!("{path}.duration_s"), duration_s, "a spike duration");
+            positive(
+                v,
+                &format!("{path}.duration_s"),
+                duration_s,
+                "a spike duration",
+            );
         }
         RateProfile::Burst { count, at_s } => {
             if count == 0 {
-                v.push(Diagnostic::new(format!("{path}.count"), "a burst needs at least one request"));
+                v.push(Diagnostic::new(
+                    format!("{path}.count"),
+                    "a burst needs at least one request",
+                ));
             }
             non_negative(v, &format!("{path}.at_s"), at_s);
         }
@@ -267,28 +395,54 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
 
 pub(super) fn non_negative(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
     if !(value >= 0.0) || !value.is_finite() {
-        v.push(Diagnostic::new(path, format!("time must be zero or positive, got {value}")));
+        v.push(Diagnostic::new(
+            path,
+            format!("time must be zero or positive, got {value}"),
+        ));
     }
 }
 
 fn service_time(v: &mut Vec<Diagnostic>, path: &str, st: &ServiceTime) {
     match *st {
-        ServiceTime::Exponential { mean_ms } => positive(v, &format!("{path}.mean_ms"), mean_ms, "a mean service time"),
-        ServiceTime::Deterministic { ms } => positive(v, &format!("{path}.ms"), ms, "a service time"),
+        ServiceTime::Exponential { mean_ms } => positive(
+            v,
+            &format!("{path}.mean_ms"),
+            mean_ms,
+            "a mean service time",
+        ),
+        ServiceTime::Deterministic { ms } => {
+            positive(v, &format!("{path}.ms"), ms, "a service time")
+        }
         ServiceTime::LogNormal { mean_ms, sigma } => {
-            positive(v, &format!("{path}.mean_ms"), mean_ms, "a mean service time");
+            positive(
+                v,
+                &format!("{path}.mean_ms"),
+                mean_ms,
+                "a mean service time",
+            );
             if !(sigma >= 0.0) || !sigma.is_finite() {
-                v.push(Diagnostic::new(format!("{path}.sigma"), format!("sigma must be zero or positive, got {sigma}")));
+                v.push(Diagnostic::new(
+                    format!("{path}.sigma"),
+                    format!("sigma must be zero or positive, got {sigma}"),
+                ));
             }
         }
         ServiceTime::Uniform { min_ms, max_ms } => {
             non_negative(v, &format!("{path}.min_ms"), min_ms);
             if !(max_ms >= min_ms) || !(max_ms > 0.0) {
-                v.push(Diagnostic::new(format!("{path}.max_ms"), "max_ms must be positive and at least min_ms"));
+                v.push(Diagnostic::new(
+                    format!("{path}.max_ms"),
+                    "max_ms must be positive and at least min_ms",
+                ));
             }
         }
         ServiceTime::Normal { mean_ms, sd_ms } => {
-            positive(v, &format!("{path}.mean_ms"), mean_ms, "a mean service time");
+            positive(
+                v,
+                &format!("{path}.mean_ms"),
+                mean_ms,
+                "a mean service time",
+            );
             non_negative(v, &format!("{path}.sd_ms"), sd_ms);
         }
     }
@@ -297,8 +451,11 @@ fn service_time(v: &mut Vec<Diagnostic>, path: &str, st: &ServiceTime) {
 pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPolicy) {
     if retry.max_attempts == 0 {
         v.push(
-            Diagnostic::new(format!("{path}.max_attempts"), "max_attempts counts every try and must be at least 1")
-                .with_hint("max_attempts: 1 means no retries; 3 means one try and two retries"),
+            Diagnostic::new(
+                format!("{path}.max_attempts"),
+                "max_attempts counts every try and must be at least 1",
+            )
+            .with_hint("max_attempts: 1 means no retries; 3 means one try and two retries"),
         );
     } else if retry.max_attempts > MAX_ATTEMPTS {
         v.push(
@@ -308,15 +465,26 @@ pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPol
     }
     match retry.backoff {
         Backoff::None => {}
-        Backoff::Constant { delay_ms } => non_negative(v, &format!("{path}.backoff.delay_ms"), delay_ms),
+        Backoff::Constant { delay_ms } => {
+            non_negative(v, &format!("{path}.backoff.delay_ms"), delay_ms)
+        }
         Backoff::Exponential { base_ms, cap_ms } => {
-            positive(v, &format!("{path}.backoff.base_ms"), base_ms, "the backoff base");
+            positive(
+                v,
+                &format!("{path}.backoff.base_ms"),
+                base_ms,
+                "the backoff base",
+            );
             if !(cap_ms >= base_ms) {
-                v.push(Diagnostic::new(format!("{path}.backoff.cap_ms"), "the backoff cap must be at least the base"));
+                v.push(Diagnostic::new(
+                    format!("{path}.backoff.cap_ms"),
+                    "the backoff cap must be at least the base",
+                ));
             }
         }
     }
-    if retry.jitter == Jitter::Decorrelated && !matches!(retry.backoff, Backoff::Exponential { .. }) {
+    if retry.jitter == Jitter::Decorrelated && !matches!(retry.backoff, Backoff::Exponential { .. })
+    {
         v.push(
             Diagnostic::new(format!("{path}.jitter"), "decorrelated jitter needs exponential backoff")
                 .with_hint("it draws from [base, 3 × previous delay] capped at cap: set backoff: Exponential(base_ms: …, cap_ms: …)"),
@@ -324,61 +492,137 @@ pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPol
     }
     if retry.jitter != Jitter::None && retry.backoff == Backoff::None {
         v.push(
-            Diagnostic::new(format!("{path}.jitter"), "jitter without backoff has nothing to randomise")
-                .with_hint("add a backoff, or remove the jitter"),
+            Diagnostic::new(
+                format!("{path}.jitter"),
+                "jitter without backoff has nothing to randomise",
+            )
+            .with_hint("add a backoff, or remove the jitter"),
         );
     }
     if let Some(budget) = retry.budget {
         if !(budget.ratio >= 0.0) || !budget.ratio.is_finite() {
-            v.push(Diagnostic::new(format!("{path}.budget.ratio"), "the budget ratio must be zero or positive").with_hint("0.1 allows retries for 10% of first attempts"));
+            v.push(
+                Diagnostic::new(
+                    format!("{path}.budget.ratio"),
+                    "the budget ratio must be zero or positive",
+                )
+                .with_hint("0.1 allows retries for 10% of first attempts"),
+            );
         }
         if !(budget.max_tokens >= 1.0) || !budget.max_tokens.is_finite() {
-            v.push(Diagnostic::new(format!("{path}.budget.max_tokens"), "max_tokens must be at least 1"));
+            v.push(Diagnostic::new(
+                format!("{path}.budget.max_tokens"),
+                "max_tokens must be at least 1",
+            ));
         }
     }
 }
 
-pub(super) fn instances(v: &mut Vec<Diagnostic>, path: &str, selector: InstanceSelector, service: Option<u32>) {
+pub(super) fn instances(
+    v: &mut Vec<Diagnostic>,
+    path: &str,
+    selector: InstanceSelector,
+    service: Option<u32>,
+) {
     if let (InstanceSelector::First(n), Some(total)) = (selector, service)
         && (n == 0 || n > total)
     {
-        v.push(Diagnostic::new(path, format!("cannot select {n} of {total} instances")));
+        v.push(Diagnostic::new(
+            path,
+            format!("cannot select {n} of {total} instances"),
+        ));
     }
 }
 
-fn fault_kind(v: &mut Vec<Diagnostic>, path: &str, fault: &FaultKind, scenario: &Scenario, services: &[&str], sources: &[&str]) {
+fn fault_kind(
+    v: &mut Vec<Diagnostic>,
+    path: &str,
+    fault: &FaultKind,
+    scenario: &Scenario,
+    services: &[&str],
+    sources: &[&str],
+) {
     let service_instances = |name: &str| scenario.service(name).map(|s| s.instances);
     match fault {
-        FaultKind::Kill { service, instances: sel, .. } => {
+        FaultKind::Kill {
+            service,
+            instances: sel,
+            ..
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
-            instances(v, &format!("{path}.instances"), *sel, service_instances(service));
+            instances(
+                v,
+                &format!("{path}.instances"),
+                *sel,
+                service_instances(service),
+            );
         }
-        FaultKind::Slow { service, instances: sel, factor } => {
+        FaultKind::Slow {
+            service,
+            instances: sel,
+            factor,
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
-            instances(v, &format!("{path}.instances"), *sel, service_instances(service));
+            instances(
+                v,
+                &format!("{path}.instances"),
+                *sel,
+                service_instances(service),
+            );
             positive(v, &format!("{path}.factor"), *factor, "a slowdown factor");
         }
-        FaultKind::Latency { service, instances: sel, added_ms } => {
+        FaultKind::Latency {
+            service,
+            instances: sel,
+            added_ms,
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
-            instances(v, &format!("{path}.instances"), *sel, service_instances(service));
+            instances(
+                v,
+                &format!("{path}.instances"),
+                *sel,
+                service_instances(service),
+            );
             non_negative(v, &format!("{path}.added_ms"), *added_ms);
         }
-        FaultKind::Errors { service, instances: sel, probability } => {
+        FaultKind::Errors {
+            service,
+            instances: sel,
+            probability,
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
-            instances(v, &format!("{path}.instances"), *sel, service_instances(service));
+            instances(
+                v,
+                &format!("{path}.instances"),
+                *sel,
+                service_instances(service),
+            );
             if !(0.0..=1.0).contains(probability) {
-                v.push(Diagnostic::new(format!("{path}.probability"), format!("probability {probability} is outside [0, 1]")));
+                v.push(Diagnostic::new(
+                    format!("{path}.probability"),
+                    format!("probability {probability} is outside [0, 1]"),
+                ));
             }
         }
-        FaultKind::CapacityCut { service, workers, instances: left } => {
+        FaultKind::CapacityCut {
+            service,
+            workers,
+            instances: left,
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
             if workers.is_none() && left.is_none() {
-                v.push(Diagnostic::new(path, "a capacity cut needs `workers` and/or `instances`").with_hint("e.g. CapacityCut(service: \"db\", workers: 2)"));
+                v.push(
+                    Diagnostic::new(path, "a capacity cut needs `workers` and/or `instances`")
+                        .with_hint("e.g. CapacityCut(service: \"db\", workers: 2)"),
+                );
             }
             if let (Some(n), Some(total)) = (left, service_instances(service))
                 && *n > total
             {
-                v.push(Diagnostic::new(format!("{path}.instances"), format!("cannot leave {n} of {total} instances")));
+                v.push(Diagnostic::new(
+                    format!("{path}.instances"),
+                    format!("cannot leave {n} of {total} instances"),
+                ));
             }
         }
         FaultKind::LinkLatency { from, to, added_ms } => {
@@ -390,18 +634,35 @@ fn fault_kind(v: &mut Vec<Diagnostic>, path: &str, fault: &FaultKind, scenario: 
             known_source(v, &format!("{path}.source"), source, sources);
             positive(v, &format!("{path}.factor"), *factor, "a load factor");
         }
-        FaultKind::PacketLoss { from, to, probability } => {
+        FaultKind::PacketLoss {
+            from,
+            to,
+            probability,
+        } => {
             link(v, path, from, to, scenario, services, sources);
             if !(0.0..=1.0).contains(probability) {
-                v.push(Diagnostic::new(format!("{path}.probability"), format!("probability {probability} is outside [0, 1]")));
+                v.push(Diagnostic::new(
+                    format!("{path}.probability"),
+                    format!("probability {probability} is outside [0, 1]"),
+                ));
             }
         }
-        FaultKind::OneWayPartition { from, to, .. } => link(v, path, from, to, scenario, services, sources),
+        FaultKind::OneWayPartition { from, to, .. } => {
+            link(v, path, from, to, scenario, services, sources)
+        }
         other => validate_mechanisms::fault(v, path, other, scenario, services, sources),
     }
 }
 
-pub(super) fn link(v: &mut Vec<Diagnostic>, path: &str, from: &str, to: &str, scenario: &Scenario, services: &[&str], sources: &[&str]) {
+pub(super) fn link(
+    v: &mut Vec<Diagnostic>,
+    path: &str,
+    from: &str,
+    to: &str,
+    scenario: &Scenario,
+    services: &[&str],
+    sources: &[&str],
+) {
     let all: Vec<&str> = sources.iter().chain(services.iter()).copied().collect();
     if !all.contains(&from) {
         let hint = closest(from, all.iter().copied()).map(|b| format!("did you mean \"{b}\"?"));
@@ -417,6 +678,12 @@ pub(super) fn link(v: &mut Vec<Diagnostic>, path: &str, from: &str, to: &str, sc
             None if targets.is_empty() => format!("\"{from}\" calls nothing"),
             None => format!("\"{from}\" calls: {}", targets.join(", ")),
         };
-        v.push(Diagnostic::new(format!("{path}.to"), format!("\"{from}\" does not call \"{to}\"")).with_hint(hint));
+        v.push(
+            Diagnostic::new(
+                format!("{path}.to"),
+                format!("\"{from}\" does not call \"{to}\""),
+            )
+            .with_hint(hint),
+        );
     }
 }

@@ -8,23 +8,31 @@
 use std::collections::BTreeSet;
 
 use super::diagnostics::closest;
-use super::validate::{call, instances, known_service, known_source, latency, non_negative, positive};
+use super::validate::{
+    call, instances, known_service, known_source, latency, non_negative, positive,
+};
 use super::{
-    AdaptiveThrottleSpec, AlertMetric, CallSpec, Diagnostic, FaultKind, OperatorAction, OperatorTrigger, PushedChange,
-    Scenario, ServiceSpec,
+    AdaptiveThrottleSpec, AlertMetric, CallSpec, Diagnostic, FaultKind, OperatorAction,
+    OperatorTrigger, PushedChange, Scenario, ServiceSpec,
 };
 
 /// A probability or share in `[0, 1]`.
 fn share(v: &mut Vec<Diagnostic>, path: &str, value: f64, what: &str) {
     if !(0.0..=1.0).contains(&value) {
-        v.push(Diagnostic::new(path, format!("{what} {value} is outside [0, 1]")));
+        v.push(Diagnostic::new(
+            path,
+            format!("{what} {value} is outside [0, 1]"),
+        ));
     }
 }
 
 /// A share in `(0, 1]`.
 fn positive_share(v: &mut Vec<Diagnostic>, path: &str, value: f64, what: &str) {
     if !(value > 0.0 && value <= 1.0) {
-        v.push(Diagnostic::new(path, format!("{what} {value} is outside (0, 1]")));
+        v.push(Diagnostic::new(
+            path,
+            format!("{what} {value} is outside (0, 1]"),
+        ));
     }
 }
 
@@ -37,18 +45,29 @@ fn at_least_one(v: &mut Vec<Diagnostic>, path: &str, value: u32, what: &str) {
 /// The standard deviation of a link's latency.
 pub(super) fn latency_sd(v: &mut Vec<Diagnostic>, path: &str, sd_ms: f64) {
     if !(sd_ms >= 0.0) || !sd_ms.is_finite() {
-        v.push(Diagnostic::new(path, format!("a latency deviation must be zero or positive, got {sd_ms}")));
+        v.push(Diagnostic::new(
+            path,
+            format!("a latency deviation must be zero or positive, got {sd_ms}"),
+        ));
     }
 }
 
 pub(super) fn adaptive_throttle(v: &mut Vec<Diagnostic>, path: &str, t: &AdaptiveThrottleSpec) {
     if !(t.k >= 1.0) || !t.k.is_finite() {
         v.push(
-            Diagnostic::new(format!("{path}.k"), format!("k must be at least 1, got {}", t.k))
-                .with_hint("k is requests allowed per accepted request; the SRE book uses 2"),
+            Diagnostic::new(
+                format!("{path}.k"),
+                format!("k must be at least 1, got {}", t.k),
+            )
+            .with_hint("k is requests allowed per accepted request; the SRE book uses 2"),
         );
     }
-    positive(v, &format!("{path}.window_s"), t.window_s, "the throttle window");
+    positive(
+        v,
+        &format!("{path}.window_s"),
+        t.window_s,
+        "the throttle window",
+    );
 }
 
 /// Mechanisms on one call.
@@ -56,11 +75,26 @@ pub(super) fn call_mechanisms(v: &mut Vec<Diagnostic>, c: &str, spec: &CallSpec)
     latency_sd(v, &format!("{c}.latency_sd_ms"), spec.latency_sd_ms);
     if let Some(b) = &spec.breaker {
         let p = format!("{c}.breaker");
-        positive(v, &format!("{p}.window_s"), b.window_s, "the breaker window");
+        positive(
+            v,
+            &format!("{p}.window_s"),
+            b.window_s,
+            "the breaker window",
+        );
         positive_share(v, &format!("{p}.error_ratio"), b.error_ratio, "error_ratio");
-        at_least_one(v, &format!("{p}.min_requests"), b.min_requests, "min_requests");
+        at_least_one(
+            v,
+            &format!("{p}.min_requests"),
+            b.min_requests,
+            "min_requests",
+        );
         if let Some(n) = b.consecutive_failures {
-            at_least_one(v, &format!("{p}.consecutive_failures"), n, "consecutive_failures");
+            at_least_one(
+                v,
+                &format!("{p}.consecutive_failures"),
+                n,
+                "consecutive_failures",
+            );
         }
         positive(v, &format!("{p}.open_s"), b.open_s, "the open time");
         at_least_one(v, &format!("{p}.probes"), b.probes, "probes");
@@ -91,82 +125,192 @@ pub(super) fn service(
     }
     let a = &svc.admission;
     if let Some(ms) = a.max_queue_wait_ms {
-        positive(v, &format!("{p}.admission.max_queue_wait_ms"), ms, "the queue-time limit");
+        positive(
+            v,
+            &format!("{p}.admission.max_queue_wait_ms"),
+            ms,
+            "the queue-time limit",
+        );
     }
     if let Some(r) = &a.rate_limit {
-        positive(v, &format!("{p}.admission.rate_limit.rate_per_s"), r.rate_per_s, "a rate limit");
+        positive(
+            v,
+            &format!("{p}.admission.rate_limit.rate_per_s"),
+            r.rate_per_s,
+            "a rate limit",
+        );
         if !(r.burst >= 1.0) || !r.burst.is_finite() {
-            v.push(Diagnostic::new(format!("{p}.admission.rate_limit.burst"), "the burst must be at least 1 request"));
+            v.push(Diagnostic::new(
+                format!("{p}.admission.rate_limit.burst"),
+                "the burst must be at least 1 request",
+            ));
         }
     }
     if let Some(n) = a.max_in_flight {
-        at_least_one(v, &format!("{p}.admission.max_in_flight"), n, "max_in_flight");
+        at_least_one(
+            v,
+            &format!("{p}.admission.max_in_flight"),
+            n,
+            "max_in_flight",
+        );
     }
     if let Some(n) = a.latch_above {
         at_least_one(v, &format!("{p}.admission.latch_above"), n, "latch_above");
     }
     if let Some(h) = &svc.health_check {
         let hp = format!("{p}.health_check");
-        positive(v, &format!("{hp}.interval_s"), h.interval_s, "the probe interval");
-        positive(v, &format!("{hp}.timeout_ms"), h.timeout_ms, "the probe timeout");
-        at_least_one(v, &format!("{hp}.unhealthy_after"), h.unhealthy_after, "unhealthy_after");
-        at_least_one(v, &format!("{hp}.healthy_after"), h.healthy_after, "healthy_after");
+        positive(
+            v,
+            &format!("{hp}.interval_s"),
+            h.interval_s,
+            "the probe interval",
+        );
+        positive(
+            v,
+            &format!("{hp}.timeout_ms"),
+            h.timeout_ms,
+            "the probe timeout",
+        );
+        at_least_one(
+            v,
+            &format!("{hp}.unhealthy_after"),
+            h.unhealthy_after,
+            "unhealthy_after",
+        );
+        at_least_one(
+            v,
+            &format!("{hp}.healthy_after"),
+            h.healthy_after,
+            "healthy_after",
+        );
         non_negative(v, &format!("{hp}.probe_ms"), h.probe_ms);
     }
     if let Some(t) = svc.panic_threshold {
         share(v, &format!("{p}.panic_threshold"), t, "the panic threshold");
         if svc.health_check.is_none() && svc.outlier_ejection.is_none() {
             v.push(
-                Diagnostic::new(format!("{p}.panic_threshold"), "a panic threshold needs health checks or outlier ejection")
-                    .with_hint("it decides when to ignore them; add health_check: (…)"),
+                Diagnostic::new(
+                    format!("{p}.panic_threshold"),
+                    "a panic threshold needs health checks or outlier ejection",
+                )
+                .with_hint("it decides when to ignore them; add health_check: (…)"),
             );
         }
     }
     if let Some(o) = &svc.outlier_ejection {
         let op = format!("{p}.outlier_ejection");
         if let Some(n) = o.consecutive_errors {
-            at_least_one(v, &format!("{op}.consecutive_errors"), n, "consecutive_errors");
+            at_least_one(
+                v,
+                &format!("{op}.consecutive_errors"),
+                n,
+                "consecutive_errors",
+            );
         }
-        positive_share(v, &format!("{op}.error_ratio"), o.error_ratio, "error_ratio");
+        positive_share(
+            v,
+            &format!("{op}.error_ratio"),
+            o.error_ratio,
+            "error_ratio",
+        );
         positive(v, &format!("{op}.window_s"), o.window_s, "the window");
-        at_least_one(v, &format!("{op}.min_requests"), o.min_requests, "min_requests");
+        at_least_one(
+            v,
+            &format!("{op}.min_requests"),
+            o.min_requests,
+            "min_requests",
+        );
         positive(v, &format!("{op}.eject_s"), o.eject_s, "the ejection time");
-        share(v, &format!("{op}.max_ejected"), o.max_ejected, "max_ejected");
+        share(
+            v,
+            &format!("{op}.max_ejected"),
+            o.max_ejected,
+            "max_ejected",
+        );
     }
     if let Some(s) = &svc.autoscale {
         let ap = format!("{p}.autoscale");
         positive(v, &format!("{ap}.target"), s.target, "the target");
-        if matches!(s.metric, super::ScaleMetric::Cpu | super::ScaleMetric::Workers) && s.target > 1.0 {
+        if matches!(
+            s.metric,
+            super::ScaleMetric::Cpu | super::ScaleMetric::Workers
+        ) && s.target > 1.0
+        {
             v.push(
-                Diagnostic::new(format!("{ap}.target"), format!("a utilisation target of {} is above 1", s.target))
-                    .with_hint("utilisation is a share: 0.6 means 60%"),
+                Diagnostic::new(
+                    format!("{ap}.target"),
+                    format!("a utilisation target of {} is above 1", s.target),
+                )
+                .with_hint("utilisation is a share: 0.6 means 60%"),
             );
         }
-        positive(v, &format!("{ap}.period_s"), s.period_s, "the evaluation period");
+        positive(
+            v,
+            &format!("{ap}.period_s"),
+            s.period_s,
+            "the evaluation period",
+        );
         non_negative(v, &format!("{ap}.cooldown_s"), s.cooldown_s);
         non_negative(v, &format!("{ap}.provision_delay_s"), s.provision_delay_s);
-        at_least_one(v, &format!("{ap}.max_provisioning"), s.max_provisioning, "max_provisioning");
+        at_least_one(
+            v,
+            &format!("{ap}.max_provisioning"),
+            s.max_provisioning,
+            "max_provisioning",
+        );
         at_least_one(v, &format!("{ap}.min"), s.min, "min");
         if s.max < s.min {
-            v.push(Diagnostic::new(format!("{ap}.max"), format!("max {} is below min {}", s.max, s.min)));
+            v.push(Diagnostic::new(
+                format!("{ap}.max"),
+                format!("max {} is below min {}", s.max, s.min),
+            ));
         } else if svc.instances < s.min || svc.instances > s.max {
             v.push(
-                Diagnostic::new(format!("{p}.instances"), format!("{} instances is outside the autoscaler's [{}, {}]", svc.instances, s.min, s.max))
-                    .with_hint("start inside the range the autoscaler keeps"),
+                Diagnostic::new(
+                    format!("{p}.instances"),
+                    format!(
+                        "{} instances is outside the autoscaler's [{}, {}]",
+                        svc.instances, s.min, s.max
+                    ),
+                )
+                .with_hint("start inside the range the autoscaler keeps"),
             );
         }
         non_negative(v, &format!("{ap}.warmup_s"), s.warmup_s);
-        positive(v, &format!("{ap}.warmup_factor"), s.warmup_factor, "the warm-up factor");
+        positive(
+            v,
+            &format!("{ap}.warmup_factor"),
+            s.warmup_factor,
+            "the warm-up factor",
+        );
     }
     if let Some(c) = &svc.cache {
         let cp = format!("{p}.cache");
-        call(v, &format!("{cp}.backing"), &c.backing, &svc.name, service_names, source_names, tick);
-        share(v, &format!("{cp}.max_hit_ratio"), c.max_hit_ratio, "max_hit_ratio");
+        call(
+            v,
+            &format!("{cp}.backing"),
+            &c.backing,
+            &svc.name,
+            service_names,
+            source_names,
+            tick,
+        );
+        share(
+            v,
+            &format!("{cp}.max_hit_ratio"),
+            c.max_hit_ratio,
+            "max_hit_ratio",
+        );
         at_least_one(v, &format!("{cp}.keys"), c.keys, "keys");
         if let Some(t) = c.ttl_s {
             positive(v, &format!("{cp}.ttl_s"), t, "a TTL");
         }
-        share(v, &format!("{cp}.initial_warmth"), c.initial_warmth, "initial_warmth");
+        share(
+            v,
+            &format!("{cp}.initial_warmth"),
+            c.initial_warmth,
+            "initial_warmth",
+        );
         if !svc.calls.is_empty() {
             v.push(
                 Diagnostic::new(format!("{p}.calls"), "a cache makes no calls besides its backing fills")
@@ -176,39 +320,82 @@ pub(super) fn service(
     }
     let l = &svc.lifecycle;
     for (j, c) in l.startup_calls.iter().enumerate() {
-        call(v, &format!("{p}.lifecycle.startup_calls[{j}]"), c, &svc.name, service_names, source_names, tick);
+        call(
+            v,
+            &format!("{p}.lifecycle.startup_calls[{j}]"),
+            c,
+            &svc.name,
+            service_names,
+            source_names,
+            tick,
+        );
     }
     for (j, pc) in l.periodic.iter().enumerate() {
         let pp = format!("{p}.lifecycle.periodic[{j}]");
         positive(v, &format!("{pp}.every_s"), pc.every_s, "a period");
-        call(v, &format!("{pp}.call"), &pc.call, &svc.name, service_names, source_names, tick);
+        call(
+            v,
+            &format!("{pp}.call"),
+            &pc.call,
+            &svc.name,
+            service_names,
+            source_names,
+            tick,
+        );
     }
     non_negative(v, &format!("{p}.lifecycle.restart_s"), l.restart_s);
     non_negative(v, &format!("{p}.lifecycle.warmup_s"), l.warmup_s);
-    positive(v, &format!("{p}.lifecycle.warmup_factor"), l.warmup_factor, "the warm-up factor");
+    positive(
+        v,
+        &format!("{p}.lifecycle.warmup_factor"),
+        l.warmup_factor,
+        "the warm-up factor",
+    );
     if let Some(q) = &svc.work_queue {
         let qp = format!("{p}.work_queue");
         if q.consumer == svc.name {
-            v.push(Diagnostic::new(format!("{qp}.consumer"), "a queue cannot consume its own items"));
+            v.push(Diagnostic::new(
+                format!("{qp}.consumer"),
+                "a queue cannot consume its own items",
+            ));
         } else {
-            known_service(v, &format!("{qp}.consumer"), &q.consumer, service_names, source_names);
+            known_service(
+                v,
+                &format!("{qp}.consumer"),
+                &q.consumer,
+                service_names,
+                source_names,
+            );
         }
-        at_least_one(v, &format!("{qp}.concurrency"), q.concurrency, "concurrency");
+        at_least_one(
+            v,
+            &format!("{qp}.concurrency"),
+            q.concurrency,
+            "concurrency",
+        );
         if let Some(r) = q.rate_per_s {
             positive(v, &format!("{qp}.rate_per_s"), r, "a delivery rate");
         }
         if let Some(t) = q.ttl_s {
             positive(v, &format!("{qp}.ttl_s"), t, "a TTL");
         }
-        at_least_one(v, &format!("{qp}.max_deliveries"), q.max_deliveries, "max_deliveries");
+        at_least_one(
+            v,
+            &format!("{qp}.max_deliveries"),
+            q.max_deliveries,
+            "max_deliveries",
+        );
         if let Some(t) = q.timeout_ms {
             positive(v, &format!("{qp}.timeout_ms"), t, "a timeout");
         }
         latency(v, &format!("{qp}.latency_ms"), q.latency_ms, tick);
         if !svc.calls.is_empty() || svc.cache.is_some() {
             v.push(
-                Diagnostic::new(format!("{p}.calls"), "a work queue acknowledges at once and makes no synchronous calls")
-                    .with_hint("its consumer makes the calls; move them there"),
+                Diagnostic::new(
+                    format!("{p}.calls"),
+                    "a work queue acknowledges at once and makes no synchronous calls",
+                )
+                .with_hint("its consumer makes the calls; move them there"),
             );
         }
     }
@@ -219,26 +406,62 @@ pub(super) fn service(
     if let Some(f) = &svc.failover {
         let fp = format!("{p}.failover");
         if f.replica == svc.name {
-            v.push(Diagnostic::new(format!("{fp}.replica"), "a service cannot be its own replica"));
+            v.push(Diagnostic::new(
+                format!("{fp}.replica"),
+                "a service cannot be its own replica",
+            ));
         } else {
-            known_service(v, &format!("{fp}.replica"), &f.replica, service_names, source_names);
-            if scenario.service(&f.replica).is_some_and(|r| r.failover.is_some()) {
-                v.push(Diagnostic::new(format!("{fp}.replica"), format!("the replica \"{}\" has a failover of its own", f.replica)).with_hint("chains of failovers are not modelled"));
+            known_service(
+                v,
+                &format!("{fp}.replica"),
+                &f.replica,
+                service_names,
+                source_names,
+            );
+            if scenario
+                .service(&f.replica)
+                .is_some_and(|r| r.failover.is_some())
+            {
+                v.push(
+                    Diagnostic::new(
+                        format!("{fp}.replica"),
+                        format!("the replica \"{}\" has a failover of its own", f.replica),
+                    )
+                    .with_hint("chains of failovers are not modelled"),
+                );
             }
         }
         non_negative(v, &format!("{fp}.detection_s"), f.detection_s);
         non_negative(v, &format!("{fp}.hold_down_s"), f.hold_down_s);
-        latency(v, &format!("{fp}.replica_latency_ms"), f.replica_latency_ms, tick);
+        latency(
+            v,
+            &format!("{fp}.replica_latency_ms"),
+            f.replica_latency_ms,
+            tick,
+        );
     }
 }
 
 /// The faults that need the mechanisms (caches, lifecycle, latches, throttles).
-pub(super) fn fault(v: &mut Vec<Diagnostic>, path: &str, fault: &FaultKind, scenario: &Scenario, services: &[&str], sources: &[&str]) {
+pub(super) fn fault(
+    v: &mut Vec<Diagnostic>,
+    path: &str,
+    fault: &FaultKind,
+    scenario: &Scenario,
+    services: &[&str],
+    sources: &[&str],
+) {
     let service_instances = |name: &str| scenario.service(name).map(|s| s.instances);
     let cache = |v: &mut Vec<Diagnostic>, service: &str| {
         known_service(v, &format!("{path}.service"), service, services, sources);
         if scenario.service(service).is_some_and(|s| s.cache.is_none()) {
-            v.push(Diagnostic::new(format!("{path}.service"), format!("\"{service}\" is not a cache")).with_hint("give it cache: (backing: (to: …))"));
+            v.push(
+                Diagnostic::new(
+                    format!("{path}.service"),
+                    format!("\"{service}\" is not a cache"),
+                )
+                .with_hint("give it cache: (backing: (to: …))"),
+            );
         }
     };
     match fault {
@@ -250,28 +473,60 @@ pub(super) fn fault(v: &mut Vec<Diagnostic>, path: &str, fault: &FaultKind, scen
             cache(v, service);
             non_negative(v, &format!("{path}.within_s"), *within_s);
         }
-        FaultKind::Restart { service, instances: sel, spread_s } => {
+        FaultKind::Restart {
+            service,
+            instances: sel,
+            spread_s,
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
-            instances(v, &format!("{path}.instances"), *sel, service_instances(service));
+            instances(
+                v,
+                &format!("{path}.instances"),
+                *sel,
+                service_instances(service),
+            );
             non_negative(v, &format!("{path}.spread_s"), *spread_s);
         }
-        FaultKind::ConfigPush { service, share: s, propagation_s, change } => {
+        FaultKind::ConfigPush {
+            service,
+            share: s,
+            propagation_s,
+            change,
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
             positive_share(v, &format!("{path}.share"), *s, "share");
             non_negative(v, &format!("{path}.propagation_s"), *propagation_s);
             match *change {
                 PushedChange::Errors(p) => share(v, &format!("{path}.change.0"), p, "probability"),
-                PushedChange::Slow(f) => positive(v, &format!("{path}.change.0"), f, "a slowdown factor"),
+                PushedChange::Slow(f) => {
+                    positive(v, &format!("{path}.change.0"), f, "a slowdown factor")
+                }
                 PushedChange::Latch => {}
             }
         }
-        FaultKind::LatchedFailure { service, instances: sel } => {
+        FaultKind::LatchedFailure {
+            service,
+            instances: sel,
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
-            instances(v, &format!("{path}.instances"), *sel, service_instances(service));
+            instances(
+                v,
+                &format!("{path}.instances"),
+                *sel,
+                service_instances(service),
+            );
         }
-        FaultKind::Throttle { service, rate_per_s } => {
+        FaultKind::Throttle {
+            service,
+            rate_per_s,
+        } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
-            positive(v, &format!("{path}.rate_per_s"), *rate_per_s, "a throttle rate");
+            positive(
+                v,
+                &format!("{path}.rate_per_s"),
+                *rate_per_s,
+                "a throttle rate",
+            );
         }
         // The base faults are checked in validate.rs.
         FaultKind::Kill { .. }
@@ -288,8 +543,15 @@ pub(super) fn fault(v: &mut Vec<Diagnostic>, path: &str, fault: &FaultKind, scen
 }
 
 /// The measurements an expectation states.
-pub(super) fn checks(v: &mut Vec<Diagnostic>, scenario: &Scenario, services: &[&str], sources: &[&str]) {
-    let Some(expect) = &scenario.expect else { return };
+pub(super) fn checks(
+    v: &mut Vec<Diagnostic>,
+    scenario: &Scenario,
+    services: &[&str],
+    sources: &[&str],
+) {
+    let Some(expect) = &scenario.expect else {
+        return;
+    };
     for (i, c) in expect.checks.iter().enumerate() {
         let p = format!("expect.checks[{i}]");
         if !sources.contains(&c.node.as_str()) {
@@ -298,40 +560,85 @@ pub(super) fn checks(v: &mut Vec<Diagnostic>, scenario: &Scenario, services: &[&
         non_negative(v, &format!("{p}.from_s"), c.from_s);
         if !(c.to_s > c.from_s) || c.to_s > scenario.duration_s + 1e-9 {
             v.push(
-                Diagnostic::new(format!("{p}.to_s"), format!("the window [{}, {}) s is empty or past the run's end", c.from_s, c.to_s))
-                    .with_hint(format!("end it after from_s and by duration_s ({} s)", scenario.duration_s)),
+                Diagnostic::new(
+                    format!("{p}.to_s"),
+                    format!(
+                        "the window [{}, {}) s is empty or past the run's end",
+                        c.from_s, c.to_s
+                    ),
+                )
+                .with_hint(format!(
+                    "end it after from_s and by duration_s ({} s)",
+                    scenario.duration_s
+                )),
             );
         }
         if c.at_least.is_none() && c.at_most.is_none() {
-            v.push(Diagnostic::new(p, "a check needs `at_least` or `at_most`").with_hint("e.g. at_least: 0.99"));
+            v.push(
+                Diagnostic::new(p, "a check needs `at_least` or `at_most`")
+                    .with_hint("e.g. at_least: 0.99"),
+            );
         }
     }
 }
 
 /// Alerts and operator steps.
-pub(super) fn alerts_and_operator(v: &mut Vec<Diagnostic>, scenario: &Scenario, services: &[&str], sources: &[&str]) {
+pub(super) fn alerts_and_operator(
+    v: &mut Vec<Diagnostic>,
+    scenario: &Scenario,
+    services: &[&str],
+    sources: &[&str],
+) {
     let mut names = BTreeSet::new();
     for (i, alert) in scenario.alerts.iter().enumerate() {
         let p = format!("alerts[{i}]");
         if alert.name.trim().is_empty() {
-            v.push(Diagnostic::new(format!("{p}.name"), "an alert needs a name"));
+            v.push(Diagnostic::new(
+                format!("{p}.name"),
+                "an alert needs a name",
+            ));
         } else if !names.insert(alert.name.as_str()) {
-            v.push(Diagnostic::new(format!("{p}.name"), format!("the alert name \"{}\" is used twice", alert.name)));
+            v.push(Diagnostic::new(
+                format!("{p}.name"),
+                format!("the alert name \"{}\" is used twice", alert.name),
+            ));
         }
         let is_source = sources.contains(&alert.node.as_str());
         if !is_source {
             known_service(v, &format!("{p}.node"), &alert.node, services, &[]);
         }
-        if is_source && matches!(alert.metric, AlertMetric::QueueLength | AlertMetric::Utilization) {
-            v.push(Diagnostic::new(format!("{p}.metric"), format!("a source has no {:?}", alert.metric)).with_hint("watch a service, or use ErrorRatio, SuccessRatio or P99Ms"));
+        if is_source
+            && matches!(
+                alert.metric,
+                AlertMetric::QueueLength | AlertMetric::Utilization
+            )
+        {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.metric"),
+                    format!("a source has no {:?}", alert.metric),
+                )
+                .with_hint("watch a service, or use ErrorRatio, SuccessRatio or P99Ms"),
+            );
         }
         if let Some(via) = &alert.via {
             known_service(v, &format!("{p}.via"), via, services, sources);
         }
         match (alert.above, alert.below) {
-            (None, None) => v.push(Diagnostic::new(p.clone(), "an alert needs `above` or `below`").with_hint("e.g. above: 0.05")),
-            (Some(_), Some(_)) => v.push(Diagnostic::new(p.clone(), "an alert has either `above` or `below`, not both").with_hint("make two alerts")),
-            (Some(x), None) | (None, Some(x)) if !x.is_finite() => v.push(Diagnostic::new(p.clone(), "the threshold must be a number")),
+            (None, None) => v.push(
+                Diagnostic::new(p.clone(), "an alert needs `above` or `below`")
+                    .with_hint("e.g. above: 0.05"),
+            ),
+            (Some(_), Some(_)) => v.push(
+                Diagnostic::new(
+                    p.clone(),
+                    "an alert has either `above` or `below`, not both",
+                )
+                .with_hint("make two alerts"),
+            ),
+            (Some(x), None) | (None, Some(x)) if !x.is_finite() => {
+                v.push(Diagnostic::new(p.clone(), "the threshold must be a number"))
+            }
             _ => {}
         }
         non_negative(v, &format!("{p}.for_s"), alert.for_s);
@@ -347,7 +654,10 @@ pub(super) fn alerts_and_operator(v: &mut Vec<Diagnostic>, scenario: &Scenario, 
                     None if alert_names.is_empty() => "define it under `alerts`".to_owned(),
                     None => format!("alerts are: {}", alert_names.join(", ")),
                 };
-                v.push(Diagnostic::new(format!("{p}.when.0"), format!("unknown alert \"{name}\"")).with_hint(hint));
+                v.push(
+                    Diagnostic::new(format!("{p}.when.0"), format!("unknown alert \"{name}\""))
+                        .with_hint(hint),
+                );
             }
             OperatorTrigger::Alert(_) => {}
         }
@@ -363,11 +673,22 @@ pub(super) fn alerts_and_operator(v: &mut Vec<Diagnostic>, scenario: &Scenario, 
                     known_service(v, &format!("{ap}.service"), s, services, sources);
                 }
             }
-            OperatorAction::RestartInstances { service, per_minute } => {
+            OperatorAction::RestartInstances {
+                service,
+                per_minute,
+            } => {
                 known_service(v, &format!("{ap}.service"), service, services, sources);
-                positive(v, &format!("{ap}.per_minute"), *per_minute, "a restart rate");
+                positive(
+                    v,
+                    &format!("{ap}.per_minute"),
+                    *per_minute,
+                    "a restart rate",
+                );
             }
-            OperatorAction::SetInstances { service, instances: n } => {
+            OperatorAction::SetInstances {
+                service,
+                instances: n,
+            } => {
                 known_service(v, &format!("{ap}.service"), service, services, sources);
                 at_least_one(v, &format!("{ap}.instances"), *n, "instances");
             }
@@ -375,7 +696,9 @@ pub(super) fn alerts_and_operator(v: &mut Vec<Diagnostic>, scenario: &Scenario, 
                 known_service(v, &format!("{ap}.service"), service, services, sources);
                 at_least_one(v, &format!("{ap}.workers"), *workers, "workers");
             }
-            OperatorAction::ResetLatched { service } => known_service(v, &format!("{ap}.service"), service, services, sources),
+            OperatorAction::ResetLatched { service } => {
+                known_service(v, &format!("{ap}.service"), service, services, sources)
+            }
             OperatorAction::ClearFaults => {}
         }
     }

@@ -8,26 +8,34 @@
 //! 6e-5 (normal approximation); a model that is off by more than a few standard errors fails.
 #![allow(dead_code, reason = "each test binary uses a subset of the helpers")]
 
+use cascade_sim::Simulation;
 use cascade_sim::metrics::{MetricsHistory, NodeCounters};
 use cascade_sim::scenario::{self, Scenario};
-use cascade_sim::Simulation;
 
 /// Standard errors allowed between an estimate and its closed form.
 pub const Z: f64 = 4.0;
 
 /// Parses a scenario written inline.
 pub fn parse(text: &str) -> Scenario {
-    Scenario::from_ron_str(text, "<test>").unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}"))
+    Scenario::from_ron_str(text, "<test>")
+        .unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}"))
 }
 
 /// Loads a scenario shipped under `scenarios/`.
 pub fn shipped(rel: &str) -> Scenario {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios").join(rel);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios")
+        .join(rel);
     scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One FIFO service `server` fed by a Poisson source `clients`.
-pub fn single_queue(rate_per_s: f64, workers: u32, service_time: &str, queue_capacity: Option<u32>) -> Scenario {
+pub fn single_queue(
+    rate_per_s: f64,
+    workers: u32,
+    service_time: &str,
+    queue_capacity: Option<u32>,
+) -> Scenario {
     let queue = match queue_capacity {
         Some(c) => format!("queue: (capacity: {c}),"),
         None => String::new(),
@@ -51,7 +59,13 @@ pub struct Batches {
 
 /// Runs `warmup_s`, then `batches` batches of `batch_s`, and returns each batch's counters
 /// for service `service` (index in file order).
-pub fn run_batches(scenario: &Scenario, service: usize, warmup_s: f64, batch_s: f64, batches: usize) -> Batches {
+pub fn run_batches(
+    scenario: &Scenario,
+    service: usize,
+    warmup_s: f64,
+    batch_s: f64,
+    batches: usize,
+) -> Batches {
     let mut sim = Simulation::new(scenario);
     let interval_s = sim.history().interval_ns as f64 / 1e9;
     let per_batch = (batch_s / interval_s).round() as u32;
@@ -63,12 +77,19 @@ pub fn run_batches(scenario: &Scenario, service: usize, warmup_s: f64, batch_s: 
         .map(|b| {
             let mut c = NodeCounters::default();
             for k in warm + b * per_batch..warm + (b + 1) * per_batch {
-                c.add(&MetricsHistory::row_at(ring, k).expect("history keeps every interval of a short run").counters);
+                c.add(
+                    &MetricsHistory::row_at(ring, k)
+                        .expect("history keeps every interval of a short run")
+                        .counters,
+                );
             }
             c
         })
         .collect();
-    Batches { batches: out, batch_ns: (batch_s * 1e9) as u64 }
+    Batches {
+        batches: out,
+        batch_ns: (batch_s * 1e9) as u64,
+    }
 }
 
 /// Mean and standard error of the mean of per-batch values.
