@@ -89,6 +89,7 @@ fn editing_a_parameter_changes_the_sim_component() {
         .find(|s| s.name == "db")
         .unwrap()
         .workers = 3;
+    let db_index = edited.services.iter().position(|s| s.name == "db").unwrap() as u32;
     app.world_mut().write_message(AppAction::Edit {
         scenario: Box::new(edited),
         label: "edit db".into(),
@@ -99,7 +100,7 @@ fn editing_a_parameter_changes_the_sim_component() {
     let mut q = app.world_mut().query::<&InstanceState>();
     let db: Vec<u32> = q
         .iter(app.world())
-        .filter(|i| i.service == 1)
+        .filter(|i| i.service == db_index)
         .map(|i| i.workers)
         .collect();
     assert_eq!(db, vec![3], "db's instance now has 3 workers");
@@ -120,7 +121,7 @@ fn editing_a_parameter_changes_the_sim_component() {
     let mut q = app.world_mut().query::<&InstanceState>();
     let db: Vec<u32> = q
         .iter(app.world())
-        .filter(|i| i.service == 1)
+        .filter(|i| i.service == db_index)
         .map(|i| i.workers)
         .collect();
     assert_eq!(db, vec![10], "undo restores 10 workers");
