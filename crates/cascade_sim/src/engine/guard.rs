@@ -11,7 +11,7 @@
 //! Guard state lives with the caller: per source, or per instance and call (`mech.rs`). Calls
 //! without guards never reach this file.
 
-use super::jobs::{BULKHEAD, HEDGED, NONE, ORPHANED, Phase};
+use super::jobs::{ALT, BULKHEAD, HEDGED, NONE, ORPHANED, Phase};
 use super::mech::CallGuard;
 use super::scheduler::EventKind;
 use super::step::{Ctx, varied_latency};
@@ -77,6 +77,7 @@ impl Ctx<'_, '_> {
     }
 
     /// Enters the bulkhead of job `j`'s current call; `Some(BulkheadFull)` when it is full.
+    #[inline]
     pub(crate) fn enter_bulkhead(&mut self, j: u32) -> Option<Outcome> {
         let max = self
             .e
@@ -97,6 +98,7 @@ impl Ctx<'_, '_> {
     }
 
     /// Leaves the bulkhead job `j` holds, if any.
+    #[inline]
     pub(crate) fn leave_bulkhead(&mut self, j: u32) {
         if self.e.jobs.get(j).flags & BULKHEAD == 0 {
             return;
@@ -225,13 +227,14 @@ impl Ctx<'_, '_> {
         child.child = NONE;
         let kgen = child.generation;
         let jm = self.e.jobs.get_mut(j);
-        jm.alt_token = token;
-        jm.alt_child = p.child;
-        jm.alt_child_gen = p.child_gen;
         jm.token = new_token;
         jm.child = k;
         jm.child_gen = kgen;
-        jm.flags |= HEDGED;
+        jm.flags |= HEDGED | ALT;
+        let side = self.e.jobs.side_mut(j);
+        side.alt_token = token;
+        side.alt_child = p.child;
+        side.alt_child_gen = p.child_gen;
         let now = self.e.now;
         let extra = self.e.links[call.link as usize].extra_ns;
         let (loss, lost_link) = {
@@ -270,9 +273,10 @@ impl Ctx<'_, '_> {
     /// the other attempt; false when the other attempt may still succeed.
     pub(crate) fn settle_hedge(&mut self, j: u32, token: u32, outcome: Outcome) -> bool {
         let job = *self.e.jobs.get(j);
+        let side = *self.e.jobs.side(j);
         let from_hedge = token == job.token;
         let other_pending = if from_hedge {
-            job.alt_child != NONE
+            side.alt_child != NONE
         } else {
             job.child != NONE
         };
@@ -280,21 +284,21 @@ impl Ctx<'_, '_> {
         jm.flags &= !HEDGED;
         if outcome == Outcome::Success || !other_pending {
             if from_hedge {
-                self.orphan_chain(job.alt_child, job.alt_child_gen);
+                self.orphan_chain(side.alt_child, side.alt_child_gen);
             } else {
                 // The token stays the hedge's (the larger): the next call's token must differ
                 // from both attempts', or the abandoned hedge's late reply would answer it.
                 self.orphan_chain(job.child, job.child_gen);
             }
-            self.e.jobs.get_mut(j).alt_token = 0;
+            self.e.jobs.get_mut(j).flags &= !ALT;
             return true;
         }
         if from_hedge {
             // The hedge failed: wait for the first attempt (its token stays valid).
-            jm.token = job.alt_token;
-            jm.child = job.alt_child;
-            jm.child_gen = job.alt_child_gen;
-            jm.alt_token = 0;
+            jm.token = side.alt_token;
+            jm.child = side.alt_child;
+            jm.child_gen = side.alt_child_gen;
+            jm.flags &= !ALT;
         }
         // Else the first failed and the hedge goes on; its timeout still carries the first
         // attempt's token, which `alt_token` keeps valid.

@@ -57,6 +57,8 @@ pub const BULKHEAD: u16 = 128;
 pub const FILLING: u16 = 256;
 /// Job flag: it missed the cache and made the backing call (its success fills the key).
 pub const MISSED: u16 = 512;
+/// Job flag: the first attempt of its hedged call still answers it ([`JobSide::alt_token`]).
+pub const ALT: u16 = 1024;
 
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -134,24 +136,24 @@ pub struct Job {
     pub key: u32,
     /// Optimistic concurrency: the version read when its work started.
     pub read_version: u32,
-    /// Hedged call: the first attempt's token, child and child generation.
+}
+
+/// The rarely used part of a job, kept beside [`Job`] so that a job stays within two cache
+/// lines. Not reset when a slot is reused: each field is written before it is read (under the
+/// [`HEDGED`] or [`ALT`] flag, or at an internal job's creation).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobSide {
+    /// Hedged call: the first attempt's token (valid under [`ALT`]).
     pub alt_token: u32,
-    /// See `alt_token`.
+    /// Hedged call: the first attempt's child and its generation (valid under [`HEDGED`]).
     pub alt_child: u32,
-    /// See `alt_token`.
+    /// See `alt_child`.
     pub alt_child_gen: u32,
     /// Internal jobs of instances: the instance's incarnation when made (stale after a restart).
     pub incarnation: u32,
 }
 
 impl Job {
-    /// True if a reply carrying `token` still answers this job's current call: the current
-    /// attempt's, or while hedged, the first attempt's too.
-    #[inline]
-    pub fn awaits(&self, token: u32) -> bool {
-        self.token == token || (self.alt_token != 0 && self.alt_token == token)
-    }
-
     /// True if the caller gave up on it.
     #[inline]
     pub fn orphaned(&self) -> bool {
@@ -181,6 +183,7 @@ impl Job {
 #[derive(Debug, Default)]
 pub struct Jobs {
     slots: Vec<Job>,
+    side: Vec<JobSide>,
     free: Vec<u32>,
     live: usize,
     next_serial: u64,
@@ -206,6 +209,7 @@ impl Jobs {
                 serial,
                 ..Job::default()
             });
+            self.side.push(JobSide::default());
             (self.slots.len() - 1) as u32
         }
     }
@@ -219,6 +223,26 @@ impl Jobs {
         job.phase = Phase::Free;
         self.free.push(i);
         self.live -= 1;
+    }
+
+    /// The rarely used part of job `i`.
+    #[inline]
+    pub fn side(&self, i: u32) -> &JobSide {
+        &self.side[i as usize]
+    }
+
+    /// The rarely used part of job `i`.
+    #[inline]
+    pub fn side_mut(&mut self, i: u32) -> &mut JobSide {
+        &mut self.side[i as usize]
+    }
+
+    /// True if a reply carrying `token` still answers job `i`'s current call: the current
+    /// attempt's, or while hedged, the first attempt's too.
+    #[inline]
+    pub fn awaits(&self, i: u32, token: u32) -> bool {
+        let job = &self.slots[i as usize];
+        job.token == token || (job.flags & ALT != 0 && self.side[i as usize].alt_token == token)
     }
 
     /// The job at `i` (any generation).

@@ -179,7 +179,7 @@ impl Ctx<'_, '_> {
         job.arrive_ns = now;
         job.deadline_ns = NEVER;
         job.journey = NONE;
-        job.incarnation = incarnation;
+        self.e.jobs.side_mut(j).incarnation = incarnation;
         j
     }
 
@@ -297,7 +297,7 @@ impl Ctx<'_, '_> {
         let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
             return;
         };
-        if m.incarnation != job.incarnation {
+        if m.incarnation != self.e.jobs.side(j).incarnation {
             return;
         }
         match job.purpose {

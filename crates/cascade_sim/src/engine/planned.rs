@@ -241,7 +241,7 @@ impl Ctx<'_, '_> {
         let Some(p) = self.e.jobs.live(parent, parent_gen) else {
             return;
         };
-        if !p.awaits(parent_token) {
+        if !self.e.jobs.awaits(parent, parent_token) {
             return;
         }
         let to = if p.is_client() {

@@ -27,7 +27,7 @@
 use bevy_ecs::prelude::*;
 
 use super::data::CacheStep;
-use super::jobs::{CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE, Phase};
+use super::jobs::{ALT, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE, Phase};
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
 use super::scheduler::{EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
@@ -424,7 +424,7 @@ impl Ctx<'_, '_> {
         let p = self.e.jobs.get_mut(j);
         p.call_attempt = attempt;
         p.token = token;
-        p.alt_token = 0;
+        p.flags &= !ALT;
         p.phase = Phase::Calling;
         p.child = k;
         p.child_gen = kgen;
@@ -573,12 +573,14 @@ impl Ctx<'_, '_> {
             return;
         };
         let hedged = job.flags & HEDGED != 0;
-        if job.phase != Phase::Calling || !job.awaits(token) {
+        if job.phase != Phase::Calling || !self.e.jobs.awaits(j, token) {
             return;
         }
         let (client, internal, reps_left) = (job.is_client(), job.is_internal(), job.reps_left);
-        if let Some((link, _)) = self.current_link(j) {
-            let c = &mut self.e.links[link as usize].interval;
+        let mut guarded = false;
+        if let Some(call) = self.e.model.call_for(job) {
+            guarded = call.guard.is_some();
+            let c = &mut self.e.links[call.link as usize].interval;
             if outcome == Outcome::Success {
                 c.successes += 1;
             } else {
@@ -589,7 +591,9 @@ impl Ctx<'_, '_> {
             // One of two hedged attempts failed; the other may still succeed.
             return;
         }
-        self.guard_record(j, outcome);
+        if guarded {
+            self.guard_record(j, outcome);
+        }
         let job = self.e.jobs.get_mut(j);
         job.child = NONE;
         // The attempt is answered: its timeout can never fire now.
@@ -619,7 +623,7 @@ impl Ctx<'_, '_> {
             return;
         };
         let hedged = job.flags & HEDGED != 0;
-        if job.phase != Phase::Calling || !job.awaits(token) {
+        if job.phase != Phase::Calling || !self.e.jobs.awaits(j, token) {
             return;
         }
         let (child, child_gen, journey, client, node) = (
@@ -629,12 +633,12 @@ impl Ctx<'_, '_> {
             job.is_client(),
             job.node,
         );
-        let (alt_child, alt_gen) = (job.alt_child, job.alt_child_gen);
+        let side = *self.e.jobs.side(j);
+        let (alt_child, alt_gen) = (side.alt_child, side.alt_child_gen);
         let jm = self.e.jobs.get_mut(j);
         jm.child = NONE;
         jm.timeout = EventHandle::NONE;
-        jm.flags &= !HEDGED;
-        jm.alt_token = 0;
+        jm.flags &= !(HEDGED | ALT);
         self.orphan_chain(child, child_gen);
         if hedged {
             self.orphan_chain(alt_child, alt_gen);
@@ -659,7 +663,14 @@ impl Ctx<'_, '_> {
                 });
             }
         }
-        self.guard_record(j, Outcome::Timeout);
+        if self
+            .e
+            .model
+            .call_for(self.e.jobs.get(j))
+            .is_some_and(|c| c.guard.is_some())
+        {
+            self.guard_record(j, Outcome::Timeout);
+        }
         self.on_attempt_failed(j, Outcome::Timeout);
     }
 
@@ -1173,7 +1184,7 @@ impl Ctx<'_, '_> {
         let Some(p) = self.e.jobs.live(parent, parent_gen) else {
             return;
         };
-        if !p.awaits(parent_token) {
+        if !self.e.jobs.awaits(parent, parent_token) {
             return;
         }
         let (parent_node, parent_client, parent_calling, parent_timeout) =
@@ -1334,7 +1345,8 @@ impl Ctx<'_, '_> {
             let job = *self.e.jobs.get(k);
             self.orphan_chain(job.child, job.child_gen);
             if job.flags & HEDGED != 0 {
-                self.orphan_chain(job.alt_child, job.alt_child_gen);
+                let side = *self.e.jobs.side(k);
+                self.orphan_chain(side.alt_child, side.alt_child_gen);
             }
             if job.flags & super::jobs::FILLING != 0 {
                 self.end_cache_fill(k, false);
