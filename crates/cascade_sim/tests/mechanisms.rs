@@ -210,6 +210,39 @@ fn hedged_requests_match_the_minimum_of_two_closed_form() {
     );
 }
 
+#[test]
+fn a_hedge_recovers_requests_lost_on_the_wire() {
+    // Loss p on each leg, deterministic 1 ms work, a hedge at 10 ms (after any reply could be
+    // back), a 50 ms timeout, no retries. The first attempt answers with probability
+    // a = (1 − p)²; otherwise the hedge is sent (whether the request or the reply was lost)
+    // and answers with probability a: success = a + (1 − a)·a.
+    let p = 0.3f64;
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "hedged loss", duration_s: 1, seed: 37,
+            sources: [(name: "clients", target: "api", rate: Constant(1000), timeout_ms: 50.0, hedge_after_ms: 10.0)],
+            services: [(name: "api", workers: 100, service_time: Deterministic(ms: 1.0))],
+            faults: [(at_s: 0.0, fault: PacketLoss(from: "clients", to: "api", probability: {p}))],
+        )"#
+    ));
+    let sim = run(&s, 62.0);
+    let c = source(&sim, 0, 1, 61);
+    let done = (c.succeeded + c.failed_total()) as f64;
+    let ok = c.succeeded as f64 / done;
+    let a = (1.0 - p) * (1.0 - p);
+    let expected = a + (1.0 - a) * a;
+    assert!(
+        (ok - expected).abs() < common::Z * se(expected, done),
+        "success {ok:.4} vs {expected:.4}"
+    );
+    let hedged = c.hedges as f64 / done;
+    assert!(
+        (hedged - (1.0 - a)).abs() < common::Z * se(1.0 - a, done),
+        "hedged share {hedged:.4} vs {:.4}",
+        1.0 - a
+    );
+}
+
 // ------------------------------------------------------------------- the network
 
 #[test]

@@ -63,7 +63,11 @@ impl Ctx<'_, '_> {
                 g.breakers_open = open_breakers.get(s).copied().unwrap_or(0);
                 g
             } else {
-                Default::default()
+                // Without mechanisms every instance in rotation is one the balancer trusts.
+                crate::metrics::Gauges {
+                    healthy_instances: self.services[s].routable.len() as u32,
+                    ..Default::default()
+                }
             };
             let svc = &mut *self.services[s];
             let row = NodeRow {

@@ -193,11 +193,9 @@ impl Ctx<'_, '_> {
         let Some(job) = self.e.jobs.live(j, generation) else {
             return;
         };
-        if job.phase != Phase::Calling
-            || job.token != token
-            || job.flags & HEDGED != 0
-            || job.child == NONE
-        {
+        // A first attempt lost on the wire (`child` NONE) is hedged too: the hedge is the
+        // request's only chance before the timeout.
+        if job.phase != Phase::Calling || job.token != token || job.flags & HEDGED != 0 {
             return;
         }
         let p = *job;
