@@ -323,4 +323,10 @@ mod tests {
         assert_eq!(jobs.live_count(), 1);
         assert_eq!(jobs.capacity(), 1);
     }
+
+    #[test]
+    fn a_job_fits_two_cache_lines() {
+        // The hot loop touches a job per event; rarely used fields belong in `JobSide`.
+        assert!(size_of::<Job>() <= 128, "{} bytes", size_of::<Job>());
+    }
 }

@@ -384,10 +384,10 @@ impl Ctx<'_, '_> {
         };
         let (to, link_id, latency_ns, timeout_ns) =
             (call.to, call.link, call.latency_ns, call.timeout_ns);
-        let (latency_sd_ns, guard) = (call.latency_sd_ns, call.guard);
-        if guard.is_some()
-            && let Some(outcome) = self.guard_admit(j)
-        {
+        // The guard is read in place (it is large): whether there is one, and its hedge delay.
+        let (latency_sd_ns, guarded) = (call.latency_sd_ns, call.guard.is_some());
+        let hedge_ns = call.guard.as_ref().map_or(NEVER, |g| g.hedge_ns);
+        if guarded && let Some(outcome) = self.guard_admit(j) {
             self.fail_call_locally(j, outcome);
             return None;
         }
@@ -521,12 +521,9 @@ impl Ctx<'_, '_> {
             };
             self.e.jobs.get_mut(j).timeout = handle;
         }
-        if let Some(g) = guard
-            && g.hedge_ns != NEVER
-            && (timeout_ns == NEVER || g.hedge_ns < timeout_ns)
-        {
+        if hedge_ns != NEVER && (timeout_ns == NEVER || hedge_ns < timeout_ns) {
             self.e.sched.schedule(
-                now + g.hedge_ns,
+                now + hedge_ns,
                 EventKind::HedgeFire,
                 j,
                 generation,
