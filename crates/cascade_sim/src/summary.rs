@@ -122,22 +122,17 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// The verdict of the run so far.
 /// The verdict of the run so far (the end-of-run rule, see `verdict.rs`). With `live`, the
-/// final window is shortened to the time since the trigger ended (at least the smoothing
-/// window), so a run in progress reads "recovered" or "metastable" as soon as the evidence
-/// since the trigger is unanimous, rather than waiting a full judging window.
+/// final window is the evidence since the trigger ended ([`crate::verdict::live_window_s`]),
+/// so a run in progress reads "recovered" or "metastable" once that evidence is settled,
+/// rather than waiting a full judging window.
 pub fn current_verdict(world: &World, live: bool) -> Option<Verdict> {
     let history = world.get_resource::<MetricsHistory>()?;
     let scenario = &world.get_resource::<ActiveScenario>()?.0;
     let interval_s = history.interval_ns as f64 / 1e9;
     let mut settings = scenario.verdict;
     if live {
-        let last_trigger = history.system.iter().rposition(|r| r.trigger_active);
-        if let Some(i) = last_trigger {
-            let since_s = (history.system.len() - (i + 1)) as f64 * interval_s;
-            settings.judge_window_s = settings
-                .judge_window_s
-                .min(since_s.max(settings.smooth_s).max(interval_s));
-        }
+        settings.judge_window_s =
+            crate::verdict::live_window_s(&history.system, interval_s, &settings);
     }
     let window = (settings.judge_window_s / interval_s).round().max(1.0) as u32;
     let names: Vec<(String, bool)> = world

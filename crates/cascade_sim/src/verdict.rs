@@ -49,21 +49,7 @@ pub fn judge(
     window: &[(String, NodeCounters)],
 ) -> Verdict {
     let n = rows.len();
-    let half = ((settings.smooth_s / interval_s / 2.0).floor() as usize).min(n);
-    // The first interval is a warm-up: requests that arrived late in it complete in the next,
-    // so its success ratio is biased low by up to (latency / interval).
-    let healthy_at: Vec<bool> = (0..n)
-        .map(|i| {
-            if i == 0 {
-                return true;
-            }
-            let (from, to) = (i.saturating_sub(half), (i + half + 1).min(n));
-            let (o, g) = rows[from..to]
-                .iter()
-                .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
-            o == 0 || g as f64 / o as f64 >= settings.healthy_ratio
-        })
-        .collect();
+    let healthy_at = healthy_intervals(rows, interval_s, settings);
     let window_len = ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1));
     let final_rows = &rows[n.saturating_sub(window_len)..];
     let final_ratio = {
@@ -113,6 +99,64 @@ pub fn judge(
             ..base
         }
     }
+}
+
+/// The judging window of a run in progress, in seconds (the live verdict). With no trigger,
+/// or a trigger still on, it is the scenario's window. After a trigger it is the evidence
+/// since then: the trailing streak of intervals with the latest health, once that streak
+/// spans the smoothing window (so a system back to health for `smooth_s` reads `recovered`,
+/// one unhealthy since the trigger ended reads `metastable`); while the streak is shorter the
+/// window reaches back over the trigger, which reads `down` (the outcome is not settled yet).
+pub fn live_window_s(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings) -> f64 {
+    let n = rows.len();
+    let Some(last_trigger) = rows.iter().rposition(|r| r.trigger_active) else {
+        return settings.judge_window_s;
+    };
+    let since = n - (last_trigger + 1);
+    if since == 0 {
+        return settings.judge_window_s;
+    }
+    let healthy = healthy_intervals(rows, interval_s, settings);
+    let latest = healthy[n - 1];
+    // Only intervals after the trigger count as evidence.
+    let streak = healthy
+        .iter()
+        .rev()
+        .take(since)
+        .take_while(|&&h| h == latest)
+        .count();
+    let smooth = ((settings.smooth_s / interval_s).round() as usize).max(1);
+    let window = if streak >= smooth {
+        streak
+    } else {
+        since + 1
+    };
+    settings.judge_window_s.min(window as f64 * interval_s)
+}
+
+/// Whether each interval is healthy: the success ratio over the smoothing window centred on
+/// it (cut at the ends of the run) reaches `healthy_ratio`, or nothing was offered.
+pub fn healthy_intervals(
+    rows: &[SystemRow],
+    interval_s: f64,
+    settings: &VerdictSettings,
+) -> Vec<bool> {
+    let n = rows.len();
+    let half = ((settings.smooth_s / interval_s / 2.0).floor() as usize).min(n);
+    // The first interval is a warm-up: requests that arrived late in it complete in the next,
+    // so its success ratio is biased low by up to (latency / interval).
+    (0..n)
+        .map(|i| {
+            if i == 0 {
+                return true;
+            }
+            let (from, to) = (i.saturating_sub(half), (i + half + 1).min(n));
+            let (o, g) = rows[from..to]
+                .iter()
+                .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
+            o == 0 || g as f64 / o as f64 >= settings.healthy_ratio
+        })
+        .collect()
 }
 
 /// What keeps a system in its bad state, from each service's counters over the final window:
@@ -314,5 +358,61 @@ mod tests {
             VerdictKind::Down,
             "no trigger: overload"
         );
+    }
+
+    /// The live verdict after each interval of `ratios` (judged with the live window).
+    fn live_verdicts(ratios: &[(f64, bool)], settings: &VerdictSettings) -> Vec<VerdictKind> {
+        let rows = series(ratios);
+        (1..=rows.len())
+            .map(|n| {
+                let mut s = *settings;
+                s.judge_window_s = live_window_s(&rows[..n], 1.0, settings);
+                judge(&rows[..n], 1.0, &s, &[]).kind
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_live_run_that_heals_after_a_transient_reads_down_then_recovered_never_metastable() {
+        // Trigger at 5–7 s, the outage outlasts it by 2 s, then health for good: smoothed over
+        // 5 s, intervals 3–11 are unhealthy. The live verdict must not call the transient
+        // metastable (it used to keep the transient in its window until a full judging window
+        // had passed).
+        let mut ratios = vec![(1.0, false); 5];
+        ratios.extend([(0.1, true), (0.1, true), (0.1, false), (0.1, false)]);
+        ratios.extend(vec![(1.0, false); 20]);
+        let smooth = VerdictSettings {
+            healthy_ratio: 0.9,
+            judge_window_s: 30.0,
+            smooth_s: 5.0,
+        };
+        let v = live_verdicts(&ratios, &smooth);
+        assert!(!v.contains(&VerdictKind::Metastable), "{v:?}");
+        assert_eq!(v[6], VerdictKind::Down, "during the trigger");
+        assert_eq!(v[10], VerdictKind::Down, "the transient is not settled yet");
+        assert_eq!(*v.last().unwrap(), VerdictKind::Recovered);
+        let first_recovered = v.iter().position(|k| *k == VerdictKind::Recovered).unwrap();
+        assert_eq!(first_recovered, 15, "after 5 healthy intervals (11–15)");
+    }
+
+    #[test]
+    fn a_live_run_that_stays_down_after_the_trigger_reads_metastable_once_settled() {
+        let mut ratios = vec![(1.0, false); 5];
+        ratios.extend([(0.1, true), (0.1, true)]);
+        ratios.extend(vec![(0.1, false); 20]);
+        let smooth = VerdictSettings {
+            healthy_ratio: 0.9,
+            judge_window_s: 30.0,
+            smooth_s: 5.0,
+        };
+        let v = live_verdicts(&ratios, &smooth);
+        assert_eq!(
+            v[7],
+            VerdictKind::Down,
+            "1 s after the trigger: not settled"
+        );
+        // Unhealthy since the trigger ended (interval 7) for a smoothing window: 7–11.
+        assert_eq!(v[11], VerdictKind::Metastable, "{v:?}");
+        assert_eq!(*v.last().unwrap(), VerdictKind::Metastable);
     }
 }

@@ -187,8 +187,9 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
                 let y_max = lines
                     .iter()
                     .flat_map(|(_, v, _)| v.iter().map(|p| p[1]))
-                    .fold(0.0f64, f64::max)
-                    .max(1e-9);
+                    .fold(0.0f64, f64::max);
+                // An all-zero series gets a 0–1 axis (not one scaled to rounding noise).
+                let y_max = if y_max > 0.0 { y_max } else { 1.0 };
                 ui.vertical(|ui| {
                     ui.label(egui::RichText::new(name).small());
                     Plot::new(("chart", i))
@@ -202,6 +203,7 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
                         )
                         .allow_scroll(false)
                         .include_y(0.0)
+                        .include_y(y_max)
                         .x_axis_label("s")
                         .show(ui, |plot| {
                             for (start, end, _label) in faults {
