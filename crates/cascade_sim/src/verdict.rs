@@ -126,11 +126,7 @@ pub fn live_window_s(rows: &[SystemRow], interval_s: f64, settings: &VerdictSett
         .take_while(|&&h| h == latest)
         .count();
     let smooth = ((settings.smooth_s / interval_s).round() as usize).max(1);
-    let window = if streak >= smooth {
-        streak
-    } else {
-        since + 1
-    };
+    let window = if streak >= smooth { streak } else { since + 1 };
     settings.judge_window_s.min(window as f64 * interval_s)
 }
 

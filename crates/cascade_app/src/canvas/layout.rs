@@ -13,8 +13,9 @@ use cascade_sim::scenario::Scenario;
 
 /// Vertical distance between layers, world units.
 pub const LAYER_GAP: f32 = 150.0;
-/// Horizontal distance between neighbours in a layer, world units.
-pub const NODE_GAP: f32 = 170.0;
+/// Horizontal distance between neighbours in a layer, world units: wide enough for a label
+/// such as "1,000/s · p99 300 ms" beside its node.
+pub const NODE_GAP: f32 = 250.0;
 
 /// World position of every node (sources and services), by name.
 pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
