@@ -166,7 +166,7 @@ fn run_unthrottled(world: &mut World) {
         world.run_schedule(FixedMain);
         return;
     }
-    if !(playing && speed == Speed::Max) || !world.resource::<Engine>().loaded {
+    if !(playing && speed == Speed::Max && world.resource::<Engine>().loaded) {
         return;
     }
     run_for(world, budget);

@@ -258,7 +258,7 @@ pub fn apply_actions(
                 None => requests.save_dialog = true,
             },
             AppAction::SaveAsPath(path) => {
-                save(&mut doc, &path, &mut errors, &mut notice, &mut settings)
+                save(&mut doc, &path, &mut errors, &mut notice, &mut settings);
             }
             AppAction::Reset { seed } => {
                 if let Some(seed) = seed {

@@ -67,7 +67,7 @@ fn the_teaching_scenario_with_a_fault_shows_nodes_in_two_health_colours() {
     assert_eq!((w, h), (1600, 960), "the window's size");
     // Count health-coloured pixels on the canvas (between the side panels, above the charts).
     let (x0, x1, y0, y1) = (w as usize * 3 / 10, w as usize * 7 / 10, 40, h as usize / 2);
-    let mut counts = vec![0usize; 4];
+    let mut counts = [0usize; 4];
     for y in y0..y1 {
         for x in x0..x1 {
             let p = pixels[y * w as usize + x];

@@ -268,7 +268,7 @@ pub fn link_modifiers<'a>(
         match &f.kind {
             FaultKind::Partition { .. } => m.partitioned = true,
             FaultKind::LinkLatency { added_ms, .. } => {
-                m.added_ns += crate::time::ms_to_ns(*added_ms)
+                m.added_ns += crate::time::ms_to_ns(*added_ms);
             }
             FaultKind::PacketLoss { probability, .. } => pass *= 1.0 - probability,
             FaultKind::OneWayPartition {
@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn active_faults_combine_by_the_documented_rules() {
         let s = || "db".to_owned();
-        let faults = vec![
+        let faults = [
             rec(
                 FaultKind::Slow {
                     service: s(),

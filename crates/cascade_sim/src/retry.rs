@@ -224,7 +224,7 @@ mod tests {
             // Brooker: sleep = min(cap, uniform(base, previous * 3)), previous starting at base.
             let hi = if prev == 0 { 15_000_000 } else { prev * 3 };
             assert!(
-                d >= 5_000_000.min(100_000_000) && d <= hi.min(100_000_000),
+                d >= 5_000_000 && d <= hi.min(100_000_000),
                 "retry {n}: {d} after {prev}"
             );
             prev = d;

@@ -74,7 +74,7 @@ fn every_scenario_with_a_stated_outcome_ends_as_stated() {
 /// The mechanisms and fault kinds a scenario uses, by name.
 fn features(s: &Scenario) -> BTreeSet<&'static str> {
     let mut f = BTreeSet::new();
-    let mut call = |f: &mut BTreeSet<&'static str>, c: &scenario::CallSpec| {
+    let call = |f: &mut BTreeSet<&'static str>, c: &scenario::CallSpec| {
         if c.breaker.is_some() {
             f.insert("breaker");
         }

@@ -198,10 +198,6 @@ fn press(
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "dragging touches the pointer, camera, graph and document"
-)]
 fn drag_and_release(
     buttons: Res<ButtonInput<MouseButton>>,
     mut pointer: ResMut<CanvasPointer>,

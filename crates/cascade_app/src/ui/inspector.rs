@@ -528,7 +528,7 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
                     r.budget = Some(RetryBudgetSpec {
                         ratio: 0.1,
                         max_tokens: 10.0,
-                    })
+                    });
                 }
                 (false, Some(_)) => r.budget = None,
                 _ => {}

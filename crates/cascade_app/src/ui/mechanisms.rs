@@ -205,7 +205,7 @@ pub fn call_mechanisms_ui(ui: &mut egui::Ui, c: &mut CallSpec, id: &str) {
                             .on_hover_text("Rolling window of the failure share");
                     });
                     row(ui, "opens at", |ui| {
-                        pct(ui, &mut b.error_ratio, "Failure share that opens it")
+                        pct(ui, &mut b.error_ratio, "Failure share that opens it");
                     });
                     row(ui, "min requests", |ui| {
                         ui.add(egui::DragValue::new(&mut b.min_requests).range(1..=100_000));
@@ -216,7 +216,7 @@ pub fn call_mechanisms_ui(ui: &mut egui::Ui, c: &mut CallSpec, id: &str) {
                             &mut b.consecutive_failures,
                             5,
                             "Consecutive failures that open it",
-                        )
+                        );
                     });
                     row(ui, "open for", |ui| {
                         ui.add(secs(&mut b.open_s));
@@ -299,7 +299,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
     let others = service_names(scenario, &s.name);
     egui::Grid::new("svc-mech").num_columns(2).show(ui, |ui| {
         row(ui, "CPU cores", |ui| {
-            optional_u32(ui, &mut s.cores, s.workers.max(1), "Own work needs a core; waiting on a call holds only a worker. Off: as many cores as workers")
+            optional_u32(ui, &mut s.cores, s.workers.max(1), "Own work needs a core; waiting on a call holds only a worker. Off: as many cores as workers");
         });
     });
     let mut admission = (s.admission != AdmissionSpec::default()).then_some(s.admission);
@@ -321,7 +321,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             500.0,
                             ms,
                             "Drop requests that waited longer than this",
-                        )
+                        );
                     });
                     row(ui, "LIFO above", |ui| {
                         optional_u32(
@@ -329,7 +329,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             &mut a.lifo_above,
                             10,
                             "Serve newest first while more than this many wait",
-                        )
+                        );
                     });
                     row(ui, "rate limit", |ui| {
                         ui.horizontal(|ui| {
@@ -342,7 +342,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                                     a.rate_limit = Some(RateLimitSpec {
                                         rate_per_s: 100.0,
                                         burst: 10.0,
-                                    })
+                                    });
                                 }
                                 (false, Some(_)) => a.rate_limit = None,
                                 _ => {}
@@ -367,7 +367,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             &mut a.max_in_flight,
                             1000,
                             "Connections / file descriptors: beyond it requests fail fast",
-                        )
+                        );
                     });
                     row(ui, "latch above", |ui| {
                         optional_u32(
@@ -375,7 +375,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             &mut a.latch_above,
                             5000,
                             "An instance holding more crashes and stays down until reset",
-                        )
+                        );
                     });
                 });
         },
@@ -461,10 +461,10 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             &mut o.consecutive_errors,
                             5,
                             "Consecutive errors that eject (Envoy's consecutive 5xx)",
-                        )
+                        );
                     });
                     row(ui, "ejects at", |ui| {
-                        pct(ui, &mut o.error_ratio, "Error share")
+                        pct(ui, &mut o.error_ratio, "Error share");
                     });
                     row(ui, "window", |ui| {
                         ui.add(secs(&mut o.window_s));
@@ -476,7 +476,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                         ui.add(secs(&mut o.eject_s));
                     });
                     row(ui, "at most", |ui| {
-                        pct(ui, &mut o.max_ejected, "Share of instances ejected at once")
+                        pct(ui, &mut o.max_ejected, "Share of instances ejected at once");
                     });
                 });
         },
@@ -581,14 +581,14 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         |ui, c| {
             egui::Grid::new("cache-grid").num_columns(2).show(ui, |ui| {
                 row(ui, "backing store", |ui| {
-                    service_combo(ui, "cache-backing", &mut c.backing.to, &others)
+                    service_combo(ui, "cache-backing", &mut c.backing.to, &others);
                 });
                 row(ui, "hit ratio (warm)", |ui| {
                     pct(
                         ui,
                         &mut c.max_hit_ratio,
                         "Share of requests for cacheable keys",
-                    )
+                    );
                 });
                 row(ui, "keys", |ui| {
                     ui.add(egui::DragValue::new(&mut c.keys).range(1..=10_000_000));
@@ -600,7 +600,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                         300.0,
                         secs,
                         "Entries expire this long after their fill",
-                    )
+                    );
                 });
                 row(ui, "coalescing", |ui| {
                     ui.checkbox(&mut c.coalescing, "single-flight")
@@ -611,7 +611,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                         ui,
                         &mut c.initial_warmth,
                         "Share of keys cached when the run starts",
-                    )
+                    );
                 });
                 row(ui, "fill fan-out", |ui| {
                     ui.add(egui::DragValue::new(&mut c.backing.count).range(1..=1000))
@@ -627,7 +627,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                         1000.0,
                         ms,
                         "A fill needs a reply within this",
-                    )
+                    );
                 });
             });
         },
@@ -661,7 +661,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         |ui, q| {
             egui::Grid::new("queue-grid").num_columns(2).show(ui, |ui| {
                 row(ui, "consumer", |ui| {
-                    service_combo(ui, "queue-consumer", &mut q.consumer, &others)
+                    service_combo(ui, "queue-consumer", &mut q.consumer, &others);
                 });
                 row(ui, "concurrency", |ui| {
                     ui.add(egui::DragValue::new(&mut q.concurrency).range(1..=1_000_000))
@@ -674,10 +674,10 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                         100.0,
                         |v| egui::DragValue::new(v).range(0.001..=1e8).suffix(" /s"),
                         "Most deliveries started per second",
-                    )
+                    );
                 });
                 row(ui, "item TTL", |ui| {
-                    optional_f64(ui, &mut q.ttl_s, 60.0, secs, "Older items are dropped")
+                    optional_f64(ui, &mut q.ttl_s, 60.0, secs, "Older items are dropped");
                 });
                 row(ui, "deliveries", |ui| {
                     ui.add(egui::DragValue::new(&mut q.max_deliveries).range(1..=1000))
@@ -691,7 +691,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                         1000.0,
                         ms,
                         "A delivery not acknowledged in time is re-queued",
-                    )
+                    );
                 });
                 row(ui, "latency", |ui| {
                     ui.add(ms(&mut q.latency_ms));
@@ -742,7 +742,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                 .num_columns(2)
                 .show(ui, |ui| {
                     row(ui, "replica", |ui| {
-                        service_combo(ui, "failover-replica", &mut f.replica, &others)
+                        service_combo(ui, "failover-replica", &mut f.replica, &others);
                     });
                     row(ui, "detection", |ui| {
                         ui.add(secs(&mut f.detection_s))

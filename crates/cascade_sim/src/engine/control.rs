@@ -139,7 +139,7 @@ impl Ctx<'_, '_> {
             else {
                 continue;
             };
-            if end_ns % a.period_ns != 0 {
+            if !end_ns.is_multiple_of(a.period_ns) {
                 continue;
             }
             let intervals = (a.period_ns / self.history.interval_ns.max(1)).max(1) as usize;

@@ -183,7 +183,7 @@ impl Ctx<'_, '_> {
             // A tenth of a second of burst, as provider throttles allow.
             Some(rate) => {
                 self.instance_mech_mut(inst).fault_limiter =
-                    Some(TokenBucket::new(rate, (rate * 0.1).max(1.0)))
+                    Some(TokenBucket::new(rate, (rate * 0.1).max(1.0)));
             }
             None => {
                 if let Some(m) = self.instances[inst as usize].mech.as_deref_mut() {

@@ -182,7 +182,7 @@ impl Ctx<'_, '_> {
                 EventKind::RequestArrive => self.on_request_arrive(ev.a, ev.b),
                 EventKind::WorkDone => self.on_work_done(ev.a, ev.b),
                 EventKind::ReplyArrive => {
-                    self.on_reply_arrive(ev.a, ev.b, ev.c, Outcome::from_u8(ev.outcome))
+                    self.on_reply_arrive(ev.a, ev.b, ev.c, Outcome::from_u8(ev.outcome));
                 }
                 EventKind::CallTimeout => self.on_call_timeout(ev.a, ev.b, ev.c),
                 EventKind::RetryFire => self.on_retry_fire(ev.a, ev.b, ev.c),
@@ -231,7 +231,7 @@ impl Ctx<'_, '_> {
         loop {
             let (seg_end, peak) = rate_segment(&model.rate, t);
             let lambda = peak * st.rate_factor;
-            if !(lambda > 0.0) {
+            if lambda.is_nan() || lambda <= 0.0 {
                 if seg_end == NEVER {
                     return;
                 }
@@ -462,7 +462,7 @@ impl Ctx<'_, '_> {
                 Delivery::Line if latency_sd_ns > 0 => {
                     self.e
                         .sched
-                        .schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0)
+                        .schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0);
                 }
                 Delivery::Line => {
                     self.e.sched.schedule_after(
@@ -479,7 +479,7 @@ impl Ctx<'_, '_> {
                 Delivery::Absolute => {
                     self.e
                         .sched
-                        .schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0)
+                        .schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0);
                 }
             }
         }

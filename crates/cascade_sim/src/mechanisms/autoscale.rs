@@ -16,7 +16,7 @@ pub enum Decision {
 
 /// The desired instance count for `current` instances at `metric` against `target`.
 pub fn desired(current: u32, metric: f64, target: f64, min: u32, max: u32) -> u32 {
-    if !(target > 0.0) || !metric.is_finite() {
+    if target.is_nan() || target <= 0.0 || !metric.is_finite() {
         return current.clamp(min, max);
     }
     // A tolerance of 1e-9 keeps an exact match from rounding up.

@@ -6,6 +6,11 @@
 //! backoff), self-calls and synchronous call cycles, and fault targets. Does not load files or
 //! touch the engine.
 
+#![expect(
+    clippy::neg_cmp_op_on_partial_ord,
+    reason = "`!(x > 0.0)` rejects NaN as well as non-positive values, which validation needs"
+)]
+
 use std::collections::BTreeSet;
 
 use super::diagnostics::closest;
@@ -411,7 +416,7 @@ fn service_time(v: &mut Vec<Diagnostic>, path: &str, st: &ServiceTime) {
             "a mean service time",
         ),
         ServiceTime::Deterministic { ms } => {
-            positive(v, &format!("{path}.ms"), ms, "a service time")
+            positive(v, &format!("{path}.ms"), ms, "a service time");
         }
         ServiceTime::LogNormal { mean_ms, sigma } => {
             positive(
@@ -466,7 +471,7 @@ pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPol
     match retry.backoff {
         Backoff::None => {}
         Backoff::Constant { delay_ms } => {
-            non_negative(v, &format!("{path}.backoff.delay_ms"), delay_ms)
+            non_negative(v, &format!("{path}.backoff.delay_ms"), delay_ms);
         }
         Backoff::Exponential { base_ms, cap_ms } => {
             positive(
@@ -648,7 +653,7 @@ fn fault_kind(
             }
         }
         FaultKind::OneWayPartition { from, to, .. } => {
-            link(v, path, from, to, scenario, services, sources)
+            link(v, path, from, to, scenario, services, sources);
         }
         other => validate_mechanisms::fault(v, path, other, scenario, services, sources),
     }

@@ -5,6 +5,11 @@
 //! Called from `validate.rs`, whose helpers (ranges, names, links) it reuses. Does not check
 //! the base model (rates, service times, retries, the original faults).
 
+#![expect(
+    clippy::neg_cmp_op_on_partial_ord,
+    reason = "`!(x > 0.0)` rejects NaN as well as non-positive values, which validation needs"
+)]
+
 use std::collections::BTreeSet;
 
 use super::diagnostics::closest;
@@ -499,7 +504,7 @@ pub(super) fn fault(
             match *change {
                 PushedChange::Errors(p) => share(v, &format!("{path}.change.0"), p, "probability"),
                 PushedChange::Slow(f) => {
-                    positive(v, &format!("{path}.change.0"), f, "a slowdown factor")
+                    positive(v, &format!("{path}.change.0"), f, "a slowdown factor");
                 }
                 PushedChange::Latch => {}
             }
@@ -637,7 +642,7 @@ pub(super) fn alerts_and_operator(
                 .with_hint("make two alerts"),
             ),
             (Some(x), None) | (None, Some(x)) if !x.is_finite() => {
-                v.push(Diagnostic::new(p.clone(), "the threshold must be a number"))
+                v.push(Diagnostic::new(p.clone(), "the threshold must be a number"));
             }
             _ => {}
         }
@@ -697,7 +702,7 @@ pub(super) fn alerts_and_operator(
                 at_least_one(v, &format!("{ap}.workers"), *workers, "workers");
             }
             OperatorAction::ResetLatched { service } => {
-                known_service(v, &format!("{ap}.service"), service, services, sources)
+                known_service(v, &format!("{ap}.service"), service, services, sources);
             }
             OperatorAction::ClearFaults => {}
         }
