@@ -1182,3 +1182,29 @@ fn success_ratio(sim: &Simulation, from: u32, to: u32) -> f64 {
     let c = source(sim, 0, from, to);
     c.goodput as f64 / c.offered_first as f64
 }
+
+#[test]
+fn an_operator_raising_workers_raises_capacity_even_with_implicit_cores() {
+    // The service has mechanism state (an in-flight limit) but no `cores`: its CPU is as wide
+    // as its workers. 2 workers × 10 ms deterministic work serve 200/s; at 5 s the operator
+    // sets 10 workers (1,000/s) against 500/s offered, so once the backlog drains every
+    // arrival is served: completions ≈ 500/s (they were capped at 200/s while the cores stayed
+    // at the old worker count).
+    let s = common::parse(
+        r#"(
+            version: 1, name: "more workers", duration_s: 1, seed: 41,
+            sources: [(name: "clients", target: "api", rate: Constant(500))],
+            services: [(name: "api", workers: 2, service_time: Deterministic(ms: 10.0),
+                        admission: (max_in_flight: 100000))],
+            operator: [(when: At(5.0), action: SetWorkers(service: "api", workers: 10))],
+        )"#,
+    );
+    let sim = run(&s, 30.0);
+    let c = service(&sim, 0, 20, 30);
+    let per_s = c.succeeded as f64 / 10.0;
+    // Poisson arrivals: 5,000 expected in 10 s, standard deviation √5000 ≈ 71.
+    assert!(
+        (per_s - 500.0).abs() < common::Z * 500f64.sqrt() / 10f64.sqrt(),
+        "{per_s:.1} completions/s"
+    );
+}

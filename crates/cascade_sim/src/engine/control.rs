@@ -484,6 +484,8 @@ impl Ctx<'_, '_> {
             } => {
                 if let Some(s) = service(self, name) {
                     self.e.model.services[s as usize].workers = *workers;
+                    // Implicit cores follow the workers (as after a live edit).
+                    self.sync_mechanisms(s);
                     self.refresh_service(s);
                 }
             }
