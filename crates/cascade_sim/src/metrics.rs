@@ -332,6 +332,10 @@ impl NodeCounters {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LatencyHistogram {
     counts: Vec<u32>,
+    /// Bit `b % 64` of word `b / 64` is set iff `counts[b] > 0`: the per-interval passes
+    /// (quantiles, merge, reset) visit occupied buckets only, so a node that recorded a few
+    /// requests costs a few steps, however wide their spread.
+    occupied: Vec<u64>,
     total: u64,
     lowest: usize,
     highest: usize,
@@ -373,9 +377,10 @@ impl LatencyHistogram {
         let us = (ns / 1_000).min(HIST_MAX_US);
         let b = bucket_of(us);
         if b >= self.counts.len() {
-            self.counts.resize(b + 1, 0);
+            self.grow(b);
         }
         self.counts[b] = self.counts[b].saturating_add(1);
+        self.occupied[b / 64] |= 1 << (b % 64);
         if self.total == 0 {
             self.lowest = b;
             self.highest = b;
@@ -384,6 +389,32 @@ impl LatencyHistogram {
             self.highest = self.highest.max(b);
         }
         self.total += 1;
+    }
+
+    /// Makes room for bucket `b`.
+    fn grow(&mut self, b: usize) {
+        self.counts.resize(b + 1, 0);
+        self.occupied.resize(b / 64 + 1, 0);
+    }
+
+    /// The occupied buckets, ascending.
+    fn occupied_buckets(&self) -> impl Iterator<Item = usize> + '_ {
+        let (first, last) = (self.lowest / 64, self.highest / 64);
+        let words = if self.total == 0 {
+            &[][..]
+        } else {
+            &self.occupied[first..=last]
+        };
+        words.iter().enumerate().flat_map(move |(i, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                (w != 0).then(|| {
+                    let bit = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    (first + i) * 64 + bit
+                })
+            })
+        })
     }
 
     /// Number of recorded values.
@@ -411,7 +442,7 @@ impl LatencyHistogram {
         let targets = qs.map(|q| ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1));
         let mut next = 0;
         let mut cumulative = 0u64;
-        for b in self.lowest..=self.highest {
+        for b in self.occupied_buckets() {
             cumulative += u64::from(self.counts[b]);
             while next < N && cumulative >= targets[next] {
                 let (low, high) = bucket_range(b);
@@ -448,10 +479,11 @@ impl LatencyHistogram {
             return;
         }
         if other.highest >= self.counts.len() {
-            self.counts.resize(other.highest + 1, 0);
+            self.grow(other.highest);
         }
-        for b in other.lowest..=other.highest {
+        for b in other.occupied_buckets() {
             self.counts[b] = self.counts[b].saturating_add(other.counts[b]);
+            self.occupied[b / 64] |= 1 << (b % 64);
         }
         if self.total == 0 {
             self.lowest = other.lowest;
@@ -466,7 +498,15 @@ impl LatencyHistogram {
     /// Forgets everything recorded (keeps its memory).
     pub fn clear(&mut self) {
         if self.total > 0 {
-            self.counts[self.lowest..=self.highest].fill(0);
+            let (first, last) = (self.lowest / 64, self.highest / 64);
+            for w in first..=last {
+                let mut bits = self.occupied[w];
+                while bits != 0 {
+                    self.counts[w * 64 + bits.trailing_zeros() as usize] = 0;
+                    bits &= bits - 1;
+                }
+                self.occupied[w] = 0;
+            }
         }
         self.total = 0;
     }

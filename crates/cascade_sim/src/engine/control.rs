@@ -484,8 +484,21 @@ impl Ctx<'_, '_> {
             } => {
                 if let Some(s) = service(self, name) {
                     self.e.model.services[s as usize].workers = *workers;
-                    // Implicit cores follow the workers (as after a live edit).
-                    self.sync_mechanisms(s);
+                    // Implicit cores (as many as workers) follow the workers.
+                    let implicit = self.e.model.services[s as usize]
+                        .mech
+                        .as_ref()
+                        .is_some_and(|m| m.cores == u32::MAX);
+                    if implicit {
+                        let now = self.e.now;
+                        for &g in &self.services[s as usize].instances {
+                            let is = &mut *self.instances[g as usize];
+                            if is.mech.is_some() && is.cores != *workers {
+                                is.touch(now);
+                                is.cores = *workers;
+                            }
+                        }
+                    }
                     self.refresh_service(s);
                 }
             }

@@ -63,13 +63,18 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
             source_state(&model, i as u32),
         ));
     }
+    let mut service_entities = Vec::with_capacity(model.services.len());
     for (i, s) in model.services.iter().enumerate() {
-        world.spawn((
-            Name::new(s.name.clone()),
-            SimEntity,
-            ServiceNode { index: i as u32 },
-            service_state(&model, i as u32),
-        ));
+        service_entities.push(
+            world
+                .spawn((
+                    Name::new(s.name.clone()),
+                    SimEntity,
+                    ServiceNode { index: i as u32 },
+                    service_state(&model, i as u32),
+                ))
+                .id(),
+        );
     }
     engine.model = model;
     world.insert_resource(engine);
@@ -81,7 +86,7 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
         .map(|s| s.instances)
         .collect();
     for (s, n) in counts.into_iter().enumerate() {
-        spawn_instances(world, s as u32, n);
+        spawn_instances_of(world, service_entities[s], s as u32, n);
     }
 
     // Scripted faults: registered now, started and ended by events at their exact times.
@@ -142,18 +147,22 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
 /// unprovisioned, as its autoscaler or operator may need); re-provisions retired ones first,
 /// retires the surplus (they drain and leave the load balancer).
 pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
+    let mut q = world.query::<(Entity, &ServiceState)>();
+    let Some(entity) = q.iter(world).find(|(_, st)| st.index == s).map(|(e, _)| e) else {
+        return;
+    };
+    spawn_instances_of(world, entity, s, count);
+}
+
+/// [`spawn_instances`] for the service whose entity is `entity` (O(new instances), so that
+/// loading a scenario stays linear in its size).
+fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
     let (seed, name, calls, existing, total, mech) = {
         let engine = world.resource::<Engine>();
         let svc = &engine.model.services[s as usize];
         let existing = world
-            .iter_entities()
-            .filter_map(|e| {
-                e.get::<ServiceState>()
-                    .filter(|st| st.index == s)
-                    .map(|st| st.instances.len() as u32)
-            })
-            .next()
-            .unwrap_or(0);
+            .get::<ServiceState>(entity)
+            .map_or(0, |st| st.instances.len() as u32);
         let mech = svc
             .mech
             .as_ref()
@@ -167,6 +176,7 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             mech,
         )
     };
+    let mut globals = Vec::with_capacity(total.saturating_sub(existing) as usize);
     for ordinal in existing..total {
         let global = {
             let mut engine = world.resource_mut::<Engine>();
@@ -180,7 +190,7 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             busy: 0,
             queue: Default::default(),
             down: None,
-            provisioned: true,
+            provisioned: ordinal < count,
             in_rotation: true,
             slow_factor: 1.0,
             added_ns: 0,
@@ -211,15 +221,16 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
             },
             state,
         ));
-        let mut q = world.query::<&mut ServiceState>();
-        for mut st in q.iter_mut(world) {
-            if st.index == s {
-                st.instances.push(global);
-            }
-        }
+        globals.push(global);
     }
-    // Provisioning flags follow the configured count (capacity integrals counted up to now
-    // under the old flag).
+    if let Some(mut st) = world.get_mut::<ServiceState>(entity) {
+        st.instances.extend(globals);
+    }
+    if existing == 0 {
+        return;
+    }
+    // A live edit: the provisioning flags of the instances that were there follow the
+    // configured count (capacity integrals counted up to now under the old flag).
     let now = world.resource::<Engine>().now;
     let mut q = world.query::<(&InstanceNode, &mut InstanceState)>();
     for (node, mut st) in q.iter_mut(world) {
