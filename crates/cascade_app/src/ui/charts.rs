@@ -38,16 +38,19 @@ pub struct Series {
     pub p99: Vec<[f64; 2]>,
     /// Mean queue length.
     pub queue: Vec<[f64; 2]>,
-    /// Retries per s.
+    /// Retries received per s.
     pub retries: Vec<[f64; 2]>,
+    /// Retries sent per s (over the subject's outgoing calls).
+    pub retries_sent: Vec<[f64; 2]>,
     /// Utilisation.
     pub utilization: Vec<[f64; 2]>,
 }
 
 impl Series {
     /// Appends intervals closed since the last call (restarts when the subject changes or the
-    /// run was reset).
-    pub fn update(&mut self, history: &MetricsHistory, subject: &ChartSubject) {
+    /// run was reset). `outgoing` are the indices of the subject's outgoing links (calls),
+    /// whose retries are the subject's retries sent.
+    pub fn update(&mut self, history: &MetricsHistory, subject: &ChartSubject, outgoing: &[usize]) {
         if *subject != self.subject || history.intervals() < self.intervals {
             *self = Series {
                 subject: subject.clone(),
@@ -124,6 +127,17 @@ impl Series {
             self.p99.push([x, lat[2]]);
             self.queue.push([x, c.mean_queue(history.interval_ns)]);
             self.retries.push([x, c.offered_retry as f64 / dt]);
+            let sent: u64 = outgoing
+                .iter()
+                .filter_map(|&e| {
+                    history
+                        .edges
+                        .get(e)
+                        .and_then(|r| MetricsHistory::row_at(r, k))
+                })
+                .map(|r| r.counters.retries)
+                .sum();
+            self.retries_sent.push([x, sent as f64 / dt]);
             self.utilization.push([x, c.utilization()]);
         }
         self.intervals = history.intervals();
@@ -168,7 +182,14 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
         ),
         (
             "retries (/s)",
-            vec![("retries", &series.retries, Color32::from_rgb(255, 200, 64))],
+            vec![
+                ("received", &series.retries, Color32::from_rgb(255, 200, 64)),
+                (
+                    "sent",
+                    &series.retries_sent,
+                    Color32::from_rgb(200, 120, 255),
+                ),
+            ],
         ),
         (
             "utilisation",

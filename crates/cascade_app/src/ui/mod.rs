@@ -245,7 +245,8 @@ pub fn draw_ui(
     // Bottom: charts and events.
     if w.settings.panels.bottom {
         let subject = chart_subject(&w);
-        state.series.update(&w.metrics, &subject);
+        let outgoing = outgoing_links(&w, &subject);
+        state.series.update(&w.metrics, &subject, &outgoing);
         let windows = fault_windows(&w);
         let height = w.settings.panels.bottom_height;
         let max_height = (ctx.viewport_rect().height() * 0.55).max(160.0);
@@ -402,6 +403,24 @@ fn chart_subject(w: &UiWorld) -> charts::ChartSubject {
         Some(cascade_sim::NodeRef::Source(i)) => charts::ChartSubject::Source(i, name.clone()),
         None => charts::ChartSubject::System,
     }
+}
+
+/// The links (edge indices) on which the chart subject calls others: all of them for the
+/// whole system.
+fn outgoing_links(w: &UiWorld, subject: &charts::ChartSubject) -> Vec<usize> {
+    let from = match subject {
+        charts::ChartSubject::System => None,
+        charts::ChartSubject::Service(i, _) => Some(cascade_sim::NodeRef::Service(*i)),
+        charts::ChartSubject::Source(i, _) => Some(cascade_sim::NodeRef::Source(*i)),
+    };
+    w.engine
+        .model
+        .links
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| from.is_none_or(|f| l.from == f))
+        .map(|(e, _)| e)
+        .collect()
 }
 
 fn fault_windows(w: &UiWorld) -> Vec<charts::FaultWindow> {
