@@ -255,3 +255,42 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
             }
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cascade_sim::metrics::{EdgeCounters, EdgeRow, Health, NodeRow, SystemRow};
+
+    #[test]
+    fn retries_received_and_sent_come_from_the_node_and_its_outgoing_links() {
+        // One service receiving 3 retries a second and calling over link 1 (7 retries a
+        // second); link 0 (5 a second) belongs to someone else.
+        let mut h = MetricsHistory::default();
+        let node = |k| NodeRow {
+            interval: k,
+            counters: NodeCounters {
+                offered_retry: 3,
+                ..Default::default()
+            },
+            latency_ms: [0.0; 4],
+            live_instances: 1,
+            health: Health::Healthy,
+            gauges: Default::default(),
+        };
+        let edge = |k, retries| EdgeRow {
+            interval: k,
+            counters: EdgeCounters {
+                retries,
+                ..Default::default()
+            },
+        };
+        h.services.push((0..2).map(node).collect());
+        h.edges.push((0..2).map(|k| edge(k, 5)).collect());
+        h.edges.push((0..2).map(|k| edge(k, 7)).collect());
+        h.system = vec![SystemRow::default(); 2];
+        let mut s = Series::default();
+        s.update(&h, &ChartSubject::Service(0, "api".into()), &[1]);
+        assert_eq!(s.retries, vec![[1.0, 3.0], [2.0, 3.0]]);
+        assert_eq!(s.retries_sent, vec![[1.0, 7.0], [2.0, 7.0]]);
+    }
+}
