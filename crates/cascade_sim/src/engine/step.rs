@@ -437,20 +437,7 @@ impl Ctx<'_, '_> {
                 self.sources[node as usize].metrics.interval.offered_retry += 1;
             }
         }
-        let mut delay = latency_ns + link.extra_ns;
-        let mut lost = link.partitioned || link.cut_requests;
-        let loss = link.loss;
-        if latency_sd_ns > 0 || loss > 0.0 {
-            let tick_ns = self.e.model.tick_ns;
-            let extra_ns = link.extra_ns;
-            let rng = self.caller_rng(j);
-            if loss > 0.0 && rng::chance(rng, loss) {
-                lost = true;
-            }
-            if latency_sd_ns > 0 {
-                delay = varied_latency(latency_ns, latency_sd_ns, tick_ns, rng) + extra_ns;
-            }
-        }
+        let (lost, delay) = self.wire(link_id, latency_ns, latency_sd_ns, Sender::Caller(j));
         let link = &mut self.e.links[link_id as usize];
         let mut deliver = None;
         if lost {
@@ -1164,6 +1151,44 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// A message leaving now on link `link_id` (a request from `Sender::Caller`, a reply from
+    /// `Sender::Callee`) with base latency `latency_ns` and spread `latency_sd_ns`: whether it
+    /// is lost (partition, a cut of its direction, packet loss) and its delay, fault latency
+    /// included. Loss, then spread, are drawn from the sender's stream, each only when it
+    /// applies.
+    #[inline]
+    fn wire(
+        &mut self,
+        link_id: u32,
+        latency_ns: Nanos,
+        latency_sd_ns: Nanos,
+        sender: Sender,
+    ) -> (bool, Nanos) {
+        let link = &self.e.links[link_id as usize];
+        let extra_ns = link.extra_ns;
+        let cut = match sender {
+            Sender::Caller(_) => link.cut_requests,
+            Sender::Callee(_) => link.cut_replies,
+        };
+        let mut lost = link.partitioned || cut;
+        let loss = link.loss;
+        let mut delay = latency_ns + extra_ns;
+        if latency_sd_ns > 0 || loss > 0.0 {
+            let tick_ns = self.e.model.tick_ns;
+            let rng = match sender {
+                Sender::Caller(j) => self.caller_rng(j),
+                Sender::Callee(k) => self.callee_rng(k),
+            };
+            if loss > 0.0 && rng::chance(rng, loss) {
+                lost = true;
+            }
+            if latency_sd_ns > 0 {
+                delay = varied_latency(latency_ns, latency_sd_ns, tick_ns, rng) + extra_ns;
+            }
+        }
+        (lost, delay)
+    }
+
     /// Sends job `k`'s reply to its caller, if the caller still waits for this attempt.
     pub(crate) fn reply(&mut self, k: u32, outcome: Outcome) {
         let job = self.e.jobs.get(k);
@@ -1187,26 +1212,12 @@ impl Ctx<'_, '_> {
         let (parent_node, parent_client, parent_calling, parent_timeout) =
             (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
         let link_model = self.e.model.links[link_id as usize];
-        let link = &self.e.links[link_id as usize];
-        let mut delay = link_model.latency_ns + link.extra_ns;
-        let mut lost = link.partitioned || link.cut_replies;
-        let loss = link.loss;
-        if link_model.latency_sd_ns > 0 || loss > 0.0 {
-            let tick_ns = self.e.model.tick_ns;
-            let extra_ns = link.extra_ns;
-            let rng = self.callee_rng(k);
-            if loss > 0.0 && rng::chance(rng, loss) {
-                lost = true;
-            }
-            if link_model.latency_sd_ns > 0 {
-                delay = varied_latency(
-                    link_model.latency_ns,
-                    link_model.latency_sd_ns,
-                    tick_ns,
-                    rng,
-                ) + extra_ns;
-            }
-        }
+        let (lost, delay) = self.wire(
+            link_id,
+            link_model.latency_ns,
+            link_model.latency_sd_ns,
+            Sender::Callee(k),
+        );
         let variable = link_model.latency_sd_ns > 0;
         let link = &mut self.e.links[link_id as usize];
         let arrive_ns = self.e.now + delay;
@@ -1373,6 +1384,16 @@ impl Ctx<'_, '_> {
             }
         }
     }
+}
+
+/// Who sends a message on a link, for [`Ctx::wire`]: the calling job (a request) or the
+/// called job (a reply). Its random stream draws the message's loss and latency spread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sender {
+    /// Job `j` calls.
+    Caller(u32),
+    /// Job `k` answers.
+    Callee(u32),
 }
 
 /// How a call's request is delivered by [`Ctx::send_attempt_at`].
