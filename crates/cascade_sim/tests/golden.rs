@@ -166,6 +166,22 @@ fn mechanisms_sink() -> Scenario {
     )
 }
 
+fn restarted_planned_leaf() -> Scenario {
+    // A plain leaf the fast paths plan (busy, with a queue), restarted by an operator: the
+    // requests it holds must be lost with the crash on both paths (planned ones included).
+    common::parse(
+        r#"(
+        version: 1, name: "restarted planned leaf", duration_s: 1, seed: 5, sample_every: 13,
+        sources: [(name: "c", target: "api", rate: Constant(900), timeout_ms: 150.0, retry: (max_attempts: 2))],
+        services: [
+            (name: "api", workers: 200, service_time: Exponential(mean_ms: 0.5), calls: [(to: "db", timeout_ms: 80.0)]),
+            (name: "db", instances: 2, workers: 3, service_time: Exponential(mean_ms: 3.0)),
+        ],
+        operator: [(when: At(2.0), action: RestartInstances(service: "db", per_minute: 60.0))],
+    )"#,
+    )
+}
+
 fn mechanisms_live(s: &Scenario) -> Script {
     let mut edited = s.clone();
     // Live edits: a breaker removed, a cache made bigger, cores and a health check dropped.
@@ -267,6 +283,12 @@ fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
             15.0,
         ),
         ("mechanisms", mechanisms_sink(), vec![], 18.0),
+        (
+            "restarted-planned-leaf",
+            restarted_planned_leaf(),
+            vec![],
+            6.0,
+        ),
         (
             "mechanisms-live",
             mechanisms_sink(),

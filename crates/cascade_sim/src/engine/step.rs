@@ -1339,6 +1339,9 @@ impl Ctx<'_, '_> {
     /// Kills instance `inst`: its queued and in-progress work is lost. With `Refuse`, callers
     /// of lost work get a connection-refused reply; with `Blackhole`, nothing.
     pub(crate) fn crash_instance(&mut self, inst: u32, mode: KillMode) {
+        // Planned requests are not in the queue or at a worker event by event: put them there
+        // first, so they are lost with the rest (a no-op for an instance in ordinary mode).
+        self.materialize(inst);
         let now = self.e.now;
         let lost = self.e.jobs.find(|j| {
             !j.is_client()
