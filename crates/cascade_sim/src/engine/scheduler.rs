@@ -250,8 +250,13 @@ const MAX_BUCKETS: usize = 1 << 20;
 /// Events beyond the window wait in an overflow heap until the window reaches them. A bitmap
 /// of non-empty buckets finds the earliest one in a few word operations, and that bucket is
 /// scanned for its earliest `(time, seq)`. When the queue holds more than two events per
-/// bucket it is rebuilt with more, narrower buckets, so buckets stay short however many
-/// events are pending. Push is O(1); pop is O(1) on average.
+/// bucket it is rebuilt with more buckets, their width fitted to the spread of pending times.
+/// That spread can hide a dense head: thousands of sources whose next arrivals are spread
+/// over a second, beside the requests due in the next few milliseconds, gave buckets of a
+/// millisecond holding sixty events each, every one scanned at every pop. So the queue also
+/// watches how long the buckets it pops from are, and when they average more than
+/// [`LONG_SCAN`] events it is rebuilt with buckets narrowed to match (events beyond the
+/// shorter window wait in the overflow heap). Push is O(1); pop is O(1) on average.
 ///
 /// The earliest event's key and place are always known (`min_key`, `min_slot`, `min_idx`),
 /// so the scheduler compares heads without asking.
@@ -269,7 +274,15 @@ struct Calendar {
     /// Its bucket (`usize::MAX`: the overflow heap's top) and index in the bucket.
     min_slot: usize,
     min_idx: usize,
+    /// Events in the buckets popped from, and pops, since the last check of bucket length.
+    scanned: u64,
+    scans: u32,
 }
+
+/// Pops between checks of how long the popped buckets are.
+const SCAN_SAMPLE: u32 = 1024;
+/// Average events per popped bucket above which the buckets are narrowed.
+const LONG_SCAN: u64 = 8;
 
 impl Default for Calendar {
     fn default() -> Self {
@@ -289,6 +302,8 @@ impl Calendar {
             min_key: NO_KEY,
             min_slot: usize::MAX,
             min_idx: 0,
+            scanned: 0,
+            scans: 0,
         }
     }
 
@@ -362,6 +377,17 @@ impl Calendar {
             }
         }
         (self.min_key, self.min_slot, self.min_idx) = (best.0, slot, best.1);
+        self.scanned += bucket.len() as u64;
+        self.scans += 1;
+        if self.scans == SCAN_SAMPLE {
+            let average = self.scanned / u64::from(SCAN_SAMPLE);
+            (self.scanned, self.scans) = (0, 0);
+            if average > LONG_SCAN && self.shift > 0 {
+                // Narrower buckets by the factor they are too full (a power of two).
+                let narrower = self.shift.saturating_sub(average.ilog2());
+                self.rebuild_with(Some(narrower));
+            }
+        }
     }
 
     /// Pops the earliest event (the calendar must not be empty).
@@ -414,6 +440,14 @@ impl Calendar {
     /// spread of pending times.
     #[cold]
     fn rebuild(&mut self) {
+        self.rebuild_with(None);
+    }
+
+    /// Rebuilds with twice as many buckets as events (at least [`MIN_BUCKETS`]), each
+    /// `2^shift` ns wide (`None`: fitted to the spread of pending times). Leaves the earliest
+    /// event known.
+    #[cold]
+    fn rebuild_with(&mut self, shift: Option<u32>) {
         let mut all: Vec<Event> = Vec::with_capacity(self.len_ring + self.overflow.len());
         for b in &mut self.buckets {
             all.append(b);
@@ -424,7 +458,7 @@ impl Calendar {
         let hi = all.iter().map(|e| e.time).max().unwrap_or(0);
         // Aim for about one event per bucket over the pending spread (at least 1 ns wide).
         let width = ((hi - lo) / all.len().max(1) as u64).max(1);
-        let shift = 63 - width.leading_zeros();
+        let shift = shift.unwrap_or(63 - width.leading_zeros());
         let cursor = (self.cursor << self.shift) >> shift;
         *self = Calendar::with(n, shift, cursor.min(lo >> shift));
         for ev in all {
@@ -742,6 +776,51 @@ mod tests {
             assert_eq!((e.time, e.a), (t, a));
         }
         assert!(s.pop_before(Nanos::MAX).is_none());
+    }
+
+    #[test]
+    fn buckets_narrow_when_a_dense_head_fills_them() {
+        // Thousands of sparse events spread over a second (sources' next arrivals) beside a
+        // dense stream due within a millisecond or two (requests in flight): the first
+        // rebuild fits the buckets to the whole spread, so the dense head crowds into a few
+        // of them. Pops must stay in `(time, seq)` order, and the buckets must narrow.
+        let mut s = Scheduler::new();
+        let mut reference = std::collections::BTreeMap::new();
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut seq = 0u64;
+        for i in 0..3_000u32 {
+            let t = rand() % 1_000_000_000;
+            s.schedule(t, EventKind::SourceArrival, i, 0, 0, 0);
+            reference.insert((t, seq), i);
+            seq += 1;
+        }
+        let first_shift = s.cal.shift;
+        let mut now = 0;
+        let mut narrowest = first_shift;
+        for step in 0..200_000u32 {
+            if reference.len() < 6_000 {
+                // About 400 events per millisecond, each due within 2 ms.
+                let t = now + 1 + rand() % 2_000_000;
+                s.schedule(t, EventKind::WorkDone, step, 0, 0, 0);
+                reference.insert((t, seq), step);
+                seq += 1;
+            }
+            let ((t, _), a) = reference.pop_first().unwrap();
+            let e = s.pop_before(Nanos::MAX).unwrap();
+            assert_eq!((e.time, e.a), (t, a), "pop order at step {step}");
+            now = t;
+            narrowest = narrowest.min(s.cal.shift);
+        }
+        assert!(
+            narrowest + 3 <= first_shift,
+            "buckets of 2^{first_shift} ns narrowed only to 2^{narrowest} ns"
+        );
     }
 
     #[test]
