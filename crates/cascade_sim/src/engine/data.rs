@@ -218,18 +218,12 @@ impl Ctx<'_, '_> {
             }
             q.items.pop_front();
             q.in_flight += 1;
-            let j = self.e.jobs.alloc();
+            let j =
+                self.e
+                    .jobs
+                    .alloc_root(Phase::Calling, INTERNAL, s, NONE, item.enqueued_ns, NONE);
             let job = self.e.jobs.get_mut(j);
-            job.phase = Phase::Calling;
-            job.flags = INTERNAL;
             job.purpose = Purpose::Delivery;
-            job.node = s;
-            job.instance = NONE;
-            job.parent = NONE;
-            job.child = NONE;
-            job.arrive_ns = item.enqueued_ns;
-            job.deadline_ns = crate::time::NEVER;
-            job.journey = NONE;
             job.read_version = item.deliveries + 1;
             self.start_call(j);
         }

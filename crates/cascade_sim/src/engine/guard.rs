@@ -11,12 +11,12 @@
 //! Guard state lives with the caller: per source, or per instance and call (`mech.rs`). Calls
 //! without guards never reach this file.
 
-use super::jobs::{ALT, BULKHEAD, HEDGED, NONE, ORPHANED, Phase};
+use super::jobs::{ALT, Attempt, BULKHEAD, HEDGED, NONE, Phase};
 use super::mech::CallGuard;
 use super::scheduler::EventKind;
-use super::step::{Ctx, varied_latency};
+use super::step::{Ctx, Sender};
 use crate::metrics::Outcome;
-use crate::rng::{self, SimRng};
+use crate::rng::SimRng;
 
 /// True for replies that mean the callee accepted the request (adaptive throttling counts
 /// these): it answered, even with an error of its own. Rejections, throttling, shedding,
@@ -209,21 +209,17 @@ impl Ctx<'_, '_> {
             .live(p.child, p.child_gen)
             .map_or(crate::time::NEVER, |c| c.deadline_ns);
         let new_token = token.wrapping_add(1);
-        let k = self.e.jobs.alloc();
-        let child = self.e.jobs.get_mut(k);
-        child.flags = p.flags & ORPHANED;
-        child.phase = Phase::InFlight;
-        child.node = call.to;
-        child.instance = NONE;
-        child.parent = j;
-        child.parent_gen = generation;
-        child.parent_token = new_token;
-        child.attempt = p.call_attempt;
-        child.deadline_ns = deadline;
-        child.link = call.link;
-        child.journey = NONE;
-        child.child = NONE;
-        let kgen = child.generation;
+        let (k, kgen) = self.e.jobs.alloc_attempt(Attempt {
+            to: call.to,
+            link: call.link,
+            parent: j,
+            parent_gen: generation,
+            token: new_token,
+            attempt: p.call_attempt,
+            deadline_ns: deadline,
+            journey: NONE,
+            orphaned: p.orphaned(),
+        });
         let jm = self.e.jobs.get_mut(j);
         jm.token = new_token;
         jm.child = k;
@@ -234,19 +230,12 @@ impl Ctx<'_, '_> {
         side.alt_child = p.child;
         side.alt_child_gen = p.child_gen;
         let now = self.e.now;
-        let extra = self.e.links[call.link as usize].extra_ns;
-        let (loss, lost_link) = {
-            let l = &self.e.links[call.link as usize];
-            (l.loss, l.partitioned || l.cut_requests)
-        };
-        let tick_ns = self.e.model.tick_ns;
-        let rng = self.caller_rng(j);
-        let lost = lost_link || (loss > 0.0 && rng::chance(rng, loss));
-        let delay = if call.latency_sd_ns > 0 {
-            varied_latency(call.latency_ns, call.latency_sd_ns, tick_ns, rng)
-        } else {
-            call.latency_ns
-        } + extra;
+        let (lost, delay) = self.wire(
+            call.link,
+            call.latency_ns,
+            call.latency_sd_ns,
+            Sender::Caller(j),
+        );
         let c = &mut self.e.links[call.link as usize].interval;
         c.attempts += 1;
         c.hedges += 1;

@@ -7,6 +7,7 @@
 //! what jobs do is in `step.rs`.
 
 use super::scheduler::EventHandle;
+use crate::time::NEVER;
 
 /// "No job" / "no instance" marker.
 pub const NONE: u32 = u32::MAX;
@@ -179,6 +180,29 @@ impl Job {
     }
 }
 
+/// What a new attempt of a call starts with ([`Jobs::alloc_attempt`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt {
+    /// The called service.
+    pub to: u32,
+    /// The link it travels on (its reply comes back on it).
+    pub link: u32,
+    /// The calling job and its generation.
+    pub parent: u32,
+    /// See `parent`.
+    pub parent_gen: u32,
+    /// The caller's token for this attempt.
+    pub token: u32,
+    /// Its number at the caller (1 = first try).
+    pub attempt: u8,
+    /// Deadline it carries, ns (`NEVER`: none).
+    pub deadline_ns: u64,
+    /// Sampled journey id, or [`NONE`].
+    pub journey: u32,
+    /// Its caller was already abandoned (its work will be wasted).
+    pub orphaned: bool,
+}
+
 /// Slab of jobs with generation-checked handles.
 #[derive(Debug, Default)]
 pub struct Jobs {
@@ -212,6 +236,54 @@ impl Jobs {
             self.side.push(JobSide::default());
             (self.slots.len() - 1) as u32
         }
+    }
+
+    /// A new attempt of a call, on the wire to service `a.to`; returns its index and
+    /// generation. See [`Attempt`].
+    #[inline(always)]
+    pub fn alloc_attempt(&mut self, a: Attempt) -> (u32, u32) {
+        let k = self.alloc();
+        let job = &mut self.slots[k as usize];
+        job.flags = u16::from(a.orphaned) * ORPHANED;
+        job.phase = Phase::InFlight;
+        job.node = a.to;
+        job.instance = NONE;
+        job.parent = a.parent;
+        job.parent_gen = a.parent_gen;
+        job.parent_token = a.token;
+        job.attempt = a.attempt;
+        job.deadline_ns = a.deadline_ns;
+        job.link = a.link;
+        job.journey = a.journey;
+        job.child = NONE;
+        (k, job.generation)
+    }
+
+    /// A job that no caller waits for: a client request, an instance's or a queue's own call,
+    /// a health probe. It starts in `phase` with `flags` at `node` (and `instance`, or
+    /// [`NONE`]), created at `arrive_ns`, without a deadline, its journey `journey`.
+    #[inline]
+    pub fn alloc_root(
+        &mut self,
+        phase: Phase,
+        flags: u16,
+        node: u32,
+        instance: u32,
+        arrive_ns: u64,
+        journey: u32,
+    ) -> u32 {
+        let j = self.alloc();
+        let job = &mut self.slots[j as usize];
+        job.phase = phase;
+        job.flags = flags;
+        job.node = node;
+        job.instance = instance;
+        job.parent = NONE;
+        job.child = NONE;
+        job.arrive_ns = arrive_ns;
+        job.deadline_ns = NEVER;
+        job.journey = journey;
+        j
     }
 
     /// Frees a slot (bumps its generation).

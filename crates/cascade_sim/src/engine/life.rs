@@ -21,7 +21,7 @@ use crate::mechanisms::rolling::Rolling;
 use crate::mechanisms::throttle::TokenBucket;
 use crate::metrics::Outcome;
 use crate::scenario::KillMode;
-use crate::time::{NEVER, Nanos};
+use crate::time::Nanos;
 
 impl Ctx<'_, '_> {
     /// Logs a mechanism event about service `s`.
@@ -166,19 +166,13 @@ impl Ctx<'_, '_> {
         incarnation: u32,
     ) -> u32 {
         let now = self.e.now;
-        let j = self.e.jobs.alloc();
+        let j = self
+            .e
+            .jobs
+            .alloc_root(Phase::Calling, INTERNAL, s, inst, now, NONE);
         let job = self.e.jobs.get_mut(j);
-        job.phase = Phase::Calling;
-        job.flags = INTERNAL;
         job.purpose = purpose;
-        job.node = s;
-        job.instance = inst;
-        job.parent = NONE;
-        job.child = NONE;
         job.call_idx = call_idx;
-        job.arrive_ns = now;
-        job.deadline_ns = NEVER;
-        job.journey = NONE;
         self.e.jobs.side_mut(j).incarnation = incarnation;
         j
     }
@@ -475,18 +469,11 @@ impl Ctx<'_, '_> {
             return;
         }
         // A probe request: waits for a worker like any request.
-        let k = self.e.jobs.alloc();
-        let job = self.e.jobs.get_mut(k);
-        job.phase = Phase::Queued;
-        job.flags = PROBE;
-        job.node = s;
-        job.instance = inst;
-        job.parent = NONE;
-        job.child = NONE;
-        job.arrive_ns = now;
-        job.deadline_ns = NEVER;
-        job.journey = NONE;
-        let generation = job.generation;
+        let k = self
+            .e
+            .jobs
+            .alloc_root(Phase::Queued, PROBE, s, inst, now, NONE);
+        let generation = self.e.jobs.get(k).generation;
         let capacity = self.e.model.services[s as usize].queue_capacity;
         let is = &mut *self.instances[inst as usize];
         if let Some(m) = is.mech.as_deref_mut() {

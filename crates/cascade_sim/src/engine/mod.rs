@@ -35,7 +35,7 @@ mod step;
 
 use bevy_ecs::prelude::*;
 
-pub use jobs::{Job, Jobs, NONE, Phase};
+pub use jobs::{Attempt, Job, Jobs, NONE, Phase};
 pub use load::{despawn_world, load_scenario, spawn_instances, with_ctx};
 pub(crate) use load::{service_state, source_guard, source_state};
 pub use mech::{CallGuard, InstanceMech, LifePhase, QueueState, ServiceMech, ServiceRuntime};

@@ -27,7 +27,9 @@
 use bevy_ecs::prelude::*;
 
 use super::data::CacheStep;
-use super::jobs::{ALT, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE, Phase};
+use super::jobs::{
+    ALT, Attempt, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE, Phase,
+};
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
 use super::scheduler::{EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
@@ -289,19 +291,10 @@ impl Ctx<'_, '_> {
         } else {
             NONE
         };
-        let j = self.e.jobs.alloc();
-        {
-            let job = self.e.jobs.get_mut(j);
-            job.phase = Phase::Calling;
-            job.flags = CLIENT;
-            job.node = s;
-            job.instance = NONE;
-            job.parent = NONE;
-            job.child = NONE;
-            job.arrive_ns = now;
-            job.deadline_ns = NEVER;
-            job.journey = journey;
-        }
+        let j = self
+            .e
+            .jobs
+            .alloc_root(Phase::Calling, CLIENT, s, NONE, now, journey);
         let st = &mut *self.sources[s as usize];
         st.metrics.interval.offered_first += 1;
         if st.keep < 1.0 && !rng::chance(&mut st.rng, st.keep) {
@@ -404,22 +397,18 @@ impl Ctx<'_, '_> {
             timeout_deadline
         };
 
-        let orphaned = self.e.jobs.get(j).flags & ORPHANED;
-        let k = self.e.jobs.alloc();
-        let child = self.e.jobs.get_mut(k);
-        child.flags = orphaned;
-        child.phase = Phase::InFlight;
-        child.node = to;
-        child.instance = NONE;
-        child.parent = j;
-        child.parent_gen = generation;
-        child.parent_token = token;
-        child.attempt = attempt;
-        child.deadline_ns = deadline;
-        child.link = link_id;
-        child.journey = journey;
-        child.child = NONE;
-        let kgen = child.generation;
+        let orphaned = self.e.jobs.get(j).orphaned();
+        let (k, kgen) = self.e.jobs.alloc_attempt(Attempt {
+            to,
+            link: link_id,
+            parent: j,
+            parent_gen: generation,
+            token,
+            attempt,
+            deadline_ns: deadline,
+            journey,
+            orphaned,
+        });
 
         let p = self.e.jobs.get_mut(j);
         p.call_attempt = attempt;
@@ -1157,7 +1146,7 @@ impl Ctx<'_, '_> {
     /// included. Loss, then spread, are drawn from the sender's stream, each only when it
     /// applies.
     #[inline]
-    fn wire(
+    pub(crate) fn wire(
         &mut self,
         link_id: u32,
         latency_ns: Nanos,
@@ -1392,7 +1381,7 @@ impl Ctx<'_, '_> {
 /// Who sends a message on a link, for [`Ctx::wire`]: the calling job (a request) or the
 /// called job (a reply). Its random stream draws the message's loss and latency spread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sender {
+pub(crate) enum Sender {
     /// Job `j` calls.
     Caller(u32),
     /// Job `k` answers.
