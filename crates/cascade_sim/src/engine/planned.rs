@@ -18,8 +18,9 @@
 //! settled, requests at a worker get their completion event, and requests still waiting go
 //! back into the queue with the instance's random stream rewound to before their draws (so
 //! they draw at start, exactly as if they had never been planned). That happens on every
-//! fault start or end on the service or on a link to it, every live edit, and an arrival the
-//! plan cannot take (over a partitioned link). An instance enters planned mode again when an
+//! fault start or end on the service or on a link to it, every live edit, every crash of the
+//! instance (a kill, a restart, a latched failure: its planned requests are lost with the
+//! rest), and an arrival the plan cannot take (over a partitioned link). An instance enters planned mode again when an
 //! eligible request arrives and it is empty.
 //!
 //! Requests whose journey is sampled keep one event at their completion, which settles them
