@@ -663,6 +663,17 @@ impl Scheduler {
 mod tests {
     use super::*;
 
+    /// A small deterministic random stream for the randomised tests (xorshift64).
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
     fn drain(s: &mut Scheduler) -> Vec<(Nanos, u32)> {
         let mut out = Vec::new();
         while let Some(e) = s.pop_before(Nanos::MAX) {
@@ -725,13 +736,7 @@ mod tests {
         let mut s = Scheduler::new();
         let mut reference = std::collections::BTreeMap::new();
         let mut handles: Vec<(EventHandle, (Nanos, u64))> = Vec::new();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rand = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let (mut seq, mut now) = (0u64, 0);
         for step in 0..300_000u32 {
             match rand() % 8 {
@@ -786,13 +791,7 @@ mod tests {
         // of them. Pops must stay in `(time, seq)` order, and the buckets must narrow.
         let mut s = Scheduler::new();
         let mut reference = std::collections::BTreeMap::new();
-        let mut x = 0x1234_5678_9abc_def1u64;
-        let mut rand = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rand = xorshift(0x1234_5678_9abc_def1u64);
         let mut seq = 0u64;
         for i in 0..3_000u32 {
             let t = rand() % 1_000_000_000;
@@ -828,13 +827,7 @@ mod tests {
         // Random DES-like workload against a BTreeMap reference keyed by (time, seq).
         let mut s = Scheduler::new();
         let mut reference = std::collections::BTreeMap::new();
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rand = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rand = xorshift(0x2545_f491_4f6c_dd1du64);
         let mut seq = 0u64;
         let mut now = 0;
         for step in 0..200_000u32 {
