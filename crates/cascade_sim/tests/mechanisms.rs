@@ -609,6 +609,39 @@ fn outlier_ejection_removes_the_instance_that_fails() {
     assert!(failed <= 3 * 5, "{failed} failed requests");
 }
 
+#[test]
+fn outlier_ejection_finds_an_instance_that_refuses_connections() {
+    // One of four instances is killed (refusing connections) from 10 s to 100 s. Without
+    // ejection round robin sends it a quarter of the requests, all refused. With Envoy's
+    // consecutive rule (5 errors, 30 s ejections) it costs 5 refusals per ejection: at 10 s,
+    // 40 s and 70 s, 15 in all, plus the requests it held when it died (about 1000/4 × 5 ms ≈
+    // 1.25 on average; 10 covers the Poisson tail to 1 in 10^6).
+    let make = |outlier: &str| {
+        common::parse(&format!(
+            r#"(
+                version: 1, name: "refusing outlier", duration_s: 1, seed: 67,
+                sources: [(name: "clients", target: "api", rate: Constant(1000))],
+                services: [(name: "api", instances: 4, workers: 20, service_time: Exponential(mean_ms: 5.0){outlier})],
+                faults: [(at_s: 10.0, duration_s: 90.0, fault: Kill(service: "api", instances: First(1), mode: Refuse))],
+            )"#
+        ))
+    };
+    let plain = run(&make(""), 110.0);
+    let c = source(&plain, 0, 11, 100);
+    let share = c.failed_total() as f64 / (c.succeeded + c.failed_total()) as f64;
+    assert!((share - 0.25).abs() < 0.01, "{share}");
+    let ejecting = run(
+        &make(", outlier_ejection: (consecutive_errors: 5, eject_s: 30.0, max_ejected: 0.5)"),
+        110.0,
+    );
+    let failed = source(&ejecting, 0, 0, 110).failed_total();
+    assert!(failed <= 3 * 5 + 10, "{failed} failed requests");
+    assert!(
+        failed >= 3 * 5,
+        "{failed} failed requests: ejected without 5 refusals each time"
+    );
+}
+
 // ------------------------------------------------------------------- autoscaling and cores
 
 /// An API (8 instances, 20 workers, 4 cores, 5 ms of CPU a request) calling a database

@@ -839,6 +839,11 @@ impl Ctx<'_, '_> {
             None => {}
             Some(KillMode::Refuse) => {
                 self.services[s as usize].metrics.interval.refused += 1;
+                // A refused connection is an error of this instance to the load balancer's
+                // outlier detection (Envoy maps connect failures to 5xx by default).
+                if self.instances[inst as usize].mech.is_some() {
+                    self.outlier_record(inst, false);
+                }
                 self.reply_and_free(k, Outcome::Refused);
                 return;
             }
