@@ -831,7 +831,7 @@ mod tests {
         let mut seq = 0u64;
         let mut now = 0;
         for step in 0..200_000u32 {
-            if rand() % 3 != 0 || reference.is_empty() {
+            if !rand().is_multiple_of(3) || reference.is_empty() {
                 let delay = match rand() % 4 {
                     0 => 0,
                     1 => rand() % 1_000,
