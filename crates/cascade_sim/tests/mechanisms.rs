@@ -386,6 +386,47 @@ fn success(sim: &Simulation, from: u32, to: u32) -> f64 {
 }
 
 #[test]
+fn a_failed_fill_that_degrades_caches_nothing() {
+    // The database fails every request for the first 20 s and the cache is flushed at 1 s;
+    // the cache's backing call degrades (the request is served without the value). Nothing
+    // may be cached while no fill succeeds — warmth stays exactly 0 from the flush on —
+    // though every client request succeeds (degraded); once the database answers, the cache
+    // warms as usual.
+    for coalescing in [false, true] {
+        let s = common::parse(&format!(
+            r#"(
+                version: 1, name: "degraded fills", duration_s: 1, seed: 71,
+                sources: [(name: "clients", target: "cache", rate: Constant(1000), timeout_ms: 1000.0)],
+                services: [
+                    (name: "cache", kind: Cache, workers: 100000, service_time: Deterministic(ms: 0.2),
+                     cache: (backing: (to: "db", timeout_ms: 200.0, fallback: Degrade), max_hit_ratio: 0.9,
+                             keys: 200, coalescing: {coalescing})),
+                    (name: "db", kind: Database, workers: 20, service_time: Deterministic(ms: 10.0)),
+                ],
+                faults: [
+                    (at_s: 0.0, duration_s: 20.0, fault: Errors(service: "db", probability: 1.0)),
+                    (at_s: 1.0, fault: CacheFlush(service: "cache")),
+                ],
+            )"#
+        ));
+        let sim = run(&s, 60.0);
+        for k in [5, 10, 19] {
+            assert_eq!(
+                warmth(&sim, k),
+                0.0,
+                "coalescing {coalescing}: warmth at {k} s"
+            );
+        }
+        let served = success(&sim, 2, 19);
+        assert!(served > 0.999, "coalescing {coalescing}: {served}");
+        assert!(
+            warmth(&sim, 59) > 0.99,
+            "coalescing {coalescing}: warm again"
+        );
+    }
+}
+
+#[test]
 fn a_cache_recovers_from_a_flush_when_the_backend_can_take_all_the_load() {
     // λ = 1800/s ≤ B: even cold (and after a brownout), the database's queue drains, fills
     // succeed and the cache warms again.

@@ -90,6 +90,12 @@ impl Ctx<'_, '_> {
             .get_mut(key as usize)
             .map(std::mem::take)
             .unwrap_or_default();
+        // A failed fill whose backing call degrades: the waiters carry on without it too.
+        let degrade = self.e.model.services[s]
+            .calls
+            .first()
+            .and_then(|c| c.guard)
+            .is_some_and(|g| g.degrade);
         for &(w, g) in &waiters {
             if self
                 .e
@@ -97,6 +103,10 @@ impl Ctx<'_, '_> {
                 .live(w, g)
                 .is_some_and(|j| j.phase == Phase::Calling && j.child == NONE)
             {
+                if !success && degrade {
+                    self.fall_back(w);
+                    continue;
+                }
                 self.finish(
                     w,
                     if success {

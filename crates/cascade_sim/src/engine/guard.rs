@@ -11,7 +11,7 @@
 //! Guard state lives with the caller: per source, or per instance and call (`mech.rs`). Calls
 //! without guards never reach this file.
 
-use super::jobs::{ALT, Attempt, BULKHEAD, HEDGED, NONE, Phase};
+use super::jobs::{ALT, Attempt, BULKHEAD, FILLING, HEDGED, MISSED, NONE, Phase};
 use super::mech::CallGuard;
 use super::scheduler::EventKind;
 use super::step::{Ctx, Sender};
@@ -174,8 +174,13 @@ impl Ctx<'_, '_> {
 
     /// Job `j`'s call failed and its fallback applies: the request carries on without it.
     pub(crate) fn fall_back(&mut self, j: u32) {
+        let (node, flags) = (self.e.jobs.get(j).node, self.e.jobs.get(j).flags);
+        if flags & (FILLING | MISSED) != 0 {
+            // A cache miss whose backing call failed: nothing to cache, though the request
+            // carries on (requests waiting on the same fill fall back with it).
+            self.end_cache_fill(j, false);
+        }
         let job = self.e.jobs.get(j);
-        let node = job.node;
         if let Some(link) = self.e.model.call_for(job).map(|c| c.link) {
             self.e.links[link as usize].interval.fallbacks += 1;
         }
