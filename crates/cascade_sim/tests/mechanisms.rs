@@ -607,19 +607,28 @@ fn health_checks_eject_a_killed_instance_after_unhealthy_after_probes() {
     assert_eq!(service_row(&sim, 0, 90).gauges.healthy_instances, 4);
 }
 
+/// Clients at 1000/s → `api`: 4 instances of 20 workers, 5 ms, round robin, with `outlier`
+/// (extra fields of the service) and one `fault`.
+fn four_instances(outlier: &str, fault: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "outlier", duration_s: 1, seed: 59,
+            sources: [(name: "clients", target: "api", rate: Constant(1000))],
+            services: [(name: "api", instances: 4, workers: 20, service_time: Exponential(mean_ms: 5.0){outlier})],
+            faults: [{fault}],
+        )"#
+    ))
+}
+
 #[test]
 fn outlier_ejection_removes_the_instance_that_fails() {
     // One of four instances fails every request. Round robin sends it a quarter of the load;
     // ejected after 20 requests with ≥ 50% errors for 30 s at a time, it sees almost none.
     let make = |outlier: &str| {
-        common::parse(&format!(
-            r#"(
-                version: 1, name: "outlier", duration_s: 1, seed: 59,
-                sources: [(name: "clients", target: "api", rate: Constant(1000))],
-                services: [(name: "api", instances: 4, workers: 20, service_time: Exponential(mean_ms: 5.0){outlier})],
-                faults: [(at_s: 10.0, fault: Errors(service: "api", instances: First(1), probability: 1.0))],
-            )"#
-        ))
+        four_instances(
+            outlier,
+            r#"(at_s: 10.0, fault: Errors(service: "api", instances: First(1), probability: 1.0))"#,
+        )
     };
     let errors = |sim: &Simulation| {
         let c = source(sim, 0, 11, 100);
@@ -658,14 +667,10 @@ fn outlier_ejection_finds_an_instance_that_refuses_connections() {
     // 40 s and 70 s, 15 in all, plus the requests it held when it died (about 1000/4 × 5 ms ≈
     // 1.25 on average; 10 covers the Poisson tail to 1 in 10^6).
     let make = |outlier: &str| {
-        common::parse(&format!(
-            r#"(
-                version: 1, name: "refusing outlier", duration_s: 1, seed: 67,
-                sources: [(name: "clients", target: "api", rate: Constant(1000))],
-                services: [(name: "api", instances: 4, workers: 20, service_time: Exponential(mean_ms: 5.0){outlier})],
-                faults: [(at_s: 10.0, duration_s: 90.0, fault: Kill(service: "api", instances: First(1), mode: Refuse))],
-            )"#
-        ))
+        four_instances(
+            outlier,
+            r#"(at_s: 10.0, duration_s: 90.0, fault: Kill(service: "api", instances: First(1), mode: Refuse))"#,
+        )
     };
     let plain = run(&make(""), 110.0);
     let c = source(&plain, 0, 11, 100);
