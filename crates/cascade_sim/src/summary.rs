@@ -134,6 +134,12 @@ pub fn current_verdict(world: &World, live: bool) -> Option<Verdict> {
         settings.judge_window_s =
             crate::verdict::live_window_s(&history.system, interval_s, &settings);
     }
+    // What sustains a metastable state is read from every service's counters over the
+    // window: gathered only when the verdict is metastable (this runs at every interval close).
+    let verdict = judge(&history.system, interval_s, &settings, &[]);
+    if verdict.kind != VerdictKind::Metastable {
+        return Some(verdict);
+    }
     let window = (settings.judge_window_s / interval_s).round().max(1.0) as u32;
     let names: Vec<(String, bool)> = world
         .get_resource::<Engine>()?
