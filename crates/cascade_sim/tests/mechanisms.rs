@@ -607,13 +607,13 @@ fn health_checks_eject_a_killed_instance_after_unhealthy_after_probes() {
     assert_eq!(service_row(&sim, 0, 90).gauges.healthy_instances, 4);
 }
 
-/// Clients at 1000/s → `api`: 4 instances of 20 workers, 5 ms, round robin, with `outlier`
-/// (extra fields of the service) and one `fault`.
-fn four_instances(outlier: &str, fault: &str) -> Scenario {
+/// Clients at 1000/s (`client` extra fields of the source) → `api`: 4 instances of 20
+/// workers, 5 ms, round robin, with `outlier` (extra fields of the service) and one `fault`.
+fn four_instances(client: &str, outlier: &str, fault: &str) -> Scenario {
     common::parse(&format!(
         r#"(
             version: 1, name: "outlier", duration_s: 1, seed: 59,
-            sources: [(name: "clients", target: "api", rate: Constant(1000))],
+            sources: [(name: "clients", target: "api", rate: Constant(1000){client})],
             services: [(name: "api", instances: 4, workers: 20, service_time: Exponential(mean_ms: 5.0){outlier})],
             faults: [{fault}],
         )"#
@@ -626,6 +626,7 @@ fn outlier_ejection_removes_the_instance_that_fails() {
     // ejected after 20 requests with ≥ 50% errors for 30 s at a time, it sees almost none.
     let make = |outlier: &str| {
         four_instances(
+            "",
             outlier,
             r#"(at_s: 10.0, fault: Errors(service: "api", instances: First(1), probability: 1.0))"#,
         )
@@ -668,6 +669,7 @@ fn outlier_ejection_finds_an_instance_that_refuses_connections() {
     // 1.25 on average; 10 covers the Poisson tail to 1 in 10^6).
     let make = |outlier: &str| {
         four_instances(
+            "",
             outlier,
             r#"(at_s: 10.0, duration_s: 90.0, fault: Kill(service: "api", instances: First(1), mode: Refuse))"#,
         )
@@ -686,6 +688,34 @@ fn outlier_ejection_finds_an_instance_that_refuses_connections() {
         failed >= 3 * 5,
         "{failed} failed requests: ejected without 5 refusals each time"
     );
+}
+
+#[test]
+fn outlier_ejection_finds_a_blackholed_instance_through_timeouts() {
+    // One of four instances blackholes from 10 s to 100 s; clients time out after 100 ms.
+    // Without ejection a quarter of the requests time out. With 5 errors in a row ejecting
+    // for 30 s, the 5th timeout comes 100 ms after the 5th request was sent (~16 ms after the
+    // 1st at 250/s), so every request round robin sends it in those ~116 ms fails: about
+    // 1 + 250 × 0.116 ≈ 30 per ejection, at 10 s, 40 s and 70 s, about 90 in all. Each count
+    // is roughly Poisson (sd ≈ 5.5, ≈ 9.5 for the three), plus the one or two requests it held
+    // when it died: ± 30 is over three standard deviations.
+    let make = |outlier: &str| {
+        four_instances(
+            ", timeout_ms: 100.0",
+            outlier,
+            r#"(at_s: 10.0, duration_s: 90.0, fault: Kill(service: "api", instances: First(1), mode: Blackhole))"#,
+        )
+    };
+    let plain = run(&make(""), 110.0);
+    let c = source(&plain, 0, 11, 100);
+    let share = c.failed_total() as f64 / (c.succeeded + c.failed_total()) as f64;
+    assert!((share - 0.25).abs() < 0.01, "{share}");
+    let ejecting = run(
+        &make(", outlier_ejection: (consecutive_errors: 5, eject_s: 30.0, max_ejected: 0.5)"),
+        110.0,
+    );
+    let failed = source(&ejecting, 0, 0, 110).failed_total() as f64;
+    assert!((failed - 90.0).abs() < 30.0, "{failed} failed requests");
 }
 
 // ------------------------------------------------------------------- autoscaling and cores

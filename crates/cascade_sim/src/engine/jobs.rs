@@ -60,6 +60,10 @@ pub const FILLING: u16 = 256;
 pub const MISSED: u16 = 512;
 /// Job flag: the first attempt of its hedged call still answers it ([`JobSide::alt_token`]).
 pub const ALT: u16 = 1024;
+/// Job flag: an attempt of its current call was dropped by a blackholed instance
+/// ([`JobSide::blackhole_inst`], [`JobSide::blackhole_token`]): if that attempt times out, the
+/// timeout counts against the instance for outlier ejection.
+pub const BLACKHOLED: u16 = 2048;
 
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -152,6 +156,10 @@ pub struct JobSide {
     pub alt_child_gen: u32,
     /// Internal jobs of instances: the instance's incarnation when made (stale after a restart).
     pub incarnation: u32,
+    /// The instance that blackholed an attempt of the current call (valid under [`BLACKHOLED`]).
+    pub blackhole_inst: u32,
+    /// That attempt's token.
+    pub blackhole_token: u32,
 }
 
 impl Job {

@@ -28,7 +28,8 @@ use bevy_ecs::prelude::*;
 
 use super::data::CacheStep;
 use super::jobs::{
-    ALT, Attempt, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE, Phase,
+    ALT, Attempt, BLACKHOLED, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE,
+    Phase,
 };
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
 use super::scheduler::{EventHandle, EventKind, Scheduler};
@@ -413,7 +414,7 @@ impl Ctx<'_, '_> {
         let p = self.e.jobs.get_mut(j);
         p.call_attempt = attempt;
         p.token = token;
-        p.flags &= !ALT;
+        p.flags &= !(ALT | BLACKHOLED);
         p.phase = Phase::Calling;
         p.child = k;
         p.child_gen = kgen;
@@ -608,10 +609,16 @@ impl Ctx<'_, '_> {
         );
         let side = *self.e.jobs.side(j);
         let (alt_child, alt_gen) = (side.alt_child, side.alt_child_gen);
+        let blackholed = job.flags & BLACKHOLED != 0 && side.blackhole_token == token;
         let jm = self.e.jobs.get_mut(j);
         jm.child = NONE;
         jm.timeout = EventHandle::NONE;
-        jm.flags &= !(HEDGED | ALT);
+        jm.flags &= !(HEDGED | ALT | BLACKHOLED);
+        if blackholed {
+            // The attempt vanished at a blackholed instance: to the load balancer's outlier
+            // detection this timeout is that instance's error.
+            self.outlier_record(side.blackhole_inst, false);
+        }
         self.orphan_chain(child, child_gen);
         if hedged {
             self.orphan_chain(alt_child, alt_gen);
@@ -645,6 +652,20 @@ impl Ctx<'_, '_> {
             self.guard_record(j, Outcome::Timeout);
         }
         self.on_attempt_failed(j, Outcome::Timeout);
+    }
+
+    /// Attempt `k` vanished at blackholed instance `inst`: remembers it with its caller, whose
+    /// timeout for it then counts against the instance (see [`BLACKHOLED`]).
+    fn note_blackholed(&mut self, k: u32, inst: u32) {
+        let job = self.e.jobs.get(k);
+        let (parent, parent_gen, token) = (job.parent, job.parent_gen, job.parent_token);
+        if parent == NONE || self.e.jobs.live(parent, parent_gen).is_none() {
+            return;
+        }
+        self.e.jobs.get_mut(parent).flags |= BLACKHOLED;
+        let side = self.e.jobs.side_mut(parent);
+        side.blackhole_inst = inst;
+        side.blackhole_token = token;
     }
 
     /// Marks an abandoned attempt and everything it is waiting on as orphaned.
@@ -849,6 +870,9 @@ impl Ctx<'_, '_> {
             }
             Some(KillMode::Blackhole) => {
                 self.services[s as usize].metrics.interval.dropped += 1;
+                if self.instances[inst as usize].mech.is_some() {
+                    self.note_blackholed(k, inst);
+                }
                 self.e.jobs.free(k);
                 return;
             }
