@@ -660,6 +660,21 @@ fn outlier_ejection_removes_the_instance_that_fails() {
     assert!(failed <= 3 * 5, "{failed} failed requests");
 }
 
+/// [`four_instances`] with the first instance killed (`mode`) from 10 s to 100 s: the share of
+/// requests that fail from 11 s to 100 s without outlier ejection, and the requests that fail
+/// in the whole run with Envoy's consecutive rule (5 errors in a row, 30 s ejections).
+fn killed_instance(client: &str, mode: &str) -> (f64, u64) {
+    let fault = format!(
+        r#"(at_s: 10.0, duration_s: 90.0, fault: Kill(service: "api", instances: First(1), mode: {mode}))"#
+    );
+    let plain = run(&four_instances(client, "", &fault), 110.0);
+    let c = source(&plain, 0, 11, 100);
+    let share = c.failed_total() as f64 / (c.succeeded + c.failed_total()) as f64;
+    let outlier = ", outlier_ejection: (consecutive_errors: 5, eject_s: 30.0, max_ejected: 0.5)";
+    let ejecting = run(&four_instances(client, outlier, &fault), 110.0);
+    (share, source(&ejecting, 0, 0, 110).failed_total())
+}
+
 #[test]
 fn outlier_ejection_finds_an_instance_that_refuses_connections() {
     // One of four instances is killed (refusing connections) from 10 s to 100 s. Without
@@ -667,22 +682,8 @@ fn outlier_ejection_finds_an_instance_that_refuses_connections() {
     // consecutive rule (5 errors, 30 s ejections) it costs 5 refusals per ejection: at 10 s,
     // 40 s and 70 s, 15 in all, plus the requests it held when it died (about 1000/4 × 5 ms ≈
     // 1.25 on average; 10 covers the Poisson tail to 1 in 10^6).
-    let make = |outlier: &str| {
-        four_instances(
-            "",
-            outlier,
-            r#"(at_s: 10.0, duration_s: 90.0, fault: Kill(service: "api", instances: First(1), mode: Refuse))"#,
-        )
-    };
-    let plain = run(&make(""), 110.0);
-    let c = source(&plain, 0, 11, 100);
-    let share = c.failed_total() as f64 / (c.succeeded + c.failed_total()) as f64;
+    let (share, failed) = killed_instance("", "Refuse");
     assert!((share - 0.25).abs() < 0.01, "{share}");
-    let ejecting = run(
-        &make(", outlier_ejection: (consecutive_errors: 5, eject_s: 30.0, max_ejected: 0.5)"),
-        110.0,
-    );
-    let failed = source(&ejecting, 0, 0, 110).failed_total();
     assert!(failed <= 3 * 5 + 10, "{failed} failed requests");
     assert!(
         failed >= 3 * 5,
@@ -699,22 +700,9 @@ fn outlier_ejection_finds_a_blackholed_instance_through_timeouts() {
     // 1 + 250 × 0.116 ≈ 30 per ejection, at 10 s, 40 s and 70 s, about 90 in all. Each count
     // is roughly Poisson (sd ≈ 5.5, ≈ 9.5 for the three), plus the one or two requests it held
     // when it died: ± 30 is over three standard deviations.
-    let make = |outlier: &str| {
-        four_instances(
-            ", timeout_ms: 100.0",
-            outlier,
-            r#"(at_s: 10.0, duration_s: 90.0, fault: Kill(service: "api", instances: First(1), mode: Blackhole))"#,
-        )
-    };
-    let plain = run(&make(""), 110.0);
-    let c = source(&plain, 0, 11, 100);
-    let share = c.failed_total() as f64 / (c.succeeded + c.failed_total()) as f64;
+    let (share, failed) = killed_instance(", timeout_ms: 100.0", "Blackhole");
     assert!((share - 0.25).abs() < 0.01, "{share}");
-    let ejecting = run(
-        &make(", outlier_ejection: (consecutive_errors: 5, eject_s: 30.0, max_ejected: 0.5)"),
-        110.0,
-    );
-    let failed = source(&ejecting, 0, 0, 110).failed_total() as f64;
+    let failed = failed as f64;
     assert!((failed - 90.0).abs() < 30.0, "{failed} failed requests");
 }
 
