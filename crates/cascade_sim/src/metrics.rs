@@ -397,24 +397,19 @@ impl LatencyHistogram {
         self.occupied.resize(b / 64 + 1, 0);
     }
 
+    /// The words of the occupancy bitmap that cover `lowest..=highest` (none when nothing is
+    /// recorded).
+    fn occupied_words(&self) -> std::ops::Range<usize> {
+        if self.total == 0 {
+            return 0..0;
+        }
+        self.lowest / 64..self.highest / 64 + 1
+    }
+
     /// The occupied buckets, ascending.
     fn occupied_buckets(&self) -> impl Iterator<Item = usize> + '_ {
-        let (first, last) = (self.lowest / 64, self.highest / 64);
-        let words = if self.total == 0 {
-            &[][..]
-        } else {
-            &self.occupied[first..=last]
-        };
-        words.iter().enumerate().flat_map(move |(i, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                (w != 0).then(|| {
-                    let bit = w.trailing_zeros() as usize;
-                    w &= w - 1;
-                    (first + i) * 64 + bit
-                })
-            })
-        })
+        let words = self.occupied_words();
+        set_bits(&self.occupied[words.clone()], words.start)
     }
 
     /// Number of recorded values.
@@ -497,19 +492,28 @@ impl LatencyHistogram {
 
     /// Forgets everything recorded (keeps its memory).
     pub fn clear(&mut self) {
-        if self.total > 0 {
-            let (first, last) = (self.lowest / 64, self.highest / 64);
-            for w in first..=last {
-                let mut bits = self.occupied[w];
-                while bits != 0 {
-                    self.counts[w * 64 + bits.trailing_zeros() as usize] = 0;
-                    bits &= bits - 1;
-                }
-                self.occupied[w] = 0;
-            }
+        let words = self.occupied_words();
+        for b in set_bits(&self.occupied[words.clone()], words.start) {
+            self.counts[b] = 0;
         }
+        self.occupied[words].fill(0);
         self.total = 0;
     }
+}
+
+/// The indices of the set bits of `words` (bit `b % 64` of word `b / 64`), ascending, the
+/// first word being word number `first` of its bitmap.
+fn set_bits(words: &[u64], first: usize) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(move |(i, &w)| {
+        let mut w = w;
+        std::iter::from_fn(move || {
+            (w != 0).then(|| {
+                let bit = w.trailing_zeros() as usize;
+                w &= w - 1;
+                (first + i) * 64 + bit
+            })
+        })
+    })
 }
 
 /// Health of a service in an interval, from its own numbers (thresholds in docs/model.md).

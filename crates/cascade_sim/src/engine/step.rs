@@ -862,17 +862,13 @@ impl Ctx<'_, '_> {
                 self.services[s as usize].metrics.interval.refused += 1;
                 // A refused connection is an error of this instance to the load balancer's
                 // outlier detection (Envoy maps connect failures to 5xx by default).
-                if self.instances[inst as usize].mech.is_some() {
-                    self.outlier_record(inst, false);
-                }
+                self.outlier_record(inst, false);
                 self.reply_and_free(k, Outcome::Refused);
                 return;
             }
             Some(KillMode::Blackhole) => {
                 self.services[s as usize].metrics.interval.dropped += 1;
-                if self.instances[inst as usize].mech.is_some() {
-                    self.note_blackholed(k, inst);
-                }
+                self.note_blackholed(k, inst);
                 self.e.jobs.free(k);
                 return;
             }
