@@ -466,3 +466,79 @@ fn littles_law_holds_per_service_in_a_network_with_retries() {
         );
     }
 }
+
+// ------------------------------------------------------------------ deadlines and insensitivity
+
+/// M/M/1 whose requests carry a deadline the server checks when a worker would take them
+/// (`deadline_propagation`): a request is served iff the work ahead of it at arrival, V, is
+/// below its patience τ (client timeout − one-way latency), and dropped at dequeue otherwise.
+/// Served or not, a dropped request adds no work, so this is M/M/1 with deterministic
+/// patience (Barrer 1957): with θ = μ − λ and E = e^{−θτ}, the workload has an atom
+/// p0 = (1−ρ)/(1−ρ²E) at 0 and density λ·p0·e^{−θv} below τ, and
+/// P(drop) = ρ(1−ρ)E/(1−ρ²E); the mean wait of served requests is
+/// λ·p0·(1 − E(1+θτ))/θ² / (1 − P(drop)). Both hold for ρ ≥ 1 too: the deadline keeps an
+/// overloaded queue stable.
+fn check_mm1_deadline(lambda: f64, batch_s: f64) {
+    let (mu, tau_s) = (1000.0f64, 0.002f64);
+    // Client timeout 3 ms, latency 1 ms: 2 ms of patience at the server.
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "impatient", duration_s: 1, seed: 17,
+            sources: [(name: "clients", target: "server", rate: Constant({lambda}), timeout_ms: 3.0)],
+            services: [(name: "server", workers: 1, deadline_propagation: true,
+                        service_time: Exponential(mean_ms: 1.0))],
+        )"#
+    ));
+    let rho = lambda / mu;
+    let theta = mu - lambda;
+    let e = (-theta * tau_s).exp();
+    let p0 = (1.0 - rho) / (1.0 - rho * rho * e);
+    let p_drop = rho * (1.0 - rho) * e / (1.0 - rho * rho * e);
+    let wait_served_ms =
+        lambda * p0 * (1.0 - e * (1.0 + theta * tau_s)) / (theta * theta) / (1.0 - p_drop) * 1e3;
+    let b = run_batches(&s, 0, 10.0, batch_s, 40);
+    assert_close(
+        &format!("M/M/1+D λ={lambda} P(drop)"),
+        b.estimate(|c, _| c.expired as f64 / c.offered() as f64),
+        p_drop,
+        0.01,
+    );
+    assert_close(
+        &format!("M/M/1+D λ={lambda} E[wait | served]"),
+        b.estimate(|c, _| c.mean_wait_ms()),
+        wait_served_ms,
+        0.01,
+    );
+    assert_close(
+        &format!("M/M/1+D λ={lambda} utilisation"),
+        b.estimate(|c, _| c.utilization()),
+        rho * (1.0 - p_drop),
+        0.01,
+    );
+}
+
+#[test]
+fn deadline_drop_matches_m_m_1_with_deterministic_patience() {
+    check_mm1_deadline(900.0, 10.0); // ρ = 0.9: P(drop) = 0.2188
+    check_mm1_deadline(1500.0, 10.0); // ρ = 1.5, stable only through the drops: P(drop) = 0.3985
+}
+
+#[test]
+fn loss_system_blocking_is_insensitive_to_the_service_distribution() {
+    // M/G/c/c: the Erlang B blocking probability depends on the service time only through its
+    // mean (Sevastyanov 1957). c = 3, a = 2: P_B = 0.2105 for any distribution of mean 1 ms.
+    for dist in [
+        "LogNormal(mean_ms: 1.0, sigma: 1.0)",
+        "Deterministic(ms: 1.0)",
+        "Uniform(min_ms: 0.0, max_ms: 2.0)",
+    ] {
+        let s = single_queue(2000.0, 3, dist, Some(0));
+        let b = run_batches(&s, 0, 5.0, 10.0, 40);
+        assert_close(
+            &format!("M/G/3/3 {dist} P_B"),
+            b.estimate(|c, _| c.rejected as f64 / c.offered() as f64),
+            0.2105,
+            0.02,
+        );
+    }
+}
