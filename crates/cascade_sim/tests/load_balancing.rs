@@ -1,0 +1,134 @@
+//! The load balancer policies against queueing theory: N identical instances, one worker
+//! each, exponential service of mean 1 ms (μ = 1000/s), Poisson arrivals at ρ = 0.8 per
+//! instance.
+//!
+//! * Random splitting of a Poisson stream gives each instance a Poisson stream of λ/N: every
+//!   instance is an M/M/1 queue, W = 1/(μ − λ/N).
+//! * Round robin gives each instance every N-th arrival: Erlang-N inter-arrival times, so each
+//!   instance is an E_N/M/1 queue (GI/M/1, Kleinrock 1975, §6.4): P(wait) = σ, the root in
+//!   (0, 1) of σ = A*(μ(1 − σ)) with A*(s) = (Nλ_i/(Nλ_i + s))^N, and W = 1/(μ(1 − σ)).
+//! * Join-the-shortest-queue (`LeastOutstanding`) has no closed form, but for identical
+//!   exponential servers it is the optimal dispatcher (Winston 1977) and no dispatcher beats
+//!   one shared queue (M/N/N, Erlang C): W_MMN ≤ W_JSQ ≤ W of any other policy, round robin
+//!   and power of two choices included. Power of two choices is in turn far better than random
+//!   (Mitzenmacher 2001).
+//!
+//! Tolerances as in `queueing.rs`: 4 batch-means standard errors (40 batches of 20 s after a
+//! 10 s warm-up), and each run must be long enough that its standard error is ≤ 1%.
+
+mod common;
+
+use common::{Batches, Z, assert_close, run_batches};
+
+const MU: f64 = 1000.0;
+const INSTANCES: u32 = 4;
+const RHO: f64 = 0.8;
+
+fn balanced(lb: &str) -> Batches {
+    let lambda = RHO * MU * f64::from(INSTANCES);
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "balanced", duration_s: 1, seed: 23,
+            sources: [(name: "clients", target: "server", rate: Constant({lambda}))],
+            services: [(name: "server", instances: {INSTANCES}, lb: {lb}, workers: 1,
+                        service_time: Exponential(mean_ms: 1.0))],
+        )"#
+    ));
+    run_batches(&s, 0, 10.0, 20.0, 40)
+}
+
+/// Mean residence (sojourn) time, ms, with its standard error.
+fn w_ms(b: &Batches) -> (f64, f64) {
+    b.estimate(|c, _| c.mean_residence_ms())
+}
+
+/// P(wait) of E_N/M/1 with per-instance arrival rate `lambda_i`: the root of
+/// σ = (Nλ_i/(Nλ_i + μ(1 − σ)))^N in (0, 1), by bisection.
+fn erlang_arrivals_sigma(n: u32, lambda_i: f64, mu: f64) -> f64 {
+    let k = f64::from(n);
+    let g = |s: f64| (k * lambda_i / (k * lambda_i + mu * (1.0 - s))).powf(k) - s;
+    let (mut lo, mut hi) = (0.0, 1.0 - 1e-9);
+    assert!(g(lo) > 0.0 && g(hi) < 0.0, "the root is bracketed");
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if g(mid) > 0.0 { lo = mid } else { hi = mid }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Erlang C: mean sojourn, ms, of M/M/c at offered load `a` = λ/μ.
+fn mmc_w_ms(c: u32, a: f64, mu: f64) -> f64 {
+    let (mut term, mut sum) = (1.0f64, 1.0f64);
+    for k in 1..c {
+        term *= a / f64::from(k);
+        sum += term;
+    }
+    let last = term * a / f64::from(c) / (1.0 - a / f64::from(c));
+    let p_wait = last / (sum + last);
+    (p_wait / (f64::from(c) * mu - a * mu) + 1.0 / mu) * 1e3
+}
+
+#[test]
+fn random_splitting_makes_every_instance_an_m_m_1_queue() {
+    let b = balanced("Random");
+    let w = 1e3 / (MU - RHO * MU); // 5 ms
+    assert_close("random W", w_ms(&b), w, 0.01);
+    assert_close(
+        "random P(wait)",
+        b.estimate(|c, _| c.queued as f64 / c.offered() as f64),
+        RHO,
+        0.01,
+    );
+    assert_close(
+        "random L (all instances)",
+        b.estimate(|c, span| c.mean_in_system(span)),
+        f64::from(INSTANCES) * RHO / (1.0 - RHO),
+        0.01,
+    );
+}
+
+#[test]
+fn round_robin_makes_every_instance_an_erlang_arrivals_queue() {
+    let sigma = erlang_arrivals_sigma(INSTANCES, RHO * MU, MU);
+    let b = balanced("RoundRobin");
+    assert_close(
+        "round robin P(wait)",
+        b.estimate(|c, _| c.queued as f64 / c.offered() as f64),
+        sigma,
+        0.01,
+    );
+    assert_close("round robin W", w_ms(&b), 1e3 / (MU * (1.0 - sigma)), 0.01);
+}
+
+#[test]
+fn shortest_queue_lies_between_one_shared_queue_and_every_other_policy() {
+    let pooled = mmc_w_ms(INSTANCES, RHO * f64::from(INSTANCES), MU);
+    let round_robin = 1e3 / (MU * (1.0 - erlang_arrivals_sigma(INSTANCES, RHO * MU, MU)));
+    let random = 1e3 / (MU - RHO * MU);
+    let jsq = w_ms(&balanced("LeastOutstanding"));
+    let p2c = w_ms(&balanced("PowerOfTwoChoices"));
+    eprintln!(
+        "W ms: pooled {pooled:.4}, JSQ {jsq:?}, P2C {p2c:?}, round robin {round_robin:.4}, random {random:.4}"
+    );
+    assert!(
+        jsq.1 <= 0.01 * jsq.0 && p2c.1 <= 0.01 * p2c.0,
+        "runs long enough"
+    );
+    assert!(
+        jsq.0 >= pooled - Z * jsq.1,
+        "no dispatcher beats a shared queue: {jsq:?} vs {pooled}"
+    );
+    assert!(
+        jsq.0 + Z * jsq.1 < round_robin,
+        "JSQ beats round robin: {jsq:?} vs {round_robin}"
+    );
+    let gap_se = (jsq.1.powi(2) + p2c.1.powi(2)).sqrt();
+    assert!(
+        p2c.0 - jsq.0 > Z * gap_se,
+        "JSQ beats two choices: {jsq:?} vs {p2c:?}"
+    );
+    assert!(
+        p2c.0 + Z * p2c.1 < random,
+        "two choices beat random: {p2c:?} vs {random}"
+    );
+}
