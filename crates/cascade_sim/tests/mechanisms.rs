@@ -75,6 +75,40 @@ fn a_ten_percent_retry_budget_keeps_amplification_near_1_1x_where_three_attempts
 }
 
 #[test]
+fn retries_at_every_layer_multiply_the_load_on_the_failing_one() {
+    // SRE book ch. 22 ("Retries" in cascading failures): retries at each layer of a stack
+    // multiply, so with A attempts per call at each of L layers above a failing backend the
+    // backend sees A^L attempts per user request. A burst of 100 requests through three layers
+    // that each try 3 times reaches the failing `c` 2,700 times, `b` 900, `a` 300 — exactly,
+    // since nothing times out or is shed.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "amplification", duration_s: 1, seed: 9,
+            sources: [(name: "users", target: "a", rate: Burst(count: 100, at_s: 0.5),
+                       retry: (max_attempts: 3))],
+            services: [
+                (name: "a", workers: 1000, service_time: Exponential(mean_ms: 1.0),
+                 calls: [(to: "b", retry: (max_attempts: 3))]),
+                (name: "b", workers: 1000, service_time: Exponential(mean_ms: 1.0),
+                 calls: [(to: "c", retry: (max_attempts: 3))]),
+                (name: "c", workers: 1000, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 0.0, fault: Errors(service: "c", probability: 1.0))],
+        )"#,
+    );
+    let sim = run(&s, 10.0);
+    let users = source(&sim, 0, 0, 10);
+    assert_eq!(users.offered_first, 100);
+    assert_eq!(users.offered(), 300, "the users try 3 times");
+    assert_eq!(users.succeeded, 0);
+    for (i, expected) in [(0, 300), (1, 900), (2, 2_700)] {
+        let c = service(&sim, i, 0, 10);
+        assert_eq!(c.offered(), expected, "attempts reaching service {i}");
+        assert_eq!(c.succeeded, 0, "service {i} never succeeds");
+    }
+}
+
+#[test]
 fn adaptive_throttling_settles_at_k_times_what_the_backend_accepts() {
     // SRE book ch. 21: P(reject) = max(0, (requests − K·accepts)/(requests + 1)). Against a
     // backend that accepts C a second (a 429 rate limit) and demand R > K·C, the client sends
