@@ -132,3 +132,43 @@ fn shortest_queue_lies_between_one_shared_queue_and_every_other_policy() {
         "two choices beat random: {p2c:?} vs {random}"
     );
 }
+
+#[test]
+fn one_slow_instance_in_a_hundred_slows_most_requests_that_make_a_hundred_calls() {
+    // Dean & Barroso, "The Tail at Scale" (CACM 2013): when each of 100 calls has a 1% chance
+    // of taking a second, 1 − 0.99^100 = 63% of requests take more than a second. Here one of
+    // 100 random-balanced `leaf` instances is 10,000× slow (1 s instead of 0.1 ms), a request
+    // makes 100 calls one after another (about 212 ms when none is slow, more than 1.2 s when
+    // one is), and nothing queues: a request is over 1 s exactly when one of its calls went to
+    // the slow instance. 10,000 requests: a binomial share with SE 0.0048.
+    use cascade_sim::engine::SourceState;
+    let s = common::parse(
+        r#"(
+            version: 1, name: "tail at scale", duration_s: 1, seed: 29,
+            sources: [(name: "users", target: "front", rate: Burst(count: 10000, at_s: 0.5))],
+            services: [
+                (name: "front", workers: 10000, service_time: Deterministic(ms: 0.1),
+                 calls: [(to: "leaf", count: 100)]),
+                (name: "leaf", instances: 100, lb: Random, workers: 10000,
+                 service_time: Deterministic(ms: 0.1)),
+            ],
+            faults: [(at_s: 0.0, fault: Slow(service: "leaf", instances: First(1), factor: 10000.0))],
+        )"#,
+    );
+    let mut sim = cascade_sim::Simulation::new(&s);
+    sim.run_until_s(20.0);
+    let mut q = sim.world_mut().query::<&SourceState>();
+    let users = q.iter(sim.world()).next().expect("one source");
+    let (slow, all) = (
+        users.metrics.hist_total.count_above_ms(1000.0),
+        users.metrics.hist_total.len(),
+    );
+    assert_eq!(all, 10_000, "every request completed");
+    let share = slow as f64 / all as f64;
+    let expected = 1.0 - 0.99f64.powi(100);
+    let se = (expected * (1.0 - expected) / all as f64).sqrt();
+    assert!(
+        (share - expected).abs() <= Z * se,
+        "share over 1 s {share:.4} vs {expected:.4} (se {se:.4})"
+    );
+}
