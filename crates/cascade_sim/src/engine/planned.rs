@@ -115,16 +115,20 @@ impl Ctx<'_, '_> {
             now
         } else {
             if capacity != u32::MAX {
-                let jobs = &self.e.jobs;
-                let waiting = is
-                    .plan
-                    .iter()
-                    .rev()
-                    .take_while(|e| {
-                        jobs.live(e.job, e.generation)
-                            .is_some_and(|j| j.phase == Phase::Planned && j.start_ns > now)
-                    })
-                    .count();
+                // The waiting requests are the plan's tail that starts after now (starts never
+                // decrease along it, and only a started request can have been settled): a
+                // binary search, not a walk of the queue.
+                let waiting = is.plan.len() - is.plan.partition_point(|e| e.start_ns <= now);
+                debug_assert_eq!(
+                    waiting,
+                    is.plan
+                        .iter()
+                        .rev()
+                        .take_while(|e| self.e.jobs.live(e.job, e.generation).is_some_and(
+                            |j| j.phase == Phase::Planned && j.start_ns > now
+                        ))
+                        .count()
+                );
                 if waiting >= capacity as usize {
                     self.services[node as usize].metrics.interval.rejected += 1;
                     self.reply_and_free(k, Outcome::Rejected);
@@ -145,6 +149,7 @@ impl Ctx<'_, '_> {
         is.plan.push_back(PlanEntry {
             job: k,
             generation,
+            start_ns: start,
             rng_before,
         });
         let job = self.e.jobs.get_mut(k);

@@ -179,6 +179,8 @@ pub(crate) struct PlanEntry {
     pub(crate) job: u32,
     /// Job generation.
     pub(crate) generation: u32,
+    /// When it starts (non-decreasing along the plan: FIFO).
+    pub(crate) start_ns: Nanos,
     /// The instance's stream before this request's service time was drawn.
     pub(crate) rng_before: SimRng,
 }
