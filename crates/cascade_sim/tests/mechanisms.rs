@@ -907,6 +907,41 @@ fn a_per_dependency_bulkhead_contains_the_slow_dependency() {
     assert!(api.fallbacks > 0, "calls over the bulkhead fall back");
 }
 
+#[test]
+fn a_bulkhead_is_a_loss_system_blocking_as_erlang_b_says() {
+    // A bulkhead admits a call while fewer than `max_concurrent` of the instance's requests are
+    // in it and fails it at once otherwise: its slots are an M/G/m/m loss system, so the share
+    // of calls refused is Erlang B(m, a) for the offered load a = λ·E[call], whatever the
+    // call's duration distribution (insensitivity). Here λ = 1000/s reach the call (own work
+    // is deterministic: Poisson in, Poisson out), a call takes 1 ms each way plus an
+    // exponential 5 ms at a `db` with ample workers: E[call] = 7 ms, a = 7 erlangs. The call
+    // comes first of two, so each slot must be given back to this call, not to the next.
+    let (m, a) = (8u32, 7.0f64);
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "bulkhead loss", duration_s: 1, seed: 83,
+            sources: [(name: "clients", target: "api", rate: Constant(1000))],
+            services: [
+                (name: "api", workers: 10000, service_time: Deterministic(ms: 0.1),
+                 calls: [(to: "db", max_concurrent: {m}, fallback: Degrade), (to: "log")]),
+                (name: "db", workers: 10000, service_time: Exponential(mean_ms: 5.0)),
+                (name: "log", workers: 10000, service_time: Deterministic(ms: 0.1)),
+            ],
+        )"#
+    ));
+    let mut erlang_b = 1.0f64;
+    for k in 1..=m {
+        erlang_b = a * erlang_b / (f64::from(k) + a * erlang_b);
+    }
+    let b = common::run_batches(&s, 0, 5.0, 10.0, 40);
+    common::assert_close(
+        &format!("bulkhead of {m} at {a} erlangs: share refused"),
+        b.estimate(|c, _| c.fallbacks as f64 / c.offered() as f64),
+        erlang_b,
+        0.03,
+    );
+}
+
 // ------------------------------------------------------------------- circuit breakers
 
 /// Two API instances at 100 calls/s each to a database that fails everything from 30 to 60 s,

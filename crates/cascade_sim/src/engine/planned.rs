@@ -124,9 +124,11 @@ impl Ctx<'_, '_> {
                     is.plan
                         .iter()
                         .rev()
-                        .take_while(|e| self.e.jobs.live(e.job, e.generation).is_some_and(
-                            |j| j.phase == Phase::Planned && j.start_ns > now
-                        ))
+                        .take_while(|e| self
+                            .e
+                            .jobs
+                            .live(e.job, e.generation)
+                            .is_some_and(|j| j.phase == Phase::Planned && j.start_ns > now))
                         .count()
                 );
                 if waiting >= capacity as usize {

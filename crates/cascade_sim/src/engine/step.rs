@@ -586,8 +586,9 @@ impl Ctx<'_, '_> {
             self.leave_bulkhead(j);
             self.start_call(j);
         } else {
-            job.call_idx += 1;
+            // The bulkhead is found through the call index: leave it before moving on.
             self.leave_bulkhead(j);
+            self.e.jobs.get_mut(j).call_idx += 1;
             self.enter_next_call(j);
         }
     }
