@@ -201,6 +201,55 @@ fn shedding_by_queue_time_keeps_goodput_near_capacity_up_to_twice_the_load() {
 }
 
 #[test]
+fn an_in_flight_limit_refuses_as_the_finite_queue_says() {
+    // `max_in_flight: K` on an instance of c workers is the M/M/c/K queue: an attempt that
+    // finds K requests in the instance is refused. c = 10, K = 15, a = 8 erlangs:
+    // P_B = 0.03004 (ground-truths.md), the same as a queue bounded at K − c = 5.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "in flight", duration_s: 1, seed: 19,
+            sources: [(name: "clients", target: "server", rate: Constant(8000))],
+            services: [(name: "server", workers: 10, service_time: Exponential(mean_ms: 1.0),
+                        admission: (max_in_flight: 15))],
+        )"#,
+    );
+    let b = common::run_batches(&s, 0, 5.0, 10.0, 40);
+    common::assert_close(
+        "M/M/10/15 through max_in_flight: P(refused)",
+        b.estimate(|c, _| c.overloaded as f64 / c.offered() as f64),
+        0.03004,
+        0.03,
+    );
+}
+
+#[test]
+fn shedding_by_queue_time_matches_m_m_1_with_deterministic_patience() {
+    // `max_queue_wait_ms: τ` drops at dequeue a request that waited τ or longer: the work it
+    // would have added never enters, so the server is M/M/1 with deterministic patience
+    // (Barrer 1957; see queueing.rs): P(shed) = ρ(1−ρ)E/(1−ρ²E), E = e^{−(μ−λ)τ}. ρ = 1.2
+    // (overloaded, stable through the shedding), τ = 3 ms: P(shed) = 0.2693.
+    let (lambda, mu, tau_s) = (1200.0f64, 1000.0f64, 0.003f64);
+    let s = common::parse(
+        r#"(
+            version: 1, name: "shed", duration_s: 1, seed: 21,
+            sources: [(name: "clients", target: "server", rate: Constant(1200))],
+            services: [(name: "server", workers: 1, service_time: Exponential(mean_ms: 1.0),
+                        admission: (max_queue_wait_ms: 3.0))],
+        )"#,
+    );
+    let rho = lambda / mu;
+    let e = (-(mu - lambda) * tau_s).exp();
+    let p_shed = rho * (1.0 - rho) * e / (1.0 - rho * rho * e);
+    let b = common::run_batches(&s, 0, 5.0, 10.0, 40);
+    common::assert_close(
+        "M/M/1+D through max_queue_wait: P(shed)",
+        b.estimate(|c, _| c.shed as f64 / c.offered() as f64),
+        p_shed,
+        0.01,
+    );
+}
+
+#[test]
 fn adaptive_lifo_under_backlog_also_keeps_goodput() {
     // Serving newest first while a backlog stands (Facebook's adaptive LIFO) answers most
     // requests before their caller gives up, at any overload.
