@@ -250,6 +250,32 @@ fn shedding_by_queue_time_matches_m_m_1_with_deterministic_patience() {
 }
 
 #[test]
+fn a_one_token_rate_limit_is_a_dead_time_counter() {
+    // A token bucket of one token refilled at r a second admits a request and then refuses
+    // everything for exactly 1/r: a non-paralysable dead-time counter, which passes
+    // λ/(1 + λ/r) of a Poisson stream of λ (Feller 1948). λ = 300, r = 100: 75/s, 3 in 4
+    // throttled; λ = r = 100: half.
+    for (lambda, r) in [(300.0f64, 100.0f64), (100.0, 100.0)] {
+        let s = common::parse(&format!(
+            r#"(
+                version: 1, name: "dead time", duration_s: 1, seed: 23,
+                sources: [(name: "clients", target: "server", rate: Constant({lambda}))],
+                services: [(name: "server", workers: 1000, service_time: Exponential(mean_ms: 1.0),
+                            admission: (rate_limit: (rate_per_s: {r}, burst: 1.0)))],
+            )"#
+        ));
+        let b = common::run_batches(&s, 0, 5.0, 20.0, 40);
+        let ratio = lambda / r;
+        common::assert_close(
+            &format!("dead time λ = {lambda}, r = {r}: share throttled"),
+            b.estimate(|c, _| c.throttled as f64 / c.offered() as f64),
+            ratio / (1.0 + ratio),
+            0.01,
+        );
+    }
+}
+
+#[test]
 fn adaptive_lifo_under_backlog_also_keeps_goodput() {
     // Serving newest first while a backlog stands (Facebook's adaptive LIFO) answers most
     // requests before their caller gives up, at any overload.
