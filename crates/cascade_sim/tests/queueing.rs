@@ -467,6 +467,38 @@ fn littles_law_holds_per_service_in_a_network_with_retries() {
     }
 }
 
+// ------------------------------------------------------------------ timeouts and orphaned work
+
+#[test]
+fn timeouts_and_orphaned_work_follow_the_m_m_1_sojourn_tail() {
+    // M/M/1 sojourn S ~ Exp(μ − λ). A client with timeout T and 1 ms each way gives up on a
+    // request whose reply would arrive after T: P(timeout) = P(S > T − 2 ms). The server's
+    // work is orphaned when the caller gave up before it completed: P(S > T − 1 ms). (A
+    // request completing in between is not orphaned, though its reply comes too late.)
+    // λ = 800, μ = 1000, T = 10 ms: e^{−1.6} = 0.2019 and e^{−1.8} = 0.1653.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "timeouts", duration_s: 1, seed: 13,
+            sources: [(name: "clients", target: "server", rate: Constant(800), timeout_ms: 10.0)],
+            services: [(name: "server", workers: 1, service_time: Exponential(mean_ms: 1.0))],
+        )"#,
+    );
+    let theta_per_ms = 0.2;
+    let server = run_batches(&s, 0, 20.0, 50.0, 40);
+    assert_close(
+        "orphaned share of completions",
+        server.estimate(|c, _| c.orphaned as f64 / c.completed() as f64),
+        (-theta_per_ms * 9.0f64).exp(),
+        0.02,
+    );
+    assert_close(
+        "attempts whose caller timed out",
+        server.estimate(|c, _| c.timed_out as f64 / c.offered() as f64),
+        (-theta_per_ms * 8.0f64).exp(),
+        0.02,
+    );
+}
+
 // ------------------------------------------------------------------ deadlines and insensitivity
 
 /// M/M/1 whose requests carry a deadline the server checks when a worker would take them
