@@ -380,6 +380,45 @@ fn packet_loss_with_retries_succeeds_as_the_binomial_says() {
 }
 
 #[test]
+fn retries_past_a_refusing_instance_succeed_as_independent_picks_say() {
+    // One of four randomly balanced instances is killed and refuses connections: each attempt
+    // picks it with probability 1/4, independently, so A attempts fail together with
+    // probability 4^−A, and a request makes 1 + 1/4 + … + 4^−(A−1) attempts on average.
+    for attempts in [2i32, 3] {
+        let s = common::parse(&format!(
+            r#"(
+                version: 1, name: "refused", duration_s: 1, seed: 37,
+                sources: [(name: "clients", target: "api", rate: Constant(1000), retry: (max_attempts: {attempts}))],
+                services: [(name: "api", instances: 4, lb: Random, workers: 100, service_time: Exponential(mean_ms: 1.0))],
+                faults: [(at_s: 0.0, fault: Kill(service: "api", instances: First(1), mode: Refuse))],
+            )"#
+        ));
+        let sim = run(&s, 62.0);
+        let c = source(&sim, 0, 1, 61);
+        let done = (c.succeeded + c.failed_total()) as f64;
+        let failed = c.failed_total() as f64 / done;
+        let expected = 0.25f64.powi(attempts);
+        assert!(
+            (failed - expected).abs() < common::Z * se(expected, done),
+            "{attempts} attempts: failed {failed:.5} vs {expected:.5}"
+        );
+        let per_request = c.offered() as f64 / c.offered_first as f64;
+        // Extra attempts X of a request: P(X ≥ i) = 4^−i for i < A, so E[X] = Σ 4^−i and
+        // E[X²] = Σ (2i − 1)·4^−i.
+        let tail = |i: i32| 0.25f64.powi(i);
+        let mean_x: f64 = (1..attempts).map(tail).sum();
+        let square_x: f64 = (1..attempts).map(|i| f64::from(2 * i - 1) * tail(i)).sum();
+        let var = square_x - mean_x * mean_x;
+        let expected_attempts = 1.0 + mean_x;
+        assert!(
+            (per_request - expected_attempts).abs()
+                < common::Z * (var / c.offered_first as f64).sqrt(),
+            "{attempts} attempts: {per_request:.4} attempts per request vs {expected_attempts:.4}"
+        );
+    }
+}
+
+#[test]
 fn a_one_way_partition_of_replies_wastes_all_the_work() {
     // Replies cut: the server does every request, the caller hears nothing and times out.
     let s = common::parse(
