@@ -10,7 +10,7 @@
 mod common;
 
 use cascade_sim::engine::ServiceState;
-use common::{Batches, assert_close, mean_se, run_batches, single_queue};
+use common::{Batches, Z, assert_close, mean_se, run_batches, single_queue};
 
 // ------------------------------------------------------------------ closed forms
 
@@ -571,6 +571,67 @@ fn loss_system_blocking_is_insensitive_to_the_service_distribution() {
             b.estimate(|c, _| c.rejected as f64 / c.offered() as f64),
             0.2105,
             0.02,
+        );
+    }
+}
+
+// ------------------------------------------------------------------ arrival processes
+
+#[test]
+fn time_varying_sources_are_poisson_with_the_profile_as_intensity() {
+    // Counts of a non-homogeneous Poisson process over disjoint windows are independent
+    // Poisson(Λ) with Λ = ∫ rate dt (the shapes written out here, independently of the
+    // engine's). Over 600 windows of 0.1 s, Σ (N − Λ)²/Λ is χ² with 600 degrees of freedom
+    // (mean 600, SD 34.6), and the total is Poisson(ΣΛ).
+    let s = common::parse(
+        r#"(
+            version: 1, name: "profiles", duration_s: 1, seed: 41, tick_ms: 1.0, metrics_interval_s: 0.1,
+            sources: [
+                (name: "ramp", target: "server", rate: Ramp(from_per_s: 100, to_per_s: 900, start_s: 10.0, end_s: 30.0)),
+                (name: "spike", target: "server", rate: Spike(base_per_s: 200, peak_per_s: 1500, start_s: 20.0, duration_s: 5.0)),
+                (name: "step", target: "server", rate: Step(from_per_s: 700, to_per_s: 50, at_s: 33.3)),
+            ],
+            services: [(name: "server", workers: 100000, service_time: Exponential(mean_ms: 1.0))],
+        )"#,
+    );
+    let shapes: [&dyn Fn(f64) -> f64; 3] = [
+        &|t| 100.0 + 800.0 * ((t - 10.0) / 20.0).clamp(0.0, 1.0),
+        &|t| {
+            if (20.0..25.0).contains(&t) {
+                1500.0
+            } else {
+                200.0
+            }
+        },
+        &|t| if t < 33.3 { 700.0 } else { 50.0 },
+    ];
+    let mut sim = cascade_sim::Simulation::new(&s);
+    sim.run_until_s(60.0);
+    for (i, rate) in shapes.iter().enumerate() {
+        let rows = &sim.history().sources[i];
+        let (mut chi2, mut total, mut expected_total) = (0.0, 0.0, 0.0);
+        for k in 0..600u32 {
+            // ∫ over [k/10, (k+1)/10) by the midpoint rule on 1,000 steps (exact for the
+            // linear and constant pieces; a breakpoint costs at most one step's share).
+            let lambda: f64 = (0..1000)
+                .map(|j| rate(f64::from(k) / 10.0 + (f64::from(j) + 0.5) * 1e-4) * 1e-4)
+                .sum();
+            let n = cascade_sim::metrics::MetricsHistory::row_at(rows, k)
+                .expect("row")
+                .counters
+                .offered_first as f64;
+            chi2 += (n - lambda).powi(2) / lambda;
+            total += n;
+            expected_total += lambda;
+        }
+        let sd = (2.0 * 600.0f64).sqrt();
+        assert!(
+            (chi2 - 600.0).abs() <= Z * sd,
+            "source {i}: χ² = {chi2:.1} over 600 windows (mean 600, SD {sd:.1})"
+        );
+        assert!(
+            (total - expected_total).abs() <= Z * expected_total.sqrt(),
+            "source {i}: {total} arrivals vs {expected_total:.1}"
         );
     }
 }
