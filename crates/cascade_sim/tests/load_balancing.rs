@@ -172,3 +172,60 @@ fn one_slow_instance_in_a_hundred_slows_most_requests_that_make_a_hundred_calls(
         "share over 1 s {share:.4} vs {expected:.4} (se {se:.4})"
     );
 }
+
+#[test]
+fn the_least_outstanding_index_picks_as_the_scan_through_faults_and_edits() {
+    // Least-outstanding keeps an index of instance loads (O(log n) a pick) instead of scanning
+    // every instance; debug builds (the test profile) use it from two instances on and check
+    // every pick against the scan. Here the loads change in every way the engine has: queueing,
+    // health-check probes, crashes, restarts, a latch, ejection, capacity cuts, instances
+    // added and removed by edits, and the policy edited away and back.
+    use cascade_sim::SimCommand;
+    use cascade_sim::scenario::LoadBalancer;
+    let s = common::parse(
+        r#"(
+            version: 1, name: "least outstanding", duration_s: 1, seed: 53,
+            sources: [(name: "clients", target: "api", rate: Constant(3000), timeout_ms: 50.0, retry: (max_attempts: 2))],
+            services: [(name: "api", instances: 40, lb: LeastOutstanding, workers: 2, queue: (capacity: 20),
+                        service_time: Exponential(mean_ms: 20.0),
+                        health_check: (interval_s: 0.2, timeout_ms: 30.0, unhealthy_after: 2, healthy_after: 2, through_queue: true),
+                        outlier_ejection: (consecutive_errors: 3, eject_s: 1.0, max_ejected: 0.3),
+                        admission: (latch_above: 21))],
+            faults: [
+                (at_s: 1.0, duration_s: 2.0, fault: Kill(service: "api", instances: First(5), mode: Refuse)),
+                (at_s: 2.0, duration_s: 2.0, fault: Kill(service: "api", instances: First(3), mode: Blackhole)),
+                (at_s: 3.0, fault: Restart(service: "api", instances: First(10), spread_s: 0.5)),
+                (at_s: 4.0, duration_s: 1.0, fault: CapacityCut(service: "api", workers: 1, instances: 10)),
+                (at_s: 5.0, duration_s: 1.0, fault: Errors(service: "api", instances: First(4), probability: 1.0)),
+                (at_s: 6.0, duration_s: 1.0, fault: LoadSpike(source: "clients", factor: 3.0)),
+            ],
+        )"#,
+    );
+    let mut sim = cascade_sim::Simulation::new(&s);
+    sim.run_until_s(6.5);
+    let mut fewer = s.clone();
+    fewer.services[0].instances = 12;
+    sim.command(SimCommand::Reconfigure(Box::new(fewer.clone())))
+        .expect("valid edit");
+    sim.run_until_s(7.5);
+    let mut round_robin = fewer.clone();
+    round_robin.services[0].lb = LoadBalancer::RoundRobin;
+    sim.command(SimCommand::Reconfigure(Box::new(round_robin)))
+        .expect("valid edit");
+    sim.run_until_s(8.5);
+    sim.command(SimCommand::Reconfigure(Box::new(s.clone())))
+        .expect("valid edit");
+    sim.run_until_s(10.0);
+    let c = {
+        let mut t = cascade_sim::metrics::NodeCounters::default();
+        for r in &sim.history().services[0] {
+            t.add(&r.counters);
+        }
+        t
+    };
+    assert!(c.offered() > 30_000, "traffic flowed: {}", c.offered());
+    assert!(
+        c.refused > 0 && c.queued > 0 && c.overloaded + c.rejected > 0,
+        "the faults bit: {c:?}"
+    );
+}

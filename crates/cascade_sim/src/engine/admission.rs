@@ -176,6 +176,7 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
+        self.load_changed(inst);
         self.start_guarded_work(k, inst);
     }
 }

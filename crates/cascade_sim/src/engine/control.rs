@@ -242,6 +242,7 @@ impl Ctx<'_, '_> {
             is.down = Some(crate::scenario::KillMode::Refuse);
             is.queue.clear();
             is.busy = 0;
+            self.load_changed(g);
             self.e
                 .sched
                 .schedule(now + delay_ns, EventKind::LifeStep, g, inc, 0, 0);

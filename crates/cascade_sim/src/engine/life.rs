@@ -492,6 +492,7 @@ impl Ctx<'_, '_> {
         } else if (is.queue.len() as u32) < capacity {
             is.touch(now);
             is.queue.push_back(k);
+            self.load_changed(inst);
         } else {
             if let Some(m) = is.mech.as_deref_mut() {
                 m.probe = None;
@@ -521,6 +522,8 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy = is.busy.saturating_sub(1);
+        self.load_changed(inst);
+        let is = &mut *self.instances[inst as usize];
         let awaited = is
             .mech
             .as_deref()
@@ -638,6 +641,7 @@ impl Ctx<'_, '_> {
     /// too few qualify, every provisioned instance in rotation. Killed instances stay routable
     /// unless health checks find them out: a load balancer cannot tell otherwise.
     pub(crate) fn rebuild_routable(&mut self, s: u32) {
+        self.drop_least_loaded(s);
         let now = self.e.now;
         let base: Vec<u32> = self.services[s as usize]
             .instances

@@ -210,6 +210,8 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
             planned: false,
             busy_until: Default::default(),
             plan: Default::default(),
+            lb_pos: u32::MAX,
+            load_dirty: false,
         };
         world.spawn((
             Name::new(format!("{name}#{ordinal}")),
@@ -278,6 +280,8 @@ pub(crate) fn service_state(model: &Model, i: u32) -> ServiceState {
         metrics: NodeMetrics::default(),
         live_instances: s.instances,
         rt: service_runtime(model, i),
+        least_loaded: None,
+        load_dirty: Vec::new(),
     }
 }
 

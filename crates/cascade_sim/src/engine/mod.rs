@@ -24,6 +24,7 @@ mod data;
 mod effects;
 mod guard;
 mod jobs;
+mod least_loaded;
 mod life;
 mod load;
 mod mech;

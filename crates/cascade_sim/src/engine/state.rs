@@ -16,6 +16,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use bevy_ecs::prelude::*;
 
+use super::least_loaded::LeastLoaded;
 use super::mech::{CallGuard, InstanceMech, ServiceRuntime};
 use crate::metrics::{Health, LatencyHistogram, NodeCounters};
 use crate::retry::RetryBudget;
@@ -111,6 +112,11 @@ pub struct ServiceState {
     pub live_instances: u32,
     /// Mechanism state (cache entries, versions, work queue, failover, autoscaler).
     pub rt: Option<Box<ServiceRuntime>>,
+    /// Least-outstanding load balancing: the loads of the routable instances (built at the
+    /// first pick after the routable list changed).
+    pub(crate) least_loaded: Option<LeastLoaded>,
+    /// Instances in `least_loaded` whose load changed since the last pick.
+    pub(crate) load_dirty: Vec<u32>,
 }
 
 /// Mutable state of one instance.
@@ -170,6 +176,11 @@ pub struct InstanceState {
     pub(crate) busy_until: BinaryHeap<Reverse<Nanos>>,
     /// Planned mode: requests not yet settled, in arrival (= start) order.
     pub(crate) plan: VecDeque<PlanEntry>,
+    /// Its position in its service's least-outstanding index (`u32::MAX`: not indexed).
+    pub(crate) lb_pos: u32,
+    /// Its load changed since its service's load balancer last looked (it is listed in the
+    /// service's `load_dirty`).
+    pub(crate) load_dirty: bool,
 }
 
 /// A planned request, with the instance's random stream as it was before its draw.

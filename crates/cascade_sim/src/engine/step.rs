@@ -31,6 +31,7 @@ use super::jobs::{
     ALT, Attempt, BLACKHOLED, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE,
     Phase,
 };
+use super::least_loaded::LeastLoaded;
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
 use super::scheduler::{EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
@@ -780,6 +781,11 @@ impl Ctx<'_, '_> {
     #[inline]
     pub(crate) fn lb_pick(&mut self, s: u32) -> Option<u32> {
         let lb = self.e.model.services[s as usize].lb;
+        if lb != LoadBalancer::LeastOutstanding && self.services[s as usize].least_loaded.is_some()
+        {
+            // The policy was edited away from least-outstanding: its index goes stale.
+            self.drop_least_loaded(s);
+        }
         let svc = &mut *self.services[s as usize];
         let n = svc.routable.len() as u32;
         if n == 0 {
@@ -795,17 +801,11 @@ impl Ctx<'_, '_> {
             LoadBalancer::LeastOutstanding => {
                 let start = svc.rr_cursor % n;
                 svc.rr_cursor = svc.rr_cursor.wrapping_add(1);
-                let mut best = svc.routable[start as usize];
-                let mut best_load = self.instances[best as usize].in_system();
-                for off in 1..n {
-                    let g = svc.routable[((start + off) % n) as usize];
-                    let load = self.instances[g as usize].in_system();
-                    if load < best_load {
-                        best = g;
-                        best_load = load;
-                    }
+                if n as usize > LEAST_LOADED_SCAN {
+                    self.least_outstanding(s, start)
+                } else {
+                    least_outstanding_scan(&svc.routable, start, self.instances)
                 }
-                best
             }
             LoadBalancer::PowerOfTwoChoices => {
                 if n == 1 {
@@ -828,6 +828,70 @@ impl Ctx<'_, '_> {
             }
         };
         Some(pick)
+    }
+
+    /// Least-outstanding pick from routable position `start`: the first instance in cyclic
+    /// order with the fewest requests, through the service's index (see `least_loaded.rs`).
+    fn least_outstanding(&mut self, s: u32, start: u32) -> u32 {
+        let svc = &mut *self.services[s as usize];
+        if svc.least_loaded.is_none() {
+            for (p, &g) in svc.routable.iter().enumerate() {
+                let is = &mut *self.instances[g as usize];
+                is.lb_pos = p as u32;
+                is.load_dirty = false;
+            }
+            for g in svc.load_dirty.drain(..) {
+                self.instances[g as usize].load_dirty = false;
+            }
+            let loads = svc
+                .routable
+                .iter()
+                .map(|&g| self.instances[g as usize].in_system());
+            svc.least_loaded = Some(LeastLoaded::new(loads));
+        }
+        let Some(index) = svc.least_loaded.as_mut() else {
+            unreachable!("built above")
+        };
+        for g in svc.load_dirty.drain(..) {
+            let is = &mut *self.instances[g as usize];
+            is.load_dirty = false;
+            if is.lb_pos != u32::MAX {
+                index.set(is.lb_pos as usize, is.in_system());
+            }
+        }
+        let pick = svc.routable[index.first_min_from(start as usize)];
+        debug_assert_eq!(
+            pick,
+            least_outstanding_scan(&svc.routable, start, self.instances),
+            "the index picks what the scan picks"
+        );
+        pick
+    }
+
+    /// Forgets service `s`'s least-outstanding index (its routable list or policy changed).
+    pub(crate) fn drop_least_loaded(&mut self, s: u32) {
+        let svc = &mut *self.services[s as usize];
+        if svc.least_loaded.take().is_none() {
+            return;
+        }
+        for &g in svc.routable.iter().chain(&svc.load_dirty) {
+            let is = &mut *self.instances[g as usize];
+            is.lb_pos = u32::MAX;
+            is.load_dirty = false;
+        }
+        svc.load_dirty.clear();
+    }
+
+    /// Instance `inst`'s load (queued + at a worker) changed: its service's least-outstanding
+    /// index, if it is in one, updates it at the next pick.
+    #[inline]
+    pub(crate) fn load_changed(&mut self, inst: u32) {
+        let is = &mut *self.instances[inst as usize];
+        if is.lb_pos != u32::MAX && !is.load_dirty {
+            is.load_dirty = true;
+            let s = is.service;
+            self.services[s as usize].load_dirty.push(inst);
+        }
     }
 
     fn on_request_arrive(&mut self, k: u32, generation: u32) {
@@ -892,6 +956,7 @@ impl Ctx<'_, '_> {
             is.queue.push_back(k);
             job.phase = Phase::Queued;
             self.services[s as usize].metrics.interval.queued += 1;
+            self.load_changed(inst);
         } else {
             self.services[s as usize].metrics.interval.rejected += 1;
             self.reply_and_free(k, Outcome::Rejected);
@@ -925,6 +990,10 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
+        if is.lb_pos != u32::MAX {
+            self.load_changed(inst);
+        }
+        let is = &mut *self.instances[inst as usize];
         let m = &mut self.services[node as usize].metrics.interval;
         m.started += 1;
         m.wait_ns += u128::from(now - arrive_ns);
@@ -933,7 +1002,9 @@ impl Ctx<'_, '_> {
             return true;
         }
         let work = work_ns(
-            svc_model.dist.sample_ns(&mut is.rng),
+            self.e.model.services[node as usize]
+                .dist
+                .sample_ns(&mut is.rng),
             is.slow_factor,
             is.added_ns,
         );
@@ -1123,6 +1194,7 @@ impl Ctx<'_, '_> {
             is.touch(now);
             is.busy -= 1;
         }
+        self.load_changed(inst);
         let m = &mut self.services[node as usize].metrics;
         let residence = now - arrive_ns;
         m.interval.residence_ns += u128::from(residence);
@@ -1162,6 +1234,7 @@ impl Ctx<'_, '_> {
                 is.queue.pop_front()
             };
             let Some(k) = next else { return };
+            self.load_changed(inst);
             self.start_work(k, inst);
         }
     }
@@ -1394,6 +1467,8 @@ impl Ctx<'_, '_> {
         is.queue.clear();
         is.busy = 0;
         is.cores_busy = 0;
+        self.load_changed(inst);
+        let is = &mut *self.instances[inst as usize];
         if let Some(m) = is.mech.as_mut() {
             m.core_queue.clear();
             m.probe = None;
@@ -1468,6 +1543,28 @@ where
         }
     }
     slots.into_iter().collect()
+}
+
+/// Routable instances up to which least-outstanding scans them; above, it keeps an index. In
+/// debug builds (the tests) the index serves from two instances on, and every pick it makes
+/// is checked against the scan.
+const LEAST_LOADED_SCAN: usize = if cfg!(debug_assertions) { 1 } else { 32 };
+
+/// Least-outstanding by a scan: from routable position `start`, the first instance in cyclic
+/// order with the fewest requests (queued + at a worker).
+fn least_outstanding_scan(routable: &[u32], start: u32, instances: &[&mut InstanceState]) -> u32 {
+    let n = routable.len() as u32;
+    let mut best = routable[start as usize];
+    let mut best_load = instances[best as usize].in_system();
+    for off in 1..n {
+        let g = routable[((start + off) % n) as usize];
+        let load = instances[g as usize].in_system();
+        if load < best_load {
+            best = g;
+            best_load = load;
+        }
+    }
+    best
 }
 
 #[cfg(test)]
