@@ -467,6 +467,43 @@ fn littles_law_holds_per_service_in_a_network_with_retries() {
     }
 }
 
+// ------------------------------------------------------------------ cores
+
+#[test]
+fn requests_that_wait_for_cores_queue_as_m_m_c_with_the_cores_as_servers() {
+    // 16 workers share 4 cores and the work is all CPU: a request takes a worker, then waits
+    // for a core in FIFO order. Both queues are FIFO and the work in progress is min(N, 4)
+    // whatever the workers, so the number in the instance is the M/M/4 birth-death chain:
+    // a = 3.2, W = 1.7455 ms (Erlang C), CPU utilisation ρ = 0.8.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "cores", duration_s: 1, seed: 59,
+            sources: [(name: "clients", target: "server", rate: Constant(3200))],
+            services: [(name: "server", workers: 16, cores: 4, service_time: Exponential(mean_ms: 1.0))],
+        )"#,
+    );
+    let t = theory(3200.0, 1000.0, 4, None);
+    let b = run_batches(&s, 0, 10.0, 20.0, 40);
+    assert_close(
+        "4 cores: W",
+        b.estimate(|c, _| c.mean_residence_ms()),
+        t.w_ms,
+        0.01,
+    );
+    assert_close(
+        "4 cores: L",
+        b.estimate(|c, span| c.mean_in_system(span)),
+        t.l,
+        0.01,
+    );
+    assert_close(
+        "4 cores: CPU utilisation",
+        b.estimate(|c, _| c.cpu_utilization().unwrap_or(0.0)),
+        0.8,
+        0.01,
+    );
+}
+
 // ------------------------------------------------------------------ timeouts and orphaned work
 
 #[test]
