@@ -428,3 +428,35 @@ fn fast_paths_match_the_reference_path() {
         );
     }
 }
+
+#[test]
+fn every_shipped_scenario_runs_the_same_on_both_paths() {
+    // The cases above aim at the fast paths' edges; this runs the whole library (60 simulated
+    // seconds of each file, or its length if shorter) on both paths.
+    for path in common::shipped_paths() {
+        let scenario = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let until_s = scenario.duration_s.min(60.0);
+        let fast = fingerprint(&scenario, &Vec::new(), until_s, |_| {});
+        let reference = fingerprint(&scenario, &Vec::new(), until_s, |sim| {
+            sim.world_mut().resource_mut::<Engine>().fast_paths = false;
+        });
+        if let Some((i, (f, r))) = fast
+            .lines()
+            .zip(reference.lines())
+            .enumerate()
+            .find(|(_, (f, r))| f != r)
+        {
+            panic!(
+                "{}: line {} differs\n  fast:      {f}\n  reference: {r}",
+                path.display(),
+                i + 1
+            );
+        }
+        assert_eq!(
+            fast.lines().count(),
+            reference.lines().count(),
+            "{}",
+            path.display()
+        );
+    }
+}

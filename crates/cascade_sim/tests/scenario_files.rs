@@ -206,27 +206,9 @@ fn garbage_never_panics() {
     );
 }
 
-fn shipped_files() -> Vec<std::path::PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "ron") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn every_shipped_scenario_is_valid_and_round_trips() {
-    let files = shipped_files();
+    let files = common::shipped_paths();
     assert!(files.len() >= 6, "scenarios/ holds the shipped library");
     for path in files {
         let s = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));

@@ -5,35 +5,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cascade_sim::Simulation;
 use cascade_sim::scenario::{self, Backoff, FaultKind, Jitter, RateProfile, Scenario, ServiceTime};
 
-fn shipped() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
-    let mut files = Vec::new();
-    let mut dirs = vec![root];
-    while let Some(dir) = dirs.pop() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .expect("scenarios dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "ron") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 fn with_expectations() -> Vec<(PathBuf, Scenario)> {
-    shipped()
+    common::shipped_paths()
         .into_iter()
         .map(|p| {
             let s = scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));

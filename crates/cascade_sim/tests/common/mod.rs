@@ -29,6 +29,25 @@ pub fn shipped(rel: &str) -> Scenario {
     scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Every scenario file shipped under `scenarios/`, sorted.
+pub fn shipped_paths() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("scenarios directory") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "ron") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// One FIFO service `server` fed by a Poisson source `clients`.
 pub fn single_queue(
     rate_per_s: f64,
