@@ -328,8 +328,13 @@ fn fingerprint(
     let mut t = 0.0;
     let mut step = 0;
     while t < until_s {
-        // Steps of 0.137 s and 1.3 s alternate: batches cross interval boundaries both ways.
-        t = (t + if step % 2 == 0 { 0.137 } else { 1.3 }).min(until_s);
+        // Steps of 0.137 s and 0.9 s alternate: batches cross interval boundaries both ways.
+        // A step is one update at most (an update runs at most one interval's ticks, and a
+        // step at most one interval), and messages last one update after theirs, so every
+        // sampled leg is read.
+        let interval_s = sim.history().interval_ns as f64 / 1e9;
+        let stride_s: f64 = if step % 2 == 0 { 0.137 } else { 0.9 };
+        t = (t + stride_s.min(interval_s)).min(until_s);
         step += 1;
         while next < script.len() && script[next].0 <= t {
             let (at, command) = script[next].clone();
