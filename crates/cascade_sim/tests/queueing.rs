@@ -587,6 +587,38 @@ fn check_mm1_deadline(lambda: f64, batch_s: f64) {
 }
 
 #[test]
+fn a_propagated_deadline_is_the_callers_and_drops_as_barrer_says() {
+    // The client's 5 ms deadline travels through `api` (deadline propagation: its call
+    // carries the tighter of the client's deadline and its own 100 ms timeout) to `db`, one
+    // worker at ρ = 0.9 dropping expired work at dequeue. `api` never queues and works a fixed
+    // 0.5 ms, so a request reaches `db` 2.5 ms after it left the client: 2.5 ms of patience,
+    // and db is M/M/1+D with τ = 2.5 ms: P(drop) = ρ(1−ρ)E/(1−ρ²E) = 0.1899, E = e^{−(μ−λ)τ}.
+    // Without propagation db would see api's 100 ms and drop nothing.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "propagated", duration_s: 1, seed: 61,
+            sources: [(name: "clients", target: "api", rate: Constant(900), timeout_ms: 5.0)],
+            services: [
+                (name: "api", workers: 10000, deadline_propagation: true, service_time: Deterministic(ms: 0.5),
+                 calls: [(to: "db", timeout_ms: 100.0)]),
+                (name: "db", workers: 1, deadline_propagation: true, service_time: Exponential(mean_ms: 1.0)),
+            ],
+        )"#,
+    );
+    let (lambda, mu, tau_s) = (900.0f64, 1000.0f64, 0.0025f64);
+    let rho = lambda / mu;
+    let e = (-(mu - lambda) * tau_s).exp();
+    let p_drop = rho * (1.0 - rho) * e / (1.0 - rho * rho * e);
+    let b = run_batches(&s, 1, 10.0, 10.0, 40);
+    assert_close(
+        "db behind a propagated 5 ms deadline: P(drop)",
+        b.estimate(|c, _| c.expired as f64 / c.offered() as f64),
+        p_drop,
+        0.01,
+    );
+}
+
+#[test]
 fn deadline_drop_matches_m_m_1_with_deterministic_patience() {
     check_mm1_deadline(900.0, 10.0); // ρ = 0.9: P(drop) = 0.2188
     check_mm1_deadline(1500.0, 10.0); // ρ = 1.5, stable only through the drops: P(drop) = 0.3985
