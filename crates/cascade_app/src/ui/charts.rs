@@ -48,15 +48,24 @@ pub struct Series {
 
 impl Series {
     /// Appends intervals closed since the last call (restarts when the subject changes or the
-    /// run was reset). `outgoing` are the indices of the subject's outgoing links (calls),
-    /// whose retries are the subject's retries sent.
-    pub fn update(&mut self, history: &MetricsHistory, subject: &ChartSubject, outgoing: &[usize]) {
+    /// run was reset). `outgoing` gives the indices of the subject's outgoing links (calls),
+    /// whose retries are the subject's retries sent; it is asked only when an interval closed.
+    pub fn update(
+        &mut self,
+        history: &MetricsHistory,
+        subject: &ChartSubject,
+        outgoing: impl FnOnce() -> Vec<usize>,
+    ) {
         if *subject != self.subject || history.intervals() < self.intervals {
             *self = Series {
                 subject: subject.clone(),
                 ..Default::default()
             };
         }
+        if self.intervals >= history.intervals() {
+            return;
+        }
+        let outgoing = outgoing();
         let dt = history.interval_ns as f64 / 1e9;
         for k in self.intervals..history.intervals() {
             let x = f64::from(k + 1) * dt;
@@ -289,7 +298,7 @@ mod tests {
         h.edges.push((0..2).map(|k| edge(k, 7)).collect());
         h.system = vec![SystemRow::default(); 2];
         let mut s = Series::default();
-        s.update(&h, &ChartSubject::Service(0, "api".into()), &[1]);
+        s.update(&h, &ChartSubject::Service(0, "api".into()), || vec![1]);
         assert_eq!(s.retries, vec![[1.0, 3.0], [2.0, 3.0]]);
         assert_eq!(s.retries_sent, vec![[1.0, 7.0], [2.0, 7.0]]);
     }

@@ -245,8 +245,9 @@ pub fn draw_ui(
     // Bottom: charts and events.
     if w.settings.panels.bottom {
         let subject = chart_subject(&w);
-        let outgoing = outgoing_links(&w, &subject);
-        state.series.update(&w.metrics, &subject, &outgoing);
+        state
+            .series
+            .update(&w.metrics, &subject, || outgoing_links(&w, &subject));
         let windows = fault_windows(&w);
         let height = w.settings.panels.bottom_height;
         let max_height = (ctx.viewport_rect().height() * 0.55).max(160.0);
