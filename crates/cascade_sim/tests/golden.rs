@@ -408,29 +408,35 @@ fn write_fingerprints() {
     }
 }
 
+/// Runs `scenario` with `script` to `until_s` on the fast paths and on the reference path,
+/// and fails at the first line of the fingerprints that differs.
+fn assert_same_on_both_paths(name: &str, scenario: &Scenario, script: &Script, until_s: f64) {
+    let fast = fingerprint(scenario, script, until_s, |_| {});
+    let reference = fingerprint(scenario, script, until_s, |sim| {
+        sim.world_mut().resource_mut::<Engine>().fast_paths = false;
+    });
+    if let Some((i, (f, r))) = fast
+        .lines()
+        .zip(reference.lines())
+        .enumerate()
+        .find(|(_, (f, r))| f != r)
+    {
+        panic!(
+            "{name}: line {} differs\n  fast:      {f}\n  reference: {r}",
+            i + 1
+        );
+    }
+    assert_eq!(
+        fast.lines().count(),
+        reference.lines().count(),
+        "{name}: output lengths differ"
+    );
+}
+
 #[test]
 fn fast_paths_match_the_reference_path() {
     for (name, scenario, script, until_s) in cases() {
-        let fast = fingerprint(&scenario, &script, until_s, |_| {});
-        let reference = fingerprint(&scenario, &script, until_s, |sim| {
-            sim.world_mut().resource_mut::<Engine>().fast_paths = false;
-        });
-        if let Some((i, (f, r))) = fast
-            .lines()
-            .zip(reference.lines())
-            .enumerate()
-            .find(|(_, (f, r))| f != r)
-        {
-            panic!(
-                "{name}: line {} differs\n  fast:      {f}\n  reference: {r}",
-                i + 1
-            );
-        }
-        assert_eq!(
-            fast.lines().count(),
-            reference.lines().count(),
-            "{name}: output lengths differ"
-        );
+        assert_same_on_both_paths(name, &scenario, &script, until_s);
     }
 }
 
@@ -441,27 +447,6 @@ fn every_shipped_scenario_runs_the_same_on_both_paths() {
     for path in common::shipped_paths() {
         let scenario = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let until_s = scenario.duration_s.min(60.0);
-        let fast = fingerprint(&scenario, &Vec::new(), until_s, |_| {});
-        let reference = fingerprint(&scenario, &Vec::new(), until_s, |sim| {
-            sim.world_mut().resource_mut::<Engine>().fast_paths = false;
-        });
-        if let Some((i, (f, r))) = fast
-            .lines()
-            .zip(reference.lines())
-            .enumerate()
-            .find(|(_, (f, r))| f != r)
-        {
-            panic!(
-                "{}: line {} differs\n  fast:      {f}\n  reference: {r}",
-                path.display(),
-                i + 1
-            );
-        }
-        assert_eq!(
-            fast.lines().count(),
-            reference.lines().count(),
-            "{}",
-            path.display()
-        );
+        assert_same_on_both_paths(&path.display().to_string(), &scenario, &Vec::new(), until_s);
     }
 }

@@ -237,9 +237,7 @@ fn shedding_by_queue_time_matches_m_m_1_with_deterministic_patience() {
                         admission: (max_queue_wait_ms: 3.0))],
         )"#,
     );
-    let rho = lambda / mu;
-    let e = (-(mu - lambda) * tau_s).exp();
-    let p_shed = rho * (1.0 - rho) * e / (1.0 - rho * rho * e);
+    let p_shed = common::barrer_drop(lambda, mu, tau_s);
     let b = common::run_batches(&s, 0, 5.0, 10.0, 40);
     common::assert_close(
         "M/M/1+D through max_queue_wait: P(shed)",

@@ -562,7 +562,7 @@ fn check_mm1_deadline(lambda: f64, batch_s: f64) {
     let theta = mu - lambda;
     let e = (-theta * tau_s).exp();
     let p0 = (1.0 - rho) / (1.0 - rho * rho * e);
-    let p_drop = rho * (1.0 - rho) * e / (1.0 - rho * rho * e);
+    let p_drop = common::barrer_drop(lambda, mu, tau_s);
     let wait_served_ms =
         lambda * p0 * (1.0 - e * (1.0 + theta * tau_s)) / (theta * theta) / (1.0 - p_drop) * 1e3;
     let b = run_batches(&s, 0, 10.0, batch_s, 40);
@@ -605,10 +605,7 @@ fn a_propagated_deadline_is_the_callers_and_drops_as_barrer_says() {
             ],
         )"#,
     );
-    let (lambda, mu, tau_s) = (900.0f64, 1000.0f64, 0.0025f64);
-    let rho = lambda / mu;
-    let e = (-(mu - lambda) * tau_s).exp();
-    let p_drop = rho * (1.0 - rho) * e / (1.0 - rho * rho * e);
+    let p_drop = common::barrer_drop(900.0, 1000.0, 0.0025);
     let b = run_batches(&s, 1, 10.0, 10.0, 40);
     assert_close(
         "db behind a propagated 5 ms deadline: P(drop)",

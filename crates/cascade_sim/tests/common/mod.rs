@@ -12,6 +12,15 @@ use cascade_sim::Simulation;
 use cascade_sim::metrics::{MetricsHistory, NodeCounters};
 use cascade_sim::scenario::{self, Scenario};
 
+/// M/M/1 with deterministic patience τ (Barrer 1957): the share of arrivals whose wait would
+/// reach τ, dropped without adding work, at arrival rate λ and service rate μ (per second).
+/// With θ = μ − λ and E = e^{−θτ}: ρ(1−ρ)E/(1−ρ²E), for ρ ≥ 1 too.
+pub fn barrer_drop(lambda: f64, mu: f64, tau_s: f64) -> f64 {
+    let rho = lambda / mu;
+    let e = (-(mu - lambda) * tau_s).exp();
+    rho * (1.0 - rho) * e / (1.0 - rho * rho * e)
+}
+
 /// Standard errors allowed between an estimate and its closed form.
 pub const Z: f64 = 4.0;
 
