@@ -273,6 +273,58 @@ fn a_one_token_rate_limit_is_a_dead_time_counter() {
     }
 }
 
+/// Blocking probability of M/D/1/K (arrival rate λ, deterministic service 1/μ, at most K in
+/// the system), from the embedded chain at departures (Gross & Harris, M/G/1/K): with
+/// a_k = e^{−ρ}ρ^k/k! arrivals during a service, the departure-epoch probabilities π solve
+/// π_{j+1} = (π_j − π_0·a_j − Σ_{i=1..j} π_i·a_{j−i+1}) / a_0, and P_B = 1 − 1/(π_0 + ρ).
+fn md1k_blocking(lambda: f64, mu: f64, k: usize) -> f64 {
+    let rho = lambda / mu;
+    let a: Vec<f64> = (0..k)
+        .scan(1.0f64, |term, n| {
+            let v = *term;
+            *term *= rho / (n + 1) as f64;
+            Some(v * (-rho).exp())
+        })
+        .collect();
+    let mut pi = vec![1.0f64; k];
+    for j in 0..k.saturating_sub(1) {
+        let inflow: f64 = (1..=j).map(|i| pi[i] * a[j - i + 1]).sum();
+        pi[j + 1] = (pi[j] - pi[0] * a[j] - inflow) / a[0];
+    }
+    let total: f64 = pi.iter().sum();
+    1.0 - 1.0 / (pi[0] / total + rho)
+}
+
+#[test]
+fn a_token_bucket_refuses_as_the_m_d_1_k_queue_blocks() {
+    // A bucket of b tokens refilled at r a second is short of tokens by V, which grows by one
+    // per admitted request and drains at r: the workload of an M/D/1 queue whose service is
+    // 1/r, in which V ≤ b − 1 exactly when fewer than b requests are in it. So a request is
+    // throttled exactly when M/D/1/b would block it. b = 10, r = 100: P_B = 0.0508 at λ = 100
+    // and 0.1709 at λ = 120. (b = 1 is the dead-time counter above.)
+    assert!(
+        (md1k_blocking(300.0, 100.0, 1) - 0.75).abs() < 1e-12,
+        "K = 1: ρ/(1+ρ)"
+    );
+    for lambda in [100.0f64, 120.0] {
+        let s = common::parse(&format!(
+            r#"(
+                version: 1, name: "token bucket", duration_s: 1, seed: 27,
+                sources: [(name: "clients", target: "server", rate: Constant({lambda}))],
+                services: [(name: "server", workers: 1000, service_time: Exponential(mean_ms: 1.0),
+                            admission: (rate_limit: (rate_per_s: 100.0, burst: 10.0)))],
+            )"#
+        ));
+        let b = common::run_batches(&s, 0, 5.0, 50.0, 40);
+        common::assert_close(
+            &format!("token bucket of 10 at 100/s, λ = {lambda}: share throttled"),
+            b.estimate(|c, _| c.throttled as f64 / c.offered() as f64),
+            md1k_blocking(lambda, 100.0, 10),
+            0.03,
+        );
+    }
+}
+
 #[test]
 fn adaptive_lifo_under_backlog_also_keeps_goodput() {
     // Serving newest first while a backlog stands (Facebook's adaptive LIFO) answers most
