@@ -76,6 +76,7 @@ impl LeastLoaded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng;
 
     /// The scan the index replaces: from `start`, the first strictly smaller load wins.
     fn scan(loads: &[u32], start: usize) -> usize {
@@ -92,21 +93,15 @@ mod tests {
 
     #[test]
     fn picks_what_the_scan_picks_under_random_changes() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for n in [1usize, 2, 3, 7, 8, 64, 1000] {
-            let mut loads: Vec<u32> = (0..n).map(|_| (rand() % 5) as u32).collect();
+        let mut rng = rng::stream(1, "least loaded", 0);
+        for n in [1u32, 2, 3, 7, 8, 64, 1000] {
+            let mut loads: Vec<u32> = (0..n).map(|_| rng::below(&mut rng, 5)).collect();
             let mut index = LeastLoaded::new(loads.iter().copied());
             for step in 0..20_000 {
-                let p = (rand() % n as u64) as usize;
-                loads[p] = (rand() % 6) as u32;
+                let p = rng::below(&mut rng, n) as usize;
+                loads[p] = rng::below(&mut rng, 6);
                 index.set(p, loads[p]);
-                let start = (rand() % n as u64) as usize;
+                let start = rng::below(&mut rng, n) as usize;
                 assert_eq!(
                     index.first_min_from(start),
                     scan(&loads, start),

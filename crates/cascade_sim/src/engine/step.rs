@@ -835,13 +835,11 @@ impl Ctx<'_, '_> {
     fn least_outstanding(&mut self, s: u32, start: u32) -> u32 {
         let svc = &mut *self.services[s as usize];
         if svc.least_loaded.is_none() {
+            // Without an index no instance of the service is indexed or marked (see
+            // `drop_least_loaded`), so nothing is stale.
+            debug_assert!(svc.load_dirty.is_empty());
             for (p, &g) in svc.routable.iter().enumerate() {
-                let is = &mut *self.instances[g as usize];
-                is.lb_pos = p as u32;
-                is.load_dirty = false;
-            }
-            for g in svc.load_dirty.drain(..) {
-                self.instances[g as usize].load_dirty = false;
+                self.instances[g as usize].lb_pos = p as u32;
             }
             let loads = svc
                 .routable
@@ -874,7 +872,9 @@ impl Ctx<'_, '_> {
         if svc.least_loaded.take().is_none() {
             return;
         }
-        for &g in svc.routable.iter().chain(&svc.load_dirty) {
+        // The indexed instances are the routable ones (the list changes only in
+        // `rebuild_routable`, which drops the index first); the marked ones are among them.
+        for &g in &svc.routable {
             let is = &mut *self.instances[g as usize];
             is.lb_pos = u32::MAX;
             is.load_dirty = false;
@@ -990,9 +990,7 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
-        if is.lb_pos != u32::MAX {
-            self.load_changed(inst);
-        }
+        self.load_changed(inst);
         let is = &mut *self.instances[inst as usize];
         let m = &mut self.services[node as usize].metrics.interval;
         m.started += 1;
