@@ -133,8 +133,6 @@ pub struct Job {
     pub start_ns: u64,
     /// Planned jobs and deferred sends: when own work is done, ns.
     pub done_ns: u64,
-    /// Planned jobs: time up to which its share of the time integrals is counted, ns.
-    pub acct_ns: u64,
     /// Internal jobs: what for.
     pub purpose: Purpose,
     /// Cache or optimistic-concurrency key ([`NONE`]: none).

@@ -210,6 +210,7 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
             planned: false,
             busy_until: Default::default(),
             plan: Default::default(),
+            plan_totals: Default::default(),
             lb_pos: u32::MAX,
             load_dirty: false,
         };

@@ -37,11 +37,45 @@ use std::cmp::Reverse;
 use super::jobs::{NONE, Phase, STARTED};
 use super::model::NodeRef;
 use super::scheduler::EventKind;
-use super::state::PlanEntry;
+use super::state::{InstanceState, PlanEntry, PlanTotals};
 use super::step::{Ctx, work_ns};
 use crate::metrics::Outcome;
 use crate::sampling::{LegKind, SampledLeg};
 use crate::time::Nanos;
+
+/// Makes `is.queue` the plan's requests from `first_unstarted` on (its waiting requests),
+/// touching only those that started or arrived since the last publication: the ones that
+/// started leave the front of the queue, the newly planned ones join its back.
+fn publish_queue(is: &mut InstanceState, first_unstarted: usize) {
+    let waiting = is.plan.len().saturating_sub(first_unstarted);
+    let totals = &mut is.plan_totals;
+    if std::mem::take(&mut totals.queue_dirty) {
+        is.queue.clear();
+        is.queue
+            .extend(is.plan.range(is.plan.len() - waiting..).map(|e| e.job));
+    } else {
+        // Newly planned and still waiting: a suffix of the plan (a started one would mean
+        // that every request before it has started too).
+        let fresh = is
+            .plan
+            .range(is.plan.len() - waiting..)
+            .rev()
+            .take_while(|e| e.seq >= totals.queue_seq_end)
+            .count();
+        // Of the requests already in the queue, the ones still waiting are its back part.
+        let kept = waiting - fresh;
+        let gone = is.queue.len() - kept;
+        is.queue.drain(..gone);
+        is.queue
+            .extend(is.plan.range(is.plan.len() - fresh..).map(|e| e.job));
+    }
+    totals.queue_seq_end = totals.next_seq;
+    debug_assert!(
+        is.queue
+            .iter()
+            .eq(is.plan.range(is.plan.len() - waiting..).map(|e| &e.job))
+    );
+}
 
 /// Length of `[from, to)` ∩ `[lo, hi)`.
 #[inline]
@@ -81,6 +115,10 @@ impl Ctx<'_, '_> {
             let is = &mut *self.instances[inst as usize];
             is.touch(now);
             is.planned = true;
+            is.plan_totals = PlanTotals {
+                acct_ns: now,
+                ..PlanTotals::default()
+            };
             self.plan_arrival(k, inst);
             return true;
         }
@@ -148,17 +186,21 @@ impl Ctx<'_, '_> {
         let raw = dist.sample_ns(&mut is.rng);
         let done = start + work_ns(raw, is.slow_factor, is.added_ns);
         is.busy_until.push(Reverse(done));
+        let totals = &mut is.plan_totals;
         is.plan.push_back(PlanEntry {
             job: k,
             generation,
             start_ns: start,
             rng_before,
+            seq: totals.next_seq,
         });
+        totals.next_seq += 1;
+        totals.live += 1;
+        totals.unaccounted_from_sum += u128::from(now.max(totals.acct_ns));
         let job = self.e.jobs.get_mut(k);
         job.phase = Phase::Planned;
         job.start_ns = start;
         job.done_ns = done;
-        job.acct_ns = now;
         if start == now {
             job.flags |= STARTED;
             self.services[node as usize].metrics.interval.started += 1;
@@ -182,17 +224,20 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get_mut(k);
         debug_assert_eq!(job.phase, Phase::Planned);
         job.phase = Phase::Settled;
-        let (inst, node, arrive, start, done, acct) = (
+        let (inst, node, arrive, start, done) = (
             job.instance,
             job.node,
             job.arrive_ns,
             job.start_ns,
             job.done_ns,
-            job.acct_ns,
         );
         let (orphaned, counted) = (job.orphaned(), job.flags & STARTED != 0);
         job.flags |= STARTED;
         let is = &mut *self.instances[inst as usize];
+        let totals = &mut is.plan_totals;
+        let acct = arrive.max(totals.acct_ns);
+        totals.live -= 1;
+        totals.unaccounted_from_sum -= u128::from(acct);
         let queue = overlap(arrive, start, acct, done);
         let busy = overlap(start, done, acct, done);
         is.area_queue += queue;
@@ -277,12 +322,21 @@ impl Ctx<'_, '_> {
     /// settles requests completed before `t`, counts those started, and with `integrate`
     /// adds everyone's share of the time integrals up to `t`. Returns `(busy, first unstarted
     /// plan index)` at `t`.
+    ///
+    /// It walks only the requests that start by `t` (at most one per worker still working,
+    /// plus those that finished since the last time): the ones still waiting after them
+    /// are all in the queue for the whole of `[acct_ns, t)` past their arrival, so their
+    /// share of the integrals comes from the running totals, not a walk of the backlog.
     fn sync_planned(&mut self, inst: u32, t: Nanos, integrate: bool) -> (u32, usize) {
+        let acct = self.instances[inst as usize].plan_totals.acct_ns;
         let mut busy = 0;
         let mut first_unstarted = usize::MAX;
+        // The walked requests still planned after the walk: how many, and Σ max(arrival, acct).
+        let (mut walked_live, mut walked_from_sum) = (0u32, 0u128);
         let mut i = 0;
-        while i < self.instances[inst as usize].plan.len() {
-            let e = &self.instances[inst as usize].plan[i];
+        while let Some(e) = self.instances[inst as usize].plan.get(i)
+            && e.start_ns <= t
+        {
             let (k, generation) = (e.job, e.generation);
             let Some(job) = self
                 .e
@@ -290,16 +344,13 @@ impl Ctx<'_, '_> {
                 .live(k, generation)
                 .filter(|j| j.phase == Phase::Planned)
             else {
-                self.instances[inst as usize].plan.remove(i);
+                // Settled already (its reply arrived, or its sampled completion passed).
+                let is = &mut *self.instances[inst as usize];
+                is.plan.remove(i);
+                is.plan_totals.queue_dirty |= first_unstarted != usize::MAX;
                 continue;
             };
-            let (node, arrive, start, done, acct) = (
-                job.node,
-                job.arrive_ns,
-                job.start_ns,
-                job.done_ns,
-                job.acct_ns,
-            );
+            let (node, arrive, start, done) = (job.node, job.arrive_ns, job.start_ns, job.done_ns);
             // FIFO: once one request has not started, none after it has.
             let started = first_unstarted == usize::MAX && (start < t || start == arrive);
             if !started && first_unstarted == usize::MAX {
@@ -320,19 +371,41 @@ impl Ctx<'_, '_> {
                 continue;
             }
             busy += u32::from(started);
+            let from = arrive.max(acct);
+            walked_live += 1;
+            walked_from_sum += u128::from(from);
             if integrate {
                 let is = &mut *self.instances[inst as usize];
-                let queue = overlap(arrive, start, acct, t);
-                let work = overlap(start, done, acct, t);
+                let queue = overlap(arrive, start, from, t);
+                let work = overlap(start, done, from, t);
                 is.area_queue += queue;
                 is.area_busy += work;
                 is.area_in_system += queue + work;
-                self.e.jobs.get_mut(k).acct_ns = t;
             }
             i += 1;
         }
+        let is = &mut *self.instances[inst as usize];
+        if i < is.plan.len() {
+            first_unstarted = first_unstarted.min(i);
+        }
         if integrate {
-            let is = &mut *self.instances[inst as usize];
+            // The rest start after `t`: each waits from max(arrival, acct) to `t`.
+            let totals = &mut is.plan_totals;
+            let rest = u128::from(totals.live - walked_live);
+            let rest_from_sum = totals.unaccounted_from_sum - walked_from_sum;
+            let waiting = u64::try_from(rest * u128::from(t) - rest_from_sum)
+                .expect("an interval's queue integral fits in u64");
+            debug_assert_eq!(
+                waiting,
+                is.plan
+                    .range(i..)
+                    .map(|e| t - self.e.jobs.get(e.job).arrive_ns.max(acct))
+                    .sum::<u64>()
+            );
+            is.area_queue += waiting;
+            is.area_in_system += waiting;
+            totals.acct_ns = t;
+            totals.unaccounted_from_sum = u128::from(totals.live) * u128::from(t);
             let dt = t.saturating_sub(is.last_change_ns);
             if is.counts_capacity() {
                 is.area_capacity += u64::from(is.workers) * dt;
@@ -364,10 +437,7 @@ impl Ctx<'_, '_> {
             let (busy, first_unstarted) = self.sync_planned(g, now, false);
             let is = &mut *self.instances[g as usize];
             is.busy = busy;
-            is.queue.clear();
-            for e in is.plan.iter().skip(first_unstarted) {
-                is.queue.push_back(e.job);
-            }
+            publish_queue(is, first_unstarted);
         }
     }
 
@@ -380,6 +450,7 @@ impl Ctx<'_, '_> {
         let (_, first_unstarted) = self.sync_planned(inst, now, true);
         let is = &mut *self.instances[inst as usize];
         is.planned = false;
+        is.plan_totals = PlanTotals::default();
         is.busy = 0;
         is.queue.clear();
         is.busy_until.clear();

@@ -176,6 +176,8 @@ pub struct InstanceState {
     pub(crate) busy_until: BinaryHeap<Reverse<Nanos>>,
     /// Planned mode: requests not yet settled, in arrival (= start) order.
     pub(crate) plan: VecDeque<PlanEntry>,
+    /// Planned mode: running totals that spare walking the plan's waiting requests.
+    pub(crate) plan_totals: PlanTotals,
     /// Its position in its service's least-outstanding index (`u32::MAX`: not indexed).
     pub(crate) lb_pos: u32,
     /// Its load changed since its service's load balancer last looked (it is listed in the
@@ -194,6 +196,28 @@ pub(crate) struct PlanEntry {
     pub(crate) start_ns: Nanos,
     /// The instance's stream before this request's service time was drawn.
     pub(crate) rng_before: SimRng,
+    /// Its place in the instance's planning order (counts up from 0 per instance).
+    pub(crate) seq: u64,
+}
+
+/// Running totals of a planned instance, so that integrating its queue up to a time and
+/// publishing its queue cost the requests that started or arrived since the last time, not
+/// the whole backlog (`planned.rs`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PlanTotals {
+    /// The planned requests' time integrals are exact up to here.
+    pub(crate) acct_ns: Nanos,
+    /// Planned requests not yet settled (the plan, less settled entries not yet dropped).
+    pub(crate) live: u32,
+    /// Σ over those of max(arrival, `acct_ns`): where each one's unaccounted time begins.
+    pub(crate) unaccounted_from_sum: u128,
+    /// `seq` of the next request planned.
+    pub(crate) next_seq: u64,
+    /// `seq` past the last request copied into `queue` by the last publication.
+    pub(crate) queue_seq_end: u64,
+    /// A settled request was dropped from the plan's waiting part since the last
+    /// publication (a zero-length service at exactly that instant): rebuild `queue` whole.
+    pub(crate) queue_dirty: bool,
 }
 
 impl InstanceState {
