@@ -342,3 +342,76 @@ fn trigger_thresholds_in_magnitude_duration_and_load_as_huang_et_al_saw() {
         );
     }
 }
+
+/// One server as in [`storm`] without a trigger: λ per second, `attempts` = R + 1, client
+/// timeout `timeout_ms` (of which 2 ms are the two 1-ms hops), seed `seed`.
+fn untriggered(lambda: f64, attempts: u32, timeout_ms: f64, seed: u64) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "untriggered", duration_s: 1, seed: {seed},
+            sources: [(name: "clients", target: "server", rate: Constant({lambda}), timeout_ms: {timeout_ms},
+                       retry: (max_attempts: {attempts}))],
+            services: [(name: "server", workers: 1, service_time: Exponential(mean_ms: 1.0))],
+        )"#
+    ))
+}
+
+/// Mean first-passage time of an M/M/1 queue from empty to `n` in system, in seconds:
+/// Σ_{k=1..n} (r^k − 1)/(μ − λ) with r = μ/λ (a birth–death chain's passage times).
+fn mm1_first_passage_s(lambda: f64, mu: f64, n: u32) -> f64 {
+    let r = mu / lambda;
+    (1..=n).map(|k| r.powi(k as i32) - 1.0).sum::<f64>() / (mu - lambda)
+}
+
+#[test]
+fn headroom_decides_whether_a_storm_needs_a_trigger() {
+    // ground-truths.md: "the headroom μ·T (in jobs) governs how big a trigger must be: small
+    // headroom tips on its own at 50–65% load, large headroom (μT = 100) survives 90% load
+    // and needs a real trigger." With one retry the bad state exists above λ = μ/2.
+    //
+    // Small headroom: 5 ms of waiting (5 jobs) at 55% load. An arriving request times out
+    // once about 5 are ahead of it, and the queue reaches 5 every 0.082 s on average (M/M/1
+    // first passage), so every seed tips on its own within seconds and stays tipped.
+    assert!(mm1_first_passage_s(550.0, MU, 5) < 0.1);
+    for seed in 1..=10 {
+        let (sim, _) = run(&untriggered(550.0, 2, 7.0, seed), 30.0);
+        let rate = attempt_rate(&sim, 20, 30);
+        assert!(
+            rate > 1.5 * 550.0,
+            "seed {seed}: {rate} attempts/s at 55% load, 5 jobs of headroom"
+        );
+    }
+    // Large headroom: 100 jobs at 90% load. Every arrival times out once 100 are ahead, and
+    // the queue reaches 100 once in 3,764 s on average; some already do from about 90 ahead
+    // (a sojourn behind 90 is Gamma(91, μ): over 100 ms with probability 0.17), reached once
+    // in 1,312 s. So in 300 s a run tips with probability between 1 − e^(−300/3764) = 0.08
+    // and 1 − e^(−300/1312) = 0.20: 0.4 to 1 of 5 runs expected, and 4 or more (P < 0.007
+    // even at 0.20) would mean the model tips too easily. With a real trigger the same load
+    // locks in at once (the bistable band: 2λ > μ).
+    assert!((mm1_first_passage_s(900.0, MU, 100) - 3764.0).abs() < 1.0);
+    assert!((mm1_first_passage_s(900.0, MU, 90) - 1312.0).abs() < 1.0);
+    let tipped = (1..=5)
+        .filter(|&seed| {
+            let (sim, _) = run(&untriggered(900.0, 2, 102.0, seed), 300.0);
+            attempt_rate(&sim, 270, 300) > 1.5 * 900.0
+        })
+        .count();
+    assert!(
+        tipped <= 3,
+        "{tipped} of 5 runs tipped on their own at 90% load, 100 jobs of headroom"
+    );
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "triggered", duration_s: 1, seed: 1,
+            sources: [(name: "clients", target: "server", rate: Constant(900), timeout_ms: 102.0,
+                       retry: (max_attempts: 2))],
+            services: [(name: "server", workers: 1, service_time: Exponential(mean_ms: 1.0))],
+            faults: [(at_s: {TRIGGER_AT}, duration_s: 2.0, fault: Slow(service: "server", factor: 4.0))],
+        )"#
+    ));
+    let (sim, _) = run(&s, 60.0);
+    assert!(
+        attempt_rate(&sim, 40, 60) > 1.5 * 900.0,
+        "a 2-s trigger locks it in"
+    );
+}
