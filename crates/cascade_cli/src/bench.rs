@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use cascade_sim::Simulation;
 use cascade_sim::generate::{LayeredParams, layered};
-use cascade_sim::scenario::{Scenario, save_to_path};
+use cascade_sim::scenario::{MAX_SERVICES, Scenario, save_to_path};
 use clap::Args;
 
 use crate::Failure;
@@ -66,6 +66,11 @@ fn params(services: u32, shape: Shape, duration_s: f64) -> Result<LayeredParams,
         return Err(Failure::input(
             "services, depth and fanout must be at least 1",
         ));
+    }
+    if services as usize > MAX_SERVICES {
+        return Err(Failure::input(format!(
+            "{services} services is more than a scenario may have ({MAX_SERVICES})"
+        )));
     }
     if !(shape.rate > 0.0 && shape.rate.is_finite()) {
         return Err(Failure::input(format!(

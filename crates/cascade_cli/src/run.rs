@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cascade_sim::scenario::{self, Scenario};
+use cascade_sim::time::HORIZON_S;
 use cascade_sim::{Engine, EventLog, Simulation};
 use clap::Args;
 
@@ -30,9 +31,12 @@ pub struct RunArgs {
     pub check: bool,
 }
 
-/// Parses a positive, finite number of seconds.
+/// Parses a positive, finite number of seconds, at most the simulator's horizon.
 pub fn positive_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
+        Ok(v) if v > HORIZON_S && v.is_finite() => Err(format!(
+            "{v} s is longer than Cascade simulates (at most 10^8 s, about three years)"
+        )),
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         Ok(v) => Err(format!("must be a positive number of seconds, got {v}")),
         Err(_) => Err(format!("`{s}` is not a number of seconds")),

@@ -178,6 +178,7 @@ fn bad_flags_and_files_exit_2_without_a_backtrace() {
         vec!["run", "does-not-exist.ron"],
         vec!["run", "scenarios/validation/mm1.ron", "--duration", "abc"],
         vec!["run", "scenarios/validation/mm1.ron", "--duration", "0"],
+        vec!["run", "scenarios/validation/mm1.ron", "--duration", "1e300"],
         vec!["run", "scenarios/validation/mm1.ron", "--seed", "-1"],
         vec!["frobnicate"],
         vec!["bench", "--layered", "0"],

@@ -4,7 +4,7 @@
 
 use crate::rng::{self, SimRng};
 use crate::scenario::ServiceTime;
-use crate::time::{NS_PER_MS, Nanos};
+use crate::time::{HORIZON_NS, NS_PER_MS, Nanos};
 
 /// A service-time distribution ready to sample, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,7 +107,7 @@ impl Dist {
             Dist::Uniform { min_ns, width_ns } => min_ns + width_ns * rng::unit(rng),
             Dist::FoldedNormal { mu_ns, sd_ns } => (mu_ns + sd_ns * rng::std_normal(rng)).abs(),
         };
-        ((x + 0.5) as Nanos).max(1)
+        ((x + 0.5) as Nanos).clamp(1, HORIZON_NS)
     }
 
     /// Mean in ns.

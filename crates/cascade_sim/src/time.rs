@@ -16,6 +16,13 @@ pub const NS_PER_MS: u64 = 1_000_000;
 pub const NS_PER_S: u64 = 1_000_000_000;
 /// "No time": used for absent deadlines and timeouts.
 pub const NEVER: Nanos = u64::MAX;
+/// The longest time Cascade represents, in seconds (10^8 s, about three years). Every time a
+/// scenario states is at most this (the loader says so otherwise), and every sampled duration
+/// is clamped to it, so that a sum of a few times never overflows the `u64` of nanoseconds
+/// (1.8·10^19 ns, about 580 years).
+pub const HORIZON_S: f64 = 1e8;
+/// [`HORIZON_S`] in nanoseconds.
+pub const HORIZON_NS: Nanos = 100_000_000 * NS_PER_S;
 
 /// Milliseconds (as written in scenarios) to nanoseconds, rounded to the nearest nanosecond.
 pub fn ms_to_ns(ms: f64) -> Nanos {

@@ -120,6 +120,68 @@ fn negative_and_zero_rates_are_rejected() {
 }
 
 #[test]
+fn times_beyond_the_horizon_are_rejected_in_their_unit() {
+    // Every time is a u64 of nanoseconds; stated times stop at 10^8 s so that sums of a few
+    // never overflow (a health-check interval of 10^12 s used to hang the run).
+    let (text, err) = broken("timeout_ms: 50.0", "timeout_ms: 1e12");
+    expect_problem(
+        &err,
+        position_of(&text, "1e12", 0),
+        "1000000000000 ms is longer than Cascade simulates",
+        Some("_ms milliseconds"),
+    );
+    let (text, err) = broken("duration_s: 10", "duration_s: 2e8");
+    expect_problem(
+        &err,
+        position_of(&text, "2e8", 0),
+        "200000000 s is longer than Cascade simulates",
+        Some("_s seconds"),
+    );
+    // Up to the horizon is valid, and rates (`…_per_s`) are not times.
+    let text = GOOD.replacen("timeout_ms: 50.0", "timeout_ms: 1e11", 1);
+    Scenario::from_ron_str(&text, "ok.ron").unwrap();
+    let text = GOOD.replacen(
+        "Constant(100)",
+        "Step(from_per_s: 100, to_per_s: 1e9, at_s: 5.0)",
+        1,
+    );
+    Scenario::from_ron_str(&text, "ok.ron").unwrap();
+}
+
+#[test]
+fn counts_that_would_exhaust_memory_are_rejected_with_a_hint() {
+    // Instances, keys and burst requests each have state of their own; 2^32 − 1 of them
+    // used to end the run in an allocation failure.
+    let (text, err) = broken(
+        r#"(name: "db", workers: 2"#,
+        r#"(name: "db", instances: 200000, workers: 2"#,
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "200000", 0),
+        "200000 instances is more than 100000",
+        Some("fewer instances with more workers"),
+    );
+    let (text, err) = broken(
+        r#"(name: "db", workers: 2"#,
+        r#"(name: "db", occ: (keys: 20000000), workers: 2"#,
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "20000000", 0),
+        "20000000 keys is more than 10000000",
+        Some("hit ratio and skew"),
+    );
+    let (text, err) = broken("Constant(100)", "Burst(count: 2000000, at_s: 1.0)");
+    expect_problem(
+        &err,
+        position_of(&text, "2000000", 0),
+        "a burst of 2000000 is more than 1000000",
+        Some("Spike"),
+    );
+}
+
+#[test]
 fn calls_to_itself_are_rejected() {
     let (text, err) = broken(r#"(to: "db""#, r#"(to: "api""#);
     expect_problem(

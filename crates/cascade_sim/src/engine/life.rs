@@ -426,7 +426,7 @@ impl Ctx<'_, '_> {
                 continue;
             }
             m.probing = true;
-            let offset = h.interval_ns * ordinal as u64 / n;
+            let offset = (u128::from(h.interval_ns) * ordinal as u128 / u128::from(n)) as Nanos;
             self.e
                 .sched
                 .schedule(now + offset.max(1), EventKind::ProbeFire, g, 0, 0, 0);

@@ -42,7 +42,7 @@ use crate::retry::RetryBudget;
 use crate::rng::{self, SimRng};
 use crate::sampling::{LegKind, SampledLeg};
 use crate::scenario::{KillMode, LoadBalancer};
-use crate::time::{NEVER, Nanos};
+use crate::time::{HORIZON_NS, NEVER, Nanos};
 
 /// Runtime state of a link (network faults and edge metrics).
 #[derive(Debug, Clone, Default)]
@@ -245,6 +245,10 @@ impl Ctx<'_, '_> {
             let gap_ns = (rng::exp1(&mut st.rng) / lambda * 1e9 + 0.5) as Nanos;
             let candidate = t.saturating_add(gap_ns.max(1));
             if candidate >= seg_end {
+                // A gap past the end of time (a rate so small the next arrival never comes).
+                if seg_end == NEVER {
+                    return;
+                }
                 t = seg_end;
                 continue;
             }
@@ -1518,9 +1522,9 @@ pub(crate) fn varied_latency(
 pub(crate) fn work_ns(sampled_ns: Nanos, slow_factor: f64, added_ns: Nanos) -> Nanos {
     let mut work = sampled_ns;
     if slow_factor != 1.0 {
-        work = (work as f64 * slow_factor + 0.5) as Nanos;
+        work = ((work as f64 * slow_factor + 0.5) as Nanos).min(HORIZON_NS);
     }
-    (work + added_ns).max(1)
+    (work + added_ns).clamp(1, HORIZON_NS)
 }
 
 /// Collects mutable references to components into a dense vector by their index; `None` if
@@ -1568,6 +1572,26 @@ fn least_outstanding_scan(routable: &[u32], start: u32, instances: &[&mut Instan
 #[cfg(test)]
 mod tests {
     use super::super::fast_path_check::{assert_same, parse, steps};
+
+    #[test]
+    fn a_rate_too_small_to_ever_send_sends_nothing_and_the_run_ends() {
+        // The gap to the next arrival lies past the end of time: the source is silent (the
+        // scheduler used to loop there forever). After a step to a real rate it sends as
+        // Poisson: 100/s over the last 5 s, 500 ± 4·√500.
+        let run = |rate: &str| {
+            let s = parse(&format!(
+                r#"(version: 1, name: "tiny", duration_s: 1, seed: 5,
+                    sources: [(name: "c", target: "api", rate: {rate})],
+                    services: [(name: "api", workers: 1, service_time: Exponential(mean_ms: 1.0))])"#
+            ));
+            let mut sim = crate::Simulation::new(&s);
+            sim.run_to(10.0, |_| {});
+            sim.summary().hops as f64
+        };
+        assert_eq!(run("Constant(1e-300)"), 0.0);
+        let hops = run("Step(from_per_s: 1e-300, to_per_s: 100, at_s: 5.0)");
+        assert!((hops - 500.0).abs() <= 4.0 * 500f64.sqrt(), "{hops}");
+    }
 
     #[test]
     fn deferred_sends_match_the_event_path_under_caller_faults_and_timeouts() {

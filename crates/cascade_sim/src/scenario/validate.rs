@@ -20,9 +20,18 @@ use super::{
     RateProfile, RetryPolicy, Scenario, ServiceTime,
 };
 use crate::graph::DependencyGraph;
+use crate::time::HORIZON_S;
 
 /// Most tries per call a policy may ask for (attempt numbers are stored in a byte).
 pub const MAX_ATTEMPTS: u32 = 255;
+/// The most services a scenario may have (the generated 10,000-service model takes 0.4 GB).
+pub const MAX_SERVICES: usize = 100_000;
+/// The most instances one service may have (each is an entity with its own state).
+pub const MAX_INSTANCES: u32 = 100_000;
+/// The most keys a cache or an optimistic-concurrency table may have (per-key state).
+pub const MAX_KEYS: u32 = 10_000_000;
+/// The most requests one burst may send at once (each is a live request until answered).
+pub const MAX_BURST: u32 = 1_000_000;
 
 /// Every semantic problem in `scenario`, in document order; empty when it is valid.
 pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
@@ -130,6 +139,18 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
         }
     }
 
+    if scenario.services.len() > MAX_SERVICES {
+        v.push(
+            Diagnostic::new(
+                "services",
+                format!(
+                    "{} services is more than {MAX_SERVICES}",
+                    scenario.services.len()
+                ),
+            )
+            .with_hint("every service is simulated; group services that behave alike"),
+        );
+    }
     for (i, svc) in scenario.services.iter().enumerate() {
         let p = format!("services[{i}]");
         if svc.instances == 0 {
@@ -138,6 +159,7 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
                 "a service needs at least one instance",
             ));
         }
+        at_most_instances(v, &format!("{p}.instances"), svc.instances);
         if svc.workers == 0 {
             v.push(Diagnostic::new(
                 format!("{p}.workers"),
@@ -187,6 +209,8 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
                 format!("{p}.at_s"),
                 "a fault cannot start before the run",
             ));
+        } else {
+            within_horizon(v, &format!("{p}.at_s"), fault.at_s);
         }
         if let Some(d) = fault.duration_s {
             positive(v, &format!("{p}.duration_s"), d, "a fault duration");
@@ -281,10 +305,37 @@ pub(super) fn positive(v: &mut Vec<Diagnostic>, path: &str, value: f64, what: &s
             path,
             format!("{what} must be a positive number, got {value}"),
         ));
+    } else {
+        within_horizon(v, path, value);
+    }
+}
+
+/// A time (a field whose name ends in `_s` or `_ms`, but not a rate `…_per_s` or the
+/// exponent `zipf_s`) must be at most [`HORIZON_S`]; other numbers pass.
+pub(super) fn within_horizon(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
+    let seconds = if path.ends_with("_per_s") || path.ends_with("zipf_s") {
+        return;
+    } else if path.ends_with("_ms") {
+        value / 1000.0
+    } else if path.ends_with("_s") {
+        value
+    } else {
+        return;
+    };
+    if seconds > HORIZON_S {
+        let unit = if path.ends_with("_ms") { "ms" } else { "s" };
+        v.push(
+            Diagnostic::new(
+                path,
+                format!("{value} {unit} is longer than Cascade simulates (at most 10^8 s, about three years)"),
+            )
+            .with_hint("times are in the unit the field's name ends with: _s seconds, _ms milliseconds"),
+        );
     }
 }
 
 pub(super) fn latency(v: &mut Vec<Diagnostic>, path: &str, latency_ms: f64, tick_ms: f64) {
+    within_horizon(v, path, latency_ms);
     if !latency_ms.is_finite() || latency_ms + 1e-9 < tick_ms {
         v.push(
             Diagnostic::new(
@@ -368,6 +419,8 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
                     format!("{path}.end_s"),
                     "a ramp must end after it starts",
                 ));
+            } else {
+                within_horizon(v, &format!("{path}.end_s"), end_s);
             }
         }
         RateProfile::Spike {
@@ -392,6 +445,16 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
                     format!("{path}.count"),
                     "a burst needs at least one request",
                 ));
+            } else if count > MAX_BURST {
+                v.push(
+                    Diagnostic::new(
+                        format!("{path}.count"),
+                        format!("a burst of {count} is more than {MAX_BURST} requests at once"),
+                    )
+                    .with_hint(
+                        "every request is simulated; spread a larger load over time with Spike",
+                    ),
+                );
             }
             non_negative(v, &format!("{path}.at_s"), at_s);
         }
@@ -404,6 +467,8 @@ pub(super) fn non_negative(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
             path,
             format!("time must be zero or positive, got {value}"),
         ));
+    } else {
+        within_horizon(v, path, value);
     }
 }
 
@@ -434,6 +499,7 @@ fn service_time(v: &mut Vec<Diagnostic>, path: &str, st: &ServiceTime) {
         }
         ServiceTime::Uniform { min_ms, max_ms } => {
             non_negative(v, &format!("{path}.min_ms"), min_ms);
+            within_horizon(v, &format!("{path}.max_ms"), max_ms);
             if !(max_ms >= min_ms) || !(max_ms > 0.0) {
                 v.push(Diagnostic::new(
                     format!("{path}.max_ms"),
@@ -485,6 +551,8 @@ pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPol
                     format!("{path}.backoff.cap_ms"),
                     "the backoff cap must be at least the base",
                 ));
+            } else {
+                within_horizon(v, &format!("{path}.backoff.cap_ms"), cap_ms);
             }
         }
     }
@@ -520,6 +588,27 @@ pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPol
                 "max_tokens must be at least 1",
             ));
         }
+    }
+}
+
+/// A number of instances of one service must be at most [`MAX_INSTANCES`].
+pub(super) fn at_most_instances(v: &mut Vec<Diagnostic>, path: &str, n: u32) {
+    if n > MAX_INSTANCES {
+        v.push(
+            Diagnostic::new(path, format!("{n} instances is more than {MAX_INSTANCES}"))
+                .with_hint("every instance is simulated; model a larger fleet as fewer instances with more workers"),
+        );
+    }
+}
+
+/// A number of keys must be at most [`MAX_KEYS`].
+pub(super) fn at_most_keys(v: &mut Vec<Diagnostic>, path: &str, n: u32) {
+    if n > MAX_KEYS {
+        v.push(
+            Diagnostic::new(path, format!("{n} keys is more than {MAX_KEYS}")).with_hint(
+                "every key has its own state; the hit ratio and skew matter more than the count",
+            ),
+        );
     }
 }
 

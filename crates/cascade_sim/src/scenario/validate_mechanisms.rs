@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 
 use super::diagnostics::closest;
 use super::validate::{
-    call, instances, known_service, known_source, latency, non_negative, positive,
+    at_most_instances, at_most_keys, call, instances, known_service, known_source, latency,
+    non_negative, positive, within_horizon,
 };
 use super::{
     AdaptiveThrottleSpec, AlertMetric, CallSpec, Diagnostic, FaultKind, OperatorAction,
@@ -54,6 +55,8 @@ pub(super) fn latency_sd(v: &mut Vec<Diagnostic>, path: &str, sd_ms: f64) {
             path,
             format!("a latency deviation must be zero or positive, got {sd_ms}"),
         ));
+    } else {
+        within_horizon(v, path, sd_ms);
     }
 }
 
@@ -264,6 +267,7 @@ pub(super) fn service(
             "max_provisioning",
         );
         at_least_one(v, &format!("{ap}.min"), s.min, "min");
+        at_most_instances(v, &format!("{ap}.max"), s.max);
         if s.max < s.min {
             v.push(Diagnostic::new(
                 format!("{ap}.max"),
@@ -307,6 +311,7 @@ pub(super) fn service(
             "max_hit_ratio",
         );
         at_least_one(v, &format!("{cp}.keys"), c.keys, "keys");
+        at_most_keys(v, &format!("{cp}.keys"), c.keys);
         if let Some(t) = c.ttl_s {
             positive(v, &format!("{cp}.ttl_s"), t, "a TTL");
         }
@@ -406,6 +411,7 @@ pub(super) fn service(
     }
     if let Some(o) = &svc.occ {
         at_least_one(v, &format!("{p}.occ.keys"), o.keys, "keys");
+        at_most_keys(v, &format!("{p}.occ.keys"), o.keys);
         non_negative(v, &format!("{p}.occ.zipf_s"), o.zipf_s);
     }
     if let Some(f) = &svc.failover {
@@ -696,6 +702,7 @@ pub(super) fn alerts_and_operator(
             } => {
                 known_service(v, &format!("{ap}.service"), service, services, sources);
                 at_least_one(v, &format!("{ap}.instances"), *n, "instances");
+                at_most_instances(v, &format!("{ap}.instances"), *n);
             }
             OperatorAction::SetWorkers { service, workers } => {
                 known_service(v, &format!("{ap}.service"), service, services, sources);
