@@ -17,8 +17,12 @@ use std::fmt::Write as _;
 
 use bevy_ecs::message::Messages;
 use cascade_sim::engine::{Engine, InstanceState};
-use cascade_sim::scenario::{FaultKind, InstanceSelector, KillMode, Scenario};
+use cascade_sim::rng::SimRng;
+use cascade_sim::scenario::{
+    FaultKind, InstanceSelector, KillMode, LoadBalancer, QueueDiscipline, Scenario,
+};
 use cascade_sim::{EventLog, SampledLeg, SimCommand, Simulation};
+use rand::RngExt;
 
 /// A live command applied at a simulated time.
 type Script = Vec<(f64, SimCommand)>;
@@ -449,4 +453,151 @@ fn every_shipped_scenario_runs_the_same_on_both_paths() {
         let until_s = scenario.duration_s.min(60.0);
         assert_same_on_both_paths(&path.display().to_string(), &scenario, &Vec::new(), until_s);
     }
+}
+
+/// `text` with one number changed: doubled, halved, plus one, one, ×10, or minus one.
+fn mutate_a_number(text: &str, rng: &mut SimRng) -> String {
+    let bytes = text.as_bytes();
+    let mut numbers = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = bytes[i].is_ascii_digit()
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+        if starts {
+            let from = i;
+            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+                i += 1;
+            }
+            numbers.push((from, i));
+        } else {
+            i += 1;
+        }
+    }
+    let (from, to) = numbers[rng.random_range(0..numbers.len())];
+    let old: f64 = text[from..to].parse().unwrap_or(1.0);
+    let new = match rng.random_range(0..6) {
+        0 => old * 2.0,
+        1 => old * 0.5,
+        2 => old + 1.0,
+        3 => 1.0,
+        4 => (old * 10.0).max(1.0),
+        _ => (old - 1.0).max(0.0),
+    };
+    let written = if text[from..to].contains('.') {
+        format!("{new:.3}")
+    } else {
+        format!("{}", new.round() as u64)
+    };
+    let mut out = text.to_owned();
+    out.replace_range(from..to, &written);
+    out
+}
+
+/// `s` with one structural change: a load balancer, a queue discipline, deadline propagation,
+/// a call removed or added, or a service nobody calls removed.
+fn change_the_structure(s: &Scenario, rng: &mut SimRng) -> Scenario {
+    let mut s = s.clone();
+    let n = s.services.len();
+    let i = rng.random_range(0..n);
+    match rng.random_range(0..6) {
+        0 => {
+            s.services[i].lb = [
+                LoadBalancer::RoundRobin,
+                LoadBalancer::Random,
+                LoadBalancer::LeastOutstanding,
+                LoadBalancer::PowerOfTwoChoices,
+            ][rng.random_range(0..4)];
+        }
+        1 => {
+            let q = &mut s.services[i].queue.discipline;
+            *q = match *q {
+                QueueDiscipline::Fifo => QueueDiscipline::Lifo,
+                QueueDiscipline::Lifo => QueueDiscipline::Fifo,
+            };
+        }
+        2 => s.services[i].deadline_propagation = !s.services[i].deadline_propagation,
+        3 if !s.services[i].calls.is_empty() => {
+            let c = rng.random_range(0..s.services[i].calls.len());
+            s.services[i].calls.remove(c);
+        }
+        4 => {
+            let j = rng.random_range(0..n);
+            if let Some(call) = s.services[j].calls.first() {
+                let mut call = call.clone();
+                call.to = s.services[rng.random_range(0..n)].name.clone();
+                s.services[i].calls.push(call);
+            }
+        }
+        _ => {
+            let name = &s.services[i].name;
+            let called = s
+                .services
+                .iter()
+                .any(|x| x.calls.iter().any(|c| &c.to == name))
+                || s.sources.iter().any(|x| &x.target == name);
+            if !called && n > 1 {
+                s.services.remove(i);
+            }
+        }
+    }
+    s
+}
+
+/// A script of random live commands every 1.5 s: an edit of one to three numbers or of the
+/// structure (the ones the loader accepts), sometimes one of the scenario's own faults for a
+/// random time, sometimes clearing every fault.
+fn random_edits(base: &Scenario, rng: &mut SimRng, until_s: f64) -> Script {
+    let mut script = Script::new();
+    let mut current = base.clone();
+    let mut t = 1.5;
+    while t < until_s {
+        let edited = if rng.random_range(0..2) == 0 {
+            let mut text = current.to_ron_string();
+            for _ in 0..rng.random_range(1..4) {
+                text = mutate_a_number(&text, rng);
+            }
+            Scenario::from_ron_str(&text, "edit.ron").ok()
+        } else {
+            Some(change_the_structure(&current, rng))
+        };
+        if let Some(s) = edited.filter(|s| cascade_sim::scenario::validate(s).is_empty()) {
+            script.push((t, SimCommand::Reconfigure(Box::new(s.clone()))));
+            current = s;
+        }
+        if !base.faults.is_empty() && rng.random_range(0..3) == 0 {
+            let f = &base.faults[rng.random_range(0..base.faults.len())];
+            let duration_s = Some(rng.random_range(0.1..3.0));
+            script.push((
+                t,
+                SimCommand::InjectFault {
+                    fault: f.fault.clone(),
+                    duration_s,
+                },
+            ));
+        }
+        if rng.random_range(0..6) == 0 {
+            script.push((t, SimCommand::ClearAllFaults));
+        }
+        t += 1.5;
+    }
+    script
+}
+
+#[test]
+fn random_live_edits_run_the_same_on_both_paths() {
+    // Edits the cases above do not think of: every shipped scenario for 12 s under a random
+    // script of number and structure edits and faults (seeded, so the same every time). The
+    // engine's debug assertions run throughout, and both paths must agree.
+    let mut rng = cascade_sim::rng::stream(7, "golden:random-edits", 0);
+    let mut commands = 0;
+    for path in common::shipped_paths() {
+        let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let script = random_edits(&base, &mut rng, 12.0);
+        commands += script.len();
+        assert_same_on_both_paths(&path.display().to_string(), &base, &script, 12.0);
+    }
+    assert!(
+        commands > 37 * 5,
+        "only {commands} commands: the script generator lost its way"
+    );
 }
