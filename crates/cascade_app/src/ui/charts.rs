@@ -5,7 +5,7 @@
 
 use bevy_egui::egui::{self, Color32};
 use cascade_sim::metrics::{MetricsHistory, NodeCounters};
-use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Polygon};
+use egui_plot::{AxisHints, Corner, Legend, Line, Plot, PlotPoints, Polygon};
 
 /// Which rows a chart shows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -132,8 +132,12 @@ impl Series {
                 }
             };
             self.errors.push([x, err]);
-            self.p50.push([x, lat[0]]);
-            self.p99.push([x, lat[2]]);
+            // An interval in which nothing completed has no latency (its percentiles read 0):
+            // leave it out rather than draw a fall to zero in the middle of an outage.
+            if lat != [0.0; 4] {
+                self.p50.push([x, lat[0]]);
+                self.p99.push([x, lat[2]]);
+            }
             self.queue.push([x, c.mean_queue(history.interval_ns)]);
             self.retries.push([x, c.offered_retry as f64 / dt]);
             let sent: u64 = outgoing
@@ -165,6 +169,7 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
     ui.label(egui::RichText::new(format!("Charts: {title}")).strong())
         .on_hover_text("Select a node to chart it; click empty canvas for the whole system. Shaded: faults in effect.");
     let h = ((height - 60.0) / 2.0).max(60.0);
+    let x_max = series.offered.last().map_or(1.0, |p| p[0]);
     let w = (ui.available_width() / 3.0 - 8.0).max(120.0);
     let charts: [(&str, Vec<(&str, &Vec<[f64; 2]>, Color32)>); 6] = [
         (
@@ -234,7 +239,14 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
                         .allow_scroll(false)
                         .include_y(0.0)
                         .include_y(y_max)
-                        .x_axis_label("s")
+                        // Every chart spans the same time, whatever its series holds.
+                        .include_x(0.0)
+                        .include_x(x_max)
+                        // Seconds are short labels: show them from 25 px apart (egui_plot
+                        // waits for 60, which hides every label of a 60-s chart this wide).
+                        .custom_x_axes(vec![
+                            AxisHints::new_x().label("s").label_spacing(25.0..=40.0),
+                        ])
                         .show(ui, |plot| {
                             for (start, end, _label) in faults {
                                 // Unnamed: shading stays out of the legend.
@@ -301,5 +313,25 @@ mod tests {
         s.update(&h, &ChartSubject::Service(0, "api".into()), || vec![1]);
         assert_eq!(s.retries, vec![[1.0, 3.0], [2.0, 3.0]]);
         assert_eq!(s.retries_sent, vec![[1.0, 7.0], [2.0, 7.0]]);
+        assert!(s.p99.is_empty(), "nothing completed: no latency points");
+    }
+
+    #[test]
+    fn intervals_without_completions_have_no_latency_point() {
+        let mut h = MetricsHistory::default();
+        let row = |k: u32, p99: f64| NodeRow {
+            interval: k,
+            counters: NodeCounters::default(),
+            latency_ms: [p99 / 2.0, p99 / 1.5, p99, p99],
+            live_instances: 1,
+            health: Health::Healthy,
+            gauges: Default::default(),
+        };
+        h.services
+            .push([row(0, 10.0), row(1, 0.0), row(2, 30.0)].into());
+        h.system = vec![SystemRow::default(); 3];
+        let mut s = Series::default();
+        s.update(&h, &ChartSubject::Service(0, "db".into()), Vec::new);
+        assert_eq!(s.p99, vec![[1.0, 10.0], [3.0, 30.0]]);
     }
 }
