@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use cascade_sim::Simulation;
 use cascade_sim::generate::{LayeredParams, layered};
-use cascade_sim::scenario::{MAX_SERVICES, Scenario, save_to_path};
+use cascade_sim::scenario::{MAX_RATE_PER_S, MAX_SERVICES, Scenario, save_to_path};
 use clap::Args;
 
 use crate::Failure;
@@ -72,9 +72,9 @@ fn params(services: u32, shape: Shape, duration_s: f64) -> Result<LayeredParams,
             "{services} services is more than a scenario may have ({MAX_SERVICES})"
         )));
     }
-    if !(shape.rate > 0.0 && shape.rate.is_finite()) {
+    if !(shape.rate > 0.0 && shape.rate.is_finite() && shape.rate <= MAX_RATE_PER_S) {
         return Err(Failure::input(format!(
-            "--rate must be a positive number of requests per second, got {}",
+            "--rate must be a positive number of requests per second, at most 10^8, got {}",
             shape.rate
         )));
     }

@@ -142,7 +142,7 @@ fn times_beyond_the_horizon_are_rejected_in_their_unit() {
     Scenario::from_ron_str(&text, "ok.ron").unwrap();
     let text = GOOD.replacen(
         "Constant(100)",
-        "Step(from_per_s: 100, to_per_s: 1e9, at_s: 5.0)",
+        "Step(from_per_s: 100, to_per_s: 1e8, at_s: 5.0)",
         1,
     );
     Scenario::from_ron_str(&text, "ok.ron").unwrap();
@@ -151,7 +151,8 @@ fn times_beyond_the_horizon_are_rejected_in_their_unit() {
 #[test]
 fn counts_that_would_exhaust_memory_are_rejected_with_a_hint() {
     // Instances, keys and burst requests each have state of their own; 2^32 − 1 of them
-    // used to end the run in an allocation failure.
+    // used to end the run in an allocation failure. A rate of 10^12 per second is not an
+    // allocation failure but a run that never ends.
     let (text, err) = broken(
         r#"(name: "db", workers: 2"#,
         r#"(name: "db", instances: 200000, workers: 2"#,
@@ -171,6 +172,13 @@ fn counts_that_would_exhaust_memory_are_rejected_with_a_hint() {
         position_of(&text, "20000000", 0),
         "20000000 keys is more than 10000000",
         Some("hit ratio and skew"),
+    );
+    let (text, err) = broken("Constant(100)", "Constant(1e12)");
+    expect_problem(
+        &err,
+        position_of(&text, "1e12", 0),
+        "rate 1000000000000 requests/s is more than Cascade simulates",
+        Some("a sample of the traffic"),
     );
     let (text, err) = broken("Constant(100)", "Burst(count: 2000000, at_s: 1.0)");
     expect_problem(

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use diagnostics::{Diagnostic, ScenarioError};
 pub use resilience::*;
 pub use spans::SpanIndex;
-pub use validate::{MAX_BURST, MAX_INSTANCES, MAX_KEYS, MAX_SERVICES, validate};
+pub use validate::{MAX_BURST, MAX_INSTANCES, MAX_KEYS, MAX_RATE_PER_S, MAX_SERVICES, validate};
 
 /// The only scenario format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;

@@ -26,6 +26,9 @@ use crate::time::HORIZON_S;
 pub const MAX_ATTEMPTS: u32 = 255;
 /// The most services a scenario may have (the generated 10,000-service model takes 0.4 GB).
 pub const MAX_SERVICES: usize = 100_000;
+/// The highest rate a source may send at, requests per second (a simulated second of it
+/// takes about a minute of wall time).
+pub const MAX_RATE_PER_S: f64 = 1e8;
 /// The most instances one service may have (each is an entity with its own state).
 pub const MAX_INSTANCES: u32 = 100_000;
 /// The most keys a cache or an optimistic-concurrency table may have (per-key state).
@@ -389,6 +392,14 @@ fn rate(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
                 format!("rate must be positive, got {value} requests/s"),
             )
             .with_hint("rates are requests per second, greater than zero"),
+        );
+    } else if value > MAX_RATE_PER_S {
+        v.push(
+            Diagnostic::new(
+                path,
+                format!("rate {value} requests/s is more than Cascade simulates (at most 10^8 per second)"),
+            )
+            .with_hint("every request is simulated, a few million per second of wall time: model a sample of the traffic"),
         );
     }
 }
