@@ -180,6 +180,16 @@ fn counts_that_would_exhaust_memory_are_rejected_with_a_hint() {
         "rate 1000000000000 requests/s is more than Cascade simulates",
         Some("a sample of the traffic"),
     );
+    let (text, err) = broken(
+        "    ],\n)",
+        "    ],\n    faults: [(at_s: 1.0, duration_s: 1.0, fault: LoadSpike(source: \"users\", factor: 1e7))],\n)",
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "1e7", 0),
+        "×10000000 takes the rate of users from 100 to 1000000000 requests/s",
+        Some("a smaller factor"),
+    );
     let (text, err) = broken("Constant(100)", "Burst(count: 2000000, at_s: 1.0)");
     expect_problem(
         &err,

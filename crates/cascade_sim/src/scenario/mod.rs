@@ -252,6 +252,32 @@ pub enum RateProfile {
     },
 }
 
+impl RateProfile {
+    /// The highest rate it ever sends at, requests per second (0 for a burst, which is not a
+    /// rate).
+    pub fn peak_per_s(&self) -> f64 {
+        match *self {
+            RateProfile::Constant(r) => r,
+            RateProfile::Step {
+                from_per_s,
+                to_per_s,
+                ..
+            }
+            | RateProfile::Ramp {
+                from_per_s,
+                to_per_s,
+                ..
+            } => from_per_s.max(to_per_s),
+            RateProfile::Spike {
+                base_per_s,
+                peak_per_s,
+                ..
+            } => base_per_s.max(peak_per_s),
+            RateProfile::Burst { .. } => 0.0,
+        }
+    }
+}
+
 /// The visual and semantic kind of a service node. Issue-2 mechanics are the same for all
 /// kinds; later mechanisms (caches, queues) key off it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]

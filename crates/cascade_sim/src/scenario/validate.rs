@@ -738,6 +738,23 @@ fn fault_kind(
         FaultKind::LoadSpike { source, factor } => {
             known_source(v, &format!("{path}.source"), source, sources);
             positive(v, &format!("{path}.factor"), *factor, "a load factor");
+            let peak = scenario
+                .sources
+                .iter()
+                .find(|s| &s.name == source)
+                .map_or(0.0, |s| s.rate.peak_per_s());
+            if peak * factor > MAX_RATE_PER_S {
+                v.push(
+                    Diagnostic::new(
+                        format!("{path}.factor"),
+                        format!(
+                            "×{factor} takes the rate of {source} from {peak} to {} requests/s, more than Cascade simulates (at most 10^8 per second)",
+                            peak * factor
+                        ),
+                    )
+                    .with_hint("every request is simulated: a smaller factor shows the same overload"),
+                );
+            }
         }
         FaultKind::PacketLoss {
             from,
