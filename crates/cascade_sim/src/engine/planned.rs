@@ -393,8 +393,9 @@ impl Ctx<'_, '_> {
             let totals = &mut is.plan_totals;
             let rest = u128::from(totals.live - walked_live);
             let rest_from_sum = totals.unaccounted_from_sum - walked_from_sum;
-            let waiting = u64::try_from(rest * u128::from(t) - rest_from_sum)
-                .expect("an interval's queue integral fits in u64");
+            // Saturating like `InstanceState::touch` (only an absurd backlog × interval
+            // would reach it).
+            let waiting = u64::try_from(rest * u128::from(t) - rest_from_sum).unwrap_or(u64::MAX);
             debug_assert_eq!(
                 waiting,
                 is.plan
@@ -402,8 +403,8 @@ impl Ctx<'_, '_> {
                     .map(|e| t - self.e.jobs.get(e.job).arrive_ns.max(acct))
                     .sum::<u64>()
             );
-            is.area_queue += waiting;
-            is.area_in_system += waiting;
+            is.area_queue = is.area_queue.saturating_add(waiting);
+            is.area_in_system = is.area_in_system.saturating_add(waiting);
             totals.acct_ns = t;
             totals.unaccounted_from_sum = u128::from(totals.live) * u128::from(t);
             let dt = t.saturating_sub(is.last_change_ns);

@@ -743,15 +743,11 @@ impl Scheduler {
 mod tests {
     use super::*;
 
-    /// A small deterministic random stream for the randomised tests (xorshift64).
-    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
-        let mut x = seed;
-        move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        }
+    /// A deterministic random stream for the randomised tests: the project's own generator.
+    fn random_stream(seed: u64) -> impl FnMut() -> u64 {
+        use rand::Rng as _;
+        let mut rng = crate::rng::stream(seed, "scheduler-test", 0);
+        move || rng.next_u64()
     }
 
     fn drain(s: &mut Scheduler) -> Vec<(Nanos, u32)> {
@@ -816,7 +812,7 @@ mod tests {
         let mut s = Scheduler::new();
         let mut reference = std::collections::BTreeMap::new();
         let mut handles: Vec<(EventHandle, (Nanos, u64))> = Vec::new();
-        let mut rand = xorshift(0x9e37_79b9_7f4a_7c15u64);
+        let mut rand = random_stream(0x9e37_79b9_7f4a_7c15u64);
         let (mut seq, mut now) = (0u64, 0);
         for step in 0..300_000u32 {
             match rand() % 8 {
@@ -871,7 +867,7 @@ mod tests {
         // of them. Pops must stay in `(time, seq)` order, and the buckets must narrow.
         let mut s = Scheduler::new();
         let mut reference = std::collections::BTreeMap::new();
-        let mut rand = xorshift(0x1234_5678_9abc_def1u64);
+        let mut rand = random_stream(0x1234_5678_9abc_def1u64);
         let mut seq = 0u64;
         for i in 0..3_000u32 {
             let t = rand() % 1_000_000_000;
@@ -911,7 +907,7 @@ mod tests {
         let mut s = Scheduler::new();
         let mut crowded = 0;
         let mut reference = std::collections::BTreeMap::new();
-        let mut rand = xorshift(0x1234_5678_9abc_def1u64);
+        let mut rand = random_stream(0x1234_5678_9abc_def1u64);
         let mut seq = 0u64;
         for i in 0..5_000u32 {
             let t = 1_000_000 + (rand() % 4) * 100;
@@ -949,7 +945,7 @@ mod tests {
         // Random DES-like workload against a BTreeMap reference keyed by (time, seq).
         let mut s = Scheduler::new();
         let mut reference = std::collections::BTreeMap::new();
-        let mut rand = xorshift(0x2545_f491_4f6c_dd1du64);
+        let mut rand = random_stream(0x2545_f491_4f6c_dd1du64);
         let mut seq = 0u64;
         let mut now = 0;
         for step in 0..200_000u32 {
