@@ -11,7 +11,8 @@
 //!   exponential servers it is the optimal dispatcher (Winston 1977) and no dispatcher beats
 //!   one shared queue (M/N/N, Erlang C): W_MMN ≤ W_JSQ ≤ W of any other policy, round robin
 //!   and power of two choices included. Power of two choices is in turn far better than random
-//!   (Mitzenmacher 2001).
+//!   (Mitzenmacher 2001), and over many instances it follows the supermarket model's fixed
+//!   point (its own test below, with 1000 instances).
 //!
 //! Tolerances as in `queueing.rs`: 4 batch-means standard errors (40 batches of 20 s after a
 //! 10 s warm-up), and each run must be long enough that its standard error is ≤ 1%.
@@ -130,6 +131,39 @@ fn shortest_queue_lies_between_one_shared_queue_and_every_other_policy() {
     assert!(
         p2c.0 + Z * p2c.1 < random,
         "two choices beat random: {p2c:?} vs {random}"
+    );
+}
+
+#[test]
+fn two_choices_over_many_instances_match_the_supermarket_model() {
+    // Power of two choices over N → ∞ instances (Vvedenskaya, Dobrushin & Karpelevich 1996;
+    // Mitzenmacher 2001): the share of instances holding at least i requests is
+    // s_i = λ^(2^i − 1), so L per instance = Σ_{i≥1} λ^(2^i − 1) and W = L/λ =
+    // Σ_{i≥1} λ^(2^i − 2) service times: 2.6141 at λ = 0.9 (random picks give 1/(1 − λ) = 10).
+    // With N = 1000 the finite-size excess is O(1/N), about 4/N (0.004) when measured at
+    // N = 100–2000, under the statistical error here; 30 batches of 10 s after 50 s, with a
+    // service time of 100 ms so that a batch is 100 service times.
+    const N: u32 = 1000;
+    let lambda: f64 = 0.9;
+    let w_service_times: f64 = (1..20).map(|i| lambda.powi((1 << i) - 2)).sum();
+    let l_per_instance: f64 = (1..20).map(|i| lambda.powi((1 << i) - 1)).sum();
+    assert!((w_service_times - 2.6141).abs() < 1e-4, "{w_service_times}");
+    let rate = lambda * 10.0 * f64::from(N);
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "supermarket", duration_s: 1, seed: 29,
+            sources: [(name: "clients", target: "server", rate: Constant({rate}))],
+            services: [(name: "server", instances: {N}, lb: PowerOfTwoChoices, workers: 1,
+                        service_time: Exponential(mean_ms: 100.0))],
+        )"#
+    ));
+    let b = run_batches(&s, 0, 50.0, 10.0, 30);
+    assert_close("W (ms)", w_ms(&b), 100.0 * w_service_times, 0.01);
+    assert_close(
+        "L per instance",
+        b.estimate(|c, ns| c.mean_in_system(ns) / f64::from(N)),
+        l_per_instance,
+        0.01,
     );
 }
 
