@@ -245,6 +245,24 @@ fn shedding_by_queue_time_matches_m_m_1_with_deterministic_patience() {
         p_shed,
         0.01,
     );
+    // And with ten workers at the same load per worker: M/M/10+D (see queueing.rs),
+    // P(shed) = 0.1669.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "shed", duration_s: 1, seed: 21,
+            sources: [(name: "clients", target: "server", rate: Constant(12000))],
+            services: [(name: "server", workers: 10, service_time: Exponential(mean_ms: 1.0),
+                        admission: (max_queue_wait_ms: 3.0))],
+        )"#,
+    );
+    let (p_shed, _) = common::mmc_plus_d(10, 12_000.0, mu, tau_s);
+    let b = common::run_batches(&s, 0, 5.0, 5.0, 40);
+    common::assert_close(
+        "M/M/10+D through max_queue_wait: P(shed)",
+        b.estimate(|c, _| c.shed as f64 / c.offered() as f64),
+        p_shed,
+        0.01,
+    );
 }
 
 #[test]

@@ -664,27 +664,6 @@ fn deadline_drop_matches_m_m_1_with_deterministic_patience() {
     check_mm1_deadline(1500.0, 10.0); // ρ = 1.5, stable only through the drops: P(drop) = 0.3985
 }
 
-/// M/M/c with deterministic patience τ (dropped at dequeue once expired): `(P(drop), P(wait))`.
-/// While every worker is busy, the wait V an arrival would see falls at rate 1 and grows by an
-/// Exp(cμ) gap for each arrival that will be served (one that finds V < τ); level crossing
-/// gives its density f(v) = λ·p_{c−1}·e^{−(cμ−λ)v} below τ and f(τ)·e^{−cμ(v−τ)} above, with
-/// p_k = p_0·a^k/k! while a worker is free. So P(drop) = P(V > τ) = f(τ)/(cμ) (arrivals see
-/// time averages), and p_0 comes from the total being 1. With c = 1 this is Barrer's M/M/1+D.
-fn mmc_plus_d(c: u32, lambda: f64, mu: f64, tau_s: f64) -> (f64, f64) {
-    let a = lambda / mu;
-    let e = (-(f64::from(c) * mu - lambda) * tau_s).exp();
-    let mut term = 1.0f64;
-    let mut free = 1.0f64; // Σ_{k<c} a^k/k!
-    for k in 1..c {
-        term *= a / f64::from(k);
-        free += term;
-    }
-    let f0 = lambda * term; // λ·a^{c−1}/(c−1)!, times p_0
-    let cmu = f64::from(c) * mu;
-    let p0 = 1.0 / (free + f0 * ((1.0 - e) / (cmu - lambda) + e / cmu));
-    (f0 * p0 * e / cmu, 1.0 - free * p0)
-}
-
 #[test]
 fn deadline_drop_with_ten_workers_matches_m_m_c_with_deterministic_patience() {
     // The multi-server form of the test above: 10 workers of 1 ms, 2 ms of patience, at
@@ -692,7 +671,8 @@ fn deadline_drop_with_ten_workers_matches_m_m_c_with_deterministic_patience() {
     // only through the drops). Five 400-s runs at ρ = 0.9 gave 0.00995, 0.00967, 0.01005,
     // 0.00989, 0.00975.
     assert!(
-        (mmc_plus_d(1, 900.0, 1000.0, 0.002).0 - common::barrer_drop(900.0, 1000.0, 0.002)).abs()
+        (common::mmc_plus_d(1, 900.0, 1000.0, 0.002).0 - common::barrer_drop(900.0, 1000.0, 0.002))
+            .abs()
             < 1e-12
     );
     for (lambda, drop_rel_se) in [(9000.0, 0.02), (12000.0, 0.01)] {
@@ -704,7 +684,7 @@ fn deadline_drop_with_ten_workers_matches_m_m_c_with_deterministic_patience() {
                             service_time: Exponential(mean_ms: 1.0))],
             )"#
         ));
-        let (p_drop, p_wait) = mmc_plus_d(10, lambda, 1000.0, 0.002);
+        let (p_drop, p_wait) = common::mmc_plus_d(10, lambda, 1000.0, 0.002);
         let b = run_batches(&s, 0, 10.0, 10.0, 40);
         assert_close(
             &format!("M/M/10+D λ={lambda} P(drop)"),

@@ -21,6 +21,27 @@ pub fn barrer_drop(lambda: f64, mu: f64, tau_s: f64) -> f64 {
     rho * (1.0 - rho) * e / (1.0 - rho * rho * e)
 }
 
+/// M/M/c with deterministic patience τ (dropped at dequeue once expired): `(P(drop), P(wait))`.
+/// While every worker is busy, the wait V an arrival would see falls at rate 1 and grows by an
+/// Exp(cμ) gap for each arrival that will be served (one that finds V < τ); level crossing
+/// gives its density f(v) = λ·p_{c−1}·e^{−(cμ−λ)v} below τ and f(τ)·e^{−cμ(v−τ)} above, with
+/// p_k = p_0·a^k/k! while a worker is free. So P(drop) = P(V > τ) = f(τ)/(cμ) (arrivals see
+/// time averages), and p_0 comes from the total being 1. With c = 1 this is Barrer's M/M/1+D.
+pub fn mmc_plus_d(c: u32, lambda: f64, mu: f64, tau_s: f64) -> (f64, f64) {
+    let a = lambda / mu;
+    let e = (-(f64::from(c) * mu - lambda) * tau_s).exp();
+    let mut term = 1.0f64;
+    let mut free = 1.0f64; // Σ_{k<c} a^k/k!
+    for k in 1..c {
+        term *= a / f64::from(k);
+        free += term;
+    }
+    let f0 = lambda * term; // λ·a^{c−1}/(c−1)!, times p_0
+    let cmu = f64::from(c) * mu;
+    let p0 = 1.0 / (free + f0 * ((1.0 - e) / (cmu - lambda) + e / cmu));
+    (f0 * p0 * e / cmu, 1.0 - free * p0)
+}
+
 /// Standard errors allowed between an estimate and its closed form.
 pub const Z: f64 = 4.0;
 
