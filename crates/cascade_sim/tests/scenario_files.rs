@@ -137,6 +137,17 @@ fn times_beyond_the_horizon_are_rejected_in_their_unit() {
         "200000000 s is longer than Cascade simulates",
         Some("_s seconds"),
     );
+    // Repeated work needs a period of at least one tick (10^-300 s used to hang a run).
+    let (text, err) = broken(
+        r#"(name: "db", workers: 2"#,
+        r#"(name: "db", health_check: (interval_s: 1e-6), workers: 2"#,
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "1e-6", 0),
+        "the probe interval of 0.000001 s is shorter than one tick (1 ms)",
+        Some("at most once a tick"),
+    );
     // Up to the horizon is valid, and rates (`…_per_s`) are not times.
     let text = GOOD.replacen("timeout_ms: 50.0", "timeout_ms: 1e11", 1);
     Scenario::from_ron_str(&text, "ok.ron").unwrap();

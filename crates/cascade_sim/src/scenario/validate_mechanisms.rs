@@ -42,6 +42,21 @@ fn positive_share(v: &mut Vec<Diagnostic>, path: &str, value: f64, what: &str) {
     }
 }
 
+/// The period of something repeated (a probe, an evaluation, a periodic call): positive and at
+/// least one tick, or a run would spend itself repeating it (10^-300 s used to hang a run).
+fn period(v: &mut Vec<Diagnostic>, path: &str, period_s: f64, tick_ms: f64, what: &str) {
+    positive(v, path, period_s, what);
+    if period_s > 0.0 && period_s * 1000.0 + 1e-9 < tick_ms {
+        v.push(
+            Diagnostic::new(
+                path,
+                format!("{what} of {period_s} s is shorter than one tick ({tick_ms} ms)"),
+            )
+            .with_hint("repeated work runs at most once a tick; raise it or lower tick_ms"),
+        );
+    }
+}
+
 fn at_least_one(v: &mut Vec<Diagnostic>, path: &str, value: u32, what: &str) {
     if value == 0 {
         v.push(Diagnostic::new(path, format!("{what} must be at least 1")));
@@ -167,10 +182,11 @@ pub(super) fn service(
     }
     if let Some(h) = &svc.health_check {
         let hp = format!("{p}.health_check");
-        positive(
+        period(
             v,
             &format!("{hp}.interval_s"),
             h.interval_s,
+            tick,
             "the probe interval",
         );
         positive(
@@ -252,10 +268,11 @@ pub(super) fn service(
                 .with_hint("utilisation is a share: 0.6 means 60%"),
             );
         }
-        positive(
+        period(
             v,
             &format!("{ap}.period_s"),
             s.period_s,
+            tick,
             "the evaluation period",
         );
         non_negative(v, &format!("{ap}.cooldown_s"), s.cooldown_s);
@@ -342,7 +359,7 @@ pub(super) fn service(
     }
     for (j, pc) in l.periodic.iter().enumerate() {
         let pp = format!("{p}.lifecycle.periodic[{j}]");
-        positive(v, &format!("{pp}.every_s"), pc.every_s, "a period");
+        period(v, &format!("{pp}.every_s"), pc.every_s, tick, "a period");
         call(
             v,
             &format!("{pp}.call"),
