@@ -23,7 +23,7 @@ impl Diagnostic {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Diagnostic {
             path: path.into(),
-            message: message.into(),
+            message: compact_numbers(&message.into()),
             hint: None,
         }
     }
@@ -246,5 +246,51 @@ mod tests {
             None,
             "unrelated names get no suggestion"
         );
+    }
+}
+
+/// `message` with every number longer than 12 characters written in scientific notation:
+/// a value's `Display` spells 1e-300 with 300 zeros and 1e308 with 308 digits.
+fn compact_numbers(message: &str) -> String {
+    let bytes = message.as_bytes();
+    let mut out = String::with_capacity(message.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = bytes[i].is_ascii_digit()
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+        if !starts {
+            let ch = message[i..].chars().next().expect("inside the string");
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        let from = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+            i += 1;
+        }
+        let token = &message[from..i];
+        match token.parse::<f64>() {
+            Ok(v) if token.len() > 12 => out.push_str(&format!("{v:e}")),
+            _ => out.push_str(token),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod compact_tests {
+    use super::compact_numbers;
+
+    #[test]
+    fn long_numbers_are_written_in_scientific_notation() {
+        let tiny = format!("a period of {} s", 1e-300);
+        assert_eq!(compact_numbers(&tiny), "a period of 1e-300 s");
+        let huge = format!("rate {} requests/s", 1e308);
+        assert_eq!(compact_numbers(&huge), "rate 1e308 requests/s");
+        assert_eq!(
+            compact_numbers("18446744073709551615 keys, 4294967295 instances, 0.000001 s, l2-s10"),
+            "1.8446744073709552e19 keys, 4294967295 instances, 0.000001 s, l2-s10"
+        );
+        assert_eq!(compact_numbers("−1 × 3 → ok"), "−1 × 3 → ok");
     }
 }
