@@ -227,42 +227,34 @@ fn shedding_by_queue_time_matches_m_m_1_with_deterministic_patience() {
     // `max_queue_wait_ms: τ` drops at dequeue a request that waited τ or longer: the work it
     // would have added never enters, so the server is M/M/1 with deterministic patience
     // (Barrer 1957; see queueing.rs): P(shed) = ρ(1−ρ)E/(1−ρ²E), E = e^{−(μ−λ)τ}. ρ = 1.2
-    // (overloaded, stable through the shedding), τ = 3 ms: P(shed) = 0.2693.
-    let (lambda, mu, tau_s) = (1200.0f64, 1000.0f64, 0.003f64);
-    let s = common::parse(
-        r#"(
-            version: 1, name: "shed", duration_s: 1, seed: 21,
-            sources: [(name: "clients", target: "server", rate: Constant(1200))],
-            services: [(name: "server", workers: 1, service_time: Exponential(mean_ms: 1.0),
-                        admission: (max_queue_wait_ms: 3.0))],
-        )"#,
-    );
-    let p_shed = common::barrer_drop(lambda, mu, tau_s);
-    let b = common::run_batches(&s, 0, 5.0, 10.0, 40);
-    common::assert_close(
-        "M/M/1+D through max_queue_wait: P(shed)",
-        b.estimate(|c, _| c.shed as f64 / c.offered() as f64),
-        p_shed,
-        0.01,
-    );
-    // And with ten workers at the same load per worker: M/M/10+D (see queueing.rs),
-    // P(shed) = 0.1669.
-    let s = common::parse(
-        r#"(
-            version: 1, name: "shed", duration_s: 1, seed: 21,
-            sources: [(name: "clients", target: "server", rate: Constant(12000))],
-            services: [(name: "server", workers: 10, service_time: Exponential(mean_ms: 1.0),
-                        admission: (max_queue_wait_ms: 3.0))],
-        )"#,
-    );
-    let (p_shed, _) = common::mmc_plus_d(10, 12_000.0, mu, tau_s);
-    let b = common::run_batches(&s, 0, 5.0, 5.0, 40);
-    common::assert_close(
-        "M/M/10+D through max_queue_wait: P(shed)",
-        b.estimate(|c, _| c.shed as f64 / c.offered() as f64),
-        p_shed,
-        0.01,
-    );
+    // (overloaded, stable through the shedding), τ = 3 ms: P(shed) = 0.2693. And with ten
+    // workers at the same load per worker, M/M/10+D (see queueing.rs): 0.1669.
+    let (mu, tau_s) = (1000.0f64, 0.003f64);
+    for (workers, lambda, p_shed, batch_s) in [
+        (1, 1200.0, common::barrer_drop(1200.0, mu, tau_s), 10.0),
+        (
+            10,
+            12_000.0,
+            common::mmc_plus_d(10, 12_000.0, mu, tau_s).0,
+            5.0,
+        ),
+    ] {
+        let s = common::parse(&format!(
+            r#"(
+                version: 1, name: "shed", duration_s: 1, seed: 21,
+                sources: [(name: "clients", target: "server", rate: Constant({lambda}))],
+                services: [(name: "server", workers: {workers}, service_time: Exponential(mean_ms: 1.0),
+                            admission: (max_queue_wait_ms: 3.0))],
+            )"#
+        ));
+        let b = common::run_batches(&s, 0, 5.0, batch_s, 40);
+        common::assert_close(
+            &format!("M/M/{workers}+D through max_queue_wait: P(shed)"),
+            b.estimate(|c, _| c.shed as f64 / c.offered() as f64),
+            p_shed,
+            0.01,
+        );
+    }
 }
 
 #[test]
