@@ -74,6 +74,12 @@ fn expect_problem(
 #[test]
 fn the_fixture_is_valid() {
     Scenario::from_ron_str(GOOD, "good.ron").unwrap();
+    // Also with Windows habits: a byte-order mark and CRLF line ends.
+    let windows = format!("\u{feff}{}", GOOD.replace('\n', "\r\n"));
+    assert_eq!(
+        Scenario::from_ron_str(&windows, "good.ron").unwrap(),
+        Scenario::from_ron_str(GOOD, "good.ron").unwrap()
+    );
 }
 
 #[test]

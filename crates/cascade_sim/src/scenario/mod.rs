@@ -1055,6 +1055,8 @@ pub enum CheckMetric {
 impl Scenario {
     /// Parses and validates RON text. `origin` names the text in messages (a path or `<input>`).
     pub fn from_ron_str(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        // Editors on Windows may start a UTF-8 file with a byte-order mark; it is not RON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let options = ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
         let scenario: Scenario = options
