@@ -349,3 +349,21 @@ fn generated_architectures_round_trip_through_files_atomically() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn files_that_are_not_utf8_text_or_not_files_say_what_to_do() {
+    let dir = std::env::temp_dir().join(format!("cascade-unreadable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let latin1 = dir.join("latin1.ron");
+    std::fs::write(&latin1, b"(version: 1, name: \"caf\xe9\")").unwrap();
+    for (path, hint) in [
+        (&latin1, "save it again as UTF-8"),
+        (&dir, "a .ron file in it"),
+    ] {
+        let err = scenario::load(path).expect_err("unreadable");
+        let p = &err.problems[0];
+        assert!(p.message.starts_with("cannot read file"), "{err}");
+        assert!(p.hint.as_deref().unwrap_or("").contains(hint), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

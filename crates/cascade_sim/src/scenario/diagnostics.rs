@@ -85,6 +85,12 @@ impl ScenarioError {
             std::io::ErrorKind::NotFound => {
                 Some("check the path; scenario files end in .ron".to_owned())
             }
+            std::io::ErrorKind::InvalidData => {
+                Some("scenario files are UTF-8 text; save it again as UTF-8".to_owned())
+            }
+            std::io::ErrorKind::IsADirectory => {
+                Some("give the path of a .ron file in it".to_owned())
+            }
             _ => None,
         };
         ScenarioError {
