@@ -3,7 +3,9 @@
 //! immediate retries, timed-out attempts not cancelled. In the bad state every attempt times
 //! out, so the server receives (R+1)·λ attempts per second; the bad state sustains itself iff
 //! (R+1)·λ > μ. Without retries there is no bad state; server-side deadline checks or a 10%
-//! retry budget make it vanish.
+//! retry budget make it vanish. How large a trigger tips it: where a fluid model of the same
+//! storm puts the threshold, Huang et al.'s four outcomes (OSDI 2022), and the headroom μT
+//! deciding whether it needs a trigger at all.
 
 mod common;
 
