@@ -785,11 +785,6 @@ impl Ctx<'_, '_> {
     #[inline]
     pub(crate) fn lb_pick(&mut self, s: u32) -> Option<u32> {
         let lb = self.e.model.services[s as usize].lb;
-        if lb != LoadBalancer::LeastOutstanding && self.services[s as usize].least_loaded.is_some()
-        {
-            // The policy was edited away from least-outstanding: its index goes stale.
-            self.drop_least_loaded(s);
-        }
         let svc = &mut *self.services[s as usize];
         let n = svc.routable.len() as u32;
         if n == 0 {
@@ -870,7 +865,9 @@ impl Ctx<'_, '_> {
         pick
     }
 
-    /// Forgets service `s`'s least-outstanding index (its routable list or policy changed).
+    /// Forgets service `s`'s least-outstanding index (its routable list or policy changed:
+    /// `rebuild_routable` calls it, and an edit, the only way a policy changes, rebuilds every
+    /// service's routable list).
     pub(crate) fn drop_least_loaded(&mut self, s: u32) {
         let svc = &mut *self.services[s as usize];
         if svc.least_loaded.take().is_none() {

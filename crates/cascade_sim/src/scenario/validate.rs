@@ -142,18 +142,14 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
         }
     }
 
-    if scenario.services.len() > MAX_SERVICES {
-        v.push(
-            Diagnostic::new(
-                "services",
-                format!(
-                    "{} services is more than {MAX_SERVICES}",
-                    scenario.services.len()
-                ),
-            )
-            .with_hint("every service is simulated; group services that behave alike"),
-        );
-    }
+    count_at_most(
+        v,
+        "services",
+        scenario.services.len() as u64,
+        MAX_SERVICES as u64,
+        "services",
+        "every service is simulated; group services that behave alike",
+    );
     for (i, svc) in scenario.services.iter().enumerate() {
         let p = format!("services[{i}]");
         if svc.instances == 0 {
@@ -316,17 +312,16 @@ pub(super) fn positive(v: &mut Vec<Diagnostic>, path: &str, value: f64, what: &s
 /// A time (a field whose name ends in `_s` or `_ms`, but not a rate `…_per_s` or the
 /// exponent `zipf_s`) must be at most [`HORIZON_S`]; other numbers pass.
 pub(super) fn within_horizon(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
-    let seconds = if path.ends_with("_per_s") || path.ends_with("zipf_s") {
+    let (seconds, unit) = if path.ends_with("_per_s") || path.ends_with("zipf_s") {
         return;
     } else if path.ends_with("_ms") {
-        value / 1000.0
+        (value / 1000.0, "ms")
     } else if path.ends_with("_s") {
-        value
+        (value, "s")
     } else {
         return;
     };
     if seconds > HORIZON_S {
-        let unit = if path.ends_with("_ms") { "ms" } else { "s" };
         v.push(
             Diagnostic::new(
                 path,
@@ -602,25 +597,35 @@ pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPol
     }
 }
 
+/// A count of simulated things (`noun`) must be at most `max`: each has state of its own.
+fn count_at_most(v: &mut Vec<Diagnostic>, path: &str, n: u64, max: u64, noun: &str, hint: &str) {
+    if n > max {
+        v.push(Diagnostic::new(path, format!("{n} {noun} is more than {max}")).with_hint(hint));
+    }
+}
+
 /// A number of instances of one service must be at most [`MAX_INSTANCES`].
 pub(super) fn at_most_instances(v: &mut Vec<Diagnostic>, path: &str, n: u32) {
-    if n > MAX_INSTANCES {
-        v.push(
-            Diagnostic::new(path, format!("{n} instances is more than {MAX_INSTANCES}"))
-                .with_hint("every instance is simulated; model a larger fleet as fewer instances with more workers"),
-        );
-    }
+    count_at_most(
+        v,
+        path,
+        n.into(),
+        MAX_INSTANCES.into(),
+        "instances",
+        "every instance is simulated; model a larger fleet as fewer instances with more workers",
+    );
 }
 
 /// A number of keys must be at most [`MAX_KEYS`].
 pub(super) fn at_most_keys(v: &mut Vec<Diagnostic>, path: &str, n: u32) {
-    if n > MAX_KEYS {
-        v.push(
-            Diagnostic::new(path, format!("{n} keys is more than {MAX_KEYS}")).with_hint(
-                "every key has its own state; the hit ratio and skew matter more than the count",
-            ),
-        );
-    }
+    count_at_most(
+        v,
+        path,
+        n.into(),
+        MAX_KEYS.into(),
+        "keys",
+        "every key has its own state; the hit ratio and skew matter more than the count",
+    );
 }
 
 pub(super) fn instances(
