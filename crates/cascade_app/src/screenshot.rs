@@ -43,6 +43,7 @@ pub fn plugin(args: Args) -> impl Fn(&mut App) {
                     frames,
                     seen: 0,
                     samples_ms: Vec::new(),
+                    sim_start_s: 0.0,
                 })
                 .add_systems(Last, measure_frames);
         }
@@ -145,6 +146,8 @@ struct Measure {
     frames: u32,
     seen: u32,
     samples_ms: Vec<f64>,
+    /// Simulated seconds when measuring began.
+    sim_start_s: f64,
 }
 
 fn measure_frames(
@@ -153,10 +156,12 @@ fn measure_frames(
     diagnostics: Res<DiagnosticsStore>,
     graph: Res<crate::canvas::CanvasGraph>,
     particles: Query<(), With<Mesh2d>>,
+    clock: Res<SimClock>,
     mut exit: MessageWriter<AppExit>,
 ) {
     m.seen += 1;
     if m.seen <= WARMUP_FRAMES {
+        m.sim_start_s = clock.now_s();
         return;
     }
     m.samples_ms.push(time.delta_secs_f64() * 1000.0);
@@ -168,8 +173,9 @@ fn measure_frames(
         let bevy_fps = diagnostics
             .get(&FrameTimeDiagnosticsPlugin::FPS)
             .and_then(|d| d.smoothed());
+        let sim_speed = (clock.now_s() - m.sim_start_s) / (mean * v.len() as f64 / 1000.0);
         println!(
-            "{{\"nodes\": {}, \"edges\": {}, \"meshes\": {}, \"frames\": {}, \"mean_ms\": {:.2}, \"p50_ms\": {:.2}, \"p95_ms\": {:.2}, \"fps\": {:.1}, \"bevy_fps\": {}}}",
+            "{{\"nodes\": {}, \"edges\": {}, \"meshes\": {}, \"frames\": {}, \"mean_ms\": {:.2}, \"p50_ms\": {:.2}, \"p95_ms\": {:.2}, \"fps\": {:.1}, \"bevy_fps\": {}, \"sim_seconds_per_real_second\": {:.2}}}",
             graph.nodes.len(),
             graph.edges.len(),
             particles.iter().count(),
@@ -178,7 +184,8 @@ fn measure_frames(
             pct(0.5),
             pct(0.95),
             1000.0 / mean,
-            bevy_fps.map_or_else(|| "null".to_owned(), |f| format!("{f:.1}"))
+            bevy_fps.map_or_else(|| "null".to_owned(), |f| format!("{f:.1}")),
+            sim_speed
         );
         exit.write(AppExit::Success);
     }

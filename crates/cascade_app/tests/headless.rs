@@ -22,7 +22,11 @@ fn app(speed: Speed) -> App {
         .add_plugins(SimViewPlugins { document });
     app.insert_resource(Settings::default()); // never touch the user's settings file
     app.insert_resource(TimeUpdateStrategy::ManualDuration(FRAME));
-    app.world_mut().resource_mut::<Playback>().speed = speed;
+    let mut playback = app.world_mut().resource_mut::<Playback>();
+    playback.speed = speed;
+    // The clock tests are about virtual time, not the test machine's speed: a budget no
+    // frame reaches, so the governor never holds the clock back (see the test of it below).
+    playback.least_sim_budget = Duration::from_secs(3600);
     app.update(); // Bevy's first update only starts the clocks
     app
 }
@@ -53,6 +57,34 @@ fn the_simulation_clock_follows_the_chosen_speed() {
             "×{speed}: {advanced} simulated s after {frames} frames, expected {expected} (step {step_s})"
         );
     }
+}
+
+#[test]
+fn a_speed_the_machine_cannot_reach_falls_behind_instead_of_freezing_frames() {
+    let mut app = app(Speed::Times(100.0));
+    // A budget of a nanosecond per frame: no machine simulates the retry storm that fast, so
+    // each frame may ask for a few microseconds of simulated time at most.
+    let mut playback = app.world_mut().resource_mut::<Playback>();
+    playback.least_sim_budget = Duration::from_nanos(1);
+    playback.sim_share_of_frame = 0.0;
+    let start = sim_s(&app);
+    for _ in 0..120 {
+        app.update();
+    }
+    let advanced = sim_s(&app) - start;
+    let asked = 100.0 * 120.0 * FRAME.as_secs_f64();
+    assert!(
+        advanced < 0.01 * asked,
+        "{advanced} simulated s advanced, {asked} asked"
+    );
+    assert!(advanced > 0.0, "the clock still moves");
+    assert_eq!(
+        app.world().resource::<SimClock>().ticks_per_update,
+        1,
+        "steps shrink to what the budget buys"
+    );
+    let pace = app.world().resource::<cascade_app::playback::Pace>();
+    assert!(pace.wall_per_sim_s.is_some_and(|c| c > 0.0), "{pace:?}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ fn top_view(playing: bool) -> TopBarView {
         dirty: false,
         playing,
         speed: Speed::Times(1.0),
+        achieved_speed: Some(1.0),
         sim_time_s: 12.5,
         seed: 7,
         verdict: None,
@@ -45,6 +46,26 @@ fn the_pause_button_toggles_playback() {
     harness.get_by_label("⏸ Pause").click();
     harness.run();
     assert_eq!(harness.state(), &vec![AppAction::TogglePlay]);
+}
+
+#[test]
+fn the_bar_shows_the_speed_reached_when_the_run_falls_behind() {
+    let mut view = top_view(true);
+    view.speed = Speed::Times(1000.0);
+    view.achieved_speed = Some(31.0);
+    let harness = Harness::new_ui(move |ui| {
+        let mut seed = "7".to_owned();
+        top_bar_ui(ui, &view, &mut seed);
+    });
+    harness.get_by_label("running ×31");
+    // Keeping up: nothing beside the speed.
+    let mut view = top_view(true);
+    view.achieved_speed = Some(0.97);
+    let harness = Harness::new_ui(move |ui| {
+        let mut seed = "7".to_owned();
+        top_bar_ui(ui, &view, &mut seed);
+    });
+    assert!(harness.query_by_label_contains("running").is_none());
 }
 
 #[test]

@@ -13,7 +13,7 @@ use cascade_sim::metrics::Outcome;
 use cascade_sim::{Engine, LegKind, SampledLeg, SimClock, SimCommand};
 
 use super::CanvasGraph;
-use crate::playback::{Playback, Speed};
+use crate::playback::{Pace, Playback, Speed};
 use crate::theme;
 
 /// Most particles alive at once.
@@ -131,36 +131,27 @@ fn particle_assets(
     });
 }
 
-/// Simulated seconds per real second now (measured at max speed).
-fn sim_rate(playback: &Playback, measured: f64) -> f64 {
+/// Simulated seconds per real second now: the speed asked for, or the speed reached when the
+/// run falls behind it, or at max speed.
+fn sim_rate(playback: &Playback, achieved: Option<f64>) -> f64 {
     match (playback.playing, playback.speed) {
-        (true, Speed::Times(s)) => s,
-        (true, Speed::Max) => measured.max(1.0),
+        (true, Speed::Times(s)) => achieved.map_or(s, |a| a.min(s)).max(1e-3),
+        (true, Speed::Max) => achieved.unwrap_or(1.0).max(1.0),
         _ => 1.0,
     }
 }
 
 fn adapt_sampling(
-    time: Res<Time<Real>>,
     playback: Res<Playback>,
+    pace: Res<Pace>,
     clock: Res<SimClock>,
     engine: Res<Engine>,
-    mut measured: Local<(f64, u64, f64)>,
     mut current: Local<u32>,
     density: Res<ParticleDensity>,
     mut sim: MessageWriter<SimCommand>,
 ) {
     if !engine.loaded {
         return;
-    }
-    // Measure simulated seconds per real second over the last half second (for max speed).
-    let (ref mut rate, ref mut last_ticks, ref mut since) = *measured;
-    *since += time.delta_secs_f64();
-    if *since >= 0.5 {
-        let ticks = clock.ticks_done.saturating_sub(*last_ticks);
-        *rate = ticks as f64 * clock.tick_ns as f64 / 1e9 / *since;
-        *last_ticks = clock.ticks_done;
-        *since = 0.0;
     }
     let now = clock.now_ns();
     let total: f64 = engine
@@ -170,7 +161,11 @@ fn adapt_sampling(
         .filter(|s| !s.removed)
         .map(|s| cascade_sim::engine::rate_at(&s.rate, now))
         .sum();
-    let every = sampling_every(total, sim_rate(&playback, *rate), density.journeys_per_s);
+    let every = sampling_every(
+        total,
+        sim_rate(&playback, pace.achieved_speed),
+        density.journeys_per_s,
+    );
     // Avoid a command per frame: change only when off by more than 25%.
     let off = *current == 0 || (f64::from(every) / f64::from(*current) - 1.0).abs() > 0.25;
     if off && engine.model.sample_every != every {

@@ -88,6 +88,7 @@ pub struct UiWorld<'w, 's> {
     playback: Res<'w, Playback>,
     clock: Res<'w, SimClock>,
     sim_time: Res<'w, crate::playback::SimTime>,
+    pace: Res<'w, crate::playback::Pace>,
     verdict: Res<'w, LiveVerdict>,
     history: Res<'w, UndoHistory>,
     settings: Res<'w, Settings>,
@@ -167,6 +168,7 @@ pub fn draw_ui(
         dirty: w.doc.dirty,
         playing: w.playback.playing,
         speed: w.playback.speed,
+        achieved_speed: w.pace.achieved_speed,
         sim_time_s: (w.sim_time.now_ns / 1e9).max(w.clock.now_s()),
         seed,
         verdict: w

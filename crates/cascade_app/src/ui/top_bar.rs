@@ -21,6 +21,8 @@ pub struct TopBarView {
     pub playing: bool,
     /// Speed.
     pub speed: Speed,
+    /// Simulated seconds per real second actually reached (see `playback::Pace`).
+    pub achieved_speed: Option<f64>,
     /// Simulated seconds.
     pub sim_time_s: f64,
     /// Seed of the run.
@@ -110,6 +112,11 @@ pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) 
         if ui.button("➕").on_hover_text("Faster (+)").clicked() {
             out.push(AppAction::Faster);
         }
+        if let Some(note) = speed_note(view) {
+            let text = RichText::new(note.text).monospace();
+            let text = if note.behind { text.color(egui::Color32::from_rgb(255, 190, 70)) } else { text.weak() };
+            ui.label(text).on_hover_text(note.hover);
+        }
         ui.label(RichText::new(format!("t = {:.1} s", view.sim_time_s)).monospace()).on_hover_text("Simulated time since the start of the run");
         ui.separator();
 
@@ -174,6 +181,61 @@ fn speed_menu(ui: &mut egui::Ui, speed: Speed, out: &mut Vec<AppAction>) {
         .on_hover_text("Simulated seconds per real second");
 }
 
+/// What the bar says about the speed reached, beside the speed asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeedNote {
+    /// Such as "running ×240".
+    pub text: String,
+    /// The speed asked for is not reached.
+    pub behind: bool,
+    /// Explanation on hover.
+    pub hover: &'static str,
+}
+
+/// Share of the speed asked for below which the bar says the run is behind.
+const BEHIND_BELOW: f64 = 0.8;
+
+/// The note for this view, if any: at max speed the speed reached, at a set speed only when
+/// the run falls short of it.
+pub fn speed_note(view: &TopBarView) -> Option<SpeedNote> {
+    let achieved = view.achieved_speed.filter(|_| view.playing)?;
+    match view.speed {
+        Speed::Max => Some(SpeedNote {
+            text: format!("= {}", speed_text(achieved)),
+            behind: false,
+            hover: "Simulated seconds per real second this machine reaches at max speed",
+        }),
+        Speed::Times(asked) if achieved < BEHIND_BELOW * asked => Some(SpeedNote {
+            text: format!("running {}", speed_text(achieved)),
+            behind: true,
+            hover: "This machine cannot simulate the model that fast: the clock runs behind the \
+                    speed asked for, so the window stays responsive. Results are the same at any \
+                    speed.",
+        }),
+        Speed::Times(_) => None,
+    }
+}
+
+/// A speed as "×0.25", "×12" or "×1,850".
+fn speed_text(speed: f64) -> String {
+    if speed < 10.0 {
+        format!("×{:.2}", speed)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
+    } else {
+        let digits = format!("{:.0}", speed);
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        format!("×{grouped}")
+    }
+}
+
 fn verdict_badge(ui: &mut egui::Ui, view: &TopBarView) {
     let Some((kind, recovery)) = view.verdict else {
         ui.label(RichText::new("no verdict yet").weak());
@@ -209,4 +271,56 @@ fn verdict_badge(ui: &mut egui::Ui, view: &TopBarView) {
         .response
         .on_hover_text(tip);
     ui.label(RichText::new("verdict").weak());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(speed: Speed, playing: bool, achieved: Option<f64>) -> TopBarView {
+        TopBarView {
+            title: String::new(),
+            dirty: false,
+            playing,
+            speed,
+            achieved_speed: achieved,
+            sim_time_s: 0.0,
+            seed: 1,
+            verdict: None,
+            sustained_by: vec![],
+            undo: None,
+            redo: None,
+            building: false,
+            recent: vec![],
+            panels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_bar_says_when_a_run_falls_behind_its_speed() {
+        let note = speed_note(&view(Speed::Times(1000.0), true, Some(241.6))).unwrap();
+        assert_eq!(note.text, "running ×242");
+        assert!(note.behind);
+        assert_eq!(
+            speed_note(&view(Speed::Times(1000.0), true, Some(950.0))),
+            None
+        );
+        assert_eq!(
+            speed_note(&view(Speed::Times(1000.0), false, Some(1.0))),
+            None
+        );
+        assert_eq!(speed_note(&view(Speed::Times(1.0), true, None)), None);
+        let max = speed_note(&view(Speed::Max, true, Some(18_504.2))).unwrap();
+        assert_eq!(max.text, "= ×18,504");
+        assert!(!max.behind);
+    }
+
+    #[test]
+    fn speeds_read_naturally() {
+        assert_eq!(speed_text(0.25), "×0.25");
+        assert_eq!(speed_text(0.5), "×0.5");
+        assert_eq!(speed_text(2.0), "×2");
+        assert_eq!(speed_text(999.6), "×1,000");
+        assert_eq!(speed_text(1_234_567.0), "×1,234,567");
+    }
 }
