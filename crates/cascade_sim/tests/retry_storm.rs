@@ -90,6 +90,58 @@ fn bad_state_attempt_rate_is_r_plus_one_times_lambda() {
 }
 
 #[test]
+fn bronsons_database_at_280_of_300_qps_locks_in_with_one_retry_and_not_below_150() {
+    // Bronson et al., HotOS 2021: a database of about 300 QPS serving 280 QPS; a trigger makes
+    // the app retry once, the database then sees about 560 QPS and keeps serving requests whose
+    // callers already gave up; with one retry every load above 150 QPS is vulnerable. Here: one
+    // exponential server of 300/s, a 500 ms timeout (150 jobs of headroom), a 5-s slowdown ×4.
+    let bronson = |lambda: f64| {
+        common::parse(&format!(
+            r#"(
+                version: 1, name: "bronson", duration_s: 1, seed: 5,
+                sources: [(name: "app", target: "db", rate: Constant({lambda}), timeout_ms: 500,
+                           retry: (max_attempts: 2))],
+                services: [(name: "db", workers: 1, service_time: Exponential(mean_ms: {mean_ms}))],
+                faults: [(at_s: {TRIGGER_AT}, duration_s: 5, fault: Slow(service: "db", factor: 4))],
+                verdict: (judge_window_s: 20),
+            )"#,
+            mean_ms = 1000.0 / 300.0
+        ))
+    };
+    let (sim, summary) = run(&bronson(280.0), 120.0);
+    assert_eq!(summary.verdict, VerdictKind::Metastable, "{summary:?}");
+    // Every request makes exactly 2 attempts in the bad state: 2·Poisson(λW) over W seconds.
+    let (from, to) = (60, 120);
+    let w = f64::from(to - from);
+    let (expected, se) = (2.0 * 280.0, 2.0 * (280.0 * w).sqrt() / w);
+    let rate = attempt_rate(&sim, from, to);
+    assert!(
+        (rate - expected).abs() <= common::Z * se,
+        "{rate}/s attempts vs 560 ± {se}"
+    );
+    // The database is busy the whole time, and what it finishes nobody waits for.
+    let ring = &sim.history().services[0];
+    let (done, orphaned) = (from..to).fold((0, 0), |(d, o), k| {
+        let c = &cascade_sim::MetricsHistory::row_at(ring, k)
+            .unwrap()
+            .counters;
+        (d + c.succeeded, o + c.orphaned)
+    });
+    // Flat out, completions are Poisson(μW): within 4 SE of μW from below.
+    assert!(
+        done as f64 >= 300.0 * w - common::Z * (300.0 * w).sqrt(),
+        "{done} completions in {w} s: the database runs flat out"
+    );
+    assert!(
+        orphaned as f64 > 0.99 * done as f64,
+        "{orphaned} of {done} completions orphaned"
+    );
+    // Below μ/(R+1) = 150 QPS two attempts per request fit: the same trigger heals.
+    let (_, summary) = run(&bronson(140.0), 120.0);
+    assert_eq!(summary.verdict, VerdictKind::Recovered, "{summary:?}");
+}
+
+#[test]
 fn below_the_bistable_band_retries_cannot_sustain_a_bad_state() {
     // (R+1)·λ = 3 × 300 = 900 < μ: the same trigger heals even with retries.
     let (_, summary) = run(&storm(300.0, 3, 4.0, 2.0, "", ""), 90.0);
