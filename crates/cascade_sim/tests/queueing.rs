@@ -579,6 +579,31 @@ fn timeouts_and_orphaned_work_follow_the_m_m_1_sojourn_tail() {
     );
 }
 
+#[test]
+fn a_timeout_at_the_p99_9_of_latency_times_out_one_request_in_a_thousand() {
+    // AWS Builders' Library, "Timeouts, retries and backoff with jitter": set the timeout at
+    // the latency percentile whose false-timeout rate is acceptable, p99.9 for 0.1%; for an
+    // exponential latency of mean m that is m·ln(1000) = 6.91·m. Here the server never queues
+    // (1,000 workers, 100 busy on average: Erlang C is below 10⁻³⁰⁰), so the reply comes
+    // 2 ms (1 ms each way) + Exp(m = 10 ms) after the request: a timeout of 2 ms + 69.08 ms
+    // times out a share e^{−ln 1000} = 0.001 of the attempts, and none are retried.
+    let timeout_ms = 2.0 + 10.0 * 1000f64.ln();
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "p999 timeout", duration_s: 1, seed: 29,
+            sources: [(name: "clients", target: "server", rate: Constant(10000), timeout_ms: {timeout_ms})],
+            services: [(name: "server", workers: 1000, service_time: Exponential(mean_ms: 10.0))],
+        )"#
+    ));
+    let server = run_batches(&s, 0, 1.0, 6.0, 40);
+    assert_close(
+        "attempts whose caller timed out",
+        server.estimate(|c, _| c.timed_out as f64 / c.offered() as f64),
+        0.001,
+        0.03,
+    );
+}
+
 // ------------------------------------------------------------------ deadlines and insensitivity
 
 /// M/M/1 whose requests carry a deadline the server checks when a worker would take them
