@@ -604,6 +604,42 @@ fn a_timeout_at_the_p99_9_of_latency_times_out_one_request_in_a_thousand() {
     );
 }
 
+#[test]
+fn a_full_queue_of_ten_times_the_workers_at_100_ms_a_request_means_1_1_s() {
+    // Google SRE book, ch. 22: a queue 10× the thread count at 100 ms per request means 1.1 s
+    // of latency. 10 workers of deterministic 100 ms, room for 100 waiting, offered 10× what
+    // they serve (λ = 1000/s), so the queue stays full and the workers never idle: throughput
+    // is exactly X = 100/s. By Little's law the mean residence is (110 − F)/X, F the mean
+    // number of free places: 1.1 s at most. A place freed by a finish is taken by the next
+    // arrival, on average 1/λ = 1 ms later, or j/λ when it is the j-th place free at once; at
+    // most 10 free at once (all workers finishing together), so F ≤ X·(10 + 1)/(2λ) = 0.55
+    // and the mean residence is at least 1.1 s − 5.5 ms.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "full queue", duration_s: 1, seed: 31,
+            sources: [(name: "clients", target: "server", rate: Constant(1000))],
+            services: [(name: "server", workers: 10, queue: (capacity: 100),
+                        service_time: Deterministic(ms: 100.0))],
+        )"#,
+    );
+    let server = run_batches(&s, 0, 5.0, 5.0, 40);
+    let total = server.total();
+    let mean_s = total.mean_residence_ms() / 1e3;
+    assert!(
+        (1.0945..=1.1).contains(&mean_s),
+        "mean residence {mean_s} s, expected within [1.0945, 1.1]"
+    );
+    // Throughput is the workers' 100/s exactly (deterministic, never idle); the rest is
+    // rejected: a share 0.9 of a Poisson stream, within 4 SE of its batch means.
+    assert_eq!(total.completed(), 100 * 200, "100/s for 200 s");
+    assert_close(
+        "share rejected",
+        server.estimate(|c, _| c.rejected as f64 / c.offered() as f64),
+        0.9,
+        0.01,
+    );
+}
+
 // ------------------------------------------------------------------ deadlines and insensitivity
 
 /// M/M/1 whose requests carry a deadline the server checks when a worker would take them
