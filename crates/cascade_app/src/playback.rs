@@ -184,10 +184,11 @@ impl Pace {
         self.wall_per_sim_s = Some(smooth(self.wall_per_sim_s, sample));
     }
 
-    /// Records a frame of `real` wall time.
+    /// Records a frame of `real` wall time (a hitch, such as the first frames compiling
+    /// shaders, counts as one second at most).
     pub fn record_frame(&mut self, real: Duration) {
         if !real.is_zero() {
-            self.frame_s = Some(smooth(self.frame_s, real.as_secs_f64()));
+            self.frame_s = Some(smooth(self.frame_s, real.as_secs_f64().min(1.0)));
         }
     }
 }
@@ -207,7 +208,7 @@ const MOST_SIM_BUDGET: Duration = Duration::from_millis(250);
 pub fn sim_budget(least: Duration, share: f64, frame_s: Option<f64>) -> Duration {
     let of_frame = frame_s.map_or(0.0, |f| f * share);
     if of_frame.is_finite() && of_frame > least.as_secs_f64() {
-        Duration::from_secs_f64(of_frame).min(MOST_SIM_BUDGET.max(least))
+        Duration::from_secs_f64(of_frame.min(MOST_SIM_BUDGET.max(least).as_secs_f64()))
     } else {
         least
     }
