@@ -165,7 +165,15 @@ fn sync_edges(
         (With<EdgeBand>, Without<EdgeVisual>, Without<EdgeArrow>),
     >,
     mut arrows: Query<&mut Transform, (With<EdgeArrow>, Without<EdgeVisual>, Without<EdgeBand>)>,
-    mut orders: Query<&mut Text2d, With<EdgeOrder>>,
+    mut orders: Query<
+        (&mut Text2d, &mut Transform),
+        (
+            With<EdgeOrder>,
+            Without<EdgeVisual>,
+            Without<EdgeBand>,
+            Without<EdgeArrow>,
+        ),
+    >,
     mut materials: ResMut<Assets<ColorMaterial>>,
     mut gizmos: Gizmos,
 ) {
@@ -192,7 +200,8 @@ fn sync_edges(
         let width = (1.5 + 2.2 * (1.0 + rate).log10()) as f32;
         let share = c.error_share();
         root.translation = ((start + end) / 2.0).extend(0.5);
-        root.rotation = Quat::from_rotation_z(dir.y.atan2(dir.x));
+        let angle = dir.y.atan2(dir.x);
+        root.rotation = Quat::from_rotation_z(angle);
         let position_in_path = order.iter().position(|&i| i == edge.index);
         for child in children.iter() {
             if let Ok((mut t, material)) = bands.get_mut(child) {
@@ -205,7 +214,10 @@ fn sync_edges(
                 t.translation.x = shown / 2.0 + 2.0;
                 t.scale = Vec3::splat((0.8 + width / 10.0).min(1.6));
             }
-            if let Ok(mut text) = orders.get_mut(child) {
+            if let Ok((mut text, mut t)) = orders.get_mut(child) {
+                // Upright whatever the edge's direction, clear of the band.
+                t.rotation = Quat::from_rotation_z(-angle);
+                t.translation.y = width / 2.0 + 11.0;
                 let wanted = position_in_path
                     .map(|p| format!("{}", p + 1))
                     .unwrap_or_default();

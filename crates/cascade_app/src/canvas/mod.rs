@@ -25,7 +25,8 @@ mod particles;
 use std::collections::BTreeMap;
 
 use bevy::prelude::*;
-use cascade_sim::scenario::NodeKind;
+use cascade_sim::graph::{DependencyGraph, EdgeKind};
+use cascade_sim::scenario::{NodeKind, Scenario};
 use cascade_sim::{Engine, NodeRef};
 
 pub use camera::CanvasCamera;
@@ -183,7 +184,14 @@ fn rebuild_graph(
             names.len() == graph.nodes.len()
                 && names.iter().zip(&graph.nodes).all(|(a, n)| *a == n.name)
         }
-        && edge_list(&doc).len() == graph.edges.len();
+        && {
+            let edges = edge_list(&doc.scenario);
+            edges.len() == graph.edges.len()
+                && edges
+                    .iter()
+                    .zip(&graph.edges)
+                    .all(|((f, t), e)| *f == e.from && *t == e.to)
+        };
     graph.positions = positions;
     graph.built_for = Some(key);
     if same_structure {
@@ -241,7 +249,7 @@ fn rebuild_graph(
         });
     }
     let mut edges = Vec::new();
-    for (from, to) in edge_list(&doc) {
+    for (from, to) in edge_list(&doc.scenario) {
         let caller = engine
             .model
             .source_index(&from)
@@ -265,20 +273,65 @@ fn rebuild_graph(
 }
 
 /// Every distinct caller → callee pair of the document, in file order.
-pub fn edge_list(doc: &Document) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut push = |a: &str, b: &str| {
-        if !out.iter().any(|(x, y)| x == a && y == b) {
-            out.push((a.to_owned(), b.to_owned()));
-        }
-    };
-    for s in &doc.scenario.sources {
-        push(&s.name, &s.target);
+pub fn edge_list(scenario: &Scenario) -> Vec<(String, String)> {
+    // Every pair that carries messages: a source's target, a service's calls, its cache's
+    // backing fills, its work queue's deliveries and its startup and periodic calls. A
+    // failover replica is not drawn from its primary: the primary never calls it.
+    DependencyGraph::from_scenario(scenario)
+        .edges_with_kind()
+        .into_iter()
+        .filter(|(_, _, kind)| *kind != EdgeKind::Failover)
+        .map(|(from, to, _)| (from, to))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(text: &str) -> Scenario {
+        Scenario::from_ron_str(text, "shipped").expect("a shipped scenario loads")
     }
-    for s in &doc.scenario.services {
-        for c in &s.calls {
-            push(&s.name, &c.to);
-        }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
     }
-    out
+
+    #[test]
+    fn every_pair_that_carries_messages_is_an_edge() {
+        let cache = shipped(include_str!(
+            "../../../../scenarios/mechanisms/cache-cold-lock.ron"
+        ));
+        assert_eq!(
+            edge_list(&cache),
+            pairs(&[("clients", "cache"), ("cache", "db")]),
+            "a cache's backing fills"
+        );
+        let queue = shipped(include_str!(
+            "../../../../scenarios/mechanisms/work-queue-backlog.ron"
+        ));
+        assert_eq!(
+            edge_list(&queue),
+            pairs(&[("producers", "jobs"), ("jobs", "workers")]),
+            "a work queue's deliveries"
+        );
+        let startup = shipped(include_str!(
+            "../../../../scenarios/mechanisms/control-plane-restart.ron"
+        ));
+        assert_eq!(
+            edge_list(&startup),
+            pairs(&[("users", "api"), ("api", "dns")]),
+            "startup calls"
+        );
+        let failover = shipped(include_str!(
+            "../../../../scenarios/mechanisms/failover-partition.ron"
+        ));
+        assert_eq!(
+            edge_list(&failover),
+            pairs(&[("users", "api"), ("api", "db-east")]),
+            "a replica is not called by its primary"
+        );
+    }
 }
