@@ -7,7 +7,7 @@
 //! simulation state.
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::EdgeRef as _;
+use petgraph::visit::{EdgeRef as _, IntoEdgeReferences as _};
 
 use crate::scenario::Scenario;
 
@@ -187,22 +187,30 @@ impl DependencyGraph {
     }
 
     /// Layer of every node for a top-to-bottom layout: sources and uncalled services in layer
-    /// 0, every callee at least one layer below each of its callers (longest path). Returns
-    /// `(name, layer)` in file order. On a cycle, back edges are ignored.
+    /// 0, every callee at least one layer below each of its callers (longest path), and a
+    /// failover replica in its primary's layer (beside it: the primary never calls it).
+    /// Returns `(name, layer)` in file order. On a cycle, back edges are ignored.
     pub fn layers(&self) -> Vec<(String, usize)> {
         let n = self.order.len();
-        let pos = |i: NodeIndex| self.order.iter().position(|&o| o == i).unwrap_or(0);
+        // Nodes are never removed, so a node's index is its place in file order.
+        let pos = |i: NodeIndex| i.index();
+        debug_assert!(self.order.iter().enumerate().all(|(k, &i)| pos(i) == k));
+        let edges: Vec<(usize, usize, usize)> = self
+            .graph
+            .edge_references()
+            .map(|e| {
+                let step = usize::from(*e.weight() != EdgeKind::Failover);
+                (pos(e.source()), pos(e.target()), step)
+            })
+            .collect();
         let mut layer = vec![0usize; n];
         // Relax edges n times (Bellman-Ford style longest path); bounded so cycles terminate.
         for _ in 0..n {
             let mut changed = false;
-            for &a in &self.order {
-                for b in self.callees(a) {
-                    let (pa, pb) = (pos(a), pos(b));
-                    if layer[pb] < layer[pa] + 1 && layer[pa] + 1 < n.max(1) {
-                        layer[pb] = layer[pa] + 1;
-                        changed = true;
-                    }
+            for &(pa, pb, step) in &edges {
+                if layer[pb] < layer[pa] + step && layer[pa] + step < n.max(1) {
+                    layer[pb] = layer[pa] + step;
+                    changed = true;
                 }
             }
             if !changed {
@@ -329,6 +337,35 @@ mod tests {
         assert_eq!(
             g.layers(),
             vec![("a".into(), 0), ("b".into(), 1), ("c".into(), 2)]
+        );
+    }
+
+    #[test]
+    fn a_failover_replica_sits_beside_its_primary() {
+        let mut s = scenario(&[("api", "db-east")]);
+        s.services.push(crate::scenario::ServiceSpec {
+            name: "db-west".into(),
+            ..Default::default()
+        });
+        let east = s
+            .services
+            .iter_mut()
+            .find(|x| x.name == "db-east")
+            .expect("east");
+        east.failover = Some(crate::scenario::FailoverSpec {
+            replica: "db-west".into(),
+            detection_s: 10.0,
+            hold_down_s: 0.0,
+            replica_latency_ms: 60.0,
+        });
+        let g = DependencyGraph::from_scenario(&s);
+        assert_eq!(
+            g.layers(),
+            vec![
+                ("api".into(), 0),
+                ("db-east".into(), 1),
+                ("db-west".into(), 1)
+            ]
         );
     }
 }

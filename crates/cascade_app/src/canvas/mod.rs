@@ -275,14 +275,29 @@ fn rebuild_graph(
 /// Every distinct caller → callee pair of the document, in file order.
 pub fn edge_list(scenario: &Scenario) -> Vec<(String, String)> {
     // Every pair that carries messages: a source's target, a service's calls, its cache's
-    // backing fills, its work queue's deliveries and its startup and periodic calls. A
-    // failover replica is not drawn from its primary: the primary never calls it.
-    DependencyGraph::from_scenario(scenario)
-        .edges_with_kind()
-        .into_iter()
+    // backing fills, its work queue's deliveries and its startup and periodic calls; and from
+    // each caller of a primary to its failover replica (the standby path, used once promoted).
+    // The primary itself never calls its replica.
+    let all = DependencyGraph::from_scenario(scenario).edges_with_kind();
+    let mut out: Vec<(String, String)> = all
+        .iter()
         .filter(|(_, _, kind)| *kind != EdgeKind::Failover)
-        .map(|(from, to, _)| (from, to))
-        .collect()
+        .map(|(from, to, _)| (from.clone(), to.clone()))
+        .collect();
+    for (primary, replica, _) in all.iter().filter(|(_, _, k)| *k == EdgeKind::Failover) {
+        let callers: Vec<String> = all
+            .iter()
+            .filter(|(_, to, k)| to == primary && *k == EdgeKind::Request)
+            .map(|(from, _, _)| from.clone())
+            .collect();
+        for caller in callers {
+            let pair = (caller, replica.clone());
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -330,8 +345,8 @@ mod tests {
         ));
         assert_eq!(
             edge_list(&failover),
-            pairs(&[("users", "api"), ("api", "db-east")]),
-            "a replica is not called by its primary"
+            pairs(&[("users", "api"), ("api", "db-east"), ("api", "db-west")]),
+            "the standby path to a replica, not one from its primary"
         );
     }
 }
