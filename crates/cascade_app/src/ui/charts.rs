@@ -5,7 +5,9 @@
 
 use bevy_egui::egui::{self, Color32};
 use cascade_sim::metrics::{MetricsHistory, NodeCounters};
-use egui_plot::{AxisHints, Corner, Legend, Line, Plot, PlotPoints, Polygon};
+use egui_plot::{
+    AxisHints, Corner, GridInput, Legend, Line, Plot, PlotPoints, Polygon, uniform_grid_spacer,
+};
 
 /// Which rows a chart shows.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -247,6 +249,18 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
                         .custom_x_axes(vec![
                             AxisHints::new_x().label("s").label_spacing(25.0..=40.0),
                         ])
+                        // Likewise up the side: with egui_plot's powers of ten 60 px apart
+                        // a chart this short labelled only its 0 (a queue of 500 had marks
+                        // at 100s, too close, or 1000s, off the chart). Steps of 1, 2 or 5
+                        // that put about three labels up the side.
+                        .y_grid_spacer(uniform_grid_spacer(|input: GridInput| {
+                            y_steps(input.bounds)
+                        }))
+                        .custom_y_axes(vec![
+                            AxisHints::new_y()
+                                .label_spacing(12.0..=20.0)
+                                .formatter(|mark, _| y_label(mark.value, mark.step_size)),
+                        ])
                         .show(ui, |plot| {
                             for (start, end, _label) in faults {
                                 // Unnamed: shading stays out of the legend.
@@ -277,9 +291,65 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
         });
 }
 
+/// Grid steps up a chart's side for the visible range `bounds`: the labelled step is the
+/// smallest 1, 2 or 5 × 10^k that is at least a third of the range, with faint lines at a
+/// fifth of it and a coarse step five times it.
+pub fn y_steps(bounds: (f64, f64)) -> [f64; 3] {
+    let range = bounds.1 - bounds.0;
+    let third = if range.is_finite() && range > 0.0 {
+        range / 3.0
+    } else {
+        1.0
+    };
+    let unit = 10f64.powf(third.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * unit)
+        .find(|&s| s >= third * (1.0 - 1e-9))
+        .unwrap_or(10.0 * unit);
+    [step / 5.0, step, step * 5.0]
+}
+
+/// A label up the side: as many decimals as the step needs (egui_plot rounds the decimals
+/// of a 0.5 step to none, so 0.5 read "0").
+pub fn y_label(value: f64, step: f64) -> String {
+    let decimals = if step > 0.0 && step.is_finite() {
+        (-step.log10().floor()).max(0.0) as usize
+    } else {
+        0
+    };
+    format!("{value:.decimals$}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn side_labels_keep_the_decimals_their_step_needs() {
+        assert_eq!(y_label(0.5, 0.5), "0.5");
+        assert_eq!(y_label(1.0, 0.5), "1.0");
+        assert_eq!(y_label(0.2, 0.1), "0.2");
+        assert_eq!(y_label(400.0, 200.0), "400");
+        assert_eq!(y_label(5000.0, 5000.0), "5000");
+        assert_eq!(y_label(0.0, 0.0), "0");
+    }
+
+    #[test]
+    fn about_three_labels_go_up_the_side_of_a_chart() {
+        // A queue of about 500 (the visible range has a margin): labels every 200.
+        assert_eq!(y_steps((-25.0, 525.0))[1], 200.0);
+        // 7,000 retries a second: every 5,000 (two labels; 2,000 would give four).
+        assert_eq!(y_steps((0.0, 7350.0))[1], 5000.0);
+        assert_eq!(y_steps((0.0, 1.05))[1], 0.5);
+        assert_eq!(y_steps((0.0, 300.0))[1], 100.0);
+        assert_eq!(
+            y_steps((0.0, 0.0))[1],
+            1.0,
+            "an empty range still has a step"
+        );
+        assert_eq!(y_steps((0.0, f64::NAN))[1], 1.0);
+    }
     use cascade_sim::metrics::{EdgeCounters, EdgeRow, Health, NodeRow, SystemRow};
 
     #[test]
