@@ -67,6 +67,7 @@ struct CsvRow<'a> {
     cache_warmth: String,
     queue_backlog: u64,
     dead_letters: u64,
+    expired_items: u64,
     failed_over: bool,
     health: &'a str,
 }
@@ -203,6 +204,7 @@ fn csv_row<'a>(
         cache_warmth: f6(row.gauges.cache_warmth),
         queue_backlog: row.gauges.queue_backlog,
         dead_letters: row.gauges.dead_letters,
+        expired_items: row.gauges.expired_items,
         failed_over: row.gauges.failed_over,
         health: row.health.as_str(),
     }

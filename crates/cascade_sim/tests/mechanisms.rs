@@ -1397,6 +1397,72 @@ fn a_backlog_drains_in_backlog_over_spare_capacity() {
 }
 
 #[test]
+fn a_backlog_older_than_its_ttl_is_dropped_while_the_drain_lags() {
+    // incidents.md, invariant 14 (GitHub 2018's webhooks): a backlog drains at spare capacity
+    // only, and items with a TTL are dropped when the drain is slower than the TTL. The same
+    // queue as above (190/s for 100 s, then 90/s; 100 deliveries/s) with `ttl_s: 30`. FIFO
+    // with the expired dropped at their turn: the item at the head arrived when r·t = λ·a,
+    // so its age t·(1 − r/λ) reaches τ = 30 s at t = 63.3 s; from then the head is always
+    // τ old, 100/s are delivered and the rest of what arrived before 100 s is dropped, until
+    // the head reaches the items of 100 s at t = 130 s. Drops: N(0..100 s) − 100/s × 130 s
+    // = 19,000 − 13,000 = 6,000, ± √19,000 = 138 (Poisson arrivals; deliveries are paced).
+    // Then the 2,700 items of 100–130 s drain at 10/s, younger than τ: no more drops, and the
+    // backlog is gone by 130 + 270 = 400 s, not 1,000 s.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "backlog ttl", duration_s: 1, seed: 101,
+            sources: [(name: "producers", target: "jobs", rate: Step(from_per_s: 190, to_per_s: 90, at_s: 100.0))],
+            services: [
+                (name: "jobs", kind: Queue, workers: 1000, service_time: Deterministic(ms: 1.0),
+                 work_queue: (consumer: "worker", concurrency: 1000, rate_per_s: 100.0, ttl_s: 30.0)),
+                (name: "worker", workers: 1000, service_time: Exponential(mean_ms: 5.0)),
+            ],
+        )"#,
+    );
+    let sim = run(&s, 600.0);
+    let expired = |k| service_row(&sim, 0, k).gauges.expired_items as f64;
+    let backlog = |k| service_row(&sim, 0, k).gauges.queue_backlog as f64;
+    // The head's age at t is t − a with N(a) = 100·t: t(1 − r/λ) ± √(100·t)/190, so at 55 s
+    // it is 26.1 ± 0.4 s, at 70 s 33.2 ± 0.4 s.
+    assert_eq!(expired(54), 0.0, "nothing is 30 s old by 55 s");
+    assert!(expired(69) > 0.0, "dropping by 70 s");
+    // The dropped share: what arrived before 100 s beyond the 13,000 deliveries until the
+    // head reaches the items of 100 s. Given the arrivals counted, that leaves only where
+    // the last of them fall around 130 s: within a second of deliveries (100).
+    let arrived_before_100: f64 = (0..100)
+        .map(|k| source(&sim, 0, k, k + 1).offered_first as f64)
+        .sum();
+    let expected = arrived_before_100 - 13_000.0;
+    assert!(
+        (expired(140) - expected).abs() <= 100.0,
+        "{} dropped, expected N(0..100) − 13,000 = {expected}",
+        expired(140)
+    );
+    assert!(
+        (expected - 6000.0).abs() <= 4.0 * 138.0,
+        "arrivals as a Poisson count: {arrived_before_100}"
+    );
+    assert_eq!(
+        expired(599),
+        expired(140),
+        "nothing dropped once the backlog is younger than its TTL"
+    );
+    // Drained at 130 s + (backlog at 130 s)/10 per s, the 2,700 ± 4·√2,700 of 100–130 s.
+    let drained = (130..600).find(|&k| backlog(k) == 0.0).expect("drains");
+    let at_130 = backlog(130);
+    assert!(
+        (at_130 - 2700.0).abs() <= 4.0 * 2700f64.sqrt() + 100.0,
+        "backlog at 130 s: {at_130}"
+    );
+    let expected_drain = 130.0 + at_130 / 10.0;
+    // The arrivals' noise over the drain: ±√(90·270)/10 = ±16 s.
+    assert!(
+        (f64::from(drained) - expected_drain).abs() <= 4.0 * 16.0,
+        "drained at {drained} s, expected ~{expected_drain:.0}"
+    );
+}
+
+#[test]
 fn failed_deliveries_are_redelivered_then_dead_lettered() {
     // From 10 s the consumer fails everything: every item is delivered three times, then
     // dead-lettered. Each failed delivery belongs to a dead letter or to one of the few items
