@@ -1363,22 +1363,27 @@ fn an_instance_that_latches_stays_down_until_reset() {
 
 // ------------------------------------------------------------------- work queues
 
-#[test]
-fn a_backlog_drains_in_backlog_over_spare_capacity() {
-    // Producers enqueue 190/s for 100 s, then 90/s; deliveries are limited to 100/s. The
-    // backlog grows by 90/s to ~9000 and then drains at 100 − 90 = 10/s: 900 s.
-    let s = common::parse(
+/// Producers enqueue 190/s for 100 s, then 90/s, into a work queue that delivers at most
+/// 100/s (`queue_extra` is added to its `work_queue` settings).
+fn backlog_queue(queue_extra: &str) -> Scenario {
+    common::parse(&format!(
         r#"(
             version: 1, name: "backlog", duration_s: 1, seed: 101,
             sources: [(name: "producers", target: "jobs", rate: Step(from_per_s: 190, to_per_s: 90, at_s: 100.0))],
             services: [
                 (name: "jobs", kind: Queue, workers: 1000, service_time: Deterministic(ms: 1.0),
-                 work_queue: (consumer: "worker", concurrency: 1000, rate_per_s: 100.0)),
+                 work_queue: (consumer: "worker", concurrency: 1000, rate_per_s: 100.0 {queue_extra})),
                 (name: "worker", workers: 1000, service_time: Exponential(mean_ms: 5.0)),
             ],
-        )"#,
-    );
-    let sim = run(&s, 1200.0);
+        )"#
+    ))
+}
+
+#[test]
+fn a_backlog_drains_in_backlog_over_spare_capacity() {
+    // Producers enqueue 190/s for 100 s, then 90/s; deliveries are limited to 100/s. The
+    // backlog grows by 90/s to ~9000 and then drains at 100 − 90 = 10/s: 900 s.
+    let sim = run(&backlog_queue(""), 1200.0);
     let backlog = |k| service_row(&sim, 0, k).gauges.queue_backlog as f64;
     // Poisson: the backlog at 100 s is 9000 ± √(190·100) = ±138.
     assert!(
@@ -1408,18 +1413,7 @@ fn a_backlog_older_than_its_ttl_is_dropped_while_the_drain_lags() {
     // = 19,000 − 13,000 = 6,000, ± √19,000 = 138 (Poisson arrivals; deliveries are paced).
     // Then the 2,700 items of 100–130 s drain at 10/s, younger than τ: no more drops, and the
     // backlog is gone by 130 + 270 = 400 s, not 1,000 s.
-    let s = common::parse(
-        r#"(
-            version: 1, name: "backlog ttl", duration_s: 1, seed: 101,
-            sources: [(name: "producers", target: "jobs", rate: Step(from_per_s: 190, to_per_s: 90, at_s: 100.0))],
-            services: [
-                (name: "jobs", kind: Queue, workers: 1000, service_time: Deterministic(ms: 1.0),
-                 work_queue: (consumer: "worker", concurrency: 1000, rate_per_s: 100.0, ttl_s: 30.0)),
-                (name: "worker", workers: 1000, service_time: Exponential(mean_ms: 5.0)),
-            ],
-        )"#,
-    );
-    let sim = run(&s, 600.0);
+    let sim = run(&backlog_queue(", ttl_s: 30.0"), 600.0);
     let expired = |k| service_row(&sim, 0, k).gauges.expired_items as f64;
     let backlog = |k| service_row(&sim, 0, k).gauges.queue_backlog as f64;
     // The head's age at t is t − a with N(a) = 100·t: t(1 − r/λ) ± √(100·t)/190, so at 55 s
