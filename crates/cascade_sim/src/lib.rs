@@ -23,6 +23,10 @@ pub mod verdict;
 use bevy_app::{App, FixedUpdate, Plugin};
 use bevy_ecs::prelude::*;
 
+/// Whether the engine was built with its `expensive-checks` (the tests turn them on).
+#[doc(hidden)]
+pub const EXPENSIVE_CHECKS: bool = cfg!(feature = "expensive-checks");
+
 pub use commands::{CommandLog, SimCommand};
 pub use engine::{Engine, NodeRef};
 pub use events::{EventLog, SimEvent, SimEventKind};

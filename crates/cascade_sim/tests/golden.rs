@@ -438,6 +438,14 @@ fn assert_same_on_both_paths(name: &str, scenario: &Scenario, script: &Script, u
 }
 
 #[test]
+fn the_tests_run_the_engine_with_its_expensive_checks() {
+    // The shortcuts below are also checked against their walks inside the engine, at every
+    // use, by checks the app and CLI builds leave out (the `expensive-checks` feature, which
+    // the crate's own dev-dependency on itself turns on for its tests).
+    const { assert!(cascade_sim::EXPENSIVE_CHECKS) };
+}
+
+#[test]
 fn fast_paths_match_the_reference_path() {
     for (name, scenario, script, until_s) in cases() {
         assert_same_on_both_paths(name, &scenario, &script, until_s);
