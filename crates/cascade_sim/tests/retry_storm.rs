@@ -46,15 +46,7 @@ fn run(s: &Scenario, until_s: f64) -> (Simulation, RunSummary) {
 
 /// Attempts per second reaching the server over `[from_s, to_s)`.
 fn attempt_rate(sim: &Simulation, from_s: u32, to_s: u32) -> f64 {
-    let ring = &sim.history().services[0];
-    let attempts: u64 = (from_s..to_s)
-        .map(|k| {
-            cascade_sim::MetricsHistory::row_at(ring, k)
-                .unwrap()
-                .counters
-                .offered()
-        })
-        .sum();
+    let attempts = common::window(&sim.history().services[0], from_s, to_s).offered();
     attempts as f64 / f64::from(to_s - from_s)
 }
 
@@ -120,13 +112,8 @@ fn bronsons_database_at_280_of_300_qps_locks_in_with_one_retry_and_not_below_150
         "{rate}/s attempts vs 560 ± {se}"
     );
     // The database is busy the whole time, and what it finishes nobody waits for.
-    let ring = &sim.history().services[0];
-    let (done, orphaned) = (from..to).fold((0, 0), |(d, o), k| {
-        let c = &cascade_sim::MetricsHistory::row_at(ring, k)
-            .unwrap()
-            .counters;
-        (d + c.succeeded, o + c.orphaned)
-    });
+    let db = common::window(&sim.history().services[0], from, to);
+    let (done, orphaned) = (db.succeeded, db.orphaned);
     // Flat out, completions are Poisson(μW): within 4 SE of μW from below.
     assert!(
         done as f64 >= 300.0 * w - common::Z * (300.0 * w).sqrt(),

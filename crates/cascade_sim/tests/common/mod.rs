@@ -9,7 +9,9 @@
 #![allow(dead_code, reason = "each test binary uses a subset of the helpers")]
 
 use cascade_sim::Simulation;
-use cascade_sim::metrics::{MetricsHistory, NodeCounters};
+use std::collections::VecDeque;
+
+use cascade_sim::metrics::{MetricsHistory, NodeCounters, NodeRow};
 use cascade_sim::scenario::{self, Scenario};
 
 /// M/M/1 with deterministic patience τ (Barrer 1957): the share of arrivals whose wait would
@@ -106,6 +108,19 @@ pub struct Batches {
     pub batch_ns: u64,
 }
 
+/// A node's counters summed over intervals `[from, to)` of its history ring.
+pub fn window(rows: &VecDeque<NodeRow>, from: u32, to: u32) -> NodeCounters {
+    let mut c = NodeCounters::default();
+    for k in from..to {
+        c.add(
+            &MetricsHistory::row_at(rows, k)
+                .expect("history keeps every interval of a short run")
+                .counters,
+        );
+    }
+    c
+}
+
 /// Runs `warmup_s`, then `batches` batches of `batch_s`, and returns each batch's counters
 /// for service `service` (index in file order).
 pub fn run_batches(
@@ -123,17 +138,7 @@ pub fn run_batches(
     let history = sim.history();
     let ring = &history.services[service];
     let out = (0..batches as u32)
-        .map(|b| {
-            let mut c = NodeCounters::default();
-            for k in warm + b * per_batch..warm + (b + 1) * per_batch {
-                c.add(
-                    &MetricsHistory::row_at(ring, k)
-                        .expect("history keeps every interval of a short run")
-                        .counters,
-                );
-            }
-            c
-        })
+        .map(|b| window(ring, warm + b * per_batch, warm + (b + 1) * per_batch))
         .collect();
     Batches {
         batches: out,
