@@ -214,6 +214,13 @@ pub fn sim_budget(least: Duration, share: f64, frame_s: Option<f64>) -> Duration
     }
 }
 
+impl Playback {
+    /// Wall time the simulation may take this frame, by the measured frames ([`sim_budget`]).
+    pub fn frame_budget(&self, pace: &Pace) -> Duration {
+        sim_budget(self.least_sim_budget, self.sim_share_of_frame, pace.frame_s)
+    }
+}
+
 /// Simulated seconds a frame may ask for: what `budget` of wall time buys at the measured
 /// cost per simulated second.
 pub fn sim_s_per_frame_allowed(budget: Duration, wall_per_sim_s: Option<f64>) -> f64 {
@@ -252,12 +259,8 @@ fn configure_clocks(
     pace.record_frame(real.delta());
     match (playback.playing, playback.speed) {
         (true, Speed::Times(speed)) => {
-            let budget = sim_budget(
-                playback.least_sim_budget,
-                playback.sim_share_of_frame,
-                pace.frame_s,
-            );
-            let allowed = sim_s_per_frame_allowed(budget, pace.wall_per_sim_s);
+            let allowed =
+                sim_s_per_frame_allowed(playback.frame_budget(&pace), pace.wall_per_sim_s);
             let (k, max_delta) = governed_steps(speed, clock.tick_ns, allowed);
             if clock.ticks_per_update != k {
                 clock.ticks_per_update = k;
@@ -316,8 +319,7 @@ fn end_fixed_loop(mut pace: ResMut<Pace>, clock: Res<SimClock>) {
 fn run_unthrottled(world: &mut World) {
     let (playing, speed, step, budget) = {
         let p = world.resource::<Playback>();
-        let frame_s = world.resource::<Pace>().frame_s;
-        let budget = sim_budget(p.least_sim_budget, p.sim_share_of_frame, frame_s);
+        let budget = p.frame_budget(world.resource::<Pace>());
         (p.playing, p.speed, p.step_requested, budget)
     };
     if step {
@@ -329,22 +331,15 @@ fn run_unthrottled(world: &mut World) {
     if !(playing && speed == Speed::Max && world.resource::<Engine>().loaded) {
         return;
     }
-    let (started, from_ns) = (Instant::now(), world.resource::<SimClock>().now_ns());
     run_for(world, budget);
-    let advanced_ns = world
-        .resource::<SimClock>()
-        .now_ns()
-        .saturating_sub(from_ns);
-    world
-        .resource_mut::<Pace>()
-        .record(started.elapsed(), advanced_ns);
 }
 
 /// Runs the fixed schedule repeatedly for about `budget` of wall time, in batches that grow
 /// while they stay short (under an eighth of the budget) and shrink when one takes over half;
-/// the batch size carries over to the next frame.
+/// the batch size carries over to the next frame, and the cost is recorded in [`Pace`].
 pub fn run_for(world: &mut World, budget: Duration) {
     let started = Instant::now();
+    let from_ns = world.resource::<SimClock>().now_ns();
     let mut k = match world.resource::<Pace>().max_speed_ticks {
         0 => 100,
         k => k,
@@ -360,7 +355,13 @@ pub fn run_for(world: &mut World, budget: Duration) {
             k = (k / 2).max(1);
         }
     }
-    world.resource_mut::<Pace>().max_speed_ticks = k;
+    let advanced_ns = world
+        .resource::<SimClock>()
+        .now_ns()
+        .saturating_sub(from_ns);
+    let mut pace = world.resource_mut::<Pace>();
+    pace.max_speed_ticks = k;
+    pace.record(started.elapsed(), advanced_ns);
 }
 
 fn update_sim_time(

@@ -25,7 +25,6 @@ mod particles;
 use std::collections::BTreeMap;
 
 use bevy::prelude::*;
-use cascade_sim::graph::{DependencyGraph, EdgeKind};
 use cascade_sim::scenario::{NodeKind, Scenario};
 use cascade_sim::{Engine, NodeRef};
 
@@ -272,32 +271,21 @@ fn rebuild_graph(
     graph.edges = edges;
 }
 
-/// Every distinct caller → callee pair of the document, in file order.
+/// Every distinct caller → callee pair of the document, in file order: every pair that
+/// carries messages (`Scenario::link_targets`: a source's target, a service's calls, its
+/// cache's backing fills, its work queue's deliveries, its startup and periodic calls, and the
+/// standby path to the replica of a primary it calls, used once promoted). A primary itself
+/// never calls its replica.
 pub fn edge_list(scenario: &Scenario) -> Vec<(String, String)> {
-    // Every pair that carries messages: a source's target, a service's calls, its cache's
-    // backing fills, its work queue's deliveries and its startup and periodic calls; and from
-    // each caller of a primary to its failover replica (the standby path, used once promoted).
-    // The primary itself never calls its replica.
-    let all = DependencyGraph::from_scenario(scenario).edges_with_kind();
-    let mut out: Vec<(String, String)> = all
-        .iter()
-        .filter(|(_, _, kind)| *kind != EdgeKind::Failover)
-        .map(|(from, to, _)| (from.clone(), to.clone()))
-        .collect();
-    for (primary, replica, _) in all.iter().filter(|(_, _, k)| *k == EdgeKind::Failover) {
-        let callers: Vec<String> = all
-            .iter()
-            .filter(|(_, to, k)| to == primary && *k == EdgeKind::Request)
-            .map(|(from, _, _)| from.clone())
-            .collect();
-        for caller in callers {
-            let pair = (caller, replica.clone());
-            if !out.contains(&pair) {
-                out.push(pair);
-            }
-        }
-    }
-    out
+    scenario
+        .node_names()
+        .flat_map(|from| {
+            scenario
+                .link_targets(from)
+                .into_iter()
+                .map(move |to| (from.to_owned(), to.to_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
