@@ -19,7 +19,7 @@ use bevy_ecs::message::Messages;
 use cascade_sim::engine::{Engine, InstanceState};
 use cascade_sim::rng::SimRng;
 use cascade_sim::scenario::{
-    FaultKind, InstanceSelector, KillMode, LoadBalancer, QueueDiscipline, Scenario,
+    FanOut, FaultKind, InstanceSelector, KillMode, LoadBalancer, QueueDiscipline, Scenario,
 };
 use cascade_sim::{EventLog, SampledLeg, SimCommand, Simulation};
 use rand::RngExt;
@@ -186,6 +186,13 @@ fn restarted_planned_leaf() -> Scenario {
     )
 }
 
+/// `s` with its first service (the mechanisms sink's guarded gateway) making its calls with
+/// `fan_out`: every guard, hedge, fallback and fault then acts on parallel branches.
+fn fanned_out(mut s: Scenario, fan_out: FanOut) -> Scenario {
+    s.services[0].fan_out = fan_out;
+    s
+}
+
 fn mechanisms_live(s: &Scenario) -> Script {
     let mut edited = s.clone();
     // Live edits: a breaker removed, a cache made bigger, cores and a health check dropped.
@@ -287,6 +294,18 @@ fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
             15.0,
         ),
         ("mechanisms", mechanisms_sink(), vec![], 18.0),
+        (
+            "mechanisms-parallel",
+            fanned_out(mechanisms_sink(), FanOut::Parallel),
+            vec![],
+            18.0,
+        ),
+        (
+            "mechanisms-quorum",
+            fanned_out(mechanisms_sink(), FanOut::Quorum(2)),
+            mechanisms_live(&fanned_out(mechanisms_sink(), FanOut::Quorum(2))),
+            18.0,
+        ),
         (
             "restarted-planned-leaf",
             restarted_planned_leaf(),
@@ -502,12 +521,16 @@ fn mutate_a_number(text: &str, rng: &mut SimRng) -> String {
 }
 
 /// `s` with one structural change: a load balancer, a queue discipline, deadline propagation,
-/// a call removed or added, or a service nobody calls removed.
+/// a call removed or added, a service nobody calls removed, or its calls' fan-out.
 fn change_the_structure(s: &Scenario, rng: &mut SimRng) -> Scenario {
     let mut s = s.clone();
     let n = s.services.len();
     let i = rng.random_range(0..n);
-    match rng.random_range(0..6) {
+    match rng.random_range(0..7) {
+        6 => {
+            s.services[i].fan_out =
+                [FanOut::Sequential, FanOut::Parallel, FanOut::Quorum(1)][rng.random_range(0..3)];
+        }
         0 => {
             s.services[i].lb = [
                 LoadBalancer::RoundRobin,

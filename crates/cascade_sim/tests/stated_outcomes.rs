@@ -130,6 +130,14 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (svc.failover.is_some(), "failover"),
             (svc.deadline_propagation, "deadline propagation"),
             (
+                svc.fan_out == scenario::FanOut::Parallel,
+                "parallel fan-out",
+            ),
+            (
+                matches!(svc.fan_out, scenario::FanOut::Quorum(_)),
+                "quorum fan-out",
+            ),
+            (
                 matches!(svc.service_time, ServiceTime::Normal { .. }),
                 "normal work",
             ),
@@ -179,6 +187,8 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         .collect();
     let required = [
         "breaker",
+        "parallel fan-out",
+        "quorum fan-out",
         "adaptive throttling",
         "hedging",
         "bulkhead",

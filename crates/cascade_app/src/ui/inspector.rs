@@ -7,7 +7,7 @@
 
 use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::{
-    Backoff, CallSpec, Jitter, LoadBalancer, NodeKind, QueueDiscipline, RateProfile,
+    Backoff, CallSpec, FanOut, Jitter, LoadBalancer, NodeKind, QueueDiscipline, RateProfile,
     RetryBudgetSpec, RetryPolicy, Scenario, ServiceSpec, ServiceTime, SourceSpec,
 };
 use egui_plot::{Line, Plot, PlotPoints};
@@ -249,6 +249,11 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
         ui.checkbox(&mut s.deadline_propagation, "propagate")
             .on_hover_text("Drop requests whose deadline passed before a worker took them, and pass deadlines downstream");
         ui.end_row();
+        if !s.calls.is_empty() {
+            ui.label("calls made");
+            fan_out_ui(ui, &mut s.fan_out);
+            ui.end_row();
+        }
     });
     for (i, call) in s.calls.iter_mut().enumerate() {
         egui::CollapsingHeader::new(format!("call {} → {}", i + 1, call.to))
@@ -258,6 +263,30 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
     ui.add_space(4.0);
     ui.label(RichText::new("Resilience").strong());
     super::mechanisms::service_mechanisms_ui(ui, s, scenario);
+}
+
+/// Sequential or parallel calls; a quorum's size beside it.
+fn fan_out_ui(ui: &mut egui::Ui, fan_out: &mut FanOut) {
+    ui.horizontal(|ui| {
+        let name = match fan_out {
+            FanOut::Sequential => "one by one",
+            FanOut::Parallel => "in parallel",
+            FanOut::Quorum(_) => "quorum of",
+        };
+        egui::ComboBox::from_id_salt("fan_out").selected_text(name).width(90.0).show_ui(ui, |ui| {
+            ui.selectable_value(fan_out, FanOut::Sequential, "one by one")
+                .on_hover_text("Each call (with its retries) ends before the next starts");
+            ui.selectable_value(fan_out, FanOut::Parallel, "in parallel")
+                .on_hover_text("All calls at once; the request waits for every one and fails as soon as one fails");
+            if !matches!(fan_out, FanOut::Quorum(_)) {
+                ui.selectable_value(fan_out, FanOut::Quorum(1), "quorum of")
+                    .on_hover_text("All calls at once; the request goes on when this many have succeeded");
+            }
+        });
+        if let FanOut::Quorum(k) = fan_out {
+            ui.add(egui::DragValue::new(k).range(1..=10_000)).on_hover_text("Branches that must succeed");
+        }
+    });
 }
 
 fn service_time_ui(ui: &mut egui::Ui, st: &mut ServiceTime) {

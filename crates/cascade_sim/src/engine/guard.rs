@@ -186,6 +186,11 @@ impl Ctx<'_, '_> {
         }
         self.services[node as usize].metrics.interval.fallbacks += 1;
         self.leave_bulkhead(j);
+        if self.e.jobs.get(j).is_branch() {
+            // A parallel branch that falls back counts as answered.
+            self.branch_done(j, Outcome::Success);
+            return;
+        }
         let jm = self.e.jobs.get_mut(j);
         jm.call_idx += 1;
         jm.reps_left = 0;

@@ -33,6 +33,10 @@ pub enum Phase {
     Planned,
     /// At a planned instance: completed and counted; its reply is on the wire.
     Settled,
+    /// Waiting for the branches of its parallel calls (worker held; `fan_out.rs`).
+    Gathering,
+    /// A branch whose call has ended, kept until its parent stops gathering.
+    Joined,
 }
 
 /// Job flag: its caller gave up on it (its completion is wasted work).
@@ -64,6 +68,9 @@ pub const ALT: u16 = 1024;
 /// ([`JobSide::blackhole_inst`], [`JobSide::blackhole_token`]): if that attempt times out, the
 /// timeout counts against the instance for outlier ejection.
 pub const BLACKHOLED: u16 = 2048;
+/// Job flag: one branch of a parallel fan-out: it makes one call (its retries included) for
+/// its parent, which holds the worker, and reports the result to it (`fan_out.rs`).
+pub const BRANCH: u16 = 4096;
 
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -158,6 +165,14 @@ pub struct JobSide {
     pub blackhole_inst: u32,
     /// That attempt's token.
     pub blackhole_token: u32,
+    /// A branch: the next branch of the same parent and its generation ([`NONE`]: the last).
+    pub next_branch: u32,
+    /// See `next_branch`.
+    pub next_branch_gen: u32,
+    /// A gathering parent: branches whose call has not ended yet.
+    pub branches_pending: u32,
+    /// A gathering parent: successes still needed to go on.
+    pub branches_needed: u32,
 }
 
 impl Job {
@@ -183,6 +198,12 @@ impl Job {
     #[inline]
     pub fn is_caller_only(&self) -> bool {
         self.flags & (CLIENT | INTERNAL) != 0
+    }
+
+    /// True for a branch of a parallel fan-out ([`BRANCH`]).
+    #[inline]
+    pub fn is_branch(&self) -> bool {
+        self.flags & BRANCH != 0
     }
 }
 

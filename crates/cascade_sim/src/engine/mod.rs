@@ -22,6 +22,7 @@ mod close;
 mod control;
 mod data;
 mod effects;
+mod fan_out;
 mod guard;
 mod jobs;
 mod least_loaded;

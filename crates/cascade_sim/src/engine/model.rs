@@ -18,8 +18,8 @@ use crate::mechanisms::breaker::BreakerConfig;
 use crate::mechanisms::occ::KeyChooser;
 use crate::retry::RetryModel;
 use crate::scenario::{
-    AlertSpec, CallSpec, LoadBalancer, NodeKind, OperatorAction, OperatorStep, QueueDiscipline,
-    RateProfile, Scenario, ServiceSpec,
+    AlertSpec, CallSpec, FanOut, LoadBalancer, NodeKind, OperatorAction, OperatorStep,
+    QueueDiscipline, RateProfile, Scenario, ServiceSpec,
 };
 use crate::time::{NEVER, Nanos, ms_to_ns, s_to_ns};
 
@@ -86,6 +86,8 @@ pub struct ServiceModel {
     pub lb: LoadBalancer,
     /// Downstream calls in order.
     pub calls: Vec<CallModel>,
+    /// Sequential or parallel calls (`fan_out.rs`).
+    pub fan_out: FanOut,
     /// Drop expired work at dequeue and propagate deadlines downstream.
     pub deadline_propagation: bool,
     /// Resilience mechanisms (`None`: none configured; the fast paths apply).
@@ -217,6 +219,7 @@ impl Model {
             dist: Dist::Deterministic { ns: 1 },
             lb: LoadBalancer::RoundRobin,
             calls: Vec::new(),
+            fan_out: FanOut::Sequential,
             deadline_propagation: false,
             mech: None,
             capacity: 0,
@@ -292,6 +295,7 @@ impl Model {
                 dist: Dist::compile(&s.service_time),
                 lb: s.lb,
                 calls,
+                fan_out: s.fan_out,
                 deadline_propagation: s.deadline_propagation,
                 mech,
                 capacity,

@@ -28,8 +28,8 @@ use bevy_ecs::prelude::*;
 
 use super::data::CacheStep;
 use super::jobs::{
-    ALT, Attempt, BLACKHOLED, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED, PROBE,
-    Phase,
+    ALT, Attempt, BLACKHOLED, BRANCH, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED,
+    PROBE, Phase,
 };
 use super::least_loaded::LeastLoaded;
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
@@ -41,7 +41,7 @@ use crate::metrics::{EdgeCounters, MetricsHistory, Outcome};
 use crate::retry::RetryBudget;
 use crate::rng::{self, SimRng};
 use crate::sampling::{LegKind, SampledLeg};
-use crate::scenario::{KillMode, LoadBalancer};
+use crate::scenario::{FanOut, KillMode, LoadBalancer};
 use crate::time::{HORIZON_NS, NEVER, Nanos};
 
 /// Runtime state of a link (network faults and edge metrics).
@@ -106,6 +106,8 @@ pub struct Engine {
     pub fast_path_counts: FastPathCounts,
     /// State of each alert.
     pub alert_state: Vec<super::control::AlertState>,
+    /// Scratch stack of [`Ctx::orphan_chain`]'s walk (kept to reuse its allocation).
+    pub orphan_stack: Vec<(u32, u32)>,
 }
 
 /// How often each fast path was taken. Diagnostics for tests and benchmarks; no result depends
@@ -142,6 +144,7 @@ impl Default for Engine {
             limit_ns: 0,
             fast_path_counts: FastPathCounts::default(),
             alert_state: Vec::new(),
+            orphan_stack: Vec::new(),
         }
     }
 }
@@ -376,6 +379,8 @@ impl Ctx<'_, '_> {
             );
             if internal {
                 self.finish_internal(j, Outcome::Success);
+            } else if self.e.jobs.get(j).is_branch() {
+                self.branch_done(j, Outcome::Success);
             } else {
                 self.finish(j, Outcome::Success);
             }
@@ -555,7 +560,12 @@ impl Ctx<'_, '_> {
         if job.phase != Phase::Calling || !self.e.jobs.awaits(j, token) {
             return;
         }
-        let (client, internal, reps_left) = (job.is_client(), job.is_internal(), job.reps_left);
+        let (client, internal, branch, reps_left) = (
+            job.is_client(),
+            job.is_internal(),
+            job.is_branch(),
+            job.reps_left,
+        );
         let mut guarded = false;
         if let Some(call) = self.e.model.call_for(job) {
             guarded = call.guard.is_some();
@@ -586,6 +596,8 @@ impl Ctx<'_, '_> {
             self.finish_client(j, Outcome::Success);
         } else if internal {
             self.finish_internal(j, Outcome::Success);
+        } else if branch {
+            self.branch_done(j, Outcome::Success);
         } else if reps_left > 0 {
             job.reps_left -= 1;
             self.leave_bulkhead(j);
@@ -674,30 +686,41 @@ impl Ctx<'_, '_> {
         side.blackhole_token = token;
     }
 
-    /// Marks an abandoned attempt and everything it is waiting on as orphaned.
-    pub(crate) fn orphan_chain(&mut self, mut k: u32, mut generation: u32) {
-        while k != NONE {
-            let Some(job) = self.e.jobs.live(k, generation) else {
-                return;
-            };
-            // A planned job that completed before now has finished (its reply is in flight).
-            if job.phase == Phase::Settled
-                || (job.phase == Phase::Planned && job.done_ns < self.e.now)
-            {
-                return;
+    /// Marks an abandoned attempt and everything it is waiting on as orphaned: the chain of
+    /// attempts through its `child` links, and every open branch of a parallel fan-out on it.
+    pub(crate) fn orphan_chain(&mut self, k: u32, generation: u32) {
+        let mut stack = std::mem::take(&mut self.e.orphan_stack);
+        stack.push((k, generation));
+        while let Some((mut k, mut generation)) = stack.pop() {
+            while k != NONE {
+                let Some(job) = self.e.jobs.live(k, generation) else {
+                    break;
+                };
+                // A planned job that completed before now has finished (its reply is in flight).
+                if job.phase == Phase::Settled
+                    || (job.phase == Phase::Planned && job.done_ns < self.e.now)
+                {
+                    break;
+                }
+                // A deferred send made before now has a request on the wire to orphan too.
+                if job.flags & DEFERRED != 0 && job.done_ns < self.e.now {
+                    self.flush_deferred(k);
+                }
+                let Some(job) = self.e.jobs.live(k, generation) else {
+                    break;
+                };
+                let (next, next_gen, gathering) =
+                    (job.child, job.child_gen, job.phase == Phase::Gathering);
+                self.e.jobs.get_mut(k).flags |= ORPHANED;
+                if gathering {
+                    self.push_open_branches(k, &mut stack);
+                    break;
+                }
+                k = next;
+                generation = next_gen;
             }
-            // A deferred send made before now has a request on the wire to orphan too.
-            if job.flags & DEFERRED != 0 && job.done_ns < self.e.now {
-                self.flush_deferred(k);
-            }
-            let Some(job) = self.e.jobs.live(k, generation) else {
-                return;
-            };
-            let (next, next_gen) = (job.child, job.child_gen);
-            self.e.jobs.get_mut(k).flags |= ORPHANED;
-            k = next;
-            generation = next_gen;
         }
+        self.e.orphan_stack = stack;
     }
 
     /// An attempt failed (reply or timeout): retry per policy, or fail the call.
@@ -763,6 +786,8 @@ impl Ctx<'_, '_> {
             .is_some_and(|g| g.degrade)
         {
             self.fall_back(j);
+        } else if job.is_branch() {
+            self.branch_done(j, reason);
         } else {
             self.leave_bulkhead(j);
             self.finish(j, Outcome::DependencyFailed);
@@ -1072,6 +1097,16 @@ impl Ctx<'_, '_> {
     ) -> Option<(u32, u32)> {
         let job = self.e.jobs.get(k);
         if job.call_idx == 0
+            && self.e.model.services[job.node as usize].fan_out != FanOut::Sequential
+        {
+            debug_assert!(
+                delivery == Delivery::Line,
+                "parallel calls are never deferred"
+            );
+            self.scatter(k);
+            return None;
+        }
+        if job.call_idx == 0
             && self.e.model.services[job.node as usize]
                 .mech
                 .as_ref()
@@ -1119,7 +1154,7 @@ impl Ctx<'_, '_> {
             return false;
         }
         let svc = &self.e.model.services[job.node as usize];
-        if svc.mech.is_some() {
+        if svc.mech.is_some() || svc.fan_out != FanOut::Sequential {
             return false;
         }
         let Some(call) = svc.calls.first() else {
@@ -1437,7 +1472,12 @@ impl Ctx<'_, '_> {
                 && j.instance == inst
                 && matches!(
                     j.phase,
-                    Phase::Queued | Phase::Working | Phase::Calling | Phase::Backoff
+                    Phase::Queued
+                        | Phase::Working
+                        | Phase::Calling
+                        | Phase::Backoff
+                        | Phase::Gathering
+                        | Phase::Joined
                 )
         });
         let s = self.instances[inst as usize].service;
@@ -1451,7 +1491,7 @@ impl Ctx<'_, '_> {
             if job.flags & super::jobs::FILLING != 0 {
                 self.end_cache_fill(k, false);
             }
-            if job.flags & (INTERNAL | PROBE) == 0 {
+            if job.flags & (INTERNAL | PROBE | BRANCH) == 0 {
                 let m = &mut self.services[s as usize].metrics.interval;
                 match mode {
                     KillMode::Refuse => {

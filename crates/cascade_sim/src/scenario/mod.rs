@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 pub use diagnostics::{Diagnostic, ScenarioError};
 pub use resilience::*;
 pub use spans::SpanIndex;
-pub use validate::{MAX_BURST, MAX_INSTANCES, MAX_KEYS, MAX_RATE_PER_S, MAX_SERVICES, validate};
+pub use validate::{
+    MAX_BRANCHES, MAX_BURST, MAX_INSTANCES, MAX_KEYS, MAX_RATE_PER_S, MAX_SERVICES, validate,
+};
 
 /// The only scenario format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -347,9 +349,12 @@ pub struct ServiceSpec {
     /// How requests are spread over instances.
     #[serde(default, skip_serializing_if = "is_default")]
     pub lb: LoadBalancer,
-    /// Synchronous downstream calls, made in order after the own work, holding the worker.
+    /// Synchronous downstream calls, made after the own work, holding the worker.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<CallSpec>,
+    /// Whether the calls are made one after another (the default) or all at once.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub fan_out: FanOut,
     /// Honour incoming deadlines (drop expired requests when they reach a worker) and pass
     /// this request's deadline on to downstream calls.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -405,6 +410,7 @@ impl Default for ServiceSpec {
             service_time: ServiceTime::Exponential { mean_ms: 10.0 },
             lb: LoadBalancer::default(),
             calls: Vec::new(),
+            fan_out: FanOut::default(),
             deadline_propagation: false,
             cores: None,
             admission: AdmissionSpec::default(),
@@ -509,6 +515,32 @@ pub enum LoadBalancer {
     LeastOutstanding,
     /// Two random instances; the one with fewer requests in it.
     PowerOfTwoChoices,
+}
+
+/// How a service makes its calls after its own work.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FanOut {
+    /// One at a time, in list order: each call (its retries included) ends before the next
+    /// starts, and the first that fails fails the request.
+    #[default]
+    Sequential,
+    /// Every call whose probability fires is sent at once (`count` copies of it as separate
+    /// branches); the request goes on when all have succeeded and fails as soon as one fails.
+    Parallel,
+    /// As `Parallel`, but the request goes on once this many branches have succeeded (all of
+    /// them when fewer fired) and fails as soon as that can no longer happen; the branches
+    /// still out are abandoned (their work is orphaned).
+    Quorum(u32),
+}
+
+impl FanOut {
+    /// Branches whose success the request needs, of `fired` sent.
+    pub fn needed(self, fired: u32) -> u32 {
+        match self {
+            FanOut::Quorum(k) => k.min(fired),
+            FanOut::Sequential | FanOut::Parallel => fired,
+        }
+    }
 }
 
 /// A synchronous call from a service to another, made after the caller's own work.

@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 use super::diagnostics::closest;
 use super::validate_mechanisms;
 use super::{
-    Backoff, CallSpec, Diagnostic, FORMAT_VERSION, FaultKind, InstanceSelector, Jitter,
-    RateProfile, RetryPolicy, Scenario, ServiceTime,
+    Backoff, CallSpec, Diagnostic, FORMAT_VERSION, FanOut, FaultKind, InstanceSelector, Jitter,
+    RateProfile, RetryPolicy, Scenario, ServiceSpec, ServiceTime,
 };
 use crate::graph::DependencyGraph;
 use crate::time::HORIZON_S;
@@ -35,6 +35,8 @@ pub const MAX_INSTANCES: u32 = 100_000;
 pub const MAX_KEYS: u32 = 10_000_000;
 /// The most requests one burst may send at once (each is a live request until answered).
 pub const MAX_BURST: u32 = 1_000_000;
+/// Most branches one request of a parallel fan-out may send (each is a job while it runs).
+pub const MAX_BRANCHES: u32 = 10_000;
 
 /// Every semantic problem in `scenario`, in document order; empty when it is valid.
 pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
@@ -177,6 +179,7 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
                 tick,
             );
         }
+        fan_out(v, &p, svc);
         validate_mechanisms::service(v, &p, svc, scenario, &service_names, &source_names, tick);
     }
 
@@ -594,6 +597,50 @@ pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPol
                 "max_tokens must be at least 1",
             ));
         }
+    }
+}
+
+/// A parallel fan-out: a quorum of at least one and at most the branches the calls send, at
+/// most [`MAX_BRANCHES`] branches, and no cache (a cache's miss makes its backing call alone).
+fn fan_out(v: &mut Vec<Diagnostic>, p: &str, svc: &ServiceSpec) {
+    if svc.fan_out == FanOut::Sequential {
+        return;
+    }
+    let branches: u64 = svc.calls.iter().map(|c| u64::from(c.count)).sum();
+    if let FanOut::Quorum(k) = svc.fan_out {
+        if k == 0 {
+            v.push(
+                Diagnostic::new(format!("{p}.fan_out"), "a quorum must be at least 1")
+                    .with_hint("`Parallel` waits for every branch"),
+            );
+        } else if u64::from(k) > branches {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.fan_out"),
+                    format!(
+                        "a quorum of {k} is more than the {branches} branches this service sends"
+                    ),
+                )
+                .with_hint("every call sends `count` branches; lower the quorum or add calls"),
+            );
+        }
+    }
+    count_at_most(
+        v,
+        &format!("{p}.calls"),
+        branches,
+        MAX_BRANCHES.into(),
+        "parallel branches per request",
+        "each branch is simulated while it runs; model a wide fan-out with fewer, larger calls",
+    );
+    if svc.cache.is_some() {
+        v.push(
+            Diagnostic::new(
+                format!("{p}.fan_out"),
+                "a cache makes its backing call alone and cannot fan out",
+            )
+            .with_hint("put the fan-out in a service behind the cache"),
+        );
     }
 }
 

@@ -130,20 +130,28 @@ pub fn run_batches(
     batch_s: f64,
     batches: usize,
 ) -> Batches {
-    let mut sim = Simulation::new(scenario);
-    let interval_s = sim.history().interval_ns as f64 / 1e9;
-    let per_batch = (batch_s / interval_s).round() as u32;
-    let warm = (warmup_s / interval_s).round() as u32;
-    sim.run_until_s(warmup_s + batch_s * batches as f64);
+    let sim = run_for_batches(scenario, warmup_s, batch_s, batches);
     let history = sim.history();
-    let ring = &history.services[service];
-    let out = (0..batches as u32)
-        .map(|b| window(ring, warm + b * per_batch, warm + (b + 1) * per_batch))
-        .collect();
-    Batches {
-        batches: out,
-        batch_ns: (batch_s * 1e9) as u64,
-    }
+    Batches::of(
+        &history.services[service],
+        history,
+        warmup_s,
+        batch_s,
+        batches,
+    )
+}
+
+/// Runs `warmup_s` and then `batches` batches of `batch_s`; [`Batches::of`] cuts any node's
+/// history of the run into the batches.
+pub fn run_for_batches(
+    scenario: &Scenario,
+    warmup_s: f64,
+    batch_s: f64,
+    batches: usize,
+) -> Simulation {
+    let mut sim = Simulation::new(scenario);
+    sim.run_until_s(warmup_s + batch_s * batches as f64);
+    sim
 }
 
 /// Mean and standard error of the mean of per-batch values.
@@ -155,6 +163,26 @@ pub fn mean_se(values: &[f64]) -> (f64, f64) {
 }
 
 impl Batches {
+    /// The counters of each of `batches` batches of `batch_s` after `warmup_s` in `ring`, a
+    /// node's rows of `history`.
+    pub fn of(
+        ring: &VecDeque<NodeRow>,
+        history: &MetricsHistory,
+        warmup_s: f64,
+        batch_s: f64,
+        batches: usize,
+    ) -> Batches {
+        let interval_s = history.interval_ns as f64 / 1e9;
+        let per_batch = (batch_s / interval_s).round() as u32;
+        let warm = (warmup_s / interval_s).round() as u32;
+        Batches {
+            batches: (0..batches as u32)
+                .map(|b| window(ring, warm + b * per_batch, warm + (b + 1) * per_batch))
+                .collect(),
+            batch_ns: (batch_s * 1e9) as u64,
+        }
+    }
+
     /// Batch-means estimate of a per-batch statistic.
     pub fn estimate(&self, f: impl Fn(&NodeCounters, u64) -> f64) -> (f64, f64) {
         let values: Vec<f64> = self.batches.iter().map(|c| f(c, self.batch_ns)).collect();
