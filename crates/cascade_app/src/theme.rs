@@ -11,6 +11,8 @@ use cascade_sim::scenario::NodeKind;
 
 /// Canvas background.
 pub const BACKGROUND: Color = Color::srgb(0.105, 0.115, 0.135);
+/// Secondary text on the canvas: a node's figures, an edge's note.
+pub const MUTED_TEXT: Color = Color::srgb(0.62, 0.67, 0.73);
 
 /// RGB of a health state.
 pub fn health_rgb(h: Health) -> [u8; 3] {

@@ -4,6 +4,7 @@
 //! spread of a failure reads from 1 to n; the numbering resets when an edge heals.
 
 use bevy::prelude::*;
+use bevy::sprite::Anchor;
 use cascade_sim::SimClock;
 use cascade_sim::metrics::{EdgeCounters, MetricsHistory};
 
@@ -28,6 +29,10 @@ struct EdgeArrow;
 
 #[derive(Component)]
 struct EdgeOrder;
+
+/// The fan-out note of an edge (`CanvasEdge::note`), near its caller's end.
+#[derive(Component)]
+struct EdgeNote;
 
 /// Error share above which an edge joins the failure path.
 const PATH_ON: f64 = 0.10;
@@ -75,6 +80,7 @@ pub(super) fn spawn_edge(
     commands: &mut Commands,
     meshes: &mut Assets<Mesh>,
     materials: &mut Assets<ColorMaterial>,
+    font: &Handle<Font>,
     index: usize,
 ) -> Entity {
     let band = meshes.add(Rectangle::new(1.0, 1.0));
@@ -107,9 +113,17 @@ pub(super) fn spawn_edge(
             p.spawn((
                 EdgeOrder,
                 Text2d::new(""),
-                TextFont::from_font_size(13.0),
+                TextFont::from_font_size(13.0).with_font(font.clone()),
                 TextColor(Color::WHITE),
                 Transform::from_xyz(0.0, 12.0, 0.3),
+            ));
+            p.spawn((
+                EdgeNote,
+                Text2d::new(""),
+                TextFont::from_font_size(12.0).with_font(font.clone()),
+                Anchor::CENTER_LEFT,
+                TextColor(theme::MUTED_TEXT),
+                Transform::from_xyz(0.0, -12.0, 0.3),
             ));
         })
         .id()
@@ -172,6 +186,17 @@ fn sync_edges(
             Without<EdgeVisual>,
             Without<EdgeBand>,
             Without<EdgeArrow>,
+            Without<EdgeNote>,
+        ),
+    >,
+    mut notes: Query<
+        (&mut Text2d, &mut Transform, &mut Anchor),
+        (
+            With<EdgeNote>,
+            Without<EdgeVisual>,
+            Without<EdgeBand>,
+            Without<EdgeArrow>,
+            Without<EdgeOrder>,
         ),
     >,
     mut materials: ResMut<Assets<ColorMaterial>>,
@@ -223,6 +248,25 @@ fn sync_edges(
                     .unwrap_or_default();
                 if text.0 != wanted {
                     text.0 = wanted;
+                }
+            }
+            if let Ok((mut text, mut t, mut anchor)) = notes.get_mut(child) {
+                // Upright, beside the caller's end of the band on the side away from the
+                // failure path's number, and growing away from the band.
+                t.rotation = Quat::from_rotation_z(-angle);
+                t.translation.x = -shown / 4.0;
+                t.translation.y = -(width / 2.0 + 8.0);
+                let away = Vec2::new(dir.y, -dir.x);
+                let wanted = if away.x >= 0.0 {
+                    Anchor::CENTER_LEFT
+                } else {
+                    Anchor::CENTER_RIGHT
+                };
+                if *anchor != wanted {
+                    *anchor = wanted;
+                }
+                if text.0 != e.note {
+                    text.0.clone_from(&e.note);
                 }
             }
         }

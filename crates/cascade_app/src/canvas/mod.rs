@@ -25,7 +25,7 @@ mod particles;
 use std::collections::BTreeMap;
 
 use bevy::prelude::*;
-use cascade_sim::scenario::{NodeKind, Scenario};
+use cascade_sim::scenario::{FanOut, NodeKind, Scenario};
 use cascade_sim::{Engine, NodeRef};
 
 pub use camera::CanvasCamera;
@@ -98,6 +98,8 @@ pub struct CanvasEdge {
     pub to: String,
     /// Model links carrying this edge (a caller may call a callee more than once).
     pub links: Vec<u32>,
+    /// How a parallel fan-out uses the edge ([`fan_out_note`]); empty for sequential calls.
+    pub note: String,
     /// Root entity.
     pub entity: Entity,
 }
@@ -194,7 +196,10 @@ fn rebuild_graph(
     graph.positions = positions;
     graph.built_for = Some(key);
     if same_structure {
-        // Only positions or parameters changed: entities stay, transforms follow.
+        // Only positions or parameters changed: entities stay, transforms and notes follow.
+        for e in &mut graph.edges {
+            e.note = fan_out_note(&doc.scenario, &e.from, &e.to);
+        }
         return;
     }
     for n in graph.nodes.drain(..) {
@@ -259,8 +264,9 @@ fn rebuild_graph(
             _ => Vec::new(),
         };
         let index = edges.len();
-        let entity = edges::spawn_edge(&mut commands, &mut meshes, &mut materials, index);
+        let entity = edges::spawn_edge(&mut commands, &mut meshes, &mut materials, &font.0, index);
         edges.push(CanvasEdge {
+            note: fan_out_note(&doc.scenario, &from, &to),
             from,
             to,
             links,
@@ -288,9 +294,50 @@ pub fn edge_list(scenario: &Scenario) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The note on edge `from` → `to` when `from` fans out in parallel: its branches on this edge
+/// per request ("×20 in parallel"), and for a quorum how many of all branches it waits for
+/// ("×3 in parallel, 2 of 3"). Empty otherwise.
+pub fn fan_out_note(scenario: &Scenario, from: &str, to: &str) -> String {
+    let Some(service) = scenario.services.iter().find(|s| s.name == from) else {
+        return String::new();
+    };
+    let branches = |to: Option<&str>| -> u64 {
+        service
+            .calls
+            .iter()
+            .filter(|c| to.is_none_or(|t| c.to == t))
+            .map(|c| u64::from(c.count))
+            .sum()
+    };
+    let here = branches(Some(to));
+    if here == 0 {
+        return String::new();
+    }
+    match service.fan_out {
+        FanOut::Sequential => String::new(),
+        FanOut::Parallel => format!("×{here} in parallel"),
+        FanOut::Quorum(k) => format!("×{here} in parallel, {k} of {}", branches(None)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_edges_say_how_many_branches_and_the_quorum() {
+        let s = shipped(include_str!(
+            "../../../../scenarios/mechanisms/parallel-fan-out.ron"
+        ));
+        assert_eq!(fan_out_note(&s, "search", "shard"), "×20 in parallel");
+        assert_eq!(
+            fan_out_note(&s, "search-partial", "shard"),
+            "×20 in parallel, 16 of 20"
+        );
+        assert_eq!(fan_out_note(&s, "users", "search"), "", "a source's call");
+        let seq = shipped(include_str!("../../../../scenarios/bench/three-tier.ron"));
+        assert_eq!(fan_out_note(&seq, "api", "db"), "", "sequential calls");
+    }
 
     fn shipped(text: &str) -> Scenario {
         Scenario::from_ron_str(text, "shipped").expect("a shipped scenario loads")

@@ -137,7 +137,7 @@ pub(super) fn spawn_node(
                 NodeStats,
                 Text2d::new(""),
                 TextFont::from_font_size(12.0).with_font(font.clone()),
-                TextColor(Color::srgb(0.62, 0.67, 0.73)),
+                TextColor(theme::MUTED_TEXT),
                 Anchor::CENTER_LEFT,
                 Transform::from_xyz(label_x, -11.0, 0.3),
             ));
