@@ -6,6 +6,7 @@
 //! jitter `uniform(0, that)`; equal jitter `that/2 + uniform(0, that/2)`; decorrelated
 //! `min(cap, uniform(base, previous·3))`. Deciding *whether* to retry lives in the engine.
 
+use crate::metrics::Outcome;
 use crate::rng::{self, SimRng};
 use crate::scenario::{Backoff, Jitter, RetryPolicy};
 use crate::time::{Nanos, ms_to_ns};
@@ -21,6 +22,8 @@ pub struct RetryModel {
     pub jitter: Jitter,
     /// `(ratio, max_tokens)` of the retry budget, if any.
     pub budget: Option<(f64, f64)>,
+    /// The attempt outcomes worth a retry, one bit per [`Outcome`] discriminant.
+    pub retry_mask: u32,
 }
 
 /// Backoff in nanoseconds.
@@ -54,7 +57,21 @@ impl RetryModel {
             },
             jitter: p.jitter,
             budget: p.budget.map(|b| (b.ratio, b.max_tokens)),
+            retry_mask: if p.retry_on.is_empty() {
+                u32::MAX
+            } else {
+                p.retry_on
+                    .iter()
+                    .fold(0, |m, f| m | 1 << (f.outcome() as u32))
+            },
         }
+    }
+
+    /// True if a failed attempt that ended with `outcome` is worth another try (its
+    /// `retry_on`); whether one is left is for the caller to check.
+    #[inline]
+    pub fn retries(&self, outcome: Outcome) -> bool {
+        self.retry_mask & (1 << (outcome as u32)) != 0
     }
 
     /// No retries at all.
@@ -63,6 +80,7 @@ impl RetryModel {
         backoff: BackoffModel::None,
         jitter: Jitter::None,
         budget: None,
+        retry_mask: u32::MAX,
     };
 
     /// The delay before retry number `retry` (1 for the first retry). `previous_ns` is the
@@ -138,7 +156,7 @@ impl RetryBudget {
 mod tests {
     use super::*;
     use crate::rng::stream;
-    use crate::scenario::RetryBudgetSpec;
+    use crate::scenario::{Failure, Failures, RetryBudgetSpec};
 
     fn model(backoff: Backoff, jitter: Jitter) -> RetryModel {
         RetryModel::compile(&RetryPolicy {
@@ -146,6 +164,7 @@ mod tests {
             backoff,
             jitter,
             budget: None,
+            retry_on: Failures::default(),
         })
     }
 
@@ -232,6 +251,22 @@ mod tests {
     }
 
     #[test]
+    fn retry_on_names_the_failures_worth_another_try() {
+        let every = model(Backoff::None, Jitter::None);
+        assert!(Outcome::ALL[1..].iter().all(|&o| every.retries(o)));
+        let only = RetryModel::compile(&RetryPolicy {
+            max_attempts: 3,
+            retry_on: Failures::of(&[Failure::Timeout, Failure::Refused]),
+            ..RetryPolicy::default()
+        });
+        let retried: Vec<Outcome> = Outcome::ALL
+            .into_iter()
+            .filter(|&o| only.retries(o))
+            .collect();
+        assert_eq!(retried, [Outcome::Refused, Outcome::Timeout]);
+    }
+
+    #[test]
     fn budget_allows_ratio_of_first_attempts_in_the_long_run() {
         let m = RetryModel::compile(&RetryPolicy {
             max_attempts: 3,
@@ -241,6 +276,7 @@ mod tests {
                 ratio: 0.1,
                 max_tokens: 10.0,
             }),
+            retry_on: Failures::default(),
         });
         let mut b = RetryBudget::new(&m);
         let mut granted = 0;

@@ -468,6 +468,51 @@ fn retries_past_a_refusing_instance_succeed_as_independent_picks_say() {
 }
 
 #[test]
+fn retry_on_retries_only_the_failures_it_names() {
+    // One of two randomly balanced instances refuses connections, the other fails 30% of its
+    // requests with an error: each attempt is refused (1/2), fails (0.15) or succeeds (0.35),
+    // independently. With 3 attempts, retrying every failure, a request fails with
+    // probability 0.65³ and makes 1 + 0.65 + 0.65² attempts; retrying only refusals, an error
+    // ends it: it succeeds with probability 0.35·(1 + 1/2 + 1/4) after 1 + 1/2 + 1/4 attempts;
+    // retrying only timeouts (there are none), it makes one attempt and succeeds 0.35 of the
+    // time.
+    for (retry_on, success, attempts) in [
+        ("", 1.0 - 0.65f64.powi(3), 1.0 + 0.65 + 0.65 * 0.65),
+        (", retry_on: [Refused]", 0.35 * 1.75, 1.75),
+        (", retry_on: [Timeout]", 0.35, 1.0),
+    ] {
+        let s = common::parse(&format!(
+            r#"(
+                version: 1, name: "retry on", duration_s: 1, seed: 41,
+                sources: [(name: "clients", target: "api", rate: Constant(1000),
+                           retry: (max_attempts: 3{retry_on}))],
+                services: [(name: "api", instances: 2, lb: Random, workers: 100,
+                            service_time: Exponential(mean_ms: 1.0))],
+                faults: [
+                    (at_s: 0.0, fault: Kill(service: "api", instances: First(1), mode: Refuse)),
+                    (at_s: 0.0, fault: Errors(service: "api", probability: 0.3)),
+                ],
+            )"#
+        ));
+        let sim = common::run_for_batches(&s, 1.0, 3.0, 20);
+        let h = sim.history();
+        let clients = common::Batches::of(&h.sources[0], h, 1.0, 3.0, 20);
+        common::assert_close(
+            &format!("success{retry_on}"),
+            clients.estimate(|c, _| c.succeeded as f64 / c.completed() as f64),
+            success,
+            0.01,
+        );
+        common::assert_close(
+            &format!("attempts per request{retry_on}"),
+            clients.estimate(|c, _| c.offered() as f64 / c.offered_first as f64),
+            attempts,
+            0.01,
+        );
+    }
+}
+
+#[test]
 fn a_one_way_partition_of_replies_wastes_all_the_work() {
     // Replies cut: the server does every request, the caller hears nothing and times out.
     let s = common::parse(

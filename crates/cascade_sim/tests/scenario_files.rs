@@ -247,6 +247,50 @@ fn synchronous_call_cycles_are_rejected_with_the_cycle() {
 }
 
 #[test]
+fn fan_outs_and_retry_lists_are_checked_and_round_trip() {
+    let parallel = r#"(to: "db", count: 3, timeout_ms: 50.0,
+         retry: (max_attempts: 2, retry_on: [Timeout, Refused]))], fan_out: Quorum(2)"#;
+    let text = GOOD.replacen(r#"(to: "db", timeout_ms: 50.0)]"#, parallel, 1);
+    let s = Scenario::from_ron_str(&text, "good.ron").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.services[0].fan_out, scenario::FanOut::Quorum(2));
+    let retry_on: Vec<_> = s.services[0].calls[0].retry.retry_on.iter().collect();
+    assert_eq!(
+        retry_on,
+        [scenario::Failure::Timeout, scenario::Failure::Refused]
+    );
+    let saved = s.to_ron_string();
+    assert!(saved.contains("fan_out: Quorum(2)"), "{saved}");
+    assert!(saved.contains("retry_on: ["), "{saved}");
+    assert_eq!(Scenario::from_ron_str(&saved, "saved.ron").unwrap(), s);
+
+    let (text, err) = broken(
+        r#"(to: "db", timeout_ms: 50.0)]"#,
+        &parallel.replace("Quorum(2)", "Quorum(4)"),
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "Quorum(4)", 0),
+        "a quorum of 4 is more than the 3 branches this service sends",
+        Some("lower the quorum"),
+    );
+    let (text, err) = broken(
+        r#"(to: "db", timeout_ms: 50.0)]"#,
+        &parallel.replace("Quorum(2)", "Quorum(0)"),
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "Quorum(0)", 0),
+        "a quorum must be at least 1",
+        Some("`Parallel` waits for every branch"),
+    );
+    let (_, err) = broken(
+        r#"(to: "db", timeout_ms: 50.0)]"#,
+        &parallel.replace("Refused", "Refsued"),
+    );
+    assert!(err.to_string().contains("did you mean `Refused`"), "{err}");
+}
+
+#[test]
 fn syntax_errors_have_positions_and_hints() {
     let (text, err) = broken("workers: 4,", "workers: 4");
     assert_eq!(err.problems.len(), 1);

@@ -7,8 +7,8 @@
 
 use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::{
-    Backoff, CallSpec, FanOut, Jitter, LoadBalancer, NodeKind, QueueDiscipline, RateProfile,
-    RetryBudgetSpec, RetryPolicy, Scenario, ServiceSpec, ServiceTime, SourceSpec,
+    Backoff, CallSpec, Failure, Failures, FanOut, Jitter, LoadBalancer, NodeKind, QueueDiscipline,
+    RateProfile, RetryBudgetSpec, RetryPolicy, Scenario, ServiceSpec, ServiceTime, SourceSpec,
 };
 use egui_plot::{Line, Plot, PlotPoints};
 
@@ -578,7 +578,42 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
             }
         });
         ui.end_row();
+        ui.label("retry on");
+        retry_on_ui(ui, &mut r.retry_on, i);
+        ui.end_row();
     });
+}
+
+/// Which failures a retry policy retries: every one (the default), or those ticked.
+fn retry_on_ui(ui: &mut egui::Ui, retry_on: &mut Failures, i: usize) {
+    let summary = if retry_on.is_empty() {
+        "every failure".to_owned()
+    } else {
+        retry_on
+            .iter()
+            .map(|f| format!("{f:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    egui::ComboBox::from_id_salt(("retry_on", i))
+        .selected_text(summary)
+        .width(140.0)
+        .show_ui(ui, |ui| {
+            if ui
+                .selectable_label(retry_on.is_empty(), "every failure")
+                .clicked()
+            {
+                *retry_on = Failures::default();
+            }
+            for f in Failure::ALL {
+                let mut on = retry_on.contains(f);
+                if ui.checkbox(&mut on, format!("{f:?}")).changed() {
+                    retry_on.set(f, on);
+                }
+            }
+        })
+        .response
+        .on_hover_text("Failures worth another try; others end the call at once");
 }
 
 fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {

@@ -741,7 +741,7 @@ impl Ctx<'_, '_> {
             return;
         };
         let retry = call.retry;
-        if u32::from(attempts) < retry.max_attempts {
+        if u32::from(attempts) < retry.max_attempts && retry.retries(reason) {
             // The caller's random stream and retry budget for this call.
             let (rng, budget): (&mut SimRng, Option<&mut RetryBudget>) = if client {
                 let st = &mut *self.sources[node as usize];

@@ -21,6 +21,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Outcome;
+
 pub use diagnostics::{Diagnostic, ScenarioError};
 pub use resilience::*;
 pub use spans::SpanIndex;
@@ -621,6 +623,9 @@ pub struct RetryPolicy {
     /// Limit on retries as a share of first attempts (token bucket), per caller instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<RetryBudgetSpec>,
+    /// The failures worth another try; empty (the default): every failure.
+    #[serde(default, skip_serializing_if = "Failures::is_empty")]
+    pub retry_on: Failures,
 }
 
 impl Default for RetryPolicy {
@@ -630,7 +635,116 @@ impl Default for RetryPolicy {
             backoff: Backoff::None,
             jitter: Jitter::None,
             budget: None,
+            retry_on: Failures::default(),
         }
+    }
+}
+
+/// How an attempt can fail, as a caller sees it (`retry_on` names them).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No reply before the caller's timeout (a slow or lost attempt).
+    Timeout,
+    /// An error reply (5xx).
+    Error,
+    /// Turned away: the queue was full or no instance was routable (503).
+    Rejected,
+    /// Connection refused by a dead instance.
+    Refused,
+    /// "Too many requests" (429) from a rate limit or a throttle.
+    Throttled,
+    /// Turned away by a hard limit (connections).
+    Overloaded,
+    /// Shed after waiting too long in the queue.
+    Shed,
+    /// Dropped because its deadline had passed.
+    Expired,
+    /// The callee's own dependency failed.
+    DependencyFailed,
+    /// An optimistic-concurrency write lost to another.
+    Conflict,
+}
+
+impl Failure {
+    /// Every failure, in the order `retry_on` lists are written.
+    pub const ALL: [Failure; 10] = [
+        Failure::Timeout,
+        Failure::Error,
+        Failure::Rejected,
+        Failure::Refused,
+        Failure::Throttled,
+        Failure::Overloaded,
+        Failure::Shed,
+        Failure::Expired,
+        Failure::DependencyFailed,
+        Failure::Conflict,
+    ];
+
+    /// The attempt outcome it stands for.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Failure::Timeout => Outcome::Timeout,
+            Failure::Error => Outcome::Error,
+            Failure::Rejected => Outcome::Rejected,
+            Failure::Refused => Outcome::Refused,
+            Failure::Throttled => Outcome::Throttled,
+            Failure::Overloaded => Outcome::Overloaded,
+            Failure::Shed => Outcome::Shed,
+            Failure::Expired => Outcome::Expired,
+            Failure::DependencyFailed => Outcome::DependencyFailed,
+            Failure::Conflict => Outcome::Conflict,
+        }
+    }
+}
+
+/// A set of [`Failure`]s, written as a list (`[Timeout, Refused]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Failures(u16);
+
+impl Failures {
+    /// The set of `list`.
+    pub fn of(list: &[Failure]) -> Failures {
+        Failures(list.iter().fold(0, |m, &f| m | Failures::bit(f)))
+    }
+
+    fn bit(f: Failure) -> u16 {
+        1 << Failure::ALL.iter().position(|&x| x == f).unwrap_or(0)
+    }
+
+    /// True for the empty set.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// True if `f` is in the set.
+    pub fn contains(self, f: Failure) -> bool {
+        self.0 & Failures::bit(f) != 0
+    }
+
+    /// Adds or removes `f`.
+    pub fn set(&mut self, f: Failure, on: bool) {
+        if on {
+            self.0 |= Failures::bit(f);
+        } else {
+            self.0 &= !Failures::bit(f);
+        }
+    }
+
+    /// The members, in [`Failure::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Failure> {
+        Failure::ALL.into_iter().filter(move |&f| self.contains(f))
+    }
+}
+
+impl Serialize for Failures {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Failures {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Failures::of(&Vec::<Failure>::deserialize(deserializer)?))
     }
 }
 
