@@ -131,7 +131,10 @@ pub fn live_window_s(rows: &[SystemRow], interval_s: f64, settings: &VerdictSett
 }
 
 /// Whether each interval is healthy: the success ratio over the smoothing window centred on
-/// it (cut at the ends of the run) reaches `healthy_ratio`, or nothing was offered.
+/// it reaches `healthy_ratio`, or nothing was offered. The window is cut at the ends of the
+/// run and at the end of the last trigger: an interval after it is judged on evidence after
+/// it only (the outage's last seconds do not make a system that is already well look ill),
+/// an interval before it on evidence before it.
 pub fn healthy_intervals(
     rows: &[SystemRow],
     interval_s: f64,
@@ -139,6 +142,7 @@ pub fn healthy_intervals(
 ) -> Vec<bool> {
     let n = rows.len();
     let half = ((settings.smooth_s / interval_s / 2.0).floor() as usize).min(n);
+    let after_trigger = rows.iter().rposition(|r| r.trigger_active).map(|i| i + 1);
     // The first interval is a warm-up: requests that arrived late in it complete in the next,
     // so its success ratio is biased low by up to (latency / interval).
     (0..n)
@@ -146,7 +150,12 @@ pub fn healthy_intervals(
             if i == 0 {
                 return true;
             }
-            let (from, to) = (i.saturating_sub(half), (i + half + 1).min(n));
+            let (mut from, mut to) = (i.saturating_sub(half), (i + half + 1).min(n));
+            match after_trigger {
+                Some(t) if i >= t => from = from.max(t),
+                Some(t) => to = to.min(t),
+                None => {}
+            }
             let (o, g) = rows[from..to]
                 .iter()
                 .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
@@ -281,6 +290,29 @@ mod tests {
         assert_eq!(v.kind, VerdictKind::Recovered);
         // Trigger ends at t = 2 s; healthy from t = 4 s.
         assert_eq!(v.recovery_seconds, Some(2.0));
+    }
+
+    #[test]
+    fn a_system_well_the_moment_its_trigger_ends_is_judged_on_what_follows() {
+        // Smoothed over 5 s, the 10-s final window begins as the trigger ends. Its first two
+        // intervals would average in the outage's last two and read unhealthy (a `metastable`
+        // verdict for a system that was well at once); cut at the trigger's end they do not.
+        let mut ratios = vec![(1.0, false); 5];
+        ratios.extend(vec![(0.1, true); 5]);
+        ratios.extend(vec![(1.0, false); 10]);
+        let rows = series(&ratios);
+        let settings = VerdictSettings {
+            healthy_ratio: 0.9,
+            judge_window_s: 10.0,
+            smooth_s: 5.0,
+        };
+        let v = judge(&rows, 1.0, &settings, &[]);
+        assert_eq!(v.kind, VerdictKind::Recovered);
+        assert_eq!(v.recovery_seconds, Some(0.0));
+        // The outage's own intervals are still judged with their neighbours before the end:
+        // the last healthy one before it averages in two bad seconds.
+        let healthy = healthy_intervals(&rows, 1.0, &settings);
+        assert_eq!(&healthy[3..6], &[false, false, false]);
     }
 
     #[test]
