@@ -190,6 +190,83 @@ fn shedding_by_queue_time_keeps_goodput_near_capacity_up_to_twice_the_load() {
 }
 
 #[test]
+fn controlled_delay_times_out_a_standing_queue_after_the_target() {
+    // Maurer, "Fail at Scale" (ACM Queue 2015): a request put in a queue that has not been
+    // empty for the last N = 100 ms may wait M = 5 ms, otherwise N. One worker of exactly
+    // 1 ms; bursts of 80 at 0 s, 50 at 50 ms and 50 at 120 ms. The queue is never empty from
+    // 0 to 129 ms (the first burst is served by 80 ms, the second, queued behind it, from 80
+    // to 130 ms, waiting 30–79 ms: within N). So the second burst, queued after 50 ms of
+    // standing, gets N; the third, after 120 ms, gets M, and all of it has waited at least
+    // 10 ms when the worker comes to it: shed. A plain 100-ms queue-time limit serves it all.
+    let text = |admission: &str| {
+        format!(
+            r#"(
+            version: 1, name: "codel", duration_s: 1, seed: 1,
+            sources: [
+                (name: "a", target: "server", rate: Burst(count: 80, at_s: 0.0)),
+                (name: "b", target: "server", rate: Burst(count: 50, at_s: 0.05)),
+                (name: "c", target: "server", rate: Burst(count: 50, at_s: 0.12)),
+            ],
+            services: [(name: "server", workers: 1, service_time: Deterministic(ms: 1.0),
+                        admission: {admission})],
+        )"#
+        )
+    };
+    for (admission, third_served) in [
+        ("(codel: (target_ms: 5.0, interval_ms: 100.0))", 0),
+        ("(max_queue_wait_ms: 100.0)", 50),
+    ] {
+        let sim = run(&common::parse(&text(admission)), 1.0);
+        let served = |i| source(&sim, i, 0, 1).goodput;
+        assert_eq!(
+            (served(0), served(1), served(2)),
+            (80, 50, third_served),
+            "{admission}"
+        );
+        assert_eq!(
+            service(&sim, 0, 0, 1).shed,
+            50 - third_served,
+            "{admission}"
+        );
+    }
+}
+
+#[test]
+fn controlled_delay_sheds_less_than_its_target_alone_and_keeps_goodput_under_overload() {
+    // At 0.9 of capacity (10 workers, exponential 10 ms) a fixed 5-ms limit sheds what M/M/10
+    // with deterministic patience says (0.0639). Controlled delay gives every request at least
+    // that patience (5 ms in a standing queue, 100 ms otherwise), and more patience means fewer
+    // abandonments (M/M/c+G is monotone in the patience distribution), so it sheds less.
+    let codel = ", admission: (codel: (target_ms: 5.0, interval_ms: 100.0))";
+    let (fixed, _) = common::mmc_plus_d(10, 900.0, 100.0, 0.005);
+    let shed_share = |admission: &str| {
+        let b = common::run_batches(&overloaded(0.9, admission), 0, 5.0, 10.0, 20);
+        b.estimate(|c, _| c.shed as f64 / c.offered() as f64)
+    };
+    common::assert_close(
+        "fixed 5-ms limit at 0.9 load: shed share",
+        shed_share(", admission: (max_queue_wait_ms: 5.0)"),
+        fixed,
+        0.03,
+    );
+    let (codel_shed, se) = shed_share(codel);
+    assert!(
+        codel_shed + common::Z * se < fixed,
+        "controlled delay shed {codel_shed:.4} ± {se:.4} at 0.9 load, a fixed 5 ms {fixed:.4}"
+    );
+    // Under overload shed requests cost nothing, so goodput stays at capacity (AWS Builders'
+    // Library, load shedding: at least 0.9 × capacity up to twice the load).
+    for load in [1.5, 2.0] {
+        let sim = run(&overloaded(load, codel), 60.0);
+        let goodput_per_s = source(&sim, 0, 10, 60).goodput as f64 / 50.0;
+        assert!(
+            goodput_per_s >= 900.0,
+            "load {load}×: goodput {goodput_per_s:.0}/s below 0.9 × capacity"
+        );
+    }
+}
+
+#[test]
 fn an_in_flight_limit_refuses_as_the_finite_queue_says() {
     // `max_in_flight: K` on an instance of c workers is the M/M/c/K queue: an attempt that
     // finds K requests in the instance is refused. c = 10, K = 15, a = 8 erlangs:

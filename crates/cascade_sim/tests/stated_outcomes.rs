@@ -103,6 +103,7 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
         for (on, name) in [
             (a.max_queue_wait_ms.is_some(), "queue-time shedding"),
             (a.lifo_above.is_some(), "adaptive LIFO"),
+            (a.codel.is_some(), "controlled delay"),
             (a.rate_limit.is_some(), "rate limit"),
             (a.max_in_flight.is_some(), "in-flight limit"),
             (a.latch_above.is_some(), "latch over a limit"),
@@ -198,6 +199,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "burst",
         "queue-time shedding",
         "adaptive LIFO",
+        "controlled delay",
         "rate limit",
         "in-flight limit",
         "latch over a limit",

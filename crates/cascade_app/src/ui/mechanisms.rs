@@ -11,9 +11,9 @@
 use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::{
     AdaptiveThrottleSpec, AdmissionSpec, AlertMetric, AlertSpec, AutoscaleSpec, BreakerSpec,
-    CacheSpec, CallSpec, FailoverSpec, Fallback, HealthCheckSpec, LifecycleSpec, OccSpec,
-    OperatorAction, OperatorStep, OperatorTrigger, OutlierSpec, PeriodicCallSpec, RateLimitSpec,
-    ScaleMetric, Scenario, ServiceSpec, SourceSpec, WorkQueueSpec,
+    CacheSpec, CallSpec, CodelSpec, FailoverSpec, Fallback, HealthCheckSpec, LifecycleSpec,
+    OccSpec, OperatorAction, OperatorStep, OperatorTrigger, OutlierSpec, PeriodicCallSpec,
+    RateLimitSpec, ScaleMetric, Scenario, ServiceSpec, SourceSpec, WorkQueueSpec,
 };
 
 /// A value parsed from the format's own defaults (so the app offers exactly what an omitted
@@ -322,6 +322,39 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             ms,
                             "Drop requests that waited longer than this",
                         );
+                    });
+                    row(ui, "controlled delay", |ui| {
+                        ui.horizontal(|ui| {
+                            let mut on = a.codel.is_some();
+                            ui.checkbox(&mut on, "").on_hover_text(
+                                "Facebook's CoDel: in a queue that has not emptied for the interval, shed after the target",
+                            );
+                            match (on, a.codel) {
+                                (true, None) => {
+                                    a.codel = Some(CodelSpec {
+                                        target_ms: 5.0,
+                                        interval_ms: 100.0,
+                                    });
+                                }
+                                (false, Some(_)) => a.codel = None,
+                                _ => {}
+                            }
+                            if let Some(c) = a.codel.as_mut() {
+                                ui.add(
+                                    egui::DragValue::new(&mut c.target_ms)
+                                        .range(0.001..=c.interval_ms)
+                                        .suffix(" ms"),
+                                )
+                                .on_hover_text("Longest wait in a standing queue");
+                                ui.add(
+                                    egui::DragValue::new(&mut c.interval_ms)
+                                        .range(0.001..=3_600_000.0)
+                                        .prefix("within ")
+                                        .suffix(" ms"),
+                                )
+                                .on_hover_text("A queue not empty for this long is standing; also the longest wait otherwise");
+                            }
+                        });
                     });
                     row(ui, "LIFO above", |ui| {
                         optional_u32(

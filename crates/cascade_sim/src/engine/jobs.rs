@@ -173,6 +173,8 @@ pub struct JobSide {
     pub branches_pending: u32,
     /// A gathering parent: successes still needed to go on.
     pub branches_needed: u32,
+    /// Queued at an instance with controlled delay: the longest it may wait there, ns.
+    pub codel_timeout_ns: u64,
 }
 
 impl Job {

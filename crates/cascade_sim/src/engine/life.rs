@@ -491,7 +491,7 @@ impl Ctx<'_, '_> {
             self.start_work(k, inst);
         } else if (is.queue.len() as u32) < capacity {
             is.touch(now);
-            is.queue.push_back(k);
+            is.enqueue(k, now);
             self.load_changed(inst);
         } else {
             if let Some(m) = is.mech.as_deref_mut() {

@@ -192,6 +192,24 @@ impl AutoscaleModel {
     }
 }
 
+/// Controlled delay (Maurer, "Fail at Scale", ACM Queue 2015): the longest a request put in a
+/// queue at `now` may wait there. A queue that has not been empty for the last `interval` is
+/// standing: `target`; else `interval`. `queue_empty` is whether the queue is empty now,
+/// `nonempty_since_ns` when it last stopped being empty.
+#[inline]
+pub fn codel_timeout_ns(
+    (target_ns, interval_ns): (Nanos, Nanos),
+    queue_empty: bool,
+    nonempty_since_ns: Nanos,
+    now: Nanos,
+) -> Nanos {
+    if !queue_empty && now.saturating_sub(nonempty_since_ns) > interval_ns {
+        target_ns
+    } else {
+        interval_ns
+    }
+}
+
 /// A service's mechanisms, compiled. See the module docs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceMech {
@@ -201,6 +219,8 @@ pub struct ServiceMech {
     pub max_wait_ns: Nanos,
     /// Serve newest first above this queue length (`u32::MAX`: never).
     pub lifo_above: u32,
+    /// Controlled delay: `(target_ns, interval_ns)`.
+    pub codel: Option<(Nanos, Nanos)>,
     /// Rate limit per instance: `(rate_per_s, burst)`.
     pub rate_limit: Option<(f64, f64)>,
     /// Most requests in an instance (`u32::MAX`: no limit).
@@ -265,6 +285,8 @@ pub struct InstanceMech {
     pub calls: Vec<CallGuard>,
     /// Jobs waiting for a core (cores < workers).
     pub core_queue: VecDeque<u32>,
+    /// When its queue last went from empty to non-empty (controlled delay).
+    pub queue_nonempty_since_ns: Nanos,
     /// Its rate limiter.
     pub limiter: Option<TokenBucket>,
     /// A throttle fault's limiter.
@@ -381,5 +403,23 @@ impl ServiceRuntime {
             down_since: NEVER,
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controlled_delay_gives_the_target_only_in_a_standing_queue() {
+        let ms = 1_000_000;
+        let codel = (5 * ms, 100 * ms);
+        // An empty queue is not standing, however long ago it last emptied.
+        assert_eq!(codel_timeout_ns(codel, true, 0, 500 * ms), 100 * ms);
+        // Non-empty since 0: standing only after more than the interval.
+        assert_eq!(codel_timeout_ns(codel, false, 0, 100 * ms), 100 * ms);
+        assert_eq!(codel_timeout_ns(codel, false, 0, 100 * ms + 1), 5 * ms);
+        // It emptied at 50 ms: not standing at 120 ms.
+        assert_eq!(codel_timeout_ns(codel, false, 50 * ms, 120 * ms), 100 * ms);
     }
 }

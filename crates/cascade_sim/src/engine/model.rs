@@ -431,6 +431,9 @@ impl Model {
             cores: s.cores.unwrap_or(u32::MAX),
             max_wait_ns: a.max_queue_wait_ms.map_or(NEVER, ms_to_ns),
             lifo_above: a.lifo_above.unwrap_or(u32::MAX),
+            codel: a
+                .codel
+                .map(|c| (ms_to_ns(c.target_ms), ms_to_ns(c.interval_ms))),
             rate_limit: a.rate_limit.map(|r| (r.rate_per_s, r.burst)),
             max_in_flight: a.max_in_flight.unwrap_or(u32::MAX),
             latch_above: a.latch_above.unwrap_or(u32::MAX),

@@ -477,6 +477,8 @@ impl Ctx<'_, '_> {
             } else {
                 job.phase = Phase::Queued;
                 is.queue.push_back(k);
+                // Queued before any controlled delay applied to it.
+                self.e.jobs.side_mut(k).codel_timeout_ns = crate::time::NEVER;
             }
         }
         is.plan.clear();

@@ -246,6 +246,18 @@ impl InstanceState {
                 && self.mech.as_ref().is_none_or(|m| m.started()))
     }
 
+    /// Puts job `k` at the back of the queue at `now` (after [`InstanceState::touch`]), noting
+    /// when the queue stops being empty (controlled delay reads it).
+    #[inline]
+    pub fn enqueue(&mut self, k: u32, now: Nanos) {
+        if self.queue.is_empty()
+            && let Some(m) = self.mech.as_deref_mut()
+        {
+            m.queue_nonempty_since_ns = now;
+        }
+        self.queue.push_back(k);
+    }
+
     /// Brings the time integrals up to `now`; call before changing queue, busy or workers.
     #[inline]
     pub fn touch(&mut self, now: Nanos) {

@@ -32,6 +32,7 @@ use super::jobs::{
     PROBE, Phase,
 };
 use super::least_loaded::LeastLoaded;
+use super::mech::codel_timeout_ns;
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
 use super::scheduler::{EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
@@ -975,13 +976,26 @@ impl Ctx<'_, '_> {
         if (self.e.fast_paths || self.instances[inst as usize].planned) && self.try_plan(k, inst) {
             return;
         }
-        let job = self.e.jobs.get_mut(k);
         let is = &mut *self.instances[inst as usize];
         if is.busy < is.workers {
             self.start_work(k, inst);
         } else if (is.queue.len() as u32) < capacity {
+            // Every queued job gets its controlled-delay timeout (none without it), so one
+            // queued before a live edit turned it on is never judged by a stale value.
+            let codel = self.e.model.services[s as usize]
+                .mech
+                .as_ref()
+                .and_then(|m| m.codel);
+            self.e.jobs.side_mut(k).codel_timeout_ns = codel.map_or(NEVER, |codel| {
+                let since = is
+                    .mech
+                    .as_deref()
+                    .map_or(now, |m| m.queue_nonempty_since_ns);
+                codel_timeout_ns(codel, is.queue.is_empty(), since, now)
+            });
+            let job = self.e.jobs.get_mut(k);
             is.touch(now);
-            is.queue.push_back(k);
+            is.enqueue(k, now);
             job.phase = Phase::Queued;
             self.services[s as usize].metrics.interval.queued += 1;
             self.load_changed(inst);
@@ -1008,13 +1022,15 @@ impl Ctx<'_, '_> {
             return false;
         }
         if let Some(mech) = &svc_model.mech
-            && now - arrive_ns > mech.max_wait_ns
+            && now > arrive_ns
+            // It waited in the queue, which set its controlled-delay timeout.
+            && now - arrive_ns > mech.max_wait_ns.min(self.e.jobs.side(k).codel_timeout_ns)
         {
             self.services[node as usize].metrics.interval.shed += 1;
             self.reply_and_free(k, Outcome::Shed);
             return false;
         }
-        job.phase = Phase::Working;
+        self.e.jobs.get_mut(k).phase = Phase::Working;
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;

@@ -109,6 +109,10 @@ pub struct AdmissionSpec {
     /// Serve newest first while more than this many wait (adaptive LIFO).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifo_above: Option<u32>,
+    /// Controlled delay (Facebook's variant of CoDel): shed at dequeue after `target_ms` of
+    /// waiting when the queue has not been empty for `interval_ms`, else after `interval_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codel: Option<CodelSpec>,
     /// Rate limit per instance (429 above it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
@@ -120,6 +124,30 @@ pub struct AdmissionSpec {
     /// (a latched failure: out of memory, exhausted file descriptors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latch_above: Option<u32>,
+}
+
+/// Controlled delay (Maurer, "Fail at Scale", ACM Queue 2015): a queue that has not been
+/// empty for a whole `interval_ms` is a standing queue, and a request that waited more than
+/// `target_ms` in it is shed when a worker would take it; a queue that emptied within the
+/// last `interval_ms` absorbs a burst, shedding only after `interval_ms` of waiting.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CodelSpec {
+    /// Longest wait in a standing queue, ms.
+    #[serde(default = "five_ms")]
+    pub target_ms: f64,
+    /// How long the queue must stay non-empty to count as standing; also the longest wait
+    /// otherwise, ms.
+    #[serde(default = "hundred_ms")]
+    pub interval_ms: f64,
+}
+
+fn five_ms() -> f64 {
+    5.0
+}
+
+fn hundred_ms() -> f64 {
+    100.0
 }
 
 /// Load-balancer health checks of a service's instances.

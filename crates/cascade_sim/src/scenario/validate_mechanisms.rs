@@ -155,6 +155,33 @@ pub(super) fn service(
             "the queue-time limit",
         );
     }
+    if let Some(c) = &a.codel {
+        let cp = format!("{p}.admission.codel");
+        positive(
+            v,
+            &format!("{cp}.target_ms"),
+            c.target_ms,
+            "the target delay",
+        );
+        positive(
+            v,
+            &format!("{cp}.interval_ms"),
+            c.interval_ms,
+            "the interval",
+        );
+        if c.target_ms > c.interval_ms {
+            v.push(
+                Diagnostic::new(
+                    format!("{cp}.target_ms"),
+                    format!(
+                        "a target of {} ms is longer than the interval of {} ms",
+                        c.target_ms, c.interval_ms
+                    ),
+                )
+                .with_hint("a standing queue gets the shorter limit: 5 ms within 100 ms is usual"),
+            );
+        }
+    }
     if let Some(r) = &a.rate_limit {
         positive(
             v,
