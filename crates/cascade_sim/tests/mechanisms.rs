@@ -680,16 +680,31 @@ fn cache_scenario(rate: f64, keys: u32, coalescing: bool, brownout: bool, extra:
     } else {
         ""
     };
+    cache_in_front(rate, keys, coalescing, ("db", ""), brownout, extra)
+}
+
+/// The cache (10% uncacheable, flushed at 30 s) in front of a database of B = 2000/s. Its
+/// backing call goes to `backing.0`; `backing.1` adds services between them; `faults` are
+/// added to the flush.
+fn cache_in_front(
+    rate: f64,
+    keys: u32,
+    coalescing: bool,
+    (backing, between): (&str, &str),
+    faults: &str,
+    extra: &str,
+) -> Scenario {
     common::parse(&format!(
         r#"(
             version: 1, name: "cache", duration_s: 1, seed: 43,
             sources: [(name: "clients", target: "cache", rate: Constant({rate}), timeout_ms: 1000.0)],
             services: [
                 (name: "cache", kind: Cache, workers: 100000, service_time: Deterministic(ms: 0.2),
-                 cache: (backing: (to: "db", timeout_ms: 200.0), max_hit_ratio: 0.9, keys: {keys}, coalescing: {coalescing})),
+                 cache: (backing: (to: "{backing}", timeout_ms: 200.0), max_hit_ratio: 0.9, keys: {keys}, coalescing: {coalescing})),
+                {between}
                 (name: "db", kind: Database, workers: 20, service_time: Deterministic(ms: 10.0)),
             ],
-            faults: [(at_s: 30.0, fault: CacheFlush(service: "cache")), {brownout}],
+            faults: [(at_s: 30.0, fault: CacheFlush(service: "cache")), {faults}],
             {extra}
         )"#
     ))
@@ -843,20 +858,11 @@ fn between_b_and_b_over_one_minus_h_a_flush_locks_the_cache_cold() {
 /// The cache scenario with a miss that costs `k` database reads: the backing call goes to
 /// `reader`, which sends them in parallel (each with the fill's deadline, less a hop).
 fn scatter_on_miss_scenario(rate: f64, k: u32) -> Scenario {
-    common::parse(&format!(
-        r#"(
-            version: 1, name: "scatter on miss", duration_s: 1, seed: 43,
-            sources: [(name: "clients", target: "cache", rate: Constant({rate}), timeout_ms: 1000.0)],
-            services: [
-                (name: "cache", kind: Cache, workers: 100000, service_time: Deterministic(ms: 0.2),
-                 cache: (backing: (to: "reader", timeout_ms: 200.0), max_hit_ratio: 0.9, keys: 20000)),
-                (name: "reader", workers: 100000, service_time: Deterministic(ms: 0.1),
-                 calls: [(to: "db", count: {k}, timeout_ms: 190.0)], fan_out: Parallel),
-                (name: "db", kind: Database, workers: 20, service_time: Deterministic(ms: 10.0)),
-            ],
-            faults: [(at_s: 30.0, fault: CacheFlush(service: "cache"))],
-        )"#
-    ))
+    let reader = format!(
+        r#"(name: "reader", workers: 100000, service_time: Deterministic(ms: 0.1),
+            calls: [(to: "db", count: {k}, timeout_ms: 190.0)], fan_out: Parallel),"#
+    );
+    cache_in_front(rate, 20_000, false, ("reader", &reader), "", "")
 }
 
 #[test]
