@@ -353,6 +353,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                                         .suffix(" ms"),
                                 )
                                 .on_hover_text("A queue not empty for this long is standing; also the longest wait otherwise");
+                                c.target_ms = c.target_ms.min(c.interval_ms);
                             }
                         });
                     });
