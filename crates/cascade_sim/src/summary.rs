@@ -141,12 +141,15 @@ pub fn current_verdict(world: &World, live: bool) -> Option<Verdict> {
         return Some(verdict);
     }
     let window = (settings.judge_window_s / interval_s).round().max(1.0) as u32;
-    let names: Vec<(String, bool)> = world
+    let names: Vec<(String, bool, bool)> = world
         .get_resource::<Engine>()?
         .model
         .services
         .iter()
-        .map(|s| (s.name.clone(), s.removed))
+        .map(|s| {
+            let cache = s.mech.as_ref().is_some_and(|m| m.cache.is_some());
+            (s.name.clone(), s.removed, cache)
+        })
         .collect();
     Some(judge(
         &history.system,

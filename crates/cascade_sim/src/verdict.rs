@@ -22,7 +22,7 @@
 use bevy_ecs::prelude::*;
 use serde::Serialize;
 
-use crate::metrics::{MetricsHistory, NodeCounters, SystemRow};
+use crate::metrics::{Gauges, MetricsHistory, NodeCounters, SystemRow};
 use crate::scenario::{VerdictKind, VerdictSettings};
 
 /// A verdict with its evidence.
@@ -46,7 +46,7 @@ pub fn judge(
     rows: &[SystemRow],
     interval_s: f64,
     settings: &VerdictSettings,
-    window: &[(String, NodeCounters)],
+    window: &[ServiceWindow],
 ) -> Verdict {
     let n = rows.len();
     let healthy_at = healthy_intervals(rows, interval_s, settings);
@@ -164,15 +164,31 @@ pub fn healthy_intervals(
         .collect()
 }
 
-/// What keeps a system in its bad state, from each service's counters over the final window:
-/// retry amplification, orphaned work and rejections, each at the service where it is
-/// strongest, strongest first.
-pub fn sustaining_effects(window: &[(String, NodeCounters)]) -> Vec<String> {
+/// One service over the final window: what [`sustaining_effects`] reads.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceWindow {
+    /// Its name.
+    pub name: String,
+    /// Its counters summed over the window.
+    pub counters: NodeCounters,
+    /// Its mechanism state at the window's end.
+    pub gauges: Gauges,
+    /// Its live instances at the window's end.
+    pub live_instances: u32,
+    /// It is a look-aside cache.
+    pub cache: bool,
+}
+
+/// What keeps a system in its bad state, from each service over the final window: retry
+/// amplification, orphaned work and rejections, each at the service where it is strongest;
+/// caches still cold and latched instances at the end, each where it is worst; strongest
+/// first.
+pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
     let busiest = |f: &dyn Fn(&NodeCounters) -> f64| {
         window
             .iter()
-            .filter(|(_, c)| c.offered() >= 10)
-            .map(|(name, c)| (f(c), name.as_str()))
+            .filter(|w| w.counters.offered() >= 10)
+            .map(|w| (f(&w.counters), w.name.as_str()))
             .max_by(|a, b| a.0.total_cmp(&b.0))
     };
     let mut effects: Vec<(f64, String)> = Vec::new();
@@ -201,31 +217,74 @@ pub fn sustaining_effects(window: &[(String, NodeCounters)]) -> Vec<String> {
             ),
         ));
     }
+    // A cache that stays cold sends every request to its backend: the load step of losing it
+    // (1/(1 − hit ratio)) persists.
+    if let Some(w) = window
+        .iter()
+        .filter(|w| w.cache && w.counters.offered() >= 10 && w.gauges.cache_warmth < 0.5)
+        .min_by(|a, b| a.gauges.cache_warmth.total_cmp(&b.gauges.cache_warmth))
+    {
+        let warmth = w.gauges.cache_warmth;
+        effects.push((
+            2.0 - warmth,
+            format!(
+                "a cold cache at {} ({:.0}% of keys cached)",
+                w.name,
+                warmth * 100.0
+            ),
+        ));
+    }
+    // Latched instances stay down until someone resets them.
+    if let Some((share, w)) = window
+        .iter()
+        .filter(|w| w.gauges.latched_instances > 0)
+        .map(|w| {
+            let latched = f64::from(w.gauges.latched_instances);
+            (latched / (latched + f64::from(w.live_instances)), w)
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+    {
+        effects.push((
+            1.0 + share,
+            format!(
+                "latched instances at {} ({} down until reset)",
+                w.name, w.gauges.latched_instances
+            ),
+        ));
+    }
     effects.sort_by(|a, b| b.0.total_cmp(&a.0));
     effects.into_iter().map(|(_, s)| s).collect()
 }
 
-/// Each live service's counters over the last `intervals` closed intervals, with its name.
+/// Each live service over the last `intervals` closed intervals: its counters summed, its
+/// gauges and live instances at the end. `names` gives each service's name, whether a live
+/// edit removed it, and whether it is a cache.
 pub fn window_counters(
     history: &MetricsHistory,
-    names: &[(String, bool)],
+    names: &[(String, bool, bool)],
     intervals: u32,
-) -> Vec<(String, NodeCounters)> {
+) -> Vec<ServiceWindow> {
     let end = history.intervals();
     let start = end.saturating_sub(intervals);
     history
         .services
         .iter()
         .zip(names)
-        .filter(|(_, (_, removed))| !removed)
-        .map(|(ring, (name, _))| {
-            let mut total = NodeCounters::default();
+        .filter(|(_, (_, removed, _))| !removed)
+        .map(|(ring, (name, _, cache))| {
+            let mut w = ServiceWindow {
+                name: name.clone(),
+                cache: *cache,
+                ..ServiceWindow::default()
+            };
             for k in start..end {
                 if let Some(row) = MetricsHistory::row_at(ring, k) {
-                    total.add(&row.counters);
+                    w.counters.add(&row.counters);
+                    w.gauges = row.gauges;
+                    w.live_instances = row.live_instances;
                 }
             }
-            (name.clone(), total)
+            w
         })
         .collect()
 }
@@ -353,14 +412,15 @@ mod tests {
             (0.1, false),
             (0.1, false),
         ]);
-        let window = vec![(
-            "db".to_owned(),
-            NodeCounters {
+        let window = vec![ServiceWindow {
+            name: "db".to_owned(),
+            counters: NodeCounters {
                 offered_first: 100,
                 offered_retry: 200,
                 ..Default::default()
             },
-        )];
+            ..ServiceWindow::default()
+        }];
         let v = judge(&rows, 1.0, &settings(), &window);
         assert_eq!(v.kind, VerdictKind::Metastable);
         assert!(
@@ -368,6 +428,41 @@ mod tests {
             "{:?}",
             v.sustained_by
         );
+    }
+
+    #[test]
+    fn a_cold_cache_and_latched_instances_are_named_where_they_are_worst() {
+        let service =
+            |name: &str, cache: bool, warmth: f64, latched: u32, live: u32| ServiceWindow {
+                name: name.to_owned(),
+                counters: NodeCounters {
+                    offered_first: 100,
+                    ..Default::default()
+                },
+                gauges: Gauges {
+                    cache_warmth: warmth,
+                    latched_instances: latched,
+                    ..Gauges::default()
+                },
+                live_instances: live,
+                cache,
+            };
+        let effects = sustaining_effects(&[
+            service("sessions", true, 0.4, 0, 2),
+            service("pages", true, 0.03, 0, 2),
+            service("warm", true, 0.9, 0, 2),
+            service("api", false, 0.0, 1, 3),
+        ]);
+        assert_eq!(
+            effects,
+            [
+                "a cold cache at pages (3% of keys cached)",
+                "latched instances at api (1 down until reset)",
+            ]
+        );
+        // Not a cache (warmth is 0 for every other service), or warm enough: nothing.
+        assert!(sustaining_effects(&[service("db", false, 0.0, 0, 1)]).is_empty());
+        assert!(sustaining_effects(&[service("c", true, 0.6, 0, 1)]).is_empty());
     }
 
     #[test]

@@ -829,6 +829,17 @@ fn between_b_and_b_over_one_minus_h_a_flush_locks_the_cache_cold() {
         "locked cold: warmth {}",
         warmth(&sim, 119)
     );
+    // The verdict names what keeps it down.
+    let verdict = cascade_sim::summary::current_verdict(sim.world(), false).expect("a verdict");
+    assert_eq!(verdict.kind, cascade_sim::scenario::VerdictKind::Metastable);
+    assert!(
+        verdict
+            .sustained_by
+            .iter()
+            .any(|e| e.starts_with("a cold cache at cache")),
+        "{:?}",
+        verdict.sustained_by
+    );
     assert!(
         success(&sim, 100, 120) < 0.2,
         "and the clients see it: {}",
