@@ -83,6 +83,7 @@ pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String
         | FaultKind::Restart { service: s, .. }
         | FaultKind::ConfigPush { service: s, .. }
         | FaultKind::LatchedFailure { service: s, .. }
+        | FaultKind::Isolate { service: s, .. }
         | FaultKind::Throttle { service: s, .. } => service(s).map(ResolvedTarget::Service),
         FaultKind::LinkLatency { from, to, .. }
         | FaultKind::Partition { from, to }
@@ -138,6 +139,8 @@ pub struct InstanceModifiers {
     pub in_rotation: bool,
     /// Throttled to this rate per instance (requests/s), by a throttle fault.
     pub throttle_per_s: Option<f64>,
+    /// Cut off from the network.
+    pub isolated: bool,
 }
 
 /// Fault effects on one link.
@@ -185,6 +188,7 @@ pub fn instance_modifiers<'a>(
         workers: base_workers,
         in_rotation: true,
         throttle_per_s: None,
+        isolated: false,
     };
     let mut ok_prob = 1.0;
     for f in faults {
@@ -205,6 +209,9 @@ pub fn instance_modifiers<'a>(
             FaultKind::Slow {
                 instances, factor, ..
             } if selects(*instances, ordinal) => m.slow_factor *= factor,
+            FaultKind::Isolate { instances, .. } if selects(*instances, ordinal) => {
+                m.isolated = true;
+            }
             FaultKind::Latency {
                 instances,
                 added_ms,

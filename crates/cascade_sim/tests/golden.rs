@@ -154,6 +154,8 @@ fn mechanisms_sink() -> Scenario {
             (at_s: 7.5, duration_s: 1.0, fault: PacketLoss(from: "gateway", to: "db", probability: 0.3)),
             (at_s: 8.0, duration_s: 1.0, fault: OneWayPartition(from: "web", to: "gateway", direction: Replies)),
             (at_s: 9.0, duration_s: 1.0, fault: Throttle(service: "search", rate_per_s: 50.0)),
+            (at_s: 3.0, duration_s: 1.0, fault: Isolate(service: "gateway", instances: First(1))),
+            (at_s: 8.5, duration_s: 1.5, fault: Isolate(service: "db")),
             (at_s: 10.0, duration_s: 3.0, fault: Partition(from: "gateway", to: "db")),
             (at_s: 10.0, duration_s: 3.0, fault: Partition(from: "cache", to: "db")),
             (at_s: 11.0, duration_s: 2.0, fault: Kill(service: "config")),

@@ -7,7 +7,7 @@
 mod common;
 
 use cascade_sim::Simulation;
-use cascade_sim::metrics::{MetricsHistory, NodeCounters, NodeRow};
+use cascade_sim::metrics::{MetricsHistory, NodeCounters, NodeRow, Outcome};
 use cascade_sim::scenario::Scenario;
 
 /// Runs `scenario` to `until_s` and returns the simulation.
@@ -587,6 +587,79 @@ fn retry_on_retries_only_the_failures_it_names() {
             0.01,
         );
     }
+}
+
+#[test]
+fn retries_past_an_isolated_instance_succeed_as_independent_picks_say() {
+    // An isolated instance is up but unreachable: an attempt routed to it vanishes and times
+    // out. One of four randomly balanced instances isolated, 3 attempts, timeout 20 ms: a
+    // request fails when all three picks hit it, 4^−3, after 1 + 1/4 + 1/16 attempts.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "isolated", duration_s: 1, seed: 53,
+            sources: [(name: "clients", target: "api", rate: Constant(1000), timeout_ms: 20.0,
+                       retry: (max_attempts: 3))],
+            services: [(name: "api", instances: 4, lb: Random, workers: 100,
+                        service_time: Exponential(mean_ms: 1.0))],
+            faults: [(at_s: 0.0, fault: Isolate(service: "api", instances: First(1)))],
+        )"#,
+    );
+    let sim = common::run_for_batches(&s, 1.0, 3.0, 20);
+    let h = sim.history();
+    let clients = common::Batches::of(&h.sources[0], h, 1.0, 3.0, 20);
+    common::assert_close(
+        "failures past an isolated instance",
+        clients.estimate(|c, _| c.failed[Outcome::Timeout as usize] as f64 / c.completed() as f64),
+        0.25f64.powi(3),
+        0.05,
+    );
+    common::assert_close(
+        "attempts per request",
+        clients.estimate(|c, _| c.offered() as f64 / c.offered_first as f64),
+        1.0 + 0.25 + 0.0625,
+        0.01,
+    );
+}
+
+#[test]
+fn an_isolated_instance_loses_its_own_calls_and_leaves_rotation_until_it_is_back() {
+    // Two api instances re-register with a registry every second (timeout 100 ms) and leave
+    // the load balancer when that fails. From 10 s to 30 s the first is isolated: its
+    // registration is lost, so by 11.1 s it is out of rotation and every request goes to the
+    // other (none is lost after that), and the registry hears from one instance a second
+    // instead of two. Its first registration after 30 s brings it back.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "isolated member", duration_s: 1, seed: 59,
+            sources: [(name: "users", target: "api", rate: Constant(200), timeout_ms: 100.0)],
+            services: [
+                (name: "api", instances: 2, workers: 50, service_time: Exponential(mean_ms: 5.0),
+                 lifecycle: (periodic: [(every_s: 1.0, call: (to: "registry", timeout_ms: 100.0),
+                                        disqualify_on_failure: true)])),
+                (name: "registry", kind: ControlPlane, workers: 10,
+                 service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 10.0, duration_s: 20.0, fault: Isolate(service: "api", instances: First(1)))],
+        )"#,
+    );
+    let sim = run(&s, 40.0);
+    assert!(
+        source(&sim, 0, 10, 12).failed[Outcome::Timeout as usize] > 0,
+        "requests sent to it before it left rotation vanished"
+    );
+    let users = source(&sim, 0, 12, 30);
+    assert_eq!(users.failed_total(), 0, "none lost once it left rotation");
+    assert!(users.succeeded > 3000);
+    assert_eq!(service_row(&sim, 0, 20).gauges.healthy_instances, 1);
+    let registry = service(&sim, 1, 12, 30);
+    assert_eq!(
+        registry.offered(),
+        18,
+        "one registration a second, from the other instance"
+    );
+    assert_eq!(service_row(&sim, 0, 35).gauges.healthy_instances, 2, "back");
+    let before = service(&sim, 1, 1, 10);
+    assert_eq!(before.offered(), 18, "two a second before");
 }
 
 #[test]

@@ -211,6 +211,14 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
             }
             v.push(("Restart".to_owned(), "Instances restart: down for the restart time, then startup calls and warm-up (instant)", FaultKind::Restart { service: s(), instances: p.selector(), spread_s: 0.0 }));
             v.push((
+                "Isolate".to_owned(),
+                "Instances are cut off from the network: requests to them vanish, what they send is lost; they keep running",
+                FaultKind::Isolate {
+                    service: s(),
+                    instances: p.selector(),
+                },
+            ));
+            v.push((
                 "Latch".to_owned(),
                 "Instances fail into a state only a reset clears (instant)",
                 FaultKind::LatchedFailure {

@@ -148,6 +148,14 @@ impl Ctx<'_, '_> {
                 is.error_probability = m.error_probability;
                 is.workers = m.workers;
                 is.in_rotation = m.in_rotation;
+                if is.isolated != m.isolated {
+                    is.isolated = m.isolated;
+                    if m.isolated {
+                        self.e.isolated_instances += 1;
+                    } else {
+                        self.e.isolated_instances -= 1;
+                    }
+                }
                 before
             };
             match (was_down, m.down) {

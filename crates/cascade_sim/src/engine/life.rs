@@ -459,7 +459,8 @@ impl Ctx<'_, '_> {
             // The previous probe is still waiting; it will pass or time out.
             return;
         }
-        let alive = is.down.is_none() && m.life == LifePhase::Up;
+        // An isolated instance cannot be reached by the probe either.
+        let alive = is.down.is_none() && !is.isolated && m.life == LifePhase::Up;
         if !alive {
             self.probe_result(inst, false);
             return;

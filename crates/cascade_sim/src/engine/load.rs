@@ -192,6 +192,7 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
             down: None,
             provisioned: ordinal < count,
             in_rotation: true,
+            isolated: false,
             slow_factor: 1.0,
             added_ns: 0,
             error_probability: 0.0,

@@ -139,6 +139,9 @@ pub struct InstanceState {
     pub provisioned: bool,
     /// In the load balancer (not drained by a capacity cut).
     pub in_rotation: bool,
+    /// Cut off from the network (an `Isolate` fault): what is sent to it vanishes, what it
+    /// sends is lost.
+    pub isolated: bool,
     /// Service-time multiplier (slow faults).
     pub slow_factor: f64,
     /// Added own-work time (latency faults).

@@ -109,6 +109,9 @@ pub struct Engine {
     pub alert_state: Vec<super::control::AlertState>,
     /// Scratch stack of [`Ctx::orphan_chain`]'s walk (kept to reuse its allocation).
     pub orphan_stack: Vec<(u32, u32)>,
+    /// Instances cut off from the network now (`Isolate` faults); 0 keeps the message path
+    /// from looking at the sender's instance.
+    pub isolated_instances: u32,
 }
 
 /// How often each fast path was taken. Diagnostics for tests and benchmarks; no result depends
@@ -146,6 +149,7 @@ impl Default for Engine {
             fast_path_counts: FastPathCounts::default(),
             alert_state: Vec::new(),
             orphan_stack: Vec::new(),
+            isolated_instances: 0,
         }
     }
 }
@@ -561,6 +565,16 @@ impl Ctx<'_, '_> {
         if job.phase != Phase::Calling || !self.e.jobs.awaits(j, token) {
             return;
         }
+        if self.e.isolated_instances > 0
+            && job.instance != NONE
+            && self.instances[job.instance as usize].isolated
+        {
+            // Its instance cannot receive: the reply is lost, and the attempt will time out.
+            if let Some(call) = self.e.model.call_for(job) {
+                self.e.links[call.link as usize].interval.lost += 1;
+            }
+            return;
+        }
         let (client, internal, branch, reps_left) = (
             job.is_client(),
             job.is_internal(),
@@ -967,6 +981,13 @@ impl Ctx<'_, '_> {
                 return;
             }
         }
+        if self.instances[inst as usize].isolated {
+            // It never arrives: as at a blackholed instance, but the instance is up.
+            self.services[s as usize].metrics.interval.dropped += 1;
+            self.note_blackholed(k, inst);
+            self.e.jobs.free(k);
+            return;
+        }
         let job = self.e.jobs.get_mut(k);
         job.instance = inst;
         job.arrive_ns = now;
@@ -1312,6 +1333,13 @@ impl Ctx<'_, '_> {
         };
         let mut lost = link.partitioned || cut;
         let loss = link.loss;
+        if self.e.isolated_instances > 0 {
+            let j = match sender {
+                Sender::Caller(j) | Sender::Callee(j) => j,
+            };
+            let inst = self.e.jobs.get(j).instance;
+            lost |= inst != NONE && self.instances[inst as usize].isolated;
+        }
         let mut delay = latency_ns + extra_ns;
         if latency_sd_ns > 0 || loss > 0.0 {
             let tick_ns = self.e.model.tick_ns;

@@ -962,6 +962,16 @@ pub enum FaultKind {
         #[serde(default, skip_serializing_if = "is_default")]
         instances: InstanceSelector,
     },
+    /// Instances cut off from the network (a network segment down, a host whose switch port
+    /// failed): requests sent to them vanish, and everything they send (replies and their own
+    /// calls) is lost; they keep running and keep their work.
+    Isolate {
+        /// Target service.
+        service: String,
+        /// Which instances.
+        #[serde(default, skip_serializing_if = "is_default")]
+        instances: InstanceSelector,
+    },
     /// Each message on a link (requests and replies) is lost with this probability.
     PacketLoss {
         /// Calling node (source or service).
@@ -1008,6 +1018,7 @@ impl FaultKind {
             FaultKind::Restart { .. } => "restart",
             FaultKind::ConfigPush { .. } => "config push",
             FaultKind::LatchedFailure { .. } => "latched failure",
+            FaultKind::Isolate { .. } => "isolation",
             FaultKind::PacketLoss { .. } => "packet loss",
             FaultKind::OneWayPartition { .. } => "one-way partition",
             FaultKind::Throttle { .. } => "throttle",
@@ -1027,6 +1038,7 @@ impl FaultKind {
             | FaultKind::Restart { service, .. }
             | FaultKind::ConfigPush { service, .. }
             | FaultKind::LatchedFailure { service, .. }
+            | FaultKind::Isolate { service, .. }
             | FaultKind::Throttle { service, .. } => service,
             FaultKind::LinkLatency { from, .. }
             | FaultKind::Partition { from, .. }

@@ -562,6 +562,10 @@ pub(super) fn fault(
         FaultKind::LatchedFailure {
             service,
             instances: sel,
+        }
+        | FaultKind::Isolate {
+            service,
+            instances: sel,
         } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
             instances(
