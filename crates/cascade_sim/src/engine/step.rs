@@ -964,25 +964,19 @@ impl Ctx<'_, '_> {
             self.reply_and_free(k, Outcome::Rejected);
             return;
         };
-        match self.instances[inst as usize].down {
-            None => {}
-            Some(KillMode::Refuse) => {
-                self.services[s as usize].metrics.interval.refused += 1;
-                // A refused connection is an error of this instance to the load balancer's
-                // outlier detection (Envoy maps connect failures to 5xx by default).
-                self.outlier_record(inst, false);
-                self.reply_and_free(k, Outcome::Refused);
-                return;
-            }
-            Some(KillMode::Blackhole) => {
-                self.services[s as usize].metrics.interval.dropped += 1;
-                self.note_blackholed(k, inst);
-                self.e.jobs.free(k);
-                return;
-            }
+        let down = self.instances[inst as usize].down;
+        if down == Some(KillMode::Refuse) {
+            self.services[s as usize].metrics.interval.refused += 1;
+            // A refused connection is an error of this instance to the load balancer's
+            // outlier detection (Envoy maps connect failures to 5xx by default).
+            self.outlier_record(inst, false);
+            self.reply_and_free(k, Outcome::Refused);
+            return;
         }
-        if self.instances[inst as usize].isolated {
-            // It never arrives: as at a blackholed instance, but the instance is up.
+        // A blackholed instance swallows it; so does the network in front of an isolated one.
+        if down == Some(KillMode::Blackhole)
+            || (self.e.isolated_instances > 0 && self.instances[inst as usize].isolated)
+        {
             self.services[s as usize].metrics.interval.dropped += 1;
             self.note_blackholed(k, inst);
             self.e.jobs.free(k);
