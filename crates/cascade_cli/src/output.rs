@@ -69,6 +69,7 @@ struct CsvRow<'a> {
     dead_letters: u64,
     expired_items: u64,
     failed_over: bool,
+    panic: bool,
     health: &'a str,
 }
 
@@ -206,6 +207,7 @@ fn csv_row<'a>(
         dead_letters: row.gauges.dead_letters,
         expired_items: row.gauges.expired_items,
         failed_over: row.gauges.failed_over,
+        panic: row.gauges.panic,
         health: row.health.as_str(),
     }
 }

@@ -245,3 +245,52 @@ fn generate_writes_a_valid_scenario() {
     let o = cli(&["validate", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn the_panic_column_agrees_with_the_panic_events() {
+    // The load balancer's panic mode is logged as it starts and ends, and metrics.csv shows it
+    // at each interval's end: the rows marked `true` are those ending inside the logged span.
+    let dir = tmp("panic");
+    let o = cli(&[
+        "run",
+        "scenarios/mechanisms/health-check-panic.ron",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let time_of = |what: &str| {
+        events
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["what"].as_str().is_some_and(|w| w.starts_with(what)))
+            .and_then(|e| e["time_s"].as_f64())
+            .unwrap_or_else(|| panic!("no event {what:?} in\n{events}"))
+    };
+    let (on, off) = (
+        time_of("load balancer in panic"),
+        time_of("load balancer out of panic"),
+    );
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (t, node, panic) = (column("t_start_s"), column("node"), column("panic"));
+    let mut marked = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        if cells[node] != "api" {
+            assert_eq!(cells[panic], "false", "{line}");
+            continue;
+        }
+        let end_s: f64 = cells[t].parse::<f64>().unwrap() + 1.0;
+        let expected = end_s > on && end_s <= off;
+        assert_eq!(
+            cells[panic],
+            expected.to_string(),
+            "interval ending at {end_s} s"
+        );
+        marked += usize::from(expected);
+    }
+    assert!(marked > 10, "{marked} intervals in panic");
+}
