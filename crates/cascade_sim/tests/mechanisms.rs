@@ -1593,6 +1593,47 @@ fn a_gating_periodic_call_takes_instances_out_when_it_fails() {
 }
 
 #[test]
+fn a_gating_call_that_retries_takes_its_instance_out_at_the_first_failed_attempt() {
+    // The same refresh, retried every second up to 100 times. An instance stops serving as
+    // soon as one attempt fails (it will not serve on membership it could not refresh) and
+    // keeps retrying; the first attempt that succeeds brings it back, within a second of the
+    // registry's recovery at 50 s.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "membership retried", duration_s: 1, seed: 89,
+            sources: [(name: "clients", target: "api", rate: Constant(300))],
+            services: [
+                (name: "api", instances: 3, workers: 20, service_time: Exponential(mean_ms: 5.0),
+                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0,
+                     retry: (max_attempts: 100, backoff: Constant(delay_ms: 1000.0))),
+                     disqualify_on_failure: true)])),
+                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 20.0, duration_s: 30.0, fault: Errors(service: "registry", probability: 1.0))],
+        )"#,
+    );
+    let sim = run(&s, 70.0);
+    let healthy = |k| service_row(&sim, 0, k).gauges.healthy_instances;
+    assert_eq!(healthy(19), 3);
+    assert_eq!(
+        healthy(25),
+        0,
+        "out at the first failed attempt, within 5 s"
+    );
+    assert_eq!(source(&sim, 0, 26, 50).goodput, 0);
+    assert_eq!(healthy(51), 3, "back at the first retry after 50 s");
+    // One refresh loop per instance (the 5-s timer does not start a second one while the
+    // first retries): an attempt every second plus a round trip of about 3 ms, so 23 or 24
+    // from each of the three in these 24 s (without the loop rule, a new loop every 5 s).
+    let registry = service(&sim, 1, 26, 50);
+    assert!(
+        (3 * 23..=3 * 24).contains(&registry.offered()),
+        "{} attempts",
+        registry.offered()
+    );
+}
+
+#[test]
 fn an_instance_that_latches_stays_down_until_reset() {
     // Instances fall over when they hold more than 100 requests (a memory limit). A 10 s spike
     // to 3× capacity latches them; the load returns to normal, but nothing comes back until an

@@ -272,8 +272,19 @@ impl Ctx<'_, '_> {
         );
         let up =
             m.life == LifePhase::Up && !m.latched && self.instances[inst as usize].down.is_none();
-        if up && self.instances[inst as usize].provisioned {
+        // A refresh loop: the previous call of this entry, still retrying, is not doubled.
+        let busy = m
+            .periodic_out
+            .get(idx as usize)
+            .is_some_and(|&(j, generation)| self.e.jobs.live(j, generation).is_some());
+        if up && !busy && self.instances[inst as usize].provisioned {
             let j = self.internal_job(s, inst, Purpose::Periodic, idx as u16, incarnation);
+            let generation = self.e.jobs.get(j).generation;
+            let out = &mut self.instance_mech_mut(inst).periodic_out;
+            if out.len() <= idx as usize {
+                out.resize(idx as usize + 1, (NONE, 0));
+            }
+            out[idx as usize] = (j, generation);
             self.start_call(j);
         }
     }
@@ -316,25 +327,51 @@ impl Ctx<'_, '_> {
                 }
             }
             Purpose::Periodic => {
-                let gates = self.e.model.services[s as usize]
-                    .mech
-                    .as_ref()
-                    .and_then(|m| m.lifecycle.periodic.get(job.call_idx as usize))
-                    .is_some_and(|p| p.disqualify);
-                let failed = outcome != Outcome::Success;
-                if gates && m.disqualified != failed {
-                    m.disqualified = failed;
-                    let ordinal = self.ordinal(inst);
-                    let what = if failed {
-                        "out of rotation: its periodic call failed"
-                    } else {
-                        "back in rotation: its periodic call succeeded"
-                    };
-                    self.log_mech(s, format!("instance {ordinal} {what}"));
-                    self.rebuild_routable(s);
-                }
+                self.periodic_verdict(inst, job.call_idx, outcome == Outcome::Success);
             }
             Purpose::Delivery | Purpose::Request => {}
+        }
+    }
+
+    /// A gating periodic call of `inst` (number `call_idx`) succeeded, or one of its attempts
+    /// failed: the instance leaves the load balancer at the first failed attempt (it will not
+    /// serve on what it could not refresh, while it retries) and returns when a call succeeds.
+    fn periodic_verdict(&mut self, inst: u32, call_idx: u16, ok: bool) {
+        let s = self.instances[inst as usize].service;
+        let gates = self.e.model.services[s as usize]
+            .mech
+            .as_ref()
+            .and_then(|m| m.lifecycle.periodic.get(call_idx as usize))
+            .is_some_and(|p| p.disqualify);
+        let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
+            return;
+        };
+        if gates && m.disqualified == ok {
+            m.disqualified = !ok;
+            let ordinal = self.ordinal(inst);
+            let what = if ok {
+                "back in rotation: its periodic call succeeded"
+            } else {
+                "out of rotation: its periodic call failed"
+            };
+            self.log_mech(s, format!("instance {ordinal} {what}"));
+            self.rebuild_routable(s);
+        }
+    }
+
+    /// Internal job `j`'s attempt failed and will be retried: a gating periodic call takes
+    /// its instance out of rotation now (see [`Ctx::periodic_verdict`]).
+    pub(crate) fn internal_attempt_failed(&mut self, j: u32) {
+        let job = *self.e.jobs.get(j);
+        if job.purpose != Purpose::Periodic || job.instance == NONE {
+            return;
+        }
+        let current = self.instances[job.instance as usize]
+            .mech
+            .as_deref()
+            .is_some_and(|m| m.incarnation == self.e.jobs.side(j).incarnation);
+        if current {
+            self.periodic_verdict(job.instance, job.call_idx, false);
         }
     }
 

@@ -315,6 +315,9 @@ pub struct InstanceMech {
     pub incarnation: u32,
     /// Its health-check probe loop is running.
     pub probing: bool,
+    /// The job of each periodic call's latest firing, by periodic index: a firing is skipped
+    /// while the previous one is still in progress.
+    pub periodic_out: Vec<(u32, u32)>,
 }
 
 impl InstanceMech {

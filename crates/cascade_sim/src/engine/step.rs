@@ -769,6 +769,9 @@ impl Ctx<'_, '_> {
             };
             if budget.is_none_or(|b| b.try_spend(&retry)) {
                 let delay = retry.delay_ns(u32::from(attempts), prev, rng);
+                if internal {
+                    self.internal_attempt_failed(j);
+                }
                 let jm = self.e.jobs.get_mut(j);
                 jm.prev_backoff_ns = delay;
                 if delay == 0 {
