@@ -544,6 +544,18 @@ fn retries_past_a_refusing_instance_succeed_as_independent_picks_say() {
     }
 }
 
+/// The first source of `s` in 20 batches of 3 s after 1 s of warm-up.
+fn first_source_batches(s: &Scenario) -> common::Batches {
+    let sim = common::run_for_batches(s, 1.0, 3.0, 20);
+    let h = sim.history();
+    common::Batches::of(&h.sources[0], h, 1.0, 3.0, 20)
+}
+
+/// Attempts sent per first attempt (a batch statistic).
+fn attempts_per_request(c: &NodeCounters, _span_ns: u64) -> f64 {
+    c.offered() as f64 / c.offered_first as f64
+}
+
 #[test]
 fn retry_on_retries_only_the_failures_it_names() {
     // One of two randomly balanced instances refuses connections, the other fails 30% of its
@@ -571,9 +583,7 @@ fn retry_on_retries_only_the_failures_it_names() {
                 ],
             )"#
         ));
-        let sim = common::run_for_batches(&s, 1.0, 3.0, 20);
-        let h = sim.history();
-        let clients = common::Batches::of(&h.sources[0], h, 1.0, 3.0, 20);
+        let clients = first_source_batches(&s);
         common::assert_close(
             &format!("success{retry_on}"),
             clients.estimate(|c, _| c.succeeded as f64 / c.completed() as f64),
@@ -582,7 +592,7 @@ fn retry_on_retries_only_the_failures_it_names() {
         );
         common::assert_close(
             &format!("attempts per request{retry_on}"),
-            clients.estimate(|c, _| c.offered() as f64 / c.offered_first as f64),
+            clients.estimate(attempts_per_request),
             attempts,
             0.01,
         );
@@ -604,9 +614,7 @@ fn retries_past_an_isolated_instance_succeed_as_independent_picks_say() {
             faults: [(at_s: 0.0, fault: Isolate(service: "api", instances: First(1)))],
         )"#,
     );
-    let sim = common::run_for_batches(&s, 1.0, 3.0, 20);
-    let h = sim.history();
-    let clients = common::Batches::of(&h.sources[0], h, 1.0, 3.0, 20);
+    let clients = first_source_batches(&s);
     common::assert_close(
         "failures past an isolated instance",
         clients.estimate(|c, _| c.failed[Outcome::Timeout as usize] as f64 / c.completed() as f64),
@@ -615,7 +623,7 @@ fn retries_past_an_isolated_instance_succeed_as_independent_picks_say() {
     );
     common::assert_close(
         "attempts per request",
-        clients.estimate(|c, _| c.offered() as f64 / c.offered_first as f64),
+        clients.estimate(attempts_per_request),
         1.0 + 0.25 + 0.0625,
         0.01,
     );
