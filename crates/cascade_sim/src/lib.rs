@@ -103,8 +103,20 @@ fn update_live_verdict(world: &mut World) {
     if intervals == world.resource::<LiveVerdict>().intervals {
         return;
     }
-    let verdict = summary::current_verdict(world, true);
+    // The health series is kept between closes, so each close costs O(smoothing), not O(run).
+    let mut health = std::mem::take(&mut world.resource_mut::<LiveVerdict>().health);
+    let verdict = {
+        let history = world.resource::<MetricsHistory>();
+        let settings = world
+            .get_resource::<ActiveScenario>()
+            .map(|s| s.0.verdict)
+            .unwrap_or_default();
+        let interval_s = history.interval_ns as f64 / 1e9;
+        let healthy = health.update(&history.system, interval_s, &settings);
+        summary::current_verdict_with(world, true, healthy)
+    };
     let mut live = world.resource_mut::<LiveVerdict>();
+    live.health = health;
     let changed = live.verdict.as_ref().map(|v| v.kind) != verdict.as_ref().map(|v| v.kind);
     live.intervals = intervals;
     live.verdict.clone_from(&verdict);

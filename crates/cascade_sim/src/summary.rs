@@ -12,7 +12,7 @@ use crate::ActiveScenario;
 use crate::engine::{Engine, ServiceState, SourceState};
 use crate::metrics::{MetricsHistory, Outcome};
 use crate::scenario::VerdictKind;
-use crate::verdict::{Verdict, judge, window_counters};
+use crate::verdict::{Verdict, judge_with, window_counters};
 
 /// One service over the whole run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -120,7 +120,6 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// The verdict of the run so far.
 /// The verdict of the run so far (the end-of-run rule, see `verdict.rs`). With `live`, the
 /// final window is the evidence since the trigger ended ([`crate::verdict::live_window_s`]),
 /// so a run in progress reads "recovered" or "metastable" once that evidence is settled,
@@ -129,14 +128,24 @@ pub fn current_verdict(world: &World, live: bool) -> Option<Verdict> {
     let history = world.get_resource::<MetricsHistory>()?;
     let scenario = &world.get_resource::<ActiveScenario>()?.0;
     let interval_s = history.interval_ns as f64 / 1e9;
+    let healthy = crate::verdict::healthy_intervals(&history.system, interval_s, &scenario.verdict);
+    current_verdict_with(world, live, &healthy)
+}
+
+/// [`current_verdict`] with the health of every closed interval already known (the live
+/// verdict keeps it in a [`crate::verdict::HealthSeries`]).
+pub fn current_verdict_with(world: &World, live: bool, healthy: &[bool]) -> Option<Verdict> {
+    let history = world.get_resource::<MetricsHistory>()?;
+    let scenario = &world.get_resource::<ActiveScenario>()?.0;
+    let interval_s = history.interval_ns as f64 / 1e9;
     let mut settings = scenario.verdict;
     if live {
         settings.judge_window_s =
-            crate::verdict::live_window_s(&history.system, interval_s, &settings);
+            crate::verdict::live_window_s_with(&history.system, interval_s, &settings, healthy);
     }
     // What sustains a metastable state is read from every service's counters over the
     // window: gathered only when the verdict is metastable (this runs at every interval close).
-    let verdict = judge(&history.system, interval_s, &settings, &[]);
+    let verdict = judge_with(&history.system, interval_s, &settings, &[], healthy);
     if verdict.kind != VerdictKind::Metastable {
         return Some(verdict);
     }
@@ -151,11 +160,12 @@ pub fn current_verdict(world: &World, live: bool) -> Option<Verdict> {
             (s.name.clone(), s.removed, cache)
         })
         .collect();
-    Some(judge(
+    Some(judge_with(
         &history.system,
         interval_s,
         &settings,
         &window_counters(history, &names, window),
+        healthy,
     ))
 }
 

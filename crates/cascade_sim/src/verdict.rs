@@ -48,8 +48,26 @@ pub fn judge(
     settings: &VerdictSettings,
     window: &[ServiceWindow],
 ) -> Verdict {
+    judge_with(
+        rows,
+        interval_s,
+        settings,
+        window,
+        &healthy_intervals(rows, interval_s, settings),
+    )
+}
+
+/// [`judge`] with each interval's health already known (`healthy_at`, as
+/// [`healthy_intervals`] gives it, for instance from a [`HealthSeries`]).
+pub fn judge_with(
+    rows: &[SystemRow],
+    interval_s: f64,
+    settings: &VerdictSettings,
+    window: &[ServiceWindow],
+    healthy_at: &[bool],
+) -> Verdict {
     let n = rows.len();
-    let healthy_at = healthy_intervals(rows, interval_s, settings);
+    debug_assert_eq!(healthy_at.len(), n);
     let window_len = ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1));
     let final_rows = &rows[n.saturating_sub(window_len)..];
     let final_ratio = {
@@ -108,6 +126,21 @@ pub fn judge(
 /// one unhealthy since the trigger ended reads `metastable`); while the streak is shorter the
 /// window reaches back over the trigger, which reads `down` (the outcome is not settled yet).
 pub fn live_window_s(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings) -> f64 {
+    live_window_s_with(
+        rows,
+        interval_s,
+        settings,
+        &healthy_intervals(rows, interval_s, settings),
+    )
+}
+
+/// [`live_window_s`] with each interval's health already known.
+pub fn live_window_s_with(
+    rows: &[SystemRow],
+    interval_s: f64,
+    settings: &VerdictSettings,
+    healthy: &[bool],
+) -> f64 {
     let n = rows.len();
     let Some(last_trigger) = rows.iter().rposition(|r| r.trigger_active) else {
         return settings.judge_window_s;
@@ -116,7 +149,6 @@ pub fn live_window_s(rows: &[SystemRow], interval_s: f64, settings: &VerdictSett
     if since == 0 {
         return settings.judge_window_s;
     }
-    let healthy = healthy_intervals(rows, interval_s, settings);
     let latest = healthy[n - 1];
     // Only intervals after the trigger count as evidence.
     let streak = healthy
@@ -140,28 +172,99 @@ pub fn healthy_intervals(
     interval_s: f64,
     settings: &VerdictSettings,
 ) -> Vec<bool> {
-    let n = rows.len();
-    let half = ((settings.smooth_s / interval_s / 2.0).floor() as usize).min(n);
-    let after_trigger = rows.iter().rposition(|r| r.trigger_active).map(|i| i + 1);
+    let half = smoothing_half(rows.len(), interval_s, settings);
+    let after_trigger = after_last_trigger(rows);
+    (0..rows.len())
+        .map(|i| healthy_at(rows, i, half, after_trigger, settings.healthy_ratio))
+        .collect()
+}
+
+/// Intervals each side of the centre in the smoothing window.
+fn smoothing_half(n: usize, interval_s: f64, settings: &VerdictSettings) -> usize {
+    ((settings.smooth_s / interval_s / 2.0).floor() as usize).min(n)
+}
+
+/// The first interval after the last one with a trigger.
+fn after_last_trigger(rows: &[SystemRow]) -> Option<usize> {
+    rows.iter().rposition(|r| r.trigger_active).map(|i| i + 1)
+}
+
+/// Whether interval `i` is healthy (see [`healthy_intervals`]).
+fn healthy_at(
+    rows: &[SystemRow],
+    i: usize,
+    half: usize,
+    after_trigger: Option<usize>,
+    ratio: f64,
+) -> bool {
     // The first interval is a warm-up: requests that arrived late in it complete in the next,
     // so its success ratio is biased low by up to (latency / interval).
-    (0..n)
-        .map(|i| {
-            if i == 0 {
-                return true;
+    if i == 0 {
+        return true;
+    }
+    let (mut from, mut to) = (i.saturating_sub(half), (i + half + 1).min(rows.len()));
+    match after_trigger {
+        Some(t) if i >= t => from = from.max(t),
+        Some(t) => to = to.min(t),
+        None => {}
+    }
+    let (o, g) = rows[from..to]
+        .iter()
+        .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
+    o == 0 || g as f64 / o as f64 >= ratio
+}
+
+/// [`healthy_intervals`] kept up to date as intervals close, recomputing only the intervals
+/// whose smoothing window changed: the last few (their windows take in the new rows) and
+/// those next to the end of the last trigger, old and new. So judging at every close costs
+/// O(smoothing) instead of O(run).
+#[derive(Clone, Debug, Default)]
+pub struct HealthSeries {
+    flags: Vec<bool>,
+    half: usize,
+    ratio: f64,
+    after_trigger: Option<usize>,
+}
+
+impl HealthSeries {
+    /// The health of every interval of `rows`, which extend the rows of the last call (or
+    /// start over: fewer rows or other settings recompute everything).
+    pub fn update(
+        &mut self,
+        rows: &[SystemRow],
+        interval_s: f64,
+        settings: &VerdictSettings,
+    ) -> &[bool] {
+        let n = rows.len();
+        let half = smoothing_half(n, interval_s, settings);
+        let after_trigger = after_last_trigger(rows);
+        let ratio = settings.healthy_ratio;
+        let old = self.flags.len();
+        if n < old || half != self.half || ratio != self.ratio {
+            *self = HealthSeries {
+                flags: healthy_intervals(rows, interval_s, settings),
+                half,
+                ratio,
+                after_trigger,
+            };
+            return &self.flags;
+        }
+        self.flags.resize(n, true);
+        let redo = |from: usize, to: usize, flags: &mut Vec<bool>| {
+            for i in from.min(n)..to.min(n) {
+                flags[i] = healthy_at(rows, i, half, after_trigger, ratio);
             }
-            let (mut from, mut to) = (i.saturating_sub(half), (i + half + 1).min(n));
-            match after_trigger {
-                Some(t) if i >= t => from = from.max(t),
-                Some(t) => to = to.min(t),
-                None => {}
+        };
+        // Windows that reach the rows added since the last call (and the rows themselves).
+        redo(old.saturating_sub(half + 1), n, &mut self.flags);
+        if after_trigger != self.after_trigger {
+            for t in [self.after_trigger, after_trigger].into_iter().flatten() {
+                redo(t.saturating_sub(half + 1), t + half + 1, &mut self.flags);
             }
-            let (o, g) = rows[from..to]
-                .iter()
-                .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
-            o == 0 || g as f64 / o as f64 >= settings.healthy_ratio
-        })
-        .collect()
+            self.after_trigger = after_trigger;
+        }
+        &self.flags
+    }
 }
 
 /// One service over the final window: what [`sustaining_effects`] reads.
@@ -297,6 +400,8 @@ pub struct LiveVerdict {
     pub verdict: Option<Verdict>,
     /// Intervals judged.
     pub intervals: u32,
+    /// Health of every closed interval, kept up to date as intervals close.
+    pub health: HealthSeries,
 }
 
 #[cfg(test)]
@@ -463,6 +568,37 @@ mod tests {
         // Not a cache (warmth is 0 for every other service), or warm enough: nothing.
         assert!(sustaining_effects(&[service("db", false, 0.0, 0, 1)]).is_empty());
         assert!(sustaining_effects(&[service("c", true, 0.6, 0, 1)]).is_empty());
+    }
+
+    #[test]
+    fn the_incremental_health_series_matches_the_full_pass() {
+        // Random ratios and triggers, closed one interval at a time: after every close the
+        // kept series equals a full recomputation.
+        let mut rng = crate::rng::stream(5, "health-series", 0);
+        for smooth_s in [1.0, 5.0, 9.0] {
+            let settings = VerdictSettings {
+                healthy_ratio: 0.9,
+                judge_window_s: 10.0,
+                smooth_s,
+            };
+            let mut ratios = Vec::new();
+            let mut kept = HealthSeries::default();
+            for _ in 0..400 {
+                let ratio = if crate::rng::chance(&mut rng, 0.2) {
+                    0.5
+                } else {
+                    1.0
+                };
+                ratios.push((ratio, crate::rng::chance(&mut rng, 0.05)));
+                let rows = series(&ratios);
+                assert_eq!(
+                    kept.update(&rows, 1.0, &settings),
+                    healthy_intervals(&rows, 1.0, &settings).as_slice(),
+                    "after {} intervals, smoothing {smooth_s} s",
+                    rows.len()
+                );
+            }
+        }
     }
 
     #[test]
