@@ -250,9 +250,9 @@ impl HealthSeries {
             return &self.flags;
         }
         self.flags.resize(n, true);
-        let redo = |from: usize, to: usize, flags: &mut Vec<bool>| {
-            for i in from.min(n)..to.min(n) {
-                flags[i] = healthy_at(rows, i, half, after_trigger, ratio);
+        let redo = |from: usize, to: usize, flags: &mut [bool]| {
+            for (i, flag) in flags.iter_mut().enumerate().take(to).skip(from) {
+                *flag = healthy_at(rows, i, half, after_trigger, ratio);
             }
         };
         // Windows that reach the rows added since the last call (and the rows themselves).
