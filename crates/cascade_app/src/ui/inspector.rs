@@ -12,6 +12,7 @@ use cascade_sim::scenario::{
 };
 use egui_plot::{Line, Plot, PlotPoints};
 
+use super::mechanisms::optional_inline;
 use crate::session::{AppAction, Selection};
 
 /// Current figures of the selection, for the metrics section.
@@ -433,16 +434,12 @@ fn call_ui(ui: &mut egui::Ui, c: &mut CallSpec, i: usize) {
 
 fn timeout_row(ui: &mut egui::Ui, timeout: &mut Option<f64>) {
     ui.label("timeout");
-    ui.horizontal(|ui| {
-        let mut on = timeout.is_some();
-        ui.checkbox(&mut on, "")
-            .on_hover_text("Without a timeout the caller waits forever");
-        match (on, *timeout) {
-            (true, None) => *timeout = Some(1000.0),
-            (false, Some(_)) => *timeout = None,
-            _ => {}
-        }
-        if let Some(t) = timeout.as_mut() {
+    optional_inline(
+        ui,
+        timeout,
+        || 1000.0,
+        "Without a timeout the caller waits forever",
+        |ui, t| {
             ui.add(
                 egui::DragValue::new(t)
                     .range(0.001..=3_600_000.0)
@@ -450,8 +447,8 @@ fn timeout_row(ui: &mut egui::Ui, timeout: &mut Option<f64>) {
                     .suffix(" ms"),
             )
             .on_hover_text("Per attempt");
-        }
-    });
+        },
+    );
     ui.end_row();
 }
 
@@ -548,21 +545,15 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
         });
         ui.end_row();
         ui.label("budget");
-        ui.horizontal(|ui| {
-            let mut on = r.budget.is_some();
-            ui.checkbox(&mut on, "")
-                .on_hover_text("Limit retries to a share of first attempts (token bucket)");
-            match (on, r.budget) {
-                (true, None) => {
-                    r.budget = Some(RetryBudgetSpec {
-                        ratio: 0.1,
-                        max_tokens: 10.0,
-                    });
-                }
-                (false, Some(_)) => r.budget = None,
-                _ => {}
-            }
-            if let Some(b) = r.budget.as_mut() {
+        optional_inline(
+            ui,
+            &mut r.budget,
+            || RetryBudgetSpec {
+                ratio: 0.1,
+                max_tokens: 10.0,
+            },
+            "Limit retries to a share of first attempts (token bucket)",
+            |ui, b| {
                 let mut pct = b.ratio * 100.0;
                 if ui
                     .add(
@@ -575,8 +566,8 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
                 {
                     b.ratio = pct / 100.0;
                 }
-            }
-        });
+            },
+        );
         ui.end_row();
         ui.label("retry on");
         retry_on_ui(ui, &mut r.retry_on, i);

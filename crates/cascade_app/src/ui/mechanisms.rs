@@ -107,20 +107,40 @@ fn row(ui: &mut egui::Ui, label: &str, add: impl FnOnce(&mut egui::Ui)) {
     ui.end_row();
 }
 
-fn optional_u32(ui: &mut egui::Ui, v: &mut Option<u32>, default: u32, hover: &str) {
+/// An optional setting on one line: a checkbox that turns it on (as `make` gives it) or off,
+/// and `edit` for its value while it is on.
+pub(super) fn optional_inline<T>(
+    ui: &mut egui::Ui,
+    value: &mut Option<T>,
+    make: impl FnOnce() -> T,
+    hover: &str,
+    edit: impl FnOnce(&mut egui::Ui, &mut T),
+) {
     ui.horizontal(|ui| {
-        let mut on = v.is_some();
+        let mut on = value.is_some();
         ui.checkbox(&mut on, "").on_hover_text(hover);
-        match (on, *v) {
-            (true, None) => *v = Some(default),
-            (false, Some(_)) => *v = None,
+        match (on, value.is_some()) {
+            (true, false) => *value = Some(make()),
+            (false, true) => *value = None,
             _ => {}
         }
-        if let Some(n) = v.as_mut() {
-            ui.add(egui::DragValue::new(n).range(1..=10_000_000))
-                .on_hover_text(hover);
+        if let Some(v) = value.as_mut() {
+            edit(ui, v);
         }
     });
+}
+
+fn optional_u32(ui: &mut egui::Ui, v: &mut Option<u32>, default: u32, hover: &str) {
+    optional_inline(
+        ui,
+        v,
+        || default,
+        hover,
+        |ui, n| {
+            ui.add(egui::DragValue::new(n).range(1..=10_000_000))
+                .on_hover_text(hover);
+        },
+    );
 }
 
 fn optional_f64(
@@ -130,18 +150,15 @@ fn optional_f64(
     drag: fn(&mut f64) -> egui::DragValue<'_>,
     hover: &str,
 ) {
-    ui.horizontal(|ui| {
-        let mut on = v.is_some();
-        ui.checkbox(&mut on, "").on_hover_text(hover);
-        match (on, *v) {
-            (true, None) => *v = Some(default),
-            (false, Some(_)) => *v = None,
-            _ => {}
-        }
-        if let Some(x) = v.as_mut() {
+    optional_inline(
+        ui,
+        v,
+        || default,
+        hover,
+        |ui, x| {
             ui.add(drag(x)).on_hover_text(hover);
-        }
-    });
+        },
+    );
 }
 
 fn service_names(scenario: &Scenario, except: &str) -> Vec<String> {
@@ -324,22 +341,15 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                         );
                     });
                     row(ui, "controlled delay", |ui| {
-                        ui.horizontal(|ui| {
-                            let mut on = a.codel.is_some();
-                            ui.checkbox(&mut on, "").on_hover_text(
-                                "Facebook's CoDel: in a queue that has not emptied for the interval, shed after the target",
-                            );
-                            match (on, a.codel) {
-                                (true, None) => {
-                                    a.codel = Some(CodelSpec {
-                                        target_ms: 5.0,
-                                        interval_ms: 100.0,
-                                    });
-                                }
-                                (false, Some(_)) => a.codel = None,
-                                _ => {}
-                            }
-                            if let Some(c) = a.codel.as_mut() {
+                        optional_inline(
+                            ui,
+                            &mut a.codel,
+                            || CodelSpec {
+                                target_ms: 5.0,
+                                interval_ms: 100.0,
+                            },
+                            "Facebook's CoDel: in a queue that has not emptied for the interval, shed after the target",
+                            |ui, c| {
                                 ui.add(
                                     egui::DragValue::new(&mut c.target_ms)
                                         .range(0.001..=c.interval_ms)
@@ -354,8 +364,8 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                                 )
                                 .on_hover_text("A queue not empty for this long is standing; also the longest wait otherwise");
                                 c.target_ms = c.target_ms.min(c.interval_ms);
-                            }
-                        });
+                            },
+                        );
                     });
                     row(ui, "LIFO above", |ui| {
                         optional_u32(
@@ -366,22 +376,15 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                         );
                     });
                     row(ui, "rate limit", |ui| {
-                        ui.horizontal(|ui| {
-                            let mut on = a.rate_limit.is_some();
-                            ui.checkbox(&mut on, "").on_hover_text(
-                                "Answer 429 above this rate per instance (token bucket)",
-                            );
-                            match (on, a.rate_limit) {
-                                (true, None) => {
-                                    a.rate_limit = Some(RateLimitSpec {
-                                        rate_per_s: 100.0,
-                                        burst: 10.0,
-                                    });
-                                }
-                                (false, Some(_)) => a.rate_limit = None,
-                                _ => {}
-                            }
-                            if let Some(r) = a.rate_limit.as_mut() {
+                        optional_inline(
+                            ui,
+                            &mut a.rate_limit,
+                            || RateLimitSpec {
+                                rate_per_s: 100.0,
+                                burst: 10.0,
+                            },
+                            "Answer 429 above this rate per instance (token bucket)",
+                            |ui, r| {
                                 ui.add(
                                     egui::DragValue::new(&mut r.rate_per_s)
                                         .range(0.001..=1e8)
@@ -392,8 +395,8 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                                         .range(1.0..=1e6)
                                         .prefix("burst "),
                                 );
-                            }
-                        });
+                            },
+                        );
                     });
                     row(ui, "max in flight", |ui| {
                         optional_u32(
@@ -458,24 +461,19 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
     );
     egui::Grid::new("panic-grid").num_columns(2).show(ui, |ui| {
         row(ui, "panic threshold", |ui| {
-            ui.horizontal(|ui| {
-                let mut on = s.panic_threshold.is_some();
-                ui.checkbox(&mut on, "").on_hover_text(
-                    "Route to every instance when fewer than this share pass health checks",
-                );
-                match (on, s.panic_threshold) {
-                    (true, None) => s.panic_threshold = Some(0.5),
-                    (false, Some(_)) => s.panic_threshold = None,
-                    _ => {}
-                }
-                if let Some(t) = s.panic_threshold.as_mut() {
+            optional_inline(
+                ui,
+                &mut s.panic_threshold,
+                || 0.5,
+                "Route to every instance when fewer than this share pass health checks",
+                |ui, t| {
                     pct(
                         ui,
                         t,
                         "Healthy share below which the balancer ignores health",
                     );
-                }
-            });
+                },
+            );
         });
     });
     optional_section(
