@@ -60,9 +60,7 @@ impl RetryModel {
             retry_mask: if p.retry_on.is_empty() {
                 u32::MAX
             } else {
-                p.retry_on
-                    .iter()
-                    .fold(0, |m, f| m | 1 << (f.outcome() as u32))
+                p.retry_on.outcome_mask()
             },
         }
     }

@@ -301,22 +301,14 @@ pub fn fan_out_note(scenario: &Scenario, from: &str, to: &str) -> String {
     let Some(service) = scenario.services.iter().find(|s| s.name == from) else {
         return String::new();
     };
-    let branches = |to: Option<&str>| -> u64 {
-        service
-            .calls
-            .iter()
-            .filter(|c| to.is_none_or(|t| c.to == t))
-            .map(|c| u64::from(c.count))
-            .sum()
-    };
-    let here = branches(Some(to));
+    let here = service.calls_sent(Some(to));
     if here == 0 {
         return String::new();
     }
     match service.fan_out {
         FanOut::Sequential => String::new(),
         FanOut::Parallel => format!("×{here} in parallel"),
-        FanOut::Quorum(k) => format!("×{here} in parallel, {k} of {}", branches(None)),
+        FanOut::Quorum(k) => format!("×{here} in parallel, {k} of {}", service.calls_sent(None)),
     }
 }
 

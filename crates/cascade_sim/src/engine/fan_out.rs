@@ -19,7 +19,7 @@
 //! (`Ctx::finish`), or crashes, which free a parent and its branches together
 //! (`Ctx::crash_instance`).
 
-use super::jobs::{BRANCH, HEDGED, NONE, ORPHANED, Phase};
+use super::jobs::{BRANCH, NONE, ORPHANED, Phase};
 use super::step::Ctx;
 use crate::metrics::Outcome;
 use crate::rng;
@@ -158,12 +158,8 @@ impl Ctx<'_, '_> {
     /// does the work), its timeout is cancelled, its bulkhead place given back. Its pending
     /// retry or hedge turns stale when it is freed.
     fn abandon_branch(&mut self, b: u32) {
-        let job = *self.e.jobs.get(b);
-        self.orphan_chain(job.child, job.child_gen);
-        if job.flags & HEDGED != 0 {
-            let side = *self.e.jobs.side(b);
-            self.orphan_chain(side.alt_child, side.alt_child_gen);
-        }
+        self.orphan_attempts(b);
+        let job = self.e.jobs.get(b);
         if job.timeout.is_some() {
             self.e.sched.cancel(job.timeout);
         }

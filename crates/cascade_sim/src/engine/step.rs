@@ -565,10 +565,7 @@ impl Ctx<'_, '_> {
         if job.phase != Phase::Calling || !self.e.jobs.awaits(j, token) {
             return;
         }
-        if self.e.isolated_instances > 0
-            && job.instance != NONE
-            && self.instances[job.instance as usize].isolated
-        {
+        if self.isolated(job.instance) {
             // Its instance cannot receive: the reply is lost, and the attempt will time out.
             if let Some(call) = self.e.model.call_for(job) {
                 self.e.links[call.link as usize].interval.lost += 1;
@@ -736,6 +733,24 @@ impl Ctx<'_, '_> {
             }
         }
         self.e.orphan_stack = stack;
+    }
+
+    /// Orphans what job `k` has on the wire: its current attempt and, while its call is
+    /// hedged, the first attempt too (it is crashing, or abandoned as a parallel branch).
+    pub(crate) fn orphan_attempts(&mut self, k: u32) {
+        let job = *self.e.jobs.get(k);
+        self.orphan_chain(job.child, job.child_gen);
+        if job.flags & HEDGED != 0 {
+            let side = *self.e.jobs.side(k);
+            self.orphan_chain(side.alt_child, side.alt_child_gen);
+        }
+    }
+
+    /// Whether instance `inst` (or [`NONE`]) is cut off from the network by an `Isolate`
+    /// fault; without one anywhere, a single counter test.
+    #[inline]
+    pub(crate) fn isolated(&self, inst: u32) -> bool {
+        self.e.isolated_instances > 0 && inst != NONE && self.instances[inst as usize].isolated
     }
 
     /// An attempt failed (reply or timeout): retry per policy, or fail the call.
@@ -977,9 +992,7 @@ impl Ctx<'_, '_> {
             return;
         }
         // A blackholed instance swallows it; so does the network in front of an isolated one.
-        if down == Some(KillMode::Blackhole)
-            || (self.e.isolated_instances > 0 && self.instances[inst as usize].isolated)
-        {
+        if down == Some(KillMode::Blackhole) || self.isolated(inst) {
             self.services[s as usize].metrics.interval.dropped += 1;
             self.note_blackholed(k, inst);
             self.e.jobs.free(k);
@@ -1331,11 +1344,8 @@ impl Ctx<'_, '_> {
         let mut lost = link.partitioned || cut;
         let loss = link.loss;
         if self.e.isolated_instances > 0 {
-            let j = match sender {
-                Sender::Caller(j) | Sender::Callee(j) => j,
-            };
-            let inst = self.e.jobs.get(j).instance;
-            lost |= inst != NONE && self.instances[inst as usize].isolated;
+            let (Sender::Caller(j) | Sender::Callee(j)) = sender;
+            lost |= self.isolated(self.e.jobs.get(j).instance);
         }
         let mut delay = latency_ns + extra_ns;
         if latency_sd_ns > 0 || loss > 0.0 {
@@ -1524,11 +1534,7 @@ impl Ctx<'_, '_> {
         let s = self.instances[inst as usize].service;
         for k in lost {
             let job = *self.e.jobs.get(k);
-            self.orphan_chain(job.child, job.child_gen);
-            if job.flags & HEDGED != 0 {
-                let side = *self.e.jobs.side(k);
-                self.orphan_chain(side.alt_child, side.alt_child_gen);
-            }
+            self.orphan_attempts(k);
             if job.flags & super::jobs::FILLING != 0 {
                 self.end_cache_fill(k, false);
             }

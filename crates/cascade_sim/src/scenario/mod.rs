@@ -401,6 +401,18 @@ pub struct ServiceSpec {
     pub position: Option<Position>,
 }
 
+impl ServiceSpec {
+    /// The calls a request sends when every call fires, `count` copies each: of all its calls,
+    /// or only of those to `to` (with a parallel fan-out, its branches).
+    pub fn calls_sent(&self, to: Option<&str>) -> u64 {
+        self.calls
+            .iter()
+            .filter(|c| to.is_none_or(|t| c.to == t))
+            .map(|c| u64::from(c.count))
+            .sum()
+    }
+}
+
 impl Default for ServiceSpec {
     fn default() -> Self {
         ServiceSpec {
@@ -697,9 +709,10 @@ impl Failure {
     }
 }
 
-/// A set of [`Failure`]s, written as a list (`[Timeout, Refused]`).
+/// A set of [`Failure`]s, written as a list (`[Timeout, Refused]`): one bit per
+/// [`Outcome`] discriminant, the mask the engine tests failed attempts against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Failures(u16);
+pub struct Failures(u32);
 
 impl Failures {
     /// The set of `list`.
@@ -707,8 +720,13 @@ impl Failures {
         Failures(list.iter().fold(0, |m, &f| m | Failures::bit(f)))
     }
 
-    fn bit(f: Failure) -> u16 {
-        1 << Failure::ALL.iter().position(|&x| x == f).unwrap_or(0)
+    fn bit(f: Failure) -> u32 {
+        1 << (f.outcome() as u32)
+    }
+
+    /// The set as a mask of [`Outcome`] bits (bit `o as u32` for outcome `o`).
+    pub fn outcome_mask(self) -> u32 {
+        self.0
     }
 
     /// True for the empty set.

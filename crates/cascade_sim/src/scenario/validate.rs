@@ -606,7 +606,7 @@ fn fan_out(v: &mut Vec<Diagnostic>, p: &str, svc: &ServiceSpec) {
     if svc.fan_out == FanOut::Sequential {
         return;
     }
-    let branches: u64 = svc.calls.iter().map(|c| u64::from(c.count)).sum();
+    let branches = svc.calls_sent(None);
     if let FanOut::Quorum(k) = svc.fan_out {
         if k == 0 {
             v.push(
