@@ -296,15 +296,16 @@ impl Ctx<'_, '_> {
             self.end_delivery(j, outcome);
             return;
         }
+        let current = self.of_current_incarnation(j);
         self.e.jobs.free(j);
+        if !current {
+            return;
+        }
         let inst = job.instance;
         let s = job.node;
         let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
             return;
         };
-        if m.incarnation != self.e.jobs.side(j).incarnation {
-            return;
-        }
         match job.purpose {
             Purpose::Startup => {
                 if outcome == Outcome::Success {
@@ -366,13 +367,20 @@ impl Ctx<'_, '_> {
         if job.purpose != Purpose::Periodic || job.instance == NONE {
             return;
         }
-        let current = self.instances[job.instance as usize]
-            .mech
-            .as_deref()
-            .is_some_and(|m| m.incarnation == self.e.jobs.side(j).incarnation);
-        if current {
+        if self.of_current_incarnation(j) {
             self.periodic_verdict(job.instance, job.call_idx, false);
         }
+    }
+
+    /// Internal job `j` belongs to its instance's current life (not one a crash or restart
+    /// ended since the job began).
+    fn of_current_incarnation(&self, j: u32) -> bool {
+        let inst = self.e.jobs.get(j).instance;
+        inst != NONE
+            && self.instances[inst as usize]
+                .mech
+                .as_deref()
+                .is_some_and(|m| m.incarnation == self.e.jobs.side(j).incarnation)
     }
 
     /// A start of `inst` failed: it goes down and tries again after the restart time (at
