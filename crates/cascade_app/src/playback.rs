@@ -328,7 +328,8 @@ fn run_unthrottled(world: &mut World) {
         world.run_schedule(FixedMain);
         return;
     }
-    if !(playing && speed == Speed::Max && world.resource::<Engine>().loaded) {
+    let engine = world.resource::<Engine>();
+    if !(playing && speed == Speed::Max && engine.loaded && engine.halted.is_none()) {
         return;
     }
     run_for(world, budget);
@@ -348,6 +349,10 @@ pub fn run_for(world: &mut World, budget: Duration) {
         world.resource_mut::<SimClock>().ticks_per_update = k;
         let t = Instant::now();
         world.run_schedule(FixedMain);
+        if world.resource::<Engine>().halted.is_some() {
+            // The run stopped for good (see `cascade_sim`'s limits): nothing more to run.
+            break;
+        }
         let took = t.elapsed();
         if took < budget / 8 {
             k = k.saturating_mul(2).min(1_000_000);

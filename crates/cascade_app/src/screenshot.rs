@@ -10,7 +10,7 @@ use bevy::app::FixedMain;
 use bevy::diagnostic::{DiagnosticsStore, FrameTimeDiagnosticsPlugin};
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
-use cascade_sim::SimClock;
+use cascade_sim::{Engine, SimClock};
 
 use crate::args::Args;
 use crate::playback::{Playback, Speed};
@@ -94,14 +94,18 @@ fn screenshot_driver(world: &mut World) {
             };
             // Up to 0.2 s of wall time per frame, so the window stays responsive.
             let started = std::time::Instant::now();
+            // A run the engine stopped (see `cascade_sim`'s limits) never reaches the target:
+            // the picture shows it stopped.
+            let halted = |world: &World| world.resource::<Engine>().halted.is_some();
             while world.resource::<SimClock>().ticks_done < target_ticks
                 && started.elapsed() < Duration::from_millis(200)
+                && !halted(world)
             {
                 let left = target_ticks - world.resource::<SimClock>().ticks_done;
                 world.resource_mut::<SimClock>().ticks_per_update = left.min(1000) as u32;
                 world.run_schedule(FixedMain);
             }
-            if world.resource::<SimClock>().ticks_done >= target_ticks {
+            if world.resource::<SimClock>().ticks_done >= target_ticks || halted(world) {
                 let mut p = world.resource_mut::<Playback>();
                 p.playing = true;
                 p.speed = Speed::Times(APPROACH_SPEED);
@@ -112,7 +116,8 @@ fn screenshot_driver(world: &mut World) {
             }
         }
         Stage::Settling => {
-            let reached = world.resource::<SimClock>().now_s() >= after_s;
+            let reached = world.resource::<SimClock>().now_s() >= after_s
+                || world.resource::<Engine>().halted.is_some();
             if reached {
                 world.resource_mut::<Playback>().playing = false;
             }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use bevy::prelude::*;
 use cascade_sim::faults::FaultId;
 use cascade_sim::scenario::{self, FaultKind, Scenario};
-use cascade_sim::{Engine, SimCommand};
+use cascade_sim::{Engine, Halt, SimCommand};
 
 use crate::canvas::BuildTool;
 use crate::playback::{Playback, Speed};
@@ -30,7 +30,8 @@ pub(crate) fn plugin(app: &mut App) {
         .init_resource::<Notice>()
         .init_resource::<ViewRequests>()
         .add_message::<AppAction>()
-        .add_systems(Update, apply_actions.in_set(crate::AppSystems::Apply));
+        .add_systems(Update, apply_actions.in_set(crate::AppSystems::Apply))
+        .add_systems(Update, pause_on_halt.after(crate::AppSystems::Apply));
 }
 
 /// The scenario being shown, edited and saved.
@@ -185,11 +186,21 @@ pub struct UndoHistory {
     pub last_edit: Option<(String, f64)>,
 }
 
-/// A modal error message (load failures, rejected edits); the run goes on behind it.
+/// A modal error message (load failures, rejected edits, a run the engine stopped).
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct ErrorWindow {
     /// Title and body, when open.
     pub open: Option<(String, String)>,
+    /// The run stopped (the window says so instead of "the current run is unchanged").
+    pub run_stopped: bool,
+}
+
+impl ErrorWindow {
+    /// Opens the window for a problem that leaves the run as it was.
+    pub fn show(&mut self, title: String, body: String) {
+        self.open = Some((title, body));
+        self.run_stopped = false;
+    }
 }
 
 /// A short status line message (saved, opened…).
@@ -215,6 +226,45 @@ pub fn load_document(path: &std::path::Path) -> Result<Document, String> {
     scenario::load(path)
         .map(|s| Document::new(s, Some(path.to_path_buf())))
         .map_err(|e| e.to_string())
+}
+
+/// The error window's title and body for a run the engine stopped.
+pub fn halt_message(halt: &Halt) -> (String, String) {
+    (
+        "The simulation stopped".to_owned(),
+        format!(
+            "{}.\n\nHint: {}. Your scenario is as you left it: edit it and press Reset.",
+            upper_first(&halt.reason),
+            halt.hint
+        ),
+    )
+}
+
+fn upper_first(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
+}
+
+/// When the engine stops a run (it needed more memory than a run may hold), pauses playback
+/// and says why, once per stop; the document is left as it is.
+pub fn pause_on_halt(
+    engine: Res<Engine>,
+    mut shown: Local<bool>,
+    mut playback: ResMut<Playback>,
+    mut errors: ResMut<ErrorWindow>,
+) {
+    match (&engine.halted, *shown) {
+        (Some(halt), false) => {
+            playback.playing = false;
+            errors.open = Some(halt_message(halt));
+            errors.run_stopped = true;
+            *shown = true;
+        }
+        (None, true) => *shown = false,
+        _ => {}
+    }
 }
 
 /// Applies every queued [`AppAction`].
@@ -248,7 +298,7 @@ pub fn apply_actions(
                     requests.fit = true;
                 }
                 Err(message) => {
-                    errors.open = Some((format!("Could not open {}", path.display()), message));
+                    errors.show(format!("Could not open {}", path.display()), message);
                 }
             },
             AppAction::OpenDialog => requests.open_dialog = true,
@@ -291,7 +341,7 @@ pub fn apply_actions(
                     history.last_edit = Some((label, now));
                     history.redo.clear();
                 }
-                Err(message) => errors.open = Some(("That edit is not valid".to_owned(), message)),
+                Err(message) => errors.show("That edit is not valid".to_owned(), message),
             },
             AppAction::InjectFault { fault, duration_s } => {
                 sim.write(SimCommand::InjectFault {
@@ -368,7 +418,7 @@ fn save(
             settings.remember(path);
             notice.text = format!("saved {}", path.display());
         }
-        Err(e) => errors.open = Some((format!("Could not save {}", path.display()), e.to_string())),
+        Err(e) => errors.show(format!("Could not save {}", path.display()), e.to_string()),
     }
 }
 

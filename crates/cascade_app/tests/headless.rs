@@ -204,3 +204,36 @@ fn loading_a_broken_file_keeps_the_current_run_and_shows_the_error() {
     assert!(sim_s(&app) > t_before, "the run goes on (not reset)");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_run_that_outgrows_memory_stops_pauses_and_says_why_leaving_the_document() {
+    let mut app = app(Speed::Times(100.0));
+    let before = app.world().resource::<Document>().scenario.clone();
+    // A limit of jobs in flight the retry storm passes within its first simulated second.
+    app.world_mut()
+        .resource_mut::<cascade_sim::Engine>()
+        .jobs
+        .set_limit(50);
+    for _ in 0..120 {
+        app.update();
+    }
+    let engine = app.world().resource::<cascade_sim::Engine>();
+    let halt = engine.halted.clone().expect("the run stopped");
+    assert!(
+        !app.world().resource::<Playback>().playing,
+        "playback paused"
+    );
+    let (title, body) = app
+        .world()
+        .resource::<ErrorWindow>()
+        .open
+        .clone()
+        .expect("the error window is open");
+    assert_eq!(title, "The simulation stopped");
+    assert!(
+        body.contains("more than 50 requests were in flight"),
+        "{body}"
+    );
+    assert!(body.contains(&halt.hint), "{body}");
+    assert_eq!(app.world().resource::<Document>().scenario, before);
+}

@@ -101,6 +101,12 @@ pub fn bench(args: &BenchArgs) -> Result<(), Failure> {
     let setup_s = setup.elapsed().as_secs_f64();
     let started = Instant::now();
     sim.run_to(args.duration, |_| {});
+    if let Some(halt) = sim.halted() {
+        return Err(Failure::input(format!(
+            "{}: {}\n  hint: {}",
+            scenario.name, halt.reason, halt.hint
+        )));
+    }
     let wall = started.elapsed().as_secs_f64();
     let summary = sim.summary();
     let instances: u32 = scenario.services.iter().map(|s| s.instances).sum();

@@ -79,6 +79,24 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(e) = io_error {
         return Err(e);
     }
+    if let Some(halt) = sim.halted() {
+        // What ran is still worth reading: the metrics so far and the log, which ends with
+        // the reason. No summary: its verdict would judge a run that did not finish.
+        if let (Some(dir), Some(csv)) = (&args.out, csv) {
+            output::write(dir, "metrics.csv", &csv.into_bytes()?)?;
+            output::write(
+                dir,
+                "events.jsonl",
+                &output::events_jsonl(sim.world().resource::<EventLog>())?,
+            )?;
+        }
+        return Err(Failure::input(format!(
+            "{}: {}\n  hint: {}",
+            args.scenario.display(),
+            halt.reason,
+            halt.hint
+        )));
+    }
     let wall = started.elapsed().as_secs_f64();
     let summary = sim.summary();
     let json = output::summary_json(&summary, wall)?;

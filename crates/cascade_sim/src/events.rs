@@ -48,6 +48,14 @@ pub enum SimEventKind {
         /// What it did.
         description: String,
     },
+    /// The run stopped for good: it needed more memory than a run may hold
+    /// (`engine/limits.rs`). Nothing more happens until a scenario is loaded again.
+    Halted {
+        /// What happened, when, and where.
+        reason: String,
+        /// What to change in the scenario.
+        hint: String,
+    },
     /// A live command was refused; the run is unchanged.
     CommandRejected {
         /// Why.

@@ -28,7 +28,7 @@ use bevy_ecs::prelude::*;
 pub const EXPENSIVE_CHECKS: bool = cfg!(feature = "expensive-checks");
 
 pub use commands::{CommandLog, SimCommand};
-pub use engine::{Engine, NodeRef};
+pub use engine::{Engine, Halt, NodeRef};
 pub use events::{EventLog, SimEvent, SimEventKind};
 pub use metrics::{Health, MetricsHistory, NodeCounters, NodeRow, Outcome};
 pub use runner::Simulation;

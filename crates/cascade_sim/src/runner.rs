@@ -11,7 +11,7 @@ use bevy_ecs::prelude::*;
 
 use crate::SimPlugin;
 use crate::commands::{SimCommand, apply_command};
-use crate::engine::{Engine, load_scenario};
+use crate::engine::{Engine, Halt, load_scenario};
 use crate::events::SimEvent;
 use crate::metrics::MetricsHistory;
 use crate::sampling::SampledLeg;
@@ -103,8 +103,17 @@ impl Simulation {
         let done = clock.ticks_done / per_interval.max(1);
         for k in done..intervals {
             self.run_ticks(per_interval);
+            if self.halted().is_some() {
+                break;
+            }
             after_interval(self.world(), (k + 1) as f64 / intervals as f64);
         }
+    }
+
+    /// Why the run stopped for good, if it did (it needed more memory than a run may hold;
+    /// see [`Engine::halted`]). Running further does nothing then.
+    pub fn halted(&self) -> Option<&Halt> {
+        self.world().resource::<Engine>().halted.as_ref()
     }
 
     /// Summary of the run so far.

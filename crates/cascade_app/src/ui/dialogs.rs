@@ -175,7 +175,7 @@ pub fn path_prompt_ui(ctx: &egui::Context, prompt: &mut Option<PathPrompt>) -> V
     out
 }
 
-/// The error window (file load failures, rejected edits).
+/// The error window (file load failures, rejected edits, a run the engine stopped).
 pub fn error_window_ui(ctx: &egui::Context, errors: &ErrorWindow) -> Vec<AppAction> {
     let mut out = Vec::new();
     let Some((title, body)) = &errors.open else {
@@ -186,7 +186,12 @@ pub fn error_window_ui(ctx: &egui::Context, errors: &ErrorWindow) -> Vec<AppActi
         .collapsible(false)
         .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
         .show(ctx, |ui| {
-            ui.label(RichText::new("The current run is unchanged.").weak());
+            let note = if errors.run_stopped {
+                "The run has stopped; the scenario is unchanged."
+            } else {
+                "The current run is unchanged."
+            };
+            ui.label(RichText::new(note).weak());
             egui::ScrollArea::vertical()
                 .max_height(320.0)
                 .show(ui, |ui| {

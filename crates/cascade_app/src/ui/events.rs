@@ -31,6 +31,10 @@ pub fn describe(ev: &SimEvent) -> (String, Color32) {
         SimEventKind::CommandApplied { description } => {
             (description.clone(), Color32::from_rgb(150, 170, 200))
         }
+        SimEventKind::Halted { reason, hint } => (
+            format!("⏹ {reason}; {hint}"),
+            Color32::from_rgb(240, 90, 80),
+        ),
         SimEventKind::CommandRejected { reason } => (
             format!("rejected: {reason}"),
             Color32::from_rgb(240, 170, 60),

@@ -233,13 +233,37 @@ pub struct Attempt {
 }
 
 /// Slab of jobs with generation-checked handles.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Jobs {
     slots: Vec<Job>,
     side: Vec<JobSide>,
     free: Vec<u32>,
     live: usize,
     next_serial: u64,
+    /// Most slots the slab grows to before [`Jobs::over_limit`] says so.
+    limit: usize,
+    /// The slab grew past `limit` (set where it grows, so checking it costs one load).
+    over_limit: bool,
+}
+
+/// Most requests a run may hold in flight at once (jobs: attempts, client requests, internal
+/// calls), about 180 bytes each plus their queue places and events: some 2–3 GB in all. A
+/// model that needs more has a load far beyond its capacity with unbounded queues; the engine
+/// stops it there rather than let it take the machine's memory (`Engine::halted`).
+pub const MAX_JOBS_IN_FLIGHT: usize = 8_000_000;
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Jobs {
+            slots: Vec::new(),
+            side: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            next_serial: 0,
+            limit: MAX_JOBS_IN_FLIGHT,
+            over_limit: false,
+        }
+    }
 }
 
 impl Jobs {
@@ -258,13 +282,21 @@ impl Jobs {
             };
             i
         } else {
-            self.slots.push(Job {
-                serial,
-                ..Job::default()
-            });
-            self.side.push(JobSide::default());
-            (self.slots.len() - 1) as u32
+            self.grow(serial)
         }
+    }
+
+    /// A new slot at the end of the slab (only until it reaches the peak in flight).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, serial: u64) -> u32 {
+        self.slots.push(Job {
+            serial,
+            ..Job::default()
+        });
+        self.side.push(JobSide::default());
+        self.over_limit |= self.slots.len() > self.limit;
+        (self.slots.len() - 1) as u32
     }
 
     /// A new attempt of a call, on the wire to service `a.to`; returns its index and
@@ -373,6 +405,29 @@ impl Jobs {
     /// Slots ever allocated (peak concurrency).
     pub fn capacity(&self) -> usize {
         self.slots.len()
+    }
+
+    /// True once more than the limit's jobs have been in flight at once (see
+    /// [`MAX_JOBS_IN_FLIGHT`]); the engine stops the run then.
+    #[inline(always)]
+    pub fn over_limit(&self) -> bool {
+        self.over_limit
+    }
+
+    /// The most jobs in flight before [`Jobs::over_limit`] (default [`MAX_JOBS_IN_FLIGHT`]).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Sets the most jobs in flight (tests use a small one).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+        self.over_limit |= self.slots.len() > limit;
+    }
+
+    /// Live jobs, in slot order (for counts, where order does not matter).
+    pub fn iter_live(&self) -> impl Iterator<Item = &Job> {
+        self.slots.iter().filter(|j| j.phase != Phase::Free)
     }
 
     /// Indices of live jobs matching a predicate, in creation order (so the result does not

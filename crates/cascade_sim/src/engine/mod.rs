@@ -27,6 +27,7 @@ mod guard;
 mod jobs;
 mod least_loaded;
 mod life;
+mod limits;
 mod load;
 mod mech;
 mod model;
@@ -37,7 +38,8 @@ mod step;
 
 use bevy_ecs::prelude::*;
 
-pub use jobs::{Attempt, Job, Jobs, NONE, Phase};
+pub use jobs::{Attempt, Job, Jobs, MAX_JOBS_IN_FLIGHT, NONE, Phase};
+pub use limits::{Halt, MAX_QUEUED_ITEMS};
 pub use load::{despawn_world, load_scenario, spawn_instances, with_ctx};
 pub(crate) use load::{service_state, source_guard, source_state};
 pub use mech::{CallGuard, InstanceMech, LifePhase, QueueState, ServiceMech, ServiceRuntime};
@@ -63,7 +65,7 @@ pub fn step_engine(
     mut services: Query<&mut ServiceState>,
     mut instances: Query<&mut InstanceState>,
 ) {
-    if !engine.loaded {
+    if !engine.loaded || engine.halted.is_some() {
         return;
     }
     let (n_src, n_svc, n_inst) = (
@@ -101,6 +103,16 @@ pub fn step_engine(
         let next_boundary = (clock.ticks_done / interval_ticks + 1) * interval_ticks;
         let stop = next_boundary.min(end_tick);
         ctx.run_until(stop * tick_ns);
+        if let Some(halt) = ctx.over_capacity(ctx.e.max_queued_items) {
+            // Stopped where it went over (mid-interval for jobs): the clock stays at the last
+            // whole step, and nothing more runs until the scenario is loaded again.
+            ctx.e.log(crate::events::SimEventKind::Halted {
+                reason: halt.reason.clone(),
+                hint: halt.hint.clone(),
+            });
+            ctx.e.halted = Some(halt);
+            break;
+        }
         clock.ticks_done = stop;
         ctx.e.now = stop * tick_ns;
         if stop == next_boundary {

@@ -112,6 +112,13 @@ pub struct Engine {
     /// Instances cut off from the network now (`Isolate` faults); 0 keeps the message path
     /// from looking at the sender's instance.
     pub isolated_instances: u32,
+    /// Why the run stopped for good (it needed more memory than a run may hold; see
+    /// `limits.rs`); `None` while it runs. Loading a scenario starts a fresh engine.
+    pub halted: Option<super::Halt>,
+    /// Most items the work queues may hold before the run stops (default
+    /// [`MAX_QUEUED_ITEMS`](super::MAX_QUEUED_ITEMS); the limit of jobs in flight is the job
+    /// slab's, [`Jobs::set_limit`]).
+    pub max_queued_items: usize,
 }
 
 /// How often each fast path was taken. Diagnostics for tests and benchmarks; no result depends
@@ -150,6 +157,8 @@ impl Default for Engine {
             alert_state: Vec::new(),
             orphan_stack: Vec::new(),
             isolated_instances: 0,
+            halted: None,
+            max_queued_items: super::MAX_QUEUED_ITEMS,
         }
     }
 }
@@ -187,7 +196,11 @@ impl Ctx<'_, '_> {
     /// Processes every event before `limit_ns`, in `(time, seq)` order.
     pub fn run_until(&mut self, limit_ns: Nanos) {
         self.e.limit_ns = limit_ns;
-        while let Some(ev) = self.e.sched.pop_before(limit_ns) {
+        // Past the limit of jobs in flight the run stops: the next event stays pending and
+        // `step_engine` halts the engine (see `limits.rs`).
+        while !self.e.jobs.over_limit()
+            && let Some(ev) = self.e.sched.pop_before(limit_ns)
+        {
             self.e.now = ev.time;
             match ev.kind {
                 EventKind::SourceArrival => self.on_source_arrival(ev.a, ev.b),
