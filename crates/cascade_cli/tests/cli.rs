@@ -294,3 +294,46 @@ fn the_panic_column_agrees_with_the_panic_events() {
     }
     assert!(marked > 10, "{marked} intervals in panic");
 }
+
+#[test]
+fn a_run_that_outgrows_memory_stops_with_exit_2_a_reason_and_its_outputs_so_far() {
+    // Two million requests a second into a server of a hundred, no timeout, unbounded queue:
+    // past 8,000,000 requests in flight (about 2 simulated seconds) the run stops.
+    let dir = tmp("halt");
+    let file = dir.join("flood.ron");
+    std::fs::write(
+        &file,
+        r#"(
+            version: 1, name: "flood", seed: 1, duration_s: 60,
+            sources: [(name: "users", target: "server", rate: Constant(2000000))],
+            services: [(name: "server", workers: 1, service_time: Deterministic(ms: 10.0))],
+        )"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = cli(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("flood.ron: the run stopped at ")
+            && err.contains("more than 8,000,000 requests were in flight")
+            && err.contains("at service `server`")
+            && err.contains("\n  hint: bound the queues"),
+        "{err}"
+    );
+    assert!(
+        o.stdout.is_empty(),
+        "no summary for a run that did not finish"
+    );
+    assert!(!out.join("summary.json").exists());
+    assert!(out.join("metrics.csv").exists());
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    let last = events.lines().last().unwrap();
+    assert!(last.contains(r#""type":"halted""#), "{last}");
+}

@@ -621,7 +621,12 @@ fn random_live_edits_run_the_same_on_both_paths() {
     // Edits the cases above do not think of: every shipped scenario for 12 s under a random
     // script of number and structure edits and faults (seeded, so the same every time). The
     // engine's debug assertions run throughout, and both paths must agree.
-    let mut rng = cascade_sim::rng::stream(7, "golden:random-edits", 0);
+    // `CASCADE_EDIT_SEED` runs other scripts (a soak: see the known gap below).
+    let seed = std::env::var("CASCADE_EDIT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let mut rng = cascade_sim::rng::stream(seed, "golden:random-edits", 0);
     let mut commands = 0;
     for path in common::shipped_paths() {
         let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -633,4 +638,34 @@ fn random_live_edits_run_the_same_on_both_paths() {
         commands > 37 * 5,
         "only {commands} commands: the script generator lost its way"
     );
+}
+
+/// Known gap, found by soaking `random_live_edits_run_the_same_on_both_paths` with seeds 100–400
+/// (`CASCADE_EDIT_SEED`): 26 of 255 scripts diverge, 19 of them on this scenario. Two events at
+/// the same nanosecond are taken in the order they were scheduled, and a fast path schedules
+/// some events at a different moment than the reference path would (a planned leaf's reply at
+/// the request's arrival, not at the end of its work), so at an exact tie it can take them in
+/// the other order. Here a planned reply frees an `api` worker at the instant another `api`
+/// job's work ends: the reference draws the call-probability sample first, the fast path the
+/// next job's service time, and the instance's random stream is consumed in another order from
+/// then on. Either order is a valid run (the events are simultaneous) and each path is
+/// deterministic; what fails is only the claim that they are identical. Ties are common where
+/// deterministic delays keep requests in lockstep, and at 10,000 requests per second.
+#[test]
+#[ignore = "known gap: event order at exact-time ties differs between the fast and the reference path"]
+fn simultaneous_events_are_taken_in_the_same_order_on_both_paths() {
+    let base = common::shipped("mechanisms/shared-pool-exhaustion.ron");
+    let kill = |duration_s: f64| SimCommand::InjectFault {
+        fault: FaultKind::Kill {
+            service: "recommendations".into(),
+            instances: InstanceSelector::All,
+            mode: KillMode::Blackhole,
+        },
+        duration_s: Some(duration_s),
+    };
+    let script: Script = vec![
+        (1.5, kill(2.1238722178796308)),
+        (3.0, kill(0.7962737564551922)),
+    ];
+    assert_same_on_both_paths("overlapping blackholes", &base, &script, 4.0);
 }
