@@ -237,3 +237,139 @@ fn a_run_that_outgrows_memory_stops_pauses_and_says_why_leaving_the_document() {
     assert!(body.contains(&halt.hint), "{body}");
     assert_eq!(app.world().resource::<Document>().scenario, before);
 }
+
+/// Every scenario file of the shipped library, sorted.
+fn library() -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("the library is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "ron") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A random edit of `scenario` a user could make in the inspector: workers, instances, a rate,
+/// a call removed. Some are invalid (no workers, no rate): the app must refuse those.
+fn random_edit(
+    scenario: &cascade_sim::Scenario,
+    rng: &mut cascade_sim::rng::SimRng,
+) -> cascade_sim::Scenario {
+    use cascade_sim::rng::below;
+    let mut s = scenario.clone();
+    let n = s.services.len() as u32;
+    let i = below(rng, n) as usize;
+    match below(rng, 4) {
+        0 => s.services[i].workers = [0, 1, 2, 7, 1000][below(rng, 5) as usize],
+        1 => s.services[i].instances = [0, 1, 3, 10][below(rng, 4) as usize],
+        2 if !s.sources.is_empty() => {
+            let k = below(rng, s.sources.len() as u32) as usize;
+            s.sources[k].rate = cascade_sim::scenario::RateProfile::Constant(
+                [0.0, 0.5, 50.0, 5000.0][below(rng, 4) as usize],
+            );
+        }
+        _ => {
+            if !s.services[i].calls.is_empty() {
+                let c = below(rng, s.services[i].calls.len() as u32) as usize;
+                s.services[i].calls.remove(c);
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn random_user_sessions_never_panic_and_keep_a_valid_document() {
+    // Seeded, so the same every run: sessions over the shipped library, each opening a file
+    // and then taking random actions (edits valid and not, faults, clears, undo and redo,
+    // resets, play, pause, steps, speeds, selections of real and missing nodes, sampling,
+    // saves, a missing file), two frames after each.
+    use cascade_sim::rng::{below, unit};
+    let files = library();
+    let save_dir = std::env::temp_dir().join(format!("cascade-session-{}", std::process::id()));
+    std::fs::create_dir_all(&save_dir).unwrap();
+    // `CASCADE_SESSION_SEED` runs other sessions (a soak).
+    let seed = std::env::var("CASCADE_SESSION_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(11);
+    let mut rng = cascade_sim::rng::stream(seed, "app:random-session", 0);
+    let mut app = app(Speed::Times(10.0));
+    {
+        let mut playback = app.world_mut().resource_mut::<Playback>();
+        playback.least_sim_budget = Duration::from_millis(5);
+        playback.sim_share_of_frame = 0.0;
+    }
+    let mut refused = 0;
+    for _ in 0..16 {
+        let file = files[below(&mut rng, files.len() as u32) as usize].clone();
+        app.world_mut()
+            .write_message(AppAction::OpenPath(file.clone()));
+        app.update();
+        for _ in 0..40 {
+            let doc = app.world().resource::<Document>().scenario.clone();
+            let names: Vec<String> = doc.services.iter().map(|s| s.name.clone()).collect();
+            let action = match below(&mut rng, 16) {
+                0..=3 => AppAction::Edit {
+                    scenario: Box::new(random_edit(&doc, &mut rng)),
+                    label: "random edit".into(),
+                },
+                4 if !doc.faults.is_empty() => AppAction::InjectFault {
+                    fault: doc.faults[below(&mut rng, doc.faults.len() as u32) as usize]
+                        .fault
+                        .clone(),
+                    duration_s: (unit(&mut rng) < 0.7).then(|| 0.1 + 5.0 * unit(&mut rng)),
+                },
+                5 => AppAction::ClearAllFaults,
+                6 => AppAction::Undo,
+                7 => AppAction::Redo,
+                8 => AppAction::Reset {
+                    seed: (unit(&mut rng) < 0.5).then(|| u64::from(below(&mut rng, 1000))),
+                },
+                9 => AppAction::TogglePlay,
+                10 => AppAction::Step,
+                11 => [
+                    AppAction::Faster,
+                    AppAction::Slower,
+                    AppAction::SetSpeed(Speed::Max),
+                    AppAction::SetSpeed(Speed::Times(1.0)),
+                ][below(&mut rng, 4) as usize]
+                    .clone(),
+                12 => AppAction::Select(cascade_app::session::Selection {
+                    node: Some(if names.is_empty() || unit(&mut rng) < 0.2 {
+                        "no such node".into()
+                    } else {
+                        names[below(&mut rng, names.len() as u32) as usize].clone()
+                    }),
+                    ..Default::default()
+                }),
+                13 => AppAction::SetSampling(below(&mut rng, 50)),
+                14 => AppAction::SaveAsPath(save_dir.join("session.ron")),
+                _ => AppAction::OpenPath(save_dir.join("missing.ron")),
+            };
+            app.world_mut().write_message(action);
+            app.update();
+            app.update();
+            let errors = app.world().resource::<ErrorWindow>();
+            if errors.open.is_some() {
+                refused += 1;
+                app.world_mut().write_message(AppAction::DismissError);
+            }
+        }
+        let doc = &app.world().resource::<Document>().scenario;
+        let problems = cascade_sim::scenario::validate(doc);
+        assert!(problems.is_empty(), "{}: {problems:?}", file.display());
+    }
+    assert!(
+        refused > 0,
+        "some random edits are invalid and must be refused"
+    );
+    let _ = std::fs::remove_dir_all(&save_dir);
+}
