@@ -79,6 +79,11 @@ struct ScreenshotPlan {
     frames: u32,
 }
 
+/// True once the engine has stopped the run for good (it never reaches the picture's time).
+fn halted(world: &World) -> bool {
+    world.resource::<Engine>().halted.is_some()
+}
+
 fn screenshot_driver(world: &mut World) {
     let (stage, after_s) = {
         let plan = world.resource::<ScreenshotPlan>();
@@ -96,7 +101,6 @@ fn screenshot_driver(world: &mut World) {
             let started = std::time::Instant::now();
             // A run the engine stopped (see `cascade_sim`'s limits) never reaches the target:
             // the picture shows it stopped.
-            let halted = |world: &World| world.resource::<Engine>().halted.is_some();
             while world.resource::<SimClock>().ticks_done < target_ticks
                 && started.elapsed() < Duration::from_millis(200)
                 && !halted(world)
@@ -116,8 +120,7 @@ fn screenshot_driver(world: &mut World) {
             }
         }
         Stage::Settling => {
-            let reached = world.resource::<SimClock>().now_s() >= after_s
-                || world.resource::<Engine>().halted.is_some();
+            let reached = world.resource::<SimClock>().now_s() >= after_s || halted(world);
             if reached {
                 world.resource_mut::<Playback>().playing = false;
             }

@@ -238,24 +238,6 @@ fn a_run_that_outgrows_memory_stops_pauses_and_says_why_leaving_the_document() {
     assert_eq!(app.world().resource::<Document>().scenario, before);
 }
 
-/// Every scenario file of the shipped library, sorted.
-fn library() -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("the library is readable") {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "ron") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A random edit of `scenario` a user could make in the inspector: workers, instances, a rate,
 /// a call removed. Some are invalid (no workers, no rate): the app must refuse those.
 fn random_edit(
@@ -292,7 +274,13 @@ fn random_user_sessions_never_panic_and_keep_a_valid_document() {
     // resets, play, pause, steps, speeds, selections of real and missing nodes, sampling,
     // saves, a missing file), two frames after each.
     use cascade_sim::rng::{below, unit};
-    let files = library();
+    // The library as the app's panel lists it.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let files: Vec<_> = cascade_app::ui::library::scan(&root)
+        .into_iter()
+        .map(|entry| entry.path)
+        .collect();
+    assert!(files.len() > 30, "the shipped library is found");
     let save_dir = std::env::temp_dir().join(format!("cascade-session-{}", std::process::id()));
     std::fs::create_dir_all(&save_dir).unwrap();
     // `CASCADE_SESSION_SEED` runs other sessions (a soak).

@@ -102,10 +102,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), Failure> {
     let started = Instant::now();
     sim.run_to(args.duration, |_| {});
     if let Some(halt) = sim.halted() {
-        return Err(Failure::input(format!(
-            "{}: {}\n  hint: {}",
-            scenario.name, halt.reason, halt.hint
-        )));
+        return Err(Failure::halted(&scenario.name, halt));
     }
     let wall = started.elapsed().as_secs_f64();
     let summary = sim.summary();

@@ -57,6 +57,12 @@ impl Failure {
         }
     }
 
+    /// A run of `name` the engine stopped (it needed more memory than a run may hold): its
+    /// reason and hint, as bad input (exit 2).
+    pub fn halted(name: impl std::fmt::Display, halt: &cascade_sim::Halt) -> Self {
+        Failure::input(format!("{name}: {}\n  hint: {}", halt.reason, halt.hint))
+    }
+
     /// Anything else, e.g. I/O (exit 1).
     pub fn other(message: impl Into<String>) -> Self {
         Failure {

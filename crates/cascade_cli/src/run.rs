@@ -83,30 +83,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         // What ran is still worth reading: the metrics so far and the log, which ends with
         // the reason. No summary: its verdict would judge a run that did not finish.
         if let (Some(dir), Some(csv)) = (&args.out, csv) {
-            output::write(dir, "metrics.csv", &csv.into_bytes()?)?;
-            output::write(
-                dir,
-                "events.jsonl",
-                &output::events_jsonl(sim.world().resource::<EventLog>())?,
-            )?;
+            write_metrics_and_log(dir, csv, &sim)?;
         }
-        return Err(Failure::input(format!(
-            "{}: {}\n  hint: {}",
-            args.scenario.display(),
-            halt.reason,
-            halt.hint
-        )));
+        return Err(Failure::halted(args.scenario.display(), halt));
     }
     let wall = started.elapsed().as_secs_f64();
     let summary = sim.summary();
     let json = output::summary_json(&summary, wall)?;
     if let (Some(dir), Some(csv)) = (&args.out, csv) {
-        output::write(dir, "metrics.csv", &csv.into_bytes()?)?;
-        output::write(
-            dir,
-            "events.jsonl",
-            &output::events_jsonl(sim.world().resource::<EventLog>())?,
-        )?;
+        write_metrics_and_log(dir, csv, &sim)?;
         output::write(dir, "summary.json", format!("{json}\n").as_bytes())?;
     }
     println!("{json}");
@@ -133,6 +118,16 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         });
     }
     Ok(())
+}
+
+/// Writes `metrics.csv` and `events.jsonl` of the run into `dir`.
+fn write_metrics_and_log(dir: &Path, csv: MetricsCsv, sim: &Simulation) -> Result<(), Failure> {
+    output::write(dir, "metrics.csv", &csv.into_bytes()?)?;
+    output::write(
+        dir,
+        "events.jsonl",
+        &output::events_jsonl(sim.world().resource::<EventLog>())?,
+    )
 }
 
 fn progress_bar(duration_s: f64) -> Option<indicatif::ProgressBar> {

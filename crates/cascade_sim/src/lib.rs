@@ -17,6 +17,7 @@ pub mod sampling;
 pub mod scenario;
 pub mod summary;
 pub mod testing;
+pub mod text;
 pub mod time;
 pub mod verdict;
 

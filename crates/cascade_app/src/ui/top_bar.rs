@@ -224,15 +224,10 @@ fn speed_text(speed: f64) -> String {
             .trim_end_matches('.')
             .to_owned()
     } else {
-        let digits = format!("{:.0}", speed);
-        let mut grouped = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                grouped.push(',');
-            }
-            grouped.push(c);
-        }
-        format!("×{grouped}")
+        format!(
+            "×{}",
+            cascade_sim::text::group_digits(&format!("{:.0}", speed))
+        )
     }
 }
 

@@ -15,6 +15,7 @@
 //! the app decide).
 
 use super::step::Ctx;
+use crate::text::group_thousands;
 
 /// Most items a run may hold in its work queues at once (16 bytes each: 1.6 GB).
 pub const MAX_QUEUED_ITEMS: usize = 100_000_000;
@@ -76,8 +77,8 @@ pub(crate) fn jobs_halt(
     let at = busiest.map_or_else(String::new, |(name, n)| {
         format!(
             " ({} of them at service `{name}`, {} waiting at the sources)",
-            group(n),
-            group(clients)
+            group_thousands(n as u64),
+            group_thousands(clients as u64)
         )
     });
     Halt {
@@ -86,7 +87,7 @@ pub(crate) fn jobs_halt(
              more than a run may hold in memory; the model's load is far beyond its capacity \
              and its queues are unbounded",
             now_ns as f64 / 1e9,
-            group(limit)
+            group_thousands(limit as u64)
         ),
         hint: "bound the queues (`queue: (capacity: N)`), give callers a timeout, or lower \
                the load, then run it again"
@@ -101,7 +102,7 @@ pub(crate) fn items_halt(now_ns: u64, limit: usize) -> Halt {
             "the run stopped at {:.3} s: more than {} items were waiting in work queues, more \
              than a run may hold in memory",
             now_ns as f64 / 1e9,
-            group(limit)
+            group_thousands(limit as u64)
         ),
         hint: "give the queue's items a TTL, add consumers, or lower the load, then run it \
                again"
@@ -109,31 +110,9 @@ pub(crate) fn items_halt(now_ns: u64, limit: usize) -> Halt {
     }
 }
 
-/// `8000000` → `8,000,000`.
-fn group(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_are_grouped_by_thousands() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(1000), "1,000");
-        assert_eq!(group(8_000_000), "8,000,000");
-        assert_eq!(group(123_456_789), "123,456,789");
-    }
 
     #[test]
     fn the_jobs_message_names_the_time_the_limit_and_where_they_are() {
