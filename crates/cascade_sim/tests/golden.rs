@@ -425,12 +425,36 @@ fn write_fingerprints() {
     let Some(dir) = std::env::var_os("CASCADE_FINGERPRINT_DIR") else {
         return;
     };
+    // Both paths, on the cases above and on the shipped library under the random-edit script
+    // of `CASCADE_EDIT_SEED` (to compare two builds file by file).
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, scenario: &Scenario, script: &Script, until_s: f64| {
+        let fast = fingerprint(scenario, script, until_s, |_| {});
+        std::fs::write(dir.join(format!("{name}.fast.txt")), fast).unwrap();
+        let reference = fingerprint(scenario, script, until_s, |sim| {
+            sim.world_mut().resource_mut::<Engine>().fast_paths = false;
+        });
+        std::fs::write(dir.join(format!("{name}.reference.txt")), reference).unwrap();
+    };
     for (name, scenario, script, until_s) in cases() {
-        let text = fingerprint(&scenario, &script, until_s, |_| {});
-        std::fs::write(dir.join(format!("{name}.txt")), text).unwrap();
+        write(name, &scenario, &script, until_s);
     }
+    let mut rng = cascade_sim::rng::stream(edit_seed(), "golden:random-edits", 0);
+    for path in common::shipped_paths() {
+        let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let script = random_edits(&base, &mut rng, 12.0);
+        let name = path.file_stem().unwrap().to_string_lossy();
+        write(&format!("edits-{name}"), &base, &script, 12.0);
+    }
+}
+
+/// The random-edit script's seed: `CASCADE_EDIT_SEED`, or 7.
+fn edit_seed() -> u64 {
+    std::env::var("CASCADE_EDIT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7)
 }
 
 /// Runs `scenario` with `script` to `until_s` on the fast paths and on the reference path,
@@ -622,11 +646,7 @@ fn random_live_edits_run_the_same_on_both_paths() {
     // script of number and structure edits and faults (seeded, so the same every time). The
     // engine's debug assertions run throughout, and both paths must agree.
     // `CASCADE_EDIT_SEED` runs other scripts (a soak: see the known gap below).
-    let seed = std::env::var("CASCADE_EDIT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
-    let mut rng = cascade_sim::rng::stream(seed, "golden:random-edits", 0);
+    let mut rng = cascade_sim::rng::stream(edit_seed(), "golden:random-edits", 0);
     let mut commands = 0;
     for path in common::shipped_paths() {
         let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -640,19 +660,16 @@ fn random_live_edits_run_the_same_on_both_paths() {
     );
 }
 
-/// Known gap, found by soaking `random_live_edits_run_the_same_on_both_paths` with seeds 100–400
-/// (`CASCADE_EDIT_SEED`): 26 of 255 scripts diverge, 19 of them on this scenario. Two events at
-/// the same nanosecond are taken in the order they were scheduled, and a fast path schedules
-/// some events at a different moment than the reference path would (a planned leaf's reply at
-/// the request's arrival, not at the end of its work), so at an exact tie it can take them in
-/// the other order. Here a planned reply frees an `api` worker at the instant another `api`
-/// job's work ends: the reference draws the call-probability sample first, the fast path the
-/// next job's service time, and the instance's random stream is consumed in another order from
-/// then on. Either order is a valid run (the events are simultaneous) and each path is
-/// deterministic; what fails is only the claim that they are identical. Ties are common where
-/// deterministic delays keep requests in lockstep, and at 10,000 requests per second.
+/// Found by soaking `random_live_edits_run_the_same_on_both_paths` with seeds 100–400
+/// (`CASCADE_EDIT_SEED`), when ties were broken by scheduling order alone: a fast path
+/// schedules some events at another moment than the reference path (a planned leaf's reply at
+/// the request's arrival, not at the end of its work), so at an exact tie it took them in the
+/// other order. Here a planned reply frees an `api` worker at the instant another `api` job's
+/// work ends: the reference drew the call-probability sample first, the fast path the next
+/// job's service time, and the instance's random stream was consumed in another order from
+/// then on. Stamps (`engine/scheduler.rs`) now order such an event as of the moment the
+/// reference path schedules it.
 #[test]
-#[ignore = "known gap: event order at exact-time ties differs between the fast and the reference path"]
 fn simultaneous_events_are_taken_in_the_same_order_on_both_paths() {
     let base = common::shipped("mechanisms/shared-pool-exhaustion.ron");
     let kill = |duration_s: f64| SimCommand::InjectFault {
@@ -668,4 +685,35 @@ fn simultaneous_events_are_taken_in_the_same_order_on_both_paths() {
         (3.0, kill(0.7962737564551922)),
     ];
     assert_same_on_both_paths("overlapping blackholes", &base, &script, 4.0);
+}
+
+/// The shipped scenario `name` and the script `random_live_edits_run_the_same_on_both_paths`
+/// gives it with `seed`.
+fn random_edit_case(seed: u64, name: &str) -> (Scenario, Script) {
+    let mut rng = cascade_sim::rng::stream(seed, "golden:random-edits", 0);
+    for path in common::shipped_paths() {
+        let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let script = random_edits(&base, &mut rng, 12.0);
+        if path.ends_with(name) {
+            return (base, script);
+        }
+    }
+    panic!("no shipped scenario {name}");
+}
+
+/// Known gap: a *second-order* tie. With `CASCADE_EDIT_SEED` 100–400, 7 of 301 scripts still
+/// make the two paths part (28 did before stamps; two of the three traced are this case). Here, at 7.4846 s, an `api` job's work
+/// ends at the same nanosecond as a reply leaves for `api`; a nanosecond-exact chain of 1-ms
+/// hops follows. The reference path takes the work's end and the other event in their stamp
+/// order, and what each schedules (a request, a reply, both due 1 ms later) follows that
+/// order. The fast path merged the work's end into the request's arrival, scheduled ahead as
+/// of the work's end: first among what is scheduled at that instant, where the reference has
+/// it second. Matching it would need each event to carry the place of the event that
+/// scheduled it (a second-level stamp), which does not fit in the 128-bit key the scheduler
+/// compares. Either order is a valid run, and each path is deterministic.
+#[test]
+#[ignore = "known gap: ties whose scheduling events were themselves simultaneous"]
+fn events_scheduled_by_simultaneous_events_are_taken_in_the_same_order_on_both_paths() {
+    let (base, script) = random_edit_case(133, "blind-monitoring.ron");
+    assert_same_on_both_paths("blind-monitoring, edit seed 133", &base, &script, 12.0);
 }

@@ -15,7 +15,7 @@
 //!
 //! Time inside a tick is exact (ns); ticks only bound when commands apply and what one
 //! `FixedUpdate` advances. The engine does not parallelise instances (all events are
-//! processed in one global `(time, seq)` order), so results never depend on thread timing.
+//! processed in one global `(time, stamp)` order), so results never depend on thread timing.
 
 mod admission;
 mod close;
@@ -115,6 +115,7 @@ pub fn step_engine(
         }
         clock.ticks_done = stop;
         ctx.e.now = stop * tick_ns;
+        ctx.e.sched.advance_to(ctx.e.now);
         if stop == next_boundary {
             ctx.close_interval(stop * tick_ns);
         }

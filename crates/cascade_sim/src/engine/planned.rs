@@ -26,9 +26,10 @@
 //! Requests whose journey is sampled keep one event at their completion, which settles them
 //! and publishes the reply leg at its exact time.
 //!
-//! Results are identical to the event-by-event path ([`Engine::fast_paths`] off), up to the
-//! order of events at exactly the same nanosecond; a fingerprint test checks this on
-//! scenarios exercising every fault and edit.
+//! Results are identical to the event-by-event path ([`Engine::fast_paths`] off): the reply
+//! is scheduled as of the work's end, so it takes the reference's place among events at the
+//! same nanosecond (`scheduler.rs`; except at second-order ties, docs/model.md). A
+//! fingerprint test checks this on scenarios exercising every fault and edit.
 //!
 //! [`Engine::fast_paths`]: super::step::Engine::fast_paths
 
@@ -214,11 +215,11 @@ impl Ctx<'_, '_> {
             + self.e.links[link as usize].extra_ns;
         self.e
             .sched
-            .schedule(reply_at, EventKind::PlannedReply, k, generation, 0, 0);
+            .schedule_as_of(done, reply_at, EventKind::PlannedReply, k, generation, 0, 0);
         if journey != NONE {
             self.e
                 .sched
-                .schedule(done, EventKind::PlannedDone, k, generation, 0, 0);
+                .schedule_as_of(start, done, EventKind::PlannedDone, k, generation, 0, 0);
         }
     }
 
@@ -471,9 +472,15 @@ impl Ctx<'_, '_> {
             if i < first_unstarted {
                 job.phase = Phase::Working;
                 is.busy += 1;
-                self.e
-                    .sched
-                    .schedule(job.done_ns, EventKind::WorkDone, k, generation, 0, 0);
+                self.e.sched.schedule_as_of(
+                    job.start_ns,
+                    job.done_ns,
+                    EventKind::WorkDone,
+                    k,
+                    generation,
+                    0,
+                    0,
+                );
             } else {
                 job.phase = Phase::Queued;
                 is.queue.push_back(k);

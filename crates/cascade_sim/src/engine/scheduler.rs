@@ -1,8 +1,29 @@
 //! The event scheduler: FIFO *delay lines* for constant delays, a calendar queue for the rest.
 //!
-//! Every event has an exact time and a sequence number (the global order in which it was
-//! scheduled); events are popped in `(time, seq)` order, so ties go to whichever was
-//! scheduled first, independent of how they are stored. That order is all determinism needs.
+//! Every event has an exact time and a *stamp*; events are popped in `(time, stamp)` order,
+//! independent of how they are stored. That order is all determinism needs.
+//!
+//! **Stamps: ties broken as the event-by-event path breaks them.** An event scheduled now
+//! gets a stamp above every stamp given before: events at the same nanosecond come out in
+//! the order they were scheduled. The engine's fast paths (planned leaves, deferred sends)
+//! schedule some events at another moment than the event-by-event (reference) path would: a
+//! planned leaf's reply when the request arrives, not when its work ends. Ordered by
+//! scheduling order alone, such an event would win or lose a tie against the wrong events,
+//! and the two paths would part at exact-nanosecond ties (which are not rare: at 30,000
+//! events a second, two fall on the same nanosecond about every two seconds). So a stamp
+//! carries the moment the reference path schedules the event, `vsched`, above a 12-bit
+//! order: `stamp = vsched << 12 | band | order`. Events scheduled now have `vsched = now`
+//! in the middle band ([`STAMP_NOW`]), in scheduling order, so the reference path's order is
+//! exactly scheduling order, as before. A fast path's event scheduled *ahead*, as of a
+//! moment still to come, goes in the band before the events scheduled at that moment (its
+//! reference twin is scheduled at that moment, after all events scheduled earlier); one
+//! scheduled *behind*, as of a moment already past, in the band after them. Within those
+//! two bands, events are in the order of their scheduling. What this leaves unmatched: the
+//! place among the events scheduled at the same moment of one scheduled ahead or behind
+//! (it is first or last there, and the reference path has it wherever the event scheduling
+//! it falls), a second-order tie. More than 2,048 events scheduled at one nanosecond spill
+//! into the next bands, and from there into the next nanosecond's, in order; past about 52
+//! days stamps are plain counts.
 //!
 //! Most events in a service graph are "now + a constant": a message crossing a link with its
 //! latency, a call's timeout. Events scheduled at `now + d` for the same `d` come out of a
@@ -80,8 +101,8 @@ pub enum EventKind {
 pub struct Event {
     /// Exact time.
     pub time: Nanos,
-    /// Scheduling order (tie-break).
-    pub seq: u64,
+    /// Scheduling stamp (the tie-break; see the module docs).
+    pub stamp: u64,
     /// First argument.
     pub a: u32,
     /// Second argument.
@@ -111,7 +132,7 @@ const MAX_LINES: usize = 16;
 
 const EMPTY_EVENT: Event = Event {
     time: 0,
-    seq: 0,
+    stamp: 0,
     a: 0,
     b: 0,
     c: 0,
@@ -121,6 +142,20 @@ const EMPTY_EVENT: Event = Event {
 
 /// Key of "no event".
 const NO_KEY: u128 = u128::MAX;
+
+/// Bits of a stamp below its time: `stamp = vsched << STAMP_SUB_BITS | band | order`.
+const STAMP_SUB_BITS: u32 = 12;
+/// Band of events scheduled ahead, as of a moment still to come (first at that moment).
+const STAMP_AHEAD: u64 = 0;
+/// Band of events scheduled at the moment itself (spilling over into the next bands, and
+/// past them into the next nanosecond's, keeps them in order).
+const STAMP_NOW: u64 = 1 << 10;
+/// Band of events scheduled late, as of a moment already past (last at that moment).
+const STAMP_BEHIND: u64 = 3 << 10;
+/// The order inside the two narrow bands (wrapping).
+const STAMP_BAND_MASK: u64 = (1 << 10) - 1;
+/// Times from which stamps no longer carry their time (about 52 days): plain counting.
+const STAMP_TIME_LIMIT: Nanos = 1 << (64 - STAMP_SUB_BITS);
 
 /// A FIFO of events in a power-of-two ring buffer. Positions are absolute (the number of
 /// events pushed before, wrapping), so a pending event can be found again to cancel it.
@@ -235,7 +270,7 @@ impl EventHandle {
 
 #[inline(always)]
 fn key(e: &Event) -> u128 {
-    (u128::from(e.time) << 64) | u128::from(e.seq)
+    (u128::from(e.time) << 64) | u128::from(e.stamp)
 }
 
 /// Fewest buckets of the calendar.
@@ -249,7 +284,7 @@ const MAX_BUCKETS: usize = 1 << 20;
 /// `[cursor, cursor + n)` (in bucket numbers) and each bucket holds its events unsorted.
 /// Events beyond the window wait in an overflow heap until the window reaches them. A bitmap
 /// of non-empty buckets finds the earliest one in a few word operations, and that bucket is
-/// scanned for its earliest `(time, seq)` — unless it holds [`HEAP_AT`] events or more, when
+/// scanned for its earliest `(time, stamp)` — unless it holds [`HEAP_AT`] events or more, when
 /// it is kept as a binary heap whose root is the earliest. Narrowing the buckets (below)
 /// cannot split events at the *same* time: a burst of a thousand requests moving in lockstep
 /// through deterministic delays put them all in one bucket, and scanning it at every pop made
@@ -557,7 +592,10 @@ pub struct Scheduler {
     delays: Vec<Nanos>,
     lines: Vec<Ring>,
     cal: Calendar,
-    next_seq: u64,
+    /// Stamp of the last event scheduled as of the current time.
+    last_stamp: u64,
+    /// Events scheduled as of another moment so far (their order inside a band).
+    as_of_count: u64,
     pending: usize,
     /// Time of the last popped event (nothing may be scheduled before it).
     last_popped: Nanos,
@@ -570,7 +608,8 @@ impl Default for Scheduler {
             delays: Vec::new(),
             lines: Vec::new(),
             cal: Calendar::default(),
-            next_seq: 0,
+            last_stamp: 0,
+            as_of_count: 0,
             pending: 0,
             last_popped: 0,
         }
@@ -588,31 +627,104 @@ impl Scheduler {
         self.pending
     }
 
+    /// The stamp of an event scheduled now: after every stamp given before (see the module
+    /// docs for the layout).
     #[inline(always)]
-    fn make(&mut self, time: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) -> Event {
+    fn stamp_now(&mut self) -> u64 {
+        let floor = if self.last_popped < STAMP_TIME_LIMIT {
+            (self.last_popped << STAMP_SUB_BITS) | STAMP_NOW
+        } else {
+            0
+        };
+        self.last_stamp = (self.last_stamp + 1).max(floor);
+        self.last_stamp
+    }
+
+    /// The stamp of an event scheduled now as of `vsched_ns`: among the events scheduled at
+    /// `vsched_ns`, before those scheduled then if `vsched_ns` is still to come, after them
+    /// if it is past (as its place in scheduling order would be), in the order of these calls.
+    #[inline(always)]
+    fn stamp_as_of(&mut self, vsched_ns: Nanos) -> u64 {
+        if vsched_ns == self.last_popped || vsched_ns >= STAMP_TIME_LIMIT {
+            return self.stamp_now();
+        }
+        let band = if vsched_ns > self.last_popped {
+            STAMP_AHEAD
+        } else {
+            STAMP_BEHIND
+        };
+        self.as_of_count = self.as_of_count.wrapping_add(1);
+        (vsched_ns << STAMP_SUB_BITS) | band | (self.as_of_count & STAMP_BAND_MASK)
+    }
+
+    #[inline(always)]
+    fn make(
+        &mut self,
+        stamp: u64,
+        time: Nanos,
+        kind: EventKind,
+        a: u32,
+        b: u32,
+        c: u32,
+        outcome: u8,
+    ) -> Event {
         debug_assert!(
             time >= self.last_popped,
             "event scheduled in the past: {time} < {}",
             self.last_popped
         );
-        let ev = Event {
+        self.pending += 1;
+        Event {
             time: time.max(self.last_popped),
-            seq: self.next_seq,
+            stamp,
             a,
             b,
             c,
             kind,
             outcome,
-        };
-        self.next_seq += 1;
-        self.pending += 1;
-        ev
+        }
     }
 
-    /// Schedules an event at an arbitrary time (at or after the last popped event).
+    /// Moves the current time to `now_ns` (a tick boundary, where commands act): events
+    /// scheduled from here on are scheduled as of `now_ns`.
+    pub fn advance_to(&mut self, now_ns: Nanos) {
+        self.last_popped = self.last_popped.max(now_ns);
+    }
+
+    /// Schedules an event at an arbitrary time (at or after the current time).
     #[inline(always)]
     pub fn schedule(&mut self, time: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) {
-        let ev = self.make(time, kind, a, b, c, outcome);
+        let stamp = self.stamp_now();
+        let ev = self.make(stamp, time, kind, a, b, c, outcome);
+        self.push_calendar(ev);
+    }
+
+    /// [`Scheduler::schedule`] for a fast path that schedules, now, an event the
+    /// event-by-event path schedules at `vsched_ns` (earlier or later than now): ties with
+    /// other events at the same time are then broken as that path breaks them.
+    #[inline(always)]
+    #[expect(clippy::too_many_arguments, reason = "an event's fields, written once")]
+    pub fn schedule_as_of(
+        &mut self,
+        vsched_ns: Nanos,
+        time: Nanos,
+        kind: EventKind,
+        a: u32,
+        b: u32,
+        c: u32,
+        outcome: u8,
+    ) {
+        debug_assert!(
+            vsched_ns <= time,
+            "scheduled as of {vsched_ns}, after its time {time}"
+        );
+        let stamp = self.stamp_as_of(vsched_ns);
+        let ev = self.make(stamp, time, kind, a, b, c, outcome);
+        self.push_calendar(ev);
+    }
+
+    #[inline(always)]
+    fn push_calendar(&mut self, ev: Event) {
         if self.cal.push(ev) {
             self.heads[0] = self.cal.min_key;
         }
@@ -632,7 +744,45 @@ impl Scheduler {
         c: u32,
         outcome: u8,
     ) -> EventHandle {
-        let ev = self.make(now + delay, kind, a, b, c, outcome);
+        debug_assert_eq!(
+            now, self.last_popped,
+            "a delay counts from the current time"
+        );
+        let stamp = self.stamp_now();
+        let ev = self.make(stamp, now + delay, kind, a, b, c, outcome);
+        self.push_line::<false>(delay, ev)
+    }
+
+    /// [`Scheduler::schedule_after`] for an event the event-by-event path schedules at
+    /// `vsched_ns` (see [`Scheduler::schedule_as_of`]).
+    #[inline(always)]
+    #[expect(clippy::too_many_arguments, reason = "an event's fields, written once")]
+    pub fn schedule_after_as_of(
+        &mut self,
+        vsched_ns: Nanos,
+        now: Nanos,
+        delay: Nanos,
+        kind: EventKind,
+        a: u32,
+        b: u32,
+        c: u32,
+        outcome: u8,
+    ) -> EventHandle {
+        debug_assert_eq!(
+            now, self.last_popped,
+            "a delay counts from the current time"
+        );
+        debug_assert!(vsched_ns <= now + delay);
+        let stamp = self.stamp_as_of(vsched_ns);
+        let ev = self.make(stamp, now + delay, kind, a, b, c, outcome);
+        self.push_line::<true>(delay, ev)
+    }
+
+    /// Appends `ev`, due `delay` from now, to that delay's line (the calendar if there are
+    /// too many lines, or if `ev` would come before the line's last event: only possible
+    /// when it is scheduled `AS_OF` another moment).
+    #[inline(always)]
+    fn push_line<const AS_OF: bool>(&mut self, delay: Nanos, ev: Event) -> EventHandle {
         let i = match self.delays.iter().position(|&d| d == delay) {
             Some(i) => i,
             None if self.lines.len() < MAX_LINES => {
@@ -641,14 +791,22 @@ impl Scheduler {
                 self.lines.len() - 1
             }
             None => {
-                if self.cal.push(ev) {
-                    self.heads[0] = self.cal.min_key;
-                }
+                self.push_calendar(ev);
                 return EventHandle::NONE;
             }
         };
         let line = &mut self.lines[i];
-        debug_assert!(line.back().is_none_or(|b| key(b) < key(&ev)));
+        if AS_OF && line.back().is_some_and(|b| key(b) > key(&ev)) {
+            // Scheduled as of an earlier moment, at the same time as the line's last event.
+            self.push_calendar(ev);
+            return EventHandle::NONE;
+        }
+        debug_assert!(
+            line.back().is_none_or(|b| key(b) <= key(&ev)),
+            "line of {delay} ns out of order: {:?} then {ev:?} (now {})",
+            line.back(),
+            self.last_popped
+        );
         if line.len == 0 {
             self.heads[1 + i] = key(&ev);
         }
@@ -694,7 +852,7 @@ impl Scheduler {
     /// Pops the earliest event if it is before `limit`.
     #[inline(always)]
     pub fn pop_before(&mut self, limit: Nanos) -> Option<Event> {
-        // The earliest of the heads, compared as packed (time, seq) keys so the choice
+        // The earliest of the heads, compared as packed (time, stamp) keys so the choice
         // compiles to conditional moves rather than unpredictable branches.
         let n = 1 + self.lines.len();
         let mut best = self.heads[0];
@@ -765,12 +923,45 @@ mod tests {
         s.schedule_after(0, 500, EventKind::RequestArrive, 2, 0, 0, 0);
         s.schedule_after(0, 2_500, EventKind::CallTimeout, 3, 0, 0, 0);
         s.schedule(2_400, EventKind::WorkDone, 4, 0, 0, 0);
+        s.advance_to(100);
         s.schedule_after(100, 400, EventKind::RequestArrive, 5, 0, 0, 0);
         assert_eq!(
             drain(&mut s),
             vec![(500, 2), (500, 5), (2_400, 4), (2_500, 1), (2_500, 3)]
         );
         assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn events_scheduled_as_of_another_moment_take_that_moments_place_in_ties() {
+        // The reference path schedules, at 100, A then B, both due at 1,000. A fast path
+        // schedules A's twin at 0 as of 100 (ahead) and, at 200, C's twin as of 100 (behind):
+        // C is scheduled at 100 after B. All three are due at 1,000.
+        let mut s = Scheduler::new();
+        s.schedule_as_of(100, 1_000, EventKind::PlannedReply, 1, 0, 0, 0);
+        s.advance_to(100);
+        s.schedule(1_000, EventKind::ReplyArrive, 2, 0, 0, 0);
+        s.advance_to(200);
+        s.schedule(1_000, EventKind::ReplyArrive, 4, 0, 0, 0);
+        s.schedule_after_as_of(100, 200, 800, EventKind::CallTimeout, 3, 0, 0, 0);
+        s.schedule_after(200, 800, EventKind::CallTimeout, 5, 0, 0, 0);
+        // A (1) before B (2) scheduled at 100, C (3) after them, then what was scheduled at 200.
+        assert_eq!(
+            drain(&mut s),
+            vec![(1_000, 1), (1_000, 2), (1_000, 3), (1_000, 4), (1_000, 5)]
+        );
+    }
+
+    #[test]
+    fn an_event_scheduled_behind_keeps_its_line_in_order_through_the_calendar() {
+        // Due at the same time as the line's last event but scheduled as of earlier, it must
+        // come out first: it cannot go behind it on the line, so it takes the calendar.
+        let mut s = Scheduler::new();
+        s.advance_to(500);
+        let late = s.schedule_after(500, 1_000, EventKind::CallTimeout, 1, 0, 0, 0);
+        let early = s.schedule_after_as_of(400, 500, 1_000, EventKind::CallTimeout, 2, 0, 0, 0);
+        assert!(late.is_some() && !early.is_some());
+        assert_eq!(drain(&mut s), vec![(1_500, 2), (1_500, 1)]);
     }
 
     #[test]

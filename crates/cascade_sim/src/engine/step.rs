@@ -481,10 +481,17 @@ impl Ctx<'_, '_> {
                     );
                 }
                 Delivery::Now => deliver = Some((k, kgen)),
+                // Sent at `now`, in the past: scheduled as of then.
                 Delivery::Absolute => {
-                    self.e
-                        .sched
-                        .schedule(now + delay, EventKind::RequestArrive, k, kgen, 0, 0);
+                    self.e.sched.schedule_as_of(
+                        now,
+                        now + delay,
+                        EventKind::RequestArrive,
+                        k,
+                        kgen,
+                        0,
+                        0,
+                    );
                 }
             }
         }
@@ -502,7 +509,8 @@ impl Ctx<'_, '_> {
                 Delivery::Now => {
                     // Sent at `now - delay`: the timeout is `timeout - delay` from the current time.
                     debug_assert!(timeout_ns > delay && at_ns + delay == self.e.now);
-                    self.e.sched.schedule_after(
+                    self.e.sched.schedule_after_as_of(
+                        at_ns,
                         self.e.now,
                         timeout_ns - delay,
                         EventKind::CallTimeout,
@@ -513,7 +521,8 @@ impl Ctx<'_, '_> {
                     )
                 }
                 Delivery::Absolute => {
-                    self.e.sched.schedule(
+                    self.e.sched.schedule_as_of(
+                        now,
                         now + timeout_ns,
                         EventKind::CallTimeout,
                         j,
@@ -527,7 +536,8 @@ impl Ctx<'_, '_> {
             self.e.jobs.get_mut(j).timeout = handle;
         }
         if hedge_ns != NEVER && (timeout_ns == NEVER || hedge_ns < timeout_ns) {
-            self.e.sched.schedule(
+            self.e.sched.schedule_as_of(
+                now,
                 now + hedge_ns,
                 EventKind::HedgeFire,
                 j,
@@ -1101,10 +1111,11 @@ impl Ctx<'_, '_> {
             self.e.fast_path_counts.deferred_sends += 1;
             let job = self.e.jobs.get_mut(k);
             job.flags |= DEFERRED;
+            job.start_ns = now;
             job.done_ns = done;
             self.e
                 .sched
-                .schedule(arrive, EventKind::SendArrive, k, generation, 0, 0);
+                .schedule_as_of(done, arrive, EventKind::SendArrive, k, generation, 0, 0);
         } else {
             self.e
                 .sched
@@ -1258,13 +1269,13 @@ impl Ctx<'_, '_> {
             return;
         }
         job.flags &= !DEFERRED;
-        let (done, generation) = (job.done_ns, job.generation);
+        let (start, done, generation) = (job.start_ns, job.done_ns, job.generation);
         if done < self.e.now {
             self.begin_calls(k, done, Delivery::Absolute);
         } else {
             self.e
                 .sched
-                .schedule(done, EventKind::WorkDone, k, generation, 0, 0);
+                .schedule_as_of(start, done, EventKind::WorkDone, k, generation, 0, 0);
         }
     }
 
