@@ -11,11 +11,17 @@
 //! on attempts whose caller gave up. Metrics like the engine's: per 1-s interval, each node's
 //! offered, succeeded and failed counts and a log-bucket latency histogram whose p50/p99 are
 //! read at every interval's end. What it leaves out is what makes it single-purpose: no other
-//! distributions, balancers, mechanisms, faults, edits, sampled journeys or live views. Events
-//! at "now + 1 ms" and "now + 100 ms" go to two FIFO delay lines (they come out in time order),
-//! the rest to a binary heap; `heap` as the third argument puts every event in the heap.
+//! distributions, balancers, mechanisms, faults, edits, sampled journeys or live views. The
+//! third argument picks how far it is specialised:
+//! - `lines` (the default): events at "now + 1 ms" and "now + 100 ms" go to FIFO delay lines
+//!   (they come out in time order), the rest to a binary heap;
+//! - `heap`: every event in one binary heap;
+//! - `planned`: `lines`, plus the engine's fast paths written for this model: `db` plans each
+//!   attempt at arrival (FIFO with 16 workers: its start is the earlier of its arrival and the
+//!   first worker's release, so no completion event), `api`'s work end and its call's arrival
+//!   at `db` are one event, and the client's reply is counted when it leaves `api`.
 //!
-//! `cargo run --release -p cascade_sim --example hand_three_tier [-- SIM_SECONDS [SEED [heap]]]`
+//! `cargo run --release -p cascade_sim --example hand_three_tier [-- SIM_SECONDS [SEED [MODE]]]`
 //! prints one JSON object, with `hops` counted as the engine counts them (attempts delivered to
 //! a service) and the statistics the engine's run of the same scenario can be compared with.
 
@@ -139,9 +145,14 @@ impl NodeMetrics {
 struct Sim {
     now: u64,
     use_lines: bool,
+    planned: bool,
     heap: BinaryHeap<Event>,
     line_latency: VecDeque<Event>,
     line_timeout: VecDeque<Event>,
+    /// Timeouts set when a merged call arrives at `db`, one latency after it was sent.
+    line_late_timeout: VecDeque<Event>,
+    /// `planned`: when each of `db`'s workers is next free.
+    db_free_ns: BinaryHeap<Reverse<u64>>,
     seq: u64,
     rng_source: SimRng,
     rng_api: SimRng,
@@ -172,6 +183,8 @@ impl Sim {
             self.line_latency.push_back(ev);
         } else if self.use_lines && time_ns == self.now + TIMEOUT_NS {
             self.line_timeout.push_back(ev);
+        } else if self.use_lines && time_ns == self.now + TIMEOUT_NS - LATENCY_NS {
+            self.line_late_timeout.push_back(ev);
         } else {
             self.heap.push(ev);
         }
@@ -183,6 +196,7 @@ impl Sim {
             self.heap.peek().map(|e| (e.0.0, e.0.1)),
             self.line_latency.front().map(|e| (e.0.0, e.0.1)),
             self.line_timeout.front().map(|e| (e.0.0, e.0.1)),
+            self.line_late_timeout.front().map(|e| (e.0.0, e.0.1)),
         ];
         let (mut best, mut source) = (None, 0);
         for (i, h) in heads.into_iter().enumerate() {
@@ -196,14 +210,36 @@ impl Sim {
         match source {
             0 => self.heap.pop(),
             1 => self.line_latency.pop_front(),
-            _ => self.line_timeout.pop_front(),
+            2 => self.line_timeout.pop_front(),
+            _ => self.line_late_timeout.pop_front(),
         }
     }
 
     fn api_start(&mut self, now: u64, r: u32) {
         self.api.busy += 1;
         let work = exp_ns(&mut self.rng_api, API_MEAN_NS);
-        self.at(now + work, Kind::ApiWorkDone, r, 0);
+        if self.planned {
+            // The work's end and the call's arrival at `db` in one event (attempt 0: the
+            // first attempt, sent one latency before).
+            self.at(now + work + LATENCY_NS, Kind::DbArrive, r, 0);
+        } else {
+            self.at(now + work, Kind::ApiWorkDone, r, 0);
+        }
+    }
+
+    /// `planned`: attempt `attempt` of request `r` reaches `db` now; its start, end and reply
+    /// are fixed now.
+    fn db_plan(&mut self, now: u64, r: u32, attempt: u8) {
+        let Some(Reverse(free_at)) = self.db_free_ns.pop() else {
+            unreachable!("one entry per worker")
+        };
+        let work = exp_ns(&mut self.rng_db, DB_MEAN_NS);
+        self.db_busy_ns += u128::from(work);
+        let done = now.max(free_at) + work;
+        self.db_free_ns.push(Reverse(done));
+        self.db_m.record(done - now);
+        self.db_m.succeeded += 1;
+        self.at(done + LATENCY_NS, Kind::DbReply, r, attempt);
     }
 
     fn db_start(&mut self, now: u64, a: Attempt) {
@@ -233,11 +269,28 @@ impl Sim {
         } else {
             self.api_m.failed += 1;
         }
-        self.at(now + LATENCY_NS, Kind::ClientReply, r, u8::from(ok));
+        if self.planned {
+            self.client_reply(now + LATENCY_NS, r, ok);
+        } else {
+            self.at(now + LATENCY_NS, Kind::ClientReply, r, u8::from(ok));
+        }
         self.api.busy -= 1;
         if let Some(next) = self.api.queue.pop_front() {
             self.api_start(now, next);
         }
+    }
+
+    /// The client gets its reply at `at_ns`.
+    fn client_reply(&mut self, at_ns: u64, r: u32, ok: bool) {
+        let latency = at_ns - self.requests[r as usize].created_ns;
+        if ok {
+            self.client.succeeded += 1;
+            self.client.record(latency);
+            self.client_latency_sum_ns += u128::from(latency);
+        } else {
+            self.client.failed += 1;
+        }
+        self.free.push(r);
     }
 
     fn run(&mut self, until_ns: u64) {
@@ -289,6 +342,21 @@ impl Sim {
                     }
                 }
                 Kind::ApiWorkDone => self.send_attempt(now, id),
+                Kind::DbArrive if self.planned => {
+                    let attempt = if attempt == 0 {
+                        // The merged first call: sent one latency ago.
+                        let req = &mut self.requests[id as usize];
+                        req.attempt = 1;
+                        req.waiting = true;
+                        self.at(now + TIMEOUT_NS - LATENCY_NS, Kind::Timeout, id, 1);
+                        1
+                    } else {
+                        attempt
+                    };
+                    self.hops += 1;
+                    self.db_m.offered += 1;
+                    self.db_plan(now, id, attempt);
+                }
                 Kind::DbArrive => {
                     self.hops += 1;
                     self.db_m.offered += 1;
@@ -335,17 +403,7 @@ impl Sim {
                         }
                     }
                 }
-                Kind::ClientReply => {
-                    let latency = now - self.requests[id as usize].created_ns;
-                    if attempt == 1 {
-                        self.client.succeeded += 1;
-                        self.client.record(latency);
-                        self.client_latency_sum_ns += u128::from(latency);
-                    } else {
-                        self.client.failed += 1;
-                    }
-                    self.free.push(id);
-                }
+                Kind::ClientReply => self.client_reply(now, id, attempt == 1),
             }
         }
     }
@@ -355,10 +413,22 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let sim_seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3_600.0);
     let seed: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
-    let use_lines = args.next().as_deref() != Some("heap");
+    let mode = args.next().unwrap_or_else(|| "lines".to_string());
+    let (use_lines, planned) = match mode.as_str() {
+        "lines" => (true, false),
+        "heap" => (false, false),
+        "planned" => (true, true),
+        other => {
+            eprintln!("error: unknown mode {other:?}\n  hint: lines, heap or planned");
+            std::process::exit(2);
+        }
+    };
     let mut sim = Sim {
         now: 0,
         use_lines,
+        planned,
+        line_late_timeout: VecDeque::with_capacity(1_024),
+        db_free_ns: (0..DB_WORKERS).map(|_| Reverse(0)).collect(),
         heap: BinaryHeap::with_capacity(1_024),
         line_latency: VecDeque::with_capacity(1_024),
         line_timeout: VecDeque::with_capacity(1_024),
@@ -392,10 +462,10 @@ fn main() {
     let wall_s = started.elapsed().as_secs_f64();
     let succeeded = sim.client.succeeded.max(1);
     println!(
-        "{{\"event_queue\": \"{}\", \"sim_seconds\": {sim_seconds}, \"wall_seconds\": {wall_s:.4}, \"hops\": {}, \
+        "{{\"mode\": \"{}\", \"sim_seconds\": {sim_seconds}, \"wall_seconds\": {wall_s:.4}, \"hops\": {}, \
          \"hops_per_second\": {:.0}, \"client_requests\": {}, \"client_succeeded\": {}, \
          \"client_mean_ms\": {:.4}, \"db_utilization\": {:.4}, \"quantile_checksum\": {:.1}}}",
-        if use_lines { "lines" } else { "heap" },
+        mode,
         sim.hops,
         sim.hops as f64 / wall_s,
         sim.client.offered,
