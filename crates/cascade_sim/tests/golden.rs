@@ -701,8 +701,8 @@ fn random_edit_case(seed: u64, name: &str) -> (Scenario, Script) {
     panic!("no shipped scenario {name}");
 }
 
-/// Known gap: a *second-order* tie. With `CASCADE_EDIT_SEED` 100–400, 7 of 301 scripts still
-/// make the two paths part (28 did before stamps; the three traced are all this case). Here, at 7.4846 s, an `api` job's work
+/// Known gap: a *second-order* tie. With `CASCADE_EDIT_SEED` 100–700, 17 of 601 scripts still
+/// make the two paths part (51 did before stamps; the four traced are all this case). Here, at 7.4846 s, an `api` job's work
 /// ends at the same nanosecond as a reply leaves for `api`; a nanosecond-exact chain of 1-ms
 /// hops follows. The reference path takes the work's end and the other event in their stamp
 /// order, and what each schedules (a request, a reply, both due 1 ms later) follows that
