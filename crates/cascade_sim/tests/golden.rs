@@ -645,7 +645,7 @@ fn random_live_edits_run_the_same_on_both_paths() {
     // Edits the cases above do not think of: every shipped scenario for 12 s under a random
     // script of number and structure edits and faults (seeded, so the same every time). The
     // engine's debug assertions run throughout, and both paths must agree.
-    // `CASCADE_EDIT_SEED` runs other scripts (a soak: see the known gap below).
+    // `CASCADE_EDIT_SEED` runs other scripts (a soak: see the tie cases below).
     let mut rng = cascade_sim::rng::stream(edit_seed(), "golden:random-edits", 0);
     let mut commands = 0;
     for path in common::shipped_paths() {
@@ -701,19 +701,19 @@ fn random_edit_case(seed: u64, name: &str) -> (Scenario, Script) {
     panic!("no shipped scenario {name}");
 }
 
-/// Known gap: a *second-order* tie. With `CASCADE_EDIT_SEED` 100–700, 17 of 601 scripts still
-/// make the two paths part (51 did before stamps; the four traced are all this case). Here, at 7.4846 s, an `api` job's work
-/// ends at the same nanosecond as a reply leaves for `api`; a nanosecond-exact chain of 1-ms
-/// hops follows. The reference path takes the work's end and the other event in their stamp
-/// order, and what each schedules (a request, a reply, both due 1 ms later) follows that
-/// order. The fast path merged the work's end into the request's arrival, scheduled ahead as
-/// of the work's end: first among what is scheduled at that instant, where the reference has
-/// it second. Matching it would need each event to carry the place of the event that
-/// scheduled it (a second-level stamp), which does not fit in the 128-bit key the scheduler
-/// compares. Either order is a valid run, and each path is deterministic.
+/// Second-order ties, found by the same soak once first-order ties were matched. Here (blind
+/// monitoring), at 7.4846 s an `api` job's work ends at the same nanosecond as a reply leaves
+/// for `api`, and a nanosecond-exact chain of 1-ms hops follows: the reference path takes the
+/// two in their stamps' order and what each schedules follows that order. The fast path
+/// merged the work's end into its request's arrival; it must place that arrival after the
+/// reply, as the child of a parent taken later. In parallel fan-out (seed 177) several
+/// `search` jobs end their deterministic work at the same nanosecond and their deferred
+/// sends and timeouts must keep their order among themselves. Stamps now carry the parent's
+/// rank and that order (`engine/scheduler.rs`).
 #[test]
-#[ignore = "known gap: ties whose scheduling events were themselves simultaneous"]
 fn events_scheduled_by_simultaneous_events_are_taken_in_the_same_order_on_both_paths() {
     let (base, script) = random_edit_case(133, "blind-monitoring.ron");
     assert_same_on_both_paths("blind-monitoring, edit seed 133", &base, &script, 12.0);
+    let (base, script) = random_edit_case(177, "parallel-fan-out.ron");
+    assert_same_on_both_paths("parallel-fan-out, edit seed 177", &base, &script, 12.0);
 }

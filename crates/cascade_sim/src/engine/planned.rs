@@ -37,7 +37,7 @@ use std::cmp::Reverse;
 
 use super::jobs::{NONE, Phase, STARTED};
 use super::model::NodeRef;
-use super::scheduler::EventKind;
+use super::scheduler::{AsOf, EventKind};
 use super::state::{InstanceState, PlanEntry, PlanTotals};
 use super::step::{Ctx, work_ns};
 use crate::metrics::Outcome;
@@ -213,13 +213,41 @@ impl Ctx<'_, '_> {
         let reply_at = done
             + self.e.model.links[link as usize].latency_ns
             + self.e.links[link as usize].extra_ns;
-        self.e
-            .sched
-            .schedule_as_of(done, reply_at, EventKind::PlannedReply, k, generation, 0, 0);
+        self.e.sched.schedule_as_of(
+            // The reply leaves at the work's end, whose event is scheduled at its start.
+            AsOf {
+                vsched_ns: done,
+                parent_vsched_ns: start,
+            },
+            reply_at,
+            EventKind::PlannedReply,
+            k,
+            generation,
+            0,
+            0,
+        );
         if journey != NONE {
-            self.e
-                .sched
-                .schedule_as_of(start, done, EventKind::PlannedDone, k, generation, 0, 0);
+            if start == now {
+                // Scheduled by the arrival, as the reference path does.
+                self.e
+                    .sched
+                    .schedule(done, EventKind::PlannedDone, k, generation, 0, 0);
+            } else {
+                // By the end of the work before it, taken as scheduled at that moment.
+                let as_of = AsOf {
+                    vsched_ns: start,
+                    parent_vsched_ns: start,
+                };
+                self.e.sched.schedule_as_of(
+                    as_of,
+                    done,
+                    EventKind::PlannedDone,
+                    k,
+                    generation,
+                    0,
+                    0,
+                );
+            }
         }
     }
 
@@ -473,7 +501,10 @@ impl Ctx<'_, '_> {
                 job.phase = Phase::Working;
                 is.busy += 1;
                 self.e.sched.schedule_as_of(
-                    job.start_ns,
+                    AsOf {
+                        vsched_ns: job.start_ns,
+                        parent_vsched_ns: job.start_ns,
+                    },
                     job.done_ns,
                     EventKind::WorkDone,
                     k,

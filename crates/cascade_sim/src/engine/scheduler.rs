@@ -11,19 +11,26 @@
 //! scheduling order alone, such an event would win or lose a tie against the wrong events,
 //! and the two paths would part at exact-nanosecond ties (which are not rare: at 30,000
 //! events a second, two fall on the same nanosecond about every two seconds). So a stamp
-//! carries the moment the reference path schedules the event, `vsched`, above a 12-bit
-//! order: `stamp = vsched << 12 | band | order`. Events scheduled now have `vsched = now`
-//! in the middle band ([`STAMP_NOW`]), in scheduling order, so the reference path's order is
-//! exactly scheduling order, as before. A fast path's event scheduled *ahead*, as of a
-//! moment still to come, goes in the band before the events scheduled at that moment (its
-//! reference twin is scheduled at that moment, after all events scheduled earlier); one
-//! scheduled *behind*, as of a moment already past, in the band after them. Within those
-//! two bands, events are in the order of their scheduling. What this leaves unmatched: the
-//! place among the events scheduled at the same moment of one scheduled ahead or behind
-//! (it is first or last there, and the reference path has it wherever the event scheduling
-//! it falls), a second-order tie. More than 2,048 events scheduled at one nanosecond spill
-//! into the next bands, and from there into the next nanosecond's, in order; past about 52
-//! days stamps are plain counts.
+//! says where the reference path's scheduling order puts the event, in 64 bits:
+//! `stamp = vsched << 18 | rank << 6 | order`.
+//! - `vsched`: the moment the reference path schedules it (its parent event is taken then).
+//! - `rank`: where that parent stands among the events taken at that moment. They are taken
+//!   in their own stamps' order, so by their own `vsched`: the longer before the moment a
+//!   parent was scheduled, the earlier it is taken. The rank is that lead, log-linear with 64
+//!   steps per power of two ([`parent_rank`]); commands, which act before any event of their
+//!   moment, rank 0.
+//! - `order`: scheduling order among events with the same moment and rank. Events scheduled
+//!   now count up from [`AS_OF_ORDERS`] (and spill over into the next rank, in order); a fast
+//!   path's events, scheduled as of another moment ([`AsOf`]: the moment and the parent's
+//!   moment, which the fast path knows), count up from 0 per moment and rank, in the order the
+//!   fast path schedules them, which is their parents' order.
+//!
+//! On the reference path every stamp is the least above the last one and at least its
+//! moment's and parent's floor, so its order is exactly scheduling order, as before. What is
+//! left unmatched: parents whose leads fall in the same step (1.6%) or that were scheduled at
+//! the same moment, more than 32 events of a fast path with the same moment and rank, and
+//! parents the fast path can only estimate (a planned request's completion when it waited in
+//! the queue: taken as scheduled at its start). Past about 19.5 hours, stamps are plain counts.
 //!
 //! Most events in a service graph are "now + a constant": a message crossing a link with its
 //! latency, a call's timeout. Events scheduled at `now + d` for the same `d` come out of a
@@ -35,7 +42,8 @@
 //! Measured alternatives (docs/performance.md): a timing wheel of per-tick slots (cache
 //! misses on slot vectors), a binary heap (a mispredicted branch per level: ~45 ns per
 //! pop+push of a 25-event heap on the reference machine) and a radix heap (far-future
-//! timeouts are redistributed many times) were all slower on service graphs. Pure data structure; knows nothing about what events mean.
+//! timeouts are redistributed many times) were all slower on service graphs. Pure data
+//! structure; knows nothing about what events mean.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -143,19 +151,51 @@ const EMPTY_EVENT: Event = Event {
 /// Key of "no event".
 const NO_KEY: u128 = u128::MAX;
 
-/// Bits of a stamp below its time: `stamp = vsched << STAMP_SUB_BITS | band | order`.
-const STAMP_SUB_BITS: u32 = 12;
-/// Band of events scheduled ahead, as of a moment still to come (first at that moment).
-const STAMP_AHEAD: u64 = 0;
-/// Band of events scheduled at the moment itself (spilling over into the next bands, and
-/// past them into the next nanosecond's, keeps them in order).
-const STAMP_NOW: u64 = 1 << 10;
-/// Band of events scheduled late, as of a moment already past (last at that moment).
-const STAMP_BEHIND: u64 = 3 << 10;
-/// The order inside the two narrow bands (wrapping).
-const STAMP_BAND_MASK: u64 = (1 << 10) - 1;
-/// Times from which stamps no longer carry their time (about 52 days): plain counting.
-const STAMP_TIME_LIMIT: Nanos = 1 << (64 - STAMP_SUB_BITS);
+/// Bits of a stamp's order among the events with the same moment and parent rank.
+const STAMP_ORDER_BITS: u32 = 6;
+/// Bits of a stamp's parent rank ([`parent_rank`]).
+const STAMP_RANK_BITS: u32 = 12;
+/// Bits of a stamp below its moment: `stamp = vsched << STAMP_LOW_BITS | rank << 6 | order`.
+const STAMP_LOW_BITS: u32 = STAMP_RANK_BITS + STAMP_ORDER_BITS;
+/// Moments from which stamps no longer carry them (about 19.5 hours): plain counting.
+const STAMP_TIME_LIMIT: Nanos = 1 << (64 - STAMP_LOW_BITS);
+/// Largest parent rank.
+const RANK_MAX: u64 = (1 << STAMP_RANK_BITS) - 1;
+/// Orders below this are for events scheduled as of another moment, the rest for events
+/// scheduled now (which come after them among the children of equally ranked parents).
+const AS_OF_ORDERS: u64 = 1 << (STAMP_ORDER_BITS - 1);
+/// Slots of the table that counts events scheduled as of the same moment and parent rank.
+const AS_OF_SLOTS: usize = 64;
+
+/// The rank, among the events taken at one moment, of one scheduled `lead_ns` before it:
+/// the longer before, the earlier it is taken (its stamp's moment is earlier), so the lower
+/// its rank. Log-linear, 64 steps per power of two (1.6%); 0 is kept for commands.
+#[inline(always)]
+fn parent_rank(lead_ns: Nanos) -> u64 {
+    let steps = if lead_ns == 0 {
+        0
+    } else {
+        let octave = u64::from(63 - lead_ns.leading_zeros());
+        let fraction = if octave >= 6 {
+            (lead_ns >> (octave - 6)) & 63
+        } else {
+            (lead_ns << (6 - octave)) & 63
+        };
+        (octave + 1) * 64 + fraction
+    };
+    RANK_MAX - steps.min(RANK_MAX - 1)
+}
+
+/// Where a fast path's event belongs in the order of ties: the moment the event-by-event
+/// path schedules it, and the moment *that* path schedules the event that schedules it (its
+/// parent, which the fast path has merged away).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsOf {
+    /// When the event-by-event path schedules the event.
+    pub vsched_ns: Nanos,
+    /// When it schedules the event's parent (at most `vsched_ns`).
+    pub parent_vsched_ns: Nanos,
+}
 
 /// A FIFO of events in a power-of-two ring buffer. Positions are absolute (the number of
 /// events pushed before, wrapping), so a pending event can be found again to cancel it.
@@ -594,8 +634,13 @@ pub struct Scheduler {
     cal: Calendar,
     /// Stamp of the last event scheduled as of the current time.
     last_stamp: u64,
-    /// Events scheduled as of another moment so far (their order inside a band).
-    as_of_count: u64,
+    /// The moment the event being taken was scheduled at (`Nanos::MAX`: none, commands act).
+    parent_vsched: Nanos,
+    /// The least stamp of an event scheduled now (computed when first needed after a pop).
+    floor: u64,
+    floor_stale: bool,
+    /// Per stamp base (moment and rank), the order last given to an event scheduled as of it.
+    as_of_orders: [(u64, u64); AS_OF_SLOTS],
     pending: usize,
     /// Time of the last popped event (nothing may be scheduled before it).
     last_popped: Nanos,
@@ -609,7 +654,10 @@ impl Default for Scheduler {
             lines: Vec::new(),
             cal: Calendar::default(),
             last_stamp: 0,
-            as_of_count: 0,
+            parent_vsched: Nanos::MAX,
+            floor: 0,
+            floor_stale: true,
+            as_of_orders: [(u64::MAX, 0); AS_OF_SLOTS],
             pending: 0,
             last_popped: 0,
         }
@@ -631,30 +679,50 @@ impl Scheduler {
     /// docs for the layout).
     #[inline(always)]
     fn stamp_now(&mut self) -> u64 {
-        let floor = if self.last_popped < STAMP_TIME_LIMIT {
-            (self.last_popped << STAMP_SUB_BITS) | STAMP_NOW
-        } else {
-            0
-        };
-        self.last_stamp = (self.last_stamp + 1).max(floor);
+        if self.floor_stale {
+            self.floor_stale = false;
+            let now = self.last_popped;
+            self.floor = if now < STAMP_TIME_LIMIT {
+                let rank = if self.parent_vsched > now {
+                    0
+                } else {
+                    parent_rank(now - self.parent_vsched)
+                };
+                (now << STAMP_LOW_BITS) | (rank << STAMP_ORDER_BITS) | AS_OF_ORDERS
+            } else {
+                0
+            };
+        }
+        self.last_stamp = (self.last_stamp + 1).max(self.floor);
         self.last_stamp
     }
 
-    /// The stamp of an event scheduled now as of `vsched_ns`: among the events scheduled at
-    /// `vsched_ns`, before those scheduled then if `vsched_ns` is still to come, after them
-    /// if it is past (as its place in scheduling order would be), in the order of these calls.
+    /// The stamp of an event scheduled now `as_of` another moment and parent: the place the
+    /// event-by-event path gives it, up to the order among events of equally ranked parents
+    /// (first there).
     #[inline(always)]
-    fn stamp_as_of(&mut self, vsched_ns: Nanos) -> u64 {
-        if vsched_ns == self.last_popped || vsched_ns >= STAMP_TIME_LIMIT {
+    fn stamp_as_of(&mut self, as_of: AsOf) -> u64 {
+        let AsOf {
+            vsched_ns,
+            parent_vsched_ns,
+        } = as_of;
+        if vsched_ns >= STAMP_TIME_LIMIT || self.last_popped >= STAMP_TIME_LIMIT {
             return self.stamp_now();
         }
-        let band = if vsched_ns > self.last_popped {
-            STAMP_AHEAD
+        let rank = parent_rank(vsched_ns - parent_vsched_ns.min(vsched_ns));
+        let base = (vsched_ns << STAMP_LOW_BITS) | (rank << STAMP_ORDER_BITS);
+        // Events scheduled as of the same moment and parent rank keep the order in which they
+        // are scheduled (their parents' order, as the event-by-event path has them), counted
+        // per base in a small table; past its capacity or after an eviction they tie.
+        let hash = (base >> STAMP_ORDER_BITS).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58;
+        let slot = &mut self.as_of_orders[hash as usize % AS_OF_SLOTS];
+        let order = if slot.0 == base {
+            (slot.1 + 1).min(AS_OF_ORDERS - 1)
         } else {
-            STAMP_BEHIND
+            0
         };
-        self.as_of_count = self.as_of_count.wrapping_add(1);
-        (vsched_ns << STAMP_SUB_BITS) | band | (self.as_of_count & STAMP_BAND_MASK)
+        *slot = (base, order);
+        base | order
     }
 
     #[inline(always)]
@@ -689,6 +757,8 @@ impl Scheduler {
     /// scheduled from here on are scheduled as of `now_ns`.
     pub fn advance_to(&mut self, now_ns: Nanos) {
         self.last_popped = self.last_popped.max(now_ns);
+        self.parent_vsched = Nanos::MAX;
+        self.floor_stale = true;
     }
 
     /// Schedules an event at an arbitrary time (at or after the current time).
@@ -706,7 +776,7 @@ impl Scheduler {
     #[expect(clippy::too_many_arguments, reason = "an event's fields, written once")]
     pub fn schedule_as_of(
         &mut self,
-        vsched_ns: Nanos,
+        as_of: AsOf,
         time: Nanos,
         kind: EventKind,
         a: u32,
@@ -715,10 +785,10 @@ impl Scheduler {
         outcome: u8,
     ) {
         debug_assert!(
-            vsched_ns <= time,
-            "scheduled as of {vsched_ns}, after its time {time}"
+            as_of.vsched_ns <= time,
+            "scheduled as of {as_of:?}, after its time {time}"
         );
-        let stamp = self.stamp_as_of(vsched_ns);
+        let stamp = self.stamp_as_of(as_of);
         let ev = self.make(stamp, time, kind, a, b, c, outcome);
         self.push_calendar(ev);
     }
@@ -754,13 +824,13 @@ impl Scheduler {
     }
 
     /// [`Scheduler::schedule_after`] for an event the event-by-event path schedules at
-    /// `vsched_ns` (see [`Scheduler::schedule_as_of`]). Only one scheduled as of now or earlier
-    /// can go on a line (and have a handle); one scheduled ahead goes to the calendar.
+    /// `vsched_ns` (see [`Scheduler::schedule_as_of`]). Only one scheduled as of an earlier
+    /// moment can go on a line (and have a handle); others go to the calendar.
     #[inline(always)]
     #[expect(clippy::too_many_arguments, reason = "an event's fields, written once")]
     pub fn schedule_after_as_of(
         &mut self,
-        vsched_ns: Nanos,
+        as_of: AsOf,
         now: Nanos,
         delay: Nanos,
         kind: EventKind,
@@ -773,12 +843,12 @@ impl Scheduler {
             now, self.last_popped,
             "a delay counts from the current time"
         );
-        debug_assert!(vsched_ns <= now + delay);
-        let stamp = self.stamp_as_of(vsched_ns);
+        debug_assert!(as_of.vsched_ns <= now + delay);
+        let stamp = self.stamp_as_of(as_of);
         let ev = self.make(stamp, now + delay, kind, a, b, c, outcome);
-        if vsched_ns > now {
-            // Scheduled ahead: events scheduled now for the same time come before it but
-            // would be pushed behind it on the line.
+        if as_of.vsched_ns >= now {
+            // Not scheduled as of an earlier moment: events scheduled now for the same time
+            // may come before it but would be pushed behind it on the line.
             self.push_calendar(ev);
             return EventHandle::NONE;
         }
@@ -886,6 +956,8 @@ impl Scheduler {
         };
         self.pending -= 1;
         self.last_popped = time;
+        self.parent_vsched = ev.stamp >> STAMP_LOW_BITS;
+        self.floor_stale = true;
         Some(ev)
     }
 
@@ -941,18 +1013,29 @@ mod tests {
 
     #[test]
     fn events_scheduled_as_of_another_moment_take_that_moments_place_in_ties() {
-        // The reference path schedules, at 100, A then B, both due at 1,000. A fast path
-        // schedules A's twin at 0 as of 100 (ahead) and, at 200, C's twin as of 100 (behind):
-        // C is scheduled at 100 after B. All three are due at 1,000.
+        // The reference path takes two events at 100: X (scheduled at 40) and then W
+        // (scheduled at 60). Each schedules one event due at 1,000: X's child B, then W's
+        // child A. A fast path merged W away and schedules A at 0, as of 100 with its parent
+        // as of 60: it must still come after B. C, a child of W too, is scheduled late (at
+        // 200) onto a line; D is scheduled at 200 by an event of then.
+        let as_of = |vsched_ns, parent_vsched_ns| AsOf {
+            vsched_ns,
+            parent_vsched_ns,
+        };
         let mut s = Scheduler::new();
-        s.schedule_as_of(100, 1_000, EventKind::PlannedReply, 1, 0, 0, 0);
-        s.advance_to(100);
-        s.schedule(1_000, EventKind::ReplyArrive, 2, 0, 0, 0);
+        s.schedule_as_of(as_of(100, 60), 1_000, EventKind::PlannedReply, 2, 0, 0, 0);
+        s.schedule(40, EventKind::WorkDone, 90, 0, 0, 0);
+        s.advance_to(40);
+        s.schedule(100, EventKind::WorkDone, 91, 0, 0, 0);
+        assert_eq!(s.pop_before(Nanos::MAX).map(|e| e.a), Some(90));
+        assert_eq!(s.pop_before(Nanos::MAX).map(|e| e.a), Some(91));
+        // X, scheduled at 40, is taken at 100 and schedules B.
+        s.schedule(1_000, EventKind::ReplyArrive, 1, 0, 0, 0);
         s.advance_to(200);
         s.schedule(1_000, EventKind::ReplyArrive, 4, 0, 0, 0);
-        s.schedule_after_as_of(100, 200, 800, EventKind::CallTimeout, 3, 0, 0, 0);
+        s.schedule_after_as_of(as_of(100, 60), 200, 800, EventKind::CallTimeout, 3, 0, 0, 0);
         s.schedule_after(200, 800, EventKind::CallTimeout, 5, 0, 0, 0);
-        // A (1) before B (2) scheduled at 100, C (3) after them, then what was scheduled at 200.
+        // B (1) before W's children A (2) and C (3), then what was scheduled at 200.
         assert_eq!(
             drain(&mut s),
             vec![(1_000, 1), (1_000, 2), (1_000, 3), (1_000, 4), (1_000, 5)]
@@ -962,61 +1045,64 @@ mod tests {
     #[test]
     fn events_scheduled_as_of_other_moments_match_a_sorted_reference() {
         // Random workload with many ties (times on a 1-µs grid, few distinct delays), a fifth
-        // of the events scheduled ahead or behind, against a BTreeMap keyed by what the
-        // module docs promise: time, the moment it is scheduled as of, ahead / now / behind,
-        // then scheduling order. (Fewer than 1,024 events scheduled ahead or behind in all,
-        // and fewer than 2,048 at one moment, so no band wraps or spills.)
+        // of the events scheduled as of other moments and parents (as the engine does: never
+        // due at the current time), against a BTreeMap keyed by
+        // what the module docs promise: time, the moment the event is scheduled as of, its
+        // parent's rank, events scheduled as of another moment before those scheduled now,
+        // then scheduling order (for the latter; the former tie among themselves).
         let mut s = Scheduler::new();
         let mut reference = std::collections::BTreeMap::new();
+        let mut key_of = std::collections::HashMap::new();
         let mut rand = random_stream(0x9e37_79b9_7f4a_7c15);
         let (mut seq, mut now, mut as_of) = (0u64, 0, 0);
+        // The moment the event being taken was scheduled as of (none: ranked first).
+        let mut parent: Option<Nanos> = None;
         for step in 0..20_000u32 {
             if !rand().is_multiple_of(3) || reference.is_empty() {
                 let delay = 1_000 * (rand() % 8);
                 let time = now + delay;
-                let (vsched, band) = if as_of < 1_000 && rand().is_multiple_of(5) {
+                // Never at the current time: it would come before events already taken.
+                let key = if delay > 0 && rand().is_multiple_of(4) {
                     as_of += 1;
-                    // As of a moment on the grid up to 5 µs either side, not after `time`.
+                    // As of a moment on the grid up to 5 µs either side, not after `time`,
+                    // with a parent up to 3 µs before it.
                     let v = (now + 5_000)
                         .saturating_sub(1_000 * (rand() % 11))
                         .min(time);
-                    (v, 1_i8.wrapping_add(now.cmp(&v) as i8))
+                    let p = v.saturating_sub(1_000 * (rand() % 4));
+                    let a = AsOf {
+                        vsched_ns: v,
+                        parent_vsched_ns: p,
+                    };
+                    if rand().is_multiple_of(2) {
+                        s.schedule_as_of(a, time, EventKind::WorkDone, step, 0, 0, 0);
+                    } else {
+                        s.schedule_after_as_of(a, now, delay, EventKind::WorkDone, step, 0, 0, 0);
+                    }
+                    (time, v, parent_rank(v - p), 0, 0)
                 } else {
-                    (now, 1)
-                };
-                match rand() % 4 {
-                    0 => s.schedule_as_of(vsched, time, EventKind::WorkDone, step, 0, 0, 0),
-                    1 => {
-                        s.schedule_after_as_of(
-                            vsched,
-                            now,
-                            delay,
-                            EventKind::WorkDone,
-                            step,
-                            0,
-                            0,
-                            0,
-                        );
-                    }
-                    _ if vsched != now => {
-                        s.schedule_as_of(vsched, time, EventKind::WorkDone, step, 0, 0, 0);
-                    }
-                    2 => s.schedule(time, EventKind::WorkDone, step, 0, 0, 0),
-                    _ => {
+                    if rand().is_multiple_of(2) {
+                        s.schedule(time, EventKind::WorkDone, step, 0, 0, 0);
+                    } else {
                         s.schedule_after(now, delay, EventKind::WorkDone, step, 0, 0, 0);
                     }
-                }
-                reference.insert((time, vsched, band, seq), step);
+                    let rank = parent.map_or(0, |p| parent_rank(now - p));
+                    (time, now, rank, 1, seq)
+                };
                 seq += 1;
+                reference.insert((key, step), ());
+                key_of.insert(step, key);
             } else {
-                let ((t, ..), a) = reference.pop_first().unwrap();
                 let e = s.pop_before(Nanos::MAX).unwrap();
-                assert_eq!((e.time, e.a), (t, a), "pop order at step {step}");
-                now = t;
+                let key = key_of[&e.a];
+                let (&(first, _), ()) = reference.first_key_value().unwrap();
+                assert_eq!(key, first, "pop order at step {step}");
+                reference.remove(&(key, e.a));
+                (now, parent) = (e.time, Some(key.1));
             }
         }
         assert!(
-            as_of > 500,
+            as_of > 2_000,
             "only {as_of} events scheduled as of another moment"
         );
         assert_eq!(drain(&mut s).len(), reference.len());
@@ -1029,9 +1115,41 @@ mod tests {
         let mut s = Scheduler::new();
         s.advance_to(500);
         let late = s.schedule_after(500, 1_000, EventKind::CallTimeout, 1, 0, 0, 0);
-        let early = s.schedule_after_as_of(400, 500, 1_000, EventKind::CallTimeout, 2, 0, 0, 0);
+        let as_of = AsOf {
+            vsched_ns: 400,
+            parent_vsched_ns: 300,
+        };
+        let early = s.schedule_after_as_of(as_of, 500, 1_000, EventKind::CallTimeout, 2, 0, 0, 0);
         assert!(late.is_some() && !early.is_some());
         assert_eq!(drain(&mut s), vec![(1_500, 2), (1_500, 1)]);
+    }
+
+    #[test]
+    fn parent_ranks_fall_as_the_lead_grows() {
+        let leads = [
+            0,
+            1,
+            2,
+            3,
+            63,
+            64,
+            65,
+            1_000,
+            1_016,
+            1_000_000,
+            1 << 40,
+            (1 << 46) - 1,
+        ];
+        for pair in leads.windows(2) {
+            assert!(
+                parent_rank(pair[0]) > parent_rank(pair[1]),
+                "{} vs {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        // Commands rank 0, below every event.
+        assert!(parent_rank((1 << 46) - 1) > 0);
     }
 
     #[test]

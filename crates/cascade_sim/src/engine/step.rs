@@ -34,7 +34,7 @@ use super::jobs::{
 use super::least_loaded::LeastLoaded;
 use super::mech::codel_timeout_ns;
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
-use super::scheduler::{EventHandle, EventKind, Scheduler};
+use super::scheduler::{AsOf, EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
 use crate::events::{SimEvent, SimEventKind};
 use crate::faults::FaultRecord;
@@ -389,6 +389,12 @@ impl Ctx<'_, '_> {
         let attempt = p.call_attempt.saturating_add(1);
         let token = p.token.wrapping_add(1);
         let parent_deadline = p.deadline_ns;
+        // A deferred send (not `Line`) is made at the end of the job's work, an event the
+        // reference path schedules when the work starts.
+        let as_of = |jobs: &Jobs| AsOf {
+            vsched_ns: at_ns,
+            parent_vsched_ns: jobs.get(j).start_ns,
+        };
         let Some(call) = self.e.model.call_for(p) else {
             // The call list shrank under a live edit: this request has no more calls to make.
             debug_assert!(
@@ -483,8 +489,9 @@ impl Ctx<'_, '_> {
                 Delivery::Now => deliver = Some((k, kgen)),
                 // Sent at `now`, in the past: scheduled as of then.
                 Delivery::Absolute => {
+                    let as_of = as_of(&self.e.jobs);
                     self.e.sched.schedule_as_of(
-                        now,
+                        as_of,
                         now + delay,
                         EventKind::RequestArrive,
                         k,
@@ -509,8 +516,9 @@ impl Ctx<'_, '_> {
                 Delivery::Now => {
                     // Sent at `now - delay`: the timeout is `timeout - delay` from the current time.
                     debug_assert!(timeout_ns > delay && at_ns + delay == self.e.now);
+                    let as_of = as_of(&self.e.jobs);
                     self.e.sched.schedule_after_as_of(
-                        at_ns,
+                        as_of,
                         self.e.now,
                         timeout_ns - delay,
                         EventKind::CallTimeout,
@@ -521,8 +529,9 @@ impl Ctx<'_, '_> {
                     )
                 }
                 Delivery::Absolute => {
+                    let as_of = as_of(&self.e.jobs);
                     self.e.sched.schedule_as_of(
-                        now,
+                        as_of,
                         now + timeout_ns,
                         EventKind::CallTimeout,
                         j,
@@ -536,8 +545,11 @@ impl Ctx<'_, '_> {
             self.e.jobs.get_mut(j).timeout = handle;
         }
         if hedge_ns != NEVER && (timeout_ns == NEVER || hedge_ns < timeout_ns) {
-            self.e.sched.schedule_as_of(
-                now,
+            debug_assert!(
+                delivery == Delivery::Line,
+                "hedged calls are never deferred"
+            );
+            self.e.sched.schedule(
                 now + hedge_ns,
                 EventKind::HedgeFire,
                 j,
@@ -1113,9 +1125,19 @@ impl Ctx<'_, '_> {
             job.flags |= DEFERRED;
             job.start_ns = now;
             job.done_ns = done;
-            self.e
-                .sched
-                .schedule_as_of(done, arrive, EventKind::SendArrive, k, generation, 0, 0);
+            self.e.sched.schedule_as_of(
+                // The request leaves at the work's end, whose event is scheduled now.
+                AsOf {
+                    vsched_ns: done,
+                    parent_vsched_ns: now,
+                },
+                arrive,
+                EventKind::SendArrive,
+                k,
+                generation,
+                0,
+                0,
+            );
         } else {
             self.e
                 .sched
@@ -1273,9 +1295,18 @@ impl Ctx<'_, '_> {
         if done < self.e.now {
             self.begin_calls(k, done, Delivery::Absolute);
         } else {
-            self.e
-                .sched
-                .schedule_as_of(start, done, EventKind::WorkDone, k, generation, 0, 0);
+            self.e.sched.schedule_as_of(
+                AsOf {
+                    vsched_ns: start,
+                    parent_vsched_ns: start,
+                },
+                done,
+                EventKind::WorkDone,
+                k,
+                generation,
+                0,
+                0,
+            );
         }
     }
 
