@@ -172,18 +172,14 @@ const AS_OF_SLOTS: usize = 64;
 /// its rank. Log-linear, 64 steps per power of two (1.6%); 0 is kept for commands.
 #[inline(always)]
 fn parent_rank(lead_ns: Nanos) -> u64 {
-    let steps = if lead_ns == 0 {
-        0
-    } else {
-        let octave = u64::from(63 - lead_ns.leading_zeros());
-        let fraction = if octave >= 6 {
-            (lead_ns >> (octave - 6)) & 63
-        } else {
-            (lead_ns << (6 - octave)) & 63
-        };
-        (octave + 1) * 64 + fraction
-    };
-    RANK_MAX - steps.min(RANK_MAX - 1)
+    if lead_ns == 0 {
+        return RANK_MAX;
+    }
+    // The power of two, then the 6 bits below the leading one.
+    let zeros = lead_ns.leading_zeros();
+    let octave = u64::from(63 - zeros);
+    let fraction = ((lead_ns << zeros) >> 57) & 63;
+    RANK_MAX - ((octave + 1) * 64 + fraction).min(RANK_MAX - 1)
 }
 
 /// Where a fast path's event belongs in the order of ties: the moment the event-by-event
@@ -706,7 +702,7 @@ impl Scheduler {
             vsched_ns,
             parent_vsched_ns,
         } = as_of;
-        if vsched_ns >= STAMP_TIME_LIMIT || self.last_popped >= STAMP_TIME_LIMIT {
+        if vsched_ns >= STAMP_TIME_LIMIT {
             return self.stamp_now();
         }
         let rank = parent_rank(vsched_ns - parent_vsched_ns.min(vsched_ns));
