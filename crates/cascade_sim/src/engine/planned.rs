@@ -28,7 +28,7 @@
 //!
 //! Results are identical to the event-by-event path ([`Engine::fast_paths`] off): the reply
 //! is scheduled as of the work's end, so it takes the reference's place among events at the
-//! same nanosecond (`scheduler.rs`; except at second-order ties, docs/model.md). A
+//! same nanosecond (`scheduler.rs`, up to what its stamps cannot tell apart). A
 //! fingerprint test checks this on scenarios exercising every fault and edit.
 //!
 //! [`Engine::fast_paths`]: super::step::Engine::fast_paths
