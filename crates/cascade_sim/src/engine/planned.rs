@@ -233,13 +233,9 @@ impl Ctx<'_, '_> {
                     .sched
                     .schedule(done, EventKind::PlannedDone, k, generation, 0, 0);
             } else {
-                // By the end of the work before it, taken as scheduled at that moment.
-                let as_of = AsOf {
-                    vsched_ns: start,
-                    parent_vsched_ns: start,
-                };
+                // By the end of the work before it.
                 self.e.sched.schedule_as_of(
-                    as_of,
+                    AsOf::estimated(start),
                     done,
                     EventKind::PlannedDone,
                     k,
@@ -501,10 +497,7 @@ impl Ctx<'_, '_> {
                 job.phase = Phase::Working;
                 is.busy += 1;
                 self.e.sched.schedule_as_of(
-                    AsOf {
-                        vsched_ns: job.start_ns,
-                        parent_vsched_ns: job.start_ns,
-                    },
+                    AsOf::estimated(job.start_ns),
                     job.done_ns,
                     EventKind::WorkDone,
                     k,

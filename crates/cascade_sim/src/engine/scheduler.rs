@@ -30,7 +30,8 @@
 //! left unmatched: parents whose leads fall in the same step (1.6%) or that were scheduled at
 //! the same moment, more than 32 events of a fast path with the same moment and rank, and
 //! parents the fast path can only estimate (a planned request's completion when it waited in
-//! the queue: taken as scheduled at its start). Past about 19.5 hours, stamps are plain counts.
+//! the queue: taken as scheduled at its start). Past about 9.8 simulated hours, stamps are
+//! plain counts (in the upper half of the stamps, so the count never runs out).
 //!
 //! Most events in a service graph are "now + a constant": a message crossing a link with its
 //! latency, a call's timeout. Events scheduled at `now + d` for the same `d` come out of a
@@ -157,8 +158,9 @@ const STAMP_ORDER_BITS: u32 = 6;
 const STAMP_RANK_BITS: u32 = 12;
 /// Bits of a stamp below its moment: `stamp = vsched << STAMP_LOW_BITS | rank << 6 | order`.
 const STAMP_LOW_BITS: u32 = STAMP_RANK_BITS + STAMP_ORDER_BITS;
-/// Moments from which stamps no longer carry them (about 19.5 hours): plain counting.
-const STAMP_TIME_LIMIT: Nanos = 1 << (64 - STAMP_LOW_BITS);
+/// Moments from which stamps no longer carry them (about 9.8 hours): plain counting, in the
+/// upper half of the stamps, which no run can count through.
+const STAMP_TIME_LIMIT: Nanos = 1 << (63 - STAMP_LOW_BITS);
 /// Largest parent rank.
 const RANK_MAX: u64 = (1 << STAMP_RANK_BITS) - 1;
 /// Orders below this are for events scheduled as of another moment, the rest for events
@@ -191,6 +193,17 @@ pub struct AsOf {
     pub vsched_ns: Nanos,
     /// When it schedules the event's parent (at most `vsched_ns`).
     pub parent_vsched_ns: Nanos,
+}
+
+impl AsOf {
+    /// Scheduled at `vsched_ns` by a parent the fast path cannot know (the end of the work
+    /// before it, say), taken as scheduled at that same moment.
+    pub fn estimated(vsched_ns: Nanos) -> AsOf {
+        AsOf {
+            vsched_ns,
+            parent_vsched_ns: vsched_ns,
+        }
+    }
 }
 
 /// A FIFO of events in a power-of-two ring buffer. Positions are absolute (the number of
@@ -874,8 +887,10 @@ impl Scheduler {
             self.push_calendar(ev);
             return EventHandle::NONE;
         }
+        // Ties on a line only between events scheduled as of another moment (equal stamps).
         debug_assert!(
-            line.back().is_none_or(|b| key(b) <= key(&ev)),
+            line.back()
+                .is_none_or(|b| key(b) < key(&ev) || (AS_OF && key(b) == key(&ev))),
             "line of {delay} ns out of order: {:?} then {ev:?} (now {})",
             line.back(),
             self.last_popped
@@ -1118,6 +1133,23 @@ mod tests {
         let early = s.schedule_after_as_of(as_of, 500, 1_000, EventKind::CallTimeout, 2, 0, 0, 0);
         assert!(late.is_some() && !early.is_some());
         assert_eq!(drain(&mut s), vec![(1_500, 2), (1_500, 1)]);
+    }
+
+    #[test]
+    fn past_the_time_limit_stamps_count_on_in_scheduling_order() {
+        // Just before the limit the stamps are at the top of the timed range; past it they
+        // count on from there: 300,000 events at one time still come out in scheduling order
+        // (the count must not run out of room).
+        let mut s = Scheduler::new();
+        s.advance_to(STAMP_TIME_LIMIT - 1);
+        let at = STAMP_TIME_LIMIT + 10;
+        s.schedule(at, EventKind::WorkDone, 0, 0, 0, 0);
+        s.advance_to(STAMP_TIME_LIMIT + 5);
+        for i in 1..300_000 {
+            s.schedule(at, EventKind::WorkDone, i, 0, 0, 0);
+        }
+        let order: Vec<u32> = drain(&mut s).into_iter().map(|(_, a)| a).collect();
+        assert_eq!(order, (0..300_000).collect::<Vec<u32>>());
     }
 
     #[test]

@@ -193,7 +193,7 @@ fn outcome_u8(o: Outcome) -> u8 {
 }
 
 impl Ctx<'_, '_> {
-    /// Processes every event before `limit_ns`, in `(time, seq)` order.
+    /// Processes every event before `limit_ns`, in `(time, stamp)` order.
     pub fn run_until(&mut self, limit_ns: Nanos) {
         self.e.limit_ns = limit_ns;
         // Past the limit of jobs in flight the run stops: the next event stays pending and
@@ -391,9 +391,9 @@ impl Ctx<'_, '_> {
         let parent_deadline = p.deadline_ns;
         // A deferred send (not `Line`) is made at the end of the job's work, an event the
         // reference path schedules when the work starts.
-        let as_of = |jobs: &Jobs| AsOf {
+        let as_of = AsOf {
             vsched_ns: at_ns,
-            parent_vsched_ns: jobs.get(j).start_ns,
+            parent_vsched_ns: p.start_ns,
         };
         let Some(call) = self.e.model.call_for(p) else {
             // The call list shrank under a live edit: this request has no more calls to make.
@@ -489,7 +489,6 @@ impl Ctx<'_, '_> {
                 Delivery::Now => deliver = Some((k, kgen)),
                 // Sent at `now`, in the past: scheduled as of then.
                 Delivery::Absolute => {
-                    let as_of = as_of(&self.e.jobs);
                     self.e.sched.schedule_as_of(
                         as_of,
                         now + delay,
@@ -516,7 +515,6 @@ impl Ctx<'_, '_> {
                 Delivery::Now => {
                     // Sent at `now - delay`: the timeout is `timeout - delay` from the current time.
                     debug_assert!(timeout_ns > delay && at_ns + delay == self.e.now);
-                    let as_of = as_of(&self.e.jobs);
                     self.e.sched.schedule_after_as_of(
                         as_of,
                         self.e.now,
@@ -529,7 +527,6 @@ impl Ctx<'_, '_> {
                     )
                 }
                 Delivery::Absolute => {
-                    let as_of = as_of(&self.e.jobs);
                     self.e.sched.schedule_as_of(
                         as_of,
                         now + timeout_ns,
@@ -1296,10 +1293,7 @@ impl Ctx<'_, '_> {
             self.begin_calls(k, done, Delivery::Absolute);
         } else {
             self.e.sched.schedule_as_of(
-                AsOf {
-                    vsched_ns: start,
-                    parent_vsched_ns: start,
-                },
+                AsOf::estimated(start),
                 done,
                 EventKind::WorkDone,
                 k,
