@@ -440,10 +440,7 @@ fn write_fingerprints() {
     for (name, scenario, script, until_s) in cases() {
         write(name, &scenario, &script, until_s);
     }
-    let mut rng = cascade_sim::rng::stream(edit_seed(), "golden:random-edits", 0);
-    for path in common::shipped_paths() {
-        let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let script = random_edits(&base, &mut rng, 12.0);
+    for (path, base, script) in random_edit_cases(edit_seed()) {
         let name = path.file_stem().unwrap().to_string_lossy();
         write(&format!("edits-{name}"), &base, &script, 12.0);
     }
@@ -646,11 +643,8 @@ fn random_live_edits_run_the_same_on_both_paths() {
     // script of number and structure edits and faults (seeded, so the same every time). The
     // engine's debug assertions run throughout, and both paths must agree.
     // `CASCADE_EDIT_SEED` runs other scripts (a soak: see the tie cases below).
-    let mut rng = cascade_sim::rng::stream(edit_seed(), "golden:random-edits", 0);
     let mut commands = 0;
-    for path in common::shipped_paths() {
-        let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let script = random_edits(&base, &mut rng, 12.0);
+    for (path, base, script) in random_edit_cases(edit_seed()) {
         commands += script.len();
         assert_same_on_both_paths(&path.display().to_string(), &base, &script, 12.0);
     }
@@ -687,18 +681,28 @@ fn simultaneous_events_are_taken_in_the_same_order_on_both_paths() {
     assert_same_on_both_paths("overlapping blackholes", &base, &script, 4.0);
 }
 
-/// The shipped scenario `name` and the script `random_live_edits_run_the_same_on_both_paths`
-/// gives it with `seed`.
-fn random_edit_case(seed: u64, name: &str) -> (Scenario, Script) {
+/// Every shipped scenario with its random script of live edits for `seed` (one random stream
+/// through the library in file order, as `random_live_edits_run_the_same_on_both_paths` and
+/// `CASCADE_EDIT_SEED` use them).
+fn random_edit_cases(seed: u64) -> Vec<(std::path::PathBuf, Scenario, Script)> {
     let mut rng = cascade_sim::rng::stream(seed, "golden:random-edits", 0);
-    for path in common::shipped_paths() {
-        let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let script = random_edits(&base, &mut rng, 12.0);
-        if path.ends_with(name) {
-            return (base, script);
-        }
-    }
-    panic!("no shipped scenario {name}");
+    common::shipped_paths()
+        .into_iter()
+        .map(|path| {
+            let base = cascade_sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let script = random_edits(&base, &mut rng, 12.0);
+            (path, base, script)
+        })
+        .collect()
+}
+
+/// The shipped scenario `name` and its script in [`random_edit_cases`] for `seed`.
+fn random_edit_case(seed: u64, name: &str) -> (Scenario, Script) {
+    random_edit_cases(seed)
+        .into_iter()
+        .find(|(path, ..)| path.ends_with(name))
+        .map(|(_, base, script)| (base, script))
+        .unwrap_or_else(|| panic!("no shipped scenario {name}"))
 }
 
 /// Second-order ties, found by the same soak once first-order ties were matched. Here (blind
