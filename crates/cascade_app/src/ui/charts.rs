@@ -159,6 +159,17 @@ impl Series {
     }
 }
 
+/// The latency chart's title: what its percentiles are of. A source (and the whole system,
+/// its sources' worst) records the end-to-end latency of successes only, so in an outage its
+/// p99 can fall while most requests time out; a service records the residence of every
+/// completion, failures included (docs/model.md, "Percentiles").
+pub fn latency_title(subject: &ChartSubject) -> &'static str {
+    match subject {
+        ChartSubject::System | ChartSubject::Source(..) => "latency of successes (ms)",
+        ChartSubject::Service(..) => "residence, all completions (ms)",
+    }
+}
+
 /// A fault window: start, end (s) and label.
 pub type FaultWindow = (f64, f64, String);
 
@@ -186,7 +197,7 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
             vec![("errors", &series.errors, Color32::from_rgb(215, 48, 58))],
         ),
         (
-            "latency (ms)",
+            latency_title(&series.subject),
             vec![
                 ("p50", &series.p50, Color32::from_rgb(120, 180, 240)),
                 ("p99", &series.p99, Color32::from_rgb(232, 112, 40)),
@@ -324,6 +335,22 @@ pub fn y_label(value: f64, step: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latency_chart_says_what_its_percentiles_are_of() {
+        assert_eq!(
+            latency_title(&ChartSubject::System),
+            "latency of successes (ms)"
+        );
+        assert_eq!(
+            latency_title(&ChartSubject::Source(0, "users".into())),
+            "latency of successes (ms)"
+        );
+        assert_eq!(
+            latency_title(&ChartSubject::Service(0, "db".into())),
+            "residence, all completions (ms)"
+        );
+    }
 
     #[test]
     fn side_labels_keep_the_decimals_their_step_needs() {
