@@ -160,8 +160,9 @@ pub struct Pace {
     pub max_speed_ticks: u32,
     /// Wall time and simulated time when this frame's fixed loop began.
     loop_start: Option<(Instant, u64)>,
-    /// Start of the window the achieved speed is measured over, and the speed it is for.
-    window: Option<(Instant, u64, Speed)>,
+    /// Start of the window the achieved speed is measured over (real time elapsed, simulated
+    /// time), and the speed it is for.
+    window: Option<(Duration, u64, Speed)>,
 }
 
 /// Cost assumed before anything is measured: simulation as slow as real time, so a heavy model
@@ -255,7 +256,13 @@ fn configure_clocks(
     mut fixed: ResMut<Time<Fixed>>,
     mut clock: ResMut<SimClock>,
 ) {
-    measure_speed(&mut pace, playback.playing, playback.speed, clock.now_ns());
+    measure_speed(
+        &mut pace,
+        playback.playing,
+        playback.speed,
+        real.elapsed(),
+        clock.now_ns(),
+    );
     pace.record_frame(real.delta());
     match (playback.playing, playback.speed) {
         (true, Speed::Times(speed)) => {
@@ -287,12 +294,15 @@ fn configure_clocks(
     }
 }
 
-/// Updates the achieved speed: simulated over real time since the window began.
-fn measure_speed(pace: &mut Pace, playing: bool, speed: Speed, now_ns: u64) {
-    let now = Instant::now();
+/// Updates the achieved speed: simulated over real time since the window began. Real time is
+/// Bevy's (`Time<Real>`, read at the frame's start): the wall clock in the app, a fixed step
+/// per frame in the screenshot mode, so what depends on the speed reached (the sampling of
+/// journeys) is the same on every machine there.
+fn measure_speed(pace: &mut Pace, playing: bool, speed: Speed, real_now: Duration, now_ns: u64) {
+    let now = real_now;
     match pace.window {
         Some((start, start_ns, at)) if playing && at == speed && now_ns >= start_ns => {
-            let real = now.duration_since(start);
+            let real = now.saturating_sub(start);
             if real >= SPEED_WINDOW {
                 pace.achieved_speed = Some((now_ns - start_ns) as f64 * 1e-9 / real.as_secs_f64());
                 pace.window = Some((now, now_ns, speed));

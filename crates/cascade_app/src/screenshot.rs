@@ -2,6 +2,12 @@
 //! (full speed, then the last 0.4 s at ×0.1 so requests are in flight and the layout settles),
 //! pauses at S, saves a screenshot of the window and exits; `--measure-frames N` prints frame-time statistics (Bevy's frame-time diagnostics)
 //! as JSON and exits. Neither persists settings.
+//!
+//! A screenshot is an output like any other: the same scenario, seed and time give the same
+//! picture on any machine. So in the screenshot mode every frame advances Bevy's real time by
+//! the same [`SCREENSHOT_FRAME`] (`TimeUpdateStrategy::ManualDuration`): the slow approach,
+//! the particles' flight, pulses and the journey sampling follow frames, not the machine's
+//! speed. The full-speed part is measured in wall time, but it ends at an exact tick.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +16,7 @@ use bevy::app::FixedMain;
 use bevy::diagnostic::{DiagnosticsStore, FrameTimeDiagnosticsPlugin};
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
+use bevy::time::TimeUpdateStrategy;
 use cascade_sim::{Engine, SimClock};
 
 use crate::args::Args;
@@ -19,6 +26,15 @@ use crate::settings::Settings;
 /// Frames rendered at least between full speed and the picture (layout, fonts and the
 /// camera fit settle).
 const SETTLE_FRAMES: u32 = 20;
+/// Real time each frame of the screenshot mode advances (see the module docs): the slow
+/// approach of [`LEAD_S`] at [`APPROACH_SPEED`] takes 40 frames.
+const SCREENSHOT_FRAME: Duration = Duration::from_millis(100);
+/// Frames paused at the target time before the picture. Pausing changes text (the clock's
+/// last digits, Play for Pause), and egui draws new glyphs in the frame it first lays them
+/// out but the font atlas they are drawn from reaches the GPU a frame later: a picture taken
+/// in that frame missed those letters (about one run in ten, and every run once frames had a
+/// fixed length). After a few paused frames nothing is new.
+const STILL_FRAMES: u32 = 3;
 /// Frames to warm up before measuring.
 const WARMUP_FRAMES: u32 = 60;
 
@@ -26,16 +42,17 @@ const WARMUP_FRAMES: u32 = 60;
 pub fn plugin(args: Args) -> impl Fn(&mut App) {
     move |app: &mut App| {
         if let Some(path) = &args.screenshot {
-            app.insert_resource(ScreenshotPlan {
-                path: path.clone(),
-                after_s: args.after_seconds,
-                stage: Stage::Running,
-                frames: 0,
-            })
-            .add_systems(
-                PreUpdate,
-                screenshot_driver.after(crate::AppSystems::Playback),
-            );
+            app.insert_resource(TimeUpdateStrategy::ManualDuration(SCREENSHOT_FRAME))
+                .insert_resource(ScreenshotPlan {
+                    path: path.clone(),
+                    after_s: args.after_seconds,
+                    stage: Stage::Running,
+                    frames: 0,
+                })
+                .add_systems(
+                    PreUpdate,
+                    screenshot_driver.after(crate::AppSystems::Playback),
+                );
         }
         if let Some(frames) = args.measure_frames {
             app.add_plugins(FrameTimeDiagnosticsPlugin::default())
@@ -62,6 +79,8 @@ enum Stage {
     Running,
     /// Slow play into the target time, so particles are in flight and layout settles.
     Settling,
+    /// Paused at the target time, for [`STILL_FRAMES`] before the picture.
+    Still,
     /// Waiting for the file.
     Capturing,
 }
@@ -125,6 +144,13 @@ fn screenshot_driver(world: &mut World) {
                 world.resource_mut::<Playback>().playing = false;
             }
             if reached && world.resource::<ScreenshotPlan>().frames >= SETTLE_FRAMES {
+                let mut plan = world.resource_mut::<ScreenshotPlan>();
+                plan.stage = Stage::Still;
+                plan.frames = 0;
+            }
+        }
+        Stage::Still => {
+            if world.resource::<ScreenshotPlan>().frames >= STILL_FRAMES {
                 let path = world.resource::<ScreenshotPlan>().path.clone();
                 let _ = std::fs::remove_file(&path);
                 world

@@ -33,13 +33,22 @@ fn decode(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
     (info.width, info.height, pixels)
 }
 
-#[test]
-fn the_teaching_scenario_with_a_fault_shows_nodes_in_two_health_colours() {
+/// True where screenshots can be taken (`xvfb-run` installed); says why not otherwise.
+fn can_shoot() -> bool {
     if Command::new("xvfb-run").arg("--help").output().is_err() {
         eprintln!("SKIPPED: xvfb-run is not installed (scripts/install-system-deps installs it)");
-        return;
+        return false;
     }
-    let out = std::env::temp_dir().join(format!("cascade-screenshot-{}.png", std::process::id()));
+    true
+}
+
+/// Runs the screenshot mode on the retry-storm teaching scenario at `after_s` simulated
+/// seconds and returns the PNG's path (`tag` keeps concurrent tests apart).
+fn shoot(after_s: &str, tag: &str) -> std::path::PathBuf {
+    let out = std::env::temp_dir().join(format!(
+        "cascade-screenshot-{}-{tag}.png",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&out);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let status = Command::new("xvfb-run")
@@ -49,7 +58,7 @@ fn the_teaching_scenario_with_a_fault_shows_nodes_in_two_health_colours() {
             "--scenario",
             "scenarios/teaching/retry-storm.ron",
             "--after-seconds",
-            "31.3",
+            after_s,
             "--window",
             "1600x960",
             "--screenshot",
@@ -63,6 +72,15 @@ fn the_teaching_scenario_with_a_fault_shows_nodes_in_two_health_colours() {
         status.success(),
         "cascade --screenshot exited with {status}"
     );
+    out
+}
+
+#[test]
+fn the_teaching_scenario_with_a_fault_shows_nodes_in_two_health_colours() {
+    if !can_shoot() {
+        return;
+    }
+    let out = shoot("31.3", "colours");
     let (w, h, pixels) = decode(&out);
     assert_eq!((w, h), (1600, 960), "the window's size");
     // Count health-coloured pixels on the canvas (between the side panels, above the charts).
@@ -97,4 +115,33 @@ fn the_teaching_scenario_with_a_fault_shows_nodes_in_two_health_colours() {
         "the canvas background is there (not a blank or garbage frame)"
     );
     let _ = std::fs::remove_file(&out);
+}
+
+/// A screenshot is an output: the same scenario, seed and time give the same picture. Two
+/// runs are compared pixel for pixel. Before every frame of the screenshot mode advanced a
+/// fixed real time, particles differed from run to run; and a picture taken in the frame that
+/// first showed new text (the clock's last digits, Play for Pause) missed those letters, since
+/// egui's new glyphs reach the GPU a frame after they are laid out.
+#[test]
+fn the_same_scenario_seed_and_time_give_the_same_picture() {
+    if !can_shoot() {
+        return;
+    }
+    let (a, b) = (shoot("45", "first"), shoot("45", "second"));
+    let (w, h, first) = decode(&a);
+    let (_, _, second) = decode(&b);
+    let differing: Vec<usize> = (0..first.len())
+        .filter(|&i| first[i] != second[i])
+        .collect();
+    if let (Some(&lo), Some(&hi)) = (differing.first(), differing.last()) {
+        panic!(
+            "{} of {} pixels differ, rows {} to {} ({w}×{h})",
+            differing.len(),
+            first.len(),
+            lo / w as usize,
+            hi / w as usize
+        );
+    }
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
 }
