@@ -8,6 +8,7 @@ use bevy::window::PrimaryWindow;
 use bevy_egui::input::egui_wants_any_pointer_input;
 
 use super::layout::bounds;
+use super::nodes::LABEL_REACH;
 use super::{CanvasGraph, CanvasRect};
 use crate::session::ViewRequests;
 use crate::theme::NODE_RADIUS;
@@ -88,6 +89,18 @@ pub fn fit(lo: Vec2, hi: Vec2, rect: CanvasRect, window: Vec2) -> (Vec2, f32) {
     ((lo + hi) / 2.0 - offset, scale)
 }
 
+/// World bounds a fit shows for nodes at `positions`: a margin of three node radii, and on
+/// the right the labels' reach (they sit right of their nodes; a box around the nodes alone
+/// cut off the right-hand column's labels of a wide graph).
+pub fn fit_box(positions: impl Iterator<Item = Vec2>) -> Option<(Vec2, Vec2)> {
+    let margin = NODE_RADIUS * 3.0;
+    let (lo, hi) = bounds(positions, 0.0)?;
+    Some((
+        lo - Vec2::splat(margin),
+        hi + Vec2::new(margin.max(LABEL_REACH + NODE_RADIUS / 2.0), margin),
+    ))
+}
+
 fn fit_when_asked(
     mut requests: ResMut<ViewRequests>,
     graph: Res<CanvasGraph>,
@@ -99,7 +112,7 @@ fn fit_when_asked(
         return;
     }
     requests.fit = false;
-    let Some((lo, hi)) = bounds(graph.positions.values().copied(), NODE_RADIUS * 3.0) else {
+    let Some((lo, hi)) = fit_box(graph.positions.values().copied()) else {
         return;
     };
     let (center, scale) = fit(lo, hi, *rect, window.size());
@@ -111,6 +124,32 @@ fn fit_when_asked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fit_keeps_the_right_hand_labels_in_view() {
+        // Ten columns 250 apart: wider than tall, so the width decides the scale.
+        let positions = (0..10).map(|i| Vec2::new(250.0 * i as f32, 0.0));
+        let (lo, hi) = fit_box(positions).unwrap();
+        let rect = CanvasRect {
+            min: Vec2::new(270.0, 24.0),
+            max: Vec2::new(1300.0, 630.0),
+        };
+        let window = Vec2::new(1600.0, 960.0);
+        let (center, scale) = fit(lo, hi, rect, window);
+        // Logical x of a world x: the window centre shows `center`.
+        let screen_x = |x: f32| window.x / 2.0 + (x - center.x) / scale;
+        let last_label_end = 250.0 * 9.0 + LABEL_REACH;
+        assert!(
+            screen_x(last_label_end) <= rect.max.x,
+            "the last column's labels end at {} px, past the canvas's right edge {}",
+            screen_x(last_label_end),
+            rect.max.x
+        );
+        assert!(
+            screen_x(-NODE_RADIUS) >= rect.min.x,
+            "the first column's nodes in view"
+        );
+    }
 
     #[test]
     fn fit_centres_the_graph_in_the_free_rectangle() {
