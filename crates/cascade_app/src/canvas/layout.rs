@@ -4,6 +4,11 @@
 //! (`DependencyGraph::layers`); within a layer nodes are ordered by the barycentre of their
 //! neighbours in the layer above, a few sweeps down and up (Sugiyama-style crossing
 //! reduction); positions the user has dragged (stored in the scenario) always win.
+//!
+//! A layer wider than the graph is tall is folded into a few sub-rows (its order runs down
+//! each column, then on to the next, so left-to-right order is kept between layers), as many
+//! as bring the whole picture nearest to the canvas's shape ([`TARGET_ASPECT`]). Unfolded, 200
+//! generated services made a strip 50 nodes wide and 5 deep, every node a dot.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +21,66 @@ pub const LAYER_GAP: f32 = 150.0;
 /// Horizontal distance between neighbours in a layer, world units: wide enough for a label
 /// such as "1,000/s · p99 300 ms" beside its node.
 pub const NODE_GAP: f32 = 250.0;
+
+/// Vertical distance between the sub-rows of a folded layer, world units: room for a node and
+/// its two label lines.
+pub const SUBROW_GAP: f32 = 110.0;
+/// Width over height the layout aims for when it folds wide layers: about the free canvas
+/// between the side panels and above the charts of a 1600 × 960 window.
+pub const TARGET_ASPECT: f32 = 1.8;
+
+/// How much nearer the target shape a fold must bring the picture to be worth it (a ratio):
+/// folding costs something too, edges that pass beside the sub-rows of their own layer.
+const FOLD_GAIN: f32 = 1.5;
+
+/// The widest a layer may be (in nodes) for layers of `sizes` nodes: the width whose folded
+/// picture has the aspect nearest [`TARGET_ASPECT`] (in ratio, so ×2 too wide and ×2 too tall
+/// are as far), the widest on a tie; unfolded unless that is [`FOLD_GAIN`] times nearer. A
+/// graph no wider than tall is never folded.
+pub fn fold_width(sizes: &[usize]) -> usize {
+    let widest = sizes.iter().copied().max().unwrap_or(1).max(1);
+    let off = |cap: usize| {
+        let (w, h) = folded_extent(sizes, cap);
+        ((w.max(NODE_GAP) / h.max(LAYER_GAP)) / TARGET_ASPECT)
+            .ln()
+            .abs()
+    };
+    let best = (1..=widest).rev().fold(widest, |best, cap| {
+        if off(cap) < off(best) - 1e-6 {
+            cap
+        } else {
+            best
+        }
+    });
+    if off(best) < off(widest) - FOLD_GAIN.ln() {
+        best
+    } else {
+        widest
+    }
+}
+
+/// Sub-rows and columns of a layer of `n` nodes at most `cap` wide.
+fn fold(n: usize, cap: usize) -> (usize, usize) {
+    let subrows = n.div_ceil(cap.max(1)).max(1);
+    (subrows, n.div_ceil(subrows))
+}
+
+/// Width (world units, node centres) of a layer of `n` nodes in `subrows` sub-rows: each node
+/// a `NODE_GAP / subrows` step right of the one before (see [`layout`]).
+fn layer_width(n: usize, subrows: usize) -> f32 {
+    n.saturating_sub(1) as f32 * NODE_GAP / subrows.max(1) as f32
+}
+
+/// Width and height (world units, node centres) of layers of `sizes` folded at `cap`.
+fn folded_extent(sizes: &[usize], cap: usize) -> (f32, f32) {
+    let width = sizes
+        .iter()
+        .map(|&n| layer_width(n, fold(n, cap).0))
+        .fold(0.0, f32::max);
+    let subrows: usize = sizes.iter().map(|&n| fold(n, cap).0 - 1).sum();
+    let height = sizes.len().saturating_sub(1) as f32 * LAYER_GAP + subrows as f32 * SUBROW_GAP;
+    (width, height)
+}
 
 /// World position of every node (sources and services), by name.
 pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
@@ -77,15 +142,27 @@ pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
             rows[r] = keyed.into_iter().map(|(_, _, n)| n).collect();
         }
     }
+    let sizes: Vec<usize> = rows.iter().map(Vec::len).collect();
+    let cap = fold_width(&sizes);
     let mut out = BTreeMap::new();
-    for (r, row) in rows.iter().enumerate() {
-        let width = (row.len().saturating_sub(1)) as f32 * NODE_GAP;
+    let mut y = 0.0;
+    for row in &rows {
+        let subrows = fold(row.len(), cap).0;
+        let width = layer_width(row.len(), subrows);
         for (i, name) in row.iter().enumerate() {
+            // Down each column, then the next, each sub-row a step further right: x grows
+            // with the row's order, and an edge leaving an upper sub-row passes between the
+            // nodes below it rather than through them.
+            let subrow = i % subrows;
             out.insert(
                 name.clone(),
-                Vec2::new(i as f32 * NODE_GAP - width / 2.0, -(r as f32) * LAYER_GAP),
+                Vec2::new(
+                    i as f32 * NODE_GAP / subrows as f32 - width / 2.0,
+                    y - subrow as f32 * SUBROW_GAP,
+                ),
             );
         }
+        y -= (subrows - 1) as f32 * SUBROW_GAP + LAYER_GAP;
     }
     // Dragged positions win.
     for s in &scenario.sources {
@@ -152,6 +229,66 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), p.len(), "no two nodes overlap");
+    }
+
+    #[test]
+    fn small_graphs_are_not_folded() {
+        // The retry storm: layers of 1, 1, 2 and 1 nodes, taller than wide.
+        assert_eq!(fold_width(&[1, 1, 2, 1]), 2);
+        let p = layout(&retry_storm());
+        assert_eq!(
+            p["catalog"].y, p["orders"].y,
+            "one row for the two of layer 2"
+        );
+    }
+
+    #[test]
+    fn wide_layers_fold_towards_the_canvas_shape_and_keep_callers_above() {
+        // 200 services in 4 layers of 50 under 50 sources: unfolded, 12,250 × 600 world
+        // units (aspect 20).
+        let s = layered(&LayeredParams {
+            services: 200,
+            ..Default::default()
+        });
+        let graph = DependencyGraph::from_scenario(&s);
+        let layers: BTreeMap<String, usize> = graph.layers().into_iter().collect();
+        let p = layout(&s);
+        let (lo, hi) = bounds(p.values().copied(), 0.0).unwrap();
+        let aspect = (hi.x - lo.x) / (hi.y - lo.y);
+        assert!(
+            (aspect / TARGET_ASPECT).ln().abs() < 2f32.ln(),
+            "within ×2 of {TARGET_ASPECT}: {aspect}"
+        );
+        // Every caller is above every callee's layer.
+        for (a, b) in graph.edges() {
+            assert!(
+                p[a.as_str()].y > p[b.as_str()].y,
+                "{a} (layer {}) above {b} (layer {})",
+                layers[a.as_str()],
+                layers[b.as_str()]
+            );
+        }
+        // Sub-rows of a layer are SUBROW_GAP apart and layers LAYER_GAP apart.
+        let mut ys: Vec<i64> = p.values().map(|v| v.y.round() as i64).collect();
+        ys.sort_unstable();
+        ys.dedup();
+        for pair in ys.windows(2) {
+            let gap = (pair[1] - pair[0]) as f32;
+            assert!(gap == SUBROW_GAP || gap == LAYER_GAP, "{ys:?}");
+        }
+    }
+
+    #[test]
+    fn the_fold_is_the_one_nearest_the_target_shape() {
+        // Five layers of ten, by hand (a layer of n in k sub-rows is (n − 1)·250/k wide; the
+        // height is 4·150 plus 110 per extra sub-row): unfolded 2,250 × 600 (aspect 3.75,
+        // |ln(3.75/1.8)| = 0.734); two sub-rows 1,125 × 1,150 (0.978, 0.610). Nearer, but not
+        // by ln 1.5 = 0.405: unfolded.
+        assert_eq!(fold(10, fold_width(&[10; 5])), (1, 10));
+        // Five layers of fifty (200 generated services under their 50 sources): unfolded
+        // 12,250 × 600 (20.4, 2.43); three sub-rows 4,083 × 1,700 (2.40, 0.289); four
+        // 3,063 × 2,250 (1.36, 0.280); five 2,450 × 2,800 (0.875, 0.721). Four, of 13 nodes.
+        assert_eq!(fold(50, fold_width(&[50; 5])), (4, 13));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::theme::{self, NODE_RADIUS};
 pub(super) fn plugin(app: &mut App) {
     app.add_systems(Startup, configure_gizmos).add_systems(
         Update,
-        (place_nodes, sync_nodes, draw_node_overlays)
+        (place_nodes, sync_nodes, draw_node_overlays, label_detail)
             .chain()
             .in_set(crate::AppSystems::Sync),
     );
@@ -81,6 +81,42 @@ const LABEL_X: f32 = NODE_RADIUS + 26.0;
 /// camera's fit keeps this much in view.
 pub const LABEL_REACH: f32 = LABEL_X + 130.0;
 
+/// Smallest text, logical pixels on screen, worth drawing: below it a label is a grey smudge
+/// that clutters a zoomed-out graph (names at 16 px hide beyond about ×2.7, stats at 12 px
+/// beyond ×2); zooming in brings them back.
+const LEAST_TEXT_PX: f32 = 6.0;
+
+/// Whether text of `font_px` world units shows at camera `scale` (world units per pixel).
+pub fn text_readable(font_px: f32, scale: f32) -> bool {
+    font_px / scale.max(1e-6) >= LEAST_TEXT_PX
+}
+
+/// Hides node names and stats that would be too small to read at the camera's zoom.
+fn label_detail(
+    camera: Single<&Projection, With<super::camera::CanvasCamera>>,
+    mut names: Query<&mut Visibility, (With<NodeLabel>, Without<NodeStats>)>,
+    mut stats: Query<&mut Visibility, (With<NodeStats>, Without<NodeLabel>)>,
+) {
+    let scale = super::camera::scale_of(&camera);
+    let show = |font_px: f32| {
+        if text_readable(font_px, scale) {
+            Visibility::Inherited
+        } else {
+            Visibility::Hidden
+        }
+    };
+    for mut v in &mut names {
+        v.set_if_neq(show(NAME_FONT_PX));
+    }
+    for mut v in &mut stats {
+        v.set_if_neq(show(STATS_FONT_PX));
+    }
+}
+
+/// Font sizes of a node's name and stats lines.
+const NAME_FONT_PX: f32 = 16.0;
+const STATS_FONT_PX: f32 = 12.0;
+
 fn label_text(name: &str, shape: NodeShape, instances: u32) -> String {
     match shape {
         NodeShape::Service(_) if instances != 1 => format!("{name} ×{instances}"),
@@ -135,7 +171,7 @@ pub(super) fn spawn_node(
             p.spawn((
                 NodeLabel,
                 Text2d::new(label_text(name, shape, instances)),
-                TextFont::from_font_size(16.0).with_font(font.clone()),
+                TextFont::from_font_size(NAME_FONT_PX).with_font(font.clone()),
                 TextColor(Color::srgb(0.92, 0.94, 0.96)),
                 Anchor::CENTER_LEFT,
                 Transform::from_xyz(label_x, 8.0, 0.3),
@@ -143,7 +179,7 @@ pub(super) fn spawn_node(
             p.spawn((
                 NodeStats,
                 Text2d::new(""),
-                TextFont::from_font_size(12.0).with_font(font.clone()),
+                TextFont::from_font_size(STATS_FONT_PX).with_font(font.clone()),
                 TextColor(theme::MUTED_TEXT),
                 Anchor::CENTER_LEFT,
                 Transform::from_xyz(label_x, -11.0, 0.3),
@@ -446,4 +482,19 @@ fn ring(gizmos: &mut Gizmos, center: Vec2, radius: f32, fraction: f32, color: Co
         center + Vec2::new(a.cos(), a.sin()) * radius
     });
     gizmos.linestrip_2d(points, color);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_hide_when_smaller_than_six_pixels() {
+        // A 16-px name is 6.4 px on screen at ×2.5 (shown) and 5.3 px at ×3 (hidden); a 12-px
+        // stats line is 6 px at ×2 and 5.5 px at ×2.2.
+        assert!(text_readable(NAME_FONT_PX, 2.5));
+        assert!(!text_readable(NAME_FONT_PX, 3.0));
+        assert!(text_readable(STATS_FONT_PX, 2.0));
+        assert!(!text_readable(STATS_FONT_PX, 2.2));
+    }
 }
