@@ -113,6 +113,18 @@ fn label_detail(
     }
 }
 
+/// A service's stats line: attempts offered per second and the p99 of the interval's
+/// completions, or a dash when nothing completed in it (its percentiles then read 0, which
+/// is not a latency: a partitioned service read "p99 0.0 ms").
+fn service_stats(offered_per_s: f64, latency_ms: [f64; 4]) -> String {
+    let p99 = if latency_ms == [0.0; 4] {
+        "—".to_owned()
+    } else {
+        fmt_ms(latency_ms[2])
+    };
+    format!("{offered_per_s:.0}/s · p99 {p99}")
+}
+
 /// Font sizes of a node's name and stats lines.
 const NAME_FONT_PX: f32 = 16.0;
 const STATS_FONT_PX: f32 = 12.0;
@@ -289,11 +301,7 @@ fn live_figures(
                     }
                     if let Some(row) = history.services.get(i as usize).and_then(|r| r.back()) {
                         let c = &row.counters;
-                        live.stats = format!(
-                            "{:.0}/s · p99 {}",
-                            c.offered() as f64 / interval_s,
-                            fmt_ms(row.latency_ms[2])
-                        );
+                        live.stats = service_stats(c.offered() as f64 / interval_s, row.latency_ms);
                     }
                 }
                 NodeRef::Source(i) => {
@@ -487,6 +495,15 @@ fn ring(gizmos: &mut Gizmos, center: Vec2, radius: f32, fraction: f32, color: Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_with_nothing_completed_shows_no_latency() {
+        assert_eq!(service_stats(0.0, [0.0; 4]), "0/s · p99 —");
+        assert_eq!(
+            service_stats(620.4, [302.1, 305.0, 308.2, 309.0]),
+            "620/s · p99 308 ms"
+        );
+    }
 
     #[test]
     fn labels_hide_when_smaller_than_six_pixels() {

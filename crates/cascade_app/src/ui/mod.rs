@@ -457,6 +457,16 @@ fn fault_windows(w: &UiWorld) -> Vec<charts::FaultWindow> {
         .collect()
 }
 
+/// The p50 and p99 of an interval's latencies, or a dash when nothing was recorded in it (its
+/// percentiles then read 0, which is not a latency).
+fn p50_p99_text(latency_ms: [f64; 4]) -> String {
+    if latency_ms == [0.0; 4] {
+        "—".to_owned()
+    } else {
+        format!("{:.1} / {:.1} ms", latency_ms[0], latency_ms[2])
+    }
+}
+
 fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
     let Some(name) = &w.selection.node else {
         return Default::default();
@@ -498,10 +508,7 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                     ),
                     ("goodput".into(), format!("{:.0} /s", c.goodput as f64 / dt)),
                     ("errors".into(), format!("{:.1} %", c.error_ratio() * 100.0)),
-                    (
-                        "p50 / p99".into(),
-                        format!("{:.1} / {:.1} ms", row.latency_ms[0], row.latency_ms[2]),
-                    ),
+                    ("p50 / p99".into(), p50_p99_text(row.latency_ms)),
                     ("queue now".into(), format!("{queue}")),
                     ("workers busy".into(), format!("{busy} of {workers}")),
                     (
@@ -537,10 +544,7 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                             }
                         ),
                     ),
-                    (
-                        "p50 / p99".into(),
-                        format!("{:.1} / {:.1} ms", row.latency_ms[0], row.latency_ms[2]),
-                    ),
+                    ("p50 / p99".into(), p50_p99_text(row.latency_ms)),
                     ("health".into(), row.health.as_str().into()),
                 ];
             }
@@ -635,4 +639,18 @@ pub fn delete_action(
                 && (f.kind.target_node() == name || f.kind.link_target() == Some(name.as_str()))
         })
         .map(|f| AppAction::ClearFault(f.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interval_with_nothing_recorded_shows_no_latency() {
+        assert_eq!(p50_p99_text([0.0; 4]), "—");
+        assert_eq!(
+            p50_p99_text([302.1, 305.0, 308.2, 309.0]),
+            "302.1 / 308.2 ms"
+        );
+    }
 }
