@@ -300,6 +300,9 @@ fn live_figures(
                         }
                     }
                     if let Some(row) = history.services.get(i as usize).and_then(|r| r.back()) {
+                        // A work queue's items wait in the queue itself, not in its
+                        // instances: the bar shows them too (as of the last interval's end).
+                        live.queue += row.gauges.queue_backlog as f32;
                         let c = &row.counters;
                         live.stats = service_stats(c.offered() as f64 / interval_s, row.latency_ms);
                     }

@@ -40,6 +40,9 @@ pub struct Series {
     pub p99: Vec<[f64; 2]>,
     /// Mean queue length.
     pub queue: Vec<[f64; 2]>,
+    /// Items waiting in work queues at the interval's end (a work queue's backlog is not in
+    /// its instances' queues: enqueueing succeeds, the items wait in the queue itself).
+    pub backlog: Vec<[f64; 2]>,
     /// Retries received per s.
     pub retries: Vec<[f64; 2]>,
     /// Retries sent per s (over the subject's outgoing calls).
@@ -71,12 +74,14 @@ impl Series {
         let dt = history.interval_ns as f64 / 1e9;
         for k in self.intervals..history.intervals() {
             let x = f64::from(k + 1) * dt;
-            let (c, lat) = match subject {
+            let (c, lat, backlog) = match subject {
                 ChartSubject::System => {
                     let mut c = NodeCounters::default();
                     let mut p = [0.0f64; 4];
+                    let mut backlog = 0;
                     for ring in &history.services {
                         if let Some(r) = MetricsHistory::row_at(ring, k) {
+                            backlog += r.gauges.queue_backlog;
                             c.area_queue += r.counters.area_queue;
                             c.area_busy += r.counters.area_busy;
                             c.area_capacity += r.counters.area_capacity;
@@ -96,14 +101,14 @@ impl Series {
                             }
                         }
                     }
-                    (c, p)
+                    (c, p, backlog)
                 }
                 ChartSubject::Service(i, _) => match history
                     .services
                     .get(*i as usize)
                     .and_then(|r| MetricsHistory::row_at(r, k))
                 {
-                    Some(r) => (r.counters, r.latency_ms),
+                    Some(r) => (r.counters, r.latency_ms, r.gauges.queue_backlog),
                     None => continue,
                 },
                 ChartSubject::Source(i, _) => match history
@@ -111,7 +116,7 @@ impl Series {
                     .get(*i as usize)
                     .and_then(|r| MetricsHistory::row_at(r, k))
                 {
-                    Some(r) => (r.counters, r.latency_ms),
+                    Some(r) => (r.counters, r.latency_ms, 0),
                     None => continue,
                 },
             };
@@ -141,6 +146,7 @@ impl Series {
                 self.p99.push([x, lat[2]]);
             }
             self.queue.push([x, c.mean_queue(history.interval_ns)]);
+            self.backlog.push([x, backlog as f64]);
             self.retries.push([x, c.offered_retry as f64 / dt]);
             let sent: u64 = outgoing
                 .iter()
@@ -168,6 +174,20 @@ pub fn latency_title(subject: &ChartSubject) -> &'static str {
         ChartSubject::System | ChartSubject::Source(..) => "latency of successes (ms)",
         ChartSubject::Service(..) => "residence, all completions (ms)",
     }
+}
+
+/// The queue chart's lines: the instances' mean queue, and a work queue's backlog where the
+/// subject has one (the only sign of a backlog: its producers are answered at once).
+fn queue_lines(series: &Series) -> Vec<(&'static str, &Vec<[f64; 2]>, Color32)> {
+    let mut lines = vec![("queue", &series.queue, Color32::from_rgb(222, 170, 40))];
+    if series.backlog.iter().any(|p| p[1] > 0.0) {
+        lines.push((
+            "work-queue backlog",
+            &series.backlog,
+            Color32::from_rgb(240, 120, 60),
+        ));
+    }
+    lines
 }
 
 /// A fault window: start, end (s) and label.
@@ -203,10 +223,7 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
                 ("p99", &series.p99, Color32::from_rgb(232, 112, 40)),
             ],
         ),
-        (
-            "queue length",
-            vec![("queue", &series.queue, Color32::from_rgb(222, 170, 40))],
-        ),
+        ("queue length", queue_lines(series)),
         (
             "retries (/s)",
             vec![

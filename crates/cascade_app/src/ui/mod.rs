@@ -457,6 +457,72 @@ fn fault_windows(w: &UiWorld) -> Vec<charts::FaultWindow> {
         .collect()
 }
 
+/// Which of a service's mechanism gauges its inspector shows (besides any that is not zero):
+/// those of the mechanisms it has.
+#[derive(Debug, Clone, Copy, Default)]
+struct GaugesShown {
+    work_queue: bool,
+    cache: bool,
+    health_gated: bool,
+    failover: bool,
+    panic: bool,
+}
+
+/// The inspector's rows for a service's mechanism state at the end of the last interval: a
+/// work queue's backlog (the only sign of one: its producers are answered at once), cache
+/// warmth, instances in the healthy set, starting or latched, callers' open breakers, failover
+/// and panic routing. A gauge shows where its mechanism is configured or it is not zero.
+fn gauge_figures(
+    g: &cascade_sim::metrics::Gauges,
+    shown: GaugesShown,
+    live_instances: u32,
+) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    if shown.work_queue || g.queue_backlog > 0 {
+        rows.push(("backlog".into(), format!("{} items", g.queue_backlog)));
+    }
+    if g.dead_letters > 0 {
+        rows.push(("dead letters".into(), g.dead_letters.to_string()));
+    }
+    if g.expired_items > 0 {
+        rows.push(("expired items".into(), g.expired_items.to_string()));
+    }
+    if shown.cache {
+        rows.push((
+            "cache warmth".into(),
+            format!("{:.0} % of keys", g.cache_warmth * 100.0),
+        ));
+    }
+    if shown.health_gated {
+        rows.push((
+            "healthy".into(),
+            format!("{} of {live_instances}", g.healthy_instances),
+        ));
+    }
+    if g.starting_instances > 0 {
+        rows.push(("starting".into(), g.starting_instances.to_string()));
+    }
+    if g.latched_instances > 0 {
+        rows.push(("latched".into(), g.latched_instances.to_string()));
+    }
+    if g.breakers_open > 0 {
+        rows.push(("breakers open".into(), g.breakers_open.to_string()));
+    }
+    if shown.failover || g.failed_over {
+        rows.push((
+            "failed over".into(),
+            if g.failed_over { "yes" } else { "no" }.into(),
+        ));
+    }
+    if shown.panic || g.panic {
+        rows.push((
+            "panic routing".into(),
+            if g.panic { "on" } else { "off" }.into(),
+        ));
+    }
+    rows
+}
+
 /// The p50 and p99 of an interval's latencies, or a dash when nothing was recorded in it (its
 /// percentiles then read 0, which is not a latency).
 fn p50_p99_text(latency_ms: [f64; 4]) -> String {
@@ -521,6 +587,21 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                     ),
                     ("health".into(), row.health.as_str().into()),
                 ];
+                let mech = w
+                    .engine
+                    .model
+                    .services
+                    .get(i as usize)
+                    .and_then(|s| s.mech.as_deref());
+                let shown = GaugesShown {
+                    work_queue: mech.is_some_and(|m| m.work_queue.is_some()),
+                    cache: mech.is_some_and(|m| m.cache.is_some()),
+                    health_gated: mech.is_some_and(|m| m.health.is_some() || m.outlier.is_some()),
+                    failover: mech.is_some_and(|m| m.failover.is_some()),
+                    panic: mech.is_some_and(|m| m.panic_threshold.is_some()),
+                };
+                m.figures
+                    .extend(gauge_figures(&row.gauges, shown, row.live_instances));
             }
             cascade_sim::NodeRef::Source(_) => {
                 let done = c.succeeded + c.failed_total();
@@ -644,6 +725,33 @@ pub fn delete_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_work_queue_shows_its_backlog_and_unconfigured_gauges_stay_out() {
+        let g = cascade_sim::metrics::Gauges {
+            queue_backlog: 5_400,
+            ..Default::default()
+        };
+        let shown = GaugesShown {
+            work_queue: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            gauge_figures(&g, shown, 1),
+            vec![("backlog".to_owned(), "5400 items".to_owned())]
+        );
+        // A plain service at rest shows none.
+        assert!(gauge_figures(&Default::default(), GaugesShown::default(), 3).is_empty());
+        // One that is not configured but not zero shows (an open breaker of a caller).
+        let open = cascade_sim::metrics::Gauges {
+            breakers_open: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            gauge_figures(&open, GaugesShown::default(), 3),
+            vec![("breakers open".to_owned(), "2".to_owned())]
+        );
+    }
 
     #[test]
     fn an_interval_with_nothing_recorded_shows_no_latency() {
