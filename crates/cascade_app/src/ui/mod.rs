@@ -466,18 +466,46 @@ struct GaugesShown {
     health_gated: bool,
     failover: bool,
     panic: bool,
+    /// Its instance count changes by itself (an autoscaler).
+    instances: bool,
 }
 
-/// The inspector's rows for a service's mechanism state at the end of the last interval: a
-/// work queue's backlog (the only sign of one: its producers are answered at once), cache
-/// warmth, instances in the healthy set, starting or latched, callers' open breakers, failover
-/// and panic routing. A gauge shows where its mechanism is configured or it is not zero.
-fn gauge_figures(
-    g: &cascade_sim::metrics::Gauges,
-    shown: GaugesShown,
+/// A service's state at the end of the last interval, as its inspector shows it.
+#[derive(Debug, Clone, Copy, Default)]
+struct MechView {
+    gauges: cascade_sim::metrics::Gauges,
+    /// Busy cores over cores (`None`: cores not modelled).
+    cpu: Option<f64>,
+    /// Optimistic-concurrency conflicts over completions (`None`: nothing completed).
+    conflict_ratio: Option<f64>,
     live_instances: u32,
-) -> Vec<(String, String)> {
+    configured_instances: u32,
+}
+
+/// The inspector's rows for a service's mechanism state at the end of the last interval: live
+/// instances (with an autoscaler, or when not all are live), CPU (where cores are modelled),
+/// optimistic-concurrency conflicts, a work queue's backlog (the only sign of one: its
+/// producers are answered at once), cache warmth, instances in the healthy set, starting or
+/// latched, callers' open breakers, failover and panic routing. A gauge shows where its
+/// mechanism is configured or it is not zero.
+fn gauge_figures(view: &MechView, shown: GaugesShown) -> Vec<(String, String)> {
+    let (g, live_instances) = (&view.gauges, view.live_instances);
     let mut rows = Vec::new();
+    if shown.instances {
+        // An autoscaler moves the count away from the configured one: the count alone.
+        rows.push(("live instances".into(), live_instances.to_string()));
+    } else if live_instances != view.configured_instances {
+        rows.push((
+            "live instances".into(),
+            format!("{live_instances} of {}", view.configured_instances),
+        ));
+    }
+    if let Some(cpu) = view.cpu {
+        rows.push(("CPU busy".into(), format!("{:.0} %", cpu * 100.0)));
+    }
+    if let Some(ratio) = view.conflict_ratio.filter(|r| *r > 0.0) {
+        rows.push(("conflicts".into(), format!("{:.1} %", ratio * 100.0)));
+    }
     if shown.work_queue || g.queue_backlog > 0 {
         rows.push(("backlog".into(), format!("{} items", g.queue_backlog)));
     }
@@ -553,14 +581,18 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
             cascade_sim::NodeRef::Service(i) => {
                 let (mut busy, mut workers, mut queue) = (0, 0, 0);
                 if let Some(st) = w.services.iter().find(|s| s.index == i) {
+                    // Instances an autoscaler retired (or not yet provisioned) keep their
+                    // records: count the serving ones, as the canvas does.
                     for is in w
                         .instances
                         .iter()
-                        .filter(|is| st.instances.contains(&is.global))
+                        .filter(|is| st.instances.contains(&is.global) && is.provisioned)
                     {
-                        busy += is.busy;
-                        workers += is.workers;
                         queue += is.queue.len();
+                        if is.serving() {
+                            busy += is.busy;
+                            workers += is.workers;
+                        }
                     }
                 }
                 m.figures = vec![
@@ -599,9 +631,25 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                     health_gated: mech.is_some_and(|m| m.health.is_some() || m.outlier.is_some()),
                     failover: mech.is_some_and(|m| m.failover.is_some()),
                     panic: mech.is_some_and(|m| m.panic_threshold.is_some()),
+                    instances: mech.is_some_and(|m| m.autoscale.is_some()),
                 };
-                m.figures
-                    .extend(gauge_figures(&row.gauges, shown, row.live_instances));
+                let completed = c.completed();
+                let view = MechView {
+                    gauges: row.gauges,
+                    cpu: c.cpu_utilization(),
+                    conflict_ratio: (completed > 0).then(|| {
+                        c.failed[cascade_sim::metrics::Outcome::Conflict as usize] as f64
+                            / completed as f64
+                    }),
+                    live_instances: row.live_instances,
+                    configured_instances: w
+                        .engine
+                        .model
+                        .services
+                        .get(i as usize)
+                        .map_or(0, |s| s.instances),
+                };
+                m.figures.extend(gauge_figures(&view, shown));
             }
             cascade_sim::NodeRef::Source(_) => {
                 let done = c.succeeded + c.failed_total();
@@ -728,7 +776,13 @@ mod tests {
 
     #[test]
     fn a_work_queue_shows_its_backlog_and_unconfigured_gauges_stay_out() {
-        let g = cascade_sim::metrics::Gauges {
+        let one = |gauges| MechView {
+            gauges,
+            live_instances: 1,
+            configured_instances: 1,
+            ..Default::default()
+        };
+        let backlog = cascade_sim::metrics::Gauges {
             queue_backlog: 5_400,
             ..Default::default()
         };
@@ -737,19 +791,35 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            gauge_figures(&g, shown, 1),
+            gauge_figures(&one(backlog), shown),
             vec![("backlog".to_owned(), "5400 items".to_owned())]
         );
         // A plain service at rest shows none.
-        assert!(gauge_figures(&Default::default(), GaugesShown::default(), 3).is_empty());
+        assert!(gauge_figures(&one(Default::default()), GaugesShown::default()).is_empty());
         // One that is not configured but not zero shows (an open breaker of a caller).
         let open = cascade_sim::metrics::Gauges {
             breakers_open: 2,
             ..Default::default()
         };
         assert_eq!(
-            gauge_figures(&open, GaugesShown::default(), 3),
+            gauge_figures(&one(open), GaugesShown::default()),
             vec![("breakers open".to_owned(), "2".to_owned())]
+        );
+        // Instances lost, cores and conflicts.
+        let view = MechView {
+            cpu: Some(0.125),
+            conflict_ratio: Some(0.25),
+            live_instances: 3,
+            configured_instances: 8,
+            ..Default::default()
+        };
+        assert_eq!(
+            gauge_figures(&view, GaugesShown::default()),
+            vec![
+                ("live instances".to_owned(), "3 of 8".to_owned()),
+                ("CPU busy".to_owned(), "12 %".to_owned()),
+                ("conflicts".to_owned(), "25.0 %".to_owned()),
+            ]
         );
     }
 
