@@ -298,8 +298,7 @@ fn configure_clocks(
 /// Bevy's (`Time<Real>`, read at the frame's start): the wall clock in the app, a fixed step
 /// per frame in the screenshot mode, so what depends on the speed reached (the sampling of
 /// journeys) is the same on every machine there.
-fn measure_speed(pace: &mut Pace, playing: bool, speed: Speed, real_now: Duration, now_ns: u64) {
-    let now = real_now;
+fn measure_speed(pace: &mut Pace, playing: bool, speed: Speed, now: Duration, now_ns: u64) {
     match pace.window {
         Some((start, start_ns, at)) if playing && at == speed && now_ns >= start_ns => {
             let real = now.saturating_sub(start);
