@@ -795,6 +795,12 @@ impl HasInterval for EdgeRow {
 /// Percentile levels reported in rows.
 pub const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
+/// A row's latency percentiles, or `None` when nothing was recorded in its interval (rows then
+/// report 0 for every percentile, which is not a latency; helper for views).
+pub fn recorded_latency(latency_ms: [f64; 4]) -> Option<[f64; 4]> {
+    (latency_ms != [0.0; 4]).then_some(latency_ms)
+}
+
 /// Mean of a residence sum in ms (helper for views).
 pub fn mean_ms(sum_ns: u128, count: u64) -> f64 {
     if count == 0 {
@@ -807,6 +813,14 @@ pub fn mean_ms(sum_ns: u128, count: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interval_with_nothing_recorded_has_no_latency() {
+        assert_eq!(recorded_latency([0.0; 4]), None);
+        // One recorded request below 1 µs: the bucket's middle, not nothing.
+        let one = [0.0005; 4];
+        assert_eq!(recorded_latency(one), Some(one));
+    }
 
     #[test]
     fn bucket_index_and_range_agree() {

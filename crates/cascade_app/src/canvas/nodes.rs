@@ -117,11 +117,8 @@ fn label_detail(
 /// completions, or a dash when nothing completed in it (its percentiles then read 0, which
 /// is not a latency: a partitioned service read "p99 0.0 ms").
 fn service_stats(offered_per_s: f64, latency_ms: [f64; 4]) -> String {
-    let p99 = if latency_ms == [0.0; 4] {
-        "—".to_owned()
-    } else {
-        fmt_ms(latency_ms[2])
-    };
+    let p99 = cascade_sim::metrics::recorded_latency(latency_ms)
+        .map_or_else(|| "—".to_owned(), |l| fmt_ms(l[2]));
     format!("{offered_per_s:.0}/s · p99 {p99}")
 }
 

@@ -141,7 +141,7 @@ impl Series {
             self.errors.push([x, err]);
             // An interval in which nothing completed has no latency (its percentiles read 0):
             // leave it out rather than draw a fall to zero in the middle of an outage.
-            if lat != [0.0; 4] {
+            if let Some(lat) = cascade_sim::metrics::recorded_latency(lat) {
                 self.p50.push([x, lat[0]]);
                 self.p99.push([x, lat[2]]);
             }

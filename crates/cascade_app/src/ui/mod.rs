@@ -554,11 +554,10 @@ fn gauge_figures(view: &MechView, shown: GaugesShown) -> Vec<(String, String)> {
 /// The p50 and p99 of an interval's latencies, or a dash when nothing was recorded in it (its
 /// percentiles then read 0, which is not a latency).
 fn p50_p99_text(latency_ms: [f64; 4]) -> String {
-    if latency_ms == [0.0; 4] {
-        "—".to_owned()
-    } else {
-        format!("{:.1} / {:.1} ms", latency_ms[0], latency_ms[2])
-    }
+    cascade_sim::metrics::recorded_latency(latency_ms).map_or_else(
+        || "—".to_owned(),
+        |l| format!("{:.1} / {:.1} ms", l[0], l[2]),
+    )
 }
 
 fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
@@ -619,12 +618,8 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                     ),
                     ("health".into(), row.health.as_str().into()),
                 ];
-                let mech = w
-                    .engine
-                    .model
-                    .services
-                    .get(i as usize)
-                    .and_then(|s| s.mech.as_deref());
+                let model = w.engine.model.services.get(i as usize);
+                let mech = model.and_then(|s| s.mech.as_deref());
                 let shown = GaugesShown {
                     work_queue: mech.is_some_and(|m| m.work_queue.is_some()),
                     cache: mech.is_some_and(|m| m.cache.is_some()),
@@ -642,12 +637,7 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                             / completed as f64
                     }),
                     live_instances: row.live_instances,
-                    configured_instances: w
-                        .engine
-                        .model
-                        .services
-                        .get(i as usize)
-                        .map_or(0, |s| s.instances),
+                    configured_instances: model.map_or(0, |s| s.instances),
                 };
                 m.figures.extend(gauge_figures(&view, shown));
             }
