@@ -1,6 +1,6 @@
 //! Unattended modes: `--screenshot OUT.png --after-seconds S` runs to S simulated seconds
 //! (full speed, then the last 0.4 s at ×0.1 so requests are in flight and the layout settles),
-//! pauses at S, saves a screenshot of the window and exits; `--measure-frames N` prints frame-time statistics (Bevy's frame-time diagnostics)
+//! pauses at S with the speed control back at the user's speed, saves a screenshot of the window and exits; `--measure-frames N` prints frame-time statistics (Bevy's frame-time diagnostics)
 //! as JSON and exits. Neither persists settings.
 //!
 //! A screenshot is an output like any other: the same scenario, seed and time give the same
@@ -48,6 +48,7 @@ pub fn plugin(args: Args) -> impl Fn(&mut App) {
                     after_s: args.after_seconds,
                     stage: Stage::Running,
                     frames: 0,
+                    speed_before: Speed::Times(1.0),
                 })
                 .add_systems(
                     PreUpdate,
@@ -96,6 +97,9 @@ struct ScreenshotPlan {
     after_s: f64,
     stage: Stage,
     frames: u32,
+    /// The speed before the slow approach, shown again in the picture (the approach's ×0.1
+    /// is the mode's, not the user's).
+    speed_before: Speed,
 }
 
 /// True once the engine has stopped the run for good (it never reaches the picture's time).
@@ -131,8 +135,9 @@ fn screenshot_driver(world: &mut World) {
             if world.resource::<SimClock>().ticks_done >= target_ticks || halted(world) {
                 let mut p = world.resource_mut::<Playback>();
                 p.playing = true;
-                p.speed = Speed::Times(APPROACH_SPEED);
+                let speed_before = std::mem::replace(&mut p.speed, Speed::Times(APPROACH_SPEED));
                 let mut plan = world.resource_mut::<ScreenshotPlan>();
+                plan.speed_before = speed_before;
                 plan.stage = Stage::Settling;
                 plan.frames = 0;
                 world.resource_mut::<crate::session::ViewRequests>().fit = true;
@@ -141,7 +146,10 @@ fn screenshot_driver(world: &mut World) {
         Stage::Settling => {
             let reached = world.resource::<SimClock>().now_s() >= after_s || halted(world);
             if reached {
-                world.resource_mut::<Playback>().playing = false;
+                let speed_before = world.resource::<ScreenshotPlan>().speed_before;
+                let mut p = world.resource_mut::<Playback>();
+                p.playing = false;
+                p.speed = speed_before;
             }
             if reached && world.resource::<ScreenshotPlan>().frames >= SETTLE_FRAMES {
                 let mut plan = world.resource_mut::<ScreenshotPlan>();

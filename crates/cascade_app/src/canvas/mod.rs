@@ -30,6 +30,7 @@ use cascade_sim::{Engine, NodeRef};
 
 pub use camera::CanvasCamera;
 pub use interact::{BuildTool, CanvasPointer, ContextMenu, ContextTarget};
+pub use nodes::InstanceSummary;
 pub use particles::ParticleDensity;
 
 use crate::session::Document;

@@ -50,8 +50,6 @@ pub(super) struct NodeAnim {
     pub utilization: f32,
     /// Smoothed queue length.
     pub queue: f32,
-    /// Live instances / provisioned.
-    pub live: (u32, u32),
 }
 
 fn configure_gizmos(mut store: ResMut<GizmoConfigStore>) {
@@ -126,10 +124,85 @@ fn service_stats(offered_per_s: f64, latency_ms: [f64; 4]) -> String {
 const NAME_FONT_PX: f32 = 16.0;
 const STATS_FONT_PX: f32 = 12.0;
 
-fn label_text(name: &str, shape: NodeShape, instances: u32) -> String {
+/// A node's name line: a service's instance count (`api ×4`), and how many of them serve
+/// when not all do (`api ×4 (1 serving)`: the others are killed, restarting, latched, out of
+/// rotation or ejected by health checks), so a death spiral's ejections or a partial kill
+/// show on the canvas.
+fn label_text(name: &str, shape: NodeShape, serving: u32, provisioned: u32) -> String {
     match shape {
-        NodeShape::Service(_) if instances != 1 => format!("{name} ×{instances}"),
+        NodeShape::Service(_) if serving < provisioned => {
+            format!("{name} ×{provisioned} ({serving} serving)")
+        }
+        NodeShape::Service(_) if provisioned != 1 => format!("{name} ×{provisioned}"),
         _ => name.to_owned(),
+    }
+}
+
+/// A service's instances summed for display, by the canvas's node and by the inspector.
+/// Instances an autoscaler retired or has not provisioned yet keep their records and are
+/// left out; busy and workers count the live instances only, queued all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstanceSummary {
+    /// Busy workers of live instances.
+    pub busy: u32,
+    /// Workers of live instances.
+    pub workers: u32,
+    /// Requests waiting in any provisioned instance's queue.
+    pub queued: usize,
+    /// Live instances: up, provisioned, in rotation and started.
+    pub live: u32,
+    /// Live instances the load balancer routes to (not ejected or failing health checks;
+    /// under panic routing every live one).
+    pub serving: u32,
+    /// Provisioned instances.
+    pub provisioned: u32,
+}
+
+impl InstanceSummary {
+    /// The summary of a service's instances; `routable` is its load balancer's list
+    /// (`ServiceState::routable`, global instance indices).
+    pub fn of<'a>(
+        instances: impl IntoIterator<Item = &'a InstanceState>,
+        routable: &[u32],
+    ) -> Self {
+        let mut s = Self::default();
+        for is in instances {
+            let live = is.serving();
+            s.add(
+                is.provisioned,
+                live,
+                live && routable.contains(&is.global),
+                (is.busy, is.workers, is.queue.len()),
+            );
+        }
+        s
+    }
+
+    /// Adds one instance; `load` is its busy workers, workers and queued requests.
+    fn add(&mut self, provisioned: bool, live: bool, routed: bool, load: (u32, u32, usize)) {
+        if !provisioned {
+            return;
+        }
+        let (busy, workers, queued) = load;
+        self.provisioned += 1;
+        self.queued += queued;
+        if live {
+            self.live += 1;
+            self.busy += busy;
+            self.workers += workers;
+        }
+        if routed {
+            self.serving += 1;
+        }
+    }
+
+    /// Busy share of the live instances' workers (0 with none).
+    pub fn utilization(&self) -> f32 {
+        if self.workers == 0 {
+            0.0
+        } else {
+            self.busy as f32 / self.workers as f32
+        }
     }
 }
 
@@ -179,7 +252,7 @@ pub(super) fn spawn_node(
             };
             p.spawn((
                 NodeLabel,
-                Text2d::new(label_text(name, shape, instances)),
+                Text2d::new(label_text(name, shape, instances, instances)),
                 TextFont::from_font_size(NAME_FONT_PX).with_font(font.clone()),
                 TextColor(Color::srgb(0.92, 0.94, 0.96)),
                 Anchor::CENTER_LEFT,
@@ -244,7 +317,8 @@ struct NodeLive {
     health: Health,
     utilization: f32,
     queue: f32,
-    live: (u32, u32),
+    /// Serving and provisioned instances of a service (`None` before its instances exist).
+    serving: Option<(u32, u32)>,
     faulted: bool,
     stats: String,
 }
@@ -269,30 +343,16 @@ fn live_figures(
                 NodeRef::Service(i) => {
                     if let Some(st) = services.iter().find(|s| s.index == i) {
                         live.health = st.metrics.health;
-                        let (mut busy, mut workers, mut queue, mut up, mut total) =
-                            (0u32, 0u32, 0usize, 0u32, 0u32);
-                        for g in &st.instances {
-                            if let Some(is) = by_global.get(g) {
-                                if !is.provisioned {
-                                    continue;
-                                }
-                                total += 1;
-                                if is.serving() {
-                                    up += 1;
-                                    busy += is.busy;
-                                    workers += is.workers;
-                                }
-                                queue += is.queue.len();
-                            }
-                        }
-                        live.utilization = if workers == 0 {
-                            0.0
-                        } else {
-                            busy as f32 / workers as f32
-                        };
-                        live.queue = queue as f32;
-                        live.live = (up, total);
-                        if total > 0 && up == 0 {
+                        let sum = InstanceSummary::of(
+                            st.instances
+                                .iter()
+                                .filter_map(|g| by_global.get(g).copied()),
+                            &st.routable,
+                        );
+                        live.utilization = sum.utilization();
+                        live.queue = sum.queued as f32;
+                        live.serving = Some((sum.serving, sum.provisioned));
+                        if sum.provisioned > 0 && sum.live == 0 {
                             live.health = Health::Down;
                         }
                     }
@@ -391,8 +451,8 @@ fn sync_nodes(
         anim.pulse_s = (anim.pulse_s - dt).max(0.0);
         anim.utilization += (live.utilization - anim.utilization) * smoothing;
         anim.queue += (live.queue - anim.queue) * smoothing;
-        anim.live = live.live;
-        let instances = doc.scenario.service(&node.name).map_or(1, |s| s.instances);
+        let configured = doc.scenario.service(&node.name).map_or(1, |s| s.instances);
+        let (serving, provisioned) = live.serving.unwrap_or((configured, configured));
         for child in children.iter() {
             if let Ok(material) = bodies.get(child)
                 && let Some(mut m) = materials.get_mut(&material.0)
@@ -420,7 +480,7 @@ fn sync_nodes(
                 };
             }
             if let Ok(mut text) = labels.get_mut(child) {
-                let wanted = label_text(&node.name, node.shape, instances);
+                let wanted = label_text(&node.name, node.shape, serving, provisioned);
                 if text.0 != wanted {
                     text.0 = wanted;
                 }
@@ -503,6 +563,39 @@ mod tests {
             service_stats(620.4, [302.1, 305.0, 308.2, 309.0]),
             "620/s · p99 308 ms"
         );
+    }
+
+    #[test]
+    fn a_service_label_counts_its_instances_and_says_how_many_serve_when_not_all() {
+        let service = NodeShape::Service(NodeKind::default());
+        assert_eq!(label_text("db", service, 1, 1), "db");
+        assert_eq!(label_text("api", service, 4, 4), "api ×4");
+        assert_eq!(label_text("api", service, 1, 4), "api ×4 (1 serving)");
+        assert_eq!(label_text("db", service, 0, 1), "db ×1 (0 serving)");
+        assert_eq!(label_text("users", NodeShape::Client, 0, 0), "users");
+    }
+
+    #[test]
+    fn the_instance_summary_leaves_out_unprovisioned_and_counts_workers_of_live_ones() {
+        let mut s = InstanceSummary::default();
+        // (provisioned, live, routed, (busy, workers, queued))
+        s.add(true, true, true, (3, 4, 2)); // serving
+        s.add(true, true, false, (4, 4, 9)); // ejected by health checks, still working
+        s.add(true, false, false, (1, 4, 5)); // out of rotation, finishing its queue
+        s.add(false, false, false, (0, 4, 0)); // retired by an autoscaler
+        assert_eq!(
+            s,
+            InstanceSummary {
+                busy: 7,
+                workers: 8,
+                queued: 16,
+                live: 2,
+                serving: 1,
+                provisioned: 3,
+            }
+        );
+        assert_eq!(s.utilization(), 7.0 / 8.0);
+        assert_eq!(InstanceSummary::default().utilization(), 0.0);
     }
 
     #[test]

@@ -24,7 +24,9 @@ use cascade_sim::faults::ResolvedTarget;
 use cascade_sim::metrics::MetricsHistory;
 use cascade_sim::{Engine, EventLog, LiveVerdict, SimClock};
 
-use crate::canvas::{BuildTool, CanvasCamera, CanvasGraph, CanvasRect, ContextMenu, ContextTarget};
+use crate::canvas::{
+    BuildTool, CanvasCamera, CanvasGraph, CanvasRect, ContextMenu, ContextTarget, InstanceSummary,
+};
 use crate::playback::Playback;
 use crate::session::{AppAction, Document, ErrorWindow, Notice, Selection, UndoHistory};
 use crate::settings::Settings;
@@ -363,7 +365,7 @@ fn fault_palette_view(w: &UiWorld) -> faults::FaultPaletteView {
         .filter(|f| f.active)
         .map(|f| faults::ActiveFault {
             id: f.id,
-            label: format!("{} on {}", fault_label(&f.kind), f.target_label()),
+            label: fault_description(f),
             until_s: (f.end_ns != cascade_sim::time::NEVER).then(|| f.end_ns as f64 / 1e9),
             scripted: f.scripted,
         })
@@ -372,6 +374,23 @@ fn fault_palette_view(w: &UiWorld) -> faults::FaultPaletteView {
         target,
         active,
         selection: w.selection.clone(),
+    }
+}
+
+/// "slow ×4 on db", "kill on api (first 2 instances)": what a fault does and where.
+fn fault_description(f: &cascade_sim::faults::FaultRecord) -> String {
+    let what = fault_label(&f.kind);
+    let which = instances_note(f.kind.instances());
+    format!("{what} on {}{which}", f.target_label())
+}
+
+/// " (first instance)", " (first 3 instances)", or nothing for a fault on every instance.
+fn instances_note(selector: Option<cascade_sim::scenario::InstanceSelector>) -> String {
+    use cascade_sim::scenario::InstanceSelector as I;
+    match selector {
+        Some(I::First(1)) => " (first instance)".to_owned(),
+        Some(I::First(n)) => format!(" (first {n} instances)"),
+        Some(I::All) | None => String::new(),
     }
 }
 
@@ -448,11 +467,7 @@ fn fault_windows(w: &UiWorld) -> Vec<charts::FaultWindow> {
             } else {
                 (f.end_ns as f64 / 1e9).min(now)
             };
-            (
-                f.start_ns as f64 / 1e9,
-                end,
-                format!("{} on {}", fault_label(&f.kind), f.target_label()),
-            )
+            (f.start_ns as f64 / 1e9, end, fault_description(f))
         })
         .collect()
 }
@@ -551,6 +566,13 @@ fn gauge_figures(view: &MechView, shown: GaugesShown) -> Vec<(String, String)> {
     rows
 }
 
+/// "3 of 4": the instances the load balancer routes to that are live, of those provisioned;
+/// `None` for a single instance that serves (nothing to say).
+fn serving_text(sum: &InstanceSummary) -> Option<String> {
+    (sum.provisioned > 1 || sum.serving < sum.provisioned)
+        .then(|| format!("{} of {}", sum.serving, sum.provisioned))
+}
+
 /// The p50 and p99 of an interval's latencies, or a dash when nothing was recorded in it (its
 /// percentiles then read 0, which is not a latency).
 fn p50_p99_text(latency_ms: [f64; 4]) -> String {
@@ -578,22 +600,21 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
         let c = &row.counters;
         match node.node {
             cascade_sim::NodeRef::Service(i) => {
-                let (mut busy, mut workers, mut queue) = (0, 0, 0);
-                if let Some(st) = w.services.iter().find(|s| s.index == i) {
-                    // Instances an autoscaler retired (or not yet provisioned) keep their
-                    // records: count the serving ones, as the canvas does.
-                    for is in w
-                        .instances
-                        .iter()
-                        .filter(|is| st.instances.contains(&is.global) && is.provisioned)
-                    {
-                        queue += is.queue.len();
-                        if is.serving() {
-                            busy += is.busy;
-                            workers += is.workers;
-                        }
-                    }
-                }
+                let sum = w
+                    .services
+                    .iter()
+                    .find(|s| s.index == i)
+                    .map(|st| {
+                        InstanceSummary::of(
+                            w.instances
+                                .iter()
+                                .filter(|is| st.instances.contains(&is.global)),
+                            &st.routable,
+                        )
+                    })
+                    .unwrap_or_default();
+                let (busy, workers, queue) = (sum.busy, sum.workers, sum.queued);
+                let serving_now = serving_text(&sum);
                 m.figures = vec![
                     (
                         "offered".into(),
@@ -608,6 +629,11 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                     ("p50 / p99".into(), p50_p99_text(row.latency_ms)),
                     ("queue now".into(), format!("{queue}")),
                     ("workers busy".into(), format!("{busy} of {workers}")),
+                ];
+                // What the canvas's label says (`api ×4 (1 serving)`), as of now.
+                m.figures
+                    .extend(serving_now.map(|t| ("serving now".to_owned(), t)));
+                m.figures.extend([
                     (
                         "utilisation".into(),
                         format!("{:.0} %", c.utilization() * 100.0),
@@ -617,7 +643,7 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                         format!("{:.0} %", c.orphaned_ratio() * 100.0),
                     ),
                     ("health".into(), row.health.as_str().into()),
-                ];
+                ]);
                 let model = w.engine.model.services.get(i as usize);
                 let mech = model.and_then(|s| s.mech.as_deref());
                 let shown = GaugesShown {
@@ -763,6 +789,41 @@ pub fn delete_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serving_now_is_shown_for_several_instances_or_one_that_does_not_serve() {
+        let sum = |serving, provisioned| InstanceSummary {
+            serving,
+            provisioned,
+            ..Default::default()
+        };
+        assert_eq!(serving_text(&sum(1, 1)), None);
+        assert_eq!(serving_text(&sum(0, 1)).as_deref(), Some("0 of 1"));
+        assert_eq!(serving_text(&sum(4, 4)).as_deref(), Some("4 of 4"));
+        assert_eq!(serving_text(&sum(0, 4)).as_deref(), Some("0 of 4"));
+    }
+
+    #[test]
+    fn a_fault_on_some_instances_says_which_and_one_on_all_says_nothing_more() {
+        use cascade_sim::scenario::{FaultKind, InstanceSelector};
+        let slow = |instances| FaultKind::Slow {
+            service: "store".into(),
+            instances,
+            factor: 20.0,
+        };
+        let note = |k: &FaultKind| instances_note(k.instances());
+        assert_eq!(note(&slow(InstanceSelector::First(1))), " (first instance)");
+        assert_eq!(
+            note(&slow(InstanceSelector::First(3))),
+            " (first 3 instances)"
+        );
+        assert_eq!(note(&slow(InstanceSelector::All)), "");
+        let spike = FaultKind::LoadSpike {
+            source: "users".into(),
+            factor: 3.0,
+        };
+        assert_eq!(note(&spike), "", "a fault on a source has no instances");
+    }
 
     #[test]
     fn a_work_queue_shows_its_backlog_and_unconfigured_gauges_stay_out() {

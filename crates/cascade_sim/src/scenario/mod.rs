@@ -1066,6 +1066,21 @@ impl FaultKind {
         }
     }
 
+    /// Which instances a per-instance fault hits (`None` for faults on a whole service, link
+    /// or source).
+    pub fn instances(&self) -> Option<InstanceSelector> {
+        match self {
+            FaultKind::Kill { instances, .. }
+            | FaultKind::Slow { instances, .. }
+            | FaultKind::Latency { instances, .. }
+            | FaultKind::Errors { instances, .. }
+            | FaultKind::Restart { instances, .. }
+            | FaultKind::LatchedFailure { instances, .. }
+            | FaultKind::Isolate { instances, .. } => Some(*instances),
+            _ => None,
+        }
+    }
+
     /// The called service for link faults.
     pub fn link_target(&self) -> Option<&str> {
         match self {
