@@ -13,6 +13,7 @@
 //! | [`settings`] | recent files and panel layout, remembered between runs |
 //! | [`canvas`] | the graph drawn with Bevy 2D: nodes, edges, particles, camera, pointer |
 //! | [`ui`] | egui panels, dialogs, keyboard shortcuts |
+//! | [`export`] | *File → Export*: the run's data files and a picture of the window |
 //! | [`screenshot`] | `--screenshot` and `--measure-frames` modes |
 //!
 //! # Sets (in `Update`, in order)
@@ -23,6 +24,7 @@
 
 pub mod args;
 pub mod canvas;
+pub mod export;
 pub mod playback;
 pub mod screenshot;
 pub mod session;
@@ -94,7 +96,12 @@ impl Plugin for SimViewPlugins {
                 (AppSystems::Input, AppSystems::Apply, AppSystems::Sync).chain(),
             )
             .configure_sets(PreUpdate, AppSystems::Playback)
-            .add_plugins((session::plugin, playback::plugin, settings::plugin));
+            .add_plugins((
+                session::plugin,
+                playback::plugin,
+                settings::plugin,
+                export::plugin,
+            ));
         if !app.world().contains_resource::<canvas::BuildTool>() {
             app.init_resource::<canvas::BuildTool>();
         }

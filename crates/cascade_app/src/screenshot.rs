@@ -15,7 +15,7 @@ use std::time::Duration;
 use bevy::app::FixedMain;
 use bevy::diagnostic::{DiagnosticsStore, FrameTimeDiagnosticsPlugin};
 use bevy::prelude::*;
-use bevy::render::view::screenshot::{Screenshot, save_to_disk};
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::time::TimeUpdateStrategy;
 use cascade_sim::{Engine, SimClock};
 
@@ -161,9 +161,14 @@ fn screenshot_driver(world: &mut World) {
             if world.resource::<ScreenshotPlan>().frames >= STILL_FRAMES {
                 let path = world.resource::<ScreenshotPlan>().path.clone();
                 let _ = std::fs::remove_file(&path);
-                world
-                    .spawn(Screenshot::primary_window())
-                    .observe(save_to_disk(path));
+                world.spawn(Screenshot::primary_window()).observe(
+                    move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+                        if let Err(message) = crate::export::save_picture(&captured.image, &path) {
+                            error!("the screenshot was not saved: {message}");
+                            exit.write(AppExit::from_code(1));
+                        }
+                    },
+                );
                 let mut plan = world.resource_mut::<ScreenshotPlan>();
                 plan.stage = Stage::Capturing;
                 plan.frames = 0;

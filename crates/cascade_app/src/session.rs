@@ -91,6 +91,15 @@ pub enum AppAction {
     SaveAsPath(PathBuf),
     /// Show the save-as dialog.
     SaveAsDialog,
+    /// Show the dialog for a folder to export the run's data into.
+    ExportDataDialog,
+    /// Write the run's data files (metrics.csv, events.jsonl, summary.json) into this folder
+    /// (handled by [`crate::export`]).
+    ExportDataTo(PathBuf),
+    /// Show the dialog for a picture's path.
+    ExportPictureDialog,
+    /// Save a picture of the window to this PNG file (handled by [`crate::export`]).
+    ExportPictureTo(PathBuf),
     /// Restart the run from t = 0, optionally with another seed.
     Reset {
         /// New seed, or keep the current one.
@@ -219,6 +228,10 @@ pub struct ViewRequests {
     pub open_dialog: bool,
     /// Show the save-as dialog.
     pub save_dialog: bool,
+    /// Show the export-data dialog.
+    pub export_data_dialog: bool,
+    /// Show the export-picture dialog.
+    pub export_picture_dialog: bool,
 }
 
 /// Loads a file into a new document; on failure returns the message to show.
@@ -303,6 +316,10 @@ pub fn apply_actions(
             },
             AppAction::OpenDialog => requests.open_dialog = true,
             AppAction::SaveAsDialog => requests.save_dialog = true,
+            AppAction::ExportDataDialog => requests.export_data_dialog = true,
+            AppAction::ExportPictureDialog => requests.export_picture_dialog = true,
+            // Exports read the whole world: `crate::export` handles them.
+            AppAction::ExportDataTo(_) | AppAction::ExportPictureTo(_) => {}
             AppAction::Save => match doc.path.clone() {
                 Some(path) => save(&mut doc, &path, &mut errors, &mut notice, &mut settings),
                 None => requests.save_dialog = true,

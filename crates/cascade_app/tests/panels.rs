@@ -49,6 +49,28 @@ fn the_pause_button_toggles_playback() {
 }
 
 #[test]
+fn the_file_menu_offers_both_exports() {
+    for (item, action) in [
+        ("Export run data…", AppAction::ExportDataDialog),
+        ("Export picture…", AppAction::ExportPictureDialog),
+    ] {
+        let view = top_view(true);
+        let mut harness = Harness::new_ui_state(
+            move |ui, out: &mut Vec<AppAction>| {
+                let mut seed = "7".to_owned();
+                out.extend(top_bar_ui(ui, &view, &mut seed));
+            },
+            Vec::new(),
+        );
+        harness.get_by_label("File").click();
+        harness.run();
+        harness.get_by_label(item).click();
+        harness.run();
+        assert_eq!(harness.state(), &vec![action]);
+    }
+}
+
+#[test]
 fn the_bar_shows_the_speed_reached_when_the_run_falls_behind() {
     let mut view = top_view(true);
     view.speed = Speed::Times(1000.0);

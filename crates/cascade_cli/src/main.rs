@@ -7,7 +7,6 @@
 //! panic message or a backtrace.
 
 mod bench;
-mod output;
 mod run;
 
 use std::path::PathBuf;
@@ -46,6 +45,12 @@ pub struct Failure {
     pub code: u8,
     /// Message for stderr.
     pub message: String,
+}
+
+impl From<cascade_report::ReportError> for Failure {
+    fn from(e: cascade_report::ReportError) -> Self {
+        Failure::other(e.to_string())
+    }
 }
 
 impl Failure {

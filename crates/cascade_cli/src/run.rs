@@ -10,7 +10,7 @@ use cascade_sim::{Engine, EventLog, Simulation};
 use clap::Args;
 
 use crate::Failure;
-use crate::output::{self, MetricsCsv};
+use cascade_report::{self as output, MetricsCsv};
 
 /// Arguments of `run`.
 #[derive(Args, Debug)]
@@ -77,7 +77,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         bar.finish_and_clear();
     }
     if let Some(e) = io_error {
-        return Err(e);
+        return Err(e.into());
     }
     if let Some(halt) = sim.halted() {
         // What ran is still worth reading: the metrics so far and the log, which ends with
@@ -89,7 +89,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     let wall = started.elapsed().as_secs_f64();
     let summary = sim.summary();
-    let json = output::summary_json(&summary, wall)?;
+    let json = output::summary_json(&summary, Some(wall))?;
     if let (Some(dir), Some(csv)) = (&args.out, csv) {
         write_metrics_and_log(dir, csv, &sim)?;
         output::write(dir, "summary.json", format!("{json}\n").as_bytes())?;
@@ -127,7 +127,8 @@ fn write_metrics_and_log(dir: &Path, csv: MetricsCsv, sim: &Simulation) -> Resul
         dir,
         "events.jsonl",
         &output::events_jsonl(sim.world().resource::<EventLog>())?,
-    )
+    )?;
+    Ok(())
 }
 
 fn progress_bar(duration_s: f64) -> Option<indicatif::ProgressBar> {

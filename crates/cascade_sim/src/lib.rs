@@ -42,8 +42,9 @@ pub use verdict::{LiveVerdict, Verdict};
 /// Phases of one simulation update, run in order in [`FixedUpdate`].
 ///
 /// 1. `ApplyCommands`: apply queued [`SimCommand`]s (user edits, faults) at the tick boundary.
-/// 2. `Step`: advance the model by `SimClock::ticks_per_update` ticks of exact-time events.
-/// 3. `Publish`: write sampled legs and events as messages, update the live verdict.
+/// 2. `Step`: advance the model by `SimClock::ticks_per_update` ticks of exact-time events,
+///    re-judging the live verdict at every interval close on the way.
+/// 3. `Publish`: write sampled legs and events as messages.
 ///
 /// Order new variants by adding them here and in [`SimPlugin::build`].
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,13 +90,46 @@ impl Plugin for SimPlugin {
                 FixedUpdate,
                 (
                     commands::apply_commands.in_set(SimSystems::ApplyCommands),
-                    engine::step_engine.in_set(SimSystems::Step),
-                    (update_live_verdict, engine::publish_outputs)
-                        .chain()
-                        .in_set(SimSystems::Publish),
+                    step_and_judge.in_set(SimSystems::Step),
+                    engine::publish_outputs.in_set(SimSystems::Publish),
                 ),
             );
     }
+}
+
+/// Steps the engine through this update's ticks ([`engine::step_engine`]) one interval close
+/// at a time, re-judging the live verdict after each. So a `verdict_changed` event is stamped
+/// with the close that decided it, and no change is skipped, however many intervals one update
+/// covers: the app at high speed covers many, the CLI one, and both log the same events.
+fn step_and_judge(world: &mut World) {
+    let (start, per_update) = {
+        let clock = world.resource::<SimClock>();
+        (clock.ticks_done, clock.ticks_per_update)
+    };
+    let end = start + u64::from(per_update);
+    let interval_ticks = world.resource::<Engine>().model.interval_ticks.max(1);
+    loop {
+        let done = world.resource::<SimClock>().ticks_done;
+        if done >= end {
+            break;
+        }
+        let next_close = (done / interval_ticks + 1) * interval_ticks;
+        let chunk = next_close.min(end) - done;
+        world.resource_mut::<SimClock>().ticks_per_update = chunk as u32;
+        let stepped = world.run_system_cached(engine::step_engine);
+        debug_assert!(
+            stepped.is_ok(),
+            "the engine step is always runnable: {stepped:?}"
+        );
+        if stepped.is_err() {
+            break;
+        }
+        update_live_verdict(world);
+        if world.resource::<SimClock>().ticks_done == done {
+            break; // nothing loaded, or the run halted: no progress to make
+        }
+    }
+    world.resource_mut::<SimClock>().ticks_per_update = per_update;
 }
 
 /// Re-judges the run (live rule) when an interval has closed; logs verdict changes.

@@ -187,20 +187,47 @@ fn sampled_requests_are_published_leg_by_leg() {
 
 #[test]
 fn results_do_not_depend_on_ticks_per_update() {
+    // The metrics and the event log, the live verdict's changes included: those are judged at
+    // every interval close even when one update covers several (the app at high speed), and
+    // stamped with that close's time.
     let scenario = common::shipped("teaching/retry-storm.ron");
-    let history_with = |ticks_per_update: u32| {
+    let run_with = |ticks_per_update: u32| {
         let mut app = test_app();
         load_scenario(app.world_mut(), &scenario);
         app.world_mut().resource_mut::<SimClock>().ticks_per_update = ticks_per_update;
         app.step_ticks(42_000 / ticks_per_update);
         let h = app.world().resource::<MetricsHistory>();
-        (h.services.clone(), h.sources.clone(), h.system.clone())
+        let events = app.world().resource::<EventLog>().events.clone();
+        (
+            h.services.clone(),
+            h.sources.clone(),
+            h.system.clone(),
+            events,
+        )
     };
-    let fine = history_with(1);
+    let fine = run_with(1);
     assert_eq!(fine.2.len(), 42);
+    let verdicts: Vec<(u64, String)> = fine
+        .3
+        .iter()
+        .filter_map(|e| match &e.kind {
+            SimEventKind::VerdictChanged { verdict } => {
+                Some((e.time_ns, verdict.as_str().to_owned()))
+            }
+            _ => None,
+        })
+        .collect();
     assert!(
-        fine == history_with(1000),
+        verdicts.len() >= 2 && verdicts.iter().all(|(t, _)| t % 1_000_000_000 == 0),
+        "the storm changes the verdict, at interval closes: {verdicts:?}"
+    );
+    assert!(
+        fine == run_with(1000),
         "1 tick per update and 1000 ticks per update give the same run"
     );
-    assert!(fine == history_with(7), "…and any other batching");
+    assert!(fine == run_with(7), "…and any other batching");
+    assert!(
+        fine == run_with(3_500),
+        "…and updates that each cover three or four interval closes"
+    );
 }

@@ -1,5 +1,6 @@
-//! Dialogs: open / save with the system's file dialog (rfd over the XDG desktop portal), a
-//! typed-path window when no dialog can be shown, the error window, and the right-click menu.
+//! Dialogs: open / save / export with the system's file dialog (rfd over the XDG desktop
+//! portal), a typed-path window when no dialog can be shown, the error window, and the
+//! right-click menu.
 //!
 //! On Linux rfd talks to the desktop portal over D-Bus. Without a session bus (or when the
 //! portal answers at once with nothing — no portal running) the typed-path window opens
@@ -21,6 +22,69 @@ pub enum Purpose {
     Open,
     /// Save the document.
     Save,
+    /// Export the run's data files into a folder.
+    ExportData,
+    /// Export a picture of the window.
+    ExportPicture,
+}
+
+impl Purpose {
+    /// The typed-path window's title.
+    fn title(self) -> &'static str {
+        match self {
+            Purpose::Open => "Open scenario",
+            Purpose::Save => "Save scenario as",
+            Purpose::ExportData => "Export run data",
+            Purpose::ExportPicture => "Export picture",
+        }
+    }
+
+    /// What the typed-path window asks for.
+    fn what(self) -> &'static str {
+        match self {
+            Purpose::Open | Purpose::Save => "Path of the .ron file",
+            Purpose::ExportData => {
+                "Folder for metrics.csv, events.jsonl and summary.json (created if missing)"
+            }
+            Purpose::ExportPicture => "Path of the .png file",
+        }
+    }
+
+    /// The confirming button.
+    fn verb(self) -> &'static str {
+        match self {
+            Purpose::Open => "Open",
+            Purpose::Save => "Save",
+            Purpose::ExportData | Purpose::ExportPicture => "Export",
+        }
+    }
+
+    /// The action for a chosen path.
+    fn action(self, path: PathBuf) -> AppAction {
+        match self {
+            Purpose::Open => AppAction::OpenPath(path),
+            Purpose::Save => AppAction::SaveAsPath(path),
+            Purpose::ExportData => AppAction::ExportDataTo(path),
+            Purpose::ExportPicture => AppAction::ExportPictureTo(path),
+        }
+    }
+}
+
+/// Where an export goes unless the user says otherwise: `exports/` beside the working
+/// directory, named after the scenario file and the simulated second
+/// (`exports/retry-storm-45s`, `exports/retry-storm-45s.png`).
+pub fn export_suggestion(doc: &Document, now_s: f64, purpose: Purpose) -> PathBuf {
+    let stem = doc.path.as_ref().and_then(|p| p.file_stem()).map_or_else(
+        || "untitled".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let name = format!("{stem}-{}s", now_s.floor() as u64);
+    let name = if purpose == Purpose::ExportPicture {
+        format!("{name}.png")
+    } else {
+        name
+    };
+    PathBuf::from("exports").join(name)
 }
 
 /// The typed-path window.
@@ -49,10 +113,19 @@ pub fn start_dialogs(
     mut requests: ResMut<ViewRequests>,
     mut dialogs: ResMut<Dialogs>,
     doc: Res<Document>,
+    clock: Res<cascade_sim::SimClock>,
 ) {
     for (asked, purpose) in [
         (std::mem::take(&mut requests.open_dialog), Purpose::Open),
         (std::mem::take(&mut requests.save_dialog), Purpose::Save),
+        (
+            std::mem::take(&mut requests.export_data_dialog),
+            Purpose::ExportData,
+        ),
+        (
+            std::mem::take(&mut requests.export_picture_dialog),
+            Purpose::ExportPicture,
+        ),
     ] {
         if !asked || dialogs.task.is_some() {
             continue;
@@ -63,24 +136,40 @@ pub fn start_dialogs(
             .and_then(|p| p.parent())
             .map(PathBuf::from)
             .or_else(crate::ui::library::library_root);
+        let now_s = clock.now_s();
         if !portal_available() {
-            dialogs.prompt = Some(prompt_for(purpose, &doc));
+            dialogs.prompt = Some(prompt_for(purpose, &doc, now_s));
             continue;
         }
-        let file_name = doc
-            .path
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "scenario.ron".into());
+        let file_name = match purpose {
+            Purpose::Open | Purpose::Save => doc
+                .path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario.ron".into()),
+            Purpose::ExportData | Purpose::ExportPicture => export_suggestion(&doc, now_s, purpose)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
         let task = AsyncComputeTaskPool::get().spawn(async move {
-            let mut dialog = rfd::AsyncFileDialog::new().add_filter("Cascade scenario", &["ron"]);
+            let mut dialog = rfd::AsyncFileDialog::new();
             if let Some(dir) = default_dir {
                 dialog = dialog.set_directory(dir);
             }
+            let ron = |d: rfd::AsyncFileDialog| d.add_filter("Cascade scenario", &["ron"]);
             let file = match purpose {
-                Purpose::Open => dialog.pick_file().await,
-                Purpose::Save => dialog.set_file_name(file_name).save_file().await,
+                Purpose::Open => ron(dialog).pick_file().await,
+                Purpose::Save => ron(dialog).set_file_name(file_name).save_file().await,
+                Purpose::ExportData => dialog.pick_folder().await,
+                Purpose::ExportPicture => {
+                    dialog
+                        .add_filter("PNG picture", &["png"])
+                        .set_file_name(file_name)
+                        .save_file()
+                        .await
+                }
             };
             file.map(|f| f.path().to_path_buf())
         });
@@ -88,7 +177,7 @@ pub fn start_dialogs(
     }
 }
 
-fn prompt_for(purpose: Purpose, doc: &Document) -> PathPrompt {
+fn prompt_for(purpose: Purpose, doc: &Document, now_s: f64) -> PathPrompt {
     let text = match purpose {
         Purpose::Open => String::new(),
         Purpose::Save => doc
@@ -96,6 +185,9 @@ fn prompt_for(purpose: Purpose, doc: &Document) -> PathPrompt {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "scenarios/my-scenario.ron".into()),
+        Purpose::ExportData | Purpose::ExportPicture => {
+            export_suggestion(doc, now_s, purpose).display().to_string()
+        }
     };
     PathPrompt { purpose, text }
 }
@@ -104,6 +196,7 @@ fn prompt_for(purpose: Purpose, doc: &Document) -> PathPrompt {
 pub fn poll_dialogs(
     mut dialogs: ResMut<Dialogs>,
     doc: Res<Document>,
+    clock: Res<cascade_sim::SimClock>,
     mut actions: MessageWriter<AppAction>,
 ) {
     let Some((purpose, task, started)) = dialogs.task.as_mut() else {
@@ -114,16 +207,13 @@ pub fn poll_dialogs(
     };
     let (purpose, quick) = (*purpose, started.elapsed() < Duration::from_millis(400));
     dialogs.task = None;
-    match (result, purpose) {
-        (Some(path), Purpose::Open) => {
-            actions.write(AppAction::OpenPath(path));
-        }
-        (Some(path), Purpose::Save) => {
-            actions.write(AppAction::SaveAsPath(path));
+    match result {
+        Some(path) => {
+            actions.write(purpose.action(path));
         }
         // Nothing, at once: there is no portal to show a dialog. Ask for a typed path.
-        (None, _) if quick => dialogs.prompt = Some(prompt_for(purpose, &doc)),
-        (None, _) => {}
+        None if quick => dialogs.prompt = Some(prompt_for(purpose, &doc, clock.now_s())),
+        None => {}
     }
 }
 
@@ -132,16 +222,15 @@ pub fn path_prompt_ui(ctx: &egui::Context, prompt: &mut Option<PathPrompt>) -> V
     let mut out = Vec::new();
     let Some(p) = prompt.as_mut() else { return out };
     let mut close = false;
-    let title = match p.purpose {
-        Purpose::Open => "Open scenario",
-        Purpose::Save => "Save scenario as",
-    };
-    egui::Window::new(title)
+    egui::Window::new(p.purpose.title())
         .collapsible(false)
         .resizable(false)
         .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
         .show(ctx, |ui| {
-            ui.label("Path of the .ron file (no file dialog is available on this desktop):");
+            ui.label(format!(
+                "{} (no file dialog is available on this desktop):",
+                p.purpose.what()
+            ));
             let edit = ui.add(
                 egui::TextEdit::singleline(&mut p.text)
                     .desired_width(420.0)
@@ -149,19 +238,9 @@ pub fn path_prompt_ui(ctx: &egui::Context, prompt: &mut Option<PathPrompt>) -> V
             );
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             ui.horizontal(|ui| {
-                let ok = ui
-                    .button(if p.purpose == Purpose::Open {
-                        "Open"
-                    } else {
-                        "Save"
-                    })
-                    .clicked();
+                let ok = ui.button(p.purpose.verb()).clicked();
                 if (ok || enter) && !p.text.trim().is_empty() {
-                    let path = PathBuf::from(p.text.trim());
-                    out.push(match p.purpose {
-                        Purpose::Open => AppAction::OpenPath(path),
-                        Purpose::Save => AppAction::SaveAsPath(path),
-                    });
+                    out.push(p.purpose.action(PathBuf::from(p.text.trim())));
                     close = true;
                 }
                 if ui.button("Cancel").clicked() {
@@ -202,4 +281,54 @@ pub fn error_window_ui(ctx: &egui::Context, errors: &ErrorWindow) -> Vec<AppActi
             }
         });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(path: Option<&str>) -> Document {
+        let scenario =
+            cascade_sim::scenario::Scenario::from_ron_str(crate::DEFAULT_SCENARIO, "built-in")
+                .expect("the built-in scenario parses");
+        Document::new(scenario, path.map(PathBuf::from))
+    }
+
+    #[test]
+    fn an_export_is_named_after_the_scenario_file_and_the_simulated_second() {
+        let storm = doc(Some("scenarios/teaching/retry-storm.ron"));
+        assert_eq!(
+            export_suggestion(&storm, 45.9, Purpose::ExportData),
+            PathBuf::from("exports/retry-storm-45s")
+        );
+        assert_eq!(
+            export_suggestion(&storm, 45.9, Purpose::ExportPicture),
+            PathBuf::from("exports/retry-storm-45s.png")
+        );
+        assert_eq!(
+            export_suggestion(&doc(None), 0.2, Purpose::ExportData),
+            PathBuf::from("exports/untitled-0s")
+        );
+    }
+
+    #[test]
+    fn each_purpose_ends_in_its_own_action() {
+        let p = PathBuf::from("x");
+        assert_eq!(
+            Purpose::Open.action(p.clone()),
+            AppAction::OpenPath(p.clone())
+        );
+        assert_eq!(
+            Purpose::Save.action(p.clone()),
+            AppAction::SaveAsPath(p.clone())
+        );
+        assert_eq!(
+            Purpose::ExportData.action(p.clone()),
+            AppAction::ExportDataTo(p.clone())
+        );
+        assert_eq!(
+            Purpose::ExportPicture.action(p.clone()),
+            AppAction::ExportPictureTo(p)
+        );
+    }
 }

@@ -60,6 +60,19 @@ pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) 
                 out.push(AppAction::SaveAsDialog);
                 ui.close();
             }
+            ui.separator();
+            if ui
+                .button("Export run data…")
+                .on_hover_text("Write the run so far as metrics.csv, events.jsonl and summary.json into a folder (the files cascade-cli run --out writes)")
+                .clicked()
+            {
+                out.push(AppAction::ExportDataDialog);
+                ui.close();
+            }
+            if ui.button("Export picture…").on_hover_text("Save the window as a PNG picture").clicked() {
+                out.push(AppAction::ExportPictureDialog);
+                ui.close();
+            }
             if !view.recent.is_empty() {
                 ui.separator();
                 ui.label(RichText::new("Recent").weak());

@@ -1,15 +1,54 @@
-//! Writing a run's outputs: `metrics.csv` (one row per interval × node), `events.jsonl` and
-//! `summary.json`, each written atomically (temporary file + rename) so a crash never leaves
-//! half a file. Formats are documented in docs/scenario-format.md ("Outputs").
+//! `cascade_report`: a run's output files, the same from `cascade-cli run --out DIR` and from
+//! the app's *File → Export run data*: `metrics.csv` (one row per interval × node),
+//! `events.jsonl` (faults, commands, state changes) and `summary.json` (the run's figures and
+//! verdict). Each file is written atomically (temporary file + rename) so a crash never leaves
+//! half a file. The formats are documented in docs/scenario-format.md ("Outputs").
+//!
+//! Owns the formats and the writing; not what the figures mean (`cascade_sim::metrics`,
+//! `cascade_sim::summary`) nor when a run is exported (the CLI and the app decide).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cascade_sim::metrics::{MetricsHistory, NodeRow, Outcome};
 use cascade_sim::scenario::write_atomically;
 use cascade_sim::{Engine, EventLog, RunSummary};
 use serde::Serialize;
 
-use crate::Failure;
+/// Why an output could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file's contents could not be encoded.
+    #[error("{file}: {message}")]
+    Encode {
+        /// The output file.
+        file: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The directory could not be created.
+    #[error("cannot create {}: {source}", dir.display())]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+}
+
+fn encode(file: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ReportError {
+    move |e| ReportError::Encode {
+        file,
+        message: e.to_string(),
+    }
+}
 
 /// One CSV row: a node in an interval.
 #[derive(Serialize)]
@@ -83,6 +122,12 @@ pub struct MetricsCsv {
     written_intervals: u32,
 }
 
+impl Default for MetricsCsv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MetricsCsv {
     /// An empty CSV (header written with the first row).
     pub fn new() -> Self {
@@ -93,8 +138,8 @@ impl MetricsCsv {
     }
 
     /// Appends every interval closed since the last call, nodes in model order (sources, then
-    /// services).
-    pub fn append(&mut self, history: &MetricsHistory, engine: &Engine) -> Result<(), Failure> {
+    /// services). Intervals the history no longer keeps (a huge graph's oldest) are left out.
+    pub fn append(&mut self, history: &MetricsHistory, engine: &Engine) -> Result<(), ReportError> {
         let interval_s = history.interval_ns as f64 / 1e9;
         for k in self.written_intervals..history.intervals() {
             let nodes = engine
@@ -119,7 +164,7 @@ impl MetricsCsv {
                 };
                 self.writer
                     .serialize(csv_row(row, name, role, interval_s, history.interval_ns))
-                    .map_err(|e| Failure::other(format!("metrics.csv: {e}")))?;
+                    .map_err(|e| encode("metrics.csv")(&e))?;
             }
         }
         self.written_intervals = history.intervals();
@@ -127,10 +172,10 @@ impl MetricsCsv {
     }
 
     /// The CSV bytes.
-    pub fn into_bytes(self) -> Result<Vec<u8>, Failure> {
+    pub fn into_bytes(self) -> Result<Vec<u8>, ReportError> {
         self.writer
             .into_inner()
-            .map_err(|e| Failure::other(format!("metrics.csv: {e}")))
+            .map_err(|e| encode("metrics.csv")(&e))
     }
 }
 
@@ -213,36 +258,41 @@ fn csv_row<'a>(
 }
 
 /// `events.jsonl`: one JSON object per event, with `time_s`.
-pub fn events_jsonl(log: &EventLog) -> Result<Vec<u8>, Failure> {
+pub fn events_jsonl(log: &EventLog) -> Result<Vec<u8>, ReportError> {
     let mut out = Vec::new();
     for ev in &log.events {
-        let mut value =
-            serde_json::to_value(ev).map_err(|e| Failure::other(format!("events.jsonl: {e}")))?;
+        let mut value = serde_json::to_value(ev).map_err(|e| encode("events.jsonl")(&e))?;
         if let Some(obj) = value.as_object_mut() {
             let t = obj.remove("time_ns").and_then(|v| v.as_u64()).unwrap_or(0);
             obj.insert("time_s".into(), serde_json::json!(t as f64 / 1e9));
         }
-        serde_json::to_writer(&mut out, &value)
-            .map_err(|e| Failure::other(format!("events.jsonl: {e}")))?;
+        serde_json::to_writer(&mut out, &value).map_err(|e| encode("events.jsonl")(&e))?;
         out.push(b'\n');
     }
     Ok(out)
 }
 
 /// Writes one output file atomically, creating the directory.
-pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::other(format!("cannot create {}: {e}", dir.display())))?;
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let path = dir.join(name);
-    write_atomically(&path, bytes)
-        .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
+    write_atomically(&path, bytes).map_err(|source| ReportError::Write { path, source })
 }
 
-/// The summary as pretty JSON.
-pub fn summary_json(summary: &RunSummary, wall_seconds: f64) -> Result<String, Failure> {
-    let mut value = serde_json::to_value(summary).map_err(|e| Failure::other(e.to_string()))?;
+/// The summary as pretty JSON, with the run's wall time when it has one (a run the app
+/// played, paused and edited has none worth stating).
+pub fn summary_json(
+    summary: &RunSummary,
+    wall_seconds: Option<f64>,
+) -> Result<String, ReportError> {
+    let mut value = serde_json::to_value(summary).map_err(|e| encode("summary.json")(&e))?;
     if let Some(obj) = value.as_object_mut() {
-        obj.insert("wall_seconds".into(), serde_json::json!(wall_seconds));
+        if let Some(wall_seconds) = wall_seconds {
+            obj.insert("wall_seconds".into(), serde_json::json!(wall_seconds));
+        }
         let verdict = summary.verdict.as_str();
         obj.insert("verdict".into(), serde_json::json!(verdict));
         if let Some(e) = summary.expected_verdict {
@@ -252,5 +302,5 @@ pub fn summary_json(summary: &RunSummary, wall_seconds: f64) -> Result<String, F
             obj.insert("expectation_met".into(), serde_json::json!(met));
         }
     }
-    serde_json::to_string_pretty(&value).map_err(|e| Failure::other(e.to_string()))
+    serde_json::to_string_pretty(&value).map_err(|e| encode("summary.json")(&e))
 }
