@@ -465,3 +465,72 @@ fn export_picture_asks_the_renderer_for_a_capture_of_the_window() {
         "nothing is written before a frame is captured"
     );
 }
+
+#[test]
+fn every_shipped_scenario_runs_in_the_app_as_in_the_headless_runner() {
+    // The app advances the model by frames of whatever length the machine gives, many ticks
+    // and interval closes per frame at speed; the headless runner by one interval per update.
+    // The exports of both must agree byte for byte for every scenario (mechanisms, faults,
+    // live verdict), or the app shows another run than the one `cascade-cli` reports.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "{} scenarios", files.len());
+    let dir = std::env::temp_dir().join(format!("cascade-app-parity-{}", std::process::id()));
+    for file in &files {
+        let document = cascade_app::session::load_document(file).expect("a shipped scenario");
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .add_plugins(SimViewPlugins { document });
+        app.insert_resource(Settings::default());
+        // 50 ms frames at ×300: 15 simulated seconds a frame, many interval closes each.
+        app.insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
+            50,
+        )));
+        {
+            let mut playback = app.world_mut().resource_mut::<Playback>();
+            playback.speed = Speed::Times(300.0);
+            playback.least_sim_budget = Duration::from_secs(3600);
+        }
+        for _ in 0..5 {
+            app.update();
+        }
+        app.world_mut().write_message(AppAction::TogglePlay);
+        app.update();
+        let out = dir.join(file.file_stem().unwrap());
+        app.world_mut()
+            .write_message(AppAction::ExportDataTo(out.clone()));
+        app.update();
+        let ticks = app.world().resource::<SimClock>().ticks_done;
+        assert!(ticks > 0, "{}: the app ran", file.display());
+
+        let scenario = app.world().resource::<ActiveScenario>().0.clone();
+        let mut sim = cascade_sim::Simulation::new(&scenario);
+        sim.run_ticks(ticks);
+        let mut csv = cascade_report::MetricsCsv::new();
+        csv.append(sim.history(), sim.world().resource::<cascade_sim::Engine>())
+            .unwrap();
+        let events =
+            cascade_report::events_jsonl(sim.world().resource::<cascade_sim::EventLog>()).unwrap();
+        let read = |name: &str| std::fs::read(out.join(name)).expect(name);
+        assert!(
+            read("metrics.csv") == csv.into_bytes().unwrap(),
+            "{}: metrics.csv differs after {ticks} ticks",
+            file.display()
+        );
+        let (app_events, cli_events) = (read("events.jsonl"), events);
+        assert!(
+            app_events == cli_events,
+            "{}: events.jsonl differs after {ticks} ticks:\napp:\n{}\ncli:\n{}",
+            file.display(),
+            String::from_utf8_lossy(&app_events),
+            String::from_utf8_lossy(&cli_events)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
