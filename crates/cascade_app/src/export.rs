@@ -1,7 +1,7 @@
 //! Exports from the running app: *File → Export run data* writes the run so far as
-//! `metrics.csv`, `events.jsonl` and `summary.json` into a folder — the very files, in the very
-//! formats, that `cascade-cli run --out DIR` writes (`cascade_report`) — and *File → Export
-//! picture* saves the window as a PNG. Every file is written atomically (temporary file +
+//! `metrics.csv`, `events.jsonl`, `summary.json` and the postmortem `report.md` into a folder —
+//! the very files, in the very formats, that `cascade-cli run --out DIR` writes
+//! (`cascade_report`) — and *File → Export picture* saves the window as a PNG. Every file is written atomically (temporary file +
 //! rename); a failure opens the error window and leaves the run and the document as they were.
 //!
 //! Owns the two export actions ([`AppAction::ExportDataTo`], [`AppAction::ExportPictureTo`]);
@@ -15,9 +15,9 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use cascade_report::{MetricsCsv, ReportError};
 use cascade_sim::metrics::MetricsHistory;
 use cascade_sim::scenario::write_atomically;
-use cascade_sim::{Engine, EventLog};
+use cascade_sim::{ActiveScenario, Engine, EventLog};
 
-use crate::session::{AppAction, ErrorWindow, Notice};
+use crate::session::{AppAction, Document, ErrorWindow, Notice};
 
 /// The export plugin.
 pub fn plugin(app: &mut App) {
@@ -55,7 +55,7 @@ fn start_exports(mut actions: MessageReader<AppAction>, mut commands: Commands) 
 }
 
 /// The run's output files as of now: `(file name, contents)` in the order they are written.
-/// `None` for the summary when there is nothing to summarise yet (no scenario loaded).
+/// No summary or report when there is nothing to summarise yet (no scenario loaded).
 pub fn run_files(world: &mut World) -> Result<Vec<(&'static str, Vec<u8>)>, ReportError> {
     let summary = cascade_sim::summary::summarize(world);
     let mut csv = MetricsCsv::new();
@@ -74,6 +74,21 @@ pub fn run_files(world: &mut World) -> Result<Vec<(&'static str, Vec<u8>)>, Repo
         // No wall time: a run played, paused and edited in the app has none worth stating.
         let json = cascade_report::summary_json(&summary, None)?;
         files.push(("summary.json", format!("{json}\n").into_bytes()));
+        if let Some(scenario) = world.get_resource::<ActiveScenario>() {
+            let file = world
+                .get_resource::<Document>()
+                .and_then(|d| d.path.as_ref())
+                .and_then(|p| p.file_name())
+                .map(|f| f.to_string_lossy().into_owned());
+            let report = cascade_report::postmortem_md(&cascade_report::RunRecord {
+                scenario: &scenario.0,
+                file: file.as_deref(),
+                summary: &summary,
+                events: world.resource::<EventLog>(),
+                history: world.resource::<MetricsHistory>(),
+            });
+            files.push(("report.md", report.into_bytes()));
+        }
     }
     Ok(files)
 }

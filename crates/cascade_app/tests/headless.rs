@@ -415,6 +415,25 @@ fn exported_run_data_are_the_files_the_headless_runner_writes_for_the_same_run()
         String::from_utf8_lossy(&read("summary.json")),
         format!("{summary}\n")
     );
+    let report = String::from_utf8(read("report.md")).unwrap();
+    let cli_report = cascade_report::postmortem_md(&cascade_report::RunRecord {
+        scenario: &scenario,
+        file: app
+            .world()
+            .resource::<Document>()
+            .path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .and_then(|f| f.to_str()),
+        summary: &sim.summary(),
+        events: sim.world().resource::<cascade_sim::EventLog>(),
+        history: sim.history(),
+    });
+    assert_eq!(report, cli_report);
+    assert!(
+        report.contains("**stable** so far (") && report.contains("that is judged at its end"),
+        "a run exported before its end is judged so far: {report}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -23,7 +23,7 @@ pub struct RunArgs {
     /// Simulated seconds to run (default: the scenario's `duration_s`).
     #[arg(long, value_parser = positive_seconds)]
     pub duration: Option<f64>,
-    /// Also write metrics.csv, events.jsonl and summary.json into this directory.
+    /// Also write metrics.csv, events.jsonl, summary.json and report.md into this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Exit 3 if the run does not end as the scenario states (its verdict or its checks).
@@ -93,6 +93,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let (Some(dir), Some(csv)) = (&args.out, csv) {
         write_metrics_and_log(dir, csv, &sim)?;
         output::write(dir, "summary.json", format!("{json}\n").as_bytes())?;
+        let file = args.scenario.file_name().map(|f| f.to_string_lossy());
+        let report = output::postmortem_md(&output::RunRecord {
+            scenario: &scenario,
+            file: file.as_deref(),
+            summary: &summary,
+            events: sim.world().resource::<EventLog>(),
+            history: sim.history(),
+        });
+        output::write(dir, "report.md", report.as_bytes())?;
     }
     println!("{json}");
     if args.check && summary.expectation_met() == Some(false) {

@@ -138,6 +138,49 @@ fn same_seed_gives_byte_identical_metrics_and_another_seed_differs() {
 }
 
 #[test]
+fn a_finished_run_is_written_up_as_a_postmortem_with_its_stated_outcome_checked() {
+    // The retry-storm lesson states in advance that it ends metastable; its 3-second slowdown
+    // of db starts at 30 s.
+    let dir = tmp("report");
+    let o = cli(&[
+        "run",
+        "scenarios/teaching/retry-storm.ron",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for expected in [
+        "# Postmortem: Retry storm (simulated)",
+        "*A Cascade run of `retry-storm.ron`: seed 7, 120 simulated seconds,",
+        "**metastable**: the clients were still served badly at the end",
+        "The scenario states in advance that the run ends **metastable**",
+        "— it did.",
+        "| 30.0 | **fault: slow on db until 33.0 s** |",
+        "| 33.0 | slow on db ended |",
+        "a fault or spike active in 30–33 s",
+        "```mermaid\nxychart-beta",
+        "| db | ",
+        "| users | ",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in:\n{report}"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let success = summary["final_success_ratio"].as_f64().unwrap();
+    assert!(
+        report.contains(&format!(
+            "Client success over the final window: {:.1} %.",
+            success * 100.0
+        )),
+        "the report's figures are the summary's"
+    );
+}
+
+#[test]
 fn validate_reports_every_error_with_location_and_exit_2() {
     let dir = tmp("validate");
     let bad = dir.join("bad.ron");
@@ -332,6 +375,10 @@ fn a_run_that_outgrows_memory_stops_with_exit_2_a_reason_and_its_outputs_so_far(
         "no summary for a run that did not finish"
     );
     assert!(!out.join("summary.json").exists());
+    assert!(
+        !out.join("report.md").exists(),
+        "no postmortem of a run that did not finish"
+    );
     assert!(out.join("metrics.csv").exists());
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     let last = events.lines().last().unwrap();

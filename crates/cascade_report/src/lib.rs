@@ -1,11 +1,15 @@
 //! `cascade_report`: a run's output files, the same from `cascade-cli run --out DIR` and from
 //! the app's *File → Export run data*: `metrics.csv` (one row per interval × node),
-//! `events.jsonl` (faults, commands, state changes) and `summary.json` (the run's figures and
-//! verdict). Each file is written atomically (temporary file + rename) so a crash never leaves
+//! `events.jsonl` (faults, commands, state changes), `summary.json` (the run's figures and
+//! verdict) and `report.md` (the run written up as a postmortem, [`postmortem`]). Each file is written atomically (temporary file + rename) so a crash never leaves
 //! half a file. The formats are documented in docs/scenario-format.md ("Outputs").
 //!
 //! Owns the formats and the writing; not what the figures mean (`cascade_sim::metrics`,
 //! `cascade_sim::summary`) nor when a run is exported (the CLI and the app decide).
+
+pub mod postmortem;
+
+pub use postmortem::{RunRecord, postmortem_md};
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //!
 //! The engine and the command system append [`SimEvent`]s; `SimPlugin` publishes each as a
 //! message and keeps them all in [`EventLog`] (for `events.jsonl` and the app's log). This
-//! module owns the types only.
+//! module owns the types and their wording ([`SimEventKind::text`]).
 
 use bevy_ecs::prelude::*;
 use serde::Serialize;
@@ -98,6 +98,38 @@ pub enum SimEventKind {
     },
 }
 
+impl SimEventKind {
+    /// The event in words, as the app's log and the postmortem report show it
+    /// ("slow on db until 33.0 s", "db: healthy → failing", "verdict: metastable").
+    pub fn text(&self) -> String {
+        match self {
+            SimEventKind::ScenarioLoaded { name, seed } => {
+                format!("loaded \"{name}\" (seed {seed})")
+            }
+            SimEventKind::FaultStarted {
+                kind,
+                target,
+                until_s,
+                ..
+            } => format!(
+                "{kind} on {target} {}",
+                until_s.map_or_else(|| "until cleared".to_owned(), |u| format!("until {u:.1} s"))
+            ),
+            SimEventKind::FaultEnded { kind, target, .. } => format!("{kind} on {target} ended"),
+            SimEventKind::CommandApplied { description } => description.clone(),
+            SimEventKind::Halted { reason, hint } => format!("{reason}; {hint}"),
+            SimEventKind::CommandRejected { reason } => format!("rejected: {reason}"),
+            SimEventKind::HealthChanged { node, from, to } => {
+                format!("{node}: {} → {}", from.as_str(), to.as_str())
+            }
+            SimEventKind::Mechanism { node, what } => format!("{node}: {what}"),
+            SimEventKind::AlertFired { name, node } => format!("alert {name} on {node}"),
+            SimEventKind::OperatorActed { description } => format!("operator: {description}"),
+            SimEventKind::VerdictChanged { verdict } => format!("verdict: {}", verdict.as_str()),
+        }
+    }
+}
+
 fn verdict_str<S: serde::Serializer>(v: &VerdictKind, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v.as_str())
 }
@@ -117,4 +149,30 @@ pub struct SimEvent {
 pub struct EventLog {
     /// In time order.
     pub events: Vec<SimEvent>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_read_as_the_log_shows_them() {
+        let started = SimEventKind::FaultStarted {
+            id: 0,
+            kind: "slow".into(),
+            target: "db".into(),
+            until_s: Some(33.0),
+        };
+        assert_eq!(started.text(), "slow on db until 33.0 s");
+        let health = SimEventKind::HealthChanged {
+            node: "db".into(),
+            from: Health::Healthy,
+            to: Health::Failing,
+        };
+        assert_eq!(health.text(), "db: healthy → failing");
+        let verdict = SimEventKind::VerdictChanged {
+            verdict: VerdictKind::Metastable,
+        };
+        assert_eq!(verdict.text(), "verdict: metastable");
+    }
 }

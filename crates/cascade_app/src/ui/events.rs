@@ -5,61 +5,24 @@ use cascade_sim::{SimEvent, SimEventKind};
 
 use crate::theme;
 
-/// One line of the log.
+/// One line of the log: its time, a mark for faults and alerts, the event's words
+/// ([`SimEventKind::text`], shared with the postmortem report) and its colour.
 pub fn describe(ev: &SimEvent) -> (String, Color32) {
     let t = ev.time_ns as f64 / 1e9;
-    let (text, color) = match &ev.kind {
-        SimEventKind::ScenarioLoaded { name, seed } => {
-            (format!("loaded \"{name}\" (seed {seed})"), Color32::GRAY)
-        }
-        SimEventKind::FaultStarted {
-            kind,
-            target,
-            until_s,
-            ..
-        } => (
-            format!(
-                "⚡ {kind} on {target} {}",
-                until_s.map_or_else(|| "until cleared".to_owned(), |u| format!("until {u:.1} s"))
-            ),
-            Color32::from_rgb(240, 120, 110),
-        ),
-        SimEventKind::FaultEnded { kind, target, .. } => (
-            format!("✓ {kind} on {target} ended"),
-            Color32::from_rgb(140, 200, 160),
-        ),
-        SimEventKind::CommandApplied { description } => {
-            (description.clone(), Color32::from_rgb(150, 170, 200))
-        }
-        SimEventKind::Halted { reason, hint } => (
-            format!("⏹ {reason}; {hint}"),
-            Color32::from_rgb(240, 90, 80),
-        ),
-        SimEventKind::CommandRejected { reason } => (
-            format!("rejected: {reason}"),
-            Color32::from_rgb(240, 170, 60),
-        ),
-        SimEventKind::HealthChanged { node, from, to } => (
-            format!("{node}: {} → {}", from.as_str(), to.as_str()),
-            theme::health_color32(*to),
-        ),
-        SimEventKind::Mechanism { node, what } => {
-            (format!("{node}: {what}"), Color32::from_rgb(190, 170, 230))
-        }
-        SimEventKind::AlertFired { name, node } => (
-            format!("🔔 alert {name} on {node}"),
-            Color32::from_rgb(250, 200, 90),
-        ),
-        SimEventKind::OperatorActed { description } => (
-            format!("operator: {description}"),
-            Color32::from_rgb(120, 200, 230),
-        ),
-        SimEventKind::VerdictChanged { verdict } => (
-            format!("verdict: {}", verdict.as_str()),
-            theme::verdict_color32(*verdict),
-        ),
+    let (mark, color) = match &ev.kind {
+        SimEventKind::ScenarioLoaded { .. } => ("", Color32::GRAY),
+        SimEventKind::FaultStarted { .. } => ("⚡ ", Color32::from_rgb(240, 120, 110)),
+        SimEventKind::FaultEnded { .. } => ("✓ ", Color32::from_rgb(140, 200, 160)),
+        SimEventKind::CommandApplied { .. } => ("", Color32::from_rgb(150, 170, 200)),
+        SimEventKind::Halted { .. } => ("⏹ ", Color32::from_rgb(240, 90, 80)),
+        SimEventKind::CommandRejected { .. } => ("", Color32::from_rgb(240, 170, 60)),
+        SimEventKind::HealthChanged { to, .. } => ("", theme::health_color32(*to)),
+        SimEventKind::Mechanism { .. } => ("", Color32::from_rgb(190, 170, 230)),
+        SimEventKind::AlertFired { .. } => ("🔔 ", Color32::from_rgb(250, 200, 90)),
+        SimEventKind::OperatorActed { .. } => ("", Color32::from_rgb(120, 200, 230)),
+        SimEventKind::VerdictChanged { verdict } => ("", theme::verdict_color32(*verdict)),
     };
-    (format!("{t:>9.3} s  {text}"), color)
+    (format!("{t:>9.3} s  {mark}{}", ev.kind.text()), color)
 }
 
 /// Shows the log; `health_changes` toggles the (chatty) health lines.
