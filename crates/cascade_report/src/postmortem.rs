@@ -13,7 +13,7 @@
 use std::fmt::Write as _;
 
 use cascade_sim::events::SimEventKind;
-use cascade_sim::metrics::{MetricsHistory, SystemRow};
+use cascade_sim::metrics::{Health, MetricsHistory, SystemRow};
 use cascade_sim::scenario::{Scenario, VerdictKind};
 use cascade_sim::{EventLog, RunSummary};
 
@@ -196,13 +196,29 @@ pub fn postmortem_md(run: &RunRecord<'_>) -> String {
     md
 }
 
-/// The timeline table: faults, commands, alerts, operator steps, mechanisms, verdict and
-/// health changes, in time order.
+/// Health changes that matter to a postmortem: into or out of failing or down. A busy service
+/// flapping between healthy and degraded would bury the rest.
+fn notable_health(from: Health, to: Health) -> bool {
+    [from, to]
+        .iter()
+        .any(|h| matches!(h, Health::Failing | Health::Down))
+}
+
+/// The timeline table: faults, commands, alerts, operator steps, mechanisms, verdict changes
+/// and notable health changes, in time order.
 fn timeline(md: &mut String, events: &EventLog) {
+    let mut minor_health = 0;
     let shown: Vec<_> = events
         .events
         .iter()
-        .filter(|e| !matches!(e.kind, SimEventKind::ScenarioLoaded { .. }))
+        .filter(|e| match e.kind {
+            SimEventKind::ScenarioLoaded { .. } => false,
+            SimEventKind::HealthChanged { from, to, .. } if !notable_health(from, to) => {
+                minor_health += 1;
+                false
+            }
+            _ => true,
+        })
         .collect();
     if shown.is_empty() {
         md.push_str("Nothing happened: no fault, command or change of state.\n\n");
@@ -223,6 +239,13 @@ fn timeline(md: &mut String, events: &EventLog) {
             md,
             "\n{} more events are in `events.jsonl`.",
             shown.len() - TIMELINE_ROWS
+        );
+    }
+    if minor_health > 0 {
+        let _ = writeln!(
+            md,
+            "\nLeft out: {minor_health} changes of health among idle, healthy and degraded \
+             (`events.jsonl` has them)."
         );
     }
     md.push('\n');
@@ -441,6 +464,14 @@ mod tests {
             50,
             "short runs are not merged"
         );
+    }
+
+    #[test]
+    fn only_health_changes_into_or_out_of_failing_or_down_are_notable() {
+        assert!(notable_health(Health::Healthy, Health::Failing));
+        assert!(notable_health(Health::Down, Health::Degraded));
+        assert!(!notable_health(Health::Healthy, Health::Degraded));
+        assert!(!notable_health(Health::Idle, Health::Healthy));
     }
 
     #[test]

@@ -123,7 +123,9 @@ impl SimEventKind {
                 format!("{node}: {} → {}", from.as_str(), to.as_str())
             }
             SimEventKind::Mechanism { node, what } => format!("{node}: {what}"),
-            SimEventKind::AlertFired { name, node } => format!("alert {name} on {node}"),
+            SimEventKind::AlertFired { name, node } => {
+                format!("alert \"{name}\" fired (watching {node})")
+            }
             SimEventKind::OperatorActed { description } => format!("operator: {description}"),
             SimEventKind::VerdictChanged { verdict } => format!("verdict: {}", verdict.as_str()),
         }
