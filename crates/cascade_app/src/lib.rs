@@ -14,6 +14,7 @@
 //! | [`canvas`] | the graph drawn with Bevy 2D: nodes, edges, particles, camera, pointer |
 //! | [`ui`] | egui panels, dialogs, keyboard shortcuts |
 //! | [`export`] | *File → Export*: the run's data files and a picture of the window |
+//! | [`story`] | story mode: the current step of a scenario's story, pauses exactly at a step |
 //! | [`screenshot`] | `--screenshot` and `--measure-frames` modes |
 //!
 //! # Sets (in `Update`, in order)
@@ -29,6 +30,7 @@ pub mod playback;
 pub mod screenshot;
 pub mod session;
 pub mod settings;
+pub mod story;
 pub mod theme;
 pub mod ui;
 
@@ -101,6 +103,7 @@ impl Plugin for SimViewPlugins {
                 playback::plugin,
                 settings::plugin,
                 export::plugin,
+                story::plugin,
             ));
         if !app.world().contains_resource::<canvas::BuildTool>() {
             app.init_resource::<canvas::BuildTool>();

@@ -1,7 +1,7 @@
 //! Unattended modes: `--screenshot OUT.png --after-seconds S` runs to S simulated seconds
 //! (full speed, then the last 0.4 s at ×0.1 so requests are in flight and the layout settles),
 //! pauses at S with the speed control back at the user's speed, saves a screenshot of the window and exits; `--measure-frames N` prints frame-time statistics (Bevy's frame-time diagnostics)
-//! as JSON and exits. Neither persists settings.
+//! as JSON and exits. Neither persists settings, and in neither do story steps pause the run.
 //!
 //! A screenshot is an output like any other: the same scenario, seed and time give the same
 //! picture on any machine. So in the screenshot mode every frame advances Bevy's real time by
@@ -66,10 +66,15 @@ pub fn plugin(args: Args) -> impl Fn(&mut App) {
                 .add_systems(Last, measure_frames);
         }
         if args.screenshot.is_some() || args.measure_frames.is_some() {
-            app.add_systems(Startup, |mut s: ResMut<Settings>| {
-                s.file = None;
-                s.panels = Default::default();
-            });
+            app.add_systems(
+                Startup,
+                |mut s: ResMut<Settings>, mut story: ResMut<crate::story::StoryHold>| {
+                    s.file = None;
+                    s.panels = Default::default();
+                    // Nobody is there to press Play: story steps show but do not pause.
+                    story.enabled = false;
+                },
+            );
         }
     }
 }

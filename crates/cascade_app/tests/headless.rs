@@ -22,6 +22,11 @@ fn app(speed: Speed) -> App {
         .add_plugins(SimViewPlugins { document });
     app.insert_resource(Settings::default()); // never touch the user's settings file
     app.insert_resource(TimeUpdateStrategy::ManualDuration(FRAME));
+    // The default scenario's story pauses at 29.5 s; these tests are about the clock and the
+    // session (story pauses have their own test).
+    app.world_mut()
+        .resource_mut::<cascade_app::story::StoryHold>()
+        .enabled = false;
     let mut playback = app.world_mut().resource_mut::<Playback>();
     playback.speed = speed;
     // The clock tests are about virtual time, not the test machine's speed: a budget no
@@ -511,6 +516,10 @@ fn every_shipped_scenario_runs_in_the_app_as_in_the_headless_runner() {
         app.insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
             50,
         )));
+        // The teaching scenarios' stories would pause them: run the full 75 s.
+        app.world_mut()
+            .resource_mut::<cascade_app::story::StoryHold>()
+            .enabled = false;
         {
             let mut playback = app.world_mut().resource_mut::<Playback>();
             playback.speed = Speed::Times(300.0);
@@ -552,4 +561,65 @@ fn every_shipped_scenario_runs_in_the_app_as_in_the_headless_runner() {
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_pausing_story_step_stops_the_run_exactly_on_its_time_once_per_pass() {
+    // At ×100 a frame covers 1.67 simulated seconds; the run must stop on the step's tick,
+    // not at the end of the frame that crosses it.
+    let mut scenario =
+        cascade_sim::scenario::Scenario::from_ron_str(cascade_app::DEFAULT_SCENARIO, "built-in")
+            .unwrap();
+    scenario.story = vec![
+        cascade_sim::scenario::StoryStep {
+            at_s: 2.0,
+            text: "Everything is healthy.".into(),
+            pause: false,
+        },
+        cascade_sim::scenario::StoryStep {
+            at_s: 5.25,
+            text: "Watch db.".into(),
+            pause: true,
+        },
+    ];
+    let document = Document::new(scenario, None);
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(SimViewPlugins { document });
+    app.insert_resource(Settings::default());
+    app.insert_resource(TimeUpdateStrategy::ManualDuration(FRAME));
+    {
+        let mut playback = app.world_mut().resource_mut::<Playback>();
+        playback.speed = Speed::Times(100.0);
+        playback.least_sim_budget = Duration::from_secs(3600);
+    }
+    let run_frames = |app: &mut App, n: usize| {
+        for _ in 0..n {
+            app.update();
+        }
+    };
+    run_frames(&mut app, 10);
+    let stopped_at = app.world().resource::<SimClock>().ticks_done;
+    assert_eq!(stopped_at, 5_250, "stopped on the step's tick (1-ms ticks)");
+    assert!(!app.world().resource::<Playback>().playing);
+    run_frames(&mut app, 5);
+    assert_eq!(
+        app.world().resource::<SimClock>().ticks_done,
+        5_250,
+        "and stays"
+    );
+
+    app.world_mut().write_message(AppAction::TogglePlay);
+    run_frames(&mut app, 5);
+    assert!(sim_s(&app) > 6.0, "Play goes on past the step");
+    assert!(app.world().resource::<Playback>().playing);
+
+    app.world_mut()
+        .write_message(AppAction::Reset { seed: None });
+    run_frames(&mut app, 10);
+    assert_eq!(
+        app.world().resource::<SimClock>().ticks_done,
+        5_250,
+        "after a reset the step pauses again"
+    );
 }

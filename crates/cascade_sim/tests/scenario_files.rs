@@ -217,6 +217,42 @@ fn counts_that_would_exhaust_memory_are_rejected_with_a_hint() {
 }
 
 #[test]
+fn story_steps_must_come_within_the_run_and_say_something() {
+    let story = r#"services: [
+        (name: "api", workers: 4, service_time: Exponential(mean_ms: 5.0),"#;
+    let (text, err) = broken(
+        story,
+        &format!(
+            "story: [(at_s: 12.0, text: \"late\"), (at_s: 3.0, text: \" \", pause: true)],\n    {story}"
+        ),
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "12.0", 0),
+        "after the run ends (10 s): it would never show",
+        Some("within duration_s"),
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "\" \"", 0),
+        "a story step says nothing",
+        Some("what the reader should notice"),
+    );
+    // A valid story round-trips; `pause` is written only when set.
+    let good = GOOD.replacen(
+        story,
+        &format!("story: [(at_s: 2.0, text: \"Look at db.\", pause: true), (at_s: 5.0, text: \"Now.\")],\n    {story}"),
+        1,
+    );
+    let s = Scenario::from_ron_str(&good, "good.ron").unwrap();
+    assert_eq!(s.story.len(), 2);
+    assert!(s.story[0].pause && !s.story[1].pause);
+    let saved = s.to_ron_string();
+    assert_eq!(saved.matches("pause").count(), 1, "{saved}");
+    assert_eq!(Scenario::from_ron_str(&saved, "saved.ron").unwrap(), s);
+}
+
+#[test]
 fn calls_to_itself_are_rejected() {
     let (text, err) = broken(r#"(to: "db""#, r#"(to: "api""#);
     expect_problem(

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod inspector;
 pub mod library;
 pub mod mechanisms;
+pub mod story;
 pub mod top_bar;
 
 use bevy::ecs::system::SystemParam;
@@ -294,6 +295,24 @@ pub fn draw_ui(
         min: Vec2::new(free.min.x, free.min.y),
         max: Vec2::new(free.max.x, free.max.y),
     };
+
+    // The story's current step, over the canvas.
+    let story = &w.doc.scenario.story;
+    let current = crate::story::current_step(story, w.clock.now_s());
+    let held_here = current.is_some_and(|i| {
+        story[i].pause
+            && crate::story::step_tick(story[i].at_s, w.clock.tick_ns) == w.clock.ticks_done
+    });
+    out.extend(story::story_banner_ui(
+        &ctx,
+        *canvas_rect,
+        &story::StoryView {
+            story,
+            current,
+            playing: w.playback.playing,
+            held_here,
+        },
+    ));
 
     // Right-click menu.
     if let Some((target, at)) = menu.open.clone() {

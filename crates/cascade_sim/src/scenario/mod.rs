@@ -77,6 +77,10 @@ pub struct Scenario {
     /// Scripted operator actions, at a time or on an alert.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operator: Vec<OperatorStep>,
+    /// Narrative shown by the app as the run reaches each step (story mode); no effect on the
+    /// model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub story: Vec<StoryStep>,
     /// Settings of the run verdict rule.
     #[serde(default, skip_serializing_if = "VerdictSettings::is_default")]
     pub verdict: VerdictSettings,
@@ -102,6 +106,7 @@ impl Default for Scenario {
             faults: Vec::new(),
             alerts: Vec::new(),
             operator: Vec::new(),
+            story: Vec::new(),
             verdict: VerdictSettings::default(),
             expect: None,
         }
@@ -815,6 +820,20 @@ pub struct RetryBudgetSpec {
 
 fn default_budget_tokens() -> f64 {
     10.0
+}
+
+/// One step of a scenario's story: a few sentences the app shows from `at_s` on (until the
+/// next step), optionally pausing the run there so the reader can look.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoryStep {
+    /// When it appears, seconds from the start of the run.
+    pub at_s: f64,
+    /// What to say.
+    pub text: String,
+    /// Pause the run when it reaches `at_s` (the reader presses Play to go on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause: bool,
 }
 
 /// A scripted fault: what breaks, when, and for how long.

@@ -204,6 +204,36 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
         );
     }
 
+    for (k, step) in scenario.story.iter().enumerate() {
+        let p = format!("story[{k}]");
+        if !(step.at_s >= 0.0) || !step.at_s.is_finite() {
+            v.push(Diagnostic::new(
+                format!("{p}.at_s"),
+                format!(
+                    "a story step's time must be zero or positive, got {}",
+                    step.at_s
+                ),
+            ));
+        } else if step.at_s > scenario.duration_s {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.at_s"),
+                    format!(
+                        "this step comes at {} s, after the run ends ({} s): it would never show",
+                        step.at_s, scenario.duration_s
+                    ),
+                )
+                .with_hint("move it within duration_s, or lengthen the run"),
+            );
+        }
+        if step.text.trim().is_empty() {
+            v.push(
+                Diagnostic::new(format!("{p}.text"), "a story step says nothing")
+                    .with_hint("write what the reader should notice at this moment"),
+            );
+        }
+    }
+
     for (k, fault) in scenario.faults.iter().enumerate() {
         let p = format!("faults[{k}]");
         if !(fault.at_s >= 0.0) {
