@@ -231,3 +231,38 @@ fn results_do_not_depend_on_ticks_per_update() {
         "…and updates that each cover three or four interval closes"
     );
 }
+
+#[test]
+fn a_reloaded_run_is_the_same_as_a_fresh_one_whatever_ran_before() {
+    // A reset (the app's Reset, or opening another file) loads a scenario into a world that
+    // ran before. Nothing of the earlier run may leak into the new one: not its live verdict
+    // (the new run's first verdict_changed must be logged), nor anything else.
+    let scenario = common::shipped("teaching/retry-storm.ron");
+    let run = |prefix_ticks: Option<u32>| {
+        let mut app = test_app();
+        app.world_mut().resource_mut::<SimClock>().ticks_per_update = 1000;
+        if let Some(ticks) = prefix_ticks {
+            load_scenario(app.world_mut(), &scenario);
+            app.step_ticks(ticks / 1000);
+        }
+        load_scenario(app.world_mut(), &scenario);
+        app.step_ticks(5);
+        let events = app.world().resource::<EventLog>().events.clone();
+        let h = app.world().resource::<MetricsHistory>();
+        (h.system.clone(), h.services.clone(), events)
+    };
+    let fresh = run(None);
+    assert!(
+        fresh
+            .2
+            .iter()
+            .any(|e| matches!(e.kind, SimEventKind::VerdictChanged { .. })),
+        "a fresh run logs its first verdict"
+    );
+    for prefix in [1_000, 3_000, 40_000] {
+        assert!(
+            run(Some(prefix)) == fresh,
+            "after {prefix} ticks of an earlier run"
+        );
+    }
+}

@@ -46,6 +46,10 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
     });
     world.insert_resource(MetricsHistory::new(interval_ns, nodes));
     world.insert_resource(EventLog::default());
+    // The live verdict of a run that ran here before must not carry over: its judged-interval
+    // count could match the new run's first close (which then went unjudged) and its verdict
+    // hid the new run's first verdict_changed when they agreed.
+    world.insert_resource(crate::verdict::LiveVerdict::default());
     world.insert_resource(ActiveScenario(scenario.clone()));
     let fast_paths = world.get_resource::<Engine>().is_none_or(|e| e.fast_paths);
     let mut engine = Engine {
