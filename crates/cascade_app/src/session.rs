@@ -100,6 +100,9 @@ pub enum AppAction {
     ExportPictureDialog,
     /// Save a picture of the window to this PNG file (handled by [`crate::export`]).
     ExportPictureTo(PathBuf),
+    /// Go back to this simulated second: the run is replayed to it and what came after is
+    /// dropped (`cascade_sim::replay`); playing on from there is a branch.
+    RewindTo(f64),
     /// Restart the run from t = 0, optionally with another seed.
     Reset {
         /// New seed, or keep the current one.
@@ -295,6 +298,7 @@ pub fn apply_actions(
     mut build: ResMut<BuildTool>,
     time: Res<Time<Real>>,
     mut sim: MessageWriter<SimCommand>,
+    mut commands: Commands,
 ) {
     for action in actions.read() {
         match action.clone() {
@@ -320,6 +324,9 @@ pub fn apply_actions(
             AppAction::ExportPictureDialog => requests.export_picture_dialog = true,
             // Exports read the whole world: `crate::export` handles them.
             AppAction::ExportDataTo(_) | AppAction::ExportPictureTo(_) => {}
+            AppAction::RewindTo(to_s) => {
+                commands.queue(move |world: &mut World| rewind_run(world, to_s));
+            }
             AppAction::Save => match doc.path.clone() {
                 Some(path) => save(&mut doc, &path, &mut errors, &mut notice, &mut settings),
                 None => requests.save_dialog = true,
@@ -400,6 +407,32 @@ pub fn apply_actions(
             AppAction::SetPanels(panels) => settings.panels = panels,
         }
     }
+}
+
+/// Goes back to `to_s` (see [`AppAction::RewindTo`]): the document becomes the scenario as it
+/// ran then (edits made later are gone), the undo history is cleared (its steps lie in the
+/// dropped future), and the run waits, paused, at that moment.
+fn rewind_run(world: &mut World, to_s: f64) {
+    let to_ns = cascade_sim::time::s_to_ns(to_s.max(0.0));
+    if let Err(reason) = cascade_sim::replay::rewind(world, to_ns) {
+        world
+            .resource_mut::<ErrorWindow>()
+            .show("Could not go back".to_owned(), reason);
+        return;
+    }
+    let then = world.resource::<cascade_sim::ActiveScenario>().0.clone();
+    let mut doc = world.resource_mut::<Document>();
+    if doc.scenario != then {
+        doc.scenario = then;
+        doc.dirty = true;
+        doc.version += 1;
+    }
+    *world.resource_mut::<UndoHistory>() = UndoHistory::default();
+    world.resource_mut::<Selection>().fault = None;
+    world.resource_mut::<Playback>().playing = false;
+    let now_s = world.resource::<cascade_sim::SimClock>().now_s();
+    world.resource_mut::<Notice>().text =
+        format!("back at {now_s:.1} s: what came after is gone; play on for a what-if");
 }
 
 /// Validates and applies an edit: the document changes and the simulation is reconfigured.

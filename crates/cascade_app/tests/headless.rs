@@ -623,3 +623,86 @@ fn a_pausing_story_step_stops_the_run_exactly_on_its_time_once_per_pass() {
         "after a reset the step pauses again"
     );
 }
+
+#[test]
+fn going_back_replays_the_run_to_that_moment_and_drops_what_came_after() {
+    let mut app = app(Speed::Times(10.0));
+    for _ in 0..20 {
+        app.update(); // about 3.3 s
+    }
+    app.world_mut().write_message(AppAction::InjectFault {
+        fault: cascade_sim::scenario::FaultKind::Slow {
+            service: "db".into(),
+            instances: cascade_sim::scenario::InstanceSelector::All,
+            factor: 4.0,
+        },
+        duration_s: None,
+    });
+    for _ in 0..30 {
+        app.update();
+    }
+    let fault_at_ns = app.world().resource::<cascade_sim::CommandLog>().applied[0].0;
+    assert!(sim_s(&app) > 7.0);
+    assert_eq!(
+        app.world()
+            .resource::<cascade_app::session::UndoHistory>()
+            .undo
+            .len(),
+        1
+    );
+    let doc_before = app.world().resource::<Document>().scenario.clone();
+
+    app.world_mut().write_message(AppAction::RewindTo(2.0));
+    app.update();
+    let clock = *app.world().resource::<SimClock>();
+    assert_eq!(clock.now_ns(), 2_000_000_000, "back at 2 s");
+    assert!(fault_at_ns > clock.now_ns());
+    let engine = app.world().resource::<cascade_sim::Engine>();
+    assert!(
+        engine.faults.iter().all(|f| f.scripted),
+        "the live fault came later: gone (the scenario's own, at 30 s, stays)"
+    );
+    assert!(
+        app.world()
+            .resource::<cascade_sim::CommandLog>()
+            .applied
+            .is_empty()
+    );
+    assert!(!app.world().resource::<Playback>().playing, "paused there");
+    assert!(
+        app.world()
+            .resource::<cascade_app::session::UndoHistory>()
+            .undo
+            .is_empty()
+    );
+    assert_eq!(
+        app.world().resource::<Document>().scenario,
+        doc_before,
+        "no edit to drop"
+    );
+    assert_eq!(
+        app.world()
+            .resource::<cascade_sim::metrics::MetricsHistory>()
+            .intervals(),
+        2
+    );
+    // Ahead of the run: refused, nothing changes.
+    app.world_mut().write_message(AppAction::RewindTo(50.0));
+    app.update();
+    assert!(app.world().resource::<ErrorWindow>().open.is_some());
+    assert_eq!(app.world().resource::<SimClock>().now_ns(), 2_000_000_000);
+    // Play on: a run without the fault.
+    app.world_mut().write_message(AppAction::DismissError);
+    app.world_mut().write_message(AppAction::TogglePlay);
+    for _ in 0..10 {
+        app.update();
+    }
+    assert!(sim_s(&app) > 2.5);
+    assert!(
+        app.world()
+            .resource::<cascade_sim::Engine>()
+            .faults
+            .iter()
+            .all(|f| f.scripted)
+    );
+}

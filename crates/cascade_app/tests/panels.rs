@@ -71,6 +71,24 @@ fn the_file_menu_offers_both_exports() {
 }
 
 #[test]
+fn the_clock_offers_going_back_to_an_earlier_moment() {
+    let view = top_view(false);
+    let mut harness = Harness::new_ui_state(
+        move |ui, out: &mut Vec<AppAction>| {
+            let mut seed = "7".to_owned();
+            out.extend(top_bar_ui(ui, &view, &mut seed));
+        },
+        Vec::new(),
+    );
+    harness.get_by_label("t = 12.5 s").click();
+    harness.run();
+    // The slider starts at the present moment.
+    harness.get_by_label("⏪ Go back to 12.5 s").click();
+    harness.run();
+    assert_eq!(harness.state(), &vec![AppAction::RewindTo(12.5)]);
+}
+
+#[test]
 fn the_bar_shows_the_speed_reached_when_the_run_falls_behind() {
     let mut view = top_view(true);
     view.speed = Speed::Times(1000.0);

@@ -71,9 +71,12 @@ impl SimCommand {
     }
 }
 
-/// Every command applied in this run, with the simulated time it took effect.
+/// How this run came to be: the scenario it was loaded with and every command applied since,
+/// with the simulated time it took effect — enough to replay it ([`crate::replay`]).
 #[derive(Resource, Debug, Clone, Default)]
 pub struct CommandLog {
+    /// The scenario the run started from (set by every load).
+    pub start: Option<Box<Scenario>>,
     /// `(time, command)` in order.
     pub applied: Vec<(Nanos, SimCommand)>,
 }
@@ -99,7 +102,6 @@ pub fn apply_command(world: &mut World, command: SimCommand) -> Result<(), Strin
             let problems = validate(s);
             if problems.is_empty() {
                 engine::load_scenario(world, s);
-                world.resource_mut::<CommandLog>().applied.clear();
                 Ok(())
             } else {
                 Err(format!("the scenario is invalid: {}", problems[0].message))

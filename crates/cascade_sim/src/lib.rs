@@ -10,6 +10,7 @@ pub mod graph;
 pub mod mechanisms;
 pub mod metrics;
 pub mod outcome;
+pub mod replay;
 pub mod retry;
 pub mod rng;
 pub mod runner;
@@ -101,7 +102,7 @@ impl Plugin for SimPlugin {
 /// at a time, re-judging the live verdict after each. So a `verdict_changed` event is stamped
 /// with the close that decided it, and no change is skipped, however many intervals one update
 /// covers: the app at high speed covers many, the CLI one, and both log the same events.
-fn step_and_judge(world: &mut World) {
+pub(crate) fn step_and_judge(world: &mut World) {
     let (start, per_update) = {
         let clock = world.resource::<SimClock>();
         (clock.ticks_done, clock.ticks_per_update)

@@ -266,3 +266,86 @@ fn a_reloaded_run_is_the_same_as_a_fresh_one_whatever_ran_before() {
         );
     }
 }
+
+/// The retry storm with live commands at 10 s (kill one db instance for 3 s), 15 s (orders
+/// gets more workers) and 20 s (every fault cleared), each given only if its time is before
+/// `last_command_s`; run to `until_s` one second per update.
+fn storm_with_commands(last_command_s: u32, until_s: u32) -> App {
+    let scenario = common::shipped("teaching/retry-storm.ron");
+    let mut app = test_app();
+    load_scenario(app.world_mut(), &scenario);
+    app.world_mut().resource_mut::<SimClock>().ticks_per_update = 1000;
+    let mut edited = scenario.clone();
+    edited.services[2].workers += 100;
+    let commands = [
+        (
+            10,
+            SimCommand::InjectFault {
+                fault: FaultKind::Slow {
+                    service: "db".into(),
+                    instances: InstanceSelector::All,
+                    factor: 3.0,
+                },
+                duration_s: Some(3.0),
+            },
+        ),
+        (15, SimCommand::Reconfigure(Box::new(edited))),
+        (20, SimCommand::ClearAllFaults),
+    ];
+    let mut t = 0;
+    for (at, command) in commands {
+        if at >= last_command_s || at >= until_s {
+            break;
+        }
+        app.step_ticks(at - t);
+        app.world_mut().write_message(command);
+        t = at;
+    }
+    app.step_ticks(until_s - t);
+    app
+}
+
+fn outputs(app: &App) -> (Vec<cascade_sim::metrics::SystemRow>, String, usize) {
+    let h = app.world().resource::<MetricsHistory>();
+    let events = app.world().resource::<EventLog>().events.clone();
+    (
+        h.system.clone(),
+        format!("{:?}{:?}", h.services, events),
+        app.world().resource::<CommandLog>().applied.len(),
+    )
+}
+
+#[test]
+fn rewinding_replays_the_run_to_that_moment_and_going_on_is_a_branch() {
+    // The run with its commands, to 40 s; rewound to 17 s (after the fault and the edit,
+    // before the clear): the state of the run at 17 s, byte for byte — the same as a run that
+    // only ever went to 17 s. Going on from there to 40 s is the run without the later clear.
+    let mut app = storm_with_commands(u32::MAX, 40);
+    assert_eq!(app.world().resource::<CommandLog>().applied.len(), 3);
+    cascade_sim::replay::rewind(app.world_mut(), 17_000_000_000).expect("rewinds");
+    assert_eq!(app.world().resource::<SimClock>().ticks_done, 17_000);
+    assert!(
+        outputs(&app) == outputs(&storm_with_commands(u32::MAX, 17)),
+        "rewound to 17 s = run to 17 s"
+    );
+    assert!(
+        app.world()
+            .resource::<Messages<SampledLeg>>()
+            .iter_current_update_messages()
+            .next()
+            .is_none(),
+        "the replay's journeys are not published as news"
+    );
+    app.step_ticks(23);
+    assert!(
+        outputs(&app) == outputs(&storm_with_commands(17, 40)),
+        "going on = the run without the commands after 17 s"
+    );
+    // A rewind to a command's own moment comes before that command.
+    cascade_sim::replay::rewind(app.world_mut(), 15_000_000_000).expect("rewinds");
+    assert_eq!(app.world().resource::<CommandLog>().applied.len(), 1);
+    // Not ahead.
+    let err = cascade_sim::replay::rewind(app.world_mut(), 16_000_000_000).unwrap_err();
+    assert!(err.contains("not ahead"), "{err}");
+    assert_eq!(app.world().resource::<SimClock>().ticks_done, 15_000);
+}

@@ -43,6 +43,24 @@ pub struct TopBarView {
     pub panels: PanelLayout,
 }
 
+/// The clock's menu: go back to an earlier moment of the run.
+fn rewind_menu(ui: &mut egui::Ui, now_s: f64, out: &mut Vec<AppAction>) {
+    let id = ui.make_persistent_id("rewind-to");
+    ui.set_max_width(280.0);
+    let mut to_s: f64 = ui.data_mut(|d| d.get_temp(id)).unwrap_or(now_s).min(now_s);
+    ui.label("Go back to an earlier moment. The run is replayed to it; what came after is dropped, and playing on is a what-if.");
+    ui.add(
+        egui::Slider::new(&mut to_s, 0.0..=now_s.max(0.0))
+            .suffix(" s")
+            .fixed_decimals(1),
+    );
+    ui.data_mut(|d| d.insert_temp(id, to_s));
+    if ui.button(format!("⏪ Go back to {to_s:.1} s")).clicked() {
+        out.push(AppAction::RewindTo(to_s));
+        ui.close();
+    }
+}
+
 /// Draws the bar; returns what the user asked for.
 pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) -> Vec<AppAction> {
     let mut out = Vec::new();
@@ -130,7 +148,10 @@ pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) 
             let text = if note.behind { text.color(egui::Color32::from_rgb(255, 190, 70)) } else { text.weak() };
             ui.label(text).on_hover_text(note.hover);
         }
-        ui.label(RichText::new(format!("t = {:.1} s", view.sim_time_s)).monospace()).on_hover_text("Simulated time since the start of the run");
+        let clock = RichText::new(format!("t = {:.1} s", view.sim_time_s)).monospace();
+        ui.menu_button(clock, |ui| rewind_menu(ui, view.sim_time_s, &mut out))
+            .response
+            .on_hover_text("Simulated time since the start of the run; click to go back to an earlier moment");
         ui.separator();
 
         ui.label("seed");

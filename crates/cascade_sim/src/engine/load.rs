@@ -50,6 +50,10 @@ pub fn load_scenario(world: &mut World, scenario: &Scenario) {
     // count could match the new run's first close (which then went unjudged) and its verdict
     // hid the new run's first verdict_changed when they agreed.
     world.insert_resource(crate::verdict::LiveVerdict::default());
+    world.insert_resource(crate::commands::CommandLog {
+        start: Some(Box::new(scenario.clone())),
+        applied: Vec::new(),
+    });
     world.insert_resource(ActiveScenario(scenario.clone()));
     let fast_paths = world.get_resource::<Engine>().is_none_or(|e| e.fast_paths);
     let mut engine = Engine {
