@@ -5,8 +5,10 @@
 //! faults, live verdict. Going on from there is a branch: a what-if from that moment.
 //!
 //! The replay costs the simulation of the time rewound to (a 120-s teaching scenario takes a
-//! few tens of milliseconds in a release build). Owns the replay; not when it is asked for
-//! (the app's rewind control).
+//! few tens of milliseconds in a release build). Also [`recorded_scenario`]: a run's faults,
+//! broken live or scripted, written into a scenario file at their times, so that opening the
+//! file replays them. Owns the replay and the recording; not when they are asked for (the
+//! app's clock menu and *File → Save run as scenario*).
 
 use bevy_ecs::message::Messages;
 use bevy_ecs::prelude::*;
@@ -14,8 +16,10 @@ use bevy_ecs::prelude::*;
 use crate::commands::{self, CommandLog};
 use crate::engine::{self, Engine};
 use crate::events::SimEvent;
+use crate::faults::FaultRecord;
 use crate::sampling::SampledLeg;
-use crate::time::{Nanos, SimClock};
+use crate::scenario::{FaultSpec, Scenario};
+use crate::time::{NEVER, Nanos, SimClock};
 
 /// Replays the run in `world` up to `to_ns` (rounded down to a tick): the state it had then,
 /// before any command applied at that very moment. `Err` (and nothing changed) when there is
@@ -75,4 +79,24 @@ fn advance_to(world: &mut World, tick: u64) {
             return; // nothing loaded: no progress to make
         }
     }
+}
+
+/// `base` with every fault of the run — scripted or broken live, cleared early or lasting —
+/// as a scripted fault at its own start and for its own length (none when it lasted to the
+/// end or acts once), in the order the run registered them, so that they keep their ids.
+/// Faults cleared before they started are left out. Live edits cannot be timed in the format:
+/// whatever `base` holds applies from the start.
+pub fn recorded_scenario(base: &Scenario, faults: &[FaultRecord]) -> Scenario {
+    let mut scenario = base.clone();
+    scenario.faults = faults
+        .iter()
+        .filter(|f| f.kind.is_instantaneous() || f.end_ns > f.start_ns)
+        .map(|f| FaultSpec {
+            at_s: f.start_ns as f64 / 1e9,
+            duration_s: (!f.kind.is_instantaneous() && f.end_ns != NEVER)
+                .then(|| (f.end_ns - f.start_ns) as f64 / 1e9),
+            fault: f.kind.clone(),
+        })
+        .collect();
+    scenario
 }

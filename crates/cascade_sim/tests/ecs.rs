@@ -349,3 +349,54 @@ fn rewinding_replays_the_run_to_that_moment_and_going_on_is_a_branch() {
     assert!(err.contains("not ahead"), "{err}");
     assert_eq!(app.world().resource::<SimClock>().ticks_done, 15_000);
 }
+
+#[test]
+fn a_recorded_session_replays_as_it_ran() {
+    // Faults broken live (one for 3 s, one until cleared, then cleared) and the scenario's
+    // own scripted one, recorded into a scenario file: a fresh run of that file is the live
+    // run, metrics byte for byte.
+    let scenario = common::shipped("teaching/retry-storm.ron");
+    let mut app = test_app();
+    load_scenario(app.world_mut(), &scenario);
+    app.world_mut().resource_mut::<SimClock>().ticks_per_update = 1000;
+    app.step_ticks(10);
+    app.world_mut().write_message(SimCommand::InjectFault {
+        fault: FaultKind::Kill {
+            service: "db".into(),
+            instances: InstanceSelector::All,
+            mode: KillMode::Refuse,
+        },
+        duration_s: Some(3.0),
+    });
+    app.step_ticks(5);
+    app.world_mut().write_message(SimCommand::InjectFault {
+        fault: FaultKind::Latency {
+            service: "catalog".into(),
+            instances: InstanceSelector::All,
+            added_ms: 40.0,
+        },
+        duration_s: None,
+    });
+    app.step_ticks(5);
+    app.world_mut().write_message(SimCommand::ClearFault(2));
+    app.step_ticks(30);
+    let live = app.world().resource::<MetricsHistory>().clone();
+
+    let engine = app.world().resource::<cascade_sim::Engine>();
+    let recorded = cascade_sim::replay::recorded_scenario(&scenario, &engine.faults);
+    assert_eq!(recorded.faults.len(), 3);
+    assert_eq!(
+        (recorded.faults[2].at_s, recorded.faults[2].duration_s),
+        (15.0, Some(5.0)),
+        "the latency fault, cleared at 20 s"
+    );
+    let text = recorded.to_ron_string();
+    let reloaded = cascade_sim::scenario::Scenario::from_ron_str(&text, "recorded.ron").unwrap();
+    let mut sim = cascade_sim::Simulation::new(&reloaded);
+    sim.run_until_s(50.0);
+    let replayed = sim.history();
+    assert_eq!(replayed.system.len(), 50);
+    assert!(replayed.system == live.system, "system series");
+    assert!(replayed.services == live.services, "every service's rows");
+    assert!(replayed.sources == live.sources, "every source's rows");
+}

@@ -146,25 +146,29 @@ impl Ctx<'_, '_> {
         }
 
         let interval_ns = self.e.model.interval_ticks * self.e.model.tick_ns;
-        system.trigger_active = self.e.trigger_in_interval
-            || self.spike_overlaps(end_ns.saturating_sub(interval_ns), end_ns);
+        let start_ns = end_ns.saturating_sub(interval_ns);
+        // A fault is a trigger in the intervals its [start, end) overlaps — in effect for
+        // some time in them, however it ended: at its scripted end or cleared by a command,
+        // even exactly on a boundary — and an instantaneous one in the interval it acted in
+        // (`trigger_in_interval`, set when it starts).
+        let fault_in_effect = self.e.faults.iter().any(|f| {
+            !f.kind.is_instantaneous()
+                && f.start_ns < f.end_ns
+                && f.start_ns < end_ns
+                && f.end_ns > start_ns
+        });
+        system.trigger_active =
+            self.e.trigger_in_interval || fault_in_effect || self.spike_overlaps(start_ns, end_ns);
         self.history.system.push(system);
         self.e.hops_total += self.e.hops_interval;
         self.e.hops_interval = 0;
-        // A fault still active carries over into the next interval.
-        self.e.trigger_in_interval = self.e.faults.iter().any(|f| f.active && f.end_ns > end_ns)
-            || self.spike_active(end_ns);
+        self.e.trigger_in_interval = false;
         if mechanisms {
             self.run_autoscalers(end_ns);
         }
         if !self.e.model.alerts.is_empty() {
             self.run_alerts(interval_ns);
         }
-    }
-
-    /// True if some source's rate profile is in a spike at `t_ns`.
-    pub(crate) fn spike_active(&self, t_ns: Nanos) -> bool {
-        self.spike_overlaps(t_ns, t_ns + 1)
     }
 
     /// True if some source's spike overlaps `[from_ns, to_ns)`.
