@@ -100,6 +100,11 @@ pub enum AppAction {
     ExportPictureDialog,
     /// Save a picture of the window to this PNG file (handled by [`crate::export`]).
     ExportPictureTo(PathBuf),
+    /// Show the dialog for where to save the run as a scenario.
+    SaveRecordingDialog,
+    /// Save the run as a scenario whose faults are the run's, at their times
+    /// (`cascade_sim::replay::recorded_scenario`): opening it replays them.
+    SaveRecordingTo(PathBuf),
     /// Go back to this simulated second: the run is replayed to it and what came after is
     /// dropped (`cascade_sim::replay`); playing on from there is a branch.
     RewindTo(f64),
@@ -235,6 +240,8 @@ pub struct ViewRequests {
     pub export_data_dialog: bool,
     /// Show the export-picture dialog.
     pub export_picture_dialog: bool,
+    /// Show the save-run-as-scenario dialog.
+    pub save_recording_dialog: bool,
 }
 
 /// Loads a file into a new document; on failure returns the message to show.
@@ -324,6 +331,10 @@ pub fn apply_actions(
             AppAction::ExportPictureDialog => requests.export_picture_dialog = true,
             // Exports read the whole world: `crate::export` handles them.
             AppAction::ExportDataTo(_) | AppAction::ExportPictureTo(_) => {}
+            AppAction::SaveRecordingDialog => requests.save_recording_dialog = true,
+            AppAction::SaveRecordingTo(path) => {
+                commands.queue(move |world: &mut World| save_recording(world, &path));
+            }
             AppAction::RewindTo(to_s) => {
                 commands.queue(move |world: &mut World| rewind_run(world, to_s));
             }
@@ -406,6 +417,53 @@ pub fn apply_actions(
             AppAction::SetBuilding(on) => build.building = on,
             AppAction::SetPanels(panels) => settings.panels = panels,
         }
+    }
+}
+
+/// Saves the run as a scenario (see [`AppAction::SaveRecordingTo`]): the document as it
+/// stands, with the run's faults at their times. The document itself is unchanged; the file
+/// joins the recent files.
+fn save_recording(world: &mut World, path: &std::path::Path) {
+    let base = world.resource::<Document>().scenario.clone();
+    let faults = world.resource::<Engine>().faults.clone();
+    let edits = world
+        .get_resource::<cascade_sim::CommandLog>()
+        .map_or(0, |log| {
+            log.applied
+                .iter()
+                .filter(|(_, c)| matches!(c, SimCommand::Reconfigure(_)))
+                .count()
+        });
+    let recorded = cascade_sim::replay::recorded_scenario(&base, &faults);
+    let problems = scenario::validate(&recorded);
+    let result = if problems.is_empty() {
+        let folder = path.parent().filter(|d| !d.as_os_str().is_empty());
+        folder
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| scenario::save_to_path(&recorded, path))
+            .map_err(|e| e.to_string())
+    } else {
+        let text = recorded.to_ron_string();
+        Err(scenario::ScenarioError::from_diagnostics("recording", &text, problems).to_string())
+    };
+    match result {
+        Ok(()) => {
+            world.resource_mut::<Settings>().remember(path);
+            let later = if edits > 0 {
+                format!("; the {edits} edit(s) made during the run apply from its start")
+            } else {
+                String::new()
+            };
+            world.resource_mut::<Notice>().text = format!(
+                "saved the run as {} ({} fault(s) at their times{later})",
+                path.display(),
+                recorded.faults.len()
+            );
+        }
+        Err(reason) => world.resource_mut::<ErrorWindow>().show(
+            format!("Could not save the run as {}", path.display()),
+            reason,
+        ),
     }
 }
 

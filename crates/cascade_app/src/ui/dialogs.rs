@@ -26,6 +26,8 @@ pub enum Purpose {
     ExportData,
     /// Export a picture of the window.
     ExportPicture,
+    /// Save the run as a scenario with its faults at their times.
+    SaveRecording,
 }
 
 impl Purpose {
@@ -36,13 +38,14 @@ impl Purpose {
             Purpose::Save => "Save scenario as",
             Purpose::ExportData => "Export run data",
             Purpose::ExportPicture => "Export picture",
+            Purpose::SaveRecording => "Save run as scenario",
         }
     }
 
     /// What the typed-path window asks for.
     fn what(self) -> &'static str {
         match self {
-            Purpose::Open | Purpose::Save => "Path of the .ron file",
+            Purpose::Open | Purpose::Save | Purpose::SaveRecording => "Path of the .ron file",
             Purpose::ExportData => {
                 "Folder for metrics.csv, events.jsonl and summary.json (created if missing)"
             }
@@ -54,7 +57,7 @@ impl Purpose {
     fn verb(self) -> &'static str {
         match self {
             Purpose::Open => "Open",
-            Purpose::Save => "Save",
+            Purpose::Save | Purpose::SaveRecording => "Save",
             Purpose::ExportData | Purpose::ExportPicture => "Export",
         }
     }
@@ -66,25 +69,32 @@ impl Purpose {
             Purpose::Save => AppAction::SaveAsPath(path),
             Purpose::ExportData => AppAction::ExportDataTo(path),
             Purpose::ExportPicture => AppAction::ExportPictureTo(path),
+            Purpose::SaveRecording => AppAction::SaveRecordingTo(path),
         }
     }
 }
 
-/// Where an export goes unless the user says otherwise: `exports/` beside the working
-/// directory, named after the scenario file and the simulated second
-/// (`exports/retry-storm-45s`, `exports/retry-storm-45s.png`).
+/// Where an export goes unless the user says otherwise: `exports/` in the working directory,
+/// named after the scenario file and the simulated second (`exports/retry-storm-45s`,
+/// `exports/retry-storm-45s.png`); a recorded run beside its scenario
+/// (`scenarios/teaching/retry-storm-45s-recorded.ron`).
 pub fn export_suggestion(doc: &Document, now_s: f64, purpose: Purpose) -> PathBuf {
     let stem = doc.path.as_ref().and_then(|p| p.file_stem()).map_or_else(
         || "untitled".to_owned(),
         |n| n.to_string_lossy().into_owned(),
     );
     let name = format!("{stem}-{}s", now_s.floor() as u64);
-    let name = if purpose == Purpose::ExportPicture {
-        format!("{name}.png")
-    } else {
-        name
-    };
-    PathBuf::from("exports").join(name)
+    match purpose {
+        Purpose::ExportPicture => PathBuf::from("exports").join(format!("{name}.png")),
+        // Beside the scenario it was recorded from, where the library lists it.
+        Purpose::SaveRecording => doc
+            .path
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map_or_else(|| PathBuf::from("scenarios"), PathBuf::from)
+            .join(format!("{name}-recorded.ron")),
+        _ => PathBuf::from("exports").join(name),
+    }
 }
 
 /// The typed-path window.
@@ -126,6 +136,10 @@ pub fn start_dialogs(
             std::mem::take(&mut requests.export_picture_dialog),
             Purpose::ExportPicture,
         ),
+        (
+            std::mem::take(&mut requests.save_recording_dialog),
+            Purpose::SaveRecording,
+        ),
     ] {
         if !asked || dialogs.task.is_some() {
             continue;
@@ -148,10 +162,12 @@ pub fn start_dialogs(
                 .and_then(|p| p.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "scenario.ron".into()),
-            Purpose::ExportData | Purpose::ExportPicture => export_suggestion(&doc, now_s, purpose)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            Purpose::ExportData | Purpose::ExportPicture | Purpose::SaveRecording => {
+                export_suggestion(&doc, now_s, purpose)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }
         };
         let task = AsyncComputeTaskPool::get().spawn(async move {
             let mut dialog = rfd::AsyncFileDialog::new();
@@ -161,7 +177,9 @@ pub fn start_dialogs(
             let ron = |d: rfd::AsyncFileDialog| d.add_filter("Cascade scenario", &["ron"]);
             let file = match purpose {
                 Purpose::Open => ron(dialog).pick_file().await,
-                Purpose::Save => ron(dialog).set_file_name(file_name).save_file().await,
+                Purpose::Save | Purpose::SaveRecording => {
+                    ron(dialog).set_file_name(file_name).save_file().await
+                }
                 Purpose::ExportData => dialog.pick_folder().await,
                 Purpose::ExportPicture => {
                     dialog
@@ -185,7 +203,7 @@ fn prompt_for(purpose: Purpose, doc: &Document, now_s: f64) -> PathPrompt {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "scenarios/my-scenario.ron".into()),
-        Purpose::ExportData | Purpose::ExportPicture => {
+        Purpose::ExportData | Purpose::ExportPicture | Purpose::SaveRecording => {
             export_suggestion(doc, now_s, purpose).display().to_string()
         }
     };
@@ -309,6 +327,10 @@ mod tests {
             export_suggestion(&doc(None), 0.2, Purpose::ExportData),
             PathBuf::from("exports/untitled-0s")
         );
+        assert_eq!(
+            export_suggestion(&storm, 45.9, Purpose::SaveRecording),
+            PathBuf::from("scenarios/teaching/retry-storm-45s-recorded.ron")
+        );
     }
 
     #[test]
@@ -328,7 +350,11 @@ mod tests {
         );
         assert_eq!(
             Purpose::ExportPicture.action(p.clone()),
-            AppAction::ExportPictureTo(p)
+            AppAction::ExportPictureTo(p.clone())
+        );
+        assert_eq!(
+            Purpose::SaveRecording.action(p.clone()),
+            AppAction::SaveRecordingTo(p)
         );
     }
 }

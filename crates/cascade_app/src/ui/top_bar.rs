@@ -78,6 +78,14 @@ pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) 
                 out.push(AppAction::SaveAsDialog);
                 ui.close();
             }
+            if ui
+                .button("Save run as scenario…")
+                .on_hover_text("Save a scenario with this run's faults — broken live or scripted, cleared early or not — at their times: opening it replays them")
+                .clicked()
+            {
+                out.push(AppAction::SaveRecordingDialog);
+                ui.close();
+            }
             ui.separator();
             if ui
                 .button("Export run data…")
