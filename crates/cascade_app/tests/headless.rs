@@ -309,7 +309,8 @@ fn random_user_sessions_never_panic_and_keep_a_valid_document() {
         for _ in 0..40 {
             let doc = app.world().resource::<Document>().scenario.clone();
             let names: Vec<String> = doc.services.iter().map(|s| s.name.clone()).collect();
-            let action = match below(&mut rng, 16) {
+            let now_s = sim_s(&app);
+            let action = match below(&mut rng, 19) {
                 0..=3 => AppAction::Edit {
                     scenario: Box::new(random_edit(&doc, &mut rng)),
                     label: "random edit".into(),
@@ -345,7 +346,10 @@ fn random_user_sessions_never_panic_and_keep_a_valid_document() {
                 }),
                 13 => AppAction::SetSampling(below(&mut rng, 50)),
                 14 => AppAction::SaveAsPath(save_dir.join("session.ron")),
-                _ => AppAction::OpenPath(save_dir.join("missing.ron")),
+                15 => AppAction::OpenPath(save_dir.join("missing.ron")),
+                16 => AppAction::RewindTo(now_s * unit(&mut rng) * 1.1),
+                17 => AppAction::SaveRecordingTo(save_dir.join("recorded.ron")),
+                _ => AppAction::ExportDataTo(save_dir.join("export")),
             };
             app.world_mut().write_message(action);
             app.update();
@@ -359,6 +363,10 @@ fn random_user_sessions_never_panic_and_keep_a_valid_document() {
         let doc = &app.world().resource::<Document>().scenario;
         let problems = cascade_sim::scenario::validate(doc);
         assert!(problems.is_empty(), "{}: {problems:?}", file.display());
+        let recorded = save_dir.join("recorded.ron");
+        if recorded.exists() {
+            cascade_sim::scenario::load(&recorded).expect("a saved run is a valid scenario");
+        }
     }
     assert!(
         refused > 0,
