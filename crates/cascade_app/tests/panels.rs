@@ -89,6 +89,40 @@ fn the_clock_offers_going_back_to_an_earlier_moment() {
 }
 
 #[test]
+fn clicking_an_event_goes_back_to_just_before_it() {
+    let events = vec![cascade_sim::SimEvent {
+        time_ns: 30_000_000_000,
+        kind: cascade_sim::SimEventKind::FaultStarted {
+            id: 0,
+            kind: "slow".into(),
+            target: "db".into(),
+            until_s: Some(33.0),
+        },
+    }];
+    let mut harness = Harness::new_ui_state(
+        move |ui, out: &mut Vec<AppAction>| {
+            let mut health = false;
+            out.extend(cascade_app::ui::events::event_log_ui(
+                ui,
+                &events,
+                &mut health,
+                0.001,
+            ));
+        },
+        Vec::new(),
+    );
+    harness
+        .get_by_label("   30.000 s  ⚡ slow on db until 33.0 s")
+        .click();
+    harness.run();
+    assert_eq!(harness.state().len(), 1);
+    let AppAction::RewindTo(t) = harness.state()[0] else {
+        panic!("{:?}", harness.state());
+    };
+    assert!((t - 29.999).abs() < 1e-9, "{t}");
+}
+
+#[test]
 fn the_bar_shows_the_speed_reached_when_the_run_falls_behind() {
     let mut view = top_view(true);
     view.speed = Speed::Times(1000.0);

@@ -282,7 +282,12 @@ pub fn draw_ui(
                     }
                     BottomTab::Events => {
                         let mut hc = state.health_changes;
-                        events::event_log_ui(ui, &w.log.events, &mut hc);
+                        out.extend(events::event_log_ui(
+                            ui,
+                            &w.log.events,
+                            &mut hc,
+                            w.clock.tick_ns as f64 / 1e9,
+                        ));
                         state.health_changes = hc;
                     }
                 }
