@@ -20,6 +20,10 @@ pub struct Args {
     /// With --screenshot: select this node first, so the inspector and charts show it.
     #[arg(long, value_name = "NODE")]
     pub select: Option<String>,
+    /// Compare with this scenario: it runs beside under the same seed and faults (File →
+    /// Compare with…).
+    #[arg(long, value_name = "FILE")]
+    pub compare: Option<PathBuf>,
     /// Measure frame time over this many frames (after warm-up), print JSON and exit.
     #[arg(long, value_name = "FRAMES")]
     pub measure_frames: Option<u32>,

@@ -13,6 +13,7 @@
 //! | [`settings`] | recent files and panel layout, remembered between runs |
 //! | [`canvas`] | the graph drawn with Bevy 2D: nodes, edges, particles, camera, pointer |
 //! | [`ui`] | egui panels, dialogs, keyboard shortcuts |
+//! | [`compare`] | A/B: another scenario run beside this one under its seed and faults |
 //! | [`export`] | *File → Export*: the run's data files and a picture of the window |
 //! | [`story`] | story mode: the current step of a scenario's story, pauses exactly at a step |
 //! | [`screenshot`] | `--screenshot` and `--measure-frames` modes |
@@ -25,6 +26,7 @@
 
 pub mod args;
 pub mod canvas;
+pub mod compare;
 pub mod export;
 pub mod playback;
 pub mod screenshot;
@@ -104,6 +106,7 @@ impl Plugin for SimViewPlugins {
                 settings::plugin,
                 export::plugin,
                 story::plugin,
+                compare::plugin,
             ));
         if !app.world().contains_resource::<canvas::BuildTool>() {
             app.init_resource::<canvas::BuildTool>();
@@ -142,6 +145,10 @@ impl Plugin for AppPlugin {
         });
         if let Some(node) = &self.args.select {
             app.world_mut().resource_mut::<session::Selection>().node = Some(node.clone());
+        }
+        if let Some(path) = &self.args.compare {
+            app.world_mut()
+                .write_message(session::AppAction::CompareWith(path.clone()));
         }
     }
 }

@@ -105,6 +105,13 @@ pub enum AppAction {
     /// Save the run as a scenario whose faults are the run's, at their times
     /// (`cascade_sim::replay::recorded_scenario`): opening it replays them.
     SaveRecordingTo(PathBuf),
+    /// Show the dialog for a scenario to compare with.
+    CompareDialog,
+    /// Run this scenario beside the one on screen, under its seed and faults
+    /// ([`crate::compare`]).
+    CompareWith(PathBuf),
+    /// End the comparison.
+    StopComparing,
     /// Go back to this simulated second: the run is replayed to it and what came after is
     /// dropped (`cascade_sim::replay`); playing on from there is a branch.
     RewindTo(f64),
@@ -242,6 +249,8 @@ pub struct ViewRequests {
     pub export_picture_dialog: bool,
     /// Show the save-run-as-scenario dialog.
     pub save_recording_dialog: bool,
+    /// Show the compare-with dialog.
+    pub compare_dialog: bool,
 }
 
 /// Loads a file into a new document; on failure returns the message to show.
@@ -335,6 +344,11 @@ pub fn apply_actions(
             AppAction::SaveRecordingTo(path) => {
                 commands.queue(move |world: &mut World| save_recording(world, &path));
             }
+            AppAction::CompareDialog => requests.compare_dialog = true,
+            AppAction::CompareWith(path) => {
+                commands.queue(move |world: &mut World| crate::compare::start(world, &path));
+            }
+            AppAction::StopComparing => commands.queue(crate::compare::stop),
             AppAction::RewindTo(to_s) => {
                 commands.queue(move |world: &mut World| rewind_run(world, to_s));
             }

@@ -310,7 +310,7 @@ fn random_user_sessions_never_panic_and_keep_a_valid_document() {
             let doc = app.world().resource::<Document>().scenario.clone();
             let names: Vec<String> = doc.services.iter().map(|s| s.name.clone()).collect();
             let now_s = sim_s(&app);
-            let action = match below(&mut rng, 19) {
+            let action = match below(&mut rng, 21) {
                 0..=3 => AppAction::Edit {
                     scenario: Box::new(random_edit(&doc, &mut rng)),
                     label: "random edit".into(),
@@ -349,7 +349,11 @@ fn random_user_sessions_never_panic_and_keep_a_valid_document() {
                 15 => AppAction::OpenPath(save_dir.join("missing.ron")),
                 16 => AppAction::RewindTo(now_s * unit(&mut rng) * 1.1),
                 17 => AppAction::SaveRecordingTo(save_dir.join("recorded.ron")),
-                _ => AppAction::ExportDataTo(save_dir.join("export")),
+                18 => AppAction::ExportDataTo(save_dir.join("export")),
+                19 => AppAction::CompareWith(
+                    files[below(&mut rng, files.len() as u32) as usize].clone(),
+                ),
+                _ => AppAction::StopComparing,
             };
             app.world_mut().write_message(action);
             app.update();
@@ -768,4 +772,96 @@ fn a_run_saved_as_a_scenario_replays_in_the_headless_runner_as_it_ran_in_the_app
         "the recording replays the app's run, metrics byte for byte"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_comparison_runs_beside_under_the_same_seed_and_faults_and_keeps_pace() {
+    use cascade_app::compare::Comparison;
+    let mut app = app(Speed::Times(100.0));
+    for _ in 0..6 {
+        app.update();
+    }
+    let mitigated = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios/teaching/retry-storm-mitigated.ron");
+    app.world_mut()
+        .write_message(AppAction::CompareWith(mitigated.clone()));
+    app.update();
+    let b_ticks = |app: &App| {
+        app.world()
+            .non_send::<Comparison>()
+            .sim
+            .world()
+            .resource::<SimClock>()
+            .ticks_done
+    };
+    assert_eq!(
+        b_ticks(&app),
+        app.world().resource::<SimClock>().ticks_done,
+        "in step"
+    );
+    let seed = app.world().resource::<ActiveScenario>().0.seed;
+    {
+        let cmp = app.world().non_send::<Comparison>();
+        let b = &cmp.sim.world().resource::<ActiveScenario>().0;
+        assert_eq!(b.seed, seed, "A's seed");
+        assert_eq!(b.faults.len(), 1, "A's scripted fault: db slowed at 30 s");
+        assert_eq!(b.faults[0].at_s, 30.0);
+    }
+    for _ in 0..22 {
+        app.update(); // to about 45 s
+    }
+    assert!(sim_s(&app) > 44.0);
+    assert_eq!(b_ticks(&app), app.world().resource::<SimClock>().ticks_done);
+    let verdict = |v: &cascade_sim::LiveVerdict| v.verdict.as_ref().map(|v| v.kind);
+    assert_eq!(
+        verdict(app.world().resource::<cascade_sim::LiveVerdict>()),
+        Some(cascade_sim::scenario::VerdictKind::Metastable),
+        "A: the storm"
+    );
+    assert_eq!(
+        verdict(
+            app.world()
+                .non_send::<Comparison>()
+                .sim
+                .world()
+                .resource::<cascade_sim::LiveVerdict>()
+        ),
+        Some(cascade_sim::scenario::VerdictKind::Recovered),
+        "B, the same slowdown with the mitigations: recovered"
+    );
+
+    // A live fault in A reaches B; going back takes B back too.
+    app.world_mut().write_message(AppAction::InjectFault {
+        fault: cascade_sim::scenario::FaultKind::Slow {
+            service: "catalog".into(),
+            instances: cascade_sim::scenario::InstanceSelector::All,
+            factor: 2.0,
+        },
+        duration_s: Some(5.0),
+    });
+    app.update();
+    app.update();
+    assert_eq!(
+        app.world()
+            .non_send::<Comparison>()
+            .sim
+            .world()
+            .resource::<ActiveScenario>()
+            .0
+            .faults
+            .len(),
+        2
+    );
+    app.world_mut().write_message(AppAction::RewindTo(10.0));
+    app.update();
+    assert_eq!(b_ticks(&app), 10_000);
+
+    app.world_mut().write_message(AppAction::StopComparing);
+    app.update();
+    assert!(app.world().get_non_send::<Comparison>().is_none());
+    app.world_mut().write_message(AppAction::CompareWith(
+        mitigated.with_file_name("missing.ron"),
+    ));
+    app.update();
+    assert!(app.world().resource::<ErrorWindow>().open.is_some());
 }

@@ -26,6 +26,7 @@ fn top_view(playing: bool) -> TopBarView {
         building: false,
         recent: vec![],
         panels: Default::default(),
+        compare: None,
     }
 }
 

@@ -193,18 +193,31 @@ fn queue_lines(series: &Series) -> Vec<(&'static str, &Vec<[f64; 2]>, Color32)> 
 /// A fault window: start, end (s) and label.
 pub type FaultWindow = (f64, f64, String);
 
-/// The charts grid.
-pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], height: f32) {
+/// Colour of a comparison's (B's) lines.
+const B_COLOR: Color32 = Color32::from_rgb(190, 140, 255);
+
+/// The charts grid; `b` adds a comparison run's goodput and errors (and its name).
+pub fn charts_ui(
+    ui: &mut egui::Ui,
+    series: &Series,
+    b: Option<(&Series, &str)>,
+    faults: &[FaultWindow],
+    height: f32,
+) {
     let title = match &series.subject {
         ChartSubject::System => "whole system".to_owned(),
         ChartSubject::Service(_, n) | ChartSubject::Source(_, n) => n.clone(),
+    };
+    let title = match b {
+        Some((_, name)) => format!("{title} — B: {name}, same seed and faults"),
+        None => title,
     };
     ui.label(egui::RichText::new(format!("Charts: {title}")).strong())
         .on_hover_text("Select a node to chart it; click empty canvas for the whole system. Shaded: faults in effect.");
     let h = ((height - 60.0) / 2.0).max(60.0);
     let x_max = series.offered.last().map_or(1.0, |p| p[0]);
     let w = (ui.available_width() / 3.0 - 8.0).max(120.0);
-    let charts: [(&str, Vec<(&str, &Vec<[f64; 2]>, Color32)>); 6] = [
+    let mut charts: [(&str, Vec<(&str, &Vec<[f64; 2]>, Color32)>); 6] = [
         (
             "offered vs goodput (/s)",
             vec![
@@ -244,6 +257,10 @@ pub fn charts_ui(ui: &mut egui::Ui, series: &Series, faults: &[FaultWindow], hei
             )],
         ),
     ];
+    if let Some((b, _)) = b {
+        charts[0].1.push(("goodput B", &b.goodput, B_COLOR));
+        charts[1].1.push(("errors B", &b.errors, B_COLOR));
+    }
     egui::Grid::new("charts")
         .num_columns(3)
         .spacing([8.0, 4.0])

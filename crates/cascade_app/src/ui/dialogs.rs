@@ -28,6 +28,8 @@ pub enum Purpose {
     ExportPicture,
     /// Save the run as a scenario with its faults at their times.
     SaveRecording,
+    /// Pick a scenario to compare with.
+    Compare,
 }
 
 impl Purpose {
@@ -39,13 +41,16 @@ impl Purpose {
             Purpose::ExportData => "Export run data",
             Purpose::ExportPicture => "Export picture",
             Purpose::SaveRecording => "Save run as scenario",
+            Purpose::Compare => "Compare with",
         }
     }
 
     /// What the typed-path window asks for.
     fn what(self) -> &'static str {
         match self {
-            Purpose::Open | Purpose::Save | Purpose::SaveRecording => "Path of the .ron file",
+            Purpose::Open | Purpose::Save | Purpose::SaveRecording | Purpose::Compare => {
+                "Path of the .ron file"
+            }
             Purpose::ExportData => {
                 "Folder for metrics.csv, events.jsonl and summary.json (created if missing)"
             }
@@ -57,6 +62,7 @@ impl Purpose {
     fn verb(self) -> &'static str {
         match self {
             Purpose::Open => "Open",
+            Purpose::Compare => "Compare",
             Purpose::Save | Purpose::SaveRecording => "Save",
             Purpose::ExportData | Purpose::ExportPicture => "Export",
         }
@@ -70,6 +76,7 @@ impl Purpose {
             Purpose::ExportData => AppAction::ExportDataTo(path),
             Purpose::ExportPicture => AppAction::ExportPictureTo(path),
             Purpose::SaveRecording => AppAction::SaveRecordingTo(path),
+            Purpose::Compare => AppAction::CompareWith(path),
         }
     }
 }
@@ -140,6 +147,10 @@ pub fn start_dialogs(
             std::mem::take(&mut requests.save_recording_dialog),
             Purpose::SaveRecording,
         ),
+        (
+            std::mem::take(&mut requests.compare_dialog),
+            Purpose::Compare,
+        ),
     ] {
         if !asked || dialogs.task.is_some() {
             continue;
@@ -156,7 +167,7 @@ pub fn start_dialogs(
             continue;
         }
         let file_name = match purpose {
-            Purpose::Open | Purpose::Save => doc
+            Purpose::Open | Purpose::Save | Purpose::Compare => doc
                 .path
                 .as_ref()
                 .and_then(|p| p.file_name())
@@ -176,7 +187,7 @@ pub fn start_dialogs(
             }
             let ron = |d: rfd::AsyncFileDialog| d.add_filter("Cascade scenario", &["ron"]);
             let file = match purpose {
-                Purpose::Open => ron(dialog).pick_file().await,
+                Purpose::Open | Purpose::Compare => ron(dialog).pick_file().await,
                 Purpose::Save | Purpose::SaveRecording => {
                     ron(dialog).set_file_name(file_name).save_file().await
                 }
@@ -197,7 +208,7 @@ pub fn start_dialogs(
 
 fn prompt_for(purpose: Purpose, doc: &Document, now_s: f64) -> PathPrompt {
     let text = match purpose {
-        Purpose::Open => String::new(),
+        Purpose::Open | Purpose::Compare => String::new(),
         Purpose::Save => doc
             .path
             .as_ref()

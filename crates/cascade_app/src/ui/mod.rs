@@ -78,6 +78,8 @@ pub struct UiState {
     pub fault_params: faults::FaultParams,
     /// Chart series (built incrementally).
     pub series: charts::Series,
+    /// The same series of the comparison run (B), when there is one.
+    pub series_b: charts::Series,
     /// Bottom tab.
     pub tab: BottomTab,
     /// Event log shows health changes.
@@ -144,6 +146,7 @@ pub fn draw_ui(
     mut canvas_rect: ResMut<CanvasRect>,
     mut dialogs: ResMut<dialogs::Dialogs>,
     mut actions: MessageWriter<AppAction>,
+    comparison: Option<NonSend<crate::compare::Comparison>>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
     // The first frames can come before the window has its real size; panels laid out then
@@ -190,6 +193,13 @@ pub fn draw_ui(
         building: w.build.building,
         recent: w.settings.recent.clone(),
         panels: w.settings.panels,
+        compare: comparison.as_ref().map(|c| {
+            let b = c.sim.world().resource::<LiveVerdict>();
+            (
+                c.label(),
+                b.verdict.as_ref().map(|v| (v.kind, v.recovery_seconds)),
+            )
+        }),
     };
     egui::Panel::top("top").show(&mut root, |ui| {
         out.extend(top_bar::top_bar_ui(ui, &top_view, &mut seed_text));
@@ -250,9 +260,18 @@ pub fn draw_ui(
     // Bottom: charts and events.
     if w.settings.panels.bottom {
         let subject = chart_subject(&w);
-        state
-            .series
-            .update(&w.metrics, &subject, || outgoing_links(&w, &subject));
+        state.series.update(&w.metrics, &subject, || {
+            outgoing_links(&w.engine.model, &subject)
+        });
+        // B's series of the same subject (by name: B may number its nodes otherwise).
+        let b_label = comparison.as_ref().and_then(|c| {
+            let model_b = &c.sim.world().resource::<Engine>().model;
+            let subject_b = same_subject_in(model_b, &subject)?;
+            state.series_b.update(c.sim.history(), &subject_b, || {
+                outgoing_links(model_b, &subject_b)
+            });
+            Some(c.label())
+        });
         let windows = fault_windows(&w);
         let height = w.settings.panels.bottom_height;
         let max_height = (ctx.viewport_rect().height() * 0.55).max(160.0);
@@ -278,7 +297,8 @@ pub fn draw_ui(
                 match state.tab {
                     BottomTab::Charts => {
                         let series = state.series.clone();
-                        charts::charts_ui(ui, &series, &windows, h);
+                        let b = b_label.as_ref().map(|l| (&state.series_b, l.as_str()));
+                        charts::charts_ui(ui, &series, b, &windows, h);
                     }
                     BottomTab::Events => {
                         let mut hc = state.health_changes;
@@ -451,16 +471,33 @@ fn chart_subject(w: &UiWorld) -> charts::ChartSubject {
     }
 }
 
+/// The chart subject in another model (a comparison's B), found by name.
+fn same_subject_in(
+    model: &cascade_sim::engine::Model,
+    subject: &charts::ChartSubject,
+) -> Option<charts::ChartSubject> {
+    use charts::ChartSubject as S;
+    match subject {
+        S::System => Some(S::System),
+        S::Service(_, name) => model
+            .service_index(name)
+            .map(|i| S::Service(i, name.clone())),
+        S::Source(_, name) => model.source_index(name).map(|i| S::Source(i, name.clone())),
+    }
+}
+
 /// The links (edge indices) on which the chart subject calls others: all of them for the
 /// whole system.
-fn outgoing_links(w: &UiWorld, subject: &charts::ChartSubject) -> Vec<usize> {
+fn outgoing_links(
+    model: &cascade_sim::engine::Model,
+    subject: &charts::ChartSubject,
+) -> Vec<usize> {
     let from = match subject {
         charts::ChartSubject::System => None,
         charts::ChartSubject::Service(i, _) => Some(cascade_sim::NodeRef::Service(*i)),
         charts::ChartSubject::Source(i, _) => Some(cascade_sim::NodeRef::Source(*i)),
     };
-    w.engine
-        .model
+    model
         .links
         .iter()
         .enumerate()

@@ -41,6 +41,8 @@ pub struct TopBarView {
     pub recent: Vec<PathBuf>,
     /// Panels shown.
     pub panels: PanelLayout,
+    /// The comparison run (B), if any: its name and live verdict.
+    pub compare: Option<(String, Option<(VerdictKind, Option<f64>)>)>,
 }
 
 /// The clock's menu: go back to an earlier moment of the run.
@@ -76,6 +78,18 @@ pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) 
             }
             if ui.button("Save as…").on_hover_text("Save to another file").clicked() {
                 out.push(AppAction::SaveAsDialog);
+                ui.close();
+            }
+            if ui
+                .button("Compare with…")
+                .on_hover_text("Run another scenario beside this one under the same seed and faults (live ones too) and chart its goodput and errors over these")
+                .clicked()
+            {
+                out.push(AppAction::CompareDialog);
+                ui.close();
+            }
+            if view.compare.is_some() && ui.button("Stop comparing").clicked() {
+                out.push(AppAction::StopComparing);
                 ui.close();
             }
             if ui
@@ -192,7 +206,11 @@ pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) 
         }
 
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            verdict_badge(ui, view);
+            verdict_badge(ui, view.verdict, &view.sustained_by, "verdict");
+            if let Some((name, verdict)) = &view.compare {
+                ui.separator();
+                verdict_badge(ui, *verdict, &[], &format!("B: {name}"));
+            }
         });
     });
     out
@@ -273,9 +291,16 @@ fn speed_text(speed: f64) -> String {
     }
 }
 
-fn verdict_badge(ui: &mut egui::Ui, view: &TopBarView) {
-    let Some((kind, recovery)) = view.verdict else {
+/// A verdict badge with its caption on the left ("verdict", or a comparison's "B: name").
+fn verdict_badge(
+    ui: &mut egui::Ui,
+    verdict: Option<(VerdictKind, Option<f64>)>,
+    sustained_by: &[String],
+    caption: &str,
+) {
+    let Some((kind, recovery)) = verdict else {
         ui.label(RichText::new("no verdict yet").weak());
+        ui.label(RichText::new(caption).weak());
         return;
     };
     let text = match (kind, recovery) {
@@ -287,10 +312,10 @@ fn verdict_badge(ui: &mut egui::Ui, view: &TopBarView) {
         VerdictKind::Stable => "Healthy throughout (goodput ≥ 90% of offered load)".to_owned(),
         VerdictKind::Recovered => "Was unhealthy, healthy again through the last 30 s".to_owned(),
         VerdictKind::Metastable => {
-            let why = if view.sustained_by.is_empty() {
+            let why = if sustained_by.is_empty() {
                 String::new()
             } else {
-                format!(":\n• {}", view.sustained_by.join("\n• "))
+                format!(":\n• {}", sustained_by.join("\n• "))
             };
             format!("The trigger is over but the system stays unhealthy{why}")
         }
@@ -307,7 +332,7 @@ fn verdict_badge(ui: &mut egui::Ui, view: &TopBarView) {
         })
         .response
         .on_hover_text(tip);
-    ui.label(RichText::new("verdict").weak());
+    ui.label(RichText::new(caption).weak());
 }
 
 #[cfg(test)]
@@ -330,6 +355,7 @@ mod tests {
             building: false,
             recent: vec![],
             panels: Default::default(),
+            compare: None,
         }
     }
 
