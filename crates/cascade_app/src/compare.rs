@@ -3,7 +3,8 @@
 //! with A's clock, so the charts can draw B's goodput and errors over A's and the top bar can
 //! show B's verdict. B is a headless [`Simulation`] of `cascade_sim`; it is rebuilt from
 //! scratch (replayed to A's moment) whenever A's faults, seed or time line change (a live
-//! fault, a clear, an edit, a reset, going back), so it never drifts from "B under A's faults".
+//! fault, a clear, a reset, going back), so it never drifts from "B under A's faults"; A's
+//! edits are A's design and leave B alone.
 //!
 //! Faults on nodes B does not have are left out of B (the notice says how many). Owns the
 //! comparison run; not the charts' drawing (`ui::charts`) nor the dialog that picks B. Started
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use bevy::prelude::*;
 use cascade_sim::scenario::{FaultSpec, Scenario};
-use cascade_sim::{CommandLog, Engine, SimClock, Simulation};
+use cascade_sim::{CommandLog, Engine, SimClock, SimCommand, Simulation};
 
 use crate::session::{ErrorWindow, Notice};
 
@@ -35,7 +36,7 @@ pub struct Comparison {
     base: Scenario,
     /// B under A's seed and faults, running.
     pub sim: Simulation,
-    /// What B was built from: A's seed, and the length of A's command log.
+    /// What B was built from: A's seed, and how many fault commands A had applied.
     built_from: (u64, usize),
     /// A's faults left out of B (their nodes are not in B).
     pub faults_left_out: usize,
@@ -84,14 +85,11 @@ fn build(world: &World, path: &Path, base: Scenario) -> Result<Comparison, Strin
     }
     let mut sim = Simulation::new(&b);
     sim.run_ticks(world.resource::<SimClock>().ticks_done);
-    let log_len = world
-        .get_resource::<CommandLog>()
-        .map_or(0, |l| l.applied.len());
     Ok(Comparison {
         path: path.to_path_buf(),
         base,
         sim,
-        built_from: (seed, log_len),
+        built_from: (seed, fault_commands(world)),
         faults_left_out: left_out,
     })
 }
@@ -128,17 +126,32 @@ pub fn stop(world: &mut World) {
     world.remove_non_send::<Comparison>();
 }
 
+/// How many of A's commands changed its faults (the only ones B follows: A's edits are A's
+/// design, and a change of journey sampling changes no result).
+fn fault_commands(world: &World) -> usize {
+    world.get_resource::<CommandLog>().map_or(0, |log| {
+        log.applied
+            .iter()
+            .filter(|(_, c)| {
+                matches!(
+                    c,
+                    SimCommand::InjectFault { .. }
+                        | SimCommand::ClearFault(_)
+                        | SimCommand::ClearAllFaults
+                )
+            })
+            .count()
+    })
+}
+
 fn keep_pace(world: &mut World) {
     let Some(mut cmp) = world.remove_non_send::<Comparison>() else {
         return;
     };
     let a_ticks = world.resource::<SimClock>().ticks_done;
     let seed = world.resource::<cascade_sim::ActiveScenario>().0.seed;
-    let log_len = world
-        .get_resource::<CommandLog>()
-        .map_or(0, |l| l.applied.len());
     let b_ticks = cmp.sim.world().resource::<SimClock>().ticks_done;
-    if (seed, log_len) != cmp.built_from || a_ticks < b_ticks {
+    if (seed, fault_commands(world)) != cmp.built_from || a_ticks < b_ticks {
         // A's faults, seed or time line changed: B is replayed under the new ones.
         match build(world, &cmp.path.clone(), cmp.base.clone()) {
             Ok(rebuilt) => cmp = rebuilt,
