@@ -1,7 +1,7 @@
 //! A/B comparison: another scenario file (B) runs beside the one on screen (A) under A's seed
 //! and A's faults — the scripted ones and those broken live, at their times — and keeps pace
-//! with A's clock, so the charts can draw B's goodput and errors over A's and the top bar can
-//! show B's verdict. B is a headless [`Simulation`] of `cascade_sim`; it is rebuilt from
+//! with A's clock, so the charts can draw B's goodput, errors and p99 over A's and the top bar
+//! can show B's verdict. B is a headless [`Simulation`] of `cascade_sim`; it is rebuilt from
 //! scratch (replayed to A's moment) whenever A's faults, seed or time line change (a live
 //! fault, a clear, a reset, going back), so it never drifts from "B under A's faults"; A's
 //! edits are A's design and leave B alone.

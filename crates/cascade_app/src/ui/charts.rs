@@ -196,7 +196,7 @@ pub type FaultWindow = (f64, f64, String);
 /// Colour of a comparison's (B's) lines.
 const B_COLOR: Color32 = Color32::from_rgb(190, 140, 255);
 
-/// The charts grid; `b` adds a comparison run's goodput and errors (and its name).
+/// The charts grid; `b` adds a comparison run's goodput, errors and p99 (and its name).
 pub fn charts_ui(
     ui: &mut egui::Ui,
     series: &Series,
@@ -260,6 +260,7 @@ pub fn charts_ui(
     if let Some((b, _)) = b {
         charts[0].1.push(("goodput B", &b.goodput, B_COLOR));
         charts[1].1.push(("errors B", &b.errors, B_COLOR));
+        charts[2].1.push(("p99 B", &b.p99, B_COLOR));
     }
     egui::Grid::new("charts")
         .num_columns(3)

@@ -82,7 +82,7 @@ pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) 
             }
             if ui
                 .button("Compare with…")
-                .on_hover_text("Run another scenario beside this one under the same seed and faults (live ones too) and chart its goodput and errors over these")
+                .on_hover_text("Run another scenario beside this one under the same seed and faults (live ones too) and chart its goodput, errors and p99 over these")
                 .clicked()
             {
                 out.push(AppAction::CompareDialog);
