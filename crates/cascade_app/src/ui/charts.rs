@@ -176,6 +176,17 @@ pub fn latency_title(subject: &ChartSubject) -> &'static str {
     }
 }
 
+/// The error chart's title: what its share counts. For a source (and the whole system) the
+/// share of finished client requests that failed; for a service everything that was not
+/// goodput, so completions for a caller that had already given up (orphaned, like the losing
+/// copy of a hedged request) count with the failures (docs/model.md, the error ratio).
+pub fn errors_title(subject: &ChartSubject) -> &'static str {
+    match subject {
+        ChartSubject::System | ChartSubject::Source(..) => "failed requests (share)",
+        ChartSubject::Service(..) => "failed or orphaned (share)",
+    }
+}
+
 /// The queue chart's lines: the instances' mean queue, and a work queue's backlog where the
 /// subject has one (the only sign of a backlog: its producers are answered at once).
 fn queue_lines(series: &Series) -> Vec<(&'static str, &Vec<[f64; 2]>, Color32)> {
@@ -226,7 +237,7 @@ pub fn charts_ui(
             ],
         ),
         (
-            "error ratio",
+            errors_title(&series.subject),
             vec![("errors", &series.errors, Color32::from_rgb(215, 48, 58))],
         ),
         (
@@ -384,6 +395,18 @@ mod tests {
         assert_eq!(
             latency_title(&ChartSubject::Service(0, "db".into())),
             "residence, all completions (ms)"
+        );
+    }
+
+    #[test]
+    fn the_error_chart_says_what_its_share_counts() {
+        assert_eq!(
+            errors_title(&ChartSubject::System),
+            "failed requests (share)"
+        );
+        assert_eq!(
+            errors_title(&ChartSubject::Service(0, "store".into())),
+            "failed or orphaned (share)"
         );
     }
 

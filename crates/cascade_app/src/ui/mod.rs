@@ -686,7 +686,11 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                         ),
                     ),
                     ("goodput".into(), format!("{:.0} /s", c.goodput as f64 / dt)),
-                    ("errors".into(), format!("{:.1} %", c.error_ratio() * 100.0)),
+                    // Not goodput: failures, and completions nobody waited for any more.
+                    (
+                        "failed or orphaned".into(),
+                        format!("{:.1} %", c.error_ratio() * 100.0),
+                    ),
                     ("p50 / p99".into(), p50_p99_text(row.latency_ms)),
                     ("queue now".into(), format!("{queue}")),
                     ("workers busy".into(), format!("{busy} of {workers}")),
@@ -765,7 +769,13 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
             "goodput /s".into(),
             series(&|r| r.counters.goodput as f64 / dt),
         ),
-        ("errors".into(), series(&|r| r.counters.error_ratio())),
+        (
+            match node.node {
+                cascade_sim::NodeRef::Service(_) => "failed or orphaned".into(),
+                cascade_sim::NodeRef::Source(_) => "errors".into(),
+            },
+            series(&|r| r.counters.error_ratio()),
+        ),
         ("p99 ms".into(), series(&|r| r.latency_ms[2])),
     ];
     m
