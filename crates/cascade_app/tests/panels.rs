@@ -87,6 +87,11 @@ fn the_clock_offers_going_back_to_an_earlier_moment() {
     harness.get_by_label("⏪ Go back to 12.5 s").click();
     harness.run();
     assert_eq!(harness.state(), &vec![AppAction::RewindTo(12.5)]);
+    harness.get_by_label("t = 12.5 s").click();
+    harness.run();
+    harness.get_by_label("⏪ 10 s back").click();
+    harness.run();
+    assert_eq!(harness.state()[1], AppAction::RewindTo(2.5));
 }
 
 #[test]

@@ -788,6 +788,7 @@ pub fn keyboard_shortcuts(
     build: Res<BuildTool>,
     doc: Res<Document>,
     engine: Res<Engine>,
+    clock: Res<SimClock>,
     mut actions: MessageWriter<AppAction>,
 ) {
     let ctrl = keys.any_pressed([
@@ -804,6 +805,9 @@ pub fn keyboard_shortcuts(
             (KeyCode::Equal | KeyCode::NumpadAdd, false, _) => Some(AppAction::Faster),
             (KeyCode::Minus | KeyCode::NumpadSubtract, false, _) => Some(AppAction::Slower),
             (KeyCode::KeyF, false, _) => Some(AppAction::FitView),
+            (KeyCode::ArrowLeft, false, _) => Some(AppAction::RewindTo(
+                (clock.now_s() - top_bar::BACK_STEP_S).max(0.0),
+            )),
             (KeyCode::KeyB, false, _) => Some(AppAction::SetBuilding(!build.building)),
             (KeyCode::KeyZ, true, false) => Some(AppAction::Undo),
             (KeyCode::KeyZ, true, true) | (KeyCode::KeyY, true, _) => Some(AppAction::Redo),

@@ -45,6 +45,9 @@ pub struct TopBarView {
     pub compare: Option<(String, Option<(VerdictKind, Option<f64>)>)>,
 }
 
+/// How far the quick "back" (the clock menu's button and the ← key) goes, simulated seconds.
+pub const BACK_STEP_S: f64 = 10.0;
+
 /// The clock's menu: go back to an earlier moment of the run.
 fn rewind_menu(ui: &mut egui::Ui, now_s: f64, out: &mut Vec<AppAction>) {
     let id = ui.make_persistent_id("rewind-to");
@@ -59,6 +62,14 @@ fn rewind_menu(ui: &mut egui::Ui, now_s: f64, out: &mut Vec<AppAction>) {
     ui.data_mut(|d| d.insert_temp(id, to_s));
     if ui.button(format!("⏪ Go back to {to_s:.1} s")).clicked() {
         out.push(AppAction::RewindTo(to_s));
+        ui.close();
+    }
+    if ui
+        .button(format!("⏪ {BACK_STEP_S:.0} s back"))
+        .on_hover_text("Also the ← key")
+        .clicked()
+    {
+        out.push(AppAction::RewindTo((now_s - BACK_STEP_S).max(0.0)));
         ui.close();
     }
 }
