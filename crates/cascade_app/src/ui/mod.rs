@@ -240,7 +240,10 @@ pub fn draw_ui(
 
     // Right: inspector.
     if w.settings.panels.right {
-        let metrics = selection_metrics(&w);
+        let mut metrics = selection_metrics(&w);
+        if let (Some(c), Some(name)) = (comparison.as_ref(), w.selection.node.as_ref()) {
+            metrics.figures.extend(comparison_figures(c, name));
+        }
         egui::Panel::right("right")
             .resizable(true)
             .default_size(310.0)
@@ -641,6 +644,36 @@ fn p50_p99_text(latency_ms: [f64; 4]) -> String {
         || "—".to_owned(),
         |l| format!("{:.1} / {:.1} ms", l[0], l[2]),
     )
+}
+
+/// The selected node's last interval in the comparison run (B, named in the top bar), by
+/// name: goodput, the share failed or orphaned, p50 and p99. Nothing when B has no node of that name or no interval yet.
+fn comparison_figures(c: &crate::compare::Comparison, name: &str) -> Vec<(String, String)> {
+    let model = &c.sim.world().resource::<Engine>().model;
+    let history = c.sim.history();
+    let ring = if let Some(i) = model.service_index(name) {
+        history.services.get(i as usize)
+    } else if let Some(i) = model.source_index(name) {
+        history.sources.get(i as usize)
+    } else {
+        None
+    };
+    let Some(row) = ring.and_then(|r| r.back()) else {
+        return Vec::new();
+    };
+    let dt = history.interval_ns as f64 / 1e9;
+    let c_row = &row.counters;
+    vec![
+        (
+            "B goodput".to_owned(),
+            format!("{:.0} /s", c_row.goodput as f64 / dt),
+        ),
+        (
+            "B failed or orphaned".to_owned(),
+            format!("{:.1} %", c_row.error_ratio() * 100.0),
+        ),
+        ("B p50 / p99".to_owned(), p50_p99_text(row.latency_ms)),
+    ]
 }
 
 fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
