@@ -55,9 +55,16 @@ fn start_exports(mut actions: MessageReader<AppAction>, mut commands: Commands) 
 }
 
 /// The run's output files as of now: `(file name, contents)` in the order they are written.
-/// No summary or report when there is nothing to summarise yet (no scenario loaded).
+/// No summary or report when there is nothing to summarise (no scenario loaded, or a run the
+/// engine stopped).
 pub fn run_files(world: &mut World) -> Result<Vec<(&'static str, Vec<u8>)>, ReportError> {
-    let summary = cascade_sim::summary::summarize(world);
+    // A run the engine stopped gets no summary or report, as from `cascade-cli run --out`:
+    // their verdict would judge a run that did not finish.
+    let summary = if world.resource::<Engine>().halted.is_some() {
+        None
+    } else {
+        cascade_sim::summary::summarize(world)
+    };
     let mut csv = MetricsCsv::new();
     csv.append(
         world.resource::<MetricsHistory>(),

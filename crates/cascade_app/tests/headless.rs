@@ -241,6 +241,16 @@ fn a_run_that_outgrows_memory_stops_pauses_and_says_why_leaving_the_document() {
     );
     assert!(body.contains(&halt.hint), "{body}");
     assert_eq!(app.world().resource::<Document>().scenario, before);
+    // Its export is what `cascade-cli run --out` writes for a stopped run: metrics and
+    // events up to the stop, no summary or report.
+    app.world_mut().write_message(AppAction::DismissError);
+    let dir = std::env::temp_dir().join(format!("cascade-app-halted-{}", std::process::id()));
+    app.world_mut()
+        .write_message(AppAction::ExportDataTo(dir.clone()));
+    app.update();
+    assert!(dir.join("metrics.csv").exists() && dir.join("events.jsonl").exists());
+    assert!(!dir.join("summary.json").exists() && !dir.join("report.md").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A random edit of `scenario` a user could make in the inspector: workers, instances, a rate,
