@@ -30,6 +30,8 @@ pub struct PanelLayout {
     pub bottom: bool,
     /// Bottom panel height, logical pixels.
     pub bottom_height: f32,
+    /// The story banner over the canvas (a scenario's `story`; its pauses hold either way).
+    pub story: bool,
 }
 
 impl Default for PanelLayout {
@@ -39,6 +41,7 @@ impl Default for PanelLayout {
             right: true,
             bottom: true,
             bottom_height: 330.0,
+            story: true,
         }
     }
 }
@@ -132,5 +135,10 @@ mod tests {
         let text = ron::to_string(&s).unwrap();
         let back: Settings = ron::from_str(&text).unwrap();
         assert_eq!(back, s);
+        // A layout saved before the story banner existed shows it.
+        let old: PanelLayout =
+            ron::from_str("(left: true, right: false, bottom: true, bottom_height: 220.0)")
+                .unwrap();
+        assert!(old.story && !old.right);
     }
 }

@@ -331,16 +331,19 @@ pub fn draw_ui(
         story[i].pause
             && crate::story::step_tick(story[i].at_s, w.clock.tick_ns) == w.clock.ticks_done
     });
-    out.extend(story::story_banner_ui(
-        &ctx,
-        *canvas_rect,
-        &story::StoryView {
-            story,
-            current,
-            playing: w.playback.playing,
-            held_here,
-        },
-    ));
+    // Hidden from the View menu, the banner still shows Continue when the run paused for it.
+    if w.settings.panels.story || (held_here && !w.playback.playing) {
+        out.extend(story::story_banner_ui(
+            &ctx,
+            *canvas_rect,
+            &story::StoryView {
+                story,
+                current,
+                playing: w.playback.playing,
+                held_here,
+            },
+        ));
+    }
 
     // Right-click menu.
     if let Some((target, at)) = menu.open.clone() {

@@ -141,6 +141,7 @@ pub fn top_bar_ui(ui: &mut egui::Ui, view: &TopBarView, seed_text: &mut String) 
             ui.checkbox(&mut p.left, "Library and faults").on_hover_text("Left panel");
             ui.checkbox(&mut p.right, "Inspector").on_hover_text("Right panel");
             ui.checkbox(&mut p.bottom, "Charts and events").on_hover_text("Bottom panel");
+            ui.checkbox(&mut p.story, "Story").on_hover_text("The scenario's story over the canvas, when it has one");
             ui.horizontal(|ui| {
                 ui.label("charts height");
                 for (label, h) in [("S", 220.0), ("M", 330.0), ("L", 480.0)] {
