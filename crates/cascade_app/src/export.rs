@@ -1,8 +1,10 @@
 //! Exports from the running app: *File → Export run data* writes the run so far as
 //! `metrics.csv`, `events.jsonl`, `summary.json` and the postmortem `report.md` into a folder —
 //! the very files, in the very formats, that `cascade-cli run --out DIR` writes
-//! (`cascade_report`) — and *File → Export picture* saves the window as a PNG. Every file is written atomically (temporary file +
-//! rename); a failure opens the error window and leaves the run and the document as they were.
+//! (`cascade_report`) — and *File → Export picture* saves the window as a PNG. Every file is
+//! written atomically (temporary file + rename) by `cascade_report::write_file`, its folder
+//! created if missing; a failure opens the error window and leaves the run and the document as
+//! they were.
 //!
 //! Owns the two export actions ([`AppAction::ExportDataTo`], [`AppAction::ExportPictureTo`]);
 //! not the dialogs that ask for their paths (`ui::dialogs`) nor the output formats
@@ -14,7 +16,6 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use cascade_report::{MetricsCsv, ReportError};
 use cascade_sim::metrics::MetricsHistory;
-use cascade_sim::scenario::write_atomically;
 use cascade_sim::{ActiveScenario, Engine, EventLog};
 
 use crate::session::{AppAction, Document, ErrorWindow, Notice};
@@ -132,11 +133,7 @@ pub fn save_picture(image: &Image, path: &Path) -> Result<(), String> {
         .to_rgb8();
     let (width, height) = rgb.dimensions();
     let bytes = encode_png(width, height, rgb.as_raw())?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    write_atomically(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    cascade_report::write_file(path, &bytes).map_err(|e| e.to_string())
 }
 
 /// An 8-bit RGB PNG of `width` × `height` pixels (`rgb`: rows top to bottom, 3 bytes a pixel).

@@ -451,10 +451,7 @@ fn save_recording(world: &mut World, path: &std::path::Path) {
     let recorded = cascade_sim::replay::recorded_scenario(&base, &faults);
     let problems = scenario::validate(&recorded);
     let result = if problems.is_empty() {
-        let folder = path.parent().filter(|d| !d.as_os_str().is_empty());
-        folder
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| scenario::save_to_path(&recorded, path))
+        cascade_report::write_file(path, recorded.to_ron_string().as_bytes())
             .map_err(|e| e.to_string())
     } else {
         let text = recorded.to_ron_string();

@@ -278,12 +278,23 @@ pub fn events_jsonl(log: &EventLog) -> Result<Vec<u8>, ReportError> {
 
 /// Writes one output file atomically, creating the directory.
 pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
-        dir: dir.to_path_buf(),
+    write_file(&dir.join(name), bytes)
+}
+
+/// Writes `path` atomically, creating its folder if missing (the app's exports and saved runs
+/// go where the user typed, which need not exist yet).
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    if let Some(dir) = path.parent() {
+        // `create_dir_all` of the empty parent of a bare file name succeeds.
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    write_atomically(path, bytes).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
         source,
-    })?;
-    let path = dir.join(name);
-    write_atomically(&path, bytes).map_err(|source| ReportError::Write { path, source })
+    })
 }
 
 /// The summary as pretty JSON, with the run's wall time when it has one (a run the app
