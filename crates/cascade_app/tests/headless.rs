@@ -36,6 +36,21 @@ fn app(speed: Speed) -> App {
     app
 }
 
+/// Runs `n` frames.
+fn frames(app: &mut App, n: usize) {
+    for _ in 0..n {
+        app.update();
+    }
+}
+
+/// `metrics.csv` of the run in `world` (the app's or a headless runner's), as exported.
+fn metrics_csv(world: &World) -> Vec<u8> {
+    let mut csv = cascade_report::MetricsCsv::new();
+    csv.append(world.resource(), world.resource::<cascade_sim::Engine>())
+        .unwrap();
+    csv.into_bytes().unwrap()
+}
+
 fn sim_s(app: &App) -> f64 {
     app.world().resource::<SimClock>().now_s()
 }
@@ -45,11 +60,9 @@ fn the_simulation_clock_follows_the_chosen_speed() {
     for speed in [1.0, 10.0, 100.0] {
         let mut app = app(Speed::Times(speed));
         let start = sim_s(&app);
-        let frames = 120;
-        for _ in 0..frames {
-            app.update();
-        }
-        let expected = speed * frames as f64 * FRAME.as_secs_f64();
+        let n = 120;
+        frames(&mut app, n);
+        let expected = speed * n as f64 * FRAME.as_secs_f64();
         let step_s = app
             .world()
             .resource::<Time<Fixed>>()
@@ -59,7 +72,7 @@ fn the_simulation_clock_follows_the_chosen_speed() {
         // The fixed loop runs whole steps of `step_s`: at most one step behind virtual time.
         assert!(
             advanced <= expected + 1e-9 && advanced > expected - step_s - 1e-9,
-            "×{speed}: {advanced} simulated s after {frames} frames, expected {expected} (step {step_s})"
+            "×{speed}: {advanced} simulated s after {n} frames, expected {expected} (step {step_s})"
         );
     }
 }
@@ -73,9 +86,7 @@ fn a_speed_the_machine_cannot_reach_falls_behind_instead_of_freezing_frames() {
     playback.least_sim_budget = Duration::from_nanos(1);
     playback.sim_share_of_frame = 0.0;
     let start = sim_s(&app);
-    for _ in 0..120 {
-        app.update();
-    }
+    frames(&mut app, 120);
     let advanced = sim_s(&app) - start;
     let asked = 100.0 * 120.0 * FRAME.as_secs_f64();
     assert!(
@@ -98,9 +109,7 @@ fn pause_stops_the_clock_and_step_advances_one_tick() {
     app.world_mut().write_message(AppAction::TogglePlay);
     app.update();
     let paused_at = app.world().resource::<SimClock>().ticks_done;
-    for _ in 0..10 {
-        app.update();
-    }
+    frames(&mut app, 10);
     assert_eq!(
         app.world().resource::<SimClock>().ticks_done,
         paused_at,
@@ -131,9 +140,7 @@ fn editing_a_parameter_changes_the_sim_component() {
         scenario: Box::new(edited),
         label: "edit db".into(),
     });
-    for _ in 0..3 {
-        app.update();
-    }
+    frames(&mut app, 3);
     let mut q = app.world_mut().query::<&InstanceState>();
     let db: Vec<u32> = q
         .iter(app.world())
@@ -152,9 +159,7 @@ fn editing_a_parameter_changes_the_sim_component() {
     );
     // And it can be undone.
     app.world_mut().write_message(AppAction::Undo);
-    for _ in 0..3 {
-        app.update();
-    }
+    frames(&mut app, 3);
     let mut q = app.world_mut().query::<&InstanceState>();
     let db: Vec<u32> = q
         .iter(app.world())
@@ -167,9 +172,7 @@ fn editing_a_parameter_changes_the_sim_component() {
 #[test]
 fn loading_a_broken_file_keeps_the_current_run_and_shows_the_error() {
     let mut app = app(Speed::Times(10.0));
-    for _ in 0..30 {
-        app.update();
-    }
+    frames(&mut app, 30);
     let before_doc = app.world().resource::<Document>().scenario.clone();
     let t_before = sim_s(&app);
     assert!(t_before > 0.0);
@@ -183,9 +186,7 @@ fn loading_a_broken_file_keeps_the_current_run_and_shows_the_error() {
     .unwrap();
     app.world_mut()
         .write_message(AppAction::OpenPath(broken.clone()));
-    for _ in 0..10 {
-        app.update();
-    }
+    frames(&mut app, 10);
     let errors = app
         .world()
         .resource::<ErrorWindow>()
@@ -219,9 +220,7 @@ fn a_run_that_outgrows_memory_stops_pauses_and_says_why_leaving_the_document() {
         .resource_mut::<cascade_sim::Engine>()
         .jobs
         .set_limit(50);
-    for _ in 0..120 {
-        app.update();
-    }
+    frames(&mut app, 120);
     let engine = app.world().resource::<cascade_sim::Engine>();
     let halt = engine.halted.clone().expect("the run stopped");
     assert!(
@@ -395,9 +394,7 @@ fn exported_run_data_are_the_files_the_headless_runner_writes_for_the_same_run()
     // runner (`cascade_sim::Simulation`, what `cascade-cli run` drives) runs the same scenario
     // and seed for the same ticks. Same model, same ticks: the same bytes.
     let mut app = app(Speed::Times(100.0));
-    for _ in 0..12 {
-        app.update();
-    }
+    frames(&mut app, 12);
     app.world_mut().write_message(AppAction::TogglePlay);
     app.update();
     let ticks = app.world().resource::<SimClock>().ticks_done;
@@ -417,15 +414,12 @@ fn exported_run_data_are_the_files_the_headless_runner_writes_for_the_same_run()
     let scenario = app.world().resource::<ActiveScenario>().0.clone();
     let mut sim = cascade_sim::Simulation::new(&scenario);
     sim.run_ticks(ticks);
-    let mut csv = cascade_report::MetricsCsv::new();
-    csv.append(sim.history(), sim.world().resource::<cascade_sim::Engine>())
-        .unwrap();
     let summary = cascade_report::summary_json(&sim.summary(), None).unwrap();
     let read = |name: &str| std::fs::read(dir.join("run").join(name)).expect(name);
     let metrics = read("metrics.csv");
     assert_eq!(
         String::from_utf8_lossy(&metrics),
-        String::from_utf8_lossy(&csv.into_bytes().unwrap())
+        String::from_utf8_lossy(&metrics_csv(sim.world()))
     );
     assert_eq!(
         metrics.iter().filter(|&&b| b == b'\n').count(),
@@ -467,9 +461,7 @@ fn exported_run_data_are_the_files_the_headless_runner_writes_for_the_same_run()
 #[test]
 fn an_export_that_cannot_be_written_says_why_and_leaves_the_run() {
     let mut app = app(Speed::Times(10.0));
-    for _ in 0..10 {
-        app.update();
-    }
+    frames(&mut app, 10);
     let before_doc = app.world().resource::<Document>().scenario.clone();
     // A folder inside a regular file cannot be created.
     let file = std::env::temp_dir().join(format!("cascade-app-export-file-{}", std::process::id()));
@@ -477,9 +469,7 @@ fn an_export_that_cannot_be_written_says_why_and_leaves_the_run() {
     app.world_mut()
         .write_message(AppAction::ExportDataTo(file.join("run")));
     let t_before = sim_s(&app);
-    for _ in 0..5 {
-        app.update();
-    }
+    frames(&mut app, 5);
     let (title, body) = app
         .world()
         .resource::<ErrorWindow>()
@@ -547,9 +537,7 @@ fn every_shipped_scenario_runs_in_the_app_as_in_the_headless_runner() {
             playback.speed = Speed::Times(300.0);
             playback.least_sim_budget = Duration::from_secs(3600);
         }
-        for _ in 0..5 {
-            app.update();
-        }
+        frames(&mut app, 5);
         app.world_mut().write_message(AppAction::TogglePlay);
         app.update();
         let out = dir.join(file.file_stem().unwrap());
@@ -562,14 +550,11 @@ fn every_shipped_scenario_runs_in_the_app_as_in_the_headless_runner() {
         let scenario = app.world().resource::<ActiveScenario>().0.clone();
         let mut sim = cascade_sim::Simulation::new(&scenario);
         sim.run_ticks(ticks);
-        let mut csv = cascade_report::MetricsCsv::new();
-        csv.append(sim.history(), sim.world().resource::<cascade_sim::Engine>())
-            .unwrap();
         let events =
             cascade_report::events_jsonl(sim.world().resource::<cascade_sim::EventLog>()).unwrap();
         let read = |name: &str| std::fs::read(out.join(name)).expect(name);
         assert!(
-            read("metrics.csv") == csv.into_bytes().unwrap(),
+            read("metrics.csv") == metrics_csv(sim.world()),
             "{}: metrics.csv differs after {ticks} ticks",
             file.display()
         );
@@ -615,16 +600,11 @@ fn a_pausing_story_step_stops_the_run_exactly_on_its_time_once_per_pass() {
         playback.speed = Speed::Times(100.0);
         playback.least_sim_budget = Duration::from_secs(3600);
     }
-    let run_frames = |app: &mut App, n: usize| {
-        for _ in 0..n {
-            app.update();
-        }
-    };
-    run_frames(&mut app, 10);
+    frames(&mut app, 10);
     let stopped_at = app.world().resource::<SimClock>().ticks_done;
     assert_eq!(stopped_at, 5_250, "stopped on the step's tick (1-ms ticks)");
     assert!(!app.world().resource::<Playback>().playing);
-    run_frames(&mut app, 5);
+    frames(&mut app, 5);
     assert_eq!(
         app.world().resource::<SimClock>().ticks_done,
         5_250,
@@ -632,13 +612,13 @@ fn a_pausing_story_step_stops_the_run_exactly_on_its_time_once_per_pass() {
     );
 
     app.world_mut().write_message(AppAction::TogglePlay);
-    run_frames(&mut app, 5);
+    frames(&mut app, 5);
     assert!(sim_s(&app) > 6.0, "Play goes on past the step");
     assert!(app.world().resource::<Playback>().playing);
 
     app.world_mut()
         .write_message(AppAction::Reset { seed: None });
-    run_frames(&mut app, 10);
+    frames(&mut app, 10);
     assert_eq!(
         app.world().resource::<SimClock>().ticks_done,
         5_250,
@@ -649,9 +629,7 @@ fn a_pausing_story_step_stops_the_run_exactly_on_its_time_once_per_pass() {
 #[test]
 fn going_back_replays_the_run_to_that_moment_and_drops_what_came_after() {
     let mut app = app(Speed::Times(10.0));
-    for _ in 0..20 {
-        app.update(); // about 3.3 s
-    }
+    frames(&mut app, 20);
     app.world_mut().write_message(AppAction::InjectFault {
         fault: cascade_sim::scenario::FaultKind::Slow {
             service: "db".into(),
@@ -660,9 +638,7 @@ fn going_back_replays_the_run_to_that_moment_and_drops_what_came_after() {
         },
         duration_s: None,
     });
-    for _ in 0..30 {
-        app.update();
-    }
+    frames(&mut app, 30);
     let fault_at_ns = app.world().resource::<cascade_sim::CommandLog>().applied[0].0;
     assert!(sim_s(&app) > 7.0);
     assert_eq!(
@@ -716,9 +692,7 @@ fn going_back_replays_the_run_to_that_moment_and_drops_what_came_after() {
     // Play on: a run without the fault.
     app.world_mut().write_message(AppAction::DismissError);
     app.world_mut().write_message(AppAction::TogglePlay);
-    for _ in 0..10 {
-        app.update();
-    }
+    frames(&mut app, 10);
     assert!(sim_s(&app) > 2.5);
     assert!(
         app.world()
@@ -732,9 +706,7 @@ fn going_back_replays_the_run_to_that_moment_and_drops_what_came_after() {
 #[test]
 fn a_run_saved_as_a_scenario_replays_in_the_headless_runner_as_it_ran_in_the_app() {
     let mut app = app(Speed::Times(10.0));
-    for _ in 0..20 {
-        app.update();
-    }
+    frames(&mut app, 20);
     app.world_mut().write_message(AppAction::InjectFault {
         fault: cascade_sim::scenario::FaultKind::Errors {
             service: "catalog".into(),
@@ -743,13 +715,9 @@ fn a_run_saved_as_a_scenario_replays_in_the_headless_runner_as_it_ran_in_the_app
         },
         duration_s: None,
     });
-    for _ in 0..20 {
-        app.update();
-    }
+    frames(&mut app, 20);
     app.world_mut().write_message(AppAction::ClearAllFaults);
-    for _ in 0..20 {
-        app.update();
-    }
+    frames(&mut app, 20);
     app.world_mut().write_message(AppAction::TogglePlay);
     app.update();
     let dir = std::env::temp_dir().join(format!("cascade-app-recording-{}", std::process::id()));
@@ -768,17 +736,8 @@ fn a_run_saved_as_a_scenario_replays_in_the_headless_runner_as_it_ran_in_the_app
     let ticks = app.world().resource::<SimClock>().ticks_done;
     let mut sim = cascade_sim::Simulation::new(&recorded);
     sim.run_ticks(ticks);
-    let csv = |history: &cascade_sim::metrics::MetricsHistory, engine: &cascade_sim::Engine| {
-        let mut csv = cascade_report::MetricsCsv::new();
-        csv.append(history, engine).unwrap();
-        csv.into_bytes().unwrap()
-    };
-    let app_csv = csv(
-        app.world().resource(),
-        app.world().resource::<cascade_sim::Engine>(),
-    );
     assert!(
-        app_csv == csv(sim.history(), sim.world().resource::<cascade_sim::Engine>()),
+        metrics_csv(app.world()) == metrics_csv(sim.world()),
         "the recording replays the app's run, metrics byte for byte"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -788,9 +747,7 @@ fn a_run_saved_as_a_scenario_replays_in_the_headless_runner_as_it_ran_in_the_app
 fn a_comparison_runs_beside_under_the_same_seed_and_faults_and_keeps_pace() {
     use cascade_app::compare::Comparison;
     let mut app = app(Speed::Times(100.0));
-    for _ in 0..6 {
-        app.update();
-    }
+    frames(&mut app, 6);
     let mitigated = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../scenarios/teaching/retry-storm-mitigated.ron");
     app.world_mut()
@@ -817,9 +774,7 @@ fn a_comparison_runs_beside_under_the_same_seed_and_faults_and_keeps_pace() {
         assert_eq!(b.faults.len(), 1, "A's scripted fault: db slowed at 30 s");
         assert_eq!(b.faults[0].at_s, 30.0);
     }
-    for _ in 0..22 {
-        app.update(); // to about 45 s
-    }
+    frames(&mut app, 22);
     assert!(sim_s(&app) > 44.0);
     assert_eq!(b_ticks(&app), app.world().resource::<SimClock>().ticks_done);
     let verdict = |v: &cascade_sim::LiveVerdict| v.verdict.as_ref().map(|v| v.kind);

@@ -30,6 +30,17 @@ fn top_view(playing: bool) -> TopBarView {
     }
 }
 
+/// The top bar drawn from `view` (seed field "7"), collecting the actions it returns.
+fn top_bar_harness(view: TopBarView) -> Harness<'static, Vec<AppAction>> {
+    Harness::new_ui_state(
+        move |ui, out: &mut Vec<AppAction>| {
+            let mut seed = "7".to_owned();
+            out.extend(top_bar_ui(ui, &view, &mut seed));
+        },
+        Vec::new(),
+    )
+}
+
 fn scenario() -> Scenario {
     Scenario::from_ron_str(cascade_app::DEFAULT_SCENARIO, "built-in").unwrap()
 }
@@ -37,13 +48,7 @@ fn scenario() -> Scenario {
 #[test]
 fn the_pause_button_toggles_playback() {
     let view = top_view(true);
-    let mut harness = Harness::new_ui_state(
-        move |ui, out: &mut Vec<AppAction>| {
-            let mut seed = "7".to_owned();
-            out.extend(top_bar_ui(ui, &view, &mut seed));
-        },
-        Vec::new(),
-    );
+    let mut harness = top_bar_harness(view);
     harness.get_by_label("⏸ Pause").click();
     harness.run();
     assert_eq!(harness.state(), &vec![AppAction::TogglePlay]);
@@ -56,13 +61,7 @@ fn the_file_menu_offers_both_exports() {
         ("Export picture…", AppAction::ExportPictureDialog),
     ] {
         let view = top_view(true);
-        let mut harness = Harness::new_ui_state(
-            move |ui, out: &mut Vec<AppAction>| {
-                let mut seed = "7".to_owned();
-                out.extend(top_bar_ui(ui, &view, &mut seed));
-            },
-            Vec::new(),
-        );
+        let mut harness = top_bar_harness(view);
         harness.get_by_label("File").click();
         harness.run();
         harness.get_by_label(item).click();
@@ -74,13 +73,7 @@ fn the_file_menu_offers_both_exports() {
 #[test]
 fn the_clock_offers_going_back_to_an_earlier_moment() {
     let view = top_view(false);
-    let mut harness = Harness::new_ui_state(
-        move |ui, out: &mut Vec<AppAction>| {
-            let mut seed = "7".to_owned();
-            out.extend(top_bar_ui(ui, &view, &mut seed));
-        },
-        Vec::new(),
-    );
+    let mut harness = top_bar_harness(view);
     harness.get_by_label("t = 12.5 s").click();
     harness.run();
     // The slider starts at the present moment.
@@ -151,13 +144,7 @@ fn the_bar_shows_the_speed_reached_when_the_run_falls_behind() {
 #[test]
 fn undo_is_offered_only_when_there_is_something_to_undo() {
     let view = top_view(false);
-    let mut harness = Harness::new_ui_state(
-        move |ui, out: &mut Vec<AppAction>| {
-            let mut seed = "7".to_owned();
-            out.extend(top_bar_ui(ui, &view, &mut seed));
-        },
-        Vec::new(),
-    );
+    let mut harness = top_bar_harness(view);
     harness.get_by_label("Undo").click();
     harness.get_by_label("Redo").click();
     harness.run();
