@@ -10,7 +10,7 @@
 //!
 //! | system | set | does |
 //! |---|---|---|
-//! | [`step_engine`] | `SimSystems::Step` | runs `ticks_per_update` ticks of events, closing metrics intervals on their boundaries |
+//! | [`step_engine`] | `SimSystems::Step`, called by `step_and_judge` (crate root) one interval close at a time | runs `ticks_per_update` ticks of events, closing metrics intervals on their boundaries |
 //! | `publish_outputs` | `SimSystems::Publish` | moves sampled legs and log events out as messages; keeps the log |
 //!
 //! Time inside a tick is exact (ns); ticks only bound when commands apply and what one
