@@ -1324,6 +1324,79 @@ fn new_instances_serve_only_after_provisioning_and_health_checks() {
     );
 }
 
+#[test]
+fn scale_in_retires_instances_that_do_not_serve_first_and_keeps_the_minimum() {
+    // Four instances serve 1000 requests/s; at 10 s a requests-per-instance autoscaler adds
+    // six, but their startup call needs DNS, dead from 5 s: they crash-loop (down, restarting,
+    // failing again). At 40 s the load falls to 100/s (desired: the minimum, 2). A scale-in
+    // retires the instances that do not serve before those that do, as Kubernetes'
+    // ReplicaSet deletes not-ready pods first; the count left is the minimum, so two serving
+    // instances must remain (they can take 2 × 20 / 5 ms = 8000/s).
+    let s = common::parse(
+        r#"(
+            version: 1, name: "scale in past crash loops", duration_s: 1, seed: 71,
+            sources: [(name: "clients", target: "api", rate: Step(from_per_s: 1000, to_per_s: 100, at_s: 40), timeout_ms: 1000.0)],
+            services: [
+                (name: "api", instances: 4, workers: 20, service_time: Deterministic(ms: 5.0),
+                 lifecycle: (startup_calls: [(to: "dns", timeout_ms: 500.0)], restart_s: 5.0),
+                 autoscale: (metric: RequestsPerInstance, target: 100.0, period_s: 10.0, cooldown_s: 0.0,
+                             provision_delay_s: 1.0, min: 2, max: 10)),
+                (name: "dns", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 5.0, duration_s: 100.0, fault: Kill(service: "dns"))],
+        )"#,
+    );
+    let sim = run(&s, 80.0);
+    let live = |k| service_row(&sim, 0, k).live_instances;
+    assert_eq!(live(9), 4, "four serving before the scale-out");
+    assert_eq!(live(39), 4, "the six new ones crash-loop without DNS");
+    for k in 51..80 {
+        assert_eq!(live(k), 2, "interval {k}: the minimum of two still serves");
+    }
+    let c = source(&sim, 0, 51, 80);
+    assert_eq!(
+        c.goodput,
+        c.resolved(),
+        "every request served: {} of {}",
+        c.goodput,
+        c.resolved()
+    );
+}
+
+#[test]
+fn a_retired_instance_stops_its_refresh_loop() {
+    // Six instances refresh their membership every 5 s, retried every second up to 100 times;
+    // the registry fails every call from 20 s. At 30 s an operator sets the service to two
+    // instances: the four retired ones drain their requests, but their process is going away,
+    // so their refresh loops make no further attempts. From 31 s the registry sees the two
+    // remaining loops only: one attempt a second each (plus a round trip of ~1 ms).
+    let s = common::parse(
+        r#"(
+            version: 1, name: "retired refresh", duration_s: 1, seed: 89,
+            sources: [(name: "clients", target: "api", rate: Constant(300))],
+            services: [
+                (name: "api", instances: 6, workers: 20, service_time: Exponential(mean_ms: 5.0),
+                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0,
+                     retry: (max_attempts: 100, backoff: Constant(delay_ms: 1000.0))))])),
+                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 20.0, duration_s: 100.0, fault: Errors(service: "registry", probability: 1.0))],
+            operator: [(when: At(30.0), action: SetInstances(service: "api", instances: 2))],
+        )"#,
+    );
+    let sim = run(&s, 60.0);
+    let before = service(&sim, 1, 25, 30).offered();
+    assert!(
+        (6 * 5 - 1..=6 * 5).contains(&before),
+        "six loops, one attempt a second each: {before}"
+    );
+    let after = service(&sim, 1, 31, 60).offered();
+    assert!(
+        (2 * 29 - 1..=2 * 29).contains(&after),
+        "two loops after the scale-in: {after} attempts in 29 s"
+    );
+}
+
 // ------------------------------------------------------------------- bulkheads
 
 /// An API with 1000 workers takes 10,000 requests/s; 10% call a dependency that hangs from

@@ -9,6 +9,7 @@
 
 use super::mech::LifePhase;
 use super::scheduler::EventKind;
+use super::state::InstanceState;
 use super::step::Ctx;
 use crate::events::SimEventKind;
 use crate::mechanisms::autoscale::{self, Decision};
@@ -250,22 +251,40 @@ impl Ctx<'_, '_> {
         self.rebuild_routable(s);
     }
 
-    /// Retires `n` instances of `s` (the highest-numbered up ones); they drain.
+    /// Retires `n` provisioned instances of `s`. Those that do not serve (being provisioned,
+    /// starting, restarting, latched) go first, as Kubernetes' ReplicaSet deletes pods that
+    /// are not ready before ready ones; then the serving ones; the highest-numbered first
+    /// within each. A serving instance drains (finishes the requests it holds); one that does
+    /// not serve holds none and simply ends, its life's pending steps and calls with it.
     pub(crate) fn scale_in(&mut self, s: u32, n: u32) {
         let now = self.e.now;
-        let up: Vec<u32> = self.services[s as usize]
-            .instances
-            .iter()
-            .rev()
-            .copied()
-            .filter(|&g| {
-                let is = &self.instances[g as usize];
-                is.provisioned && is.mech.as_deref().is_none_or(|m| m.life == LifePhase::Up)
-            })
+        let serving = |is: &InstanceState| {
+            is.mech
+                .as_deref()
+                .is_none_or(|m| m.life == LifePhase::Up && !m.latched)
+        };
+        let provisioned = || {
+            self.services[s as usize]
+                .instances
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&g| self.instances[g as usize].provisioned)
+        };
+        let retired: Vec<u32> = provisioned()
+            .filter(|&g| !serving(self.instances[g as usize]))
+            .chain(provisioned().filter(|&g| serving(self.instances[g as usize])))
             .take(n as usize)
             .collect();
-        for g in up {
+        for g in retired {
             let is = &mut *self.instances[g as usize];
+            if !serving(is)
+                && let Some(m) = is.mech.as_deref_mut()
+            {
+                m.incarnation = m.incarnation.wrapping_add(1);
+                m.life = LifePhase::Up;
+                m.latched = false;
+            }
             is.touch(now);
             is.provisioned = false;
         }

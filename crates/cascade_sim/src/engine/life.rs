@@ -296,7 +296,7 @@ impl Ctx<'_, '_> {
             self.end_delivery(j, outcome);
             return;
         }
-        let current = self.of_current_incarnation(j);
+        let current = !self.lifecycle_call_orphaned(j);
         self.e.jobs.free(j);
         if !current {
             return;
@@ -370,6 +370,16 @@ impl Ctx<'_, '_> {
         if self.of_current_incarnation(j) {
             self.periodic_verdict(job.instance, job.call_idx, false);
         }
+    }
+
+    /// Whether internal job `j` is an instance's own call (startup or periodic) whose
+    /// instance has been retired or has restarted since the job began: the process that made
+    /// it is gone, so the call makes no further attempts and its end changes nothing.
+    pub(crate) fn lifecycle_call_orphaned(&self, j: u32) -> bool {
+        let job = self.e.jobs.get(j);
+        matches!(job.purpose, Purpose::Startup | Purpose::Periodic)
+            && (!self.of_current_incarnation(j)
+                || !self.instances[job.instance as usize].provisioned)
     }
 
     /// Internal job `j` belongs to its instance's current life (not one a crash or restart

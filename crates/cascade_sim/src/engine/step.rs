@@ -803,6 +803,10 @@ impl Ctx<'_, '_> {
             return;
         };
         let retry = call.retry;
+        if internal && self.lifecycle_call_orphaned(j) {
+            self.fail_caller(j, reason);
+            return;
+        }
         if u32::from(attempts) < retry.max_attempts && retry.retries(reason) {
             // The caller's random stream and retry budget for this call.
             let (rng, budget): (&mut SimRng, Option<&mut RetryBudget>) = if client {
@@ -864,6 +868,11 @@ impl Ctx<'_, '_> {
             return;
         };
         if job.token != token || job.phase != Phase::Backoff {
+            return;
+        }
+        if job.is_internal() && self.lifecycle_call_orphaned(j) {
+            // Retired or restarted while it waited: nothing is left to retry for.
+            self.e.jobs.free(j);
             return;
         }
         self.send_attempt(j);
