@@ -1397,6 +1397,47 @@ fn a_retired_instance_stops_its_refresh_loop() {
     );
 }
 
+#[test]
+fn instances_being_provisioned_are_not_behind_the_load_balancer_even_in_a_panic() {
+    // Two serving instances (health checks, panic threshold 0.5) take 1000/s; at 10 s the
+    // autoscaler (100/s per instance) provisions eight more, each 20 s in the making. A
+    // machine being launched is not registered with the load balancer yet (an auto scaling
+    // group registers it when it is in service), so it counts neither in the panic rule's
+    // total nor among the panic's targets: 2 of 2 registered instances are healthy, no panic,
+    // and every request is served while the eight are provisioned.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "panic past provisioning", duration_s: 1, seed: 73,
+            sources: [(name: "clients", target: "api", rate: Constant(1000), timeout_ms: 1000.0)],
+            services: [(name: "api", instances: 2, workers: 100, service_time: Exponential(mean_ms: 2.0),
+                        health_check: (interval_s: 1.0, timeout_ms: 500.0, unhealthy_after: 3, healthy_after: 2),
+                        panic_threshold: 0.5,
+                        autoscale: (metric: RequestsPerInstance, target: 100.0, period_s: 10.0, cooldown_s: 60.0,
+                                    provision_delay_s: 20.0, max_provisioning: 8, min: 2, max: 10))],
+        )"#,
+    );
+    let sim = run(&s, 30.0);
+    assert_eq!(
+        service_row(&sim, 0, 10).gauges.starting_instances,
+        8,
+        "eight being provisioned"
+    );
+    for k in 10..30 {
+        assert!(
+            !service_row(&sim, 0, k).gauges.panic,
+            "interval {k}: no panic"
+        );
+    }
+    let c = source(&sim, 0, 11, 30);
+    assert_eq!(
+        c.goodput,
+        c.resolved(),
+        "every request served: {} of {}",
+        c.goodput,
+        c.resolved()
+    );
+}
+
 // ------------------------------------------------------------------- bulkheads
 
 /// An API with 1000 workers takes 10,000 requests/s; 10% call a dependency that hangs from

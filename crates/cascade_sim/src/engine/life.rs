@@ -692,9 +692,10 @@ impl Ctx<'_, '_> {
 
     // ---------------------------------------------------------------- routing
 
-    /// The load balancer's instances: provisioned, in rotation, and — where the mechanisms
-    /// say so — started, healthy, not ejected, not disqualified. Under a panic threshold, when
-    /// too few qualify, every provisioned instance in rotation. Killed instances stay routable
+    /// The load balancer's instances: provisioned (and no longer being provisioned), in
+    /// rotation, and — where the mechanisms say so — started, healthy, not ejected, not
+    /// disqualified. Under a panic threshold, when too few qualify, every registered one
+    /// (provisioned, not being provisioned, in rotation). Killed instances stay routable
     /// unless health checks find them out: a load balancer cannot tell otherwise.
     pub(crate) fn rebuild_routable(&mut self, s: u32) {
         self.drop_least_loaded(s);
@@ -705,7 +706,13 @@ impl Ctx<'_, '_> {
             .copied()
             .filter(|&g| {
                 let is = &self.instances[g as usize];
-                is.provisioned && is.in_rotation
+                // A machine still being provisioned is not registered with the load balancer.
+                is.provisioned
+                    && is.in_rotation
+                    && is
+                        .mech
+                        .as_deref()
+                        .is_none_or(|m| !matches!(m.life, LifePhase::Provisioning { .. }))
             })
             .collect();
         let qualified: Vec<u32> = base
