@@ -73,6 +73,9 @@ pub fn measure(
         CheckMetric::QueueBacklog => last.gauges.queue_backlog as f64,
         CheckMetric::BreakersOpen => f64::from(last.gauges.breakers_open),
         CheckMetric::FailedOver => f64::from(u8::from(last.gauges.failed_over)),
+        CheckMetric::Panic => f64::from(u8::from(last.gauges.panic)),
+        CheckMetric::ExpiredItems => last.gauges.expired_items as f64,
+        CheckMetric::DeadLetters => last.gauges.dead_letters as f64,
         CheckMetric::ConflictRatio => {
             let done = c.completed();
             if done == 0 {
@@ -176,5 +179,38 @@ mod tests {
             None,
             "not covered"
         );
+    }
+
+    #[test]
+    fn panic_and_work_queue_losses_are_read_at_the_window_end() {
+        let rows: std::collections::VecDeque<NodeRow> = (0..4)
+            .map(|k| {
+                let mut r = row(k, 0, 0);
+                r.gauges.panic = k == 3;
+                r.gauges.expired_items = 10 * u64::from(k);
+                r.gauges.dead_letters = u64::from(k);
+                r
+            })
+            .collect();
+        let at = |metric, to_s| {
+            let c = OutcomeCheck {
+                node: "x".into(),
+                metric,
+                from_s: 0.0,
+                to_s,
+                at_least: Some(1.0),
+                at_most: None,
+                why: String::new(),
+            };
+            measure(&c, &rows, false, 1_000_000_000)
+        };
+        assert_eq!(at(CheckMetric::Panic, 3.0), Some(0.0));
+        assert_eq!(at(CheckMetric::Panic, 4.0), Some(1.0));
+        assert_eq!(
+            at(CheckMetric::ExpiredItems, 3.0),
+            Some(20.0),
+            "so far, at interval 2"
+        );
+        assert_eq!(at(CheckMetric::DeadLetters, 4.0), Some(3.0));
     }
 }

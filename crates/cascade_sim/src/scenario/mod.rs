@@ -1258,6 +1258,12 @@ pub enum CheckMetric {
     BreakersOpen,
     /// 1 if the service has failed over by the window's end, else 0.
     FailedOver,
+    /// 1 if the service's load balancer is in panic at the window's end, else 0.
+    Panic,
+    /// Work-queue items dropped after their TTL from the start of the run to the window's end.
+    ExpiredItems,
+    /// Work-queue items dead-lettered from the start of the run to the window's end.
+    DeadLetters,
     /// Optimistic-concurrency conflicts over completions (services).
     ConflictRatio,
 }
