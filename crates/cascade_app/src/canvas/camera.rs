@@ -76,8 +76,36 @@ fn zoom(
 }
 
 /// Camera translation and scale that fit world bounds `lo..hi` into `rect` (logical pixels)
-/// of a window of `window` size.
+/// of a window of `window` size, clear of the rect's top-left overlay: right of it or below
+/// it, whichever shows the graph larger (right of it on a tie).
 pub fn fit(lo: Vec2, hi: Vec2, rect: CanvasRect, window: Vec2) -> (Vec2, f32) {
+    if rect.overlay == Vec2::ZERO {
+        return fit_in(lo, hi, rect.min, rect.max, window);
+    }
+    let right = fit_in(
+        lo,
+        hi,
+        rect.min + Vec2::new(rect.overlay.x, 0.0),
+        rect.max,
+        window,
+    );
+    let below = fit_in(
+        lo,
+        hi,
+        rect.min + Vec2::new(0.0, rect.overlay.y),
+        rect.max,
+        window,
+    );
+    if below.1 < right.1 { below } else { right }
+}
+
+/// [`fit`] into the rectangle `min..max`.
+fn fit_in(lo: Vec2, hi: Vec2, min: Vec2, max: Vec2, window: Vec2) -> (Vec2, f32) {
+    let rect = CanvasRect {
+        min,
+        max,
+        overlay: Vec2::ZERO,
+    };
     let size = (rect.max - rect.min).max(Vec2::splat(50.0));
     let world = (hi - lo).max(Vec2::splat(1.0));
     // Never magnify small graphs beyond 1.25×: nodes stay a readable, familiar size.
@@ -107,10 +135,18 @@ fn fit_when_asked(
     rect: Res<CanvasRect>,
     window: Single<&Window, With<PrimaryWindow>>,
     mut camera: Single<(&mut Transform, &mut Projection), With<CanvasCamera>>,
+    mut waited: Local<bool>,
 ) {
     if !requests.fit || graph.nodes.is_empty() || rect.max == Vec2::ZERO {
         return;
     }
+    // A frame late: the panels drawn after the request (a newly loaded scenario's story
+    // banner) have then set the rect it fits into.
+    if !*waited {
+        *waited = true;
+        return;
+    }
+    *waited = false;
     requests.fit = false;
     let Some((lo, hi)) = fit_box(graph.positions.values().copied()) else {
         return;
@@ -133,6 +169,7 @@ mod tests {
         let rect = CanvasRect {
             min: Vec2::new(270.0, 24.0),
             max: Vec2::new(1300.0, 630.0),
+            overlay: Vec2::ZERO,
         };
         let window = Vec2::new(1600.0, 960.0);
         let (center, scale) = fit(lo, hi, rect, window);
@@ -157,6 +194,7 @@ mod tests {
         let rect = CanvasRect {
             min: Vec2::new(200.0, 100.0),
             max: Vec2::new(800.0, 500.0),
+            overlay: Vec2::ZERO,
         };
         let (center, scale) = fit(
             Vec2::new(-300.0, -100.0),
@@ -168,5 +206,43 @@ mod tests {
         // The rect's centre (500, 300) is 100 px above the window centre (500, 400): the
         // camera sits 100 world units below the graph's centre.
         assert_eq!(center, Vec2::new(0.0, -100.0));
+    }
+
+    #[test]
+    fn a_fit_keeps_the_graph_clear_of_the_story_banner() {
+        // The canvas x 200..800, y 100..500 with a banner of 250 × 150 px in its top-left
+        // corner. A wide graph (600 × 100) loses less going below it (350 px tall left: the
+        // width still decides, scale 1) than right of it (350 px wide: scale 600/350); a tall
+        // one (100 × 400) the other way round.
+        let rect = CanvasRect {
+            min: Vec2::new(200.0, 100.0),
+            max: Vec2::new(800.0, 500.0),
+            overlay: Vec2::new(250.0, 150.0),
+        };
+        let window = Vec2::new(1000.0, 800.0);
+        let screen = |p: Vec2, (center, scale): (Vec2, f32)| {
+            Vec2::new(
+                window.x / 2.0 + (p.x - center.x) / scale,
+                window.y / 2.0 - (p.y - center.y) / scale,
+            )
+        };
+        let wide = fit(
+            Vec2::new(-300.0, -50.0),
+            Vec2::new(300.0, 50.0),
+            rect,
+            window,
+        );
+        assert_eq!(wide.1, 1.0, "below the banner at full size");
+        let top_left = screen(Vec2::new(-300.0, 50.0), wide);
+        assert!(top_left.y >= 250.0, "clear below the banner: {top_left}");
+        let tall = fit(
+            Vec2::new(-50.0, -200.0),
+            Vec2::new(50.0, 200.0),
+            rect,
+            window,
+        );
+        assert_eq!(tall.1, 1.0, "right of the banner at full size");
+        let top_left = screen(Vec2::new(-50.0, 200.0), tall);
+        assert!(top_left.x >= 450.0, "clear right of the banner: {top_left}");
     }
 }

@@ -66,6 +66,9 @@ pub struct CanvasRect {
     pub min: Vec2,
     /// Bottom-right corner.
     pub max: Vec2,
+    /// Size of what the UI draws over the canvas's top-left corner (the story banner, with
+    /// its margin); zero when nothing. A fit keeps the graph clear of it.
+    pub overlay: Vec2,
 }
 
 /// What a canvas node stands for.

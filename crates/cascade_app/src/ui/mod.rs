@@ -322,6 +322,7 @@ pub fn draw_ui(
     *canvas_rect = CanvasRect {
         min: Vec2::new(free.min.x, free.min.y),
         max: Vec2::new(free.max.x, free.max.y),
+        overlay: Vec2::ZERO,
     };
 
     // The story's current step, over the canvas.
@@ -333,7 +334,7 @@ pub fn draw_ui(
     });
     // Hidden from the View menu, the banner still shows Continue when the run paused for it.
     if w.settings.panels.story || (held_here && !w.playback.playing) {
-        out.extend(story::story_banner_ui(
+        let (actions, banner) = story::story_banner_ui(
             &ctx,
             *canvas_rect,
             &story::StoryView {
@@ -342,7 +343,9 @@ pub fn draw_ui(
                 playing: w.playback.playing,
                 held_here,
             },
-        ));
+        );
+        out.extend(actions);
+        canvas_rect.overlay = banner.unwrap_or(Vec2::ZERO);
     }
 
     // Right-click menu.

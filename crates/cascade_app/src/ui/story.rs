@@ -19,23 +19,26 @@ pub struct StoryView<'a> {
     pub held_here: bool,
 }
 
-/// Draws the banner over the canvas; returns Continue as a play action.
+/// Draws the banner over the canvas; returns Continue as a play action, and the size of the
+/// canvas corner the banner covers (with its margin), if it is drawn.
 pub fn story_banner_ui(
     ctx: &egui::Context,
     canvas: CanvasRect,
     view: &StoryView,
-) -> Vec<AppAction> {
+) -> (Vec<AppAction>, Option<bevy::math::Vec2>) {
     let mut out = Vec::new();
-    let Some(i) = view.current else { return out };
-    let Some(step) = view.story.get(i) else {
-        return out;
+    let Some(i) = view.current else {
+        return (out, None);
     };
-    // Top left of the canvas: the layout centres the graph, so the corner is usually free.
+    let Some(step) = view.story.get(i) else {
+        return (out, None);
+    };
+    // Top left of the canvas; a fit of the graph keeps clear of it (`CanvasRect::overlay`).
     let width = ((canvas.max.x - canvas.min.x) * 0.3).clamp(220.0, 380.0);
-    egui::Area::new(egui::Id::new("story-banner"))
+    let shown = egui::Area::new(egui::Id::new("story-banner"))
         .order(egui::Order::Foreground)
         .pivot(egui::Align2::LEFT_TOP)
-        .fixed_pos(egui::pos2(canvas.min.x + 12.0, canvas.min.y + 12.0))
+        .fixed_pos(egui::pos2(canvas.min.x + MARGIN, canvas.min.y + MARGIN))
         .interactable(true)
         .show(ctx, |ui| {
             egui::Frame::popup(ui.style()).show(ui, |ui| {
@@ -69,5 +72,12 @@ pub fn story_banner_ui(
                 }
             });
         });
-    out
+    let corner = shown.response.rect.max - egui::pos2(canvas.min.x, canvas.min.y);
+    (
+        out,
+        Some(bevy::math::Vec2::new(corner.x, corner.y) + MARGIN),
+    )
 }
+
+/// Space kept between the banner and the graph, logical pixels.
+const MARGIN: f32 = 12.0;
