@@ -119,13 +119,15 @@ fn fit_in(lo: Vec2, hi: Vec2, min: Vec2, max: Vec2, window: Vec2) -> (Vec2, f32)
 
 /// World bounds a fit shows for nodes at `positions`: a margin of three node radii, and on
 /// the right the labels' reach (they sit right of their nodes; a box around the nodes alone
-/// cut off the right-hand column's labels of a wide graph).
-pub fn fit_box(positions: impl Iterator<Item = Vec2>) -> Option<(Vec2, Vec2)> {
+/// cut off the right-hand column's labels of a wide graph), `name_end` where a name reaches
+/// further ([`super::layout::name_end`]).
+pub fn fit_box(positions: impl Iterator<Item = Vec2>, name_end: f32) -> Option<(Vec2, Vec2)> {
     let margin = NODE_RADIUS * 3.0;
     let (lo, hi) = bounds(positions, 0.0)?;
+    let reach = LABEL_REACH.max(name_end);
     Some((
         lo - Vec2::splat(margin),
-        hi + Vec2::new(margin.max(LABEL_REACH + NODE_RADIUS / 2.0), margin),
+        hi + Vec2::new(margin.max(reach + NODE_RADIUS / 2.0), margin),
     ))
 }
 
@@ -148,7 +150,8 @@ fn fit_when_asked(
     }
     *waited = false;
     requests.fit = false;
-    let Some((lo, hi)) = fit_box(graph.positions.values().copied()) else {
+    let name_end = super::layout::name_end(graph.positions.keys().map(String::as_str));
+    let Some((lo, hi)) = fit_box(graph.positions.values().copied(), name_end) else {
         return;
     };
     let (center, scale) = fit(lo, hi, *rect, window.size());
@@ -165,7 +168,7 @@ mod tests {
     fn a_fit_keeps_the_right_hand_labels_in_view() {
         // Ten columns 250 apart: wider than tall, so the width decides the scale.
         let positions = (0..10).map(|i| Vec2::new(250.0 * i as f32, 0.0));
-        let (lo, hi) = fit_box(positions).unwrap();
+        let (lo, hi) = fit_box(positions, 0.0).unwrap();
         let rect = CanvasRect {
             min: Vec2::new(270.0, 24.0),
             max: Vec2::new(1300.0, 630.0),

@@ -13,14 +13,35 @@
 use std::collections::BTreeMap;
 
 use bevy::math::Vec2;
+
+use super::nodes::{LABEL_X, NAME_FONT_PX};
+use crate::theme::NODE_RADIUS;
 use cascade_sim::graph::DependencyGraph;
 use cascade_sim::scenario::Scenario;
 
 /// Vertical distance between layers, world units.
 pub const LAYER_GAP: f32 = 150.0;
 /// Horizontal distance between neighbours in a layer, world units: wide enough for a label
-/// such as "1,000/s · p99 300 ms" beside its node.
+/// such as "1,000/s · p99 300 ms" beside its node. More where names are long ([`node_gap`]).
 pub const NODE_GAP: f32 = 250.0;
+
+/// Average advance of a name's character, in ems, of the canvas font (DejaVu Sans: about
+/// 0.6 for lower-case letters, digits and underscores).
+const NAME_EM_PER_CHAR: f32 = 0.6;
+
+/// Horizontal distance between neighbours in a layer for nodes named `names`: [`NODE_GAP`],
+/// or more where the longest name beside its node would run into the next node (a scenario
+/// naming nodes like `ebs_restore_backlog` had its labels overlap).
+pub fn node_gap<'a>(names: impl Iterator<Item = &'a str>) -> f32 {
+    // The next node's body starts a radius left of its centre; a little air between.
+    (name_end(names) + NODE_RADIUS + 12.0).max(NODE_GAP)
+}
+
+/// How far right of its node's centre the longest of `names` ends, world units.
+pub fn name_end<'a>(names: impl Iterator<Item = &'a str>) -> f32 {
+    let chars = names.map(|n| n.chars().count()).max().unwrap_or(0);
+    LABEL_X + chars as f32 * NAME_EM_PER_CHAR * NAME_FONT_PX
+}
 
 /// Vertical distance between the sub-rows of a folded layer, world units: room for a node and
 /// its two label lines.
@@ -37,13 +58,11 @@ const FOLD_GAIN: f32 = 1.5;
 /// picture has the aspect nearest [`TARGET_ASPECT`] (in ratio, so ×2 too wide and ×2 too tall
 /// are as far), the widest on a tie; unfolded unless that is [`FOLD_GAIN`] times nearer. A
 /// graph no wider than tall is never folded.
-pub fn fold_width(sizes: &[usize]) -> usize {
+pub fn fold_width(sizes: &[usize], gap: f32) -> usize {
     let widest = sizes.iter().copied().max().unwrap_or(1).max(1);
     let off = |cap: usize| {
-        let (w, h) = folded_extent(sizes, cap);
-        ((w.max(NODE_GAP) / h.max(LAYER_GAP)) / TARGET_ASPECT)
-            .ln()
-            .abs()
+        let (w, h) = folded_extent(sizes, cap, gap);
+        ((w.max(gap) / h.max(LAYER_GAP)) / TARGET_ASPECT).ln().abs()
     };
     let best = (1..=widest).rev().fold(widest, |best, cap| {
         if off(cap) < off(best) - 1e-6 {
@@ -65,16 +84,16 @@ fn subrow_count(n: usize, cap: usize) -> usize {
 }
 
 /// Width (world units, node centres) of a layer of `n` nodes in `subrows` sub-rows: each node
-/// a `NODE_GAP / subrows` step right of the one before (see [`layout`]).
-fn layer_width(n: usize, subrows: usize) -> f32 {
-    n.saturating_sub(1) as f32 * NODE_GAP / subrows.max(1) as f32
+/// a `gap / subrows` step right of the one before (see [`layout`]).
+fn layer_width(n: usize, subrows: usize, gap: f32) -> f32 {
+    n.saturating_sub(1) as f32 * gap / subrows.max(1) as f32
 }
 
 /// Width and height (world units, node centres) of layers of `sizes` folded at `cap`.
-fn folded_extent(sizes: &[usize], cap: usize) -> (f32, f32) {
+fn folded_extent(sizes: &[usize], cap: usize, gap: f32) -> (f32, f32) {
     let width = sizes
         .iter()
-        .map(|&n| layer_width(n, subrow_count(n, cap)))
+        .map(|&n| layer_width(n, subrow_count(n, cap), gap))
         .fold(0.0, f32::max);
     let extra_rows: usize = sizes.iter().map(|&n| subrow_count(n, cap) - 1).sum();
     let height = sizes.len().saturating_sub(1) as f32 * LAYER_GAP + extra_rows as f32 * SUBROW_GAP;
@@ -142,12 +161,13 @@ pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
         }
     }
     let sizes: Vec<usize> = rows.iter().map(Vec::len).collect();
-    let cap = fold_width(&sizes);
+    let gap = node_gap(rows.iter().flatten().map(String::as_str));
+    let cap = fold_width(&sizes, gap);
     let mut out = BTreeMap::new();
     let mut y = 0.0;
     for row in &rows {
         let subrows = subrow_count(row.len(), cap);
-        let width = layer_width(row.len(), subrows);
+        let width = layer_width(row.len(), subrows, gap);
         for (i, name) in row.iter().enumerate() {
             // Down each column, then the next, each sub-row a step further right: x grows
             // with the row's order, and an edge leaving an upper sub-row passes between the
@@ -156,7 +176,7 @@ pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
             out.insert(
                 name.clone(),
                 Vec2::new(
-                    i as f32 * NODE_GAP / subrows as f32 - width / 2.0,
+                    i as f32 * gap / subrows as f32 - width / 2.0,
                     y - subrow as f32 * SUBROW_GAP,
                 ),
             );
@@ -201,6 +221,37 @@ mod tests {
     }
 
     #[test]
+    fn long_names_widen_the_layer_so_labels_end_before_the_next_node() {
+        // The S3 reconstruction's sources and queues: names up to 20 characters, at 16 px
+        // and about 0.6 em a character 192 px of text starting 56 px right of the node.
+        let s = cascade_sim::scenario::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scenarios/incidents/s3-2017.ron"),
+        )
+        .unwrap();
+        let pos = layout(&s);
+        let longest = pos.keys().map(|n| n.chars().count()).max().unwrap();
+        assert_eq!(longest, 20);
+        let label_end = LABEL_X + 20.0 * 0.6 * NAME_FONT_PX;
+        for (a, pa) in &pos {
+            for (b, pb) in &pos {
+                if a != b && (pa.y - pb.y).abs() < 1.0 && pb.x > pa.x {
+                    assert!(
+                        pb.x - NODE_RADIUS - pa.x >= label_end,
+                        "{a}'s label runs into {b}: {} apart",
+                        pb.x - pa.x
+                    );
+                }
+            }
+        }
+        // Short names keep the usual spacing.
+        assert_eq!(
+            node_gap(["users", "gateway", "orders"].into_iter()),
+            NODE_GAP
+        );
+    }
+
+    #[test]
     fn callers_are_above_callees() {
         let s = retry_storm();
         let p = layout(&s);
@@ -233,7 +284,7 @@ mod tests {
     #[test]
     fn small_graphs_are_not_folded() {
         // The retry storm: layers of 1, 1, 2 and 1 nodes, taller than wide.
-        assert_eq!(fold_width(&[1, 1, 2, 1]), 2);
+        assert_eq!(fold_width(&[1, 1, 2, 1], NODE_GAP), 2);
         let p = layout(&retry_storm());
         assert_eq!(
             p["catalog"].y, p["orders"].y,
@@ -283,11 +334,11 @@ mod tests {
         // height is 4·150 plus 110 per extra sub-row): unfolded 2,250 × 600 (aspect 3.75,
         // |ln(3.75/1.8)| = 0.734); two sub-rows 1,125 × 1,150 (0.978, 0.610). Nearer, but not
         // by ln 1.5 = 0.405: unfolded.
-        assert_eq!(subrow_count(10, fold_width(&[10; 5])), 1);
+        assert_eq!(subrow_count(10, fold_width(&[10; 5], NODE_GAP)), 1);
         // Five layers of fifty (200 generated services under their 50 sources): unfolded
         // 12,250 × 600 (20.4, 2.43); three sub-rows 4,083 × 1,700 (2.40, 0.289); four
         // 3,063 × 2,250 (1.36, 0.280); five 2,450 × 2,800 (0.875, 0.721). Four, of 13 nodes.
-        let k = subrow_count(50, fold_width(&[50; 5]));
+        let k = subrow_count(50, fold_width(&[50; 5], NODE_GAP));
         assert_eq!((k, 50usize.div_ceil(k)), (4, 13));
     }
 

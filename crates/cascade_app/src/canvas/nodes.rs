@@ -73,7 +73,7 @@ pub(super) fn body_mesh(shape: NodeShape) -> Mesh {
 }
 
 /// Where a service's labels start, right of its centre (beyond the queue bar).
-const LABEL_X: f32 = NODE_RADIUS + 26.0;
+pub(super) const LABEL_X: f32 = NODE_RADIUS + 26.0;
 /// How far right of a node's centre its labels reach: a stats line such as
 /// "1829/s · p99 7.5 s" at 12 px is about 130 px wide, and most names are shorter. The
 /// camera's fit keeps this much in view.
@@ -121,7 +121,7 @@ fn service_stats(offered_per_s: f64, latency_ms: [f64; 4]) -> String {
 }
 
 /// Font sizes of a node's name and stats lines.
-const NAME_FONT_PX: f32 = 16.0;
+pub(super) const NAME_FONT_PX: f32 = 16.0;
 const STATS_FONT_PX: f32 = 12.0;
 
 /// A node's name line: a service's instance count (`api ×4`), and how many of them serve
