@@ -1787,6 +1787,87 @@ fn an_instance_that_latches_stays_down_until_reset() {
     assert!(source(&sim, 0, 65, 80).goodput as f64 > 0.99 * 500.0 * 15.0);
 }
 
+#[test]
+fn a_liveness_rule_restarts_a_latched_instance_after_its_failed_probes() {
+    // The latch of the test above (a 5 s spike this time) with health checks every second
+    // that restart an instance after 3 failed probes in a row (a Kubernetes liveness probe),
+    // and 5 s to restart. The probe after a latch fails within one interval, the third within
+    // (2, 3] s: each instance restarts once, (2, 3] s after it latched, starts exactly 5 s
+    // later (no start-up calls) and serves again after 2 passed probes, 1 to 2 s on. Without
+    // the rule they stay latched.
+    let scenario = |restart: &str| {
+        common::parse(&format!(
+            r#"(
+            version: 1, name: "liveness", duration_s: 1, seed: 97,
+            sources: [(name: "clients", target: "api", rate: Spike(base_per_s: 500, peak_per_s: 3000, start_s: 20.0, duration_s: 5.0),
+                       timeout_ms: 1000.0)],
+            services: [(name: "api", instances: 2, workers: 10, service_time: Exponential(mean_ms: 10.0),
+                        admission: (latch_above: 100),
+                        health_check: (interval_s: 1.0, timeout_ms: 500.0, unhealthy_after: 2, healthy_after: 2{restart}),
+                        lifecycle: (restart_s: 5.0))],
+        )"#
+        ))
+    };
+    let sim = run(&scenario(", restart_after: 3"), 60.0);
+    let log = &sim.world().resource::<cascade_sim::EventLog>().events;
+    let times = |needle: String| -> Vec<f64> {
+        log.iter()
+            .filter_map(|e| match &e.kind {
+                cascade_sim::events::SimEventKind::Mechanism { what, .. }
+                    if what.starts_with(&needle) =>
+                {
+                    Some(e.time_ns as f64 / 1e9)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut back_s: f64 = 0.0;
+    for k in 0..2 {
+        let latched = times(format!("instance {k} latched"));
+        let restarted = times(format!(
+            "instance {k} restarting (failed 3 health checks in a row)"
+        ));
+        let started = times(format!("instance {k} started"));
+        let healthy = times(format!("instance {k} passes health checks"));
+        assert_eq!(latched.len(), 1, "instance {k} latched once: {latched:?}");
+        assert_eq!(restarted.len(), 1, "and restarted once: {restarted:?}");
+        let wait = restarted[0] - latched[0];
+        assert!(
+            wait > 2.0 && wait <= 3.0,
+            "instance {k}: restarted {wait} s after the latch"
+        );
+        assert!(
+            (started[0] - restarted[0] - 5.0).abs() < 1e-9,
+            "instance {k}: started {} s after the restart",
+            started[0] - restarted[0]
+        );
+        let probes = healthy[0] - started[0];
+        // The restart came at a probe and took a whole number of intervals, so a probe may
+        // fall on the start itself: the second pass 1 to 2 s after it.
+        assert!(
+            (1.0..=2.0).contains(&probes),
+            "instance {k}: healthy {probes} s after starting"
+        );
+        back_s = back_s.max(healthy[0]);
+    }
+    let from = back_s.ceil() as u32 + 1;
+    let c = source(&sim, 0, from, 60);
+    assert!(
+        c.goodput as f64 >= 0.999 * c.resolved() as f64,
+        "serving again from {from} s: {} of {}",
+        c.goodput,
+        c.resolved()
+    );
+    let without = run(&scenario(""), 60.0);
+    assert_eq!(service_row(&without, 0, 40).gauges.latched_instances, 2);
+    assert_eq!(
+        source(&without, 0, 35, 60).goodput,
+        0,
+        "no rule: still latched"
+    );
+}
+
 // ------------------------------------------------------------------- work queues
 
 /// Producers enqueue 190/s for 100 s, then 90/s, into a work queue that delivers at most

@@ -114,6 +114,10 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
                 "health checks through the queue",
             ),
             (svc.health_check.is_some(), "health checks"),
+            (
+                svc.health_check.is_some_and(|h| h.restart_after.is_some()),
+                "liveness restarts",
+            ),
             (svc.panic_threshold.is_some(), "panic threshold"),
             (svc.outlier_ejection.is_some(), "outlier ejection"),
             (svc.autoscale.is_some(), "autoscaler"),
@@ -207,6 +211,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "cores",
         "health checks through the queue",
         "health checks",
+        "liveness restarts",
         "panic threshold",
         "outlier ejection",
         "autoscaler",

@@ -449,6 +449,17 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                                 .suffix(" passes"),
                         );
                     });
+                    row(ui, "restart after", |ui| {
+                        optional_inline(
+                            ui,
+                            &mut h.restart_after,
+                            || 3,
+                            "Restart a running instance that fails this many probes in a row (a liveness probe)",
+                            |ui, n| {
+                                ui.add(egui::DragValue::new(n).range(1..=100).suffix(" fails"));
+                            },
+                        );
+                    });
                     row(ui, "probe", |ui| {
                         ui.checkbox(&mut h.through_queue, "waits in the queue")
                             .on_hover_text("Probes see queueing delay like requests do");

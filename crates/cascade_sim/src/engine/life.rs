@@ -607,7 +607,11 @@ impl Ctx<'_, '_> {
         let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
             return;
         };
-        if m.health.probe(passed, h.unhealthy_after, h.healthy_after) {
+        let changed = m.health.probe(passed, h.unhealthy_after, h.healthy_after);
+        // Liveness: only a running instance's failures count (one restarting or starting is
+        // already coming back).
+        let restart = m.life == LifePhase::Up && m.health.failed_in_a_row() >= h.restart_after;
+        if changed {
             let healthy = m.health.healthy;
             let ordinal = self.ordinal(inst);
             let what = if healthy {
@@ -617,6 +621,10 @@ impl Ctx<'_, '_> {
             };
             self.log_mech(s, format!("instance {ordinal} {what}"));
             self.rebuild_routable(s);
+        }
+        if restart {
+            let why = format!("failed {} health checks in a row", h.restart_after);
+            self.restart_instance(inst, &why);
         }
     }
 

@@ -82,6 +82,8 @@ pub struct HealthModel {
     pub through_queue: bool,
     /// Probe work at a worker.
     pub probe_ns: Nanos,
+    /// Failed probes in a row that restart a running instance (`u32::MAX`: never).
+    pub restart_after: u32,
 }
 
 /// Outlier ejection, compiled.

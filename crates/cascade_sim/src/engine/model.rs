@@ -444,6 +444,7 @@ impl Model {
                 healthy_after: h.healthy_after.max(1),
                 through_queue: h.through_queue,
                 probe_ns: ms_to_ns(h.probe_ms).max(1),
+                restart_after: h.restart_after.map_or(u32::MAX, |n| n.max(1)),
             }),
             panic_threshold: s.panic_threshold,
             outlier: s.outlier_ejection.map(|o| OutlierModel {

@@ -1,6 +1,7 @@
 //! Health-check hysteresis: an instance turns unhealthy after `unhealthy_after` failed probes
 //! in a row and healthy again after `healthy_after` successes in a row (as in Envoy and AWS
-//! load balancers). Also the load balancer's panic rule.
+//! load balancers); the failed probes in a row that a liveness rule restarts an instance after
+//! (Kubernetes' liveness probe). Also the load balancer's panic rule.
 
 /// One instance's health-check state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -8,6 +9,8 @@ pub struct HealthState {
     /// In the load balancer's healthy set.
     pub healthy: bool,
     streak: u32,
+    /// Failed probes in a row, whatever the healthy flag.
+    failed_in_a_row: u32,
 }
 
 impl Default for HealthState {
@@ -15,6 +18,7 @@ impl Default for HealthState {
         HealthState {
             healthy: true,
             streak: 0,
+            failed_in_a_row: 0,
         }
     }
 }
@@ -22,6 +26,11 @@ impl Default for HealthState {
 impl HealthState {
     /// A probe result; returns true when the healthy flag changed.
     pub fn probe(&mut self, passed: bool, unhealthy_after: u32, healthy_after: u32) -> bool {
+        self.failed_in_a_row = if passed {
+            0
+        } else {
+            self.failed_in_a_row.saturating_add(1)
+        };
         if passed == self.healthy {
             self.streak = 0;
             return false;
@@ -47,7 +56,13 @@ impl HealthState {
         HealthState {
             healthy: false,
             streak: 0,
+            failed_in_a_row: 0,
         }
+    }
+
+    /// Failed probes in a row (reset by a passed one), for a liveness rule.
+    pub fn failed_in_a_row(&self) -> u32 {
+        self.failed_in_a_row
     }
 }
 
@@ -72,6 +87,18 @@ mod tests {
         assert!(h.probe(false, 3, 2) && !h.healthy);
         assert!(!h.probe(true, 3, 2));
         assert!(h.probe(true, 3, 2) && h.healthy);
+    }
+
+    #[test]
+    fn failures_in_a_row_count_on_past_the_ejection_and_a_pass_resets_them() {
+        let mut h = HealthState::default();
+        for n in 1..=5 {
+            h.probe(false, 2, 2);
+            assert_eq!(h.failed_in_a_row(), n);
+        }
+        assert!(!h.healthy, "ejected at the second");
+        h.probe(true, 2, 2);
+        assert_eq!(h.failed_in_a_row(), 0);
     }
 
     #[test]

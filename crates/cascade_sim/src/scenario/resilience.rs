@@ -173,6 +173,10 @@ pub struct HealthCheckSpec {
     /// A probe's own work at a worker, ms.
     #[serde(default = "half_ms")]
     pub probe_ms: f64,
+    /// Failed probes in a row after which a running instance is restarted (a Kubernetes
+    /// liveness probe's failure threshold); None: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_after: Option<u32>,
 }
 
 /// Outlier ejection (Envoy): an instance whose error share over the window reaches the

@@ -235,6 +235,9 @@ pub(super) fn service(
             "healthy_after",
         );
         non_negative(v, &format!("{hp}.probe_ms"), h.probe_ms);
+        if let Some(n) = h.restart_after {
+            at_least_one(v, &format!("{hp}.restart_after"), n, "restart_after");
+        }
     }
     if let Some(t) = svc.panic_threshold {
         share(v, &format!("{p}.panic_threshold"), t, "the panic threshold");
