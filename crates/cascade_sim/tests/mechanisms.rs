@@ -2069,6 +2069,43 @@ fn operated_storm(via: &str) -> Scenario {
 }
 
 #[test]
+fn a_change_freeze_cancels_the_faults_not_yet_started_and_leaves_the_active_one() {
+    // A bad push to the canary (errors on `canary` from 10 s, until cleared) and the same push
+    // planned for `main` at 30 s. An alert on the canary's failures (over 50% for 3 s) makes
+    // the operator freeze changes: the push to `main` never starts, while the canary's, already
+    // active, goes on (a freeze cancels what is planned; it does not roll back).
+    let s = common::parse(
+        r#"(
+            version: 1, name: "freeze", duration_s: 1, seed: 5,
+            sources: [(name: "a", target: "canary", rate: Constant(200)), (name: "b", target: "main", rate: Constant(200))],
+            services: [(name: "canary", workers: 10, service_time: Exponential(mean_ms: 5.0)),
+                       (name: "main", workers: 10, service_time: Exponential(mean_ms: 5.0))],
+            faults: [(at_s: 10.0, fault: Errors(service: "canary", probability: 1.0)),
+                     (at_s: 30.0, fault: Errors(service: "main", probability: 1.0))],
+            alerts: [(name: "canary failing", node: "canary", metric: ErrorRatio, above: 0.5, for_s: 3.0)],
+            operator: [(when: Alert("canary failing"), action: FreezeChanges)],
+        )"#,
+    );
+    let sim = run(&s, 60.0);
+    let log = &sim.world().resource::<cascade_sim::EventLog>().events;
+    let started: Vec<String> = log
+        .iter()
+        .filter_map(|e| match &e.kind {
+            cascade_sim::events::SimEventKind::FaultStarted { target, .. } => Some(target.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["canary"], "only the canary's push started");
+    assert_eq!(
+        source(&sim, 0, 20, 60).goodput,
+        0,
+        "the canary stays broken"
+    );
+    let main = source(&sim, 1, 30, 60);
+    assert_eq!(main.goodput, main.resolved(), "main never got the push");
+}
+
+#[test]
 fn an_alert_fires_after_its_delay_and_the_operator_acts_after_theirs() {
     let mut sim = run(&operated_storm(""), 150.0);
     let log = sim

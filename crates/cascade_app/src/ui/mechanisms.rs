@@ -1037,7 +1037,7 @@ fn step_concerns(step: &OperatorStep, node: &str, alerts: &[AlertSpec]) -> bool 
         | OperatorAction::SetInstances { service, .. }
         | OperatorAction::SetWorkers { service, .. }
         | OperatorAction::ResetLatched { service } => Some(service.as_str()),
-        OperatorAction::ClearFaults => None,
+        OperatorAction::ClearFaults | OperatorAction::FreezeChanges => None,
     };
     by_alert || target == Some(node)
 }

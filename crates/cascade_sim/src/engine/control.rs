@@ -534,6 +534,19 @@ impl Ctx<'_, '_> {
                     self.end_fault(id);
                 }
             }
+            OperatorAction::FreezeChanges => {
+                // Cleared before it starts, a fault never starts (`end_fault`).
+                let pending: Vec<u32> = self
+                    .e
+                    .faults
+                    .iter()
+                    .filter(|f| !f.active && f.start_ns >= now && f.end_ns > now)
+                    .map(|f| f.id)
+                    .collect();
+                for id in pending {
+                    self.end_fault(id);
+                }
+            }
             OperatorAction::ResetLatched { service: name } => {
                 if let Some(s) = service(self, name) {
                     self.reset_latched(s);

@@ -489,6 +489,8 @@ pub enum OperatorAction {
     },
     /// End every fault.
     ClearFaults,
+    /// Cancel every fault that has not started yet (a rollout halted, a change freeze).
+    FreezeChanges,
     /// Reset latched instances of a service.
     ResetLatched {
         /// Service.
@@ -518,6 +520,9 @@ impl OperatorAction {
                 format!("set {service} to {workers} worker(s)")
             }
             OperatorAction::ClearFaults => "clear every fault".to_owned(),
+            OperatorAction::FreezeChanges => {
+                "freeze changes: cancel every fault not yet started".to_owned()
+            }
             OperatorAction::ResetLatched { service } => {
                 format!("reset the latched instances of {service}")
             }

@@ -762,7 +762,7 @@ pub(super) fn alerts_and_operator(
             OperatorAction::ResetLatched { service } => {
                 known_service(v, &format!("{ap}.service"), service, services, sources);
             }
-            OperatorAction::ClearFaults => {}
+            OperatorAction::ClearFaults | OperatorAction::FreezeChanges => {}
         }
     }
 }
