@@ -1756,6 +1756,48 @@ fn a_gating_call_that_retries_takes_its_instance_out_at_the_first_failed_attempt
 }
 
 #[test]
+fn paused_periodic_calls_stop_at_once_and_resume_spread_over_the_period() {
+    // The retried refresh of the test above (every 5 s, retried every second, the registry
+    // failing 20-50 s). An operator pauses the refreshes at 30 s and resumes them at 60 s.
+    // While paused the registry gets no attempt at all, and the instances, out since their
+    // failed refresh, stay out even after the registry recovers at 50 s (nothing refreshes
+    // them). On resume each instance refreshes at its own point of the 5 s period: all three
+    // back by 65 s, and never more than one attempt per instance in a second.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "paused refresh", duration_s: 1, seed: 89,
+            sources: [(name: "clients", target: "api", rate: Constant(300))],
+            services: [
+                (name: "api", instances: 3, workers: 20, service_time: Exponential(mean_ms: 5.0),
+                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0,
+                     retry: (max_attempts: 100, backoff: Constant(delay_ms: 1000.0))),
+                     disqualify_on_failure: true)])),
+                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 20.0, duration_s: 30.0, fault: Errors(service: "registry", probability: 1.0))],
+            operator: [(when: At(30.0), action: PausePeriodic(service: "api")),
+                       (when: At(60.0), action: ResumePeriodic(service: "api"))],
+        )"#,
+    );
+    let sim = run(&s, 80.0);
+    let healthy = |k| service_row(&sim, 0, k).gauges.healthy_instances;
+    assert_eq!(healthy(25), 0, "out after a failed refresh");
+    assert_eq!(service(&sim, 1, 31, 60).offered(), 0, "paused: no attempt");
+    assert_eq!(healthy(58), 0, "still out after the registry recovered");
+    for k in 60..65 {
+        assert!(
+            service(&sim, 1, k, k + 1).offered() <= 3,
+            "spread: interval {k}"
+        );
+    }
+    assert_eq!(healthy(65), 3, "back within one period of the resume");
+    assert_eq!(
+        source(&sim, 0, 66, 80).goodput,
+        source(&sim, 0, 66, 80).resolved()
+    );
+}
+
+#[test]
 fn an_instance_that_latches_stays_down_until_reset() {
     // Instances fall over when they hold more than 100 requests (a memory limit). A 10 s spike
     // to 3× capacity latches them; the load returns to normal, but nothing comes back until an

@@ -1036,7 +1036,9 @@ fn step_concerns(step: &OperatorStep, node: &str, alerts: &[AlertSpec]) -> bool 
         OperatorAction::RestartInstances { service, .. }
         | OperatorAction::SetInstances { service, .. }
         | OperatorAction::SetWorkers { service, .. }
-        | OperatorAction::ResetLatched { service } => Some(service.as_str()),
+        | OperatorAction::ResetLatched { service }
+        | OperatorAction::PausePeriodic { service }
+        | OperatorAction::ResumePeriodic { service } => Some(service.as_str()),
         OperatorAction::ClearFaults | OperatorAction::FreezeChanges => None,
     };
     by_alert || target == Some(node)

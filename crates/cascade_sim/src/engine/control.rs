@@ -552,6 +552,15 @@ impl Ctx<'_, '_> {
                     self.reset_latched(s);
                 }
             }
+            OperatorAction::PausePeriodic { service: name }
+            | OperatorAction::ResumePeriodic { service: name } => {
+                let pause = matches!(step.action, OperatorAction::PausePeriodic { .. });
+                if let Some(s) = service(self, name)
+                    && let Some(rt) = self.services[s as usize].rt.as_deref_mut()
+                {
+                    rt.periodic_paused = pause;
+                }
+            }
         }
         let description = step.action.describe();
         self.e.log(SimEventKind::OperatorActed { description });

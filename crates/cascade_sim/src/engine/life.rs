@@ -277,7 +277,11 @@ impl Ctx<'_, '_> {
             .periodic_out
             .get(idx as usize)
             .is_some_and(|&(j, generation)| self.e.jobs.live(j, generation).is_some());
-        if up && !busy && self.instances[inst as usize].provisioned {
+        let paused = self.services[s as usize]
+            .rt
+            .as_deref()
+            .is_some_and(|r| r.periodic_paused);
+        if up && !busy && !paused && self.instances[inst as usize].provisioned {
             let j = self.internal_job(s, inst, Purpose::Periodic, idx as u16, incarnation);
             let generation = self.e.jobs.get(j).generation;
             let out = &mut self.instance_mech_mut(inst).periodic_out;
@@ -380,6 +384,19 @@ impl Ctx<'_, '_> {
         matches!(job.purpose, Purpose::Startup | Purpose::Periodic)
             && (!self.of_current_incarnation(j)
                 || !self.instances[job.instance as usize].provisioned)
+    }
+
+    /// Whether internal job `j`'s call must make no further attempts: its instance's life ended
+    /// ([`Ctx::lifecycle_call_orphaned`]), or it is a periodic call of a service whose periodic
+    /// calls an operator paused (its outcome so far still counts).
+    pub(crate) fn lifecycle_retries_stopped(&self, j: u32) -> bool {
+        let job = self.e.jobs.get(j);
+        self.lifecycle_call_orphaned(j)
+            || (job.purpose == Purpose::Periodic
+                && self.services[job.node as usize]
+                    .rt
+                    .as_deref()
+                    .is_some_and(|r| r.periodic_paused))
     }
 
     /// Internal job `j` belongs to its instance's current life (not one a crash or restart

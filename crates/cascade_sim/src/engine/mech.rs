@@ -399,6 +399,8 @@ pub struct ServiceRuntime {
     pub last_scale_ns: Option<Nanos>,
     /// Load balancer in panic mode.
     pub panic: bool,
+    /// Periodic calls paused by an operator.
+    pub periodic_paused: bool,
 }
 
 impl ServiceRuntime {

@@ -803,7 +803,7 @@ impl Ctx<'_, '_> {
             return;
         };
         let retry = call.retry;
-        if internal && self.lifecycle_call_orphaned(j) {
+        if internal && self.lifecycle_retries_stopped(j) {
             self.fail_caller(j, reason);
             return;
         }
@@ -870,8 +870,8 @@ impl Ctx<'_, '_> {
         if job.token != token || job.phase != Phase::Backoff {
             return;
         }
-        if job.is_internal() && self.lifecycle_call_orphaned(j) {
-            // Retired or restarted while it waited: nothing is left to retry for.
+        if job.is_internal() && self.lifecycle_retries_stopped(j) {
+            // Retired, restarted or paused while it waited: no further attempt.
             self.e.jobs.free(j);
             return;
         }

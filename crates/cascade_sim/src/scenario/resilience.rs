@@ -496,6 +496,17 @@ pub enum OperatorAction {
         /// Service.
         service: String,
     },
+    /// Pause a service's periodic calls: none starts, and those in progress make no further
+    /// attempts.
+    PausePeriodic {
+        /// Service.
+        service: String,
+    },
+    /// Resume a service's periodic calls, each instance at its own point of the period.
+    ResumePeriodic {
+        /// Service.
+        service: String,
+    },
 }
 
 impl OperatorAction {
@@ -525,6 +536,12 @@ impl OperatorAction {
             }
             OperatorAction::ResetLatched { service } => {
                 format!("reset the latched instances of {service}")
+            }
+            OperatorAction::PausePeriodic { service } => {
+                format!("pause the periodic calls of {service}")
+            }
+            OperatorAction::ResumePeriodic { service } => {
+                format!("resume the periodic calls of {service}")
             }
         }
     }

@@ -759,7 +759,9 @@ pub(super) fn alerts_and_operator(
                 known_service(v, &format!("{ap}.service"), service, services, sources);
                 at_least_one(v, &format!("{ap}.workers"), *workers, "workers");
             }
-            OperatorAction::ResetLatched { service } => {
+            OperatorAction::ResetLatched { service }
+            | OperatorAction::PausePeriodic { service }
+            | OperatorAction::ResumePeriodic { service } => {
                 known_service(v, &format!("{ap}.service"), service, services, sources);
             }
             OperatorAction::ClearFaults | OperatorAction::FreezeChanges => {}
