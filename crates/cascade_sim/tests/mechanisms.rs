@@ -1929,6 +1929,52 @@ fn backlog_queue(queue_extra: &str) -> Scenario {
 }
 
 #[test]
+fn paused_deliveries_hold_the_backlog_and_resume_at_the_delivery_limit() {
+    // Producers enqueue 50/s into a work queue that delivers at most 100/s. An operator pauses
+    // the deliveries from 20 s to 50 s: the consumer gets nothing, the backlog grows to about
+    // 50/s × 30 s = 1500 (Poisson: ±√1500 ≈ 39), and after the resume it drains at the limit
+    // (100/s delivered) in backlog / (100 − 50) ≈ 30 s.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "paused deliveries", duration_s: 1, seed: 103,
+            sources: [(name: "producers", target: "jobs", rate: Constant(50))],
+            services: [
+                (name: "jobs", kind: Queue, workers: 1000, service_time: Deterministic(ms: 1.0),
+                 work_queue: (consumer: "worker", concurrency: 1000, rate_per_s: 100.0)),
+                (name: "worker", workers: 1000, service_time: Exponential(mean_ms: 5.0)),
+            ],
+            operator: [(when: At(20.0), action: PauseDeliveries(service: "jobs")),
+                       (when: At(50.0), action: ResumeDeliveries(service: "jobs"))],
+        )"#,
+    );
+    let sim = run(&s, 120.0);
+    let backlog = |k| service_row(&sim, 0, k).gauges.queue_backlog as f64;
+    assert_eq!(
+        service(&sim, 1, 21, 50).offered(),
+        0,
+        "nothing delivered while paused"
+    );
+    assert!(
+        (backlog(49) - 1500.0).abs() < 4.0 * 39.0,
+        "backlog at the resume {}",
+        backlog(49)
+    );
+    let drained = (50..120).find(|&k| backlog(k) == 0.0).expect("drains");
+    // The backlog's ±39 spreads the drain by ±39/50 s, the arrivals meanwhile by
+    // √(50·30)/50 ≈ ±0.8 s: together about ±1.1 s around 50 + backlog/50.
+    let expected = 50.0 + backlog(49) / 50.0;
+    assert!(
+        (f64::from(drained) - expected).abs() < 4.0 * 1.1 + 1.0,
+        "drained at {drained} s, expected ~{expected:.0}"
+    );
+    let rate = service(&sim, 1, 51, 70).offered() as f64 / 19.0;
+    assert!(
+        (rate - 100.0).abs() < 1.0,
+        "at the limit meanwhile: {rate}/s"
+    );
+}
+
+#[test]
 fn a_backlog_drains_in_backlog_over_spare_capacity() {
     // Producers enqueue 190/s for 100 s, then 90/s; deliveries are limited to 100/s. The
     // backlog grows by 90/s to ~9000 and then drains at 100 − 90 = 10/s: 900 s.

@@ -253,6 +253,27 @@ fn story_steps_must_come_within_the_run_and_say_something() {
 }
 
 #[test]
+fn pausing_what_a_service_does_not_have_is_rejected_with_a_hint() {
+    // `api` makes no periodic calls and `db` is no work queue: pausing them would do nothing.
+    let (text, err) = broken(
+        "    ],\n)",
+        "    ],\n    operator: [(when: At(5.0), action: PausePeriodic(service: \"api\")),\n               (when: At(6.0), action: ResumeDeliveries(service: \"db\"))],\n)",
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "\"api\"))", 0),
+        "\"api\" makes no periodic calls",
+        Some("lifecycle: (periodic:"),
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "\"db\"))", 0),
+        "\"db\" is not a work queue",
+        Some("work_queue"),
+    );
+}
+
+#[test]
 fn calls_to_itself_are_rejected() {
     let (text, err) = broken(r#"(to: "db""#, r#"(to: "api""#);
     expect_problem(

@@ -1038,7 +1038,9 @@ fn step_concerns(step: &OperatorStep, node: &str, alerts: &[AlertSpec]) -> bool 
         | OperatorAction::SetWorkers { service, .. }
         | OperatorAction::ResetLatched { service }
         | OperatorAction::PausePeriodic { service }
-        | OperatorAction::ResumePeriodic { service } => Some(service.as_str()),
+        | OperatorAction::ResumePeriodic { service }
+        | OperatorAction::PauseDeliveries { service }
+        | OperatorAction::ResumeDeliveries { service } => Some(service.as_str()),
         OperatorAction::ClearFaults | OperatorAction::FreezeChanges => None,
     };
     by_alert || target == Some(node)

@@ -561,6 +561,20 @@ impl Ctx<'_, '_> {
                     rt.periodic_paused = pause;
                 }
             }
+            OperatorAction::PauseDeliveries { service: name }
+            | OperatorAction::ResumeDeliveries { service: name } => {
+                let pause = matches!(step.action, OperatorAction::PauseDeliveries { .. });
+                if let Some(s) = service(self, name) {
+                    if let Some(q) = self.services[s as usize]
+                        .rt
+                        .as_deref_mut()
+                        .and_then(|rt| rt.queue.as_mut())
+                    {
+                        q.paused = pause;
+                    }
+                    self.try_deliver(s);
+                }
+            }
         }
         let description = step.action.describe();
         self.e.log(SimEventKind::OperatorActed { description });

@@ -205,7 +205,7 @@ impl Ctx<'_, '_> {
             else {
                 return;
             };
-            if q.in_flight >= model.concurrency || q.items.is_empty() {
+            if q.paused || q.in_flight >= model.concurrency || q.items.is_empty() {
                 return;
             }
             let Some(&item) = q.items.front() else { return };

@@ -376,6 +376,8 @@ pub struct QueueState {
     pub dead_letters: u64,
     /// Items dropped after their TTL (whole run).
     pub expired: u64,
+    /// Deliveries paused by an operator.
+    pub paused: bool,
 }
 
 /// Service-level mechanism state.

@@ -507,6 +507,16 @@ pub enum OperatorAction {
         /// Service.
         service: String,
     },
+    /// Pause a work queue's deliveries: items wait (and still age toward their TTL).
+    PauseDeliveries {
+        /// The work queue's service.
+        service: String,
+    },
+    /// Resume a work queue's deliveries.
+    ResumeDeliveries {
+        /// The work queue's service.
+        service: String,
+    },
 }
 
 impl OperatorAction {
@@ -542,6 +552,12 @@ impl OperatorAction {
             }
             OperatorAction::ResumePeriodic { service } => {
                 format!("resume the periodic calls of {service}")
+            }
+            OperatorAction::PauseDeliveries { service } => {
+                format!("pause the deliveries of {service}")
+            }
+            OperatorAction::ResumeDeliveries { service } => {
+                format!("resume the deliveries of {service}")
             }
         }
     }

@@ -759,10 +759,36 @@ pub(super) fn alerts_and_operator(
                 known_service(v, &format!("{ap}.service"), service, services, sources);
                 at_least_one(v, &format!("{ap}.workers"), *workers, "workers");
             }
-            OperatorAction::ResetLatched { service }
-            | OperatorAction::PausePeriodic { service }
+            OperatorAction::ResetLatched { service } => {
+                known_service(v, &format!("{ap}.service"), service, services, sources);
+            }
+            OperatorAction::PausePeriodic { service }
             | OperatorAction::ResumePeriodic { service } => {
                 known_service(v, &format!("{ap}.service"), service, services, sources);
+                let spec = scenario.services.iter().find(|x| &x.name == service);
+                if spec.is_some_and(|x| x.lifecycle.periodic.is_empty()) {
+                    v.push(
+                        Diagnostic::new(
+                            format!("{ap}.service"),
+                            format!("\"{service}\" makes no periodic calls"),
+                        )
+                        .with_hint("give it lifecycle: (periodic: [(every_s: …, call: (to: …))]), or pause another service"),
+                    );
+                }
+            }
+            OperatorAction::PauseDeliveries { service }
+            | OperatorAction::ResumeDeliveries { service } => {
+                known_service(v, &format!("{ap}.service"), service, services, sources);
+                let spec = scenario.services.iter().find(|x| &x.name == service);
+                if spec.is_some_and(|x| x.work_queue.is_none()) {
+                    v.push(
+                        Diagnostic::new(
+                            format!("{ap}.service"),
+                            format!("\"{service}\" is not a work queue"),
+                        )
+                        .with_hint("deliveries are a work queue's (work_queue: (…)); a service's own calls stop with PausePeriodic"),
+                    );
+                }
             }
             OperatorAction::ClearFaults | OperatorAction::FreezeChanges => {}
         }
