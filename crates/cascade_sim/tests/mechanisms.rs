@@ -29,6 +29,18 @@ fn service_row(sim: &Simulation, i: usize, k: u32) -> NodeRow {
     *MetricsHistory::row_at(&sim.history().services[i], k).expect("row")
 }
 
+/// Every request the counters saw resolve succeeded.
+#[track_caller]
+fn assert_all_served(c: &NodeCounters) {
+    assert_eq!(
+        c.goodput,
+        c.resolved(),
+        "every request served: {} of {}",
+        c.goodput,
+        c.resolved()
+    );
+}
+
 /// A binomial proportion's standard error.
 fn se(p: f64, n: f64) -> f64 {
     (p * (1.0 - p) / n).sqrt()
@@ -1354,13 +1366,7 @@ fn scale_in_retires_instances_that_do_not_serve_first_and_keeps_the_minimum() {
         assert_eq!(live(k), 2, "interval {k}: the minimum of two still serves");
     }
     let c = source(&sim, 0, 51, 80);
-    assert_eq!(
-        c.goodput,
-        c.resolved(),
-        "every request served: {} of {}",
-        c.goodput,
-        c.resolved()
-    );
+    assert_all_served(&c);
 }
 
 #[test]
@@ -1370,19 +1376,11 @@ fn a_retired_instance_stops_its_refresh_loop() {
     // instances: the four retired ones drain their requests, but their process is going away,
     // so their refresh loops make no further attempts. From 31 s the registry sees the two
     // remaining loops only: one attempt a second each (plus a round trip of ~1 ms).
-    let s = common::parse(
-        r#"(
-            version: 1, name: "retired refresh", duration_s: 1, seed: 89,
-            sources: [(name: "clients", target: "api", rate: Constant(300))],
-            services: [
-                (name: "api", instances: 6, workers: 20, service_time: Exponential(mean_ms: 5.0),
-                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0,
-                     retry: (max_attempts: 100, backoff: Constant(delay_ms: 1000.0))))])),
-                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
-            ],
-            faults: [(at_s: 20.0, duration_s: 100.0, fault: Errors(service: "registry", probability: 1.0))],
-            operator: [(when: At(30.0), action: SetInstances(service: "api", instances: 2))],
-        )"#,
+    let s = retried_refresh(
+        6,
+        false,
+        100.0,
+        r#"operator: [(when: At(30.0), action: SetInstances(service: "api", instances: 2))]"#,
     );
     let sim = run(&s, 60.0);
     let before = service(&sim, 1, 25, 30).offered();
@@ -1429,13 +1427,7 @@ fn instances_being_provisioned_are_not_behind_the_load_balancer_even_in_a_panic(
         );
     }
     let c = source(&sim, 0, 11, 30);
-    assert_eq!(
-        c.goodput,
-        c.resolved(),
-        "every request served: {} of {}",
-        c.goodput,
-        c.resolved()
-    );
+    assert_all_served(&c);
 }
 
 // ------------------------------------------------------------------- bulkheads
@@ -1714,26 +1706,35 @@ fn a_gating_periodic_call_takes_instances_out_when_it_fails() {
     );
 }
 
+/// `instances` instances of `api` (300 requests/s) refresh their membership from `registry`
+/// every 5 s, each refresh retried every second up to 100 times; with `gating`, a failed
+/// attempt takes its instance out of rotation until a refresh succeeds. The registry fails
+/// every call from 20 s for `fail_s`. `extra` is added to the scenario (e.g. `operator`).
+fn retried_refresh(instances: u32, gating: bool, fail_s: f64, extra: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "retried refresh", duration_s: 1, seed: 89,
+            sources: [(name: "clients", target: "api", rate: Constant(300))],
+            services: [
+                (name: "api", instances: {instances}, workers: 20, service_time: Exponential(mean_ms: 5.0),
+                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0,
+                     retry: (max_attempts: 100, backoff: Constant(delay_ms: 1000.0))),
+                     disqualify_on_failure: {gating})])),
+                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 20.0, duration_s: {fail_s:?}, fault: Errors(service: "registry", probability: 1.0))],
+            {extra}
+        )"#
+    ))
+}
+
 #[test]
 fn a_gating_call_that_retries_takes_its_instance_out_at_the_first_failed_attempt() {
     // The same refresh, retried every second up to 100 times. An instance stops serving as
     // soon as one attempt fails (it will not serve on membership it could not refresh) and
     // keeps retrying; the first attempt that succeeds brings it back, within a second of the
     // registry's recovery at 50 s.
-    let s = common::parse(
-        r#"(
-            version: 1, name: "membership retried", duration_s: 1, seed: 89,
-            sources: [(name: "clients", target: "api", rate: Constant(300))],
-            services: [
-                (name: "api", instances: 3, workers: 20, service_time: Exponential(mean_ms: 5.0),
-                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0,
-                     retry: (max_attempts: 100, backoff: Constant(delay_ms: 1000.0))),
-                     disqualify_on_failure: true)])),
-                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
-            ],
-            faults: [(at_s: 20.0, duration_s: 30.0, fault: Errors(service: "registry", probability: 1.0))],
-        )"#,
-    );
+    let s = retried_refresh(3, true, 30.0, "");
     let sim = run(&s, 70.0);
     let healthy = |k| service_row(&sim, 0, k).gauges.healthy_instances;
     assert_eq!(healthy(19), 3);
@@ -1763,21 +1764,12 @@ fn paused_periodic_calls_stop_at_once_and_resume_spread_over_the_period() {
     // failed refresh, stay out even after the registry recovers at 50 s (nothing refreshes
     // them). On resume each instance refreshes at its own point of the 5 s period: all three
     // back by 65 s, and never more than one attempt per instance in a second.
-    let s = common::parse(
-        r#"(
-            version: 1, name: "paused refresh", duration_s: 1, seed: 89,
-            sources: [(name: "clients", target: "api", rate: Constant(300))],
-            services: [
-                (name: "api", instances: 3, workers: 20, service_time: Exponential(mean_ms: 5.0),
-                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0,
-                     retry: (max_attempts: 100, backoff: Constant(delay_ms: 1000.0))),
-                     disqualify_on_failure: true)])),
-                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
-            ],
-            faults: [(at_s: 20.0, duration_s: 30.0, fault: Errors(service: "registry", probability: 1.0))],
-            operator: [(when: At(30.0), action: PausePeriodic(service: "api")),
-                       (when: At(60.0), action: ResumePeriodic(service: "api"))],
-        )"#,
+    let s = retried_refresh(
+        3,
+        true,
+        30.0,
+        r#"operator: [(when: At(30.0), action: PausePeriodic(service: "api")),
+                      (when: At(60.0), action: ResumePeriodic(service: "api"))]"#,
     );
     let sim = run(&s, 80.0);
     let healthy = |k| service_row(&sim, 0, k).gauges.healthy_instances;
