@@ -1241,8 +1241,9 @@ impl Ctx<'_, '_> {
 
     /// True if job `k`, whose own work at `inst` ends at `done_ns`, can defer its first call:
     /// nothing is decided at the end of its work (no error fault, a call that is always made
-    /// and has no budget) and the request's arrival is within this batch of events, so the
-    /// work's end and the request's arrival can be one event (see [`Ctx::on_send_arrive`]).
+    /// and has no budget, no loss on its link) and the request's arrival is within this batch
+    /// of events, so the work's end and the request's arrival can be one event (see
+    /// [`Ctx::on_send_arrive`]).
     #[inline]
     fn can_defer_send(&self, k: u32, inst: u32, done_ns: Nanos) -> bool {
         let job = self.e.jobs.get(k);
@@ -1264,9 +1265,12 @@ impl Ctx<'_, '_> {
         }
         let link = &self.e.links[call.link as usize];
         let delay = call.latency_ns + link.extra_ns;
+        // A lossy link draws whether the request is lost from the caller's random stream at
+        // the send; deferred, that draw would come after draws the instance makes meanwhile.
         call.probability >= 1.0
             && call.retry.budget.is_none()
             && !link.partitioned
+            && link.loss == 0.0
             && (call.timeout_ns == NEVER || call.timeout_ns > delay)
             && done_ns + delay < self.e.limit_ns
     }
