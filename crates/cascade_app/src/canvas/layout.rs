@@ -29,8 +29,8 @@ pub const NODE_GAP: f32 = 250.0;
 /// 0.6 for lower-case letters, digits and underscores).
 const NAME_EM_PER_CHAR: f32 = 0.6;
 
-/// Horizontal distance between neighbours in a layer for nodes named `names`: [`NODE_GAP`],
-/// or more where the longest name beside its node would run into the next node (a scenario
+/// Horizontal distance between neighbours in a layer for nodes labelled `names`: [`NODE_GAP`],
+/// or more where the longest label beside its node would run into the next node (a scenario
 /// naming nodes like `ebs_restore_backlog` had its labels overlap).
 pub fn node_gap<'a>(names: impl Iterator<Item = &'a str>) -> f32 {
     // The next node's body starts a radius left of its centre; a little air between.
@@ -161,7 +161,17 @@ pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
         }
     }
     let sizes: Vec<usize> = rows.iter().map(Vec::len).collect();
-    let gap = node_gap(rows.iter().flatten().map(String::as_str));
+    // Names as the canvas writes them: a service of several instances with its count.
+    let labels: Vec<String> = scenario
+        .sources
+        .iter()
+        .map(|x| x.name.clone())
+        .chain(scenario.services.iter().map(|x| match x.instances {
+            0 | 1 => x.name.clone(),
+            n => format!("{} ×{n}", x.name),
+        }))
+        .collect();
+    let gap = node_gap(labels.iter().map(String::as_str));
     let cap = fold_width(&sizes, gap);
     let mut out = BTreeMap::new();
     let mut y = 0.0;
