@@ -1396,6 +1396,50 @@ fn a_retired_instance_stops_its_refresh_loop() {
 }
 
 #[test]
+fn a_scale_out_takes_empty_slots_before_instances_still_draining() {
+    // Found by the soak (seed 1829): a scale-out re-provisioned an instance that was still
+    // draining after a scale-in and reset its count of busy workers, so each of its requests
+    // that finished afterwards took one off zero. Four instances of 1000 workers, 2 s of work,
+    // 300 requests/s, `max: 6`. At 19.5 s an operator sets 2 instances: instances 2 and 3
+    // drain (about 300 requests each for up to 2 s). At 20 s the autoscaler (100/s per
+    // instance: desired 3) adds one: it must take the empty slot 4, not a draining one, and
+    // every request is answered as before: nothing refused, nothing lost.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "scale out past draining", duration_s: 1, seed: 79,
+            sources: [(name: "clients", target: "api", rate: Constant(300), timeout_ms: 10000.0)],
+            services: [(name: "api", instances: 4, workers: 1000, service_time: Deterministic(ms: 2000.0),
+                        autoscale: (metric: RequestsPerInstance, target: 100.0, period_s: 10.0, cooldown_s: 0.0,
+                                    provision_delay_s: 1.0, min: 2, max: 6, scale_in: false))],
+            operator: [(when: At(19.5), action: SetInstances(service: "api", instances: 2))],
+        )"#,
+    );
+    let sim = run(&s, 40.0);
+    assert_eq!(service_row(&sim, 0, 20).gauges.starting_instances, 1);
+    assert_eq!(
+        service_row(&sim, 0, 25).live_instances,
+        3,
+        "2 kept + 1 added"
+    );
+    let c = source(&sim, 0, 0, 38);
+    assert_eq!(c.failed_total(), 0, "nothing refused or lost");
+    assert_all_served(&c);
+    // With `max: 4` no slot is empty: the draining instance 2 is reused as a new machine and
+    // the requests it still holds at 20 s are lost, as at a termination: those that arrived
+    // in (18, 19.5] s, a quarter (round robin) of Poisson(300/s × 1.5 s): 112.5 ± √450/4.
+    let sim = run(
+        &common::parse(&s.to_ron_string().replace("max: 6", "max: 4")),
+        40.0,
+    );
+    assert_eq!(service_row(&sim, 0, 25).live_instances, 3);
+    let lost = source(&sim, 0, 0, 38).failed_total() as f64;
+    assert!(
+        (lost - 112.5).abs() < 4.0 * 450f64.sqrt() / 4.0,
+        "{lost} requests lost with the draining instance"
+    );
+}
+
+#[test]
 fn instances_being_provisioned_are_not_behind_the_load_balancer_even_in_a_panic() {
     // Two serving instances (health checks, panic threshold 0.5) take 1000/s; at 10 s the
     // autoscaler (100/s per instance) provisions eight more, each 20 s in the making. A

@@ -218,18 +218,29 @@ impl Ctx<'_, '_> {
         (up, starting)
     }
 
-    /// Provisions `n` more instances of `s` (the lowest-numbered idle ones); each starts after
-    /// `delay_ns`.
+    /// Provisions `n` more instances of `s`; each starts after `delay_ns`. The slots are the
+    /// service's `max` instances: empty ones first (lowest-numbered first); one whose retired
+    /// instance is still draining only when no empty one is left, and then as a new machine:
+    /// the old one's remaining work is lost, as at a termination.
     pub(crate) fn scale_out(&mut self, s: u32, n: u32, delay_ns: Nanos) {
         let now = self.e.now;
-        let idle: Vec<u32> = self.services[s as usize]
-            .instances
-            .iter()
-            .copied()
-            .filter(|&g| !self.instances[g as usize].provisioned)
+        let draining = |is: &InstanceState| is.busy > 0 || !is.queue.is_empty() || is.planned;
+        let unprovisioned = || {
+            self.services[s as usize]
+                .instances
+                .iter()
+                .copied()
+                .filter(|&g| !self.instances[g as usize].provisioned)
+        };
+        let idle: Vec<u32> = unprovisioned()
+            .filter(|&g| !draining(self.instances[g as usize]))
+            .chain(unprovisioned().filter(|&g| draining(self.instances[g as usize])))
             .take(n as usize)
             .collect();
         for g in idle {
+            if draining(self.instances[g as usize]) && self.instances[g as usize].down.is_none() {
+                self.crash_instance(g, crate::scenario::KillMode::Refuse);
+            }
             let m = self.instance_mech_mut(g);
             m.incarnation = m.incarnation.wrapping_add(1);
             m.life = LifePhase::Provisioning {
