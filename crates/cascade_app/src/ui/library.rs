@@ -163,4 +163,31 @@ mod tests {
             entries.iter().filter(|e| !e.valid).collect::<Vec<_>>()
         );
     }
+
+    #[test]
+    fn each_incident_comes_before_its_variants() {
+        // Incidents follow the lessons, and a reconstruction is listed before the variants
+        // named after it ("X: what, with the fix").
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+        let entries = scan(&root);
+        let groups: Vec<&str> = entries.iter().map(|e| e.group.as_str()).collect();
+        let first_incident = groups.iter().position(|&g| g == "incidents").unwrap();
+        assert!(groups[..first_incident].iter().all(|&g| g == "teaching"));
+        let incidents: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.group == "incidents")
+            .map(|e| e.title.as_str())
+            .collect();
+        // A variant's title is its incident's followed by ", …".
+        let mut variants = 0;
+        for (i, title) in incidents.iter().enumerate() {
+            for (k, main) in incidents.iter().enumerate() {
+                if title.starts_with(&format!("{main}, ")) {
+                    assert!(k < i, "{title:?} is listed before {main:?}");
+                    variants += 1;
+                }
+            }
+        }
+        assert_eq!(variants, 12, "8 incidents and 12 variants: {incidents:?}");
+    }
 }
