@@ -1773,6 +1773,32 @@ fn retried_refresh(instances: u32, gating: bool, fail_s: f64, extra: &str) -> Sc
 }
 
 #[test]
+fn a_gating_call_with_disqualify_after_waits_for_that_many_failures_in_a_row() {
+    // The refresh every 5 s of the test above, not retried, with `disqualify_after: 3` (a
+    // health check's "unhealthy after 3"): when the registry fails from 20 s, an instance's
+    // first failed refresh comes within 5 s and its third 10 s later, so each leaves between
+    // 30 and 35 s (the three are spread over the period); one success brings it back.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "membership after 3", duration_s: 1, seed: 89,
+            sources: [(name: "clients", target: "api", rate: Constant(300))],
+            services: [
+                (name: "api", instances: 3, workers: 20, service_time: Exponential(mean_ms: 5.0),
+                 lifecycle: (periodic: [(every_s: 5.0, call: (to: "registry", timeout_ms: 200.0),
+                     disqualify_on_failure: true, disqualify_after: 3)])),
+                (name: "registry", kind: ControlPlane, workers: 10, service_time: Exponential(mean_ms: 1.0)),
+            ],
+            faults: [(at_s: 20.0, duration_s: 30.0, fault: Errors(service: "registry", probability: 1.0))],
+        )"#,
+    );
+    let sim = run(&s, 70.0);
+    let healthy = |k| service_row(&sim, 0, k).gauges.healthy_instances;
+    assert_eq!(healthy(29), 3, "two failures each are not enough");
+    assert_eq!(healthy(35), 0, "the third takes each out");
+    assert_eq!(healthy(56), 3, "back at their first refresh after 50 s");
+}
+
+#[test]
 fn a_gating_call_that_retries_takes_its_instance_out_at_the_first_failed_attempt() {
     // The same refresh, retried every second up to 100 times. An instance stops serving as
     // soon as one attempt fails (it will not serve on membership it could not refresh) and

@@ -274,6 +274,21 @@ fn pausing_what_a_service_does_not_have_is_rejected_with_a_hint() {
 }
 
 #[test]
+fn disqualify_after_without_disqualify_on_failure_is_rejected() {
+    let (text, err) = broken(
+        r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0)),"#,
+        r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0),
+         lifecycle: (periodic: [(every_s: 5.0, call: (to: "api"), disqualify_after: 2)])),"#,
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "2)])", 0),
+        "disqualify_after needs disqualify_on_failure",
+        Some("disqualify_on_failure: true"),
+    );
+}
+
+#[test]
 fn calls_to_itself_are_rejected() {
     let (text, err) = broken(r#"(to: "db""#, r#"(to: "api""#);
     expect_problem(

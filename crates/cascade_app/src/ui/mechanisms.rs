@@ -877,6 +877,7 @@ fn lifecycle_ui(ui: &mut egui::Ui, l: &mut LifecycleSpec, others: &[String], fir
                 ..Default::default()
             },
             disqualify_on_failure: false,
+            disqualify_after: 1,
         });
     }
 }

@@ -196,6 +196,7 @@ impl Ctx<'_, '_> {
         m.warm_until = now + warmup_ns;
         m.warm_factor = factor;
         m.disqualified = false;
+        m.periodic_failures.clear();
         m.health = if checked {
             HealthState::starting()
         } else {
@@ -339,19 +340,28 @@ impl Ctx<'_, '_> {
     }
 
     /// A gating periodic call of `inst` (number `call_idx`) succeeded, or one of its attempts
-    /// failed: the instance leaves the load balancer at the first failed attempt (it will not
-    /// serve on what it could not refresh, while it retries) and returns when a call succeeds.
+    /// failed: the instance leaves the load balancer at the `disqualify_after`-th failed
+    /// attempt in a row (by default the first: it will not serve on what it could not refresh,
+    /// while it retries) and returns when a call succeeds.
     fn periodic_verdict(&mut self, inst: u32, call_idx: u16, ok: bool) {
         let s = self.instances[inst as usize].service;
-        let gates = self.e.model.services[s as usize]
+        let (gates, after) = self.e.model.services[s as usize]
             .mech
             .as_ref()
             .and_then(|m| m.lifecycle.periodic.get(call_idx as usize))
-            .is_some_and(|p| p.disqualify);
+            .map_or((false, 1), |p| (p.disqualify, p.disqualify_after));
         let Some(m) = self.instances[inst as usize].mech.as_deref_mut() else {
             return;
         };
-        if gates && m.disqualified == ok {
+        // Failed attempts in a row: the instance leaves at the `after`-th.
+        let idx = call_idx as usize;
+        if m.periodic_failures.len() <= idx {
+            m.periodic_failures.resize(idx + 1, 0);
+        }
+        let failures = &mut m.periodic_failures[idx];
+        *failures = if ok { 0 } else { failures.saturating_add(1) };
+        let too_few = !ok && *failures < after;
+        if gates && !too_few && m.disqualified == ok {
             m.disqualified = !ok;
             let ordinal = self.ordinal(inst);
             let what = if ok {

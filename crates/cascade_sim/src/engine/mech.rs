@@ -127,6 +127,8 @@ pub struct PeriodicModel {
     pub call: CallModel,
     /// A failure takes the instance out of rotation until a success.
     pub disqualify: bool,
+    /// Failed attempts in a row that take it out.
+    pub disqualify_after: u32,
 }
 
 /// Instance lifecycle, compiled.
@@ -320,6 +322,8 @@ pub struct InstanceMech {
     /// The job of each periodic call's latest firing, by periodic index: a firing is skipped
     /// while the previous one is still in progress.
     pub periodic_out: Vec<(u32, u32)>,
+    /// Failed attempts in a row of each gating periodic call, by periodic index.
+    pub periodic_failures: Vec<u32>,
 }
 
 impl InstanceMech {

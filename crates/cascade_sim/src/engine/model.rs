@@ -394,6 +394,7 @@ impl Model {
                 every_ns: s_to_ns(p.every_s).max(1),
                 call: next_link(self, &p.call),
                 disqualify: p.disqualify_on_failure,
+                disqualify_after: p.disqualify_after.max(1),
             })
             .collect();
         let work_queue = s.work_queue.as_ref().map(|q| {

@@ -296,6 +296,13 @@ pub struct PeriodicCallSpec {
     /// A failed refresh takes the instance out of the load balancer until one succeeds.
     #[serde(default, skip_serializing_if = "is_false")]
     pub disqualify_on_failure: bool,
+    /// With `disqualify_on_failure`: failed attempts in a row that take it out (1: the first).
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub disqualify_after: u32,
+}
+
+fn is_one_u32(v: &u32) -> bool {
+    *v == 1
 }
 
 /// What happens when an instance (re)starts, and what it does periodically.

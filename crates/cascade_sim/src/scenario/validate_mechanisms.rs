@@ -390,6 +390,21 @@ pub(super) fn service(
     for (j, pc) in l.periodic.iter().enumerate() {
         let pp = format!("{p}.lifecycle.periodic[{j}]");
         period(v, &format!("{pp}.every_s"), pc.every_s, tick, "a period");
+        at_least_one(
+            v,
+            &format!("{pp}.disqualify_after"),
+            pc.disqualify_after,
+            "disqualify_after",
+        );
+        if pc.disqualify_after > 1 && !pc.disqualify_on_failure {
+            v.push(
+                Diagnostic::new(
+                    format!("{pp}.disqualify_after"),
+                    "disqualify_after needs disqualify_on_failure",
+                )
+                .with_hint("add disqualify_on_failure: true, or leave disqualify_after out"),
+            );
+        }
         call(
             v,
             &format!("{pp}.call"),
