@@ -860,6 +860,17 @@ fn lifecycle_ui(ui: &mut egui::Ui, l: &mut LifecycleSpec, others: &[String], fir
                 .on_hover_text(
                     "A failed call takes the instance out of rotation until one succeeds",
                 );
+            if p.disqualify_on_failure {
+                ui.add(
+                    egui::DragValue::new(&mut p.disqualify_after)
+                        .range(1..=100)
+                        .prefix("after ")
+                        .suffix(" fails"),
+                )
+                .on_hover_text("Failed attempts in a row that take the instance out");
+            } else {
+                p.disqualify_after = 1;
+            }
             if ui.small_button("✕").on_hover_text("Remove").clicked() {
                 remove = Some(j);
             }
