@@ -101,18 +101,13 @@ pub fn fit(lo: Vec2, hi: Vec2, rect: CanvasRect, window: Vec2) -> (Vec2, f32) {
 
 /// [`fit`] into the rectangle `min..max`.
 fn fit_in(lo: Vec2, hi: Vec2, min: Vec2, max: Vec2, window: Vec2) -> (Vec2, f32) {
-    let rect = CanvasRect {
-        min,
-        max,
-        overlay: Vec2::ZERO,
-    };
-    let size = (rect.max - rect.min).max(Vec2::splat(50.0));
+    let size = (max - min).max(Vec2::splat(50.0));
     let world = (hi - lo).max(Vec2::splat(1.0));
     // Never magnify small graphs beyond 1.25×: nodes stay a readable, familiar size.
     let scale = (world.x / size.x)
         .max(world.y / size.y)
         .clamp(0.8, ZOOM_RANGE.1);
-    let rect_center = (rect.min + rect.max) / 2.0;
+    let rect_center = (min + max) / 2.0;
     let offset = (rect_center - window / 2.0) * Vec2::new(1.0, -1.0) * scale;
     ((lo + hi) / 2.0 - offset, scale)
 }

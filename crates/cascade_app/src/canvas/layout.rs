@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 
 use bevy::math::Vec2;
 
-use super::nodes::{LABEL_X, NAME_FONT_PX};
+use super::NodeShape;
+use super::nodes::{LABEL_X, NAME_FONT_PX, label_text};
 use crate::theme::NODE_RADIUS;
 use cascade_sim::graph::DependencyGraph;
 use cascade_sim::scenario::Scenario;
@@ -161,14 +162,18 @@ pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
         }
     }
     let sizes: Vec<usize> = rows.iter().map(Vec::len).collect();
-    // Names as the canvas writes them: a service of several instances with its count.
+    // Names as the canvas writes them when all instances serve (`api ×4`).
     let labels: Vec<String> = scenario
         .sources
         .iter()
-        .map(|x| x.name.clone())
-        .chain(scenario.services.iter().map(|x| match x.instances {
-            0 | 1 => x.name.clone(),
-            n => format!("{} ×{n}", x.name),
+        .map(|x| label_text(&x.name, NodeShape::Client, 1, 1))
+        .chain(scenario.services.iter().map(|x| {
+            label_text(
+                &x.name,
+                NodeShape::Service(x.kind),
+                x.instances,
+                x.instances,
+            )
         }))
         .collect();
     let gap = node_gap(labels.iter().map(String::as_str));

@@ -128,7 +128,7 @@ const STATS_FONT_PX: f32 = 12.0;
 /// when not all do (`api ×4 (1 serving)`: the others are killed, restarting, latched, out of
 /// rotation or ejected by health checks), so a death spiral's ejections or a partial kill
 /// show on the canvas.
-fn label_text(name: &str, shape: NodeShape, serving: u32, provisioned: u32) -> String {
+pub(super) fn label_text(name: &str, shape: NodeShape, serving: u32, provisioned: u32) -> String {
     match shape {
         NodeShape::Service(_) if serving < provisioned => {
             format!("{name} ×{provisioned} ({serving} serving)")

@@ -7,7 +7,7 @@
 //! promotes the replica once the primary has looked down for its detection delay plus
 //! hold-down. Operator steps run at their time or when their alert fires, after their delay.
 
-use super::mech::LifePhase;
+use super::mech::{InstanceMech, LifePhase};
 use super::scheduler::EventKind;
 use super::state::InstanceState;
 use super::step::Ctx;
@@ -269,11 +269,7 @@ impl Ctx<'_, '_> {
     /// not serve holds none and simply ends, its life's pending steps and calls with it.
     pub(crate) fn scale_in(&mut self, s: u32, n: u32) {
         let now = self.e.now;
-        let serving = |is: &InstanceState| {
-            is.mech
-                .as_deref()
-                .is_none_or(|m| m.life == LifePhase::Up && !m.latched)
-        };
+        let serving = |is: &InstanceState| is.mech.as_deref().is_none_or(InstanceMech::started);
         let provisioned = || {
             self.services[s as usize]
                 .instances

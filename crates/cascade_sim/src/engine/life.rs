@@ -278,11 +278,7 @@ impl Ctx<'_, '_> {
             .periodic_out
             .get(idx as usize)
             .is_some_and(|&(j, generation)| self.e.jobs.live(j, generation).is_some());
-        let paused = self.services[s as usize]
-            .rt
-            .as_deref()
-            .is_some_and(|r| r.periodic_paused);
-        if up && !busy && !paused && self.instances[inst as usize].provisioned {
+        if up && !busy && !self.periodic_paused(s) && self.instances[inst as usize].provisioned {
             let j = self.internal_job(s, inst, Purpose::Periodic, idx as u16, incarnation);
             let generation = self.e.jobs.get(j).generation;
             let out = &mut self.instance_mech_mut(inst).periodic_out;
@@ -402,11 +398,15 @@ impl Ctx<'_, '_> {
     pub(crate) fn lifecycle_retries_stopped(&self, j: u32) -> bool {
         let job = self.e.jobs.get(j);
         self.lifecycle_call_orphaned(j)
-            || (job.purpose == Purpose::Periodic
-                && self.services[job.node as usize]
-                    .rt
-                    .as_deref()
-                    .is_some_and(|r| r.periodic_paused))
+            || (job.purpose == Purpose::Periodic && self.periodic_paused(job.node))
+    }
+
+    /// An operator paused service `s`'s periodic calls.
+    fn periodic_paused(&self, s: u32) -> bool {
+        self.services[s as usize]
+            .rt
+            .as_deref()
+            .is_some_and(|r| r.periodic_paused)
     }
 
     /// Internal job `j` belongs to its instance's current life (not one a crash or restart
