@@ -169,6 +169,9 @@ pub struct NodeCounters {
     pub area_cpu: u128,
     /// ∫ cores of routable, live instances dt (instances with mechanisms only).
     pub area_cores: u128,
+    /// Σ (σ(n) − 1) × 1000 over own work started on instances with load-dependent service
+    /// time (`scaling`): with `started`, how much slower own work ran than alone.
+    pub slowdown_excess_milli: u64,
 }
 
 impl NodeCounters {
@@ -203,6 +206,7 @@ impl NodeCounters {
         self.area_capacity += o.area_capacity;
         self.area_cpu += o.area_cpu;
         self.area_cores += o.area_cores;
+        self.slowdown_excess_milli += o.slowdown_excess_milli;
     }
 
     /// All attempts offered.
@@ -287,6 +291,13 @@ impl NodeCounters {
         } else {
             self.area_busy as f64 / self.area_capacity as f64
         }
+    }
+
+    /// How many times longer own work took than it would alone, on average over the requests
+    /// that reached a worker (`None` without load-dependent service time or without starts).
+    pub fn mean_slowdown(&self) -> Option<f64> {
+        (self.slowdown_excess_milli > 0 && self.started > 0)
+            .then(|| 1.0 + self.slowdown_excess_milli as f64 / 1000.0 / self.started as f64)
     }
 
     /// Busy core time over core capacity time (`None` where cores are not modelled).

@@ -84,6 +84,7 @@ pub fn measure(
                 c.failed[crate::metrics::Outcome::Conflict as usize] as f64 / done as f64
             }
         }
+        CheckMetric::Slowdown => c.mean_slowdown().unwrap_or(1.0),
     };
     Some(value)
 }

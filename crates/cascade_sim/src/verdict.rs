@@ -283,9 +283,9 @@ pub struct ServiceWindow {
 }
 
 /// What keeps a system in its bad state, from each service over the final window: retry
-/// amplification, orphaned work and rejections, each at the service where it is strongest;
-/// caches still cold and latched instances at the end, each where it is worst; strongest
-/// first.
+/// amplification, orphaned work, rejections and contention (own work slowed by
+/// concurrency), each at the service where it is strongest; caches still cold and latched
+/// instances at the end, each where it is worst; strongest first.
 pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
     let busiest = |f: &dyn Fn(&NodeCounters) -> f64| {
         window
@@ -317,6 +317,21 @@ pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
             format!(
                 "rejections at {name} ({:.0}% of attempts turned away)",
                 rejected * 100.0
+            ),
+        ));
+    }
+    // Own work slowed by concurrency (thrashing): the pool completes fewer than arrive.
+    if let Some((slowdown, name)) = window
+        .iter()
+        .filter(|w| w.counters.offered() >= 10)
+        .filter_map(|w| Some((w.counters.mean_slowdown()?, w.name.as_str())))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        && slowdown >= 1.5
+    {
+        effects.push((
+            slowdown,
+            format!(
+                "contention at {name} (own work {slowdown:.1}× slower than alone, from requests working at once)"
             ),
         ));
     }

@@ -289,6 +289,37 @@ fn disqualify_after_without_disqualify_on_failure_is_rejected() {
 }
 
 #[test]
+fn scaling_coefficients_out_of_range_are_rejected_with_hints() {
+    let (text, err) = broken(
+        r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0)),"#,
+        r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0),
+         scaling: (contention: 1.5, coherency: -0.001)),"#,
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "1.5", 0),
+        "the contention share 1.5 is outside [0, 1]",
+        Some("serialised share"),
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "-0.001", 0),
+        "the coherency cost -0.001 must be a number ≥ 0",
+        Some("0.0005 puts the peak near 45"),
+    );
+    let ok = GOOD.replacen(
+        r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0)),"#,
+        r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0), scaling: (coherency: 0.01)),"#,
+        1,
+    );
+    let scenario = Scenario::from_ron_str(&ok, "ok.ron").expect("contention defaults to 0");
+    assert_eq!(
+        Scenario::from_ron_str(&scenario.to_ron_string(), "again.ron").unwrap(),
+        scenario
+    );
+}
+
+#[test]
 fn calls_to_itself_are_rejected() {
     let (text, err) = broken(r#"(to: "db""#, r#"(to: "api""#);
     expect_problem(

@@ -109,6 +109,7 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (a.latch_above.is_some(), "latch over a limit"),
             (svc.queue.capacity.is_some(), "bounded queue"),
             (svc.cores.is_some(), "cores"),
+            (svc.scaling.is_some(), "load-dependent service time"),
             (
                 svc.health_check.is_some_and(|h| h.through_queue),
                 "health checks through the queue",
@@ -209,6 +210,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "in-flight limit",
         "latch over a limit",
         "cores",
+        "load-dependent service time",
         "health checks through the queue",
         "health checks",
         "liveness restarts",

@@ -1,7 +1,8 @@
 //! Inspector sections for the resilience mechanisms: per call (breaker, fallback, adaptive
-//! throttling, hedging, bulkhead, latency spread), per service (CPU cores, admission and
-//! limits, health checks, outlier ejection, autoscaler, cache, lifecycle, work queue,
-//! optimistic concurrency, failover) and the scenario's alerts and operator steps.
+//! throttling, hedging, bulkhead, latency spread), per service (CPU cores, load-dependent
+//! service time, admission and limits, health checks, outlier ejection, autoscaler, cache,
+//! lifecycle, work queue, optimistic concurrency, failover) and the scenario's alerts and
+//! operator steps.
 //!
 //! Each section is a collapsible header with a switch: off means the mechanism is not
 //! configured (the spec field is `None` or default) and costs the engine nothing. The
@@ -9,11 +10,12 @@
 //! edit. Defaults offered when a mechanism is switched on are the documented defaults.
 
 use bevy_egui::egui::{self, RichText};
+use cascade_sim::mechanisms::scaling::Scaling;
 use cascade_sim::scenario::{
     AdaptiveThrottleSpec, AdmissionSpec, AlertMetric, AlertSpec, AutoscaleSpec, BreakerSpec,
     CacheSpec, CallSpec, CodelSpec, FailoverSpec, Fallback, HealthCheckSpec, LifecycleSpec,
     OccSpec, OperatorAction, OperatorStep, OperatorTrigger, OutlierSpec, PeriodicCallSpec,
-    RateLimitSpec, ScaleMetric, Scenario, ServiceSpec, SourceSpec, WorkQueueSpec,
+    RateLimitSpec, ScaleMetric, ScalingSpec, Scenario, ServiceSpec, SourceSpec, WorkQueueSpec,
 };
 
 /// A value parsed from the format's own defaults (so the app offers exactly what an omitted
@@ -157,6 +159,48 @@ fn optional_f64(
         hover,
         |ui, x| {
             ui.add(drag(x)).on_hover_text(hover);
+        },
+    );
+}
+
+/// Load-dependent service time: the USL's contention and coherency, and where throughput
+/// peaks.
+fn scaling_ui(ui: &mut egui::Ui, v: &mut Option<ScalingSpec>) {
+    optional_inline(
+        ui,
+        v,
+        || ScalingSpec {
+            contention: 0.02,
+            coherency: 0.0005,
+        },
+        "Own work slows when many requests work at once (Universal Scalability Law): \
+         σ(n) = 1 + contention·(n − 1) + coherency·n·(n − 1)",
+        |ui, sc| {
+            ui.add(
+                egui::DragValue::new(&mut sc.contention)
+                    .range(0.0..=1.0)
+                    .speed(0.001)
+                    .prefix("α "),
+            )
+            .on_hover_text("Contention: the serialised share of the work (locks)");
+            ui.add(
+                egui::DragValue::new(&mut sc.coherency)
+                    .range(0.0..=1.0)
+                    .speed(0.0001)
+                    .max_decimals(5)
+                    .prefix("β "),
+            )
+            .on_hover_text(
+                "Coherency: the cost between each pair of requests at once (cache misses, GC)",
+            );
+            let usl = Scaling {
+                contention: sc.contention,
+                coherency: sc.coherency,
+            };
+            if let Some(peak) = usl.peak_concurrency() {
+                ui.weak(format!("peak at {peak:.0} at once"))
+                    .on_hover_text("Above this many requests at once, throughput falls: size workers or cores here");
+            }
         },
     );
 }
@@ -317,6 +361,9 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
     egui::Grid::new("svc-mech").num_columns(2).show(ui, |ui| {
         row(ui, "CPU cores", |ui| {
             optional_u32(ui, &mut s.cores, s.workers.max(1), "Own work needs a core; waiting on a call holds only a worker. Off: as many cores as workers");
+        });
+        row(ui, "slows with load", |ui| {
+            scaling_ui(ui, &mut s.scaling);
         });
     });
     let mut admission = (s.admission != AdmissionSpec::default()).then_some(s.admission);

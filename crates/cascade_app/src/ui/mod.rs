@@ -563,13 +563,15 @@ struct MechView {
     cpu: Option<f64>,
     /// Optimistic-concurrency conflicts over completions (`None`: nothing completed).
     conflict_ratio: Option<f64>,
+    /// Mean slowdown of own work from concurrency (`None`: no load-dependent service time).
+    slowdown: Option<f64>,
     live_instances: u32,
     configured_instances: u32,
 }
 
 /// The inspector's rows for a service's mechanism state at the end of the last interval: live
 /// instances (with an autoscaler, or when not all are live), CPU (where cores are modelled),
-/// optimistic-concurrency conflicts, a work queue's backlog (the only sign of one: its
+/// the slowdown of own work from concurrency (`scaling`), optimistic-concurrency conflicts, a work queue's backlog (the only sign of one: its
 /// producers are answered at once), cache warmth, instances in the healthy set, starting or
 /// latched, callers' open breakers, failover and panic routing. A gauge shows where its
 /// mechanism is configured or it is not zero.
@@ -587,6 +589,9 @@ fn gauge_figures(view: &MechView, shown: GaugesShown) -> Vec<(String, String)> {
     }
     if let Some(cpu) = view.cpu {
         rows.push(("CPU busy".into(), format!("{:.0} %", cpu * 100.0)));
+    }
+    if let Some(slowdown) = view.slowdown {
+        rows.push(("work slowed".into(), format!("×{slowdown:.1}")));
     }
     if let Some(ratio) = view.conflict_ratio.filter(|r| *r > 0.0) {
         rows.push(("conflicts".into(), format!("{:.1} %", ratio * 100.0)));
@@ -766,6 +771,9 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                         c.failed[cascade_sim::metrics::Outcome::Conflict as usize] as f64
                             / completed as f64
                     }),
+                    slowdown: mech
+                        .is_some_and(|m| m.scaling.is_some())
+                        .then(|| c.mean_slowdown().unwrap_or(1.0)),
                     live_instances: row.live_instances,
                     configured_instances: model.map_or(0, |s| s.instances),
                 };
@@ -973,6 +981,7 @@ mod tests {
         // Instances lost, cores and conflicts.
         let view = MechView {
             cpu: Some(0.125),
+            slowdown: Some(24.88),
             conflict_ratio: Some(0.25),
             live_instances: 3,
             configured_instances: 8,
@@ -983,6 +992,7 @@ mod tests {
             vec![
                 ("live instances".to_owned(), "3 of 8".to_owned()),
                 ("CPU busy".to_owned(), "12 %".to_owned()),
+                ("work slowed".to_owned(), "×24.9".to_owned()),
                 ("conflicts".to_owned(), "25.0 %".to_owned()),
             ]
         );

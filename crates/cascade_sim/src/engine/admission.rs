@@ -111,9 +111,20 @@ impl Ctx<'_, '_> {
                 .and_then(|m| m.health)
                 .map_or(1, |h| h.probe_ns)
         } else {
+            // Load-dependent: `cores_busy` counts the requests in their own work here, this
+            // one included (an instance with mechanisms always counts its cores).
+            let crowd = match svc.mech.as_ref().and_then(|m| m.scaling) {
+                Some(scaling) => {
+                    let slowdown = scaling.slowdown(is.cores_busy);
+                    self.services[s].metrics.interval.slowdown_excess_milli +=
+                        ((slowdown - 1.0) * 1000.0 + 0.5) as u64;
+                    slowdown
+                }
+                None => 1.0,
+            };
             work_ns(
                 svc.dist.sample_ns(&mut is.rng),
-                is.slow_factor * warm,
+                is.slow_factor * warm * crowd,
                 is.added_ns,
             )
         };

@@ -15,6 +15,7 @@ use crate::mechanisms::cache::KeyTable;
 use crate::mechanisms::health::HealthState;
 use crate::mechanisms::occ::{KeyChooser, Versions};
 use crate::mechanisms::rolling::Rolling;
+use crate::mechanisms::scaling::Scaling;
 use crate::mechanisms::throttle::{AdaptiveThrottle, TokenBucket};
 use crate::rng::SimRng;
 use crate::scenario::{AutoscaleSpec, ScaleMetric};
@@ -219,6 +220,8 @@ pub fn codel_timeout_ns(
 pub struct ServiceMech {
     /// Cores per instance (`u32::MAX`: not modelled).
     pub cores: u32,
+    /// Load-dependent own-work time (`None`: the same at any concurrency).
+    pub scaling: Option<Scaling>,
     /// Shed after this wait (`NEVER`: no shedding).
     pub max_wait_ns: Nanos,
     /// Serve newest first above this queue length (`u32::MAX`: never).

@@ -16,6 +16,7 @@ use super::mech::{
 use crate::dist::Dist;
 use crate::mechanisms::breaker::BreakerConfig;
 use crate::mechanisms::occ::KeyChooser;
+use crate::mechanisms::scaling::Scaling;
 use crate::retry::RetryModel;
 use crate::scenario::{
     AlertSpec, CallSpec, FanOut, LoadBalancer, NodeKind, OperatorAction, OperatorStep,
@@ -357,6 +358,7 @@ impl Model {
         let a = &s.admission;
         let lifecycle_calls = !s.lifecycle.is_empty();
         let any = s.cores.is_some()
+            || s.scaling.is_some()
             || *a != Default::default()
             || s.health_check.is_some()
             || s.panic_threshold.is_some()
@@ -430,6 +432,10 @@ impl Model {
         });
         Some(Box::new(ServiceMech {
             cores: s.cores.unwrap_or(u32::MAX),
+            scaling: s.scaling.map(|c| Scaling {
+                contention: c.contention,
+                coherency: c.coherency,
+            }),
             max_wait_ns: a.max_queue_wait_ms.map_or(NEVER, ms_to_ns),
             lifo_above: a.lifo_above.unwrap_or(u32::MAX),
             codel: a

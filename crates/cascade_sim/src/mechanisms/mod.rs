@@ -1,6 +1,6 @@
 //! Resilience mechanisms as pure state machines: the arithmetic behind circuit breakers,
-//! rate limiters, client-side adaptive throttling, health checks, autoscaling, caches and
-//! optimistic concurrency.
+//! rate limiters, client-side adaptive throttling, health checks, autoscaling, caches,
+//! optimistic concurrency and load-dependent service time.
 //!
 //! Each type here is plain data with methods that take the current time and return a
 //! decision; the engine (`crate::engine`) owns when they are consulted and what their
@@ -16,6 +16,7 @@
 //! | [`autoscale`] | target-tracking autoscaler decisions |
 //! | [`cache`] | look-aside cache entries: hits, fills, TTL expiry, flushes, single-flight |
 //! | [`occ`] | optimistic-concurrency versions; Zipf key choice (hot keys) |
+//! | [`scaling`] | load-dependent service time (Universal Scalability Law) |
 
 pub mod autoscale;
 pub mod breaker;
@@ -23,4 +24,5 @@ pub mod cache;
 pub mod health;
 pub mod occ;
 pub mod rolling;
+pub mod scaling;
 pub mod throttle;

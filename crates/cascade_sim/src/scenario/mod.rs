@@ -370,6 +370,10 @@ pub struct ServiceSpec {
     /// holds only the worker. `None`: as many cores as workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<u32>,
+    /// Own work slows as more requests work at once on an instance (Universal Scalability
+    /// Law): `None` is the same speed at any concurrency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingSpec>,
     /// Admission control, load shedding and hard limits of each instance.
     #[serde(default, skip_serializing_if = "is_default")]
     pub admission: AdmissionSpec,
@@ -432,6 +436,7 @@ impl Default for ServiceSpec {
             fan_out: FanOut::default(),
             deadline_propagation: false,
             cores: None,
+            scaling: None,
             admission: AdmissionSpec::default(),
             health_check: None,
             panic_threshold: None,
@@ -445,6 +450,22 @@ impl Default for ServiceSpec {
             position: None,
         }
     }
+}
+
+/// How a service's own work slows with concurrency (Gunther's Universal Scalability Law): a
+/// request that starts its own work while `n` requests (itself included) work on its instance
+/// takes `1 + contention·(n − 1) + coherency·n·(n − 1)` times its sampled time.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingSpec {
+    /// Share of the work that is serialised (locks, one shared resource), in `[0, 1]`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub contention: f64,
+    /// Cost of keeping each pair of concurrent requests coherent (cache lines, garbage
+    /// collection, coordination), `≥ 0`: above `√((1 − contention)/coherency)` requests at
+    /// once, throughput falls.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub coherency: f64,
 }
 
 /// The queue of one instance.
@@ -1266,6 +1287,9 @@ pub enum CheckMetric {
     DeadLetters,
     /// Optimistic-concurrency conflicts over completions (services).
     ConflictRatio,
+    /// How many times longer own work took than alone, mean over the requests that reached a
+    /// worker (services with `scaling`; 1 elsewhere).
+    Slowdown,
 }
 
 impl Scenario {

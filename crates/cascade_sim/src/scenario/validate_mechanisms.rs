@@ -1,6 +1,7 @@
 //! Semantic validation of the resilience mechanisms (breakers, throttling, hedging,
-//! bulkheads, admission, health checks, autoscaling, caches, lifecycle calls, work queues,
-//! optimistic concurrency, failover), their faults, alerts and operator steps.
+//! bulkheads, load-dependent service time, admission, health checks, autoscaling, caches,
+//! lifecycle calls, work queues, optimistic concurrency, failover), their faults, alerts and
+//! operator steps.
 //!
 //! Called from `validate.rs`, whose helpers (ranges, names, links) it reuses. Does not check
 //! the base model (rates, service times, retries, the original faults).
@@ -145,6 +146,29 @@ pub(super) fn service(
 ) {
     if let Some(cores) = svc.cores {
         at_least_one(v, &format!("{p}.cores"), cores, "an instance's cores");
+    }
+    if let Some(sc) = &svc.scaling {
+        if !(0.0..=1.0).contains(&sc.contention) {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.scaling.contention"),
+                    format!("the contention share {} is outside [0, 1]", sc.contention),
+                )
+                .with_hint("it is the serialised share of the work: 0.05 for 5% under a lock"),
+            );
+        }
+        if !(sc.coherency >= 0.0 && sc.coherency.is_finite()) {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.scaling.coherency"),
+                    format!("the coherency cost {} must be a number ≥ 0", sc.coherency),
+                )
+                .with_hint(
+                    "throughput peaks at √((1 − contention)/coherency) requests at once: \
+                     0.0005 puts the peak near 45",
+                ),
+            );
+        }
     }
     let a = &svc.admission;
     if let Some(ms) = a.max_queue_wait_ms {
