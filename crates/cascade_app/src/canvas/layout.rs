@@ -162,17 +162,20 @@ pub fn layout(scenario: &Scenario) -> BTreeMap<String, Vec2> {
         }
     }
     let sizes: Vec<usize> = rows.iter().map(Vec::len).collect();
-    // Names as the canvas writes them when all instances serve (`api ×4`).
+    // Labels as the canvas writes them at their widest: every instance the service can have
+    // (its autoscaler's maximum), one of them not serving (`api ×4 (3 serving)`), so that a
+    // death spiral's label does not run into the next node.
     let labels: Vec<String> = scenario
         .sources
         .iter()
         .map(|x| label_text(&x.name, NodeShape::Client, 1, 1))
         .chain(scenario.services.iter().map(|x| {
+            let most = x.autoscale.map_or(x.instances, |a| a.max.max(x.instances));
             label_text(
                 &x.name,
                 NodeShape::Service(x.kind),
-                x.instances,
-                x.instances,
+                most.saturating_sub(1),
+                most,
             )
         }))
         .collect();
@@ -235,21 +238,12 @@ mod tests {
         cascade_sim::scenario::load(&path).unwrap()
     }
 
-    #[test]
-    fn long_names_widen_the_layer_so_labels_end_before_the_next_node() {
-        // The S3 reconstruction's sources and queues: names up to 20 characters, at 16 px
-        // and about 0.6 em a character 192 px of text starting 56 px right of the node.
-        let s = cascade_sim::scenario::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../scenarios/incidents/s3-2017.ron"),
-        )
-        .unwrap();
-        let pos = layout(&s);
-        let longest = pos.keys().map(|n| n.chars().count()).max().unwrap();
-        assert_eq!(longest, 20);
-        let label_end = LABEL_X + 20.0 * 0.6 * NAME_FONT_PX;
-        for (a, pa) in &pos {
-            for (b, pb) in &pos {
+    /// Every node's label of `chars` characters ends before the next node to its right.
+    #[track_caller]
+    fn labels_end_before_their_neighbours(pos: &BTreeMap<String, Vec2>, chars: usize) {
+        let label_end = LABEL_X + chars as f32 * 0.6 * NAME_FONT_PX;
+        for (a, pa) in pos {
+            for (b, pb) in pos {
                 if a != b && (pa.y - pb.y).abs() < 1.0 && pb.x > pa.x {
                     assert!(
                         pb.x - NODE_RADIUS - pa.x >= label_end,
@@ -259,6 +253,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn shipped(rel: &str) -> Scenario {
+        cascade_sim::scenario::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scenarios")
+                .join(rel),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn long_names_widen_the_layer_so_labels_end_before_the_next_node() {
+        // The S3 reconstruction's sources and queues: names up to 20 characters, at 16 px
+        // and about 0.6 em a character 192 px of text starting 56 px right of the node.
+        let s = shipped("incidents/s3-2017.ron");
+        let pos = layout(&s);
+        let longest = pos.keys().map(|n| n.chars().count()).max().unwrap();
+        assert_eq!(longest, 20);
+        labels_end_before_their_neighbours(&pos, 20);
+        // Roblox's game services lose instances to failed discovery refreshes: at 400 s the
+        // label reads `game_svcs ×10 (7 serving)`, 25 characters, which ran into vault.
+        let pos = layout(&shipped("incidents/roblox-2021.ron"));
+        labels_end_before_their_neighbours(&pos, "game_svcs ×10 (9 serving)".chars().count());
         // Short names keep the usual spacing.
         assert_eq!(
             node_gap(["users", "gateway", "orders"].into_iter()),
