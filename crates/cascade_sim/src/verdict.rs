@@ -331,7 +331,7 @@ pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
         effects.push((
             slowdown,
             format!(
-                "contention at {name} (own work {slowdown:.1}× slower than alone, from requests working at once)"
+                "contention at {name} (own work {slowdown:.1}× slower than alone, under its load)"
             ),
         ));
     }

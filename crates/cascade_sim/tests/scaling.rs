@@ -44,6 +44,7 @@ fn a_full_pool_of_deterministic_work_completes_c_over_sigma_c_times_s_exactly() 
         let usl = Scaling {
             contention: a,
             coherency: b,
+            counts_present: false,
         };
         let x_per_s = usl.throughput_per_s(workers, 0.010);
         let mut sim = scenario(
@@ -79,6 +80,7 @@ fn a_full_pool_of_exponential_work_completes_c_over_sigma_c_times_s() {
     let usl = Scaling {
         contention: a,
         coherency: b,
+        counts_present: false,
     };
     let x_per_s = usl.throughput_per_s(workers, 0.005);
     let mut sim = scenario(
@@ -117,6 +119,7 @@ fn above_the_full_pools_throughput_a_spike_locks_the_pool_in_thrashing() {
     let usl = Scaling {
         contention: 0.02,
         coherency: 0.0005,
+        counts_present: false,
     };
     let x_full = usl.throughput_per_s(200, 0.010);
     assert!((x_full - 803.86).abs() < 0.01);
@@ -162,4 +165,57 @@ fn below_the_full_pools_throughput_the_same_spike_drains_away() {
         "slowdown {slowdown}: the low fixed point n ≈ 8, σ ≈ 1.17"
     );
     assert_eq!(after.goodput, after.resolved());
+}
+
+/// One worker, deterministic 2-ms work, Poisson 250/s (ρ = 0.5 alone), contention 0.01 over
+/// every request present, and a burst of `burst` extra requests at 30 s.
+fn backlog(burst: u32) -> Simulation {
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "gc", duration_s: 600, seed: 29, sample_every: 0,
+            sources: [(name: "clients", target: "server", rate: Constant(250)),
+                      (name: "batch", target: "server", rate: Burst(count: {burst}, at_s: 30.0))],
+            services: [(name: "server", workers: 1, service_time: Deterministic(ms: 2.0),
+                        scaling: (contention: 0.01, counts: Present))],
+        )"#
+    ));
+    let mut sim = Simulation::new(&s);
+    sim.run_until_s(60.0);
+    sim
+}
+
+#[test]
+fn counting_every_request_present_a_backlog_past_the_drift_point_grows_by_itself() {
+    // With n requests present a request's work takes S·σ(n) = 2 ms · (1 + 0.01 (n − 1)),
+    // during which λ·S·σ(n) arrive on average and one leaves: the backlog drifts up once
+    // λ·S·σ(n) > 1, past n = 1 + (1/(λS) − 1)/α = 101 (a garbage collector whose heap grows
+    // with the backlog). Half of it drains: the chance that a walk with a drift of −0.26 per
+    // service and variance 0.75 climbs 51 is about e^(−2·0.26·51/0.75) ≈ e^(−35). Twice it
+    // grows: down 99 against a drift of +0.5 and variance 1.5, about e^(−65).
+    let drains = backlog(50);
+    let after = server(&drains, 40, 60);
+    assert!(
+        after.mean_queue(20_000_000_000) < 5.0,
+        "a burst of 50 drains: mean queue {}",
+        after.mean_queue(20_000_000_000)
+    );
+    assert_eq!(after.goodput, after.resolved());
+    let slowdown = after.mean_slowdown().unwrap();
+    assert!(
+        slowdown < 1.05,
+        "few present once drained: slowdown {slowdown}"
+    );
+
+    let grows = backlog(200);
+    let late = server(&grows, 50, 60);
+    // At least 200 present from 30 s on, so every work takes at least 2 ms · 2.99 and the
+    // server completes at most 167/s of the 250/s arriving; the backlog only grows.
+    assert!(
+        late.succeeded < 1_670,
+        "completions over 10 s: {}",
+        late.succeeded
+    );
+    let queue = late.mean_queue(10_000_000_000);
+    assert!(queue > 200.0 + 83.0 * 20.0, "mean queue {queue}");
+    assert!(late.mean_slowdown().unwrap() > 2.99);
 }

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use cascade_sim::Simulation;
-use cascade_sim::scenario::{self, Backoff, FaultKind, Jitter, RateProfile, Scenario, ServiceTime};
+use cascade_sim::scenario::{
+    self, Backoff, FaultKind, Jitter, RateProfile, ScalingCounts, Scenario, ServiceTime,
+};
 
 fn with_expectations() -> Vec<(PathBuf, Scenario)> {
     common::shipped_paths()
@@ -111,6 +113,11 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (svc.cores.is_some(), "cores"),
             (svc.scaling.is_some(), "load-dependent service time"),
             (
+                svc.scaling
+                    .is_some_and(|s| s.counts == ScalingCounts::Present),
+                "load-dependent service time over the requests present",
+            ),
+            (
                 svc.health_check.is_some_and(|h| h.through_queue),
                 "health checks through the queue",
             ),
@@ -211,6 +218,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "latch over a limit",
         "cores",
         "load-dependent service time",
+        "load-dependent service time over the requests present",
         "health checks through the queue",
         "health checks",
         "liveness restarts",

@@ -15,7 +15,8 @@ use cascade_sim::scenario::{
     AdaptiveThrottleSpec, AdmissionSpec, AlertMetric, AlertSpec, AutoscaleSpec, BreakerSpec,
     CacheSpec, CallSpec, CodelSpec, FailoverSpec, Fallback, HealthCheckSpec, LifecycleSpec,
     OccSpec, OperatorAction, OperatorStep, OperatorTrigger, OutlierSpec, PeriodicCallSpec,
-    RateLimitSpec, ScaleMetric, ScalingSpec, Scenario, ServiceSpec, SourceSpec, WorkQueueSpec,
+    RateLimitSpec, ScaleMetric, ScalingCounts, ScalingSpec, Scenario, ServiceSpec, SourceSpec,
+    WorkQueueSpec,
 };
 
 /// A value parsed from the format's own defaults (so the app offers exactly what an omitted
@@ -172,6 +173,7 @@ fn scaling_ui(ui: &mut egui::Ui, v: &mut Option<ScalingSpec>) {
         || ScalingSpec {
             contention: 0.02,
             coherency: 0.0005,
+            counts: ScalingCounts::Working,
         },
         "Own work slows when many requests work at once (Universal Scalability Law): \
          σ(n) = 1 + contention·(n − 1) + coherency·n·(n − 1)",
@@ -193,16 +195,37 @@ fn scaling_ui(ui: &mut egui::Ui, v: &mut Option<ScalingSpec>) {
             .on_hover_text(
                 "Coherency: the cost between each pair of requests at once (cache misses, GC)",
             );
-            let usl = Scaling {
-                contention: sc.contention,
-                coherency: sc.coherency,
-            };
-            if let Some(peak) = usl.peak_concurrency() {
-                ui.weak(format!("peak at {peak:.0} at once"))
-                    .on_hover_text("Above this many requests at once, throughput falls: size workers or cores here");
-            }
         },
     );
+}
+
+/// Which requests slow the work, and (counting those working) where throughput peaks.
+fn scaling_counts_ui(ui: &mut egui::Ui, sc: &mut ScalingSpec) {
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_id_salt("scaling-counts")
+            .selected_text(match sc.counts {
+                ScalingCounts::Working => "n: working",
+                ScalingCounts::Present => "n: present",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut sc.counts, ScalingCounts::Working, "working")
+                    .on_hover_text("n counts the requests in their own work (CPU, locks, caches)");
+                ui.selectable_value(&mut sc.counts, ScalingCounts::Present, "present")
+                    .on_hover_text("n counts every request at the instance, waiting ones too (memory and GC, a lock's waiters)");
+            });
+        let usl = Scaling {
+            contention: sc.contention,
+            coherency: sc.coherency,
+            counts_present: sc.counts == ScalingCounts::Present,
+        };
+        if !usl.counts_present
+            && let Some(peak) = usl.peak_concurrency()
+        {
+            ui.weak(format!("peak at {peak:.0} at once")).on_hover_text(
+                "Above this many requests at once, throughput falls: size workers or cores here",
+            );
+        }
+    });
 }
 
 fn service_names(scenario: &Scenario, except: &str) -> Vec<String> {
@@ -365,6 +388,9 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         row(ui, "slows with load", |ui| {
             scaling_ui(ui, &mut s.scaling);
         });
+        if let Some(sc) = s.scaling.as_mut() {
+            row(ui, "", |ui| scaling_counts_ui(ui, sc));
+        }
     });
     let mut admission = (s.admission != AdmissionSpec::default()).then_some(s.admission);
     optional_section(

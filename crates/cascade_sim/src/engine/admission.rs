@@ -112,10 +112,16 @@ impl Ctx<'_, '_> {
                 .map_or(1, |h| h.probe_ns)
         } else {
             // Load-dependent: `cores_busy` counts the requests in their own work here, this
-            // one included (an instance with mechanisms always counts its cores).
+            // one included (an instance with mechanisms always counts its cores); `busy` and
+            // the queue every request at the instance.
             let crowd = match svc.mech.as_ref().and_then(|m| m.scaling) {
                 Some(scaling) => {
-                    let slowdown = scaling.slowdown(is.cores_busy);
+                    let n = if scaling.counts_present {
+                        is.busy.saturating_add(is.queue.len() as u32)
+                    } else {
+                        is.cores_busy
+                    };
+                    let slowdown = scaling.slowdown(n);
                     self.services[s].metrics.interval.slowdown_excess_milli +=
                         ((slowdown - 1.0) * 1000.0 + 0.5) as u64;
                     slowdown

@@ -20,7 +20,7 @@ use crate::mechanisms::scaling::Scaling;
 use crate::retry::RetryModel;
 use crate::scenario::{
     AlertSpec, CallSpec, FanOut, LoadBalancer, NodeKind, OperatorAction, OperatorStep,
-    QueueDiscipline, RateProfile, Scenario, ServiceSpec,
+    QueueDiscipline, RateProfile, ScalingCounts, Scenario, ServiceSpec,
 };
 use crate::time::{NEVER, Nanos, ms_to_ns, s_to_ns};
 
@@ -435,6 +435,7 @@ impl Model {
             scaling: s.scaling.map(|c| Scaling {
                 contention: c.contention,
                 coherency: c.coherency,
+                counts_present: c.counts == ScalingCounts::Present,
             }),
             max_wait_ns: a.max_queue_wait_ms.map_or(NEVER, ms_to_ns),
             lifo_above: a.lifo_above.unwrap_or(u32::MAX),

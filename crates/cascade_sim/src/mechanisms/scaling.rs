@@ -15,9 +15,14 @@
 //! have two states at one load: a good one at low concurrency and a bad one where every
 //! worker is busy and the pool completes `X(workers)` requests a second, less than arrive.
 //!
-//! This module is the arithmetic; the engine (`engine/admission.rs`) applies [`slowdown`] to
-//! each request's own work when it starts, with `n` the requests then in their own work on the
-//! instance, itself included.
+//! Where the cost comes from memory rather than CPU (a heap that grows with the backlog, and
+//! the garbage collection it costs), `n` counts every request at the instance, waiting ones
+//! too. A single worker with arrivals λ then drifts up once `λ·S·σ(n) > 1`: a backlog past
+//! that point grows by itself.
+//!
+//! This module is the arithmetic; the engine (`engine/admission.rs`) applies
+//! [`Scaling::slowdown`] to each request's own work when it starts, with `n` the requests then
+//! in their own work on the instance (or at it), itself included.
 
 /// USL coefficients of one service.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,6 +31,8 @@ pub struct Scaling {
     pub contention: f64,
     /// β: cost of coherency between each pair of concurrent requests, `≥ 0`.
     pub coherency: f64,
+    /// `n` counts every request at the instance (waiting ones too), not only those working.
+    pub counts_present: bool,
 }
 
 impl Scaling {
@@ -59,6 +66,7 @@ mod tests {
         let s = Scaling {
             contention: 0.02,
             coherency: 0.0005,
+            counts_present: false,
         };
         assert_eq!(s.slowdown(1), 1.0);
         assert_eq!(s.slowdown(0), 1.0);
@@ -69,6 +77,7 @@ mod tests {
         let amdahl = Scaling {
             contention: 0.1,
             coherency: 0.0,
+            counts_present: false,
         };
         // Amdahl's law: speed-up n/σ(n) tends to 1/α.
         assert!((amdahl.throughput_per_s(1_000_000, 1.0) - 10.0).abs() < 1e-3);
@@ -80,6 +89,7 @@ mod tests {
         let s = Scaling {
             contention: 0.02,
             coherency: 0.0005,
+            counts_present: false,
         };
         let peak = s.peak_concurrency().unwrap();
         assert!((peak - 1960f64.sqrt()).abs() < 1e-9);

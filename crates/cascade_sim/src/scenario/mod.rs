@@ -454,7 +454,8 @@ impl Default for ServiceSpec {
 
 /// How a service's own work slows with concurrency (Gunther's Universal Scalability Law): a
 /// request that starts its own work while `n` requests (itself included) work on its instance
-/// takes `1 + contention·(n − 1) + coherency·n·(n − 1)` times its sampled time.
+/// (or, with `counts: Present`, are at it) takes `1 + contention·(n − 1) + coherency·n·(n − 1)`
+/// times its sampled time.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ScalingSpec {
@@ -466,6 +467,21 @@ pub struct ScalingSpec {
     /// once, throughput falls.
     #[serde(default, skip_serializing_if = "is_default")]
     pub coherency: f64,
+    /// Which requests make up `n`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub counts: ScalingCounts,
+}
+
+/// The requests whose number slows own work (`n` of [`ScalingSpec`]).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScalingCounts {
+    /// Requests in their own work on the instance (CPU, locks, caches): at most `cores`, or
+    /// `workers` without it.
+    #[default]
+    Working,
+    /// Every request at the instance, waiting in its queue or holding a worker (memory: a heap
+    /// that grows with the backlog and the garbage collection it costs; a lock's waiters).
+    Present,
 }
 
 /// The queue of one instance.
