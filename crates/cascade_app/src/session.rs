@@ -112,6 +112,11 @@ pub enum AppAction {
     CompareWith(PathBuf),
     /// End the comparison.
     StopComparing,
+    /// Show the dialog for a recorded traffic trace (CSV) to replay as this source's rate.
+    ReplayRateDialog(String),
+    /// Read this CSV trace into the rate of the source the dialog was opened for
+    /// (`cascade_report::rate_trace`), as one undoable edit.
+    ReplayRateFrom(PathBuf),
     /// Go back to this simulated second: the run is replayed to it and what came after is
     /// dropped (`cascade_sim::replay`); playing on from there is a branch.
     RewindTo(f64),
@@ -251,6 +256,66 @@ pub struct ViewRequests {
     pub save_recording_dialog: bool,
     /// Show the compare-with dialog.
     pub compare_dialog: bool,
+    /// Show the dialog for a traffic trace to replay as this source's rate.
+    pub replay_rate_dialog: Option<String>,
+    /// The source a chosen traffic trace is for (kept from the dialog's start to its answer).
+    pub replay_rate_source: Option<String>,
+}
+
+/// Applies an edit to the document and the running simulation and records it for undo (edits
+/// of the same thing within a second fold into one step: dragging a value changes it every
+/// frame). On failure nothing changes and the message says why.
+fn record_edit(
+    doc: &mut Document,
+    history: &mut UndoHistory,
+    sim: &mut MessageWriter<SimCommand>,
+    scenario: Scenario,
+    label: String,
+    now_s: f64,
+) -> Result<(), String> {
+    let before = edit(doc, scenario, sim)?;
+    let after = Box::new(doc.scenario.clone());
+    let fold = history
+        .last_edit
+        .as_ref()
+        .is_some_and(|(l, t)| *l == label && now_s - t < 1.0);
+    match history.undo.last_mut() {
+        Some(UndoEntry::Edit {
+            after: last_after, ..
+        }) if fold => *last_after = after,
+        _ => history.undo.push(UndoEntry::Edit {
+            before: Box::new(before),
+            after,
+            label: label.clone(),
+        }),
+    }
+    history.last_edit = Some((label, now_s));
+    history.redo.clear();
+    Ok(())
+}
+
+/// `scenario` with source `source` replaying the traffic trace at `path`, and the edit's
+/// label; or what is wrong with the file.
+pub fn replayed(
+    scenario: &Scenario,
+    source: &str,
+    path: &std::path::Path,
+) -> Result<(Scenario, String), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let points = cascade_report::rate_trace::points_from_csv(&text, &Default::default())
+        .map_err(|e| e.to_string())?;
+    let mut s = scenario.clone();
+    let slot = s
+        .sources
+        .iter_mut()
+        .find(|x| x.name == source)
+        .ok_or_else(|| format!("there is no source named {source} any more"))?;
+    slot.rate = cascade_report::rate_trace::profile(points);
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok((s, format!("replay {name} on {source}")))
 }
 
 /// Loads a file into a new document; on failure returns the message to show.
@@ -367,31 +432,33 @@ pub fn apply_actions(
                 sim.write(SimCommand::LoadScenario(Box::new(doc.scenario.clone())));
                 notice.text = format!("reset (seed {})", doc.scenario.seed);
             }
-            AppAction::Edit { scenario, label } => match edit(&mut doc, *scenario, &mut sim) {
-                Ok(before) => {
-                    let after = Box::new(doc.scenario.clone());
-                    // Dragging a value changes it every frame: fold edits of the same thing
-                    // within a second into one undo step.
-                    let now = time.elapsed_secs_f64();
-                    let fold = history
-                        .last_edit
-                        .as_ref()
-                        .is_some_and(|(l, t)| *l == label && now - t < 1.0);
-                    match history.undo.last_mut() {
-                        Some(UndoEntry::Edit {
-                            after: last_after, ..
-                        }) if fold => *last_after = after,
-                        _ => history.undo.push(UndoEntry::Edit {
-                            before: Box::new(before),
-                            after,
-                            label: label.clone(),
-                        }),
-                    }
-                    history.last_edit = Some((label, now));
-                    history.redo.clear();
+            AppAction::Edit { scenario, label } => {
+                let now = time.elapsed_secs_f64();
+                if let Err(message) =
+                    record_edit(&mut doc, &mut history, &mut sim, *scenario, label, now)
+                {
+                    errors.show("That edit is not valid".to_owned(), message);
                 }
-                Err(message) => errors.show("That edit is not valid".to_owned(), message),
-            },
+            }
+            AppAction::ReplayRateDialog(source) => {
+                requests.replay_rate_dialog = Some(source.clone());
+                requests.replay_rate_source = Some(source);
+            }
+            AppAction::ReplayRateFrom(path) => {
+                let Some(source) = requests.replay_rate_source.take() else {
+                    continue;
+                };
+                let now = time.elapsed_secs_f64();
+                let result = replayed(&doc.scenario, &source, &path).and_then(|(s, label)| {
+                    record_edit(&mut doc, &mut history, &mut sim, s, label, now)
+                });
+                match result {
+                    Ok(()) => notice.text = format!("{source} replays {}", path.display()),
+                    Err(message) => {
+                        errors.show(format!("Could not replay {}", path.display()), message);
+                    }
+                }
+            }
             AppAction::InjectFault { fault, duration_s } => {
                 sim.write(SimCommand::InjectFault {
                     fault: fault.clone(),

@@ -10,6 +10,7 @@ use cascade_app::playback::{Playback, Speed};
 use cascade_app::session::{AppAction, Document, ErrorWindow};
 use cascade_app::settings::Settings;
 use cascade_sim::engine::InstanceState;
+use cascade_sim::scenario::RateProfile;
 use cascade_sim::{ActiveScenario, SimClock};
 
 const FRAME: Duration = Duration::from_micros(16_667);
@@ -170,6 +171,56 @@ fn editing_a_parameter_changes_the_sim_component() {
 }
 
 #[test]
+fn replaying_a_traffic_trace_sets_the_sources_rate_in_one_undoable_edit() {
+    let mut app = app(Speed::Times(1.0));
+    let source = app.world().resource::<Document>().scenario.sources[0].clone();
+    let dir = std::env::temp_dir().join(format!("cascade-app-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("day.csv");
+    std::fs::write(&trace, "time_s,rate_per_s\n100,500\n160,900\n220,400\n").unwrap();
+    let replay = |app: &mut App, path: &std::path::Path| {
+        app.world_mut()
+            .write_message(AppAction::ReplayRateDialog(source.name.clone()));
+        frames(app, 1);
+        app.world_mut()
+            .write_message(AppAction::ReplayRateFrom(path.to_path_buf()));
+        frames(app, 3);
+    };
+    replay(&mut app, &trace);
+    let expected = RateProfile::Points(vec![(0.0, 500.0), (60.0, 900.0), (120.0, 400.0)]);
+    let rate = |app: &App| {
+        app.world().resource::<Document>().scenario.sources[0]
+            .rate
+            .clone()
+    };
+    assert_eq!(rate(&app), expected, "the first row is the run's start");
+    assert_eq!(
+        app.world().resource::<ActiveScenario>().0.sources[0].rate,
+        expected,
+        "the running simulation has it"
+    );
+    app.world_mut().write_message(AppAction::Undo);
+    frames(&mut app, 3);
+    assert_eq!(rate(&app), source.rate, "one undo restores the rate");
+    // A broken trace says where and leaves the document alone.
+    std::fs::write(&trace, "time_s,rate_per_s\n0,500\n60,lots\n").unwrap();
+    replay(&mut app, &trace);
+    let (title, body) = app
+        .world()
+        .resource::<ErrorWindow>()
+        .open
+        .clone()
+        .expect("an error window is open");
+    assert!(title.contains("day.csv"), "{title}");
+    assert!(
+        body.contains("line 3: the rate \"lots\" is not a number"),
+        "{body}"
+    );
+    assert_eq!(rate(&app), source.rate);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn loading_a_broken_file_keeps_the_current_run_and_shows_the_error() {
     let mut app = app(Speed::Times(10.0));
     frames(&mut app, 30);
@@ -267,9 +318,8 @@ fn random_edit(
         1 => s.services[i].instances = [0, 1, 3, 10][below(rng, 4) as usize],
         2 if !s.sources.is_empty() => {
             let k = below(rng, s.sources.len() as u32) as usize;
-            s.sources[k].rate = cascade_sim::scenario::RateProfile::Constant(
-                [0.0, 0.5, 50.0, 5000.0][below(rng, 4) as usize],
-            );
+            s.sources[k].rate =
+                RateProfile::Constant([0.0, 0.5, 50.0, 5000.0][below(rng, 4) as usize]);
         }
         _ => {
             if !s.services[i].calls.is_empty() {

@@ -1,4 +1,5 @@
-//! `cascade-cli`: run, validate and benchmark Cascade scenarios without a window.
+//! `cascade-cli`: run, validate and benchmark Cascade scenarios without a window, and turn a
+//! recorded traffic trace into a rate profile.
 //!
 //! Every command loads scenarios through `cascade_sim::scenario` (the same `file:line:col`
 //! errors as the app) and runs the same `SimPlugin` schedule as the app, headless. Exit codes:
@@ -36,6 +37,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write a generated layered architecture as a scenario file.
     Generate(bench::GenerateArgs),
+    /// Print a recorded traffic trace (CSV: time_s, rate_per_s) as a source's rate profile.
+    RateFromCsv(run::RateFromCsvArgs),
 }
 
 /// A failure with the exit code it maps to.
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Validate { files } => run::validate(&files),
         Command::Bench(args) => bench::bench(&args),
         Command::Generate(args) => bench::generate(&args),
+        Command::RateFromCsv(args) => run::rate_from_csv(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -156,6 +156,39 @@ fn progress_bar(duration_s: f64) -> Option<indicatif::ProgressBar> {
 }
 
 /// `validate`.
+/// Arguments of `cascade-cli rate-from-csv`.
+#[derive(Args, Debug)]
+pub struct RateFromCsvArgs {
+    /// The trace: a header row, then one row per point (a time in seconds, a rate in requests
+    /// per second). Times are shifted so that the first row is at 0 s.
+    pub file: PathBuf,
+    /// Name of the time column (default `time_s`, or the first column when the header has
+    /// neither default name).
+    #[arg(long)]
+    pub time_column: Option<String>,
+    /// Name of the rate column (default `rate_per_s`, or the second column).
+    #[arg(long)]
+    pub rate_column: Option<String>,
+}
+
+/// Prints the trace as `Points([(0, 120), …])`, for a source's `rate:`.
+pub fn rate_from_csv(args: &RateFromCsvArgs) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(&args.file).map_err(|e| {
+        Failure::input(format!(
+            "{}: cannot read the trace: {e}\n  hint: give the path of a CSV file",
+            args.file.display()
+        ))
+    })?;
+    let columns = cascade_report::rate_trace::TraceColumns {
+        time: args.time_column.clone(),
+        rate: args.rate_column.clone(),
+    };
+    let points = cascade_report::rate_trace::points_from_csv(&text, &columns)
+        .map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
+    println!("{}", cascade_report::rate_trace::points_ron(&points));
+    Ok(())
+}
+
 pub fn validate(files: &[PathBuf]) -> Result<(), Failure> {
     let mut errors = Vec::new();
     for file in files {

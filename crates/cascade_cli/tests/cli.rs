@@ -272,6 +272,47 @@ fn bench_reports_speed() {
 }
 
 #[test]
+fn a_recorded_trace_becomes_a_rate_profile_that_runs() {
+    let dir = tmp("trace");
+    let trace = dir.join("day.csv");
+    std::fs::write(
+        &trace,
+        "time_s,rate_per_s\n1700000000,100\n1700000010,300\n1700000020,50\n",
+    )
+    .unwrap();
+    let o = cli(&["rate-from-csv", trace.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let profile = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert_eq!(profile, "Points([(0, 100), (10, 300), (20, 50)])");
+    // Pasted into a source, it runs: ∫ rate over [0, 30) s = 2,000 + 1,750 + 500 = 4,250
+    // arrivals (Poisson: ± 4 · √4250 ≈ 261).
+    let scenario = dir.join("replay.ron");
+    std::fs::write(
+        &scenario,
+        format!(
+            "(version: 1, name: \"replay\", duration_s: 30, sources: [(name: \"users\", target: \"api\", rate: {profile})], services: [(name: \"api\", workers: 1000, service_time: Exponential(mean_ms: 1.0))])"
+        ),
+    )
+    .unwrap();
+    let o = cli(&["run", scenario.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sent = summary["sources"]["users"]["offered_rps"].as_f64().unwrap() * 30.0;
+    assert!((sent - 4250.0).abs() <= 261.0, "{sent} arrivals");
+    // A bad row: exit 2 with the line and a hint.
+    std::fs::write(&trace, "time_s,rate_per_s\n0,100\n5,many\n").unwrap();
+    let o = cli(&["rate-from-csv", trace.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_no_panic(&o);
+    assert!(
+        stderr(&o).contains("line 3: the rate \"many\" is not a number")
+            && stderr(&o).contains("hint:"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn generate_writes_a_valid_scenario() {
     let dir = tmp("generate");
     let out = dir.join("g.ron");

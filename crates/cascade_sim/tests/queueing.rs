@@ -803,11 +803,14 @@ fn time_varying_sources_are_poisson_with_the_profile_as_intensity() {
                 (name: "ramp", target: "server", rate: Ramp(from_per_s: 100, to_per_s: 900, start_s: 10.0, end_s: 30.0)),
                 (name: "spike", target: "server", rate: Spike(base_per_s: 200, peak_per_s: 1500, start_s: 20.0, duration_s: 5.0)),
                 (name: "step", target: "server", rate: Step(from_per_s: 700, to_per_s: 50, at_s: 33.3)),
+                (name: "diurnal", target: "server", rate: Diurnal(mean_per_s: 500, amplitude_per_s: 400, period_s: 20.0, peak_at_s: 7.0)),
+                (name: "trace", target: "server",
+                 rate: Points([(5.0, 100), (15.0, 800), (15.0, 300), (40.0, 300), (50.0, 20)])),
             ],
             services: [(name: "server", workers: 100000, service_time: Exponential(mean_ms: 1.0))],
         )"#,
     );
-    let shapes: [&dyn Fn(f64) -> f64; 3] = [
+    let shapes: [&dyn Fn(f64) -> f64; 5] = [
         &|t| 100.0 + 800.0 * ((t - 10.0) / 20.0).clamp(0.0, 1.0),
         &|t| {
             if (20.0..25.0).contains(&t) {
@@ -817,6 +820,22 @@ fn time_varying_sources_are_poisson_with_the_profile_as_intensity() {
             }
         },
         &|t| if t < 33.3 { 700.0 } else { 50.0 },
+        &|t| 500.0 + 400.0 * (2.0 * std::f64::consts::PI * (t - 7.0) / 20.0).cos(),
+        // The recorded trace: 100 until 5 s, up to 800 at 15 s, a drop to 300 until 40 s, down
+        // to 20 at 50 s, and 20 after.
+        &|t| {
+            if t < 5.0 {
+                100.0
+            } else if t < 15.0 {
+                100.0 + 70.0 * (t - 5.0)
+            } else if t < 40.0 {
+                300.0
+            } else if t < 50.0 {
+                300.0 - 28.0 * (t - 40.0)
+            } else {
+                20.0
+            }
+        },
     ];
     let mut sim = cascade_sim::Simulation::new(&s);
     sim.run_until_s(60.0);

@@ -289,6 +289,54 @@ fn disqualify_after_without_disqualify_on_failure_is_rejected() {
 }
 
 #[test]
+fn diurnal_and_recorded_rate_profiles_are_checked_and_round_trip() {
+    let (text, err) = broken(
+        "rate: Constant(100)",
+        "rate: Diurnal(mean_per_s: 100, amplitude_per_s: 150, period_s: 86400)",
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "150", 0),
+        "an amplitude of 150 requests/s around a mean of 100 would send a negative rate",
+        Some("between 0 and the mean"),
+    );
+    let (text, err) = broken(
+        "rate: Constant(100)",
+        "rate: Points([(0, 100), (60, 300), (30, 200), (90, -5)])",
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "30, 200", 0),
+        "the point at 30 s comes after one at 60 s",
+        Some("time order"),
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "-5", 0),
+        "a point's rate must be a number ≥ 0, got -5",
+        None,
+    );
+    let (text, err) = broken("rate: Constant(100)", "rate: Points([])");
+    expect_problem(
+        &err,
+        position_of(&text, "[]", 0),
+        "a rate profile needs at least one point",
+        Some("(time_s, rate_per_s)"),
+    );
+    for profile in [
+        "Diurnal(mean_per_s: 100, amplitude_per_s: 60, period_s: 86400, peak_at_s: 50400)",
+        "Points([(0, 100), (60, 0), (60, 250.5), (3600, 40)])",
+    ] {
+        let good = GOOD.replacen("Constant(100)", profile, 1);
+        let scenario = Scenario::from_ron_str(&good, "ok.ron").expect("valid");
+        assert_eq!(
+            Scenario::from_ron_str(&scenario.to_ron_string(), "again.ron").unwrap(),
+            scenario
+        );
+    }
+}
+
+#[test]
 fn scaling_coefficients_out_of_range_are_rejected_with_hints() {
     let (text, err) = broken(
         r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0)),"#,

@@ -30,6 +30,8 @@ pub enum Purpose {
     SaveRecording,
     /// Pick a scenario to compare with.
     Compare,
+    /// Pick a traffic trace (CSV) to replay as a source's rate.
+    ReplayRate,
 }
 
 impl Purpose {
@@ -42,6 +44,7 @@ impl Purpose {
             Purpose::ExportPicture => "Export picture",
             Purpose::SaveRecording => "Save run as scenario",
             Purpose::Compare => "Compare with",
+            Purpose::ReplayRate => "Replay a traffic trace",
         }
     }
 
@@ -55,6 +58,7 @@ impl Purpose {
                 "Folder for metrics.csv, events.jsonl and summary.json (created if missing)"
             }
             Purpose::ExportPicture => "Path of the .png file",
+            Purpose::ReplayRate => "Path of the .csv file (a header, then time_s,rate_per_s rows)",
         }
     }
 
@@ -63,6 +67,7 @@ impl Purpose {
         match self {
             Purpose::Open => "Open",
             Purpose::Compare => "Compare",
+            Purpose::ReplayRate => "Replay",
             Purpose::Save | Purpose::SaveRecording => "Save",
             Purpose::ExportData | Purpose::ExportPicture => "Export",
         }
@@ -77,6 +82,7 @@ impl Purpose {
             Purpose::ExportPicture => AppAction::ExportPictureTo(path),
             Purpose::SaveRecording => AppAction::SaveRecordingTo(path),
             Purpose::Compare => AppAction::CompareWith(path),
+            Purpose::ReplayRate => AppAction::ReplayRateFrom(path),
         }
     }
 }
@@ -151,6 +157,10 @@ pub fn start_dialogs(
             std::mem::take(&mut requests.compare_dialog),
             Purpose::Compare,
         ),
+        (
+            requests.replay_rate_dialog.take().is_some(),
+            Purpose::ReplayRate,
+        ),
     ] {
         if !asked || dialogs.task.is_some() {
             continue;
@@ -167,7 +177,7 @@ pub fn start_dialogs(
             continue;
         }
         let file_name = match purpose {
-            Purpose::Open | Purpose::Save | Purpose::Compare => doc
+            Purpose::Open | Purpose::Save | Purpose::Compare | Purpose::ReplayRate => doc
                 .path
                 .as_ref()
                 .and_then(|p| p.file_name())
@@ -188,6 +198,12 @@ pub fn start_dialogs(
             let ron = |d: rfd::AsyncFileDialog| d.add_filter("Cascade scenario", &["ron"]);
             let file = match purpose {
                 Purpose::Open | Purpose::Compare => ron(dialog).pick_file().await,
+                Purpose::ReplayRate => {
+                    dialog
+                        .add_filter("Traffic trace", &["csv"])
+                        .pick_file()
+                        .await
+                }
                 Purpose::Save | Purpose::SaveRecording => {
                     ron(dialog).set_file_name(file_name).save_file().await
                 }
@@ -208,7 +224,7 @@ pub fn start_dialogs(
 
 fn prompt_for(purpose: Purpose, doc: &Document, now_s: f64) -> PathPrompt {
     let text = match purpose {
-        Purpose::Open | Purpose::Compare => String::new(),
+        Purpose::Open | Purpose::Compare | Purpose::ReplayRate => String::new(),
         Purpose::Save => doc
             .path
             .as_ref()

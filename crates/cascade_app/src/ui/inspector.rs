@@ -51,7 +51,9 @@ pub fn inspector_ui(
         } else if let Some(spec) = scenario.source(name) {
             ui.heading(name);
             let mut edited = spec.clone();
-            source_ui(ui, &mut edited, scenario);
+            if source_ui(ui, &mut edited, scenario) {
+                out.push(AppAction::ReplayRateDialog(name.clone()));
+            }
             if edited != *spec {
                 let mut s = scenario.clone();
                 if let Some(slot) = s.sources.iter_mut().find(|x| x.name == *name) {
@@ -607,8 +609,10 @@ fn retry_on_ui(ui: &mut egui::Ui, retry_on: &mut Failures, i: usize) {
         .on_hover_text("Failures worth another try; others end the call at once");
 }
 
-fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
-    let base = cascade_sim::engine::rate_at(rate, 0);
+/// A source's rate profile; returns true when the user asks to replay a CSV trace.
+fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) -> bool {
+    let mut replay = false;
+    let base = cascade_sim::engine::rate_at(rate, 0).max(1.0);
     ui.horizontal(|ui| {
         let name = match rate {
             RateProfile::Constant(_) => "constant",
@@ -616,6 +620,8 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
             RateProfile::Ramp { .. } => "ramp",
             RateProfile::Spike { .. } => "spike",
             RateProfile::Burst { .. } => "burst",
+            RateProfile::Diurnal { .. } => "cycle",
+            RateProfile::Points(_) => "recorded",
         };
         egui::ComboBox::from_id_salt("rate")
             .selected_text(name)
@@ -668,6 +674,27 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
                         count: 100,
                         at_s: 1.0,
                     };
+                }
+                if ui
+                    .selectable_label(matches!(rate, RateProfile::Diurnal { .. }), "cycle")
+                    .on_hover_text("A daily (or any periodic) swing around a mean")
+                    .clicked()
+                {
+                    *rate = RateProfile::Diurnal {
+                        mean_per_s: base,
+                        amplitude_per_s: base / 2.0,
+                        period_s: 120.0,
+                        peak_at_s: 60.0,
+                    };
+                }
+                if ui
+                    .selectable_label(matches!(rate, RateProfile::Points(_)), "recorded")
+                    .on_hover_text("Piecewise linear through recorded points; replay a CSV trace")
+                    .clicked()
+                    && !matches!(rate, RateProfile::Points(_))
+                {
+                    *rate =
+                        RateProfile::Points(vec![(0.0, base), (60.0, base * 2.0), (120.0, base)]);
                 }
             });
     });
@@ -730,10 +757,66 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) {
             ui.label("at");
             ui.add(secs(at_s));
         }
+        RateProfile::Diurnal {
+            mean_per_s,
+            amplitude_per_s,
+            period_s,
+            peak_at_s,
+        } => {
+            ui.add(rps(mean_per_s));
+            ui.label("±");
+            ui.add(
+                egui::DragValue::new(amplitude_per_s)
+                    .range(0.0..=*mean_per_s)
+                    .suffix(" /s"),
+            );
+            ui.label("every");
+            ui.add(
+                egui::DragValue::new(period_s)
+                    .range(0.001..=1e7)
+                    .suffix(" s"),
+            );
+            ui.label("peak at");
+            ui.add(secs(peak_at_s));
+            *amplitude_per_s = amplitude_per_s.min(*mean_per_s);
+        }
+        RateProfile::Points(points) => {
+            ui.label(points_summary(points));
+            replay = ui
+                .button("Replay CSV…")
+                .on_hover_text("Replace the points by a recorded trace: a CSV file with a header, then time_s,rate_per_s rows")
+                .clicked();
+        }
     });
+    replay
 }
 
-fn source_ui(ui: &mut egui::Ui, s: &mut SourceSpec, scenario: &Scenario) {
+/// `3 points over 120 s, 50–200 /s`.
+fn points_summary(points: &[(f64, f64)]) -> String {
+    let span_s = points.last().map_or(0.0, |p| p.0) - points.first().map_or(0.0, |p| p.0);
+    let low = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let high = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    format!(
+        "{} points over {} s, {}–{} /s",
+        points.len(),
+        fmt_number(span_s),
+        fmt_number(low.min(high)),
+        fmt_number(high)
+    )
+}
+
+/// A number as people write it: at most one decimal, none when whole.
+fn fmt_number(x: f64) -> String {
+    if (x - x.round()).abs() < 0.05 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// A source's settings; returns true when the user asks to replay a CSV trace as its rate.
+fn source_ui(ui: &mut egui::Ui, s: &mut SourceSpec, scenario: &Scenario) -> bool {
+    let mut replay = false;
     egui::Grid::new("source").num_columns(2).show(ui, |ui| {
         ui.label("sends to");
         egui::ComboBox::from_id_salt("target")
@@ -745,10 +828,11 @@ fn source_ui(ui: &mut egui::Ui, s: &mut SourceSpec, scenario: &Scenario) {
             });
         ui.end_row();
         ui.label("rate");
-        ui.vertical(|ui| rate_ui(ui, &mut s.rate));
+        ui.vertical(|ui| replay = rate_ui(ui, &mut s.rate));
         ui.end_row();
     });
     source_call_ui(ui, s);
+    replay
 }
 
 fn source_call_ui(ui: &mut egui::Ui, s: &mut SourceSpec) {

@@ -673,6 +673,26 @@ pub fn rate_at(profile: &RateProfile, t_ns: Nanos) -> f64 {
         }
         // A burst is a batch of arrivals at one instant, generated apart from the Poisson stream.
         RateProfile::Burst { .. } => 0.0,
+        RateProfile::Diurnal {
+            mean_per_s,
+            amplitude_per_s,
+            period_s,
+            peak_at_s,
+        } => {
+            let phase = std::f64::consts::TAU * (t - peak_at_s) / period_s;
+            (mean_per_s + amplitude_per_s * phase.cos()).max(0.0)
+        }
+        RateProfile::Points(ref points) => {
+            let i = points.partition_point(|p| p.0 <= t);
+            match (i.checked_sub(1).and_then(|k| points.get(k)), points.get(i)) {
+                (Some(&(t0, r0)), Some(&(t1, r1))) if t1 > t0 => {
+                    r0 + (r1 - r0) * (t - t0) / (t1 - t0)
+                }
+                (Some(&(_, r0)), _) => r0,
+                (None, Some(&(_, r1))) => r1,
+                (None, None) => 0.0,
+            }
+        }
     }
 }
 
@@ -724,15 +744,39 @@ pub fn rate_segment(profile: &RateProfile, t_ns: Nanos) -> (Nanos, f64) {
             }
         }
         RateProfile::Burst { .. } => (NEVER, 0.0),
+        // One segment: thinning against the crest.
+        RateProfile::Diurnal {
+            mean_per_s,
+            amplitude_per_s,
+            ..
+        } => (NEVER, mean_per_s + amplitude_per_s),
+        // From one point to the next, bounded by the larger of their rates.
+        RateProfile::Points(ref points) => {
+            let i = points.partition_point(|p| p.0 <= t);
+            match (i.checked_sub(1).and_then(|k| points.get(k)), points.get(i)) {
+                (Some(&(_, r0)), Some(&(t1, r1))) => (to_ns(t1), r0.max(r1)),
+                (Some(&(_, r0)), None) => (NEVER, r0),
+                (None, Some(&(t1, r1))) => (to_ns(t1), r1),
+                (None, None) => (NEVER, 0.0),
+            }
+        }
     }
 }
 
 /// True when the profile is constant over `[t_ns, ∞)` or piecewise constant here (no thinning needed).
 pub fn rate_is_flat(profile: &RateProfile, t_ns: Nanos) -> bool {
+    let t = t_ns as f64 / 1e9;
     match *profile {
-        RateProfile::Ramp { start_s, end_s, .. } => {
-            let t = t_ns as f64 / 1e9;
-            !(t >= start_s && t < end_s)
+        RateProfile::Ramp { start_s, end_s, .. } => !(t >= start_s && t < end_s),
+        RateProfile::Diurnal {
+            amplitude_per_s, ..
+        } => amplitude_per_s == 0.0,
+        RateProfile::Points(ref points) => {
+            let i = points.partition_point(|p| p.0 <= t);
+            match (i.checked_sub(1).and_then(|k| points.get(k)), points.get(i)) {
+                (Some(&(_, r0)), Some(&(_, r1))) => r0 == r1,
+                _ => true,
+            }
         }
         _ => true,
     }

@@ -259,6 +259,23 @@ pub enum RateProfile {
         /// When, in seconds.
         at_s: f64,
     },
+    /// A daily (or any periodic) cycle:
+    /// `mean_per_s + amplitude_per_s · cos(2π (t − peak_at_s) / period_s)`.
+    Diurnal {
+        /// Mean rate over a period.
+        mean_per_s: f64,
+        /// How far the rate swings above and below the mean (at most the mean).
+        amplitude_per_s: f64,
+        /// Length of one cycle, in seconds (86,400 for a day).
+        period_s: f64,
+        /// When the rate peaks, in seconds (and every period after).
+        #[serde(default)]
+        peak_at_s: f64,
+    },
+    /// Piecewise linear through `(time_s, rate_per_s)` points in time order: the first point's
+    /// rate before it, the last one's after it. A recorded day of traffic, replayed
+    /// (`cascade-cli rate-from-csv` writes one from a CSV file).
+    Points(Vec<(f64, f64)>),
 }
 
 impl RateProfile {
@@ -283,6 +300,12 @@ impl RateProfile {
                 ..
             } => base_per_s.max(peak_per_s),
             RateProfile::Burst { .. } => 0.0,
+            RateProfile::Diurnal {
+                mean_per_s,
+                amplitude_per_s,
+                ..
+            } => mean_per_s + amplitude_per_s,
+            RateProfile::Points(ref points) => points.iter().map(|p| p.1).fold(0.0, f64::max),
         }
     }
 }

@@ -37,6 +37,8 @@ pub const MAX_KEYS: u32 = 10_000_000;
 pub const MAX_BURST: u32 = 1_000_000;
 /// Most branches one request of a parallel fan-out may send (each is a job while it runs).
 pub const MAX_BRANCHES: u32 = 10_000;
+/// Most points of a `Points` rate profile (a day at one point a second is 86,400).
+pub const MAX_RATE_POINTS: usize = 1_000_000;
 
 /// Every semantic problem in `scenario`, in document order; empty when it is valid.
 pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
@@ -432,6 +434,68 @@ fn rate(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
     }
 }
 
+/// The points of a `Points` profile: some, in time order, each time within the horizon and
+/// each rate a rate or zero (a recorded trace may have quiet spells).
+fn rate_points(v: &mut Vec<Diagnostic>, path: &str, points: &[(f64, f64)]) {
+    if points.is_empty() {
+        v.push(
+            Diagnostic::new(
+                format!("{path}.0"),
+                "a rate profile needs at least one point",
+            )
+            .with_hint("points are (time_s, rate_per_s) pairs: Points([(0, 100), (60, 200)])"),
+        );
+        return;
+    }
+    if points.len() > MAX_RATE_POINTS {
+        v.push(
+            Diagnostic::new(
+                format!("{path}.0"),
+                format!(
+                    "{} points are more than {MAX_RATE_POINTS} in one profile",
+                    points.len()
+                ),
+            )
+            .with_hint("resample the trace: one point a second covers 11 days"),
+        );
+        return;
+    }
+    let mut previous = 0.0;
+    for (i, &(at_s, per_s)) in points.iter().enumerate() {
+        let p = format!("{path}.0[{i}]");
+        if !(at_s >= 0.0) || at_s > HORIZON_S {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.0"),
+                    format!("a point's time of {at_s} s is outside [0, 10^8] s"),
+                )
+                .with_hint("the first number of a point is its time in seconds from the start"),
+            );
+        } else if at_s < previous {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.0"),
+                    format!("the point at {at_s} s comes after one at {previous} s"),
+                )
+                .with_hint("list the points in time order"),
+            );
+        } else {
+            previous = at_s;
+        }
+        if !(per_s >= 0.0) || !per_s.is_finite() {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.1"),
+                    format!("a point's rate must be a number ≥ 0, got {per_s}"),
+                )
+                .with_hint("the second number of a point is requests per second"),
+            );
+        } else if per_s > MAX_RATE_PER_S {
+            rate(v, &format!("{p}.1"), per_s);
+        }
+    }
+}
+
 fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
     match *profile {
         RateProfile::Constant(r) => rate(v, &format!("{path}.0"), r),
@@ -497,6 +561,34 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
             }
             non_negative(v, &format!("{path}.at_s"), at_s);
         }
+        RateProfile::Diurnal {
+            mean_per_s,
+            amplitude_per_s,
+            period_s,
+            peak_at_s,
+        } => {
+            rate(v, &format!("{path}.mean_per_s"), mean_per_s);
+            if !(amplitude_per_s >= 0.0 && amplitude_per_s <= mean_per_s) {
+                v.push(
+                    Diagnostic::new(
+                        format!("{path}.amplitude_per_s"),
+                        format!(
+                            "an amplitude of {amplitude_per_s} requests/s around a mean of {mean_per_s} would send a negative rate"
+                        ),
+                    )
+                    .with_hint("the rate swings from mean − amplitude to mean + amplitude: keep the amplitude between 0 and the mean"),
+                );
+            }
+            positive(v, &format!("{path}.period_s"), period_s, "a period");
+            within_horizon(v, &format!("{path}.period_s"), period_s);
+            if !peak_at_s.is_finite() {
+                v.push(Diagnostic::new(
+                    format!("{path}.peak_at_s"),
+                    "the time of the peak must be a number of seconds",
+                ));
+            }
+        }
+        RateProfile::Points(ref points) => rate_points(v, path, points),
     }
 }
 
