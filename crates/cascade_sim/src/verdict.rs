@@ -280,12 +280,19 @@ pub struct ServiceWindow {
     pub live_instances: u32,
     /// It is a look-aside cache.
     pub cache: bool,
+    /// Mean over the window's intervals of the share of its live instances outside the load
+    /// balancer's healthy set (ejected by health checks or outlier ejection), at each close.
+    pub ejected_share: f64,
+    /// Mean over the window's intervals of the share of its instances starting or
+    /// restarting (of those live or starting), at each close.
+    pub restarting_share: f64,
 }
 
 /// What keeps a system in its bad state, from each service over the final window: retry
-/// amplification, orphaned work, rejections and contention (own work slowed by
-/// concurrency), each at the service where it is strongest; caches still cold and latched
-/// instances at the end, each where it is worst; strongest first.
+/// amplification, orphaned work, rejections, contention (own work slowed by concurrency),
+/// ejected capacity and instances restarting, each at the service where it is strongest;
+/// caches still cold and latched instances at the end, each where it is worst; strongest
+/// first.
 pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
     let busiest = |f: &dyn Fn(&NodeCounters) -> f64| {
         window
@@ -332,6 +339,37 @@ pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
             slowdown,
             format!(
                 "contention at {name} (own work {slowdown:.1}× slower than alone, under its load)"
+            ),
+        ));
+    }
+    // Health checks or outlier ejection keep capacity out of rotation (a death spiral: the
+    // instances left take the load of those ejected and fail in turn).
+    if let Some(w) = window
+        .iter()
+        .filter(|w| w.ejected_share >= 0.25)
+        .max_by(|a, b| a.ejected_share.total_cmp(&b.ejected_share))
+    {
+        effects.push((
+            1.0 + w.ejected_share,
+            format!(
+                "ejected capacity at {} ({:.0}% of its live instances out of rotation on average)",
+                w.name,
+                w.ejected_share * 100.0
+            ),
+        ));
+    }
+    // Instances that keep restarting serve nothing while they start (a crash loop).
+    if let Some(w) = window
+        .iter()
+        .filter(|w| w.restarting_share >= 0.25)
+        .max_by(|a, b| a.restarting_share.total_cmp(&b.restarting_share))
+    {
+        effects.push((
+            1.0 + w.restarting_share,
+            format!(
+                "instances restarting at {} ({:.0}% of them starting on average)",
+                w.name,
+                w.restarting_share * 100.0
             ),
         ));
     }
@@ -395,12 +433,27 @@ pub fn window_counters(
                 cache: *cache,
                 ..ServiceWindow::default()
             };
+            let (mut ejected, mut restarting, mut rows) = (0.0, 0.0, 0u32);
             for k in start..end {
                 if let Some(row) = MetricsHistory::row_at(ring, k) {
                     w.counters.add(&row.counters);
                     w.gauges = row.gauges;
                     w.live_instances = row.live_instances;
+                    let (live, g) = (row.live_instances, &row.gauges);
+                    if live > 0 {
+                        ejected +=
+                            f64::from(live.saturating_sub(g.healthy_instances)) / f64::from(live);
+                    }
+                    let present = live + g.starting_instances;
+                    if present > 0 {
+                        restarting += f64::from(g.starting_instances) / f64::from(present);
+                    }
+                    rows += 1;
                 }
+            }
+            if rows > 0 {
+                w.ejected_share = ejected / f64::from(rows);
+                w.restarting_share = restarting / f64::from(rows);
             }
             w
         })
@@ -566,6 +619,7 @@ mod tests {
                 },
                 live_instances: live,
                 cache,
+                ..ServiceWindow::default()
             };
         let effects = sustaining_effects(&[
             service("sessions", true, 0.4, 0, 2),
@@ -583,6 +637,68 @@ mod tests {
         // Not a cache (warmth is 0 for every other service), or warm enough: nothing.
         assert!(sustaining_effects(&[service("db", false, 0.0, 0, 1)]).is_empty());
         assert!(sustaining_effects(&[service("c", true, 0.6, 0, 1)]).is_empty());
+    }
+
+    #[test]
+    fn ejected_capacity_and_restarts_are_named_from_their_window_means() {
+        let service = |name: &str, ejected: f64, restarting: f64| ServiceWindow {
+            name: name.to_owned(),
+            ejected_share: ejected,
+            restarting_share: restarting,
+            ..ServiceWindow::default()
+        };
+        let effects = sustaining_effects(&[
+            service("web", 0.3, 0.0),
+            service("api", 0.625, 0.1),
+            service("worker", 0.0, 0.4),
+        ]);
+        assert_eq!(
+            effects,
+            [
+                "ejected capacity at api (62% of its live instances out of rotation on average)",
+                "instances restarting at worker (40% of them starting on average)",
+            ]
+        );
+        // Below a quarter: a passing flap, not what holds the system down.
+        assert!(sustaining_effects(&[service("api", 0.24, 0.24)]).is_empty());
+    }
+
+    #[test]
+    fn window_means_are_taken_over_the_rows_of_the_window() {
+        // Four instances; over the last 4 intervals 0, 2, 4 and 3 of them out of rotation
+        // (with 4, 4, 4 and 3 live) and 1 starting in one: means (0 + 0.5 + 1 + 1)/4 = 0.625
+        // and (1/4)/4 = 0.0625.
+        let mut history = MetricsHistory::new(1_000_000_000, 1);
+        history.services.push(Default::default());
+        let rows = [(4, 4, 0), (4, 2, 0), (4, 0, 0), (3, 0, 1)];
+        for (k, &(live, healthy, starting)) in [(4, 4, 0)].iter().chain(&rows).enumerate() {
+            history.services[0].push_back(crate::metrics::NodeRow {
+                interval: k as u32,
+                counters: NodeCounters::default(),
+                latency_ms: [0.0; 4],
+                live_instances: live,
+                health: crate::metrics::Health::Healthy,
+                gauges: Gauges {
+                    healthy_instances: healthy,
+                    starting_instances: starting,
+                    ..Gauges::default()
+                },
+            });
+        }
+        history.system.extend((0..5).map(|i| SystemRow {
+            interval: i,
+            offered: 0,
+            goodput: 0,
+            hops: 0,
+            trigger_active: false,
+        }));
+        let w = window_counters(&history, &[("api".to_owned(), false, false)], 4);
+        assert!(
+            (w[0].ejected_share - 0.625).abs() < 1e-12,
+            "{}",
+            w[0].ejected_share
+        );
+        assert!((w[0].restarting_share - 0.0625).abs() < 1e-12);
     }
 
     #[test]

@@ -1093,6 +1093,36 @@ fn health_checks_that_see_queueing_delay_turn_overload_into_a_death_spiral() {
 }
 
 #[test]
+fn a_spiral_that_outlasts_its_trigger_is_named_as_ejected_capacity() {
+    // health-check-death-spiral-locked.ron: 95% load, the spiral goes on after the spike. The
+    // verdict names the ejected capacity with the share of live instances out of rotation,
+    // averaged over the final 30-s window, which the rows give independently.
+    let scenario = common::shipped("mechanisms/health-check-death-spiral-locked.ron");
+    let sim = run(&scenario, scenario.duration_s);
+    let verdict = cascade_sim::summary::current_verdict(sim.world(), false).expect("a verdict");
+    assert_eq!(verdict.kind, cascade_sim::scenario::VerdictKind::Metastable);
+    let end = sim.history().intervals();
+    let shares: Vec<f64> = (end - 30..end)
+        .map(|k| {
+            let row = service_row(&sim, 0, k);
+            f64::from(row.live_instances - row.gauges.healthy_instances.min(row.live_instances))
+                / f64::from(row.live_instances)
+        })
+        .collect();
+    let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+    assert!(mean >= 0.25, "out of rotation on average: {mean}");
+    let named = format!(
+        "ejected capacity at api ({:.0}% of its live instances out of rotation on average)",
+        mean * 100.0
+    );
+    assert!(
+        verdict.sustained_by.contains(&named),
+        "{named:?} in {:?}",
+        verdict.sustained_by
+    );
+}
+
+#[test]
 fn health_checks_that_only_see_the_process_do_not_spiral() {
     let checks = ", health_check: (interval_s: 1.0, timeout_ms: 100.0, unhealthy_after: 2, healthy_after: 2)";
     let sim = run(&health_scenario(checks), 120.0);
