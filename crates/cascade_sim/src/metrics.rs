@@ -149,6 +149,9 @@ pub struct NodeCounters {
     pub timed_out: u64,
     /// Completions (success or failure) whose caller had already given up: wasted work.
     pub orphaned: u64,
+    /// Of the orphaned, those whose caller took another copy's answer (a hedge that lost the
+    /// race, a branch a quorum did without): wasted, but not a failure of this node.
+    pub superseded: u64,
     /// Successes the original caller still waited for.
     pub goodput: u64,
     /// Sum of residence times of completions, ns (arrival to reply).
@@ -196,6 +199,7 @@ impl NodeCounters {
         }
         self.timed_out += o.timed_out;
         self.orphaned += o.orphaned;
+        self.superseded += o.superseded;
         self.goodput += o.goodput;
         self.residence_ns += o.residence_ns;
         self.wait_ns += o.wait_ns;
@@ -235,6 +239,18 @@ impl NodeCounters {
             + self.shed
             + self.throttled
             + self.overloaded
+    }
+
+    /// Share of resolved attempts that failed or were given up on by their caller, leaving
+    /// out copies the caller did without ([`NodeCounters::superseded`]): what the health rule
+    /// reads.
+    pub fn failure_ratio(&self) -> f64 {
+        let r = self.resolved().saturating_sub(self.superseded);
+        if r == 0 {
+            0.0
+        } else {
+            1.0 - self.goodput.min(r) as f64 / r as f64
+        }
     }
 
     /// Share of resolved attempts that were not goodput.
@@ -569,7 +585,7 @@ impl Health {
                 Health::Degraded
             };
         }
-        let err = c.error_ratio();
+        let err = c.failure_ratio();
         if c.goodput == 0 && resolved >= 10 {
             Health::Down
         } else if err >= 0.5 {
@@ -954,5 +970,25 @@ mod tests {
             "no live instance"
         );
         assert_eq!(Health::classify(&NodeCounters::default(), 2), Health::Idle);
+        // Copies the caller did without (lost hedges) are wasted but not failures: 10 of 100
+        // completions orphaned that way leave the service healthy; orphaned otherwise, not.
+        let raced = NodeCounters {
+            offered_first: 100,
+            succeeded: 100,
+            goodput: 90,
+            orphaned: 10,
+            superseded: 10,
+            area_busy: 50,
+            area_capacity: 100,
+            ..Default::default()
+        };
+        assert_eq!(raced.failure_ratio(), 0.0);
+        assert!((raced.error_ratio() - 0.1).abs() < 1e-12);
+        assert_eq!(Health::classify(&raced, 1), Health::Healthy);
+        let abandoned = NodeCounters {
+            superseded: 0,
+            ..raced
+        };
+        assert_eq!(Health::classify(&abandoned, 1), Health::Degraded);
     }
 }

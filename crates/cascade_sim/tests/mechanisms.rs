@@ -455,6 +455,37 @@ fn hedged_requests_match_the_minimum_of_two_closed_form() {
         (hedged - share).abs() < common::Z * se(share, n),
         "hedged share {hedged:.4} vs {share:.4}"
     );
+    // Nothing fails and nothing times out: every orphan at the store is a race's loser, which
+    // it counts as superseded. A loser is still working when the winner's reply arrives
+    // unless it finishes within a link's latency after it. Given a hedge (no reply by d, so
+    // X₁ > d − 2L), by memorylessness the replies come at d + Y₁ and d + 2L + X₂ with Y₁, X₂
+    // independent Exp(m): Y₁ − X₂ is Laplace(0, m), and the loser is done in time when the
+    // replies come within L of each other, |Y₁ − X₂ − 2L| ≤ L: probability
+    // ½(e^(−L/m) − e^(−3L/m)) = 0.0820. So superseded ≈ 0.918 × hedges (binomial, 4 SE; plus the window's edges,
+    // about rate · share · m ≈ 9). It is no failure of the store: healthy in every interval,
+    // though 45% of the requests are raced.
+    let store = service(&sim, 0, 1, 61);
+    assert_eq!(
+        store.orphaned, store.superseded,
+        "every orphan is a lost race"
+    );
+    let in_time = 0.5 * ((-link / m).exp() - (-3.0 * link / m).exp());
+    let hedges = c.hedges as f64;
+    let expected = hedges * (1.0 - in_time);
+    assert!(
+        (store.superseded as f64 - expected).abs()
+            <= common::Z * (hedges * in_time * (1.0 - in_time)).sqrt() + 30.0,
+        "{} superseded copies for {} hedges, expected {expected:.0}",
+        store.superseded,
+        c.hedges
+    );
+    for k in 1..61 {
+        assert_eq!(
+            service_row(&sim, 0, k).health,
+            cascade_sim::metrics::Health::Healthy,
+            "interval {k}"
+        );
+    }
 }
 
 #[test]

@@ -363,7 +363,7 @@ impl Ctx<'_, '_> {
                             c.failed_total() as f64 / done as f64
                         }
                     } else {
-                        c.error_ratio()
+                        c.failure_ratio()
                     }
                 }
                 AlertMetric::SuccessRatio => {

@@ -19,7 +19,7 @@
 //! (`Ctx::finish`), or crashes, which free a parent and its branches together
 //! (`Ctx::crash_instance`).
 
-use super::jobs::{BRANCH, NONE, ORPHANED, Phase};
+use super::jobs::{BRANCH, NONE, ORPHANED, Phase, SUPERSEDED};
 use super::step::Ctx;
 use crate::metrics::Outcome;
 use crate::rng;
@@ -144,7 +144,7 @@ impl Ctx<'_, '_> {
             let side = *self.e.jobs.side(b);
             if let Some(branch) = self.e.jobs.live(b, b_gen) {
                 if branch.phase != Phase::Joined {
-                    self.abandon_branch(b);
+                    self.abandon_branch(b, outcome == Outcome::Success);
                 }
                 self.e.jobs.free(b);
             }
@@ -155,10 +155,16 @@ impl Ctx<'_, '_> {
     }
 
     /// Branch `b` is no longer wanted: what it has on the wire is orphaned (the callee still
-    /// does the work), its timeout is cancelled, its bulkhead place given back. Its pending
-    /// retry or hedge turns stale when it is freed.
-    fn abandon_branch(&mut self, b: u32) {
-        self.orphan_attempts(b);
+    /// does the work; superseded when the quorum was met without it), its timeout is
+    /// cancelled, its bulkhead place given back. Its pending retry or hedge turns stale when
+    /// it is freed.
+    fn abandon_branch(&mut self, b: u32, superseded: bool) {
+        let flags = if superseded {
+            ORPHANED | SUPERSEDED
+        } else {
+            ORPHANED
+        };
+        self.orphan_attempts_as(b, flags);
         let job = self.e.jobs.get(b);
         if job.timeout.is_some() {
             self.e.sched.cancel(job.timeout);

@@ -11,7 +11,9 @@
 //! Guard state lives with the caller: per source, or per instance and call (`mech.rs`). Calls
 //! without guards never reach this file.
 
-use super::jobs::{ALT, Attempt, BULKHEAD, FILLING, HEDGED, MISSED, NONE, Phase};
+use super::jobs::{
+    ALT, Attempt, BULKHEAD, FILLING, HEDGED, MISSED, NONE, ORPHANED, Phase, SUPERSEDED,
+};
 use super::mech::CallGuard;
 use super::scheduler::EventKind;
 use super::step::{Ctx, Sender};
@@ -280,12 +282,14 @@ impl Ctx<'_, '_> {
         let jm = self.e.jobs.get_mut(j);
         jm.flags &= !HEDGED;
         if outcome == Outcome::Success || !other_pending {
+            // The other copy lost the race (or is no longer needed): superseded, not failed.
+            let flags = ORPHANED | SUPERSEDED;
             if from_hedge {
-                self.orphan_chain(side.alt_child, side.alt_child_gen);
+                self.orphan_chain_as(side.alt_child, side.alt_child_gen, flags);
             } else {
                 // The token stays the hedge's (the larger): the next call's token must differ
                 // from both attempts', or the abandoned hedge's late reply would answer it.
-                self.orphan_chain(job.child, job.child_gen);
+                self.orphan_chain_as(job.child, job.child_gen, flags);
             }
             self.e.jobs.get_mut(j).flags &= !ALT;
             return true;

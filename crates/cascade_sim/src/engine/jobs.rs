@@ -71,6 +71,10 @@ pub const BLACKHOLED: u16 = 2048;
 /// Job flag: one branch of a parallel fan-out: it makes one call (its retries included) for
 /// its parent, which holds the worker, and reports the result to it (`fan_out.rs`).
 pub const BRANCH: u16 = 4096;
+/// Job flag, with [`ORPHANED`]: its caller took another copy's answer (a hedge that lost the
+/// race, a quorum met without it). Wasted work, but not a sign that this service failed: the
+/// health rule leaves it out.
+pub const SUPERSEDED: u16 = 8192;
 
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -182,6 +186,12 @@ impl Job {
     #[inline]
     pub fn orphaned(&self) -> bool {
         self.flags & ORPHANED != 0
+    }
+
+    /// True when its caller took another copy's answer ([`SUPERSEDED`]).
+    #[inline]
+    pub fn superseded(&self) -> bool {
+        self.flags & SUPERSEDED != 0
     }
 
     /// True for client requests held by sources.

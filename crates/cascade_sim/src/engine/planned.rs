@@ -260,7 +260,8 @@ impl Ctx<'_, '_> {
             job.start_ns,
             job.done_ns,
         );
-        let (orphaned, counted) = (job.orphaned(), job.flags & STARTED != 0);
+        let (orphaned, superseded, counted) =
+            (job.orphaned(), job.superseded(), job.flags & STARTED != 0);
         job.flags |= STARTED;
         let is = &mut *self.instances[inst as usize];
         let totals = &mut is.plan_totals;
@@ -283,6 +284,7 @@ impl Ctx<'_, '_> {
         m.interval.succeeded += 1;
         m.interval.goodput += u64::from(!orphaned);
         m.interval.orphaned += u64::from(orphaned);
+        m.interval.superseded += u64::from(superseded);
     }
 
     /// The reply of planned job `k` reaches its caller.

@@ -733,6 +733,12 @@ impl Ctx<'_, '_> {
     /// Marks an abandoned attempt and everything it is waiting on as orphaned: the chain of
     /// attempts through its `child` links, and every open branch of a parallel fan-out on it.
     pub(crate) fn orphan_chain(&mut self, k: u32, generation: u32) {
+        self.orphan_chain_as(k, generation, ORPHANED);
+    }
+
+    /// [`Ctx::orphan_chain`] setting `flags` (`ORPHANED`, with `SUPERSEDED` when the caller
+    /// took another copy's answer).
+    pub(crate) fn orphan_chain_as(&mut self, k: u32, generation: u32, flags: u16) {
         let mut stack = std::mem::take(&mut self.e.orphan_stack);
         stack.push((k, generation));
         while let Some((mut k, mut generation)) = stack.pop() {
@@ -755,7 +761,7 @@ impl Ctx<'_, '_> {
                 };
                 let (next, next_gen, gathering) =
                     (job.child, job.child_gen, job.phase == Phase::Gathering);
-                self.e.jobs.get_mut(k).flags |= ORPHANED;
+                self.e.jobs.get_mut(k).flags |= flags;
                 if gathering {
                     self.push_open_branches(k, &mut stack);
                     break;
@@ -770,11 +776,16 @@ impl Ctx<'_, '_> {
     /// Orphans what job `k` has on the wire: its current attempt and, while its call is
     /// hedged, the first attempt too (it is crashing, or abandoned as a parallel branch).
     pub(crate) fn orphan_attempts(&mut self, k: u32) {
+        self.orphan_attempts_as(k, ORPHANED);
+    }
+
+    /// [`Ctx::orphan_attempts`] setting `flags` (see [`Ctx::orphan_chain_as`]).
+    pub(crate) fn orphan_attempts_as(&mut self, k: u32, flags: u16) {
         let job = *self.e.jobs.get(k);
-        self.orphan_chain(job.child, job.child_gen);
+        self.orphan_chain_as(job.child, job.child_gen, flags);
         if job.flags & HEDGED != 0 {
             let side = *self.e.jobs.side(k);
-            self.orphan_chain(side.alt_child, side.alt_child_gen);
+            self.orphan_chain_as(side.alt_child, side.alt_child_gen, flags);
         }
     }
 
@@ -1329,8 +1340,13 @@ impl Ctx<'_, '_> {
     pub(crate) fn finish(&mut self, k: u32, outcome: Outcome) {
         let now = self.e.now;
         let job = self.e.jobs.get(k);
-        let (inst, node, arrive_ns, orphaned) =
-            (job.instance, job.node, job.arrive_ns, job.orphaned());
+        let (inst, node, arrive_ns, orphaned, superseded) = (
+            job.instance,
+            job.node,
+            job.arrive_ns,
+            job.orphaned(),
+            job.superseded(),
+        );
         if self.e.model.services[node as usize].mech.is_some() {
             self.on_guarded_finish(k, outcome);
         }
@@ -1351,6 +1367,7 @@ impl Ctx<'_, '_> {
             m.interval.failed[outcome as usize] += 1;
         }
         m.interval.orphaned += u64::from(orphaned);
+        m.interval.superseded += u64::from(superseded);
         self.reply(k, outcome);
         self.e.jobs.free(k);
         self.dispatch(inst);
