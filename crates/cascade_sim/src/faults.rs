@@ -85,6 +85,18 @@ pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String
         | FaultKind::LatchedFailure { service: s, .. }
         | FaultKind::Isolate { service: s, .. }
         | FaultKind::Throttle { service: s, .. } => service(s).map(ResolvedTarget::Service),
+        FaultKind::QueryOfDeath {
+            service: s, source, ..
+        } => {
+            if let Some(name) = source
+                && model
+                    .source_index(name)
+                    .is_none_or(|i| model.sources[i as usize].removed)
+            {
+                return Err(format!("unknown source \"{name}\""));
+            }
+            service(s).map(ResolvedTarget::Service)
+        }
         FaultKind::LinkLatency { from, to, .. }
         | FaultKind::Partition { from, to }
         | FaultKind::PacketLoss { from, to, .. }
@@ -304,6 +316,31 @@ pub fn source_factor<'a>(faults: impl Iterator<Item = &'a FaultRecord>, source: 
         .product()
 }
 
+/// Share of source `source`'s new requests that are queries of death under the active
+/// `QueryOfDeath` faults: `1 − Π(1 − share)` over those that name it or every source.
+pub fn poison_share<'a>(faults: impl Iterator<Item = &'a FaultRecord>, source: &str) -> f64 {
+    1.0 - faults
+        .filter(|f| f.active)
+        .filter_map(|f| match &f.kind {
+            FaultKind::QueryOfDeath {
+                share,
+                source: from,
+                ..
+            } if from.as_deref().is_none_or(|n| n == source) => Some(1.0 - share),
+            _ => None,
+        })
+        .product::<f64>()
+}
+
+/// Whether an active `QueryOfDeath` fault makes service `s` crash on poisoned requests.
+pub fn poisoned<'a>(mut faults: impl Iterator<Item = &'a FaultRecord>, s: u32) -> bool {
+    faults.any(|f| {
+        f.active
+            && f.target == ResolvedTarget::Service(s)
+            && matches!(f.kind, FaultKind::QueryOfDeath { .. })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,6 +432,30 @@ mod tests {
             "capacity cut to 2 instances drains instance 2"
         );
         assert_eq!(m2.down, None, "a fault on another service does not apply");
+    }
+
+    #[test]
+    fn queries_of_death_combine_as_independent_draws_per_source() {
+        let qod = |share: f64, source: Option<&str>| {
+            rec(
+                FaultKind::QueryOfDeath {
+                    service: "search".to_owned(),
+                    share,
+                    source: source.map(str::to_owned),
+                },
+                ResolvedTarget::Service(3),
+            )
+        };
+        let mut faults = [qod(0.5, None), qod(0.2, Some("bots"))];
+        assert_eq!(poison_share(faults.iter(), "users"), 0.5);
+        // 1 − (1 − 0.5)(1 − 0.2)
+        assert!((poison_share(faults.iter(), "bots") - 0.6).abs() < 1e-12);
+        assert!(poisoned(faults.iter(), 3));
+        assert!(!poisoned(faults.iter(), 2), "another service");
+        faults[0].active = false;
+        faults[1].active = false;
+        assert_eq!(poison_share(faults.iter(), "bots"), 0.0);
+        assert!(!poisoned(faults.iter(), 3), "over when the faults end");
     }
 
     #[test]

@@ -2396,3 +2396,73 @@ fn an_operator_raising_workers_raises_capacity_even_with_implicit_cores() {
         "{per_s:.1} completions/s"
     );
 }
+
+// ------------------------------------------------------------------- queries of death
+
+/// 1000 requests/s to `search` (20 instances, restart 10 s), with `max_attempts` tries and a
+/// `QueryOfDeath` poisoning `share` of the requests from 10 s to 1010 s.
+fn query_of_death(max_attempts: u32, share: f64) -> Simulation {
+    let s = common::parse(&format!(
+        r#"(
+            version: 1, name: "qod", duration_s: 1, seed: 31, sample_every: 0,
+            sources: [(name: "users", target: "search", rate: Constant(1000), timeout_ms: 1000.0,
+                       retry: (max_attempts: {max_attempts}))],
+            services: [(name: "search", instances: 20, workers: 100, service_time: Exponential(mean_ms: 5.0),
+                        lifecycle: (restart_s: 10.0))],
+            faults: [(at_s: 10.0, duration_s: 1000.0, fault: QueryOfDeath(service: "search", share: {share}))],
+        )"#
+    ));
+    run(&s, 1030.0)
+}
+
+/// Crashes by a query of death, over the whole run.
+fn crashes(sim: &Simulation) -> usize {
+    sim.world()
+        .resource::<cascade_sim::EventLog>()
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, cascade_sim::events::SimEventKind::Mechanism { what, .. }
+                if what.ends_with("restarting (query of death)"))
+        })
+        .count()
+}
+
+#[test]
+fn a_query_of_death_crashes_one_instance_per_attempt_and_retries_multiply_it() {
+    // A poisoned request crashes the instance that starts on it; its caller sees the
+    // connection refused and retries on another instance, which crashes too: with a attempts
+    // every poisoned request takes a instances down (while a live one is left to take it; a
+    // retry after the fault's end crashes nothing, which the tolerance covers).
+    // Poisoned requests are Binomial(n, p) among the n requests sent during the fault, so the
+    // crashes are a · Binomial(n, p): 4 standard errors of a·√(np(1 − p)).
+    let share = 0.0002;
+    for attempts in [1u32, 3] {
+        let sim = query_of_death(attempts, share);
+        let n = source(&sim, 0, 10, 1010).offered_first as f64;
+        let a = f64::from(attempts);
+        let expected = a * n * share;
+        let sd = a * (n * share * (1.0 - share)).sqrt();
+        let c = crashes(&sim) as f64;
+        assert!(
+            (c - expected).abs() <= common::Z * sd,
+            "{attempts} attempts: {c} crashes, expected {expected:.0} ± {:.0}",
+            common::Z * sd
+        );
+        // Each crash keeps an instance down 10 s (Little's law): the mean number down over the
+        // fault is the crash rate × 10 s, from the instances live at each close (± 5% for
+        // sampling the count once a second and the crashes at the fault's edges).
+        let down: f64 = (20..1000)
+            .map(|k| 20.0 - f64::from(service_row(&sim, 0, k).live_instances))
+            .sum::<f64>()
+            / 980.0;
+        let little = c / 1000.0 * 10.0;
+        assert!(
+            (down - little).abs() <= 0.05 * little + 0.05,
+            "{attempts} attempts: {down:.2} instances down on average, Little: {little:.2}"
+        );
+    }
+    // After the fault every instance is back.
+    let sim = query_of_death(3, share);
+    assert_eq!(service_row(&sim, 0, 1025).live_instances, 20);
+}

@@ -188,6 +188,7 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             FaultKind::PacketLoss { .. } => "packet loss fault",
             FaultKind::OneWayPartition { .. } => "one-way partition fault",
             FaultKind::Throttle { .. } => "throttle fault",
+            FaultKind::QueryOfDeath { .. } => "query of death fault",
         });
     }
     f
@@ -246,6 +247,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "packet loss fault",
         "one-way partition fault",
         "throttle fault",
+        "query of death fault",
         "kill fault",
         "slow fault",
         "latency fault",

@@ -88,6 +88,8 @@ pub struct FaultParams {
     pub throttle_per_s: f64,
     /// Spread of a TTL storm's expiries, s.
     pub within_s: f64,
+    /// Share of requests that are queries of death.
+    pub poison_share: f64,
 }
 
 impl Default for FaultParams {
@@ -106,6 +108,7 @@ impl Default for FaultParams {
             propagation_s: 10.0,
             throttle_per_s: 50.0,
             within_s: 5.0,
+            poison_share: 0.001,
         }
     }
 }
@@ -230,6 +233,15 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
                 format!("Bad config {:.0}%", p.push_share * 100.0),
                 "A config push makes requests fail on a share of instances, spreading over the propagation time; rolled back when it ends",
                 FaultKind::ConfigPush { service: s(), share: p.push_share, propagation_s: p.propagation_s, change: PushedChange::Errors(p.probability.max(0.01)) },
+            ));
+            v.push((
+                format!("Query of death {}%", p.poison_share * 100.0),
+                "This share of all requests crashes the instance that starts on it (it restarts); retries carry each to the next instance",
+                FaultKind::QueryOfDeath {
+                    service: s(),
+                    share: p.poison_share,
+                    source: None,
+                },
             ));
             v.push((
                 format!("Throttle {}/s", p.throttle_per_s),
@@ -458,6 +470,16 @@ fn parameters_ui(ui: &mut egui::Ui, target: &FaultTarget, p: &mut FaultParams) {
                 ui.end_row();
                 ui.label("TTL storm");
                 ui.add(egui::DragValue::new(&mut p.within_s).range(0.0..=3600.0).suffix(" s")).on_hover_text("Window in which every entry expires");
+                ui.end_row();
+                ui.label("query of death");
+                let mut percent = p.poison_share * 100.0;
+                if ui
+                    .add(egui::DragValue::new(&mut percent).range(0.0001..=100.0).speed(0.01).suffix(" %"))
+                    .on_hover_text("Share of requests that crash the instance working on them")
+                    .changed()
+                {
+                    p.poison_share = percent / 100.0;
+                }
                 ui.end_row();
             }
             FaultTarget::Source { .. } => {

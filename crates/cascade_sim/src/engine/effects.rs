@@ -113,6 +113,7 @@ impl Ctx<'_, '_> {
     /// rotation; then the load balancer's routable list.
     pub(crate) fn refresh_service(&mut self, s: u32) {
         self.materialize_service(s);
+        self.refresh_poison(s);
         self.flush_deferred_where(|j| !j.is_client() && j.node == s);
         let now = self.e.now;
         let base_workers = self.e.model.services[s as usize].workers;
@@ -176,6 +177,16 @@ impl Ctx<'_, '_> {
         }
         self.rebuild_routable(s);
         self.check_primary(s);
+    }
+
+    /// Queries of death: whether service `s` crashes on them, and the share of each source's
+    /// new requests that carry one.
+    fn refresh_poison(&mut self, s: u32) {
+        self.services[s as usize].poisoned = faults::poisoned(self.e.faults.iter(), s);
+        for i in 0..self.sources.len() {
+            let name = &self.e.model.sources[i].name;
+            self.sources[i].poison_share = faults::poison_share(self.e.faults.iter(), name);
+        }
     }
 
     /// Sets or clears the throttle-fault limiter of instance `inst`.

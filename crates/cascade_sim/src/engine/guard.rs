@@ -12,7 +12,7 @@
 //! without guards never reach this file.
 
 use super::jobs::{
-    ALT, Attempt, BULKHEAD, FILLING, HEDGED, MISSED, NONE, ORPHANED, Phase, SUPERSEDED,
+    ALT, Attempt, BULKHEAD, FILLING, HEDGED, MISSED, NONE, ORPHANED, POISON, Phase, SUPERSEDED,
 };
 use super::mech::CallGuard;
 use super::scheduler::EventKind;
@@ -231,6 +231,7 @@ impl Ctx<'_, '_> {
             deadline_ns: deadline,
             journey: NONE,
             orphaned: p.orphaned(),
+            poison: p.flags & POISON != 0,
         });
         let jm = self.e.jobs.get_mut(j);
         jm.token = new_token;

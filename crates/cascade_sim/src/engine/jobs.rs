@@ -75,6 +75,9 @@ pub const BRANCH: u16 = 4096;
 /// race, a quorum met without it). Wasted work, but not a sign that this service failed: the
 /// health rule leaves it out.
 pub const SUPERSEDED: u16 = 8192;
+/// Job flag: a query of death (a `QueryOfDeath` fault): the instance of the fault's service
+/// that starts working on it crashes. Every attempt and branch made for it carries it.
+pub const POISON: u16 = 16384;
 
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -240,6 +243,8 @@ pub struct Attempt {
     pub journey: u32,
     /// Its caller was already abandoned (its work will be wasted).
     pub orphaned: bool,
+    /// It is for a query of death ([`POISON`]).
+    pub poison: bool,
 }
 
 /// Slab of jobs with generation-checked handles.
@@ -315,7 +320,7 @@ impl Jobs {
     pub fn alloc_attempt(&mut self, a: Attempt) -> (u32, u32) {
         let k = self.alloc();
         let job = &mut self.slots[k as usize];
-        job.flags = u16::from(a.orphaned) * ORPHANED;
+        job.flags = (u16::from(a.orphaned) * ORPHANED) | (u16::from(a.poison) * POISON);
         job.phase = Phase::InFlight;
         job.node = a.to;
         job.instance = NONE;

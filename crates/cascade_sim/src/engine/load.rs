@@ -266,6 +266,7 @@ pub(crate) fn source_state(model: &Model, i: u32) -> SourceState {
         metrics: NodeMetrics::default(),
         guard: source_guard(&s.call),
         keep: 1.0,
+        poison_share: 0.0,
         last_success_ns: None,
         burst_fired: false,
     }
@@ -284,6 +285,7 @@ pub(crate) fn service_state(model: &Model, i: u32) -> ServiceState {
     ServiceState {
         index: i,
         instances: Vec::new(),
+        poisoned: false,
         routable: Vec::new(),
         rr_cursor: 0,
         lb_rng: rng::stream(model.seed, &format!("lb:{}", s.name), 0),

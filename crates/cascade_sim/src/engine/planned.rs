@@ -102,6 +102,7 @@ impl Ctx<'_, '_> {
             && l.loss == 0.0
             && self.e.model.links[link as usize].latency_sd_ns == 0
             && self.e.model.services[node as usize].plannable()
+            && !self.services[node as usize].poisoned
             && is.mech.is_none()
             && is.error_probability == 0.0
             && is.workers > 0;

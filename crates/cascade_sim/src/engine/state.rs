@@ -87,6 +87,8 @@ pub struct SourceState {
     pub guard: Option<Box<CallGuard>>,
     /// Share of its requests admitted (an operator shedding load at the edge sets it below 1).
     pub keep: f64,
+    /// Share of its new requests that are queries of death (active `QueryOfDeath` faults).
+    pub poison_share: f64,
     /// When its last request succeeded (`None`: none yet).
     pub last_success_ns: Option<Nanos>,
     /// Its burst (a `Burst` rate profile) has been sent.
@@ -100,6 +102,9 @@ pub struct ServiceState {
     pub index: u32,
     /// Global indices of its instances, by ordinal (including drained ones).
     pub instances: Vec<u32>,
+    /// A `QueryOfDeath` fault on it is active: an instance that starts working on a poisoned
+    /// request crashes (and its instances do not plan requests at arrival).
+    pub poisoned: bool,
     /// Global indices of instances the load balancer may pick.
     pub routable: Vec<u32>,
     /// Round-robin cursor.

@@ -29,7 +29,7 @@ use bevy_ecs::prelude::*;
 use super::data::CacheStep;
 use super::jobs::{
     ALT, Attempt, BLACKHOLED, BRANCH, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED,
-    PROBE, Phase,
+    POISON, PROBE, Phase,
 };
 use super::least_loaded::LeastLoaded;
 use super::mech::codel_timeout_ns;
@@ -330,6 +330,9 @@ impl Ctx<'_, '_> {
             self.finish_client(j, Outcome::Shed);
             return;
         }
+        if st.poison_share > 0.0 && rng::chance(&mut st.rng, st.poison_share) {
+            self.e.jobs.get_mut(j).flags |= POISON;
+        }
         st.budget
             .on_first_attempt(&self.e.model.sources[s as usize].call.retry);
         if self.e.model.sources[s as usize].call.guard.is_some() {
@@ -432,7 +435,7 @@ impl Ctx<'_, '_> {
             timeout_deadline
         };
 
-        let orphaned = self.e.jobs.get(j).orphaned();
+        let flags = self.e.jobs.get(j).flags;
         let (k, kgen) = self.e.jobs.alloc_attempt(Attempt {
             to,
             link: link_id,
@@ -442,7 +445,8 @@ impl Ctx<'_, '_> {
             attempt,
             deadline_ns: deadline,
             journey,
-            orphaned,
+            orphaned: flags & ORPHANED != 0,
+            poison: flags & POISON != 0,
         });
 
         let p = self.e.jobs.get_mut(j);
@@ -1097,6 +1101,13 @@ impl Ctx<'_, '_> {
         if job.flags & PROBE != 0 {
             self.start_probe_work(k, inst);
             return true;
+        }
+        if job.flags & POISON != 0 && self.services[node as usize].poisoned {
+            // A query of death: the process dies working on it, with all it holds (this
+            // request too, which its caller sees refused, like the rest).
+            job.phase = Phase::Queued;
+            self.restart_instance(inst, "query of death");
+            return false;
         }
         let svc_model = &self.e.model.services[node as usize];
         if svc_model.deadline_propagation && now >= job.deadline_ns {

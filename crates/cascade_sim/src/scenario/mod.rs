@@ -1096,6 +1096,19 @@ pub enum FaultKind {
         /// Sustained rate per instance, requests/s.
         rate_per_s: f64,
     },
+    /// Queries of death: while the fault is active, `share` of the new requests of `source`
+    /// (or of every source) carry a poison that crashes the instance of `service` that starts
+    /// working on them: it restarts (the lifecycle's `restart_s`) and loses all it holds.
+    /// Retries carry the poison to the next instance.
+    QueryOfDeath {
+        /// The service that crashes on them.
+        service: String,
+        /// Share of new requests that are poisoned, in `(0, 1]`.
+        share: f64,
+        /// The source that sends them (`None`: every source).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
+    },
 }
 
 impl FaultKind {
@@ -1119,6 +1132,7 @@ impl FaultKind {
             FaultKind::PacketLoss { .. } => "packet loss",
             FaultKind::OneWayPartition { .. } => "one-way partition",
             FaultKind::Throttle { .. } => "throttle",
+            FaultKind::QueryOfDeath { .. } => "query of death",
         }
     }
 
@@ -1136,7 +1150,8 @@ impl FaultKind {
             | FaultKind::ConfigPush { service, .. }
             | FaultKind::LatchedFailure { service, .. }
             | FaultKind::Isolate { service, .. }
-            | FaultKind::Throttle { service, .. } => service,
+            | FaultKind::Throttle { service, .. }
+            | FaultKind::QueryOfDeath { service, .. } => service,
             FaultKind::LinkLatency { from, .. }
             | FaultKind::Partition { from, .. }
             | FaultKind::PacketLoss { from, .. }

@@ -629,6 +629,17 @@ pub(super) fn fault(
                 "a throttle rate",
             );
         }
+        FaultKind::QueryOfDeath {
+            service,
+            share: s,
+            source,
+        } => {
+            known_service(v, &format!("{path}.service"), service, services, sources);
+            positive_share(v, &format!("{path}.share"), *s, "share");
+            if let Some(name) = source {
+                known_source(v, &format!("{path}.source"), name, sources);
+            }
+        }
         // The base faults are checked in validate.rs.
         FaultKind::Kill { .. }
         | FaultKind::Slow { .. }
