@@ -337,6 +337,27 @@ fn diurnal_and_recorded_rate_profiles_are_checked_and_round_trip() {
 }
 
 #[test]
+fn sharding_needs_keys_and_as_many_instances_as_replicas() {
+    let (text, err) = broken(
+        r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0)),"#,
+        r#"(name: "db", instances: 2, workers: 2, service_time: Exponential(mean_ms: 5.0),
+         sharding: (keys: 0, replicas: 3)),"#,
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "0, replicas", 0),
+        "keys must be at least 1",
+        None,
+    );
+    expect_problem(
+        &err,
+        position_of(&text, "3))", 0),
+        "3 replicas of each key need at least as many instances, not 2",
+        Some("raise instances to 3"),
+    );
+}
+
+#[test]
 fn scaling_coefficients_out_of_range_are_rejected_with_hints() {
     let (text, err) = broken(
         r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0)),"#,

@@ -112,6 +112,7 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (svc.queue.capacity.is_some(), "bounded queue"),
             (svc.cores.is_some(), "cores"),
             (svc.scaling.is_some(), "load-dependent service time"),
+            (svc.sharding.is_some(), "key-based routing"),
             (
                 svc.scaling
                     .is_some_and(|s| s.counts == ScalingCounts::Present),
@@ -219,6 +220,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "latch over a limit",
         "cores",
         "load-dependent service time",
+        "key-based routing",
         "load-dependent service time over the requests present",
         "health checks through the queue",
         "health checks",

@@ -15,8 +15,8 @@ use cascade_sim::scenario::{
     AdaptiveThrottleSpec, AdmissionSpec, AlertMetric, AlertSpec, AutoscaleSpec, BreakerSpec,
     CacheSpec, CallSpec, CodelSpec, FailoverSpec, Fallback, HealthCheckSpec, LifecycleSpec,
     OccSpec, OperatorAction, OperatorStep, OperatorTrigger, OutlierSpec, PeriodicCallSpec,
-    RateLimitSpec, ScaleMetric, ScalingCounts, ScalingSpec, Scenario, ServiceSpec, SourceSpec,
-    WorkQueueSpec,
+    RateLimitSpec, ScaleMetric, ScalingCounts, ScalingSpec, Scenario, ServiceSpec, ShardingSpec,
+    SourceSpec, WorkQueueSpec,
 };
 
 /// A value parsed from the format's own defaults (so the app offers exactly what an omitted
@@ -391,6 +391,27 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         if let Some(sc) = s.scaling.as_mut() {
             row(ui, "", |ui| scaling_counts_ui(ui, sc));
         }
+        row(ui, "sharded by key", |ui| {
+            let instances = s.instances.max(1);
+            optional_inline(
+                ui,
+                &mut s.sharding,
+                || ShardingSpec {
+                    keys: 1000,
+                    zipf_s: 1.0,
+                    replicas: 1,
+                },
+                "Requests carry a key and go to the instances that own it (key mod instances); the load balancer is not used",
+                |ui, sh| {
+                    ui.add(egui::DragValue::new(&mut sh.keys).range(1..=10_000_000).suffix(" keys"));
+                    ui.add(egui::DragValue::new(&mut sh.zipf_s).range(0.0..=5.0).speed(0.01).prefix("zipf "))
+                        .on_hover_text("Skew of key popularity: 0 all alike, 1 the classic hot keys");
+                    ui.add(egui::DragValue::new(&mut sh.replicas).range(1..=instances).suffix("×"))
+                        .on_hover_text("Instances holding each key; a retry goes to the next");
+                    sh.replicas = sh.replicas.clamp(1, instances);
+                },
+            );
+        });
     });
     let mut admission = (s.admission != AdmissionSpec::default()).then_some(s.admission);
     optional_section(

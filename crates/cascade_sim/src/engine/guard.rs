@@ -232,6 +232,11 @@ impl Ctx<'_, '_> {
             journey: NONE,
             orphaned: p.orphaned(),
             poison: p.flags & POISON != 0,
+            key: if self.e.model.services[call.to as usize].shard.is_some() {
+                self.e.jobs.side(j).shard_key
+            } else {
+                NONE
+            },
         });
         let jm = self.e.jobs.get_mut(j);
         jm.token = new_token;

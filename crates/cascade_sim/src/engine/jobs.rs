@@ -166,6 +166,9 @@ pub struct JobSide {
     pub alt_child: u32,
     /// See `alt_child`.
     pub alt_child_gen: u32,
+    /// The key its current call carries to a key-routed service (written when the call's first
+    /// attempt is sent, [`NONE`], and when that attempt arrives and draws it).
+    pub shard_key: u32,
     /// Internal jobs of instances: the instance's incarnation when made (stale after a restart).
     pub incarnation: u32,
     /// The instance that blackholed an attempt of the current call (valid under [`BLACKHOLED`]).
@@ -245,6 +248,8 @@ pub struct Attempt {
     pub orphaned: bool,
     /// It is for a query of death ([`POISON`]).
     pub poison: bool,
+    /// Its key at a key-routed service ([`NONE`]: drawn when it arrives).
+    pub key: u32,
 }
 
 /// Slab of jobs with generation-checked handles.
@@ -332,6 +337,7 @@ impl Jobs {
         job.link = a.link;
         job.journey = a.journey;
         job.child = NONE;
+        job.key = a.key;
         (k, job.generation)
     }
 

@@ -780,7 +780,15 @@ impl Ctx<'_, '_> {
             };
             self.log_mech(s, what);
         }
-        self.services[s as usize].routable = if panic { base } else { qualified };
+        let routable = if panic { base } else { qualified };
+        for i in 0..self.services[s as usize].instances.len() {
+            let g = self.services[s as usize].instances[i];
+            self.instances[g as usize].routable = false;
+        }
+        for &g in &routable {
+            self.instances[g as usize].routable = true;
+        }
+        self.services[s as usize].routable = routable;
     }
 
     // ---------------------------------------------------------------- live edits

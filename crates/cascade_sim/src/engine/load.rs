@@ -221,6 +221,7 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
             plan: Default::default(),
             plan_totals: Default::default(),
             lb_pos: u32::MAX,
+            routable: false,
             load_dirty: false,
         };
         world.spawn((

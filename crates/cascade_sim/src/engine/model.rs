@@ -85,6 +85,8 @@ pub struct ServiceModel {
     pub dist: Dist,
     /// Load balancing.
     pub lb: LoadBalancer,
+    /// Key-based routing (`None`: `lb` for every request).
+    pub shard: Option<Box<ShardModel>>,
     /// Downstream calls in order.
     pub calls: Vec<CallModel>,
     /// Sequential or parallel calls (`fan_out.rs`).
@@ -110,6 +112,24 @@ impl ServiceModel {
             && self.mech.is_none()
             && matches!(self.lb, LoadBalancer::RoundRobin | LoadBalancer::Random)
     }
+}
+
+/// Key-based routing of a service, compiled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardModel {
+    /// Key popularity.
+    pub keys: KeyChooser,
+    /// Instances holding each key.
+    pub replicas: u32,
+}
+
+/// The instance ordinals holding key `key` among `n` instances, `replicas` of them, starting
+/// with the one attempt `attempt` of a call tries first: `(key + (attempt − 1 + j) mod
+/// replicas) mod n` for j = 0, 1, …
+pub fn shard_owners(key: u32, n: u32, replicas: u32, attempt: u8) -> impl Iterator<Item = u32> {
+    let r = replicas.clamp(1, n.max(1));
+    let first = u32::from(attempt.max(1) - 1) % r;
+    (0..r).map(move |j| (key % n.max(1) + (first + j) % r) % n.max(1))
 }
 
 /// A source, compiled.
@@ -219,6 +239,7 @@ impl Model {
             lifo: false,
             dist: Dist::Deterministic { ns: 1 },
             lb: LoadBalancer::RoundRobin,
+            shard: None,
             calls: Vec::new(),
             fan_out: FanOut::Sequential,
             deadline_propagation: false,
@@ -295,6 +316,12 @@ impl Model {
                 lifo: s.queue.discipline == QueueDiscipline::Lifo,
                 dist: Dist::compile(&s.service_time),
                 lb: s.lb,
+                shard: s.sharding.map(|sh| {
+                    Box::new(ShardModel {
+                        keys: KeyChooser::new(sh.keys, sh.zipf_s),
+                        replicas: sh.replicas.max(1),
+                    })
+                }),
                 calls,
                 fan_out: s.fan_out,
                 deadline_propagation: s.deadline_propagation,

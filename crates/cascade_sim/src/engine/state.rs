@@ -188,6 +188,8 @@ pub struct InstanceState {
     pub(crate) plan_totals: PlanTotals,
     /// Its position in its service's least-outstanding index (`u32::MAX`: not indexed).
     pub(crate) lb_pos: u32,
+    /// In its service's routable list (kept by `rebuild_routable`; key-based routing reads it).
+    pub(crate) routable: bool,
     /// Its load changed since its service's load balancer last looked (it is listed in the
     /// service's `load_dirty`).
     pub(crate) load_dirty: bool,

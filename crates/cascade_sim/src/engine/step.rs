@@ -33,7 +33,7 @@ use super::jobs::{
 };
 use super::least_loaded::LeastLoaded;
 use super::mech::codel_timeout_ns;
-use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment};
+use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment, shard_owners};
 use super::scheduler::{AsOf, EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
 use crate::events::{SimEvent, SimEventKind};
@@ -436,6 +436,16 @@ impl Ctx<'_, '_> {
         };
 
         let flags = self.e.jobs.get(j).flags;
+        // A key-routed callee: the call's first attempt draws its key when it arrives; the
+        // retries carry it.
+        let key = if self.e.model.services[to as usize].shard.is_none() {
+            NONE
+        } else if attempt > 1 {
+            self.e.jobs.side(j).shard_key
+        } else {
+            self.e.jobs.side_mut(j).shard_key = NONE;
+            NONE
+        };
         let (k, kgen) = self.e.jobs.alloc_attempt(Attempt {
             to,
             link: link_id,
@@ -447,6 +457,7 @@ impl Ctx<'_, '_> {
             journey,
             orphaned: flags & ORPHANED != 0,
             poison: flags & POISON != 0,
+            key,
         });
 
         let p = self.e.jobs.get_mut(j);
@@ -943,6 +954,33 @@ impl Ctx<'_, '_> {
         Some(pick)
     }
 
+    /// The instance for attempt `k` at key-routed service `s`: the first routable owner of its
+    /// key, from the one its attempt number points to (see [`shard_owners`]); `None` when no
+    /// owner can be routed to. A first attempt without a key draws one from the service's
+    /// stream and leaves it with its caller for the retries.
+    fn shard_pick(&mut self, s: u32, k: u32) -> Option<u32> {
+        let job = *self.e.jobs.get(k);
+        let shard = self.e.model.services[s as usize].shard.as_deref()?;
+        let key = if job.key == NONE {
+            let key = shard.keys.choose(&mut self.services[s as usize].lb_rng);
+            self.e.jobs.get_mut(k).key = key;
+            if self.e.jobs.live(job.parent, job.parent_gen).is_some() {
+                self.e.jobs.side_mut(job.parent).shard_key = key;
+            }
+            key
+        } else {
+            job.key
+        };
+        let svc = &*self.services[s as usize];
+        let n = (svc.instances.len() as u32).min(self.e.model.services[s as usize].instances);
+        if n == 0 {
+            return None;
+        }
+        shard_owners(key, n, shard.replicas, job.attempt)
+            .map(|o| svc.instances[o as usize])
+            .find(|&g| self.instances[g as usize].routable)
+    }
+
     /// Least-outstanding pick from routable position `start`: the first instance in cyclic
     /// order with the fewest requests, through the service's index (see `least_loaded.rs`).
     fn least_outstanding(&mut self, s: u32, start: u32) -> u32 {
@@ -1030,6 +1068,8 @@ impl Ctx<'_, '_> {
         let capacity = svc_model.queue_capacity;
         let pick = if svc_model.removed {
             None
+        } else if svc_model.shard.is_some() {
+            self.shard_pick(s, k)
         } else {
             self.lb_pick(s)
         };

@@ -379,6 +379,10 @@ pub struct ServiceSpec {
     /// How requests are spread over instances.
     #[serde(default, skip_serializing_if = "is_default")]
     pub lb: LoadBalancer,
+    /// Requests carry a key and go to the instances that own it (a sharded store); `lb` is
+    /// then not used for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<ShardingSpec>,
     /// Synchronous downstream calls, made after the own work, holding the worker.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<CallSpec>,
@@ -455,6 +459,7 @@ impl Default for ServiceSpec {
             queue: QueueSpec::default(),
             service_time: ServiceTime::Exponential { mean_ms: 10.0 },
             lb: LoadBalancer::default(),
+            sharding: None,
             calls: Vec::new(),
             fan_out: FanOut::default(),
             deadline_propagation: false,
@@ -505,6 +510,24 @@ pub enum ScalingCounts {
     /// Every request at the instance, waiting in its queue or holding a worker (memory: a heap
     /// that grows with the backlog and the garbage collection it costs; a lock's waiters).
     Present,
+}
+
+/// Key-based routing: each request to the service carries one of `keys` keys, drawn when its
+/// caller first calls the service (retries and hedges of the call keep it), Zipf-distributed
+/// with exponent `zipf_s` (uniform when 0). Key k belongs to the instances of ordinals
+/// k mod n, (k + 1) mod n, …, `replicas` of them (n the configured instances).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShardingSpec {
+    /// Number of keys.
+    pub keys: u32,
+    /// Zipf exponent of key popularity (0: every key alike; 1: the classic hot-key skew).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub zipf_s: f64,
+    /// Instances holding each key; attempt a of a call goes to the (a − 1)-th of them (mod
+    /// `replicas`), or the next that the load balancer can route to.
+    #[serde(default = "one_u32", skip_serializing_if = "is_one_u32")]
+    pub replicas: u32,
 }
 
 /// The queue of one instance.

@@ -500,6 +500,32 @@ pub(super) fn service(
         at_most_keys(v, &format!("{p}.occ.keys"), o.keys);
         non_negative(v, &format!("{p}.occ.zipf_s"), o.zipf_s);
     }
+    if let Some(sh) = &svc.sharding {
+        at_least_one(v, &format!("{p}.sharding.keys"), sh.keys, "keys");
+        at_most_keys(v, &format!("{p}.sharding.keys"), sh.keys);
+        non_negative(v, &format!("{p}.sharding.zipf_s"), sh.zipf_s);
+        at_least_one(
+            v,
+            &format!("{p}.sharding.replicas"),
+            sh.replicas,
+            "replicas",
+        );
+        if sh.replicas > svc.instances {
+            v.push(
+                Diagnostic::new(
+                    format!("{p}.sharding.replicas"),
+                    format!(
+                        "{} replicas of each key need at least as many instances, not {}",
+                        sh.replicas, svc.instances
+                    ),
+                )
+                .with_hint(format!(
+                    "raise instances to {} or lower replicas",
+                    sh.replicas
+                )),
+            );
+        }
+    }
     if let Some(f) = &svc.failover {
         let fp = format!("{p}.failover");
         if f.replica == svc.name {
