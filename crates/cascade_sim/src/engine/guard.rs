@@ -232,7 +232,9 @@ impl Ctx<'_, '_> {
             journey: NONE,
             orphaned: p.orphaned(),
             poison: p.flags & POISON != 0,
-            key: if self.e.model.services[call.to as usize].shard.is_some() {
+            key: if self.e.model.any_sharded
+                && self.e.model.services[call.to as usize].shard.is_some()
+            {
                 self.e.jobs.side(j).shard_key
             } else {
                 NONE

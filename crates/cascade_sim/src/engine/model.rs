@@ -183,6 +183,8 @@ pub struct Model {
     pub sample_every: u32,
     /// Services by index.
     pub services: Vec<ServiceModel>,
+    /// Some service routes by key: only then does a call look at its callee's sharding.
+    pub any_sharded: bool,
     /// Sources by index.
     pub sources: Vec<SourceModel>,
     /// Links by index.
@@ -329,6 +331,7 @@ impl Model {
                 capacity,
             };
         }
+        self.any_sharded = self.services.iter().any(|s| s.shard.is_some());
         self.alerts.clone_from(&scenario.alerts);
         self.operator.clone_from(&scenario.operator);
         self.compile_failover_links();
@@ -792,13 +795,14 @@ pub fn rate_segment(profile: &RateProfile, t_ns: Nanos) -> (Nanos, f64) {
 
 /// True when the profile is constant over `[t_ns, ∞)` or piecewise constant here (no thinning needed).
 pub fn rate_is_flat(profile: &RateProfile, t_ns: Nanos) -> bool {
-    let t = t_ns as f64 / 1e9;
+    let t = || t_ns as f64 / 1e9;
     match *profile {
-        RateProfile::Ramp { start_s, end_s, .. } => !(t >= start_s && t < end_s),
+        RateProfile::Ramp { start_s, end_s, .. } => !(t() >= start_s && t() < end_s),
         RateProfile::Diurnal {
             amplitude_per_s, ..
         } => amplitude_per_s == 0.0,
         RateProfile::Points(ref points) => {
+            let t = t();
             let i = points.partition_point(|p| p.0 <= t);
             match (i.checked_sub(1).and_then(|k| points.get(k)), points.get(i)) {
                 (Some(&(_, r0)), Some(&(_, r1))) => r0 == r1,

@@ -35,7 +35,7 @@
 
 use std::cmp::Reverse;
 
-use super::jobs::{NONE, Phase, STARTED};
+use super::jobs::{NONE, POISON, Phase, STARTED};
 use super::model::NodeRef;
 use super::scheduler::{AsOf, EventKind};
 use super::state::{InstanceState, PlanEntry, PlanTotals};
@@ -93,7 +93,7 @@ impl Ctx<'_, '_> {
     #[inline]
     pub(crate) fn try_plan(&mut self, k: u32, inst: u32) -> bool {
         let job = self.e.jobs.get(k);
-        let (node, link) = (job.node, job.link);
+        let (node, link, poison) = (job.node, job.link, job.flags & POISON != 0);
         let is = &*self.instances[inst as usize];
         let l = &self.e.links[link as usize];
         let eligible = self.e.fast_paths
@@ -102,7 +102,8 @@ impl Ctx<'_, '_> {
             && l.loss == 0.0
             && self.e.model.links[link as usize].latency_sd_ns == 0
             && self.e.model.services[node as usize].plannable()
-            && !self.services[node as usize].poisoned
+            // A query of death is worked event by event (its instance may crash on it).
+            && !poison
             && is.mech.is_none()
             && is.error_probability == 0.0
             && is.workers > 0;

@@ -438,7 +438,8 @@ impl Ctx<'_, '_> {
         let flags = self.e.jobs.get(j).flags;
         // A key-routed callee: the call's first attempt draws its key when it arrives; the
         // retries carry it.
-        let key = if self.e.model.services[to as usize].shard.is_none() {
+        let key = if !self.e.model.any_sharded || self.e.model.services[to as usize].shard.is_none()
+        {
             NONE
         } else if attempt > 1 {
             self.e.jobs.side(j).shard_key
@@ -1068,7 +1069,7 @@ impl Ctx<'_, '_> {
         let capacity = svc_model.queue_capacity;
         let pick = if svc_model.removed {
             None
-        } else if svc_model.shard.is_some() {
+        } else if self.e.model.any_sharded && svc_model.shard.is_some() {
             self.shard_pick(s, k)
         } else {
             self.lb_pick(s)
