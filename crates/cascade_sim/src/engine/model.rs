@@ -712,17 +712,12 @@ pub fn rate_at(profile: &RateProfile, t_ns: Nanos) -> f64 {
             let phase = std::f64::consts::TAU * (t - peak_at_s) / period_s;
             (mean_per_s + amplitude_per_s * phase.cos()).max(0.0)
         }
-        RateProfile::Points(ref points) => {
-            let i = points.partition_point(|p| p.0 <= t);
-            match (i.checked_sub(1).and_then(|k| points.get(k)), points.get(i)) {
-                (Some(&(t0, r0)), Some(&(t1, r1))) if t1 > t0 => {
-                    r0 + (r1 - r0) * (t - t0) / (t1 - t0)
-                }
-                (Some(&(_, r0)), _) => r0,
-                (None, Some(&(_, r1))) => r1,
-                (None, None) => 0.0,
-            }
-        }
+        RateProfile::Points(ref points) => match points_around(points, t) {
+            (Some(&(t0, r0)), Some(&(t1, r1))) if t1 > t0 => r0 + (r1 - r0) * (t - t0) / (t1 - t0),
+            (Some(&(_, r0)), _) => r0,
+            (None, Some(&(_, r1))) => r1,
+            (None, None) => 0.0,
+        },
     }
 }
 
@@ -781,16 +776,20 @@ pub fn rate_segment(profile: &RateProfile, t_ns: Nanos) -> (Nanos, f64) {
             ..
         } => (NEVER, mean_per_s + amplitude_per_s),
         // From one point to the next, bounded by the larger of their rates.
-        RateProfile::Points(ref points) => {
-            let i = points.partition_point(|p| p.0 <= t);
-            match (i.checked_sub(1).and_then(|k| points.get(k)), points.get(i)) {
-                (Some(&(_, r0)), Some(&(t1, r1))) => (to_ns(t1), r0.max(r1)),
-                (Some(&(_, r0)), None) => (NEVER, r0),
-                (None, Some(&(t1, r1))) => (to_ns(t1), r1),
-                (None, None) => (NEVER, 0.0),
-            }
-        }
+        RateProfile::Points(ref points) => match points_around(points, t) {
+            (Some(&(_, r0)), Some(&(t1, r1))) => (to_ns(t1), r0.max(r1)),
+            (Some(&(_, r0)), None) => (NEVER, r0),
+            (None, Some(&(t1, r1))) => (to_ns(t1), r1),
+            (None, None) => (NEVER, 0.0),
+        },
     }
+}
+
+/// The last point of a `Points` profile at or before `t` s and the first after it.
+#[inline]
+fn points_around(points: &[(f64, f64)], t: f64) -> (Option<&(f64, f64)>, Option<&(f64, f64)>) {
+    let i = points.partition_point(|p| p.0 <= t);
+    (i.checked_sub(1).and_then(|k| points.get(k)), points.get(i))
 }
 
 /// True when the profile is constant over `[t_ns, ∞)` or piecewise constant here (no thinning needed).
@@ -801,14 +800,10 @@ pub fn rate_is_flat(profile: &RateProfile, t_ns: Nanos) -> bool {
         RateProfile::Diurnal {
             amplitude_per_s, ..
         } => amplitude_per_s == 0.0,
-        RateProfile::Points(ref points) => {
-            let t = t();
-            let i = points.partition_point(|p| p.0 <= t);
-            match (i.checked_sub(1).and_then(|k| points.get(k)), points.get(i)) {
-                (Some(&(_, r0)), Some(&(_, r1))) => r0 == r1,
-                _ => true,
-            }
-        }
+        RateProfile::Points(ref points) => match points_around(points, t()) {
+            (Some(&(_, r0)), Some(&(_, r1))) => r0 == r1,
+            _ => true,
+        },
         _ => true,
     }
 }
