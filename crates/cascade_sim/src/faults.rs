@@ -153,6 +153,8 @@ pub struct InstanceModifiers {
     pub throttle_per_s: Option<f64>,
     /// Cut off from the network.
     pub isolated: bool,
+    /// Load-dependent service time pushed by a config push (replaces the service's own).
+    pub scaling: Option<crate::mechanisms::scaling::Scaling>,
 }
 
 /// Fault effects on one link.
@@ -201,6 +203,7 @@ pub fn instance_modifiers<'a>(
         in_rotation: true,
         throttle_per_s: None,
         isolated: false,
+        scaling: None,
     };
     let mut ok_prob = 1.0;
     for f in faults {
@@ -257,6 +260,17 @@ pub fn instance_modifiers<'a>(
                     PushedChange::Errors(p) => ok_prob *= 1.0 - p,
                     PushedChange::Slow(factor) => m.slow_factor *= factor,
                     PushedChange::Latch => {}
+                    PushedChange::Scaling {
+                        contention,
+                        coherency,
+                        counts,
+                    } => {
+                        m.scaling = Some(crate::mechanisms::scaling::Scaling {
+                            contention: *contention,
+                            coherency: *coherency,
+                            counts_present: *counts == crate::scenario::ScalingCounts::Present,
+                        });
+                    }
                 }
             }
             FaultKind::Throttle { rate_per_s, .. } => {

@@ -219,3 +219,38 @@ fn counting_every_request_present_a_backlog_past_the_drift_point_grows_by_itself
     assert!(queue > 200.0 + 83.0 * 20.0, "mean queue {queue}");
     assert!(late.mean_slowdown().unwrap() > 2.99);
 }
+
+#[test]
+fn a_config_push_that_adds_contention_slows_the_full_pool_while_it_lasts() {
+    // A service without `scaling` (nor any mechanism), kept full by twice what it completes
+    // unslowed; from 20 s to 80 s a config push reaching every instance adds contention 0.1:
+    // the pool of 8 completes 8 / (σ(8) · 10 ms) = 470.6/s (σ(8) = 1.7) while it lasts, and
+    // 800/s before and after, each within one completion per worker over a window.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "push", duration_s: 600, seed: 5, sample_every: 0,
+            sources: [(name: "clients", target: "server", rate: Constant(1600))],
+            services: [(name: "server", workers: 8, service_time: Deterministic(ms: 10.0))],
+            faults: [(at_s: 20.0, duration_s: 60.0,
+                      fault: ConfigPush(service: "server", change: Scaling(contention: 0.1)))],
+        )"#,
+    );
+    let mut sim = Simulation::new(&s);
+    sim.run_until_s(140.0);
+    let usl = Scaling {
+        contention: 0.1,
+        coherency: 0.0,
+        counts_present: false,
+    };
+    let during = server(&sim, 30, 80).succeeded as f64;
+    let per_work_ns = (10_000_000.0 * usl.slowdown(8) + 0.5) as u64 as f64;
+    let expected = 8.0 * 50e9 / per_work_ns;
+    assert!(
+        (during - expected).abs() <= 8.0,
+        "{during} completions in 50 s during the push, expected {expected:.1}"
+    );
+    let before = server(&sim, 5, 15).succeeded as f64;
+    let after = server(&sim, 90, 140).succeeded as f64;
+    assert!((before - 8000.0).abs() <= 8.0, "{before} in 10 s before");
+    assert!((after - 40_000.0).abs() <= 8.0, "{after} in 50 s after");
+}

@@ -111,13 +111,21 @@ impl Ctx<'_, '_> {
                 .and_then(|m| m.health)
                 .map_or(1, |h| h.probe_ns)
         } else {
-            // Load-dependent: `cores_busy` counts the requests in their own work here, this
-            // one included (an instance with mechanisms always counts its cores); `busy` and
-            // the queue every request at the instance.
-            let crowd = match svc.mech.as_ref().and_then(|m| m.scaling) {
+            // Load-dependent (a config push's scaling before the service's own): `cores_busy`
+            // counts the requests in their own work here, this one included (the busy workers
+            // where cores are not counted: an instance given mechanism state by a fault);
+            // `busy` and the queue every request at the instance.
+            let scaling = is
+                .mech
+                .as_ref()
+                .and_then(|m| m.pushed_scaling)
+                .or_else(|| svc.mech.as_ref().and_then(|m| m.scaling));
+            let crowd = match scaling {
                 Some(scaling) => {
                     let n = if scaling.counts_present {
                         is.busy.saturating_add(is.queue.len() as u32)
+                    } else if is.cores == u32::MAX {
+                        is.busy
                     } else {
                         is.cores_busy
                     };

@@ -128,6 +128,11 @@ impl Ctx<'_, '_> {
                 configured,
             );
             self.apply_throttle(g, m.throttle_per_s);
+            if m.scaling.is_some() {
+                self.instance_mech_mut(g).pushed_scaling = m.scaling;
+            } else if let Some(x) = self.instances[g as usize].mech.as_deref_mut() {
+                x.pushed_scaling = None;
+            }
             // Mechanisms keep an instance down too: latched, restarting, being provisioned.
             let mech_down = self.instances[g as usize].mech.as_deref().is_some_and(|x| {
                 x.latched

@@ -298,6 +298,8 @@ pub struct InstanceMech {
     pub limiter: Option<TokenBucket>,
     /// A throttle fault's limiter.
     pub fault_limiter: Option<TokenBucket>,
+    /// Load-dependent service time a config push gave it (replaces the service's own).
+    pub pushed_scaling: Option<Scaling>,
     /// Latched: down until reset.
     pub latched: bool,
     /// Health-check state.

@@ -592,6 +592,20 @@ pub enum PushedChange {
     Slow(f64),
     /// The instance crashes and stays down until reset.
     Latch,
+    /// Own work slows with load (see [`ScalingSpec`](super::ScalingSpec)), replacing the
+    /// service's own `scaling` while the push lasts: a feature that adds a lock or a channel
+    /// every request must pass.
+    Scaling {
+        /// Share of the work serialised, in `[0, 1]`.
+        #[serde(default)]
+        contention: f64,
+        /// Cost between each pair of requests, `≥ 0`.
+        #[serde(default)]
+        coherency: f64,
+        /// Which requests make up `n`.
+        #[serde(default)]
+        counts: super::ScalingCounts,
+    },
 }
 
 /// Which direction of a link a one-way partition cuts.

@@ -625,6 +625,19 @@ pub(super) fn fault(
                     positive(v, &format!("{path}.change.0"), f, "a slowdown factor");
                 }
                 PushedChange::Latch => {}
+                PushedChange::Scaling {
+                    contention,
+                    coherency,
+                    ..
+                } => {
+                    share(
+                        v,
+                        &format!("{path}.change.contention"),
+                        contention,
+                        "contention",
+                    );
+                    non_negative(v, &format!("{path}.change.coherency"), coherency);
+                }
             }
         }
         FaultKind::LatchedFailure {
