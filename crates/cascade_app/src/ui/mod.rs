@@ -771,8 +771,9 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                         c.failed[cascade_sim::metrics::Outcome::Conflict as usize] as f64
                             / completed as f64
                     }),
-                    slowdown: mech
-                        .is_some_and(|m| m.scaling.is_some())
+                    // Configured, or pushed by a fault (a config push's `Scaling`).
+                    slowdown: (mech.is_some_and(|m| m.scaling.is_some())
+                        || c.slowdown_excess_milli > 0)
                         .then(|| c.mean_slowdown().unwrap_or(1.0)),
                     live_instances: row.live_instances,
                     configured_instances: model.map_or(0, |s| s.instances),
