@@ -285,12 +285,13 @@ pub struct ServiceWindow {
     pub ejected_share: f64,
     /// Mean over the window's intervals of the share of its instances starting or
     /// restarting (of those live or starting), at each close.
-    pub restarting_share: f64,
+    pub starting_share: f64,
 }
 
 /// What keeps a system in its bad state, from each service over the final window: retry
 /// amplification, orphaned work, rejections, contention (own work slowed by concurrency),
-/// ejected capacity and instances restarting, each at the service where it is strongest;
+/// ejected capacity and instances starting (restarts, provisioning), each at the service
+/// where it is strongest;
 /// caches still cold and latched instances at the end, each where it is worst; strongest
 /// first.
 pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
@@ -358,18 +359,19 @@ pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
             ),
         ));
     }
-    // Instances that keep restarting serve nothing while they start (a crash loop).
+    // Instances that keep restarting (a crash loop), or are still being provisioned, serve
+    // nothing while they start.
     if let Some(w) = window
         .iter()
-        .filter(|w| w.restarting_share >= 0.25)
-        .max_by(|a, b| a.restarting_share.total_cmp(&b.restarting_share))
+        .filter(|w| w.starting_share >= 0.25)
+        .max_by(|a, b| a.starting_share.total_cmp(&b.starting_share))
     {
         effects.push((
-            1.0 + w.restarting_share,
+            1.0 + w.starting_share,
             format!(
-                "instances restarting at {} ({:.0}% of them starting on average)",
+                "instances starting at {} ({:.0}% of them restarting or being provisioned on average)",
                 w.name,
-                w.restarting_share * 100.0
+                w.starting_share * 100.0
             ),
         ));
     }
@@ -433,7 +435,7 @@ pub fn window_counters(
                 cache: *cache,
                 ..ServiceWindow::default()
             };
-            let (mut ejected, mut restarting, mut rows) = (0.0, 0.0, 0u32);
+            let (mut ejected, mut starting, mut rows) = (0.0, 0.0, 0u32);
             for k in start..end {
                 if let Some(row) = MetricsHistory::row_at(ring, k) {
                     w.counters.add(&row.counters);
@@ -446,14 +448,14 @@ pub fn window_counters(
                     }
                     let present = live + g.starting_instances;
                     if present > 0 {
-                        restarting += f64::from(g.starting_instances) / f64::from(present);
+                        starting += f64::from(g.starting_instances) / f64::from(present);
                     }
                     rows += 1;
                 }
             }
             if rows > 0 {
                 w.ejected_share = ejected / f64::from(rows);
-                w.restarting_share = restarting / f64::from(rows);
+                w.starting_share = starting / f64::from(rows);
             }
             w
         })
@@ -644,7 +646,7 @@ mod tests {
         let service = |name: &str, ejected: f64, restarting: f64| ServiceWindow {
             name: name.to_owned(),
             ejected_share: ejected,
-            restarting_share: restarting,
+            starting_share: restarting,
             ..ServiceWindow::default()
         };
         let effects = sustaining_effects(&[
@@ -656,7 +658,7 @@ mod tests {
             effects,
             [
                 "ejected capacity at api (62% of its live instances out of rotation on average)",
-                "instances restarting at worker (40% of them starting on average)",
+                "instances starting at worker (40% of them restarting or being provisioned on average)",
             ]
         );
         // Below a quarter: a passing flap, not what holds the system down.
@@ -698,7 +700,7 @@ mod tests {
             "{}",
             w[0].ejected_share
         );
-        assert!((w[0].restarting_share - 0.0625).abs() < 1e-12);
+        assert!((w[0].starting_share - 0.0625).abs() < 1e-12);
     }
 
     #[test]
