@@ -52,6 +52,16 @@ fn metrics_csv(world: &World) -> Vec<u8> {
     csv.into_bytes().unwrap()
 }
 
+/// The error window's title and body; fails when none is open.
+#[track_caller]
+fn open_error(app: &App) -> (String, String) {
+    app.world()
+        .resource::<ErrorWindow>()
+        .open
+        .clone()
+        .expect("an error window is open")
+}
+
 fn sim_s(app: &App) -> f64 {
     app.world().resource::<SimClock>().now_s()
 }
@@ -205,12 +215,7 @@ fn replaying_a_traffic_trace_sets_the_sources_rate_in_one_undoable_edit() {
     // A broken trace says where and leaves the document alone.
     std::fs::write(&trace, "time_s,rate_per_s\n0,500\n60,lots\n").unwrap();
     replay(&mut app, &trace);
-    let (title, body) = app
-        .world()
-        .resource::<ErrorWindow>()
-        .open
-        .clone()
-        .expect("an error window is open");
+    let (title, body) = open_error(&app);
     assert!(title.contains("day.csv"), "{title}");
     assert!(
         body.contains("line 3: the rate \"lots\" is not a number"),
@@ -238,12 +243,7 @@ fn loading_a_broken_file_keeps_the_current_run_and_shows_the_error() {
     app.world_mut()
         .write_message(AppAction::OpenPath(broken.clone()));
     frames(&mut app, 10);
-    let errors = app
-        .world()
-        .resource::<ErrorWindow>()
-        .open
-        .clone()
-        .expect("an error window is open");
+    let errors = open_error(&app);
     assert!(errors.0.contains("broken.ron"), "{errors:?}");
     assert!(
         errors
@@ -520,12 +520,7 @@ fn an_export_that_cannot_be_written_says_why_and_leaves_the_run() {
         .write_message(AppAction::ExportDataTo(file.join("run")));
     let t_before = sim_s(&app);
     frames(&mut app, 5);
-    let (title, body) = app
-        .world()
-        .resource::<ErrorWindow>()
-        .open
-        .clone()
-        .expect("an error window is open");
+    let (title, body) = open_error(&app);
     assert!(title.contains("Could not export the run data"), "{title}");
     assert!(body.contains("cannot create"), "{body}");
     assert_eq!(app.world().resource::<Document>().scenario, before_doc);
