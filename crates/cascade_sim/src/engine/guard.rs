@@ -12,7 +12,8 @@
 //! without guards never reach this file.
 
 use super::jobs::{
-    ALT, Attempt, BULKHEAD, FILLING, HEDGED, MISSED, NONE, ORPHANED, POISON, Phase, SUPERSEDED,
+    ALT, Attempt, BULKHEAD, FILLING, HEDGE_COPY, HEDGED, MISSED, NONE, ORPHANED, POISON, Phase,
+    SUPERSEDED,
 };
 use super::mech::CallGuard;
 use super::scheduler::EventKind;
@@ -240,6 +241,7 @@ impl Ctx<'_, '_> {
                 NONE
             },
         });
+        self.e.jobs.get_mut(k).flags |= HEDGE_COPY;
         let jm = self.e.jobs.get_mut(j);
         jm.token = new_token;
         jm.child = k;

@@ -78,6 +78,9 @@ pub const SUPERSEDED: u16 = 8192;
 /// Job flag: a query of death (a `QueryOfDeath` fault): the instance of the fault's service
 /// that starts working on it crashes. Every attempt and branch made for it carries it.
 pub const POISON: u16 = 16384;
+/// Job flag: a hedge (the second copy of an attempt): at a key-routed service it goes to the
+/// key's next owner rather than the one its attempt went to.
+pub const HEDGE_COPY: u16 = 32768;
 
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -28,8 +28,8 @@ use bevy_ecs::prelude::*;
 
 use super::data::CacheStep;
 use super::jobs::{
-    ALT, Attempt, BLACKHOLED, BRANCH, CLIENT, DEFERRED, HEDGED, INTERNAL, Jobs, NONE, ORPHANED,
-    POISON, PROBE, Phase,
+    ALT, Attempt, BLACKHOLED, BRANCH, CLIENT, DEFERRED, HEDGE_COPY, HEDGED, INTERNAL, Jobs, NONE,
+    ORPHANED, POISON, PROBE, Phase,
 };
 use super::least_loaded::LeastLoaded;
 use super::mech::codel_timeout_ns;
@@ -977,7 +977,11 @@ impl Ctx<'_, '_> {
         if n == 0 {
             return None;
         }
-        shard_owners(key, n, shard.replicas, job.attempt)
+        // A hedge tries the owner after the one its attempt went to.
+        let attempt = job
+            .attempt
+            .saturating_add(u8::from(job.flags & HEDGE_COPY != 0));
+        shard_owners(key, n, shard.replicas, attempt)
             .map(|o| svc.instances[o as usize])
             .find(|&g| self.instances[g as usize].routable)
     }
