@@ -242,11 +242,16 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
         service_time_ui(ui, &mut s.service_time);
         ui.end_row();
         ui.label("load balancer");
-        egui::ComboBox::from_id_salt("lb").selected_text(format!("{:?}", s.lb)).show_ui(ui, |ui| {
-            for lb in [LoadBalancer::RoundRobin, LoadBalancer::Random, LoadBalancer::LeastOutstanding, LoadBalancer::PowerOfTwoChoices] {
-                ui.selectable_value(&mut s.lb, lb, format!("{lb:?}"));
-            }
-        });
+        if s.sharding.is_some() {
+            // Key-based routing replaces the policy (Resilience → sharded by key).
+            ui.weak("by key").on_hover_text("Requests go to the instances that own their key (sharded by key, under Resilience)");
+        } else {
+            egui::ComboBox::from_id_salt("lb").selected_text(format!("{:?}", s.lb)).show_ui(ui, |ui| {
+                for lb in [LoadBalancer::RoundRobin, LoadBalancer::Random, LoadBalancer::LeastOutstanding, LoadBalancer::PowerOfTwoChoices] {
+                    ui.selectable_value(&mut s.lb, lb, format!("{lb:?}"));
+                }
+            });
+        }
         ui.end_row();
         ui.label("deadlines");
         ui.checkbox(&mut s.deadline_propagation, "propagate")
