@@ -265,11 +265,14 @@ pub fn instance_modifiers<'a>(
                         coherency,
                         counts,
                     } => {
-                        m.scaling = Some(crate::mechanisms::scaling::Scaling {
-                            contention: *contention,
-                            coherency: *coherency,
-                            counts_present: *counts == crate::scenario::ScalingCounts::Present,
-                        });
+                        m.scaling = Some(
+                            crate::scenario::ScalingSpec {
+                                contention: *contention,
+                                coherency: *coherency,
+                                counts: *counts,
+                            }
+                            .into(),
+                        );
                     }
                 }
             }

@@ -329,11 +329,7 @@ pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
         ));
     }
     // Own work slowed by concurrency (thrashing): the pool completes fewer than arrive.
-    if let Some((slowdown, name)) = window
-        .iter()
-        .filter(|w| w.counters.offered() >= 10)
-        .filter_map(|w| Some((w.counters.mean_slowdown()?, w.name.as_str())))
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+    if let Some((slowdown, name)) = busiest(&|c: &NodeCounters| c.mean_slowdown().unwrap_or(1.0))
         && slowdown >= 1.5
     {
         effects.push((
@@ -343,35 +339,34 @@ pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
             ),
         ));
     }
+    // The service where a share of its instances is largest over the window, when at least a
+    // quarter: less is a passing flap, not what holds the system down.
+    let most_out = |share: &dyn Fn(&ServiceWindow) -> f64| {
+        window
+            .iter()
+            .map(|w| (share(w), w.name.as_str()))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .filter(|(s, _)| *s >= 0.25)
+    };
     // Health checks or outlier ejection keep capacity out of rotation (a death spiral: the
     // instances left take the load of those ejected and fail in turn).
-    if let Some(w) = window
-        .iter()
-        .filter(|w| w.ejected_share >= 0.25)
-        .max_by(|a, b| a.ejected_share.total_cmp(&b.ejected_share))
-    {
+    if let Some((share, name)) = most_out(&|w| w.ejected_share) {
         effects.push((
-            1.0 + w.ejected_share,
+            1.0 + share,
             format!(
-                "ejected capacity at {} ({:.0}% of its live instances out of rotation on average)",
-                w.name,
-                w.ejected_share * 100.0
+                "ejected capacity at {name} ({:.0}% of its live instances out of rotation on average)",
+                share * 100.0
             ),
         ));
     }
     // Instances that keep restarting (a crash loop), or are still being provisioned, serve
     // nothing while they start.
-    if let Some(w) = window
-        .iter()
-        .filter(|w| w.starting_share >= 0.25)
-        .max_by(|a, b| a.starting_share.total_cmp(&b.starting_share))
-    {
+    if let Some((share, name)) = most_out(&|w| w.starting_share) {
         effects.push((
-            1.0 + w.starting_share,
+            1.0 + share,
             format!(
-                "instances starting at {} ({:.0}% of them restarting or being provisioned on average)",
-                w.name,
-                w.starting_share * 100.0
+                "instances starting at {name} ({:.0}% of them restarting or being provisioned on average)",
+                share * 100.0
             ),
         ));
     }

@@ -213,11 +213,7 @@ fn scaling_counts_ui(ui: &mut egui::Ui, sc: &mut ScalingSpec) {
                 ui.selectable_value(&mut sc.counts, ScalingCounts::Present, "present")
                     .on_hover_text("n counts every request at the instance, waiting ones too (memory and GC, a lock's waiters)");
             });
-        let usl = Scaling {
-            contention: sc.contention,
-            coherency: sc.coherency,
-            counts_present: sc.counts == ScalingCounts::Present,
-        };
+        let usl = Scaling::from(*sc);
         if !usl.counts_present
             && let Some(peak) = usl.peak_concurrency()
         {

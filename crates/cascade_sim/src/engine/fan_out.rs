@@ -19,7 +19,7 @@
 //! (`Ctx::finish`), or crashes, which free a parent and its branches together
 //! (`Ctx::crash_instance`).
 
-use super::jobs::{BRANCH, NONE, ORPHANED, POISON, Phase, SUPERSEDED};
+use super::jobs::{BRANCH, INHERITED, NONE, ORPHANED, Phase, SUPERSEDED};
 use super::step::Ctx;
 use crate::metrics::Outcome;
 use crate::rng;
@@ -47,7 +47,7 @@ impl Ctx<'_, '_> {
             for _ in 0..count {
                 let b = self.e.jobs.alloc_root(
                     Phase::Calling,
-                    BRANCH | (parent.flags & (ORPHANED | POISON)),
+                    BRANCH | (parent.flags & INHERITED),
                     parent.node,
                     parent.instance,
                     now,

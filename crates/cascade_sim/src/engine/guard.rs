@@ -12,8 +12,7 @@
 //! without guards never reach this file.
 
 use super::jobs::{
-    ALT, Attempt, BULKHEAD, FILLING, HEDGE_COPY, HEDGED, MISSED, NONE, ORPHANED, POISON, Phase,
-    SUPERSEDED,
+    ALT, Attempt, BULKHEAD, FILLING, HEDGE_COPY, HEDGED, MISSED, NONE, ORPHANED, Phase, SUPERSEDED,
 };
 use super::mech::CallGuard;
 use super::scheduler::EventKind;
@@ -231,11 +230,8 @@ impl Ctx<'_, '_> {
             attempt: p.call_attempt,
             deadline_ns: deadline,
             journey: NONE,
-            orphaned: p.orphaned(),
-            poison: p.flags & POISON != 0,
-            key: if self.e.model.any_sharded
-                && self.e.model.services[call.to as usize].shard.is_some()
-            {
+            caller_flags: p.flags,
+            key: if self.e.model.key_routed(call.to) {
                 self.e.jobs.side(j).shard_key
             } else {
                 NONE

@@ -81,6 +81,9 @@ pub const POISON: u16 = 16384;
 /// Job flag: a hedge (the second copy of an attempt): at a key-routed service it goes to the
 /// key's next owner rather than the one its attempt went to.
 pub const HEDGE_COPY: u16 = 32768;
+/// The flags an attempt or a branch takes from the job it is made for: abandoned work stays
+/// abandoned, a query of death stays deadly.
+pub const INHERITED: u16 = ORPHANED | POISON;
 
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -247,10 +250,9 @@ pub struct Attempt {
     pub deadline_ns: u64,
     /// Sampled journey id, or [`NONE`].
     pub journey: u32,
-    /// Its caller was already abandoned (its work will be wasted).
-    pub orphaned: bool,
-    /// It is for a query of death ([`POISON`]).
-    pub poison: bool,
+    /// The calling job's flags; it keeps those in [`INHERITED`] (its caller was abandoned, it is
+    /// for a query of death).
+    pub caller_flags: u16,
     /// Its key at a key-routed service ([`NONE`]: drawn when it arrives).
     pub key: u32,
 }
@@ -328,7 +330,7 @@ impl Jobs {
     pub fn alloc_attempt(&mut self, a: Attempt) -> (u32, u32) {
         let k = self.alloc();
         let job = &mut self.slots[k as usize];
-        job.flags = (u16::from(a.orphaned) * ORPHANED) | (u16::from(a.poison) * POISON);
+        job.flags = a.caller_flags & INHERITED;
         job.phase = Phase::InFlight;
         job.node = a.to;
         job.instance = NONE;

@@ -20,7 +20,7 @@ use crate::mechanisms::scaling::Scaling;
 use crate::retry::RetryModel;
 use crate::scenario::{
     AlertSpec, CallSpec, FanOut, LoadBalancer, NodeKind, OperatorAction, OperatorStep,
-    QueueDiscipline, RateProfile, ScalingCounts, Scenario, ServiceSpec,
+    QueueDiscipline, RateProfile, Scenario, ServiceSpec,
 };
 use crate::time::{NEVER, Nanos, ms_to_ns, s_to_ns};
 
@@ -202,6 +202,12 @@ pub struct Model {
 }
 
 impl Model {
+    /// Whether requests to service `s` are routed by key (one flag test when none is).
+    #[inline]
+    pub fn key_routed(&self, s: u32) -> bool {
+        self.any_sharded && self.services[s as usize].shard.is_some()
+    }
+
     /// Compiles a (validated) scenario from scratch.
     pub fn compile(scenario: &Scenario) -> Model {
         let tick_ns = ms_to_ns(scenario.tick_ms).max(1);
@@ -462,11 +468,7 @@ impl Model {
         });
         Some(Box::new(ServiceMech {
             cores: s.cores.unwrap_or(u32::MAX),
-            scaling: s.scaling.map(|c| Scaling {
-                contention: c.contention,
-                coherency: c.coherency,
-                counts_present: c.counts == ScalingCounts::Present,
-            }),
+            scaling: s.scaling.map(Scaling::from),
             max_wait_ns: a.max_queue_wait_ms.map_or(NEVER, ms_to_ns),
             lifo_above: a.lifo_above.unwrap_or(u32::MAX),
             codel: a

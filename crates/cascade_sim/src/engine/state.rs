@@ -103,7 +103,7 @@ pub struct ServiceState {
     /// Global indices of its instances, by ordinal (including drained ones).
     pub instances: Vec<u32>,
     /// A `QueryOfDeath` fault on it is active: an instance that starts working on a poisoned
-    /// request crashes (and its instances do not plan requests at arrival).
+    /// request crashes (poisoned requests are never planned at arrival: `try_plan`).
     pub poisoned: bool,
     /// Global indices of instances the load balancer may pick.
     pub routable: Vec<u32>,

@@ -435,11 +435,10 @@ impl Ctx<'_, '_> {
             timeout_deadline
         };
 
-        let flags = self.e.jobs.get(j).flags;
+        let caller_flags = self.e.jobs.get(j).flags;
         // A key-routed callee: the call's first attempt draws its key when it arrives; the
         // retries carry it.
-        let key = if !self.e.model.any_sharded || self.e.model.services[to as usize].shard.is_none()
-        {
+        let key = if !self.e.model.key_routed(to) {
             NONE
         } else if attempt > 1 {
             self.e.jobs.side(j).shard_key
@@ -456,8 +455,7 @@ impl Ctx<'_, '_> {
             attempt,
             deadline_ns: deadline,
             journey,
-            orphaned: flags & ORPHANED != 0,
-            poison: flags & POISON != 0,
+            caller_flags,
             key,
         });
 
@@ -1073,7 +1071,7 @@ impl Ctx<'_, '_> {
         let capacity = svc_model.queue_capacity;
         let pick = if svc_model.removed {
             None
-        } else if self.e.model.any_sharded && svc_model.shard.is_some() {
+        } else if self.e.model.key_routed(s) {
             self.shard_pick(s, k)
         } else {
             self.lb_pick(s)

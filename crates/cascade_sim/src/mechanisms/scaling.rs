@@ -35,6 +35,16 @@ pub struct Scaling {
     pub counts_present: bool,
 }
 
+impl From<crate::scenario::ScalingSpec> for Scaling {
+    fn from(spec: crate::scenario::ScalingSpec) -> Scaling {
+        Scaling {
+            contention: spec.contention,
+            coherency: spec.coherency,
+            counts_present: spec.counts == crate::scenario::ScalingCounts::Present,
+        }
+    }
+}
+
 impl Scaling {
     /// σ(n): how many times longer own work takes with `n` requests working at once (`n ≥ 1`;
     /// 0 is read as 1).
