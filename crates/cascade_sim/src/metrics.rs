@@ -128,6 +128,9 @@ pub struct NodeCounters {
     pub dropped: u64,
     /// Attempts dropped at dequeue because their deadline had passed.
     pub expired: u64,
+    /// Attempts stopped or dropped because their caller cancelled them (a service that
+    /// honours cancellation): dropped on the wire or in the queue, or stopped at a worker.
+    pub cancelled: u64,
     /// Attempts shed at dequeue after waiting longer than the service allows.
     pub shed: u64,
     /// Attempts answered 429 by a rate limit or throttle (no work done).
@@ -187,6 +190,7 @@ impl NodeCounters {
         self.refused += o.refused;
         self.dropped += o.dropped;
         self.expired += o.expired;
+        self.cancelled += o.cancelled;
         self.shed += o.shed;
         self.throttled += o.throttled;
         self.overloaded += o.overloaded;
@@ -228,14 +232,15 @@ impl NodeCounters {
         self.succeeded + self.failed_total()
     }
 
-    /// Attempts resolved in any way: completed, rejected, refused, dropped, expired, shed,
-    /// throttled or over a limit.
+    /// Attempts resolved in any way: completed, rejected, refused, dropped, expired,
+    /// cancelled, shed, throttled or over a limit.
     pub fn resolved(&self) -> u64 {
         self.completed()
             + self.rejected
             + self.refused
             + self.dropped
             + self.expired
+            + self.cancelled
             + self.shed
             + self.throttled
             + self.overloaded

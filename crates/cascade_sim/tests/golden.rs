@@ -195,6 +195,15 @@ fn fanned_out(mut s: Scenario, fan_out: FanOut) -> Scenario {
     s
 }
 
+/// `s` with every service honouring cancellation: cancels reach queues, workers waiting on
+/// calls, backoffs, branches, cache waiters and core queues, under every fault of `s`.
+fn cancelling(mut s: Scenario) -> Scenario {
+    for svc in &mut s.services {
+        svc.cancellation = true;
+    }
+    s
+}
+
 fn mechanisms_live(s: &Scenario) -> Script {
     let mut edited = s.clone();
     // Live edits: a breaker removed, a cache made bigger, cores and a health check dropped.
@@ -331,6 +340,30 @@ fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
             common::shipped("mechanisms/health-check-panic.ron"),
             vec![],
             45.0,
+        ),
+        (
+            "kitchen-sink-cancelling",
+            cancelling(kitchen_sink()),
+            vec![],
+            30.0,
+        ),
+        (
+            "leaf-faults-overload-cancelling",
+            cancelling(leaf_faults(700)),
+            vec![],
+            17.0,
+        ),
+        (
+            "mechanisms-cancelling",
+            cancelling(mechanisms_sink()),
+            mechanisms_live(&cancelling(mechanisms_sink())),
+            18.0,
+        ),
+        (
+            "mechanisms-quorum-cancelling",
+            cancelling(fanned_out(mechanisms_sink(), FanOut::Quorum(2))),
+            vec![],
+            18.0,
         ),
         ("mm1k", common::shipped("validation/mm1k.ron"), vec![], 20.0),
         ("mmc", common::shipped("validation/mmc.ron"), vec![], 20.0),

@@ -143,6 +143,7 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (svc.occ.is_some_and(|o| o.zipf_s > 0.0), "hot keys"),
             (svc.failover.is_some(), "failover"),
             (svc.deadline_propagation, "deadline propagation"),
+            (svc.cancellation, "cancellation"),
             (
                 svc.fan_out == scenario::FanOut::Parallel,
                 "parallel fan-out",

@@ -128,17 +128,12 @@ impl Series {
             };
             self.offered.push([x, offered as f64 / dt]);
             self.goodput.push([x, c.goodput as f64 / dt]);
-            let err = if is_service {
-                c.error_ratio()
-            } else {
-                let done = c.succeeded + c.failed_total();
-                if done == 0 {
-                    0.0
-                } else {
-                    c.failed_total() as f64 / done as f64
-                }
-            };
-            self.errors.push([x, err]);
+            // An interval in which nothing resolved has no failure share: left out like an
+            // empty latency, not drawn as a fall to 0% (a saturated service completing in
+            // bursts would read 100%, 0%, 100%, …).
+            if let Some(err) = failure_share(&c, is_service) {
+                self.errors.push([x, err]);
+            }
             // An interval in which nothing completed has no latency (its percentiles read 0):
             // leave it out rather than draw a fall to zero in the middle of an outage.
             if let Some(lat) = cascade_sim::metrics::recorded_latency(lat) {
@@ -162,6 +157,17 @@ impl Series {
             self.utilization.push([x, c.utilization()]);
         }
         self.intervals = history.intervals();
+    }
+}
+
+/// The share of an interval's resolved attempts that were not goodput (a service), or of
+/// its finished requests that failed (a source); `None` when nothing resolved or finished.
+pub fn failure_share(c: &NodeCounters, is_service: bool) -> Option<f64> {
+    if is_service {
+        (c.resolved() > 0).then(|| c.error_ratio())
+    } else {
+        let done = c.succeeded + c.failed_total();
+        (done > 0).then(|| c.failed_total() as f64 / done as f64)
     }
 }
 
@@ -380,6 +386,24 @@ pub fn y_label(value: f64, step: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_interval_with_nothing_resolved_has_no_failure_share() {
+        let idle = NodeCounters {
+            offered_first: 40,
+            ..Default::default()
+        };
+        assert_eq!(failure_share(&idle, true), None);
+        assert_eq!(failure_share(&idle, false), None);
+        let half = NodeCounters {
+            succeeded: 5,
+            goodput: 5,
+            cancelled: 5,
+            ..Default::default()
+        };
+        assert_eq!(failure_share(&half, true), Some(0.5));
+    }
+
     use super::*;
 
     #[test]

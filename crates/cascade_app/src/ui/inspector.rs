@@ -20,7 +20,7 @@ use crate::session::{AppAction, Selection};
 pub struct SelectionMetrics {
     /// `(label, value)` pairs of the last interval.
     pub figures: Vec<(String, String)>,
-    /// `(label, recent values)` for sparklines.
+    /// `(label, recent values)` for sparklines; NaN where an interval has nothing to show.
     pub sparklines: Vec<(String, Vec<f64>)>,
 }
 
@@ -185,9 +185,11 @@ fn metrics_ui(ui: &mut egui::Ui, m: &SelectionMetrics) {
         });
     for (label, values) in &m.sparklines {
         ui.label(RichText::new(label).small().weak());
+        // A value that is not finite marks an interval with nothing to show: left out.
         let points: PlotPoints = values
             .iter()
             .enumerate()
+            .filter(|(_, v)| v.is_finite())
             .map(|(i, v)| [i as f64, *v])
             .collect();
         Plot::new(format!("spark-{label}"))
@@ -256,6 +258,10 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
         ui.label("deadlines");
         ui.checkbox(&mut s.deadline_propagation, "propagate")
             .on_hover_text("Drop requests whose deadline passed before a worker took them, and pass deadlines downstream");
+        ui.end_row();
+        ui.label("cancels");
+        ui.checkbox(&mut s.cancellation, "honour")
+            .on_hover_text("When a caller gives up, its cancel arrives one hop later: a queued request is dropped, one waiting on a call stops and frees its worker (and cancels that call)");
         ui.end_row();
         if !s.calls.is_empty() {
             ui.label("calls made");

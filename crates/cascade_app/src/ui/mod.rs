@@ -754,6 +754,13 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                     ("health".into(), row.health.as_str().into()),
                 ]);
                 let model = w.engine.model.services.get(i as usize);
+                if model.is_some_and(|s| s.cancellation) || c.cancelled > 0 {
+                    // Requests whose callers gave up and told it: stopped, no work wasted after.
+                    m.figures.push((
+                        "cancelled".into(),
+                        format!("{:.0} /s", c.cancelled as f64 / dt),
+                    ));
+                }
                 let mech = model.and_then(|s| s.mech.as_deref());
                 let shown = GaugesShown {
                     work_queue: mech.is_some_and(|m| m.work_queue.is_some()),
@@ -809,6 +816,7 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
         }
     }
     let recent: Vec<_> = ring.iter().rev().take(60).collect();
+    let is_service = matches!(node.node, cascade_sim::NodeRef::Service(_));
     let series = |f: &dyn Fn(&cascade_sim::NodeRow) -> f64| {
         recent.iter().rev().map(|r| f(r)).collect::<Vec<f64>>()
     };
@@ -822,9 +830,14 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                 cascade_sim::NodeRef::Service(_) => "failed or orphaned".into(),
                 cascade_sim::NodeRef::Source(_) => "errors".into(),
             },
-            series(&|r| r.counters.error_ratio()),
+            series(&|r| charts::failure_share(&r.counters, is_service).unwrap_or(f64::NAN)),
         ),
-        ("p99 ms".into(), series(&|r| r.latency_ms[2])),
+        (
+            "p99 ms".into(),
+            series(&|r| {
+                cascade_sim::metrics::recorded_latency(r.latency_ms).map_or(f64::NAN, |l| l[2])
+            }),
+        ),
     ];
     m
 }

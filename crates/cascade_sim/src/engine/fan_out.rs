@@ -138,20 +138,27 @@ impl Ctx<'_, '_> {
     /// Parent `p` stops gathering: its branches still out are abandoned, every branch is
     /// freed, and `p` finishes with `outcome`.
     fn gather_end(&mut self, p: u32, outcome: Outcome) {
+        self.free_branches(p, outcome == Outcome::Success);
+        self.finish(p, outcome);
+    }
+
+    /// Frees parent `p`'s branches, abandoning those still out (their attempts orphaned, and
+    /// cancelled where their services honour it; superseded when the quorum was met without
+    /// them). Also when `p` itself is cancelled (`Ctx::stop_cancelled`).
+    pub(crate) fn free_branches(&mut self, p: u32, superseded: bool) {
         let job = self.e.jobs.get(p);
         let (mut b, mut b_gen) = (job.child, job.child_gen);
         while b != NONE {
             let side = *self.e.jobs.side(b);
             if let Some(branch) = self.e.jobs.live(b, b_gen) {
                 if branch.phase != Phase::Joined {
-                    self.abandon_branch(b, outcome == Outcome::Success);
+                    self.abandon_branch(b, superseded);
                 }
                 self.e.jobs.free(b);
             }
             (b, b_gen) = (side.next_branch, side.next_branch_gen);
         }
         self.e.jobs.get_mut(p).child = NONE;
-        self.finish(p, outcome);
     }
 
     /// Branch `b` is no longer wanted: what it has on the wire is orphaned (the callee still

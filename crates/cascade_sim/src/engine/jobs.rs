@@ -191,6 +191,10 @@ pub struct JobSide {
     pub branches_needed: u32,
     /// Queued at an instance with controlled delay: the longest it may wait there, ns.
     pub codel_timeout_ns: u64,
+    /// One more than the job's generation when a cancel reached it while it was on the wire
+    /// or at work (see [`Jobs::cancelled`]); any other value: not cancelled. A generation
+    /// stamp, so that a reused slot needs no reset.
+    pub cancelled_gen: u32,
 }
 
 impl Job {
@@ -394,6 +398,20 @@ impl Jobs {
     #[inline]
     pub fn side_mut(&mut self, i: u32) -> &mut JobSide {
         &mut self.side[i as usize]
+    }
+
+    /// Records that a cancel reached job `i` (on the wire or at work): it is dropped when it
+    /// arrives, or stops when its own work ends.
+    #[inline]
+    pub fn mark_cancelled(&mut self, i: u32) {
+        let generation = self.slots[i as usize].generation;
+        self.side[i as usize].cancelled_gen = generation.wrapping_add(1);
+    }
+
+    /// True if a cancel reached job `i` in its current generation ([`Jobs::mark_cancelled`]).
+    #[inline]
+    pub fn cancelled(&self, i: u32) -> bool {
+        self.side[i as usize].cancelled_gen == self.slots[i as usize].generation.wrapping_add(1)
     }
 
     /// True if a reply carrying `token` still answers job `i`'s current call: the current

@@ -93,6 +93,8 @@ pub struct ServiceModel {
     pub fan_out: FanOut,
     /// Drop expired work at dequeue and propagate deadlines downstream.
     pub deadline_propagation: bool,
+    /// Honour cancellations from callers (`step.rs`, `Ctx::on_cancel_arrive`).
+    pub cancellation: bool,
     /// Resilience mechanisms (`None`: none configured; the fast paths apply).
     pub mech: Option<Box<ServiceMech>>,
     /// Instances to create: the configured count, or more when an autoscaler or an operator
@@ -102,12 +104,13 @@ pub struct ServiceModel {
 
 impl ServiceModel {
     /// Its instances can plan requests at arrival (`planned.rs`): a leaf with a FIFO queue,
-    /// no deadline checks, no mechanisms, and a load balancer that does not read instance load.
+    /// no deadline checks, no cancellation, no mechanisms, and a load balancer that does not read instance load.
     #[inline]
     pub fn plannable(&self) -> bool {
         self.calls.is_empty()
             && !self.lifo
             && !self.deadline_propagation
+            && !self.cancellation
             && !self.removed
             && self.mech.is_none()
             && matches!(self.lb, LoadBalancer::RoundRobin | LoadBalancer::Random)
@@ -185,6 +188,8 @@ pub struct Model {
     pub services: Vec<ServiceModel>,
     /// Some service routes by key: only then does a call look at its callee's sharding.
     pub any_sharded: bool,
+    /// Some service honours cancellation: only then does an abandoned attempt send a cancel.
+    pub any_cancellation: bool,
     /// Sources by index.
     pub sources: Vec<SourceModel>,
     /// Links by index.
@@ -251,6 +256,7 @@ impl Model {
             calls: Vec::new(),
             fan_out: FanOut::Sequential,
             deadline_propagation: false,
+            cancellation: false,
             mech: None,
             capacity: 0,
         };
@@ -333,11 +339,13 @@ impl Model {
                 calls,
                 fan_out: s.fan_out,
                 deadline_propagation: s.deadline_propagation,
+                cancellation: s.cancellation,
                 mech,
                 capacity,
             };
         }
         self.any_sharded = self.services.iter().any(|s| s.shard.is_some());
+        self.any_cancellation = self.services.iter().any(|s| s.cancellation);
         self.alerts.clone_from(&scenario.alerts);
         self.operator.clone_from(&scenario.operator);
         self.compile_failover_links();

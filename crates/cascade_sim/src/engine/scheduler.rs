@@ -101,6 +101,9 @@ pub enum EventKind {
     /// A fault's next step (config push reaching the next instance, staggered restarts).
     /// `a` fault id, `b` step.
     FaultStep,
+    /// A caller's cancel reaches the attempt it gave up on (a service that honours
+    /// cancellation). `a` job, `b` generation.
+    CancelArrive,
     /// A cancelled line event (never popped: skipped when it reaches the head of its line).
     Cancelled,
 }

@@ -227,6 +227,7 @@ impl Ctx<'_, '_> {
                 EventKind::OperatorFire => self.on_operator_fire(ev.a),
                 EventKind::FaultStep => self.on_fault_step(ev.a, ev.b),
                 EventKind::RestartAt => self.restart_instance(ev.a, "operator"),
+                EventKind::CancelArrive => self.on_cancel_arrive(ev.a, ev.b),
                 EventKind::Cancelled => {}
             }
         }
@@ -753,6 +754,15 @@ impl Ctx<'_, '_> {
     /// [`Ctx::orphan_chain`] setting `flags` (`ORPHANED`, with `SUPERSEDED` when the caller
     /// took another copy's answer).
     pub(crate) fn orphan_chain_as(&mut self, k: u32, generation: u32, flags: u16) {
+        self.orphan_walk(k, generation, flags);
+        if self.e.model.any_cancellation {
+            self.send_cancel(k, generation);
+        }
+    }
+
+    /// Marks the chain below attempt `k` with `flags` (see [`Ctx::orphan_chain_as`]) without
+    /// telling its service: the caller vanished without a word (a blackholed crash).
+    pub(crate) fn orphan_walk(&mut self, k: u32, generation: u32, flags: u16) {
         let mut stack = std::mem::take(&mut self.e.orphan_stack);
         stack.push((k, generation));
         while let Some((mut k, mut generation)) = stack.pop() {
@@ -801,6 +811,133 @@ impl Ctx<'_, '_> {
             let side = *self.e.jobs.side(k);
             self.orphan_chain_as(side.alt_child, side.alt_child_gen, flags);
         }
+    }
+
+    /// [`Ctx::orphan_attempts`] without cancels: job `k`'s instance vanished (blackholed), so
+    /// no word reaches its callees.
+    fn orphan_attempts_silently(&mut self, k: u32) {
+        let job = *self.e.jobs.get(k);
+        self.orphan_walk(job.child, job.child_gen, ORPHANED);
+        if job.flags & HEDGED != 0 {
+            let side = *self.e.jobs.side(k);
+            self.orphan_walk(side.alt_child, side.alt_child_gen, ORPHANED);
+        }
+    }
+
+    /// The caller of attempt `k` gave up on it now: if `k`'s service honours cancellation, a
+    /// cancel leaves on `k`'s link and reaches it one latency later (the link's base latency
+    /// and any fault's added latency; no spread, no packet loss). A partition or a cut of the
+    /// request direction loses it.
+    fn send_cancel(&mut self, k: u32, generation: u32) {
+        let Some(job) = self.e.jobs.live(k, generation) else {
+            return;
+        };
+        if !self.e.model.services[job.node as usize].cancellation
+            || matches!(
+                job.phase,
+                Phase::Planned | Phase::Settled | Phase::Joined | Phase::Free
+            )
+        {
+            return;
+        }
+        let link_id = job.link;
+        let link = &self.e.links[link_id as usize];
+        if link.partitioned || link.cut_requests {
+            return;
+        }
+        let delay = self.e.model.links[link_id as usize].latency_ns + link.extra_ns;
+        self.e.sched.schedule(
+            self.e.now + delay,
+            EventKind::CancelArrive,
+            k,
+            generation,
+            0,
+            0,
+        );
+    }
+
+    /// A cancel reaches attempt `k`: a request on the wire is marked (dropped when it
+    /// arrives), a queued one is dropped, one at its own work is marked (it stops when the
+    /// work ends), one waiting on a call, a backoff or its parallel branches stops now.
+    fn on_cancel_arrive(&mut self, k: u32, generation: u32) {
+        let Some(job) = self.e.jobs.live(k, generation) else {
+            return;
+        };
+        if !self.e.model.services[job.node as usize].cancellation {
+            // Turned off by an edit while the cancel was on the wire.
+            return;
+        }
+        match job.phase {
+            Phase::InFlight => self.e.jobs.mark_cancelled(k),
+            Phase::Working => {
+                // Waiting for a CPU core: it stops before its own work; at work: after it.
+                let inst = job.instance;
+                let waiting_at = self.instances[inst as usize]
+                    .mech
+                    .as_ref()
+                    .and_then(|m| m.core_queue.iter().position(|&q| q == k));
+                match waiting_at {
+                    Some(at) => {
+                        if let Some(m) = self.instances[inst as usize].mech.as_mut() {
+                            m.core_queue.remove(at);
+                        }
+                        self.stop_cancelled(k);
+                    }
+                    None => self.e.jobs.mark_cancelled(k),
+                }
+            }
+            Phase::Queued => {
+                let inst = job.instance;
+                let is = &mut *self.instances[inst as usize];
+                let Some(at) = is.queue.iter().position(|&q| q == k) else {
+                    debug_assert!(false, "a queued job is in its instance's queue");
+                    return;
+                };
+                is.touch(self.e.now);
+                is.queue.remove(at);
+                self.load_changed(inst);
+                self.count_cancelled(k);
+                self.e.jobs.free(k);
+            }
+            Phase::Calling | Phase::Backoff | Phase::Gathering => self.stop_cancelled(k),
+            _ => {}
+        }
+    }
+
+    /// Counts attempt `k` as cancelled at its service (superseded too when its caller took
+    /// another copy's answer).
+    fn count_cancelled(&mut self, k: u32) {
+        let job = self.e.jobs.get(k);
+        let m = &mut self.services[job.node as usize].metrics.interval;
+        m.cancelled += 1;
+        m.superseded += u64::from(job.superseded());
+    }
+
+    /// Job `k`, holding a worker, stops because its caller cancelled it: what it waits on is
+    /// abandoned and cancelled in turn, its bulkhead place and any cache fill are given up,
+    /// and the worker takes the next request. No reply: its caller no longer listens.
+    pub(crate) fn stop_cancelled(&mut self, k: u32) {
+        let job = *self.e.jobs.get(k);
+        let inst = job.instance;
+        if job.phase == Phase::Gathering {
+            self.free_branches(k, false);
+        } else {
+            self.orphan_attempts(k);
+            if job.timeout.is_some() {
+                self.e.sched.cancel(job.timeout);
+            }
+        }
+        if job.flags & (super::jobs::FILLING | super::jobs::MISSED) != 0 {
+            self.end_cache_fill(k, false);
+        }
+        self.leave_bulkhead(k);
+        self.count_cancelled(k);
+        let is = &mut *self.instances[inst as usize];
+        is.touch(self.e.now);
+        is.busy -= 1;
+        self.load_changed(inst);
+        self.e.jobs.free(k);
+        self.dispatch(inst);
     }
 
     /// Whether instance `inst` (or [`NONE`]) is cut off from the network by an `Isolate`
@@ -1068,6 +1205,12 @@ impl Ctx<'_, '_> {
             }
         }
         let svc_model = &self.e.model.services[s as usize];
+        if svc_model.cancellation && self.e.jobs.cancelled(k) {
+            // Its caller's cancel overtook it (a latency spread): dropped on arrival.
+            self.count_cancelled(k);
+            self.e.jobs.free(k);
+            return;
+        }
         let capacity = svc_model.queue_capacity;
         let pick = if svc_model.removed {
             None
@@ -1224,8 +1367,13 @@ impl Ctx<'_, '_> {
         if job.phase != Phase::Working {
             return;
         }
-        let inst = job.instance;
+        let (inst, node) = (job.instance, job.node);
         if self.instances[inst as usize].mech.is_some() && !self.end_guarded_work(k, inst) {
+            return;
+        }
+        if self.e.model.services[node as usize].cancellation && self.e.jobs.cancelled(k) {
+            // Cancelled during its own work: it makes no call and sends no reply.
+            self.stop_cancelled(k);
             return;
         }
         let is = &mut *self.instances[inst as usize];
@@ -1319,7 +1467,8 @@ impl Ctx<'_, '_> {
             return false;
         }
         let svc = &self.e.model.services[job.node as usize];
-        if svc.mech.is_some() || svc.fan_out != FanOut::Sequential {
+        // A cancel may stop the job at the end of its work, before the call.
+        if svc.mech.is_some() || svc.fan_out != FanOut::Sequential || svc.cancellation {
             return false;
         }
         let Some(call) = svc.calls.first() else {
@@ -1667,7 +1816,12 @@ impl Ctx<'_, '_> {
         let s = self.instances[inst as usize].service;
         for k in lost {
             let job = *self.e.jobs.get(k);
-            self.orphan_attempts(k);
+            // A process that dies resets its connections (its callees hear of it); a
+            // blackholed one just stops answering.
+            match mode {
+                KillMode::Refuse => self.orphan_attempts(k),
+                KillMode::Blackhole => self.orphan_attempts_silently(k),
+            }
             if job.flags & super::jobs::FILLING != 0 {
                 self.end_cache_fill(k, false);
             }

@@ -393,6 +393,13 @@ pub struct ServiceSpec {
     /// this request's deadline on to downstream calls.
     #[serde(default, skip_serializing_if = "is_false")]
     pub deadline_propagation: bool,
+    /// Honour cancellation (a gRPC or Go-context server): when a caller gives up on a request
+    /// (its timeout, another copy answered first, it crashed or was itself cancelled), the
+    /// cancel reaches this service one link latency later. A queued request is then dropped,
+    /// one waiting on a downstream call or its backoff stops (its worker is freed and that call
+    /// is cancelled in turn), and own work already running finishes but makes no further call.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cancellation: bool,
     /// CPU cores per instance: own work needs a core as well as a worker; waiting on a call
     /// holds only the worker. `None`: as many cores as workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -463,6 +470,7 @@ impl Default for ServiceSpec {
             calls: Vec::new(),
             fan_out: FanOut::default(),
             deadline_propagation: false,
+            cancellation: false,
             cores: None,
             scaling: None,
             admission: AdmissionSpec::default(),
