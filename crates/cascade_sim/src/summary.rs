@@ -51,6 +51,8 @@ pub struct ServiceSummary {
     pub rejected_ratio: f64,
     /// Attempts its callers timed out on, over offered.
     pub timed_out_ratio: f64,
+    /// Attempts its callers cancelled (`cancellation`), over offered.
+    pub cancelled_ratio: f64,
     /// Completions per second (admitted throughput).
     pub throughput_rps: f64,
 }
@@ -225,6 +227,7 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
                 utilization: c.utilization(),
                 orphaned_ratio: c.orphaned_ratio(),
                 rejected_ratio: c.rejected_ratio(),
+                cancelled_ratio: ratio(c.cancelled, c.offered()),
                 timed_out_ratio: ratio(c.timed_out, c.offered()),
                 throughput_rps: per_s(c.completed()),
             },

@@ -687,6 +687,28 @@ fn random_live_edits_run_the_same_on_both_paths() {
     );
 }
 
+#[test]
+fn random_live_edits_with_cancellation_everywhere_run_the_same_on_both_paths() {
+    // The same scripts with every service of every scenario (and of every edit) honouring
+    // cancellation: cancels then reach every kind of work under every fault and edit.
+    // `scripts/soak-golden` runs both tests for each seed.
+    let everywhere = |s: &mut Scenario| {
+        for svc in &mut s.services {
+            svc.cancellation = true;
+        }
+    };
+    for (path, mut base, mut script) in random_edit_cases(edit_seed()) {
+        everywhere(&mut base);
+        for (_, command) in &mut script {
+            if let SimCommand::Reconfigure(s) = command {
+                everywhere(s);
+            }
+        }
+        let name = format!("{} (cancelling)", path.display());
+        assert_same_on_both_paths(&name, &base, &script, 12.0);
+    }
+}
+
 /// Found by soaking `random_live_edits_run_the_same_on_both_paths` with seeds 100–400
 /// (`CASCADE_EDIT_SEED`), when ties were broken by scheduling order alone: a fast path
 /// schedules some events at another moment than the reference path (a planned leaf's reply at
