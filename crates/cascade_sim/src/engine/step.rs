@@ -904,6 +904,14 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// Attempt `k` arrives after its caller's cancel overtook it (a latency spread): dropped.
+    #[cold]
+    #[inline(never)]
+    fn drop_cancelled(&mut self, k: u32) {
+        self.count_cancelled(k);
+        self.e.jobs.free(k);
+    }
+
     /// Counts attempt `k` as cancelled at its service (superseded too when its caller took
     /// another copy's answer).
     fn count_cancelled(&mut self, k: u32) {
@@ -1206,9 +1214,7 @@ impl Ctx<'_, '_> {
         }
         let svc_model = &self.e.model.services[s as usize];
         if svc_model.cancellation && self.e.jobs.cancelled(k) {
-            // Its caller's cancel overtook it (a latency spread): dropped on arrival.
-            self.count_cancelled(k);
-            self.e.jobs.free(k);
+            self.drop_cancelled(k);
             return;
         }
         let capacity = svc_model.queue_capacity;
