@@ -204,6 +204,8 @@ fn teaching_scenarios_end_as_stated() {
     for file in [
         "teaching/retry-storm.ron",
         "teaching/retry-storm-mitigated.ron",
+        "teaching/retry-storm-closed.ron",
+        "teaching/retry-storm-closed-patient.ron",
     ] {
         let s = common::shipped(file);
         let expected = s

@@ -88,6 +88,9 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
         if matches!(src.rate, RateProfile::Burst { .. }) {
             f.insert("burst");
         }
+        if matches!(src.rate, RateProfile::Closed { .. }) {
+            f.insert("closed population");
+        }
         if src.retry.budget.is_some() {
             f.insert("retry budget");
         }
@@ -213,6 +216,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "retry budget",
         "backoff with jitter",
         "burst",
+        "closed population",
         "queue-time shedding",
         "adaptive LIFO",
         "controlled delay",
@@ -238,6 +242,8 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "optimistic concurrency",
         "hot keys",
         "failover",
+        "deadline propagation",
+        "cancellation",
         "alerts",
         "monitoring dependency",
         "operator",

@@ -159,7 +159,12 @@ fn adapt_sampling(
         .sources
         .iter()
         .filter(|s| !s.removed)
-        .map(|s| cascade_sim::engine::rate_at(&s.rate, now))
+        .map(|s| match s.closed() {
+            // A closed population has no rate of its own: at most one request per user and
+            // think time (a tenth of a second at least).
+            Some((users, think_ms)) => f64::from(users) / (think_ms / 1000.0).max(0.1),
+            None => cascade_sim::engine::rate_at(&s.rate, now),
+        })
         .sum();
     let every = sampling_every(
         total,

@@ -633,6 +633,7 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) -> bool {
             RateProfile::Burst { .. } => "burst",
             RateProfile::Diurnal { .. } => "cycle",
             RateProfile::Points(_) => "recorded",
+            RateProfile::Closed { .. } => "users",
         };
         egui::ComboBox::from_id_salt("rate")
             .selected_text(name)
@@ -706,6 +707,18 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) -> bool {
                 {
                     *rate =
                         RateProfile::Points(vec![(0.0, base), (60.0, base * 2.0), (120.0, base)]);
+                }
+                if ui
+                    .selectable_label(matches!(rate, RateProfile::Closed { .. }), "users")
+                    .on_hover_text("A fixed population: each user waits for its answer, then thinks before the next request, so the rate is what the system lets through")
+                    .clicked()
+                    && !matches!(rate, RateProfile::Closed { .. })
+                {
+                    // As many users as send `base` a second while each thinks a second.
+                    *rate = RateProfile::Closed {
+                        users: base.round().max(1.0) as u32,
+                        think_ms: 1000.0,
+                    };
                 }
             });
     });
@@ -790,6 +803,20 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) -> bool {
             ui.label("peak at");
             ui.add(secs(peak_at_s));
             *amplitude_per_s = amplitude_per_s.min(*mean_per_s);
+        }
+        RateProfile::Closed { users, think_ms } => {
+            ui.add(
+                egui::DragValue::new(users)
+                    .range(1..=1_000_000)
+                    .suffix(" users"),
+            );
+            ui.label("thinking");
+            ui.add(
+                egui::DragValue::new(think_ms)
+                    .range(0.0..=1e9)
+                    .suffix(" ms"),
+            )
+            .on_hover_text("Mean (exponential) time between a user's answer and its next request");
         }
         RateProfile::Points(points) => {
             ui.label(points_summary(points));

@@ -270,6 +270,8 @@ pub(crate) fn source_state(model: &Model, i: u32) -> SourceState {
         poison_share: 0.0,
         last_success_ns: None,
         burst_fired: false,
+        users_thinking: 0,
+        users_waiting: 0,
     }
 }
 

@@ -156,6 +156,15 @@ impl SourceModel {
             _ => None,
         }
     }
+
+    /// A closed population of `users` users thinking `think_ms` on average between
+    /// requests, for a `Closed` profile.
+    pub fn closed(&self) -> Option<(u32, f64)> {
+        match self.rate {
+            RateProfile::Closed { users, think_ms } => Some((users, think_ms)),
+            _ => None,
+        }
+    }
 }
 
 /// A link (caller → callee), compiled.
@@ -712,7 +721,7 @@ pub fn rate_at(profile: &RateProfile, t_ns: Nanos) -> f64 {
             }
         }
         // A burst is a batch of arrivals at one instant, generated apart from the Poisson stream.
-        RateProfile::Burst { .. } => 0.0,
+        RateProfile::Burst { .. } | RateProfile::Closed { .. } => 0.0,
         RateProfile::Diurnal {
             mean_per_s,
             amplitude_per_s,
@@ -778,7 +787,7 @@ pub fn rate_segment(profile: &RateProfile, t_ns: Nanos) -> (Nanos, f64) {
                 (NEVER, base_per_s)
             }
         }
-        RateProfile::Burst { .. } => (NEVER, 0.0),
+        RateProfile::Burst { .. } | RateProfile::Closed { .. } => (NEVER, 0.0),
         // One segment: thinning against the crest.
         RateProfile::Diurnal {
             mean_per_s,

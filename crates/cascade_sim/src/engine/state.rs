@@ -93,6 +93,10 @@ pub struct SourceState {
     pub last_success_ns: Option<Nanos>,
     /// Its burst (a `Burst` rate profile) has been sent.
     pub burst_fired: bool,
+    /// A closed population (`Closed`): users thinking, each with a pending arrival.
+    pub users_thinking: u32,
+    /// A closed population: users waiting for their request to end.
+    pub users_waiting: u32,
 }
 
 /// Mutable state of a service (not of its instances).

@@ -243,8 +243,25 @@ impl Ctx<'_, '_> {
         let st = &mut *self.sources[s as usize];
         st.arrival_token = st.arrival_token.wrapping_add(1);
         if model.removed {
+            st.users_thinking = 0;
             return;
         }
+        if let Some((users, think_ms)) = model.closed() {
+            // The thinking users' arrivals are drawn again from `from_ns` (exact: a think
+            // time is exponential, so what is left of it is too); users are added thinking,
+            // or retired as their requests end, to reach the population.
+            let target = closed_population(users, st.rate_factor);
+            st.users_thinking = target.saturating_sub(st.users_waiting);
+            for _ in 0..st.users_thinking {
+                let at = from_ns.saturating_add(think_ns(&mut st.rng, think_ms));
+                self.e
+                    .sched
+                    .schedule(at, EventKind::SourceArrival, s, st.arrival_token, 0, 0);
+            }
+            return;
+        }
+        st.users_thinking = 0;
+        st.users_waiting = 0;
         if let Some((_, at_ns)) = model.burst() {
             if !st.burst_fired && from_ns <= at_ns {
                 self.e
@@ -296,6 +313,14 @@ impl Ctx<'_, '_> {
             return;
         }
         let now = self.e.now;
+        if self.e.model.sources[s as usize].closed().is_some() {
+            // One thinking user sends its next request.
+            let st = &mut *self.sources[s as usize];
+            st.users_thinking = st.users_thinking.saturating_sub(1);
+            st.users_waiting += 1;
+            self.new_client_request(s);
+            return;
+        }
         let burst = self.e.model.sources[s as usize].burst();
         if let Some((count, _)) = burst {
             self.sources[s as usize].burst_fired = true;
@@ -1739,6 +1764,8 @@ impl Ctx<'_, '_> {
         if !self.e.fast_paths
             || arrive_ns >= self.e.limit_ns
             || !self.e.model.sources[s as usize].call.is_plain()
+            // A closed population's user acts on its answer when it arrives.
+            || self.e.model.sources[s as usize].closed().is_some()
         {
             return false;
         }
@@ -1797,6 +1824,30 @@ impl Ctx<'_, '_> {
             m.interval.failed[outcome as usize] += 1;
         }
         self.e.jobs.free(j);
+        if self.e.model.sources[node as usize].closed().is_some() {
+            self.user_done(node);
+        }
+    }
+
+    /// A user of closed source `s` has its answer: it thinks before its next request, unless
+    /// the population has shrunk (an edit, the end of a load spike) and it retires.
+    fn user_done(&mut self, s: u32) {
+        let model = &self.e.model.sources[s as usize];
+        let Some((users, think_ms)) = model.closed() else {
+            return;
+        };
+        let st = &mut *self.sources[s as usize];
+        st.users_waiting = st.users_waiting.saturating_sub(1);
+        if model.removed
+            || st.users_waiting + st.users_thinking >= closed_population(users, st.rate_factor)
+        {
+            return;
+        }
+        st.users_thinking += 1;
+        let at = self.e.now.saturating_add(think_ns(&mut st.rng, think_ms));
+        self.e
+            .sched
+            .schedule(at, EventKind::SourceArrival, s, st.arrival_token, 0, 0);
     }
 
     /// Kills instance `inst`: its queued and in-progress work is lost. With `Refuse`, callers
@@ -1881,6 +1932,18 @@ enum Delivery {
     /// Sent in the past, arrival still ahead: request and timeout are scheduled at their
     /// absolute times.
     Absolute,
+}
+
+/// The users of a closed population of `users` under a load-spike `factor`, rounded.
+pub(crate) fn closed_population(users: u32, factor: f64) -> u32 {
+    (f64::from(users) * factor)
+        .round()
+        .clamp(0.0, f64::from(u32::MAX)) as u32
+}
+
+/// A think time of mean `think_ms` drawn from `rng` (exponential), ns, at least 1.
+fn think_ns(rng: &mut SimRng, think_ms: f64) -> Nanos {
+    ((rng::exp1(rng) * think_ms * 1e6 + 0.5) as Nanos).clamp(1, HORIZON_NS)
 }
 
 /// A one-way latency drawn from `|N(mean, sd)|`, at least one tick.

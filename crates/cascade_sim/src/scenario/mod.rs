@@ -276,11 +276,21 @@ pub enum RateProfile {
     /// rate before it, the last one's after it. A recorded day of traffic, replayed
     /// (`cascade-cli rate-from-csv` writes one from a CSV file).
     Points(Vec<(f64, f64)>),
+    /// A closed population instead of a rate: `users` users, each sending one request, waiting
+    /// for its end (success, or failure after its last attempt), then thinking for an
+    /// exponential time of mean `think_ms` before the next. The rate is whatever the system
+    /// lets them send: at most `users` requests are ever out at once.
+    Closed {
+        /// Users in the population.
+        users: u32,
+        /// Mean think time between a request's end and the user's next request, ms.
+        think_ms: f64,
+    },
 }
 
 impl RateProfile {
-    /// The highest rate it ever sends at, requests per second (0 for a burst, which is not a
-    /// rate).
+    /// The highest rate it ever sends at, requests per second (0 for a burst or a closed
+    /// population, which have no rate of their own).
     pub fn peak_per_s(&self) -> f64 {
         match *self {
             RateProfile::Constant(r) => r,
@@ -299,7 +309,7 @@ impl RateProfile {
                 peak_per_s,
                 ..
             } => base_per_s.max(peak_per_s),
-            RateProfile::Burst { .. } => 0.0,
+            RateProfile::Burst { .. } | RateProfile::Closed { .. } => 0.0,
             RateProfile::Diurnal {
                 mean_per_s,
                 amplitude_per_s,

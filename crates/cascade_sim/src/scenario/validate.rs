@@ -589,6 +589,36 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
             }
         }
         RateProfile::Points(ref points) => rate_points(v, path, points),
+        RateProfile::Closed { users, think_ms } => {
+            if users == 0 {
+                v.push(
+                    Diagnostic::new(
+                        format!("{path}.users"),
+                        "a closed population needs at least one user",
+                    )
+                    .with_hint("remove the source to send nothing"),
+                );
+            } else if users > MAX_BURST {
+                v.push(
+                    Diagnostic::new(
+                        format!("{path}.users"),
+                        format!("{users} users is more than {MAX_BURST}"),
+                    )
+                    .with_hint("every user's requests are simulated; use a rate (Constant) for a larger crowd"),
+                );
+            }
+            if !(think_ms >= 0.0) || !think_ms.is_finite() {
+                v.push(
+                    Diagnostic::new(
+                        format!("{path}.think_ms"),
+                        format!("a think time must be zero or positive, got {think_ms}"),
+                    )
+                    .with_hint("0 sends the next request as soon as the last one ends"),
+                );
+            } else {
+                within_horizon(v, &format!("{path}.think_ms"), think_ms / 1000.0);
+            }
+        }
     }
 }
 
