@@ -851,8 +851,8 @@ impl Ctx<'_, '_> {
 
     /// The caller of attempt `k` gave up on it now: if `k`'s service honours cancellation, a
     /// cancel leaves on `k`'s link and reaches it one latency later (the link's base latency
-    /// and any fault's added latency; no spread, no packet loss). A partition or a cut of the
-    /// request direction loses it.
+    /// and any fault's added latency; no spread, no packet loss). A partition, a cut of the
+    /// request direction or an isolated instance at either end loses it.
     fn send_cancel(&mut self, k: u32, generation: u32) {
         let Some(job) = self.e.jobs.live(k, generation) else {
             return;
@@ -865,9 +865,16 @@ impl Ctx<'_, '_> {
         {
             return;
         }
-        let link_id = job.link;
+        let (link_id, inst, parent) = (job.link, job.instance, job.parent);
         let link = &self.e.links[link_id as usize];
         if link.partitioned || link.cut_requests {
+            return;
+        }
+        // An isolated instance at either end: the cancel cannot leave or arrive.
+        if self.e.isolated_instances > 0
+            && (self.isolated(inst)
+                || (parent != NONE && self.isolated(self.e.jobs.get(parent).instance)))
+        {
             return;
         }
         let delay = self.e.model.links[link_id as usize].latency_ns + link.extra_ns;
