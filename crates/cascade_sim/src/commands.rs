@@ -296,6 +296,13 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
             }
             ctx.sync_mechanisms(s as u32);
             ctx.refresh_service(s as u32);
+            if ctx.e.model.services[s].priority {
+                // Perhaps a priority queue only now: what waits is put in its order.
+                for g in ctx.services[s].instances.clone() {
+                    ctx.materialize(g);
+                    ctx.sort_by_criticality(g);
+                }
+            }
         }
         for s in 0..ctx.sources.len() {
             let call = ctx.e.model.sources[s].call;
@@ -306,8 +313,14 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
         }
         let now = ctx.e.now;
         for s in changed_sources {
-            ctx.sources[s as usize].budget =
-                RetryBudget::new(&ctx.e.model.sources[s as usize].call.retry);
+            let st = &mut *ctx.sources[s as usize];
+            st.budget = RetryBudget::new(&ctx.e.model.sources[s as usize].call.retry);
+            if ctx.e.model.sources[s as usize].closed().is_none() {
+                // No longer a closed population: its users are gone (requests still out end
+                // as any source's do).
+                st.users_thinking = 0;
+                st.users_waiting = 0;
+            }
             ctx.schedule_next_arrival(s, now);
         }
     });

@@ -19,7 +19,8 @@ use bevy_ecs::message::Messages;
 use cascade_sim::engine::{Engine, InstanceState};
 use cascade_sim::rng::SimRng;
 use cascade_sim::scenario::{
-    FanOut, FaultKind, InstanceSelector, KillMode, LoadBalancer, QueueDiscipline, Scenario,
+    Criticality, FanOut, FaultKind, InstanceSelector, KillMode, LoadBalancer, QueueDiscipline,
+    Scenario,
 };
 use cascade_sim::{EventLog, SampledLeg, SimCommand, Simulation};
 use rand::RngExt;
@@ -204,6 +205,20 @@ fn cancelling(mut s: Scenario) -> Scenario {
     s
 }
 
+/// `s` with every queue a priority queue (where adaptive LIFO does not rule it out) and its
+/// sources at every criticality in turn.
+fn prioritised(mut s: Scenario) -> Scenario {
+    for svc in &mut s.services {
+        if svc.admission.lifo_above.is_none() {
+            svc.queue.discipline = QueueDiscipline::Priority;
+        }
+    }
+    for (i, src) in s.sources.iter_mut().enumerate() {
+        src.criticality = Criticality::ALL[i % Criticality::ALL.len()];
+    }
+    s
+}
+
 fn mechanisms_live(s: &Scenario) -> Script {
     let mut edited = s.clone();
     // Live edits: a breaker removed, a cache made bigger, cores and a health check dropped.
@@ -363,6 +378,24 @@ fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
             "mechanisms-quorum-cancelling",
             cancelling(fanned_out(mechanisms_sink(), FanOut::Quorum(2))),
             vec![],
+            18.0,
+        ),
+        (
+            "kitchen-sink-prioritised",
+            prioritised(kitchen_sink()),
+            vec![],
+            30.0,
+        ),
+        (
+            "leaf-faults-overload-prioritised",
+            prioritised(cancelling(leaf_faults(700))),
+            vec![],
+            17.0,
+        ),
+        (
+            "mechanisms-prioritised",
+            prioritised(mechanisms_sink()),
+            mechanisms_live(&prioritised(mechanisms_sink())),
             18.0,
         ),
         ("mm1k", common::shipped("validation/mm1k.ron"), vec![], 20.0),
@@ -599,7 +632,7 @@ fn change_the_structure(s: &Scenario, rng: &mut SimRng) -> Scenario {
             let q = &mut s.services[i].queue.discipline;
             *q = match *q {
                 QueueDiscipline::Fifo => QueueDiscipline::Lifo,
-                QueueDiscipline::Lifo => QueueDiscipline::Fifo,
+                QueueDiscipline::Lifo | QueueDiscipline::Priority => QueueDiscipline::Fifo,
             };
         }
         2 => s.services[i].deadline_propagation = !s.services[i].deadline_propagation,
@@ -690,12 +723,14 @@ fn random_live_edits_run_the_same_on_both_paths() {
 #[test]
 fn random_live_edits_with_cancellation_everywhere_run_the_same_on_both_paths() {
     // The same scripts with every service of every scenario (and of every edit) honouring
-    // cancellation: cancels then reach every kind of work under every fault and edit.
-    // `scripts/soak-golden` runs both tests for each seed.
+    // cancellation, every queue a priority queue where it can be, and sources of every
+    // criticality: cancels and priorities then reach every kind of work under every fault and
+    // edit. `scripts/soak-golden` runs both tests for each seed.
     let everywhere = |s: &mut Scenario| {
         for svc in &mut s.services {
             svc.cancellation = true;
         }
+        *s = prioritised(std::mem::take(s));
     };
     for (path, mut base, mut script) in random_edit_cases(edit_seed()) {
         everywhere(&mut base);

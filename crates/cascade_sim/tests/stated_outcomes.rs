@@ -91,6 +91,9 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
         if matches!(src.rate, RateProfile::Closed { .. }) {
             f.insert("closed population");
         }
+        if src.criticality != scenario::Criticality::default() {
+            f.insert("criticality");
+        }
         if src.retry.budget.is_some() {
             f.insert("retry budget");
         }
@@ -147,6 +150,10 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (svc.failover.is_some(), "failover"),
             (svc.deadline_propagation, "deadline propagation"),
             (svc.cancellation, "cancellation"),
+            (
+                svc.queue.discipline == scenario::QueueDiscipline::Priority,
+                "priority queue",
+            ),
             (
                 svc.fan_out == scenario::FanOut::Parallel,
                 "parallel fan-out",
@@ -244,6 +251,8 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "failover",
         "deadline propagation",
         "cancellation",
+        "criticality",
+        "priority queue",
         "alerts",
         "monitoring dependency",
         "operator",

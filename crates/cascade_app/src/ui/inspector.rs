@@ -7,8 +7,9 @@
 
 use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::{
-    Backoff, CallSpec, Failure, Failures, FanOut, Jitter, LoadBalancer, NodeKind, QueueDiscipline,
-    RateProfile, RetryBudgetSpec, RetryPolicy, Scenario, ServiceSpec, ServiceTime, SourceSpec,
+    Backoff, CallSpec, Criticality, Failure, Failures, FanOut, Jitter, LoadBalancer, NodeKind,
+    QueueDiscipline, RateProfile, RetryBudgetSpec, RetryPolicy, Scenario, ServiceSpec, ServiceTime,
+    SourceSpec,
 };
 use egui_plot::{Line, Plot, PlotPoints};
 
@@ -238,6 +239,10 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
         egui::ComboBox::from_id_salt("discipline").selected_text(format!("{:?}", s.queue.discipline)).show_ui(ui, |ui| {
             ui.selectable_value(&mut s.queue.discipline, QueueDiscipline::Fifo, "Fifo").on_hover_text("Oldest first");
             ui.selectable_value(&mut s.queue.discipline, QueueDiscipline::Lifo, "Lifo").on_hover_text("Newest first");
+            if s.admission.lifo_above.is_none() {
+                ui.selectable_value(&mut s.queue.discipline, QueueDiscipline::Priority, "Priority")
+                    .on_hover_text("Most critical first (the sources' criticality); when full, the least critical waiting request makes room for a more critical one");
+            }
         });
         ui.end_row();
         ui.label("service time");
@@ -867,6 +872,17 @@ fn source_ui(ui: &mut egui::Ui, s: &mut SourceSpec, scenario: &Scenario) -> bool
         ui.end_row();
         ui.label("rate");
         ui.vertical(|ui| replay = rate_ui(ui, &mut s.rate));
+        ui.end_row();
+        ui.label("criticality");
+        egui::ComboBox::from_id_salt("criticality")
+            .selected_text(format!("{:?}", s.criticality))
+            .show_ui(ui, |ui| {
+                for c in Criticality::ALL {
+                    ui.selectable_value(&mut s.criticality, c, format!("{c:?}"));
+                }
+            })
+            .response
+            .on_hover_text("How much its requests matter under overload: priority queues anywhere downstream serve the most critical first and drop the least critical first");
         ui.end_row();
     });
     source_call_ui(ui, s);

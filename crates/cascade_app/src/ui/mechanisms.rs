@@ -410,6 +410,8 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         });
     });
     let mut admission = (s.admission != AdmissionSpec::default()).then_some(s.admission);
+    // Adaptive LIFO would reorder a priority queue (validation rejects the pair).
+    let priority_queue = s.queue.discipline == cascade_sim::scenario::QueueDiscipline::Priority;
     optional_section(
         ui,
         "admission",
@@ -457,14 +459,16 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             },
                         );
                     });
-                    row(ui, "LIFO above", |ui| {
-                        optional_u32(
-                            ui,
-                            &mut a.lifo_above,
-                            10,
-                            "Serve newest first while more than this many wait",
-                        );
-                    });
+                    if !priority_queue {
+                        row(ui, "LIFO above", |ui| {
+                            optional_u32(
+                                ui,
+                                &mut a.lifo_above,
+                                10,
+                                "Serve newest first while more than this many wait",
+                            );
+                        });
+                    }
                     row(ui, "rate limit", |ui| {
                         optional_inline(
                             ui,

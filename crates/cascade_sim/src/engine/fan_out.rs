@@ -57,6 +57,7 @@ impl Ctx<'_, '_> {
                 job.parent = k;
                 job.parent_gen = parent.generation;
                 job.deadline_ns = parent.deadline_ns;
+                job.criticality = parent.criticality;
                 job.call_idx = idx as u16;
                 let generation = job.generation;
                 self.e.jobs.side_mut(b).next_branch = NONE;

@@ -236,6 +236,7 @@ impl Ctx<'_, '_> {
             } else {
                 NONE
             },
+            criticality: p.criticality,
         });
         self.e.jobs.get_mut(k).flags |= HEDGE_COPY;
         let jm = self.e.jobs.get_mut(j);

@@ -85,6 +85,10 @@ pub const HEDGE_COPY: u16 = 32768;
 /// abandoned, a query of death stays deadly.
 pub const INHERITED: u16 = ORPHANED | POISON;
 
+/// The criticality rank of a job no client request made (an internal call, a probe):
+/// `Critical`, the default.
+pub const CRITICAL: u8 = 2;
+
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[repr(u8)]
@@ -159,6 +163,9 @@ pub struct Job {
     pub key: u32,
     /// Optimistic concurrency: the version read when its work started.
     pub read_version: u32,
+    /// Criticality rank of the client request it serves (3 most critical … 0; internal jobs
+    /// and probes 2, `Critical`): priority queues order by it.
+    pub criticality: u8,
 }
 
 /// The rarely used part of a job, kept beside [`Job`] so that a job stays within two cache
@@ -259,6 +266,8 @@ pub struct Attempt {
     pub caller_flags: u16,
     /// Its key at a key-routed service ([`NONE`]: drawn when it arrives).
     pub key: u32,
+    /// The calling job's criticality rank, which it carries.
+    pub criticality: u8,
 }
 
 /// Slab of jobs with generation-checked handles.
@@ -347,6 +356,7 @@ impl Jobs {
         job.journey = a.journey;
         job.child = NONE;
         job.key = a.key;
+        job.criticality = a.criticality;
         (k, job.generation)
     }
 
@@ -374,6 +384,7 @@ impl Jobs {
         job.arrive_ns = arrive_ns;
         job.deadline_ns = NEVER;
         job.journey = journey;
+        job.criticality = CRITICAL;
         j
     }
 

@@ -574,7 +574,7 @@ impl Ctx<'_, '_> {
             self.start_work(k, inst);
         } else if (is.queue.len() as u32) < capacity {
             is.touch(now);
-            is.enqueue(k, now);
+            self.enqueue_job(k, inst);
             self.load_changed(inst);
         } else {
             if let Some(m) = is.mech.as_deref_mut() {

@@ -81,6 +81,8 @@ pub struct ServiceModel {
     pub queue_capacity: u32,
     /// LIFO instead of FIFO.
     pub lifo: bool,
+    /// A priority queue: by criticality, most critical first (`step.rs`, `Ctx::enqueue_job`).
+    pub priority: bool,
     /// Own work time.
     pub dist: Dist,
     /// Load balancing.
@@ -109,6 +111,7 @@ impl ServiceModel {
     pub fn plannable(&self) -> bool {
         self.calls.is_empty()
             && !self.lifo
+            && !self.priority
             && !self.deadline_propagation
             && !self.cancellation
             && !self.removed
@@ -146,6 +149,8 @@ pub struct SourceModel {
     pub call: CallModel,
     /// Rate over time.
     pub rate: RateProfile,
+    /// Its requests' criticality rank ([`Criticality::rank`](crate::scenario::Criticality)).
+    pub criticality: u8,
 }
 
 impl SourceModel {
@@ -259,6 +264,7 @@ impl Model {
             workers: 0,
             queue_capacity: 0,
             lifo: false,
+            priority: false,
             dist: Dist::Deterministic { ns: 1 },
             lb: LoadBalancer::RoundRobin,
             shard: None,
@@ -297,6 +303,7 @@ impl Model {
                 removed: false,
                 call,
                 rate: s.rate.clone(),
+                criticality: s.criticality.rank(),
             };
             if (idx as usize) < self.sources.len() {
                 self.sources[idx as usize] = model;
@@ -337,6 +344,7 @@ impl Model {
                 workers: s.workers,
                 queue_capacity: s.queue.capacity.unwrap_or(u32::MAX),
                 lifo: s.queue.discipline == QueueDiscipline::Lifo,
+                priority: s.queue.discipline == QueueDiscipline::Priority,
                 dist: Dist::compile(&s.service_time),
                 lb: s.lb,
                 shard: s.sharding.map(|sh| {

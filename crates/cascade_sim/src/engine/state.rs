@@ -264,12 +264,22 @@ impl InstanceState {
     /// when the queue stops being empty (controlled delay reads it).
     #[inline]
     pub fn enqueue(&mut self, k: u32, now: Nanos) {
+        self.enqueue_at(k, self.queue.len(), now);
+    }
+
+    /// [`InstanceState::enqueue`] at position `at` of the queue (a priority queue's place).
+    #[inline]
+    pub fn enqueue_at(&mut self, k: u32, at: usize, now: Nanos) {
         if self.queue.is_empty()
             && let Some(m) = self.mech.as_deref_mut()
         {
             m.queue_nonempty_since_ns = now;
         }
-        self.queue.push_back(k);
+        if at >= self.queue.len() {
+            self.queue.push_back(k);
+        } else {
+            self.queue.insert(at, k);
+        }
     }
 
     /// Brings the time integrals up to `now`; call before changing queue, busy or workers.

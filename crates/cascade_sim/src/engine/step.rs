@@ -260,8 +260,6 @@ impl Ctx<'_, '_> {
             }
             return;
         }
-        st.users_thinking = 0;
-        st.users_waiting = 0;
         if let Some((_, at_ns)) = model.burst() {
             if !st.burst_fired && from_ns <= at_ns {
                 self.e
@@ -348,6 +346,7 @@ impl Ctx<'_, '_> {
             .e
             .jobs
             .alloc_root(Phase::Calling, CLIENT, s, NONE, now, journey);
+        self.e.jobs.get_mut(j).criticality = self.e.model.sources[s as usize].criticality;
         let st = &mut *self.sources[s as usize];
         st.metrics.interval.offered_first += 1;
         if st.keep < 1.0 && !rng::chance(&mut st.rng, st.keep) {
@@ -483,6 +482,7 @@ impl Ctx<'_, '_> {
             journey,
             caller_flags,
             key,
+            criticality: self.e.jobs.get(j).criticality,
         });
 
         let p = self.e.jobs.get_mut(j);
@@ -1290,7 +1290,10 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         if is.busy < is.workers {
             self.start_work(k, inst);
-        } else if (is.queue.len() as u32) < capacity {
+        } else if (is.queue.len() as u32) < capacity
+            || (self.e.model.services[s as usize].priority && self.push_out_for(k, inst))
+        {
+            let is = &mut *self.instances[inst as usize];
             // Every queued job gets its controlled-delay timeout (none without it), so one
             // queued before a live edit turned it on is never judged by a stale value.
             let codel = self.e.model.services[s as usize]
@@ -1304,16 +1307,65 @@ impl Ctx<'_, '_> {
                     .map_or(now, |m| m.queue_nonempty_since_ns);
                 codel_timeout_ns(codel, is.queue.is_empty(), since, now)
             });
-            let job = self.e.jobs.get_mut(k);
             is.touch(now);
-            is.enqueue(k, now);
-            job.phase = Phase::Queued;
+            self.enqueue_job(k, inst);
+            self.e.jobs.get_mut(k).phase = Phase::Queued;
             self.services[s as usize].metrics.interval.queued += 1;
             self.load_changed(inst);
         } else {
             self.services[s as usize].metrics.interval.rejected += 1;
             self.reply_and_free(k, Outcome::Rejected);
         }
+    }
+
+    /// Puts job `k` in `inst`'s queue (after [`InstanceState::touch`]): at the back, or in a
+    /// priority queue after every waiting request at least as critical.
+    pub(crate) fn enqueue_job(&mut self, k: u32, inst: u32) {
+        let now = self.e.now;
+        let is = &mut *self.instances[inst as usize];
+        if !self.e.model.services[is.service as usize].priority {
+            is.enqueue(k, now);
+            return;
+        }
+        let jobs = &self.e.jobs;
+        let rank = jobs.get(k).criticality;
+        let at = is
+            .queue
+            .iter()
+            .rposition(|&q| jobs.get(q).criticality >= rank)
+            .map_or(0, |i| i + 1);
+        is.enqueue_at(k, at, now);
+    }
+
+    /// A priority queue of `inst` is full when job `k` arrives: if its newest least critical
+    /// request matters less than `k`, it is pushed out (rejected) to make room. Returns
+    /// whether there is room now.
+    #[cold]
+    fn push_out_for(&mut self, k: u32, inst: u32) -> bool {
+        let rank = self.e.jobs.get(k).criticality;
+        let is = &mut *self.instances[inst as usize];
+        let Some(&last) = is.queue.back() else {
+            return false;
+        };
+        if self.e.jobs.get(last).criticality >= rank {
+            return false;
+        }
+        is.touch(self.e.now);
+        is.queue.pop_back();
+        let s = is.service;
+        self.services[s as usize].metrics.interval.rejected += 1;
+        self.reply_and_free(last, Outcome::Rejected);
+        true
+    }
+
+    /// Orders `inst`'s queue by criticality, most critical first, keeping the order within a
+    /// level (a live edit made the service's queue a priority queue).
+    pub(crate) fn sort_by_criticality(&mut self, inst: u32) {
+        let jobs = &self.e.jobs;
+        let queue = &mut self.instances[inst as usize].queue;
+        queue
+            .make_contiguous()
+            .sort_by_key(|&q| std::cmp::Reverse(jobs.get(q).criticality));
     }
 
     /// Puts job `k` on a worker of `inst` (the caller checked one is free). Returns false if
@@ -1631,6 +1683,7 @@ impl Ctx<'_, '_> {
                 return;
             }
             is.touch(self.e.now);
+            // (A priority queue keeps its order: validation rules out adaptive LIFO there.)
             let next = if lifo || is.queue.len() as u32 > lifo_above {
                 is.queue.pop_back()
             } else {

@@ -192,9 +192,49 @@ pub struct SourceSpec {
     /// wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hedge_after_ms: Option<f64>,
+    /// How much its requests matter when there is not room for all: every attempt made for
+    /// them, down the call graph, carries it, and priority queues serve (and keep) the most
+    /// critical first.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub criticality: Criticality,
     /// Where the app draws this node; `None` lets it lay the graph out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
+}
+
+/// How much a request matters under overload (the criticality levels of Google's RPC stack,
+/// SRE book ch. 21, "Handling Overload"), most critical first.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub enum Criticality {
+    /// Served before everything else (the requests that must not fail).
+    CriticalPlus,
+    /// The default: production traffic.
+    #[default]
+    Critical,
+    /// Traffic that may be delayed or dropped before critical traffic.
+    SheddablePlus,
+    /// Served last and dropped first (batch jobs, prefetches).
+    Sheddable,
+}
+
+impl Criticality {
+    /// Every level, most critical first.
+    pub const ALL: [Criticality; 4] = [
+        Criticality::CriticalPlus,
+        Criticality::Critical,
+        Criticality::SheddablePlus,
+        Criticality::Sheddable,
+    ];
+
+    /// The engine's rank: larger is more critical (3 for `CriticalPlus` … 0 for `Sheddable`).
+    pub fn rank(self) -> u8 {
+        match self {
+            Criticality::CriticalPlus => 3,
+            Criticality::Critical => 2,
+            Criticality::SheddablePlus => 1,
+            Criticality::Sheddable => 0,
+        }
+    }
 }
 
 impl Default for SourceSpec {
@@ -209,6 +249,7 @@ impl Default for SourceSpec {
             latency_sd_ms: 0.0,
             adaptive_throttle: None,
             hedge_after_ms: None,
+            criticality: Criticality::default(),
             position: None,
         }
     }
@@ -568,6 +609,10 @@ pub enum QueueDiscipline {
     Fifo,
     /// Last in, first out (newest first).
     Lifo,
+    /// By the requests' criticality, most critical first, oldest first within a level; when
+    /// the queue is full, an arrival pushes out the newest of the least critical waiting
+    /// requests if they matter less than it.
+    Priority,
 }
 
 /// Distribution of a service's own work time per request.

@@ -220,6 +220,18 @@ pub(super) fn service(
             ));
         }
     }
+    if a.lifo_above.is_some() && svc.queue.discipline == crate::scenario::QueueDiscipline::Priority
+    {
+        v.push(
+            Diagnostic::new(
+                format!("{p}.admission.lifo_above"),
+                "adaptive LIFO would reorder a priority queue",
+            )
+            .with_hint(
+                "a priority queue serves by criticality: remove lifo_above, or use a Fifo queue",
+            ),
+        );
+    }
     if let Some(n) = a.max_in_flight {
         at_least_one(
             v,
