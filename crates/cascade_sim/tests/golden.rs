@@ -120,7 +120,7 @@ fn mechanisms_sink() -> Scenario {
         ],
         services: [
             (name: "gateway", kind: Gateway, instances: 2, workers: 40, cores: 4, service_time: Exponential(mean_ms: 1.0),
-             admission: (max_queue_wait_ms: 50.0, lifo_above: 10, codel: (target_ms: 5.0, interval_ms: 40.0), rate_limit: (rate_per_s: 300.0, burst: 20.0), max_in_flight: 80),
+             admission: (max_queue_wait_ms: 50.0, lifo_above: 10, codel: (target_ms: 5.0, interval_ms: 40.0), rate_limit: (rate_per_s: 300.0, burst: 20.0), max_in_flight: 80, retry_after_ms: 15.0),
              health_check: (interval_s: 0.5, timeout_ms: 30.0, unhealthy_after: 2, healthy_after: 2, through_queue: true),
              panic_threshold: 0.5, outlier_ejection: (consecutive_errors: 5, eject_s: 2.0),
              lifecycle: (startup_calls: [(to: "config", timeout_ms: 20.0)], periodic: [(every_s: 1.0, call: (to: "config", timeout_ms: 20.0), disqualify_on_failure: true)],

@@ -792,6 +792,48 @@ fn a_throttle_fault_answers_429_above_its_rate() {
     assert_eq!(service(&sim, 0, 71, 80).throttled, 0);
 }
 
+#[test]
+fn a_retry_after_holds_the_retries_until_the_throttle_is_gone() {
+    // 200 requests/s, two attempts each, no backoff, against a provider that a `Throttle`
+    // fault cuts to nothing (one token, then 0.001/s) for 2 s. A throttled attempt's reply
+    // comes 2 ms after it left. Without a Retry-After the retry goes at once, is throttled
+    // too, and the request fails: about 2 × 400 attempts throttled and 400 requests lost
+    // (Poisson count of the 2 s, 4√400 = 80). With `retry_after_ms: 3000` every retry waits
+    // 3 s and lands after the fault, so none is throttled twice and no request fails; each
+    // throttled attempt is retried exactly once, 3 s later.
+    for (retry_after, lost) in [("", true), ("admission: (retry_after_ms: 3000.0),", false)] {
+        let s = common::parse(&format!(
+            r#"(
+                version: 1, name: "retry-after", duration_s: 1, seed: 53,
+                sources: [(name: "clients", target: "provider", rate: Constant(200), timeout_ms: 5000.0,
+                           retry: (max_attempts: 2))],
+                services: [(name: "provider", workers: 100, service_time: Deterministic(ms: 1.0), {retry_after})],
+                faults: [(at_s: 10.0, duration_s: 2.0, fault: Throttle(service: "provider", rate_per_s: 0.001))],
+            )"#
+        ));
+        let sim = run(&s, 20.0);
+        let (p, c) = (service(&sim, 0, 0, 20), source(&sim, 0, 0, 20));
+        let failed = c.failed_total() as f64;
+        if lost {
+            assert!(
+                (failed - 400.0).abs() <= 80.0,
+                "{failed} requests lost without a Retry-After"
+            );
+            assert!((p.throttled as f64 - 2.0 * failed).abs() <= 2.0);
+        } else {
+            assert_eq!(c.failed_total(), 0, "every retry came after the fault");
+            assert_eq!(
+                c.offered_retry, p.throttled,
+                "each throttled attempt retried once"
+            );
+            assert!((p.throttled as f64 - 400.0).abs() <= 80.0);
+            // The retries arrive 3.002 s after the throttled attempts: all in [13.002, 15.002).
+            assert_eq!(service(&sim, 0, 13, 16).offered_retry, p.throttled);
+            assert_eq!(service(&sim, 0, 0, 13).offered_retry, 0);
+        }
+    }
+}
+
 // ------------------------------------------------------------------- caches
 
 /// Clients at `rate`/s → a cache (hit ratio 0.9 when warm, `keys` keys) → a database of

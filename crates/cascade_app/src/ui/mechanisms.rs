@@ -492,6 +492,15 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             },
                         );
                     });
+                    row(ui, "Retry-After", |ui| {
+                        optional_f64(
+                            ui,
+                            &mut a.retry_after_ms,
+                            1000.0,
+                            ms,
+                            "Its 429 and overloaded answers tell callers to wait this long before a retry",
+                        );
+                    });
                     row(ui, "max in flight", |ui| {
                         optional_u32(
                             ui,

@@ -234,6 +234,8 @@ pub struct ServiceMech {
     pub max_in_flight: u32,
     /// Above this many requests an instance latches (`u32::MAX`: never).
     pub latch_above: u32,
+    /// The Retry-After its `throttled` and `overloaded` answers carry, ns (0: none).
+    pub retry_after_ns: Nanos,
     /// Health checks.
     pub health: Option<HealthModel>,
     /// Panic threshold.

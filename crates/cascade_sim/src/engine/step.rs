@@ -1004,7 +1004,7 @@ impl Ctx<'_, '_> {
             self.fail_caller(j, reason);
             return;
         };
-        let retry = call.retry;
+        let (retry, to) = (call.retry, call.to);
         if internal && self.lifecycle_retries_stopped(j) {
             self.fail_caller(j, reason);
             return;
@@ -1021,7 +1021,13 @@ impl Ctx<'_, '_> {
                 (&mut st.rng, st.budgets.get_mut(idx as usize))
             };
             if budget.is_none_or(|b| b.try_spend(&retry)) {
-                let delay = retry.delay_ns(u32::from(attempts), prev, rng);
+                let mut delay = retry.delay_ns(u32::from(attempts), prev, rng);
+                if matches!(reason, Outcome::Throttled | Outcome::Overloaded)
+                    && let Some(m) = &self.e.model.services[to as usize].mech
+                {
+                    // The answer said when to come back (Retry-After).
+                    delay = delay.max(m.retry_after_ns);
+                }
                 if internal {
                     self.internal_attempt_failed(j);
                 }

@@ -204,7 +204,7 @@ pub struct SourceSpec {
 
 /// How much a request matters under overload (the criticality levels of Google's RPC stack,
 /// SRE book ch. 21, "Handling Overload"), most critical first.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Criticality {
     /// Served before everything else (the requests that must not fail).
     CriticalPlus,

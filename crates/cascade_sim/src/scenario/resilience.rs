@@ -124,6 +124,11 @@ pub struct AdmissionSpec {
     /// (a latched failure: out of memory, exhausted file descriptors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latch_above: Option<u32>,
+    /// Its `throttled` (429) and `overloaded` answers carry a Retry-After of this many ms
+    /// (HTTP's Retry-After, gRPC's server pushback): a caller that retries waits at least this
+    /// long first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<f64>,
 }
 
 /// Controlled delay (Maurer, "Fail at Scale", ACM Queue 2015): a queue that has not been

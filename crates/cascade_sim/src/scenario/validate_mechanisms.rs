@@ -232,6 +232,14 @@ pub(super) fn service(
             ),
         );
     }
+    if let Some(ms) = a.retry_after_ms {
+        positive(
+            v,
+            &format!("{p}.admission.retry_after_ms"),
+            ms,
+            "a Retry-After",
+        );
+    }
     if let Some(n) = a.max_in_flight {
         at_least_one(
             v,
