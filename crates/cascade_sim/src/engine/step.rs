@@ -1353,7 +1353,9 @@ impl Ctx<'_, '_> {
         let Some(&last) = is.queue.back() else {
             return false;
         };
-        if self.e.jobs.get(last).criticality >= rank {
+        // (A health probe waiting there keeps its place: it is the balancer's, not a caller's.)
+        let waiting = self.e.jobs.get(last);
+        if waiting.criticality >= rank || waiting.flags & PROBE != 0 {
             return false;
         }
         is.touch(self.e.now);
