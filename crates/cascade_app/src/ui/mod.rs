@@ -563,7 +563,8 @@ struct MechView {
     cpu: Option<f64>,
     /// Optimistic-concurrency conflicts over completions (`None`: nothing completed).
     conflict_ratio: Option<f64>,
-    /// Mean slowdown of own work from concurrency (`None`: no load-dependent service time).
+    /// Mean slowdown of own work from concurrency (`None`: no load-dependent service time;
+    /// NaN: no own work started in the interval).
     slowdown: Option<f64>,
     live_instances: u32,
     configured_instances: u32,
@@ -591,7 +592,13 @@ fn gauge_figures(view: &MechView, shown: GaugesShown) -> Vec<(String, String)> {
         rows.push(("CPU busy".into(), format!("{:.0} %", cpu * 100.0)));
     }
     if let Some(slowdown) = view.slowdown {
-        rows.push(("work slowed".into(), format!("×{slowdown:.1}")));
+        // NaN: no own work started in the interval (each may take longer than it).
+        let text = if slowdown.is_nan() {
+            "none started".to_owned()
+        } else {
+            format!("×{slowdown:.1}")
+        };
+        rows.push(("work slowed".into(), text));
     }
     if let Some(ratio) = view.conflict_ratio.filter(|r| *r > 0.0) {
         rows.push(("conflicts".into(), format!("{:.1} %", ratio * 100.0)));
@@ -781,7 +788,13 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
                     // Configured, or pushed by a fault (a config push's `Scaling`).
                     slowdown: (mech.is_some_and(|m| m.scaling.is_some())
                         || c.slowdown_excess_milli > 0)
-                        .then(|| c.mean_slowdown().unwrap_or(1.0)),
+                        .then(|| {
+                            if c.started == 0 {
+                                f64::NAN
+                            } else {
+                                c.mean_slowdown().unwrap_or(1.0)
+                            }
+                        }),
                     live_instances: row.live_instances,
                     configured_instances: model.map_or(0, |s| s.instances),
                 };
@@ -1009,6 +1022,15 @@ mod tests {
                 ("work slowed".to_owned(), "×24.9".to_owned()),
                 ("conflicts".to_owned(), "25.0 %".to_owned()),
             ]
+        );
+        // Load-dependent work, none started in the interval: not "×1.0".
+        let idle = MechView {
+            slowdown: Some(f64::NAN),
+            ..Default::default()
+        };
+        assert_eq!(
+            gauge_figures(&idle, GaugesShown::default()),
+            vec![("work slowed".to_owned(), "none started".to_owned())]
         );
     }
 
