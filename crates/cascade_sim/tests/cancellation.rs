@@ -63,6 +63,39 @@ fn cancelled_requests_leave_the_queue_as_m_m_1_with_deterministic_patience() {
     check_mm1_cancellation(1500.0); // ρ = 1.5, stable only through the cancels: 0.3700, 0.2467
 }
 
+#[test]
+fn cancelled_requests_leave_ten_workers_as_m_m_c_with_deterministic_patience() {
+    // The multi-server form: 10 workers of 1 ms, the cancel 3 ms after the request. A queued
+    // request leaves without work when its wait would pass τ, so the queue is M/M/10+D
+    // (`common::mmc_plus_d`): ρ = 0.9 drops 0.00343 of the requests in the queue (rare: 40
+    // batches of 10 s, 5% standard error), ρ = 1.2, stable only through the cancels, 0.1669;
+    // and P(wait), 0.6585 and 0.9990.
+    for (lambda, drop_rel_se) in [(9000.0, 0.05), (12000.0, 0.01)] {
+        let s = parse(&format!(
+            r#"(
+                version: 1, name: "cancelled", duration_s: 1, seed: 59,
+                sources: [(name: "clients", target: "server", rate: Constant({lambda}), timeout_ms: 3.0)],
+                services: [(name: "server", workers: 10, cancellation: true,
+                            service_time: Exponential(mean_ms: 1.0))],
+            )"#
+        ));
+        let (p_drop, p_wait) = common::mmc_plus_d(10, lambda, 1000.0, 0.003);
+        let b = run_batches(&s, 0, 10.0, 10.0, 40);
+        assert_close(
+            &format!("M/M/10 with cancellation, λ={lambda}: dropped in the queue"),
+            b.estimate(|c, _| (c.offered() - c.started) as f64 / c.offered() as f64),
+            p_drop,
+            drop_rel_se,
+        );
+        assert_close(
+            &format!("M/M/10 with cancellation, λ={lambda}: waited"),
+            b.estimate(|c, _| c.queued as f64 / c.offered() as f64),
+            p_wait,
+            0.01,
+        );
+    }
+}
+
 /// `clients` (50 ms timeout) → `api` → `mid` → `db`, 1 ms per hop, deterministic work of 1, 1
 /// and 200 ms, workers enough that nothing queues, call timeouts of 1 s. A request reaches
 /// `api` at t+1, `mid` at t+3 and `db` at t+5; `db`'s work ends at t+205, so `mid` answers at
