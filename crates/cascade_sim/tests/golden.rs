@@ -129,7 +129,7 @@ fn mechanisms_sink() -> Scenario {
              calls: [
                 (to: "search", timeout_ms: 60.0, retry: (max_attempts: 2),
                  breaker: (window_s: 2.0, error_ratio: 0.5, min_requests: 10, open_s: 1.0, probes: 2)),
-                (to: "recs", probability: 0.3, timeout_ms: 30.0, max_concurrent: 5, fallback: Degrade, hedge_after_ms: 8.0),
+                (to: "recs", probability: 0.3, timeout_ms: 30.0, max_concurrent: 5, bulkhead_wait_ms: 3.0, fallback: Degrade, hedge_after_ms: 8.0),
                 (to: "db", probability: 0.5, timeout_ms: 50.0, adaptive_throttle: (k: 1.5, window_s: 3.0)),
              ]),
             (name: "search", instances: 2, workers: 6, service_time: Exponential(mean_ms: 4.0)),

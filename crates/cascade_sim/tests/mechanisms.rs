@@ -1675,6 +1675,59 @@ fn a_bulkhead_is_a_loss_system_blocking_as_erlang_b_says() {
     );
 }
 
+/// A bulkhead whose requests wait for a place (`bulkhead_wait_ms`: a connection pool with an
+/// acquire timeout): its `m` places are the servers of a queue, which is M/M/m when the calls'
+/// hold is exponential. Hops of 1 µs (ticks of 1 µs) keep it so: a place is held 2 µs plus an
+/// exponential 10 ms at a `db` with ample workers. λ = 800/s, m = 10: 8 erlangs.
+fn waiting_bulkhead(wait_ms: f64) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "pool", duration_s: 1, seed: 89, tick_ms: 0.001,
+            sources: [(name: "clients", target: "api", rate: Constant(800), latency_ms: 0.001)],
+            services: [
+                (name: "api", workers: 100000, service_time: Deterministic(ms: 0.001),
+                 calls: [(to: "db", latency_ms: 0.001, max_concurrent: 10, bulkhead_wait_ms: {wait_ms})]),
+                (name: "db", workers: 100000, service_time: Exponential(mean_ms: 10.0)),
+            ],
+        )"#
+    ))
+}
+
+#[test]
+fn a_waiting_bulkhead_queues_as_erlang_c_says() {
+    // With a wait that never runs out, the requests wait for a place as in M/M/10 at 8
+    // erlangs: Erlang C gives P(wait) = 0.4092 and a mean wait C/(mμ − λ) = 2.046 ms, which is
+    // api's mean residence less its own work, the hops and the call (10.004 ms in all).
+    let (m, mu, lambda) = (10u32, 1000.0 / 10.002, 800.0);
+    let a = lambda / mu;
+    let (mut term, mut below) = (1.0f64, 1.0f64);
+    for k in 1..m {
+        term *= a / f64::from(k);
+        below += term;
+    }
+    let top = term * a / f64::from(m) * f64::from(m) / (f64::from(m) - a);
+    let erlang_c = top / (below + top);
+    let wait_ms = erlang_c / (f64::from(m) * mu - lambda) * 1e3;
+    // (The wait at 80% load is noisy: 160 batches of 10 s give about 2% standard error.)
+    let b = common::run_batches(&waiting_bulkhead(1e7), 0, 10.0, 10.0, 160);
+    common::assert_close(
+        "pool of 10 at 8 erlangs: mean wait for a place",
+        b.estimate(|c, _| c.mean_residence_ms() - 10.004),
+        wait_ms,
+        0.025,
+    );
+    // With a 5-ms acquire timeout it is M/M/10 with deterministic patience (M/M/10+D): the
+    // share that gives up waiting and fails `bulkhead_full`.
+    let (p_fail, _) = common::mmc_plus_d(m, lambda, mu, 0.005);
+    let b = common::run_batches(&waiting_bulkhead(5.0), 0, 10.0, 10.0, 160);
+    common::assert_close(
+        "pool of 10 at 8 erlangs, 5 ms to acquire: share failed",
+        b.estimate(|c, _| c.local_rejected as f64 / c.offered() as f64),
+        p_fail,
+        0.02,
+    );
+}
+
 // ------------------------------------------------------------------- circuit breakers
 
 /// Two API instances at 100 calls/s each to a database that fails everything from 30 to 60 s,

@@ -67,6 +67,9 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
         if c.max_concurrent.is_some() {
             f.insert("bulkhead");
         }
+        if c.bulkhead_wait_ms.is_some() {
+            f.insert("waiting bulkhead");
+        }
         if c.fallback != scenario::Fallback::Fail {
             f.insert("fallback");
         }
@@ -220,6 +223,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "adaptive throttling",
         "hedging",
         "bulkhead",
+        "waiting bulkhead",
         "fallback",
         "retry budget",
         "backoff with jitter",

@@ -266,8 +266,15 @@ pub fn call_mechanisms_ui(ui: &mut egui::Ui, c: &mut CallSpec, id: &str) {
             optional_f64(ui, &mut c.hedge_after_ms, 50.0, ms, "Send a second attempt if the first has not answered by then; first reply wins");
         });
         row(ui, "bulkhead", |ui| {
-            optional_u32(ui, &mut c.max_concurrent, 10, "Most workers of one instance in this call at once; beyond it the call fails fast");
+            optional_u32(ui, &mut c.max_concurrent, 10, "Most workers of one instance in this call at once; beyond it the call fails fast (or waits, below)");
         });
+        if c.max_concurrent.is_some() {
+            row(ui, "wait for a place", |ui| {
+                optional_f64(ui, &mut c.bulkhead_wait_ms, 1000.0, ms, "A pool's acquire timeout: wait this long for a place, holding the worker, before failing");
+            });
+        } else {
+            c.bulkhead_wait_ms = None;
+        }
     });
     optional_section(
         ui,

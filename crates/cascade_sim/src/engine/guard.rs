@@ -78,37 +78,119 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Enters the bulkhead of job `j`'s current call; `Some(BulkheadFull)` when it is full.
+    /// Enters the bulkhead of job `j`'s current call: `Ok(true)` when it is in (or the call
+    /// has no bulkhead), `Ok(false)` when it waits for a place (`bulkhead_wait_ms`; its call
+    /// goes on when one frees, or fails at [`Ctx::on_bulkhead_timeout`]), and
+    /// `Err(BulkheadFull)` when it is full and the call does not wait.
     #[inline]
-    pub(crate) fn enter_bulkhead(&mut self, j: u32) -> Option<Outcome> {
-        let max = self
+    pub(crate) fn enter_bulkhead(&mut self, j: u32) -> Result<bool, Outcome> {
+        let Some(guard) = self
             .e
             .model
-            .call_for(self.e.jobs.get(j))?
-            .guard?
-            .max_concurrent;
+            .call_for(self.e.jobs.get(j))
+            .and_then(|c| c.guard)
+        else {
+            return Ok(true);
+        };
+        let (max, wait_ns) = (guard.max_concurrent, guard.bulkhead_wait_ns);
         if max == u32::MAX {
-            return None;
+            return Ok(true);
         }
-        let g = self.guard_state(j)?;
-        if g.in_call >= max {
-            return Some(Outcome::BulkheadFull);
+        let Some(g) = self.guard_state(j) else {
+            return Ok(true);
+        };
+        if g.in_call < max {
+            g.in_call += 1;
+            self.e.jobs.get_mut(j).flags |= BULKHEAD;
+            return Ok(true);
         }
-        g.in_call += 1;
-        self.e.jobs.get_mut(j).flags |= BULKHEAD;
-        None
+        if wait_ns == 0 {
+            return Err(Outcome::BulkheadFull);
+        }
+        // Wait for a place, holding the worker (a connection pool's acquire).
+        let jm = self.e.jobs.get_mut(j);
+        jm.token = jm.token.wrapping_add(1);
+        jm.phase = Phase::Backoff;
+        let (generation, token) = (jm.generation, jm.token);
+        if let Some(g) = self.guard_state(j) {
+            g.waiting.push_back((j, generation, token));
+        }
+        let at = self.e.now + wait_ns;
+        self.e
+            .sched
+            .schedule(at, EventKind::BulkheadTimeout, j, generation, token, 0);
+        Ok(false)
     }
 
-    /// Leaves the bulkhead job `j` holds, if any.
+    /// Leaves the bulkhead job `j` holds, if any; the oldest request still waiting for a
+    /// place in it takes the one freed and makes its call.
     #[inline]
     pub(crate) fn leave_bulkhead(&mut self, j: u32) {
         if self.e.jobs.get(j).flags & BULKHEAD == 0 {
             return;
         }
         self.e.jobs.get_mut(j).flags &= !BULKHEAD;
-        if let Some(g) = self.guard_state(j) {
-            g.in_call = g.in_call.saturating_sub(1);
+        let Some(g) = self.guard_state(j) else {
+            return;
+        };
+        g.in_call = g.in_call.saturating_sub(1);
+        if !g.waiting.is_empty() {
+            self.admit_waiter(j);
         }
+    }
+
+    /// A place freed in the bulkhead of job `j`'s current call: the oldest request still
+    /// waiting for one (entries of requests that moved on are dropped) takes it.
+    #[cold]
+    fn admit_waiter(&mut self, j: u32) {
+        let max = self
+            .e
+            .model
+            .call_for(self.e.jobs.get(j))
+            .and_then(|c| c.guard)
+            .map_or(u32::MAX, |g| g.max_concurrent);
+        loop {
+            let Some(g) = self.guard_state(j) else {
+                return;
+            };
+            if g.in_call >= max {
+                return;
+            }
+            let Some((w, generation, token)) = g.waiting.pop_front() else {
+                return;
+            };
+            let waiting = self
+                .e
+                .jobs
+                .live(w, generation)
+                .is_some_and(|x| x.phase == Phase::Backoff && x.token == token);
+            if !waiting {
+                continue;
+            }
+            if let Some(g) = self.guard_state(j) {
+                g.in_call += 1;
+            }
+            let wm = self.e.jobs.get_mut(w);
+            wm.flags |= BULKHEAD;
+            // Its wait's end turns stale.
+            wm.token = wm.token.wrapping_add(1);
+            self.send_attempt(w);
+            return;
+        }
+    }
+
+    /// Job `j` waited for a bulkhead place as long as its call allows: the call fails as
+    /// `bulkhead_full` (its entry in the waiting list is dropped when reached).
+    pub(crate) fn on_bulkhead_timeout(&mut self, j: u32, generation: u32, token: u32) {
+        let Some(job) = self.e.jobs.live(j, generation) else {
+            return;
+        };
+        if job.phase != Phase::Backoff || job.token != token {
+            return;
+        }
+        let jm = self.e.jobs.get_mut(j);
+        jm.token = jm.token.wrapping_add(1);
+        self.fail_call_locally(j, Outcome::BulkheadFull);
     }
 
     /// May job `j` send its next attempt? `Some(outcome)` when its breaker is open or its

@@ -32,6 +32,8 @@ pub struct CallGuardModel {
     pub hedge_ns: Nanos,
     /// Bulkhead size (`u32::MAX`: none).
     pub max_concurrent: u32,
+    /// How long a request waits for a bulkhead place before failing (0: it fails at once).
+    pub bulkhead_wait_ns: Nanos,
     /// A failed call is replaced by a fallback (the request carries on).
     pub degrade: bool,
 }
@@ -52,6 +54,9 @@ pub struct CallGuard {
     pub throttle: Option<AdaptiveThrottle>,
     /// Requests of this instance inside the call (bulkhead occupancy).
     pub in_call: u32,
+    /// Requests waiting for a bulkhead place, oldest first: `(job, generation, token)`; an
+    /// entry whose job has moved on (timed out, cancelled, crashed) is skipped.
+    pub waiting: VecDeque<(u32, u32, u32)>,
 }
 
 impl CallGuard {
@@ -64,6 +69,7 @@ impl CallGuard {
             breaker: m.breaker.map(Breaker::new),
             throttle: m.throttle.map(|(k, w)| AdaptiveThrottle::new(k, w)),
             in_call: 0,
+            waiting: VecDeque::new(),
         }
     }
 }

@@ -664,6 +664,7 @@ fn compile_guard(spec: &CallSpec) -> Option<CallGuardModel> {
             .map(|t| (t.k, s_to_ns(t.window_s).max(1))),
         hedge_ns: spec.hedge_after_ms.map_or(NEVER, |h| ms_to_ns(h).max(1)),
         max_concurrent: spec.max_concurrent.unwrap_or(u32::MAX),
+        bulkhead_wait_ns: spec.bulkhead_wait_ms.map_or(0, ms_to_ns),
         degrade: spec.fallback == crate::scenario::Fallback::Degrade,
     })
 }

@@ -104,6 +104,9 @@ pub enum EventKind {
     /// A caller's cancel reaches the attempt it gave up on (a service that honours
     /// cancellation). `a` job, `b` generation.
     CancelArrive,
+    /// A request waiting for a bulkhead place waited as long as it may. `a` job, `b`
+    /// generation, `c` its token when it began to wait.
+    BulkheadTimeout,
     /// A cancelled line event (never popped: skipped when it reaches the head of its line).
     Cancelled,
 }

@@ -228,6 +228,7 @@ impl Ctx<'_, '_> {
                 EventKind::FaultStep => self.on_fault_step(ev.a, ev.b),
                 EventKind::RestartAt => self.restart_instance(ev.a, "operator"),
                 EventKind::CancelArrive => self.on_cancel_arrive(ev.a, ev.b),
+                EventKind::BulkheadTimeout => self.on_bulkhead_timeout(ev.a, ev.b, ev.c),
                 EventKind::Cancelled => {}
             }
         }
@@ -389,11 +390,15 @@ impl Ctx<'_, '_> {
                 b.on_first_attempt(&call.retry);
             }
         }
-        if let Some(outcome) = self.enter_bulkhead(j) {
-            self.fail_call_locally(j, outcome);
-            return None;
+        match self.enter_bulkhead(j) {
+            Ok(true) => self.send_attempt_at(j, at_ns, delivery),
+            // Waiting for a place: the call is sent when one frees.
+            Ok(false) => None,
+            Err(outcome) => {
+                self.fail_call_locally(j, outcome);
+                None
+            }
         }
-        self.send_attempt_at(j, at_ns, delivery)
     }
 
     /// Sends the next attempt of job `j`'s current call.
@@ -1974,6 +1979,7 @@ impl Ctx<'_, '_> {
             m.probe = None;
             for g in &mut m.calls {
                 g.in_call = 0;
+                g.waiting.clear();
             }
         }
     }

@@ -749,6 +749,11 @@ pub struct CallSpec {
     /// that would exceed it fails fast (or falls back) instead of taking another worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<u32>,
+    /// With `max_concurrent`: a request that finds the bulkhead full waits up to this long for
+    /// a place, in arrival order and holding its worker, before it fails (a connection pool's
+    /// acquire timeout; Resilience4j's `maxWaitDuration`), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulkhead_wait_ms: Option<f64>,
 }
 
 impl Default for CallSpec {
@@ -766,6 +771,7 @@ impl Default for CallSpec {
             adaptive_throttle: None,
             hedge_after_ms: None,
             max_concurrent: None,
+            bulkhead_wait_ms: None,
         }
     }
 }

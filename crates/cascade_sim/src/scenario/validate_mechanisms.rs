@@ -132,6 +132,18 @@ pub(super) fn call_mechanisms(v: &mut Vec<Diagnostic>, c: &str, spec: &CallSpec)
     if let Some(n) = spec.max_concurrent {
         at_least_one(v, &format!("{c}.max_concurrent"), n, "a bulkhead");
     }
+    if let Some(ms) = spec.bulkhead_wait_ms {
+        positive(v, &format!("{c}.bulkhead_wait_ms"), ms, "a bulkhead wait");
+        if spec.max_concurrent.is_none() {
+            v.push(
+                Diagnostic::new(
+                    format!("{c}.bulkhead_wait_ms"),
+                    "a bulkhead wait needs a bulkhead",
+                )
+                .with_hint("add max_concurrent: the number of places to wait for"),
+            );
+        }
+    }
 }
 
 /// Mechanisms of one service.
