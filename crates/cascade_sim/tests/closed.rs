@@ -73,35 +73,31 @@ fn a_population_edited_live_or_spiked_settles_at_its_new_size() {
     // 5 users, then an edit to 30 at 20 s: from 25 s on, the run is MVA's at 30 users. A
     // load spike ×2 on 13 users makes 26.
     let mut sim = Simulation::new(&population(5));
-    sim.run_until_s(20.0);
-    let mut edited = population(30);
-    edited.duration_s = 1.0;
-    sim.command(SimCommand::Reconfigure(Box::new(edited)))
-        .expect("the edit applies");
-    sim.run_until_s(225.0);
-    let b = common::Batches::of(&sim.history().services[0], sim.history(), 25.0, 5.0, 40);
-    let (x30, _) = mva(30, 0.010, 0.002, 0.001);
-    assert_close(
-        "edited to 30 users: throughput",
-        b.estimate(|c, span_ns| c.completed() as f64 / (span_ns as f64 / 1e9)),
-        x30,
-        0.01,
-    );
-
-    // And back to 5 at 225 s: the extra users retire as their requests end.
-    let mut edited = population(5);
-    edited.duration_s = 1.0;
-    sim.command(SimCommand::Reconfigure(Box::new(edited)))
-        .expect("the edit applies");
-    sim.run_until_s(430.0);
-    let b = common::Batches::of(&sim.history().services[0], sim.history(), 230.0, 5.0, 40);
-    let (x5, _) = mva(5, 0.010, 0.002, 0.001);
-    assert_close(
-        "edited back to 5 users: throughput",
-        b.estimate(|c, span_ns| c.completed() as f64 / (span_ns as f64 / 1e9)),
-        x5,
-        0.01,
-    );
+    // At `at_s` the population becomes `users`; 5 s later the run is MVA's for them.
+    let mut edit_and_check = |at_s: f64, users: u32| {
+        sim.run_until_s(at_s);
+        let mut edited = population(users);
+        edited.duration_s = 1.0;
+        sim.command(SimCommand::Reconfigure(Box::new(edited)))
+            .expect("the edit applies");
+        sim.run_until_s(at_s + 205.0);
+        let b = common::Batches::of(
+            &sim.history().services[0],
+            sim.history(),
+            at_s + 5.0,
+            5.0,
+            40,
+        );
+        assert_close(
+            &format!("edited to {users} users at {at_s} s: throughput"),
+            b.estimate(|c, span_ns| c.completed() as f64 / (span_ns as f64 / 1e9)),
+            mva(users, 0.010, 0.002, 0.001).0,
+            0.01,
+        );
+    };
+    edit_and_check(20.0, 30);
+    // And back to 5: the extra users retire as their requests end.
+    edit_and_check(225.0, 5);
 
     let s = parse(
         r#"(
