@@ -8,7 +8,7 @@
 //! own work is done and keeps an item; deliveries are internal jobs of the queue service
 //! (`Purpose::Delivery`) calling the consumer.
 
-use super::jobs::{FILLING, INTERNAL, MISSED, NONE, Phase, Purpose};
+use super::jobs::{CRITICAL, FILLING, INTERNAL, MISSED, NONE, Phase, Purpose};
 use super::mech::QueueItem;
 use super::scheduler::EventKind;
 use super::step::Ctx;
@@ -228,10 +228,14 @@ impl Ctx<'_, '_> {
             }
             q.items.pop_front();
             q.in_flight += 1;
-            let j =
-                self.e
-                    .jobs
-                    .alloc_root(Phase::Calling, INTERNAL, s, NONE, item.enqueued_ns, NONE);
+            let j = self.e.jobs.alloc_root(
+                Phase::Calling,
+                INTERNAL,
+                (s, NONE),
+                item.enqueued_ns,
+                NONE,
+                CRITICAL,
+            );
             let job = self.e.jobs.get_mut(j);
             job.purpose = Purpose::Delivery;
             job.read_version = item.deliveries + 1;

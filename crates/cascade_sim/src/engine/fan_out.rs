@@ -48,16 +48,15 @@ impl Ctx<'_, '_> {
                 let b = self.e.jobs.alloc_root(
                     Phase::Calling,
                     BRANCH | (parent.flags & INHERITED),
-                    parent.node,
-                    parent.instance,
+                    (parent.node, parent.instance),
                     now,
                     parent.journey,
+                    parent.criticality,
                 );
                 let job = self.e.jobs.get_mut(b);
                 job.parent = k;
                 job.parent_gen = parent.generation;
                 job.deadline_ns = parent.deadline_ns;
-                job.criticality = parent.criticality;
                 job.call_idx = idx as u16;
                 let generation = job.generation;
                 self.e.jobs.side_mut(b).next_branch = NONE;

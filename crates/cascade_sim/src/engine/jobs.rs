@@ -361,17 +361,18 @@ impl Jobs {
     }
 
     /// A job that no caller waits for: a client request, an instance's or a queue's own call,
-    /// a health probe. It starts in `phase` with `flags` at `node` (and `instance`, or
-    /// [`NONE`]), created at `arrive_ns`, without a deadline, its journey `journey`.
+    /// a health probe, a parallel branch. It starts in `phase` with `flags` at `(node,
+    /// instance)` (or [`NONE`]), created at `arrive_ns`, without a deadline, its journey
+    /// `journey`, of criticality rank `criticality` ([`CRITICAL`] for the engine's own calls).
     #[inline]
     pub fn alloc_root(
         &mut self,
         phase: Phase,
         flags: u16,
-        node: u32,
-        instance: u32,
+        (node, instance): (u32, u32),
         arrive_ns: u64,
         journey: u32,
+        criticality: u8,
     ) -> u32 {
         let j = self.alloc();
         let job = &mut self.slots[j as usize];
@@ -384,7 +385,7 @@ impl Jobs {
         job.arrive_ns = arrive_ns;
         job.deadline_ns = NEVER;
         job.journey = journey;
-        job.criticality = CRITICAL;
+        job.criticality = criticality;
         j
     }
 

@@ -9,7 +9,7 @@
 //! Autoscaled instances begin in `Provisioning`. Every restart bumps the instance's
 //! incarnation, so events of a previous life are recognised and ignored.
 
-use super::jobs::{INTERNAL, NONE, PROBE, Phase, Purpose};
+use super::jobs::{CRITICAL, INTERNAL, NONE, PROBE, Phase, Purpose};
 use super::load::instance_mech;
 use super::mech::{InstanceMech, LifePhase};
 use super::scheduler::EventKind;
@@ -169,7 +169,7 @@ impl Ctx<'_, '_> {
         let j = self
             .e
             .jobs
-            .alloc_root(Phase::Calling, INTERNAL, s, inst, now, NONE);
+            .alloc_root(Phase::Calling, INTERNAL, (s, inst), now, NONE, CRITICAL);
         let job = self.e.jobs.get_mut(j);
         job.purpose = purpose;
         job.call_idx = call_idx;
@@ -555,7 +555,7 @@ impl Ctx<'_, '_> {
         let k = self
             .e
             .jobs
-            .alloc_root(Phase::Queued, PROBE, s, inst, now, NONE);
+            .alloc_root(Phase::Queued, PROBE, (s, inst), now, NONE, CRITICAL);
         let generation = self.e.jobs.get(k).generation;
         let capacity = self.e.model.services[s as usize].queue_capacity;
         let is = &mut *self.instances[inst as usize];

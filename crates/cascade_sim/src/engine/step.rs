@@ -42,7 +42,7 @@ use crate::metrics::{EdgeCounters, MetricsHistory, Outcome};
 use crate::retry::RetryBudget;
 use crate::rng::{self, SimRng};
 use crate::sampling::{LegKind, SampledLeg};
-use crate::scenario::{FanOut, KillMode, LoadBalancer};
+use crate::scenario::{FanOut, KillMode, LoadBalancer, RateProfile};
 use crate::time::{HORIZON_NS, NEVER, Nanos};
 
 /// Runtime state of a link (network faults and edge metrics).
@@ -312,24 +312,25 @@ impl Ctx<'_, '_> {
             return;
         }
         let now = self.e.now;
-        if self.e.model.sources[s as usize].closed().is_some() {
-            // One thinking user sends its next request.
-            let st = &mut *self.sources[s as usize];
-            st.users_thinking = st.users_thinking.saturating_sub(1);
-            st.users_waiting += 1;
-            self.new_client_request(s);
-            return;
-        }
-        let burst = self.e.model.sources[s as usize].burst();
-        if let Some((count, _)) = burst {
-            self.sources[s as usize].burst_fired = true;
-            for _ in 0..count {
+        match self.e.model.sources[s as usize].rate {
+            RateProfile::Closed { .. } => {
+                // One thinking user sends its next request.
+                let st = &mut *self.sources[s as usize];
+                st.users_thinking = st.users_thinking.saturating_sub(1);
+                st.users_waiting += 1;
                 self.new_client_request(s);
             }
-            return;
+            RateProfile::Burst { count, .. } => {
+                self.sources[s as usize].burst_fired = true;
+                for _ in 0..count {
+                    self.new_client_request(s);
+                }
+            }
+            _ => {
+                self.schedule_next_arrival(s, now);
+                self.new_client_request(s);
+            }
         }
-        self.schedule_next_arrival(s, now);
-        self.new_client_request(s);
     }
 
     /// A new client request of source `s`, sent now (or shed at the edge by an operator).
@@ -343,11 +344,11 @@ impl Ctx<'_, '_> {
         } else {
             NONE
         };
-        let j = self
-            .e
-            .jobs
-            .alloc_root(Phase::Calling, CLIENT, s, NONE, now, journey);
-        self.e.jobs.get_mut(j).criticality = self.e.model.sources[s as usize].criticality;
+        let criticality = self.e.model.sources[s as usize].criticality;
+        let j =
+            self.e
+                .jobs
+                .alloc_root(Phase::Calling, CLIENT, (s, NONE), now, journey, criticality);
         let st = &mut *self.sources[s as usize];
         st.metrics.interval.offered_first += 1;
         if st.keep < 1.0 && !rng::chance(&mut st.rng, st.keep) {
@@ -465,7 +466,8 @@ impl Ctx<'_, '_> {
             timeout_deadline
         };
 
-        let caller_flags = self.e.jobs.get(j).flags;
+        let caller = self.e.jobs.get(j);
+        let (caller_flags, criticality) = (caller.flags, caller.criticality);
         // A key-routed callee: the call's first attempt draws its key when it arrives; the
         // retries carry it.
         let key = if !self.e.model.key_routed(to) {
@@ -487,7 +489,7 @@ impl Ctx<'_, '_> {
             journey,
             caller_flags,
             key,
-            criticality: self.e.jobs.get(j).criticality,
+            criticality,
         });
 
         let p = self.e.jobs.get_mut(j);
