@@ -18,14 +18,7 @@ use common::{Z, assert_close, parse, run_batches, window};
 /// = p0·E. Both hold for ρ ≥ 1.
 fn check_mm1_cancellation(lambda: f64) {
     let (mu, tau_s) = (1000.0f64, 0.003f64);
-    let s = parse(&format!(
-        r#"(
-            version: 1, name: "cancelled", duration_s: 1, seed: 23,
-            sources: [(name: "clients", target: "server", rate: Constant({lambda}), timeout_ms: 3.0)],
-            services: [(name: "server", workers: 1, cancellation: true,
-                        service_time: Exponential(mean_ms: 1.0))],
-        )"#
-    ));
+    let s = common::impatient_server(lambda, 1, "cancellation: true", 23);
     let rho = lambda / mu;
     let e = (-(mu - lambda) * tau_s).exp();
     let p0 = (1.0 - rho) / (1.0 - rho * rho * e);
@@ -71,14 +64,7 @@ fn cancelled_requests_leave_ten_workers_as_m_m_c_with_deterministic_patience() {
     // batches of 10 s, 5% standard error), ρ = 1.2, stable only through the cancels, 0.1669;
     // and P(wait), 0.6585 and 0.9990.
     for (lambda, drop_rel_se) in [(9000.0, 0.05), (12000.0, 0.01)] {
-        let s = parse(&format!(
-            r#"(
-                version: 1, name: "cancelled", duration_s: 1, seed: 59,
-                sources: [(name: "clients", target: "server", rate: Constant({lambda}), timeout_ms: 3.0)],
-                services: [(name: "server", workers: 10, cancellation: true,
-                            service_time: Exponential(mean_ms: 1.0))],
-            )"#
-        ));
+        let s = common::impatient_server(lambda, 10, "cancellation: true", 59);
         let (p_drop, p_wait) = common::mmc_plus_d(10, lambda, 1000.0, 0.003);
         let b = run_batches(&s, 0, 10.0, 10.0, 40);
         assert_close(

@@ -654,14 +654,7 @@ fn a_full_queue_of_ten_times_the_workers_at_100_ms_a_request_means_1_1_s() {
 fn check_mm1_deadline(lambda: f64, batch_s: f64) {
     let (mu, tau_s) = (1000.0f64, 0.002f64);
     // Client timeout 3 ms, latency 1 ms: 2 ms of patience at the server.
-    let s = common::parse(&format!(
-        r#"(
-            version: 1, name: "impatient", duration_s: 1, seed: 17,
-            sources: [(name: "clients", target: "server", rate: Constant({lambda}), timeout_ms: 3.0)],
-            services: [(name: "server", workers: 1, deadline_propagation: true,
-                        service_time: Exponential(mean_ms: 1.0))],
-        )"#
-    ));
+    let s = common::impatient_server(lambda, 1, "deadline_propagation: true", 17);
     let rho = lambda / mu;
     let theta = mu - lambda;
     let e = (-theta * tau_s).exp();
@@ -737,14 +730,7 @@ fn deadline_drop_with_ten_workers_matches_m_m_c_with_deterministic_patience() {
             < 1e-12
     );
     for (lambda, drop_rel_se) in [(9000.0, 0.02), (12000.0, 0.01)] {
-        let s = common::parse(&format!(
-            r#"(
-                version: 1, name: "impatient", duration_s: 1, seed: 19,
-                sources: [(name: "clients", target: "server", rate: Constant({lambda}), timeout_ms: 3.0)],
-                services: [(name: "server", workers: 10, deadline_propagation: true,
-                            service_time: Exponential(mean_ms: 1.0))],
-            )"#
-        ));
+        let s = common::impatient_server(lambda, 10, "deadline_propagation: true", 19);
         let (p_drop, p_wait) = common::mmc_plus_d(10, lambda, 1000.0, 0.002);
         let b = run_batches(&s, 0, 10.0, 10.0, 40);
         assert_close(

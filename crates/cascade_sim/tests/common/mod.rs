@@ -44,6 +44,20 @@ pub fn mmc_plus_d(c: u32, lambda: f64, mu: f64, tau_s: f64) -> (f64, f64) {
     (f0 * p0 * e / cmu, 1.0 - free * p0)
 }
 
+/// Clients sending Poisson `lambda`/s with a 3-ms timeout (1 ms each way) to `server`:
+/// `workers` workers of exponential 1-ms work that give up on a request its client no longer
+/// waits for as `patience` says (`deadline_propagation: true` or `cancellation: true`).
+pub fn impatient_server(lambda: f64, workers: u32, patience: &str, seed: u64) -> Scenario {
+    parse(&format!(
+        r#"(
+            version: 1, name: "impatient", duration_s: 1, seed: {seed},
+            sources: [(name: "clients", target: "server", rate: Constant({lambda}), timeout_ms: 3.0)],
+            services: [(name: "server", workers: {workers}, {patience},
+                        service_time: Exponential(mean_ms: 1.0))],
+        )"#
+    ))
+}
+
 /// Standard errors allowed between an estimate and its closed form.
 pub const Z: f64 = 4.0;
 
