@@ -87,7 +87,7 @@ pub const INHERITED: u16 = ORPHANED | POISON;
 
 /// The criticality rank of a job no client request made (an internal call, a probe):
 /// `Critical`, the default.
-pub const CRITICAL: u8 = 2;
+pub const CRITICAL: u8 = crate::scenario::Criticality::Critical.rank();
 
 /// What an [`INTERNAL`] job is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

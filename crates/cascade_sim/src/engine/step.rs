@@ -254,10 +254,7 @@ impl Ctx<'_, '_> {
             let target = closed_population(users, st.rate_factor);
             st.users_thinking = target.saturating_sub(st.users_waiting);
             for _ in 0..st.users_thinking {
-                let at = from_ns.saturating_add(think_ns(&mut st.rng, think_ms));
-                self.e
-                    .sched
-                    .schedule(at, EventKind::SourceArrival, s, st.arrival_token, 0, 0);
+                self.schedule_think(s, from_ns, think_ms);
             }
             return;
         }
@@ -837,23 +834,30 @@ impl Ctx<'_, '_> {
 
     /// [`Ctx::orphan_attempts`] setting `flags` (see [`Ctx::orphan_chain_as`]).
     pub(crate) fn orphan_attempts_as(&mut self, k: u32, flags: u16) {
-        let job = *self.e.jobs.get(k);
-        self.orphan_chain_as(job.child, job.child_gen, flags);
-        if job.flags & HEDGED != 0 {
-            let side = *self.e.jobs.side(k);
-            self.orphan_chain_as(side.alt_child, side.alt_child_gen, flags);
+        for (child, child_gen) in self.attempts_out(k) {
+            self.orphan_chain_as(child, child_gen, flags);
         }
     }
 
     /// [`Ctx::orphan_attempts`] without cancels: job `k`'s instance vanished (blackholed), so
     /// no word reaches its callees.
     fn orphan_attempts_silently(&mut self, k: u32) {
-        let job = *self.e.jobs.get(k);
-        self.orphan_walk(job.child, job.child_gen, ORPHANED);
-        if job.flags & HEDGED != 0 {
-            let side = *self.e.jobs.side(k);
-            self.orphan_walk(side.alt_child, side.alt_child_gen, ORPHANED);
+        for (child, child_gen) in self.attempts_out(k) {
+            self.orphan_walk(child, child_gen, ORPHANED);
         }
+    }
+
+    /// What job `k` has on the wire: its current attempt and, while its call is hedged, the
+    /// first attempt too (else [`NONE`], which the orphan walks skip).
+    fn attempts_out(&self, k: u32) -> [(u32, u32); 2] {
+        let job = self.e.jobs.get(k);
+        let first = if job.flags & HEDGED != 0 {
+            let side = self.e.jobs.side(k);
+            (side.alt_child, side.alt_child_gen)
+        } else {
+            (NONE, 0)
+        };
+        [(job.child, job.child_gen), first]
     }
 
     /// The caller of attempt `k` gave up on it now: if `k`'s service honours cancellation, a
@@ -935,15 +939,15 @@ impl Ctx<'_, '_> {
                 is.touch(self.e.now);
                 is.queue.remove(at);
                 self.load_changed(inst);
-                self.count_cancelled(k);
-                self.e.jobs.free(k);
+                self.drop_cancelled(k);
             }
             Phase::Calling | Phase::Backoff | Phase::Gathering => self.stop_cancelled(k),
             _ => {}
         }
     }
 
-    /// Attempt `k` arrives after its caller's cancel overtook it (a latency spread): dropped.
+    /// Attempt `k`, on the wire when its caller's cancel overtook it (a latency spread) or
+    /// taken out of its queue, is dropped: counted, never worked on.
     #[cold]
     #[inline(never)]
     fn drop_cancelled(&mut self, k: u32) {
@@ -1899,13 +1903,12 @@ impl Ctx<'_, '_> {
             m.interval.failed[outcome as usize] += 1;
         }
         self.e.jobs.free(j);
-        if self.e.model.sources[node as usize].closed().is_some() {
-            self.user_done(node);
-        }
+        self.user_done(node);
     }
 
-    /// A user of closed source `s` has its answer: it thinks before its next request, unless
-    /// the population has shrunk (an edit, the end of a load spike) and it retires.
+    /// A client request of source `s` is over. If `s` is a closed population, its user thinks
+    /// before its next request, unless the population has shrunk (an edit, the end of a load
+    /// spike) and it retires.
     fn user_done(&mut self, s: u32) {
         let model = &self.e.model.sources[s as usize];
         let Some((users, think_ms)) = model.closed() else {
@@ -1919,7 +1922,15 @@ impl Ctx<'_, '_> {
             return;
         }
         st.users_thinking += 1;
-        let at = self.e.now.saturating_add(think_ns(&mut st.rng, think_ms));
+        let now = self.e.now;
+        self.schedule_think(s, now, think_ms);
+    }
+
+    /// One user of closed source `s` thinks from `from_ns` (exponential, mean `think_ms`) and
+    /// then sends its next request: its arrival, under the source's current token.
+    fn schedule_think(&mut self, s: u32, from_ns: Nanos, think_ms: f64) {
+        let st = &mut *self.sources[s as usize];
+        let at = from_ns.saturating_add(think_ns(&mut st.rng, think_ms));
         self.e
             .sched
             .schedule(at, EventKind::SourceArrival, s, st.arrival_token, 0, 0);

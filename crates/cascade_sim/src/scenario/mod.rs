@@ -227,7 +227,7 @@ impl Criticality {
     ];
 
     /// The engine's rank: larger is more critical (3 for `CriticalPlus` … 0 for `Sheddable`).
-    pub fn rank(self) -> u8 {
+    pub const fn rank(self) -> u8 {
         match self {
             Criticality::CriticalPlus => 3,
             Criticality::Critical => 2,
