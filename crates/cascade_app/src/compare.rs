@@ -62,7 +62,7 @@ pub fn b_under_a(
     let (kept, left): (Vec<FaultSpec>, Vec<FaultSpec>) = recorded
         .faults
         .into_iter()
-        .partition(|f| has(f.fault.target_node()) && f.fault.link_target().is_none_or(has));
+        .partition(|f| f.fault.named_nodes().into_iter().all(has));
     let mut b = Scenario {
         faults: kept,
         ..recorded

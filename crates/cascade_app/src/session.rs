@@ -198,7 +198,7 @@ impl UndoEntry {
         match self {
             UndoEntry::Edit { label, .. } => label.clone(),
             UndoEntry::Fault { fault, .. } => {
-                format!("{} on {}", fault.label(), fault.target_node())
+                format!("{} on {}", fault.label(), fault.target_label())
             }
         }
     }

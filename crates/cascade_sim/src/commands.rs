@@ -52,18 +52,16 @@ impl SimCommand {
                 format!("load scenario \"{}\" (seed {})", s.name, s.seed)
             }
             SimCommand::Reconfigure(_) => "edit the running scenario".to_owned(),
-            SimCommand::InjectFault { fault, duration_s } => match duration_s {
-                Some(d) => format!(
-                    "inject {} on {} for {d} s",
-                    fault.label(),
-                    fault.target_node()
-                ),
-                None => format!(
-                    "inject {} on {} until cleared",
-                    fault.label(),
-                    fault.target_node()
-                ),
-            },
+            SimCommand::InjectFault { fault, duration_s } => {
+                let target = match fault {
+                    FaultKind::GroupPartition { .. } => fault.target_label(),
+                    _ => fault.target_node().to_owned(),
+                };
+                match duration_s {
+                    Some(d) => format!("inject {} on {target} for {d} s", fault.label()),
+                    None => format!("inject {} on {target} until cleared", fault.label()),
+                }
+            }
             SimCommand::ClearFault(id) => format!("clear fault {id}"),
             SimCommand::ClearAllFaults => "clear all faults".to_owned(),
             SimCommand::SetSampling { every } => format!("sample every {every}th request"),

@@ -55,12 +55,58 @@ pub struct FaultRecord {
 }
 
 impl FaultRecord {
-    /// Human-readable target, e.g. `db` or `api → db`.
+    /// Human-readable target, e.g. `db`, `api → db` or `east ↮ the rest`.
     pub fn target_label(&self) -> String {
-        match self.kind.link_target() {
-            Some(to) => format!("{} → {to}", self.kind.target_node()),
-            None => self.kind.target_node().to_owned(),
+        self.kind.target_label()
+    }
+}
+
+/// The source or service (not removed) called `name`; `Err` says it is unknown.
+fn node_ref(model: &Model, name: &str) -> Result<NodeRef, String> {
+    model
+        .source_index(name)
+        .filter(|&i| !model.sources[i as usize].removed)
+        .map(NodeRef::Source)
+        .or_else(|| {
+            model
+                .service_index(name)
+                .filter(|&i| !model.services[i as usize].removed)
+                .map(NodeRef::Service)
+        })
+        .ok_or_else(|| format!("unknown node \"{name}\""))
+}
+
+/// Every link between a node of `group` and a node of `others` (every node not in `group`
+/// when `others` is empty), either way, in link order. `Err` names an unknown node.
+fn group_links(model: &Model, group: &[String], others: &[String]) -> Result<Vec<u32>, String> {
+    let node = |name: &String| node_ref(model, name);
+    let group: Vec<NodeRef> = group.iter().map(node).collect::<Result<_, _>>()?;
+    let others: Vec<NodeRef> = others.iter().map(node).collect::<Result<_, _>>()?;
+    let on_other_side = |n: NodeRef| {
+        if others.is_empty() {
+            !group.contains(&n)
+        } else {
+            others.contains(&n)
         }
+    };
+    let live = |n: NodeRef| match n {
+        NodeRef::Source(i) => !model.sources[i as usize].removed,
+        NodeRef::Service(i) => !model.services[i as usize].removed,
+    };
+    let links: Vec<u32> = (0..model.links.len() as u32)
+        .filter(|&l| {
+            let link = &model.links[l as usize];
+            let (from, to) = (link.from, NodeRef::Service(link.to));
+            live(from)
+                && live(to)
+                && ((group.contains(&from) && on_other_side(to))
+                    || (group.contains(&to) && on_other_side(from)))
+        })
+        .collect();
+    if links.is_empty() {
+        Err("no call crosses the partition".to_owned())
+    } else {
+        Ok(links)
     }
 }
 
@@ -102,23 +148,16 @@ pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String
         | FaultKind::PacketLoss { from, to, .. }
         | FaultKind::OneWayPartition { from, to, .. } => {
             let to_idx = service(to)?;
-            let caller = model
-                .source_index(from)
-                .filter(|&i| !model.sources[i as usize].removed)
-                .map(NodeRef::Source)
-                .or_else(|| {
-                    model
-                        .service_index(from)
-                        .filter(|&i| !model.services[i as usize].removed)
-                        .map(NodeRef::Service)
-                })
-                .ok_or_else(|| format!("unknown node \"{from}\""))?;
+            let caller = node_ref(model, from)?;
             let links: Vec<u32> = model.links_between(caller, to_idx).collect();
             if links.is_empty() {
                 Err(format!("\"{from}\" does not call \"{to}\""))
             } else {
                 Ok(ResolvedTarget::Links(links))
             }
+        }
+        FaultKind::GroupPartition { group, others } => {
+            group_links(model, group, others).map(ResolvedTarget::Links)
         }
         FaultKind::LoadSpike { source, .. } => model
             .source_index(source)
@@ -147,6 +186,8 @@ pub struct InstanceModifiers {
     pub error_probability: f64,
     /// Worker limit.
     pub workers: u32,
+    /// CPU cores left by a capacity cut (`u32::MAX`: not cut).
+    pub cores: u32,
     /// In the load balancer.
     pub in_rotation: bool,
     /// Throttled to this rate per instance (requests/s), by a throttle fault.
@@ -200,6 +241,7 @@ pub fn instance_modifiers<'a>(
         added_ns: 0,
         error_probability: 0.0,
         workers: base_workers,
+        cores: u32::MAX,
         in_rotation: true,
         throttle_per_s: None,
         isolated: false,
@@ -242,10 +284,16 @@ pub fn instance_modifiers<'a>(
                 ok_prob *= 1.0 - probability;
             }
             FaultKind::CapacityCut {
-                workers, instances, ..
+                workers,
+                cores,
+                instances,
+                ..
             } => {
                 if let Some(w) = workers {
                     m.workers = m.workers.min(*w);
+                }
+                if let Some(c) = cores {
+                    m.cores = m.cores.min(*c);
                 }
                 if let Some(n) = instances
                     && ordinal >= *n
@@ -302,7 +350,9 @@ pub fn link_modifiers<'a>(
             continue;
         }
         match &f.kind {
-            FaultKind::Partition { .. } => m.partitioned = true,
+            FaultKind::Partition { .. } | FaultKind::GroupPartition { .. } => {
+                m.partitioned = true;
+            }
             FaultKind::LinkLatency { added_ms, .. } => {
                 m.added_ns += crate::time::ms_to_ns(*added_ms);
             }
@@ -415,6 +465,7 @@ mod tests {
                 FaultKind::CapacityCut {
                     service: s(),
                     workers: Some(4),
+                    cores: None,
                     instances: Some(2),
                 },
                 ResolvedTarget::Service(1),

@@ -161,6 +161,8 @@ fn mechanisms_sink() -> Scenario {
             (at_s: 10.0, duration_s: 3.0, fault: Partition(from: "cache", to: "db")),
             (at_s: 11.0, duration_s: 2.0, fault: Kill(service: "config")),
             (at_s: 12.0, fault: Restart(service: "gateway")),
+            (at_s: 4.5, duration_s: 1.5, fault: CapacityCut(service: "gateway", cores: 1)),
+            (at_s: 9.5, duration_s: 2.0, fault: GroupPartition(group: ["recs", "search"])),
         ],
         alerts: [(name: "web down", node: "web", metric: SuccessRatio, below: 0.8, for_s: 1.0, via: "monitoring")],
         operator: [
@@ -280,6 +282,7 @@ fn live_script(s: &Scenario) -> Script {
                 fault: FaultKind::CapacityCut {
                     service: "db".into(),
                     workers: Some(2),
+                    cores: Some(1),
                     instances: None,
                 },
                 duration_s: Some(0.7),

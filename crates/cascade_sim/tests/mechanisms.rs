@@ -736,6 +736,94 @@ fn a_one_way_partition_of_replies_wastes_all_the_work() {
     assert_eq!(after.failed_total(), 0, "healed");
 }
 
+/// Two regions: each has its users, an `api` and a `db`; west's `api` also reads east's `db`
+/// (the accounts of record) for a share `p_east` of its requests. East's users call
+/// `east_entry`; `faults` is the file's faults list.
+fn two_regions(p_east: f64, east_entry: &str, faults: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "two regions", duration_s: 1, seed: 43,
+            sources: [
+                (name: "east-users", target: "{east_entry}", rate: Constant(400), timeout_ms: 1000.0),
+                (name: "west-users", target: "west-api", rate: Constant(500), timeout_ms: 1000.0),
+            ],
+            services: [
+                (name: "east-api", workers: 100, service_time: Exponential(mean_ms: 2.0),
+                 calls: [(to: "east-db", timeout_ms: 100.0, latency_ms: 1.0)]),
+                (name: "east-db", workers: 100, service_time: Exponential(mean_ms: 2.0)),
+                (name: "west-api", workers: 100, service_time: Exponential(mean_ms: 2.0),
+                 calls: [(to: "west-db", timeout_ms: 100.0, latency_ms: 1.0),
+                         (to: "east-db", probability: {p_east}, timeout_ms: 100.0, latency_ms: 30.0)]),
+                (name: "west-db", workers: 100, service_time: Exponential(mean_ms: 2.0)),
+            ],
+            faults: [{faults}],
+        )"#
+    ))
+}
+
+#[test]
+fn a_group_partition_cuts_the_calls_between_its_sides_and_no_others() {
+    // West is cut off from east from 10 s to 30 s. Only west's reads of east's `db` cross the
+    // partition: east's users see nothing, and a west request fails exactly when it reads
+    // east (its call times out; one attempt, no fallback), so west's success ratio is
+    // 1 − p_east, a binomial share (about 9,500 requests in the window: se 0.0047).
+    let p_east = 0.3;
+    let s = two_regions(
+        p_east,
+        "east-api",
+        r#"(at_s: 10.0, duration_s: 20.0, fault: GroupPartition(group: ["west-users", "west-api", "west-db"]))"#,
+    );
+    let sim = run(&s, 40.0);
+    let east = source(&sim, 0, 1, 40);
+    assert_eq!(east.failed_total(), 0, "east never crosses the partition");
+    assert!(east.succeeded > 15_000);
+    let west = source(&sim, 1, 11, 30);
+    let n = (west.succeeded + west.failed_total()) as f64;
+    let ok = west.succeeded as f64 / n;
+    let expected = 1.0 - p_east;
+    assert!(
+        (ok - expected).abs() <= common::Z * se(expected, n),
+        "west's success ratio {ok:.4} vs 1 − p = {expected} ({n} requests)"
+    );
+    assert_eq!(
+        west.failed_total(),
+        west.failed[Outcome::DependencyFailed as usize],
+        "every failure is a failed call to east (its timeout)"
+    );
+    let west_db = service(&sim, 3, 11, 30);
+    assert_eq!(west_db.failed_total(), 0, "west still works within itself");
+    assert_eq!(source(&sim, 1, 31, 40).failed_total(), 0, "healed");
+    assert_eq!(source(&sim, 1, 1, 10).failed_total(), 0, "before");
+}
+
+#[test]
+fn a_group_partition_is_a_partition_of_each_link_it_crosses() {
+    // The same run, to the byte, as the link partitions of every call between the sides:
+    // west → east (`west-api` → `east-db`) and, once east's users also call west, east → west.
+    let outputs = |faults: &str| {
+        let s = two_regions(0.3, "west-api", faults);
+        let mut sim = Simulation::new(&s);
+        sim.run_until_s(25.0);
+        let h = sim.history();
+        format!("{:?} {:?} {:?}", h.services, h.sources, h.edges)
+    };
+    let window = "at_s: 5.0, duration_s: 10.0";
+    let links = outputs(&format!(
+        r#"({window}, fault: Partition(from: "west-api", to: "east-db")),
+           ({window}, fault: Partition(from: "east-users", to: "west-api"))"#
+    ));
+    let group = outputs(&format!(
+        r#"({window}, fault: GroupPartition(group: ["east-users", "east-api", "east-db"]))"#
+    ));
+    let sides = outputs(&format!(
+        r#"({window}, fault: GroupPartition(group: ["west-api"], others: ["east-users", "east-db"]))"#
+    ));
+    let untouched = outputs("");
+    assert_ne!(links, untouched, "the partition bites");
+    assert!(links == group, "a group against the rest");
+    assert!(links == sides, "two named sides");
+}
+
 // ------------------------------------------------------------------- faults on instances
 
 #[test]

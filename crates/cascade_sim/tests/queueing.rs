@@ -10,7 +10,7 @@
 mod common;
 
 use cascade_sim::engine::ServiceState;
-use common::{Batches, Z, assert_close, mean_se, run_batches, single_queue};
+use common::{Batches, Z, assert_close, mean_se, run_batches, run_for_batches, single_queue};
 
 // ------------------------------------------------------------------ closed forms
 
@@ -545,6 +545,69 @@ fn requests_that_wait_for_cores_queue_as_m_m_c_with_the_cores_as_servers() {
         0.8,
         0.01,
     );
+}
+
+#[test]
+fn a_cut_to_four_cores_queues_as_m_m_4_until_it_ends() {
+    // The case above reached by a fault: 16 workers and no `cores` (so a plain instance whose
+    // cores are not counted) until a `CapacityCut` to 4 cores from 10 s to 610 s, then 16
+    // again. During the cut the instance is the M/M/4 chain above (W = 1.7455 ms, CPU
+    // utilisation 0.8 of the 4 cores left); after it, M/M/16 at a = 3.2 (W = 1.0000 ms, the
+    // wait a few nanoseconds). And the same cut of a service with 8 cores of its own, M/M/8
+    // after the cut (W = 1.0027 ms).
+    let cut = |cores: &str| {
+        common::parse(&format!(
+            r#"(
+                version: 1, name: "cut cores", duration_s: 1, seed: 61,
+                sources: [(name: "clients", target: "server", rate: Constant(3200))],
+                services: [(name: "server", workers: 16, {cores} service_time: Exponential(mean_ms: 1.0))],
+                faults: [(at_s: 10.0, duration_s: 600.0, fault: CapacityCut(service: "server", cores: 4))],
+            )"#
+        ))
+    };
+    let during = theory(3200.0, 1000.0, 4, None);
+    for (cores, servers_after) in [("", 16), ("cores: 8,", 8)] {
+        let after = theory(3200.0, 1000.0, servers_after, None);
+        let sim = run_for_batches(&cut(cores), 0.0, 20.0, 41);
+        let history = sim.history();
+        let rows = &history.services[0];
+        let cut_batches = Batches::of(rows, history, 20.0, 20.0, 29);
+        let after_batches = Batches::of(rows, history, 620.0, 10.0, 20);
+        let what = |s: &str| {
+            format!(
+                "{s} ({})",
+                if cores.is_empty() {
+                    "no cores"
+                } else {
+                    "8 cores"
+                }
+            )
+        };
+        assert_close(
+            &what("cut to 4 cores: W"),
+            cut_batches.estimate(|c, _| c.mean_residence_ms()),
+            during.w_ms,
+            0.01,
+        );
+        assert_close(
+            &what("cut to 4 cores: L"),
+            cut_batches.estimate(|c, span| c.mean_in_system(span)),
+            during.l,
+            0.01,
+        );
+        assert_close(
+            &what("cut to 4 cores: CPU utilisation of the cores left"),
+            cut_batches.estimate(|c, _| c.cpu_utilization().unwrap_or(0.0)),
+            0.8,
+            0.01,
+        );
+        assert_close(
+            &what("after the cut: W"),
+            after_batches.estimate(|c, _| c.mean_residence_ms()),
+            after.w_ms,
+            0.01,
+        );
+    }
 }
 
 // ------------------------------------------------------------------ timeouts and orphaned work

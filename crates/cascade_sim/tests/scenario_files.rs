@@ -274,6 +274,61 @@ fn pausing_what_a_service_does_not_have_is_rejected_with_a_hint() {
 }
 
 #[test]
+fn group_partitions_name_known_nodes_on_two_sides_that_call_each_other() {
+    let fault = |f: &str| {
+        broken(
+            "    ],\n)",
+            &format!("    ],\n    faults: [(at_s: 1.0, duration_s: 2.0, fault: {f})],\n)"),
+        )
+    };
+    let (text, err) = fault(r#"GroupPartition(group: ["api", "dbb"])"#);
+    expect_problem(
+        &err,
+        position_of(&text, "\"dbb\"", 0),
+        "unknown node \"dbb\"",
+        Some("did you mean \"db\""),
+    );
+    let (text, err) = fault(r#"GroupPartition(group: ["db"], others: ["api", "db"])"#);
+    expect_problem(
+        &err,
+        position_of(&text, "\"db\"", 3),
+        "\"db\" is on both sides",
+        Some("not both"),
+    );
+    let (text, err) = fault(r#"GroupPartition(group: ["users"], others: ["db"])"#);
+    expect_problem(
+        &err,
+        position_of(&text, "[\"users\"]", 0),
+        "no call crosses the partition",
+        Some("do not call each other"),
+    );
+    let (text, err) = fault(r#"GroupPartition(group: ["users", "api", "db"])"#);
+    expect_problem(
+        &err,
+        position_of(&text, "[\"users\"", 0),
+        "no call crosses the partition",
+        Some("every node"),
+    );
+    let (text, err) = fault(r#"GroupPartition(group: [])"#);
+    expect_problem(
+        &err,
+        position_of(&text, "[]", 0),
+        "the group names no node",
+        None,
+    );
+    // A valid one round-trips, its default side left out.
+    let text = GOOD.replacen(
+        "    ],\n)",
+        "    ],\n    faults: [(at_s: 1.0, duration_s: 2.0, fault: GroupPartition(group: [\"db\"]))],\n)",
+        1,
+    );
+    let s = Scenario::from_ron_str(&text, "good.ron").unwrap();
+    let saved = s.to_ron_string();
+    assert!(!saved.contains("others"), "{saved}");
+    assert_eq!(Scenario::from_ron_str(&saved, "saved.ron").unwrap(), s);
+}
+
+#[test]
 fn disqualify_after_without_disqualify_on_failure_is_rejected() {
     let (text, err) = broken(
         r#"(name: "db", workers: 2, service_time: Exponential(mean_ms: 5.0)),"#,

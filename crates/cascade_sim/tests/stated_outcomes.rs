@@ -203,6 +203,7 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             FaultKind::Isolate { .. } => "isolate fault",
             FaultKind::PacketLoss { .. } => "packet loss fault",
             FaultKind::OneWayPartition { .. } => "one-way partition fault",
+            FaultKind::GroupPartition { .. } => "group partition fault",
             FaultKind::Throttle { .. } => "throttle fault",
             FaultKind::QueryOfDeath { .. } => "query of death fault",
         });
@@ -270,6 +271,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "isolate fault",
         "packet loss fault",
         "one-way partition fault",
+        "group partition fault",
         "throttle fault",
         "query of death fault",
         "kill fault",
@@ -278,6 +280,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "errors fault",
         "partition fault",
         "load spike fault",
+        "capacity cut fault",
     ];
     let missing: Vec<&str> = required
         .iter()

@@ -8,7 +8,7 @@ use bevy::sprite::Anchor;
 use cascade_sim::engine::{InstanceState, ServiceState, SourceState};
 use cascade_sim::faults::ResolvedTarget;
 use cascade_sim::metrics::Health;
-use cascade_sim::scenario::NodeKind;
+use cascade_sim::scenario::{FaultKind, NodeKind};
 use cascade_sim::{Engine, MetricsHistory, NodeRef};
 
 use super::{CanvasGraph, NodeShape, NodeVisual};
@@ -389,7 +389,11 @@ fn live_figures(
                     && match (&f.target, n.node) {
                         (ResolvedTarget::Service(s), NodeRef::Service(i)) => *s == i,
                         (ResolvedTarget::Source(s), NodeRef::Source(i)) => *s == i,
-                        (ResolvedTarget::Links(_), _) => f.kind.target_node() == n.name,
+                        // A group partition marks its group; a link fault its caller.
+                        (ResolvedTarget::Links(_), _) => match &f.kind {
+                            FaultKind::GroupPartition { group, .. } => group.contains(&n.name),
+                            kind => kind.target_node() == n.name,
+                        },
                         _ => false,
                     }
             });

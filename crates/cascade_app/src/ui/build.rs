@@ -5,7 +5,7 @@
 use bevy::math::Vec2;
 use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::{
-    NodeKind, Position, RateProfile, Scenario, ServiceSpec, ServiceTime, SourceSpec,
+    FaultKind, NodeKind, Position, RateProfile, Scenario, ServiceSpec, ServiceTime, SourceSpec,
 };
 
 use crate::session::{AppAction, Selection};
@@ -89,7 +89,9 @@ pub fn duplicate_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
 }
 
 /// The scenario without node `name`: calls to it are removed, sources sending to it are
-/// removed, faults on it are dropped. `None` if it would leave no source or no service.
+/// removed, faults on it are dropped, and it leaves the sides of group partitions (which are
+/// dropped when that leaves them nothing to cut). `None` if it would leave no source or no
+/// service.
 pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
     let mut s = scenario.clone();
     s.sources.retain(|x| x.name != name && x.target != name);
@@ -97,8 +99,25 @@ pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
     for svc in &mut s.services {
         svc.calls.retain(|c| c.to != name);
     }
-    s.faults
-        .retain(|f| f.fault.target_node() != name && f.fault.link_target() != Some(name));
+    for f in &mut s.faults {
+        if let FaultKind::GroupPartition { group, others } = &mut f.fault {
+            group.retain(|n| n != name);
+            others.retain(|n| n != name);
+        }
+    }
+    let cuts = |f: &FaultKind| match f {
+        FaultKind::GroupPartition { group, others } => {
+            !group.is_empty() && s.partition_crosses(group, others)
+        }
+        _ => !f.names_node(name),
+    };
+    let faults = s
+        .faults
+        .iter()
+        .filter(|f| cuts(&f.fault))
+        .cloned()
+        .collect();
+    s.faults = faults;
     (!s.sources.is_empty() && !s.services.is_empty()).then_some(s)
 }
 
@@ -181,6 +200,27 @@ mod tests {
             "calls to a deleted node go too"
         );
         assert_eq!(validate(&s4), vec![]);
+    }
+
+    #[test]
+    fn a_deleted_node_leaves_the_sides_of_group_partitions() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios/mechanisms/region-split.ron");
+        let s = cascade_sim::scenario::load(&path).unwrap();
+        let group = |s: &Scenario| match s.faults.first().map(|f| &f.fault) {
+            Some(FaultKind::GroupPartition { group, .. }) => Some(group.clone()),
+            _ => None,
+        };
+        let without_db = delete_node(&s, "west-db").unwrap();
+        assert_eq!(
+            group(&without_db),
+            Some(vec!["west-users".to_owned(), "west-api".to_owned()]),
+            "west's API still reads east across the split"
+        );
+        assert_eq!(validate(&without_db), vec![]);
+        let without_east_db = delete_node(&s, "east-db").unwrap();
+        assert_eq!(group(&without_east_db), None, "nothing crosses: dropped");
+        assert_eq!(validate(&without_east_db), vec![]);
     }
 
     #[test]

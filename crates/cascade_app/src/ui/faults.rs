@@ -70,6 +70,8 @@ pub struct FaultParams {
     pub probability: f64,
     /// Workers left by a capacity cut.
     pub workers_left: u32,
+    /// CPU cores left by a capacity cut.
+    pub cores_left: u32,
     /// Instances left by a capacity cut.
     pub instances_left: u32,
     /// Kills blackhole instead of refusing.
@@ -99,6 +101,7 @@ impl Default for FaultParams {
             added_ms: 200.0,
             probability: 0.5,
             workers_left: 1,
+            cores_left: 1,
             instances_left: 1,
             blackhole: false,
             first_only: false,
@@ -193,6 +196,21 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
                     FaultKind::CapacityCut {
                         service: s(),
                         workers: Some(p.workers_left.min(*workers)),
+                        cores: None,
+                        instances: None,
+                    },
+                ),
+                (
+                    format!(
+                        "Cut to {} core{}",
+                        p.cores_left,
+                        if p.cores_left == 1 { "" } else { "s" }
+                    ),
+                    "Fewer CPU cores per instance (a noisy neighbour, a CPU quota): own work waits for a core; workers waiting on calls need none",
+                    FaultKind::CapacityCut {
+                        service: s(),
+                        workers: None,
+                        cores: Some(p.cores_left),
                         instances: None,
                     },
                 ),
@@ -208,6 +226,7 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
                     FaultKind::CapacityCut {
                         service: s(),
                         workers: None,
+                        cores: None,
                         instances: Some(p.instances_left.min(*instances)),
                     },
                 ));
@@ -221,6 +240,7 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
                     instances: p.selector(),
                 },
             ));
+            v.push(partition_off(name));
             v.push((
                 "Latch".to_owned(),
                 "Instances fail into a state only a reset clears (instant)",
@@ -271,14 +291,17 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
             }
             v
         }
-        FaultTarget::Source { name } => vec![(
-            format!("Load spike ×{}", p.factor),
-            "The source sends this many times its rate",
-            FaultKind::LoadSpike {
-                source: name.clone(),
-                factor: p.factor,
-            },
-        )],
+        FaultTarget::Source { name } => vec![
+            (
+                format!("Load spike ×{}", p.factor),
+                "The source sends this many times its rate",
+                FaultKind::LoadSpike {
+                    source: name.clone(),
+                    factor: p.factor,
+                },
+            ),
+            partition_off(name),
+        ],
         FaultTarget::Edge { from, to } => vec![
             (
                 "Partition".to_owned(),
@@ -326,6 +349,18 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
             ),
         ],
     }
+}
+
+/// A group partition of `name` alone: every call between it and any other node is lost.
+fn partition_off(name: &str) -> (String, &'static str, FaultKind) {
+    (
+        "Partition off".to_owned(),
+        "A network split around this node: every request and reply between it and any other node is lost, both ways",
+        FaultKind::GroupPartition {
+            group: vec![name.to_owned()],
+            others: Vec::new(),
+        },
+    )
 }
 
 fn target_label(t: &FaultTarget) -> String {
@@ -445,6 +480,9 @@ fn parameters_ui(ui: &mut egui::Ui, target: &FaultTarget, p: &mut FaultParams) {
                 ui.label("workers left");
                 ui.add(egui::DragValue::new(&mut p.workers_left).range(0..=*workers)).on_hover_text("Workers per instance after a cut");
                 ui.end_row();
+                ui.label("cores left");
+                ui.add(egui::DragValue::new(&mut p.cores_left).range(0..=(*workers).max(1))).on_hover_text("CPU cores per instance after a cut");
+                ui.end_row();
                 if *instances > 1 {
                     ui.label("instances left");
                     ui.add(egui::DragValue::new(&mut p.instances_left).range(0..=*instances)).on_hover_text("Instances in the load balancer after a cut");
@@ -539,4 +577,60 @@ pub fn fault_menu_ui(
         .on_hover_text(tip);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cascade_sim::scenario::{FaultSpec, Scenario, validate};
+
+    /// Every fault the palette offers, on every node and edge of a shipped scenario, is one
+    /// the engine accepts (the same check a live injection passes).
+    #[test]
+    fn the_palette_offers_only_faults_the_engine_accepts() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios/mechanisms/region-split.ron");
+        let s = cascade_sim::scenario::load(&path).unwrap();
+        let mut targets: Vec<FaultTarget> = s
+            .services
+            .iter()
+            .map(|svc| FaultTarget::Service {
+                name: svc.name.clone(),
+                instances: svc.instances,
+                workers: svc.workers,
+                cache: svc.cache.is_some(),
+            })
+            .collect();
+        for src in &s.sources {
+            targets.push(FaultTarget::Source {
+                name: src.name.clone(),
+            });
+            targets.push(FaultTarget::Edge {
+                from: src.name.clone(),
+                to: src.target.clone(),
+            });
+        }
+        let mut offered = 0;
+        for t in &targets {
+            for (label, _, fault) in faults_for(t, &FaultParams::default()) {
+                // As the palette sends it: instantaneous faults without a duration.
+                let duration_s = (!fault.is_instantaneous()).then_some(1.0);
+                let probe = Scenario {
+                    faults: vec![FaultSpec {
+                        at_s: 1.0,
+                        duration_s,
+                        fault,
+                    }],
+                    ..s.clone()
+                };
+                let problems: Vec<_> = validate(&probe)
+                    .into_iter()
+                    .filter(|d| d.path.starts_with("faults"))
+                    .collect();
+                assert!(problems.is_empty(), "{label} on {t:?}: {problems:?}");
+                offered += 1;
+            }
+        }
+        assert!(offered > 40, "{offered} faults offered");
+    }
 }

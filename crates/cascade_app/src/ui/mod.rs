@@ -21,7 +21,6 @@ use bevy::prelude::*;
 use bevy_egui::input::egui_wants_any_keyboard_input;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 use cascade_sim::engine::{InstanceState, ServiceState};
-use cascade_sim::faults::ResolvedTarget;
 use cascade_sim::metrics::MetricsHistory;
 use cascade_sim::{Engine, EventLog, LiveVerdict, SimClock};
 
@@ -458,13 +457,25 @@ pub fn fault_label(kind: &cascade_sim::scenario::FaultKind) -> String {
         F::Errors { probability, .. } => format!("errors {:.0}%", probability * 100.0),
         F::LoadSpike { factor, .. } => format!("load ×{factor}"),
         F::CapacityCut {
-            workers, instances, ..
-        } => match (workers, instances) {
-            (Some(wk), Some(i)) => format!("cut to {wk} workers, {i} instances"),
-            (Some(wk), None) => format!("cut to {wk} workers"),
-            (None, Some(i)) => format!("cut to {i} instances"),
-            (None, None) => "capacity cut".to_owned(),
-        },
+            workers,
+            cores,
+            instances,
+            ..
+        } => {
+            let parts: Vec<String> = [
+                (workers, "workers"),
+                (cores, "cores"),
+                (instances, "instances"),
+            ]
+            .into_iter()
+            .filter_map(|(n, what)| n.map(|n| format!("{n} {what}")))
+            .collect();
+            if parts.is_empty() {
+                "capacity cut".to_owned()
+            } else {
+                format!("cut to {}", parts.join(", "))
+            }
+        }
         other => other.label().to_owned(),
     }
 }
@@ -522,14 +533,11 @@ fn fault_windows(w: &UiWorld) -> Vec<charts::FaultWindow> {
         .iter()
         .filter(|f| f.active || f.end_ns <= w.clock.now_ns())
         .filter(|f| f.start_ns < w.clock.now_ns())
-        .filter(|f| match (&w.selection.node, &f.target) {
-            (None, _) => true,
-            (Some(n), ResolvedTarget::Service(_) | ResolvedTarget::Source(_)) => {
-                f.kind.target_node() == n
-            }
-            (Some(n), ResolvedTarget::Links(_)) => {
-                f.kind.target_node() == n || f.kind.link_target() == Some(n.as_str())
-            }
+        .filter(|f| {
+            w.selection
+                .node
+                .as_ref()
+                .is_none_or(|n| f.kind.names_node(n))
         })
         .map(|f| {
             let end = if f.end_ns == cascade_sim::time::NEVER {
@@ -927,11 +935,7 @@ pub fn delete_action(
         .faults
         .iter()
         .rev()
-        .find(|f| {
-            f.active
-                && !f.scripted
-                && (f.kind.target_node() == name || f.kind.link_target() == Some(name.as_str()))
-        })
+        .find(|f| f.active && !f.scripted && f.kind.names_node(name))
         .map(|f| AppAction::ClearFault(f.id))
 }
 

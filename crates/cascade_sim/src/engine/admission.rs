@@ -79,7 +79,7 @@ impl Ctx<'_, '_> {
     /// is free.
     pub(crate) fn start_guarded_work(&mut self, k: u32, inst: u32) {
         let is = &mut *self.instances[inst as usize];
-        if is.cores_busy >= is.cores
+        if is.cores_busy >= is.cores.min(is.cores_cut)
             && let Some(m) = is.mech.as_mut()
         {
             m.core_queue.push_back(k);
@@ -90,6 +90,23 @@ impl Ctx<'_, '_> {
             is.cores_busy += 1;
         }
         self.schedule_own_work(k, inst);
+    }
+
+    /// Starts the own work of jobs waiting for a core at `inst`, first come first served,
+    /// while it has cores free (one freed, or more after a capacity cut ended).
+    pub(crate) fn start_core_waiters(&mut self, inst: u32) {
+        loop {
+            let is = &mut *self.instances[inst as usize];
+            if is.cores_busy >= is.cores.min(is.cores_cut) {
+                return;
+            }
+            let Some(next) = is.mech.as_mut().and_then(|m| m.core_queue.pop_front()) else {
+                return;
+            };
+            is.touch(self.e.now);
+            is.cores_busy += 1;
+            self.schedule_own_work(next, inst);
+        }
     }
 
     /// Samples and schedules job `k`'s own work at `inst` (it has a worker and a core).
@@ -166,11 +183,7 @@ impl Ctx<'_, '_> {
         if is.cores != u32::MAX {
             is.touch(now);
             is.cores_busy = is.cores_busy.saturating_sub(1);
-            let next = is.mech.as_mut().and_then(|m| m.core_queue.pop_front());
-            if let Some(next) = next {
-                is.cores_busy += 1;
-                self.schedule_own_work(next, inst);
-            }
+            self.start_core_waiters(inst);
         }
         let job = self.e.jobs.get(k);
         if job.flags & PROBE != 0 {

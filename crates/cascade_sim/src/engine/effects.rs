@@ -6,6 +6,7 @@
 //! rebuilds the load balancer's routable list, and resamples a source's next arrival when its
 //! rate multiplier changes.
 
+use super::jobs::Phase;
 use super::scheduler::EventKind;
 use super::step::Ctx;
 use crate::events::SimEventKind;
@@ -176,12 +177,50 @@ impl Ctx<'_, '_> {
                 (Some(_), Some(mode)) => self.instances[g as usize].down = Some(mode),
                 (None, None) => {}
             }
+            self.apply_cores_cut(g, m.cores, base_workers);
             if m.down.is_none() && m.workers > old_workers {
                 self.dispatch(g);
             }
         }
         self.rebuild_routable(s);
         self.check_primary(s);
+    }
+
+    /// Cuts instance `inst`'s CPU cores to `cut` (`u32::MAX`: no cut) and starts the work a
+    /// raised limit lets in. An instance whose cores are not counted (a service without
+    /// mechanisms) starts counting them when a cut first reaches it, as many as its workers
+    /// (the cores it had, never a constraint), with the requests then at their own work busy;
+    /// its cores follow the service's workers from then on.
+    fn apply_cores_cut(&mut self, inst: u32, cut: u32, base_workers: u32) {
+        let now = self.e.now;
+        let plain = self.e.model.services[self.instances[inst as usize].service as usize]
+            .mech
+            .is_none();
+        let uncounted = self.instances[inst as usize].cores == u32::MAX;
+        if uncounted && cut != u32::MAX {
+            let working = self
+                .e
+                .jobs
+                .find(|j| j.phase == Phase::Working && j.instance == inst && !j.is_client())
+                .len() as u32;
+            self.instance_mech_mut(inst);
+            let is = &mut *self.instances[inst as usize];
+            is.touch(now);
+            is.cores = base_workers;
+            is.cores_busy = working;
+        } else if plain && !uncounted && self.instances[inst as usize].cores != base_workers {
+            let is = &mut *self.instances[inst as usize];
+            is.touch(now);
+            is.cores = base_workers;
+        }
+        let is = &mut *self.instances[inst as usize];
+        if is.cores_cut != cut {
+            is.touch(now);
+            is.cores_cut = cut;
+        }
+        if is.cores != u32::MAX {
+            self.start_core_waiters(inst);
+        }
     }
 
     /// Queries of death: whether service `s` crashes on them, and the share of each source's

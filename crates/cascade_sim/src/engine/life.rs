@@ -804,8 +804,14 @@ impl Ctx<'_, '_> {
             None => {
                 for &g in &instances {
                     let is = &mut *self.instances[g as usize];
+                    // A cut of its cores keeps them counted (and the requests waiting for one).
+                    let cut = is.cores_cut != u32::MAX;
                     let keep = is.mech.as_deref().is_some_and(|m| {
-                        m.latched || m.life != LifePhase::Up || m.fault_limiter.is_some()
+                        m.latched
+                            || m.life != LifePhase::Up
+                            || m.fault_limiter.is_some()
+                            || cut
+                            || !m.core_queue.is_empty()
                     });
                     if !keep && is.mech.is_some() {
                         is.touch(now);

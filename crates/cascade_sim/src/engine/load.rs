@@ -213,6 +213,7 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
             area_capacity: 0,
             cores: mech.as_ref().map_or(u32::MAX, |(cores, _)| *cores),
             cores_busy: 0,
+            cores_cut: u32::MAX,
             area_cpu: 0,
             area_cores: 0,
             mech: mech.as_ref().map(|(_, m)| Box::new(m.clone())),

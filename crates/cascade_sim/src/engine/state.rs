@@ -176,6 +176,9 @@ pub struct InstanceState {
     pub cores: u32,
     /// Cores doing own work (instances with mechanisms only).
     pub cores_busy: u32,
+    /// Cores left by a capacity cut (`u32::MAX`: not cut); own work starts only while
+    /// `cores_busy` < min(`cores`, `cores_cut`).
+    pub cores_cut: u32,
     /// ∫ busy cores dt.
     pub area_cpu: u64,
     /// ∫ cores dt while live and routable (when modelled).
@@ -299,7 +302,8 @@ impl InstanceState {
                 .area_capacity
                 .saturating_add(u64::from(self.workers) * dt);
             if self.cores != u32::MAX {
-                self.area_cores = self.area_cores.saturating_add(u64::from(self.cores) * dt);
+                let cores = self.cores.min(self.cores_cut);
+                self.area_cores = self.area_cores.saturating_add(u64::from(cores) * dt);
             }
         }
         if self.cores_busy > 0 {

@@ -1075,13 +1075,18 @@ pub enum FaultKind {
         /// Probability in `[0, 1]`.
         probability: f64,
     },
-    /// Capacity reduced: fewer workers per instance and/or fewer instances in the load balancer.
+    /// Capacity reduced: fewer workers or CPU cores per instance and/or fewer instances in the
+    /// load balancer.
     CapacityCut {
         /// Target service.
         service: String,
         /// Workers left per instance, if cut.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         workers: Option<u32>,
+        /// CPU cores left per instance, if cut (a noisy neighbour, a CPU quota, a host that
+        /// lost cores): own work waits for one of them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cores: Option<u32>,
         /// Instances left in the load balancer, if cut (the others drain and take no traffic).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         instances: Option<u32>,
@@ -1180,6 +1185,17 @@ pub enum FaultKind {
         #[serde(default, skip_serializing_if = "is_default")]
         direction: Direction,
     },
+    /// A group partition: every link between a node of `group` and a node of `others` (by
+    /// default every node not in `group`) is cut both ways, as a `Partition` of each such link
+    /// would cut it; each side still works within itself (a data centre or region cut off from
+    /// the rest, a network split). Covers the links that exist when it starts.
+    GroupPartition {
+        /// The nodes (services and sources) on one side.
+        group: Vec<String>,
+        /// The nodes on the other side (empty: every node not in `group`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        others: Vec<String>,
+    },
     /// The service answers `throttled` (HTTP 429) above this rate, per instance (a provider's
     /// throttle or quota), before any work. A token bucket with a tenth of a second of burst.
     Throttle {
@@ -1223,12 +1239,14 @@ impl FaultKind {
             FaultKind::Isolate { .. } => "isolation",
             FaultKind::PacketLoss { .. } => "packet loss",
             FaultKind::OneWayPartition { .. } => "one-way partition",
+            FaultKind::GroupPartition { .. } => "group partition",
             FaultKind::Throttle { .. } => "throttle",
             FaultKind::QueryOfDeath { .. } => "query of death",
         }
     }
 
-    /// The node the fault is attached to (the caller for link faults).
+    /// The node the fault is attached to (the caller for link faults, the first node of a
+    /// group partition's group).
     pub fn target_node(&self) -> &str {
         match self {
             FaultKind::Kill { service, .. }
@@ -1249,6 +1267,49 @@ impl FaultKind {
             | FaultKind::PacketLoss { from, .. }
             | FaultKind::OneWayPartition { from, .. } => from,
             FaultKind::LoadSpike { source, .. } => source,
+            FaultKind::GroupPartition { group, .. } => group.first().map_or("", String::as_str),
+        }
+    }
+
+    /// Human-readable target: `db`, `api → db` for a link, `east-api, east-db ↮ the rest`
+    /// (or `↮ west-api`) for a group partition.
+    pub fn target_label(&self) -> String {
+        match self {
+            FaultKind::GroupPartition { group, others } => {
+                let rest = if others.is_empty() {
+                    "the rest".to_owned()
+                } else {
+                    others.join(", ")
+                };
+                format!("{} ↮ {rest}", group.join(", "))
+            }
+            _ => match self.link_target() {
+                Some(to) => format!("{} → {to}", self.target_node()),
+                None => self.target_node().to_owned(),
+            },
+        }
+    }
+
+    /// True if the fault names node `name` (as its target, a link's end, or a member of a
+    /// group partition's sides).
+    pub fn names_node(&self, name: &str) -> bool {
+        match self {
+            FaultKind::GroupPartition { group, others } => {
+                group.iter().chain(others).any(|n| n == name)
+            }
+            _ => self.target_node() == name || self.link_target() == Some(name),
+        }
+    }
+
+    /// Every node the fault names, in the order it names them.
+    pub fn named_nodes(&self) -> Vec<&str> {
+        match self {
+            FaultKind::GroupPartition { group, others } => {
+                group.iter().chain(others).map(String::as_str).collect()
+            }
+            _ => std::iter::once(self.target_node())
+                .chain(self.link_target())
+                .collect(),
         }
     }
 
@@ -1488,6 +1549,28 @@ impl Scenario {
     /// The source with this name.
     pub fn source(&self, name: &str) -> Option<&SourceSpec> {
         self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// True if some node of `group` sends messages to a node of `others` or the other way
+    /// round ([`Scenario::link_targets`]); an empty `others` stands for every node not in
+    /// `group`. A group partition of two sides that do not cross cuts nothing.
+    pub fn partition_crosses(&self, group: &[String], others: &[String]) -> bool {
+        let in_group = |n: &str| group.iter().any(|g| g == n);
+        let other_side = |n: &str| {
+            if others.is_empty() {
+                !in_group(n)
+            } else {
+                others.iter().any(|o| o == n)
+            }
+        };
+        let nodes = self.sources.iter().map(|s| s.name.as_str());
+        nodes
+            .chain(self.services.iter().map(|s| s.name.as_str()))
+            .any(|from| {
+                self.link_targets(from).into_iter().any(|to| {
+                    (in_group(from) && other_side(to)) || (in_group(to) && other_side(from))
+                })
+            })
     }
 
     /// Every service `from` sends messages to, in file order without repeats: a source's

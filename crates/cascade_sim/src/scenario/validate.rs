@@ -916,13 +916,17 @@ fn fault_kind(
         FaultKind::CapacityCut {
             service,
             workers,
+            cores,
             instances: left,
         } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
-            if workers.is_none() && left.is_none() {
+            if workers.is_none() && cores.is_none() && left.is_none() {
                 v.push(
-                    Diagnostic::new(path, "a capacity cut needs `workers` and/or `instances`")
-                        .with_hint("e.g. CapacityCut(service: \"db\", workers: 2)"),
+                    Diagnostic::new(
+                        path,
+                        "a capacity cut needs `workers`, `cores` and/or `instances`",
+                    )
+                    .with_hint("e.g. CapacityCut(service: \"db\", workers: 2)"),
                 );
             }
             if let (Some(n), Some(total)) = (left, service_instances(service))
@@ -976,7 +980,68 @@ fn fault_kind(
         FaultKind::OneWayPartition { from, to, .. } => {
             link(v, path, from, to, scenario, services, sources);
         }
+        FaultKind::GroupPartition { group, others } => {
+            group_partition(v, path, group, others, scenario, services, sources);
+        }
         other => validate_mechanisms::fault(v, path, other, scenario, services, sources),
+    }
+}
+
+/// A group partition's sides: known nodes, each named once, something on both sides, and at
+/// least one call crossing between them.
+fn group_partition(
+    v: &mut Vec<Diagnostic>,
+    path: &str,
+    group: &[String],
+    others: &[String],
+    scenario: &Scenario,
+    services: &[&str],
+    sources: &[&str],
+) {
+    let all: Vec<&str> = sources.iter().chain(services.iter()).copied().collect();
+    if group.is_empty() {
+        v.push(
+            Diagnostic::new(format!("{path}.group"), "the group names no node")
+                .with_hint("list the services and sources on one side, e.g. group: [\"db\"]"),
+        );
+        return;
+    }
+    let mut ok = true;
+    for (field, names) in [("group", group), ("others", others)] {
+        for (i, name) in names.iter().enumerate() {
+            let at = format!("{path}.{field}[{i}]");
+            if !all.contains(&name.as_str()) {
+                let mut d = Diagnostic::new(at, format!("unknown node \"{name}\""));
+                d.hint =
+                    closest(name, all.iter().copied()).map(|b| format!("did you mean \"{b}\"?"));
+                v.push(d);
+                ok = false;
+            } else if names[..i].contains(name) {
+                v.push(Diagnostic::new(at, format!("\"{name}\" is named twice")));
+                ok = false;
+            } else if field == "others" && group.contains(name) {
+                v.push(
+                    Diagnostic::new(at, format!("\"{name}\" is on both sides"))
+                        .with_hint("a node is in the group or in the others, not both"),
+                );
+                ok = false;
+            }
+        }
+    }
+    if !ok {
+        return;
+    }
+    if !scenario.partition_crosses(group, others) {
+        let in_group = |n: &str| group.iter().any(|g| g == n);
+        let hint = if others.is_empty() && all.iter().all(|n| in_group(n)) {
+            "the group holds every node: leave some out"
+        } else {
+            "a group partition cuts the calls between the two sides; these sides do not call each other"
+        };
+        v.push(
+            Diagnostic::new(format!("{path}.group"), "no call crosses the partition")
+                .with_hint(hint),
+        );
     }
 }
 

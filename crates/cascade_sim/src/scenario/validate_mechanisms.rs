@@ -721,7 +721,8 @@ pub(super) fn fault(
         | FaultKind::Partition { .. }
         | FaultKind::LoadSpike { .. }
         | FaultKind::PacketLoss { .. }
-        | FaultKind::OneWayPartition { .. } => {}
+        | FaultKind::OneWayPartition { .. }
+        | FaultKind::GroupPartition { .. } => {}
     }
 }
 
