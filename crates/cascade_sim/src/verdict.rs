@@ -286,14 +286,19 @@ pub struct ServiceWindow {
     /// Mean over the window's intervals of the share of its instances starting or
     /// restarting (of those live or starting), at each close.
     pub starting_share: f64,
+    /// Mean over the window's intervals of its callers' open circuit breakers, at each close.
+    pub breakers_open_mean: f64,
+    /// Its work-queue backlog at the close of the window's first interval.
+    pub backlog_start: u64,
 }
 
 /// What keeps a system in its bad state, from each service over the final window: retry
 /// amplification, orphaned work, rejections, contention (own work slowed by concurrency),
 /// ejected capacity and instances starting (restarts, provisioning), each at the service
 /// where it is strongest;
-/// caches still cold and latched instances at the end, each where it is worst; strongest
-/// first.
+/// caches still cold and latched instances at the end, each where it is worst; then
+/// failovers in force, breakers held open and work-queue backlogs that do not drain, at every
+/// service where they are; strongest first.
 pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
     let busiest = |f: &dyn Fn(&NodeCounters) -> f64| {
         window
@@ -405,6 +410,41 @@ pub fn sustaining_effects(window: &[ServiceWindow]) -> Vec<String> {
             ),
         ));
     }
+    // What mechanisms hold in place, named after the effects above (they measure no
+    // strength of their own): a failover to a replica (no fail-back: every request pays the
+    // replica's distance), callers' breakers open through the window (their probes keep
+    // failing), a work-queue backlog that did not shrink over the window.
+    for w in window {
+        if w.gauges.failed_over {
+            effects.push((
+                1.0,
+                format!(
+                    "a failover at {} (its callers reach its replica; there is no fail-back)",
+                    w.name
+                ),
+            ));
+        }
+        if w.gauges.breakers_open > 0 && w.breakers_open_mean >= 1.0 {
+            effects.push((
+                1.0,
+                format!(
+                    "breakers held open on calls to {} ({:.1} open on average)",
+                    w.name, w.breakers_open_mean
+                ),
+            ));
+        }
+        let backlog = w.gauges.queue_backlog;
+        if backlog >= 100 && backlog >= w.backlog_start {
+            effects.push((
+                1.0,
+                format!(
+                    "a work-queue backlog at {} ({backlog} items, not draining)",
+                    w.name
+                ),
+            ));
+        }
+    }
+    // Stable: effects of equal strength keep the order above (services in file order).
     effects.sort_by(|a, b| b.0.total_cmp(&a.0));
     effects.into_iter().map(|(_, s)| s).collect()
 }
@@ -430,9 +470,13 @@ pub fn window_counters(
                 cache: *cache,
                 ..ServiceWindow::default()
             };
-            let (mut ejected, mut starting, mut rows) = (0.0, 0.0, 0u32);
+            let (mut ejected, mut starting, mut breakers, mut rows) = (0.0, 0.0, 0.0, 0u32);
             for k in start..end {
                 if let Some(row) = MetricsHistory::row_at(ring, k) {
+                    if rows == 0 {
+                        w.backlog_start = row.gauges.queue_backlog;
+                    }
+                    breakers += f64::from(row.gauges.breakers_open);
                     w.counters.add(&row.counters);
                     w.gauges = row.gauges;
                     w.live_instances = row.live_instances;
@@ -451,6 +495,7 @@ pub fn window_counters(
             if rows > 0 {
                 w.ejected_share = ejected / f64::from(rows);
                 w.starting_share = starting / f64::from(rows);
+                w.breakers_open_mean = breakers / f64::from(rows);
             }
             w
         })
@@ -634,6 +679,94 @@ mod tests {
         // Not a cache (warmth is 0 for every other service), or warm enough: nothing.
         assert!(sustaining_effects(&[service("db", false, 0.0, 0, 1)]).is_empty());
         assert!(sustaining_effects(&[service("c", true, 0.6, 0, 1)]).is_empty());
+    }
+
+    #[test]
+    fn failovers_open_breakers_and_growing_backlogs_are_named_after_the_measured_effects() {
+        let service =
+            |name: &str, gauges: Gauges, breakers_mean: f64, backlog_start: u64| ServiceWindow {
+                name: name.to_owned(),
+                gauges,
+                breakers_open_mean: breakers_mean,
+                backlog_start,
+                ..ServiceWindow::default()
+            };
+        let effects = sustaining_effects(&[
+            service(
+                "db",
+                Gauges {
+                    failed_over: true,
+                    ..Gauges::default()
+                },
+                0.0,
+                0,
+            ),
+            service(
+                "inventory",
+                Gauges {
+                    breakers_open: 2,
+                    ..Gauges::default()
+                },
+                1.6,
+                0,
+            ),
+            service(
+                "hooks",
+                Gauges {
+                    queue_backlog: 5_000,
+                    ..Gauges::default()
+                },
+                0.0,
+                4_000,
+            ),
+            service("starting", Gauges::default(), 0.0, 0),
+            ServiceWindow {
+                starting_share: 0.5,
+                ..service("api", Gauges::default(), 0.0, 0)
+            },
+        ]);
+        assert_eq!(
+            effects,
+            [
+                "instances starting at api (50% of them restarting or being provisioned on average)",
+                "a failover at db (its callers reach its replica; there is no fail-back)",
+                "breakers held open on calls to inventory (1.6 open on average)",
+                "a work-queue backlog at hooks (5000 items, not draining)",
+            ]
+        );
+        // A backlog that drains, a breaker that closed by the end or was open for less than
+        // one breaker's worth of the window, a small backlog: nothing.
+        let quiet = sustaining_effects(&[
+            service(
+                "hooks",
+                Gauges {
+                    queue_backlog: 5_000,
+                    ..Gauges::default()
+                },
+                0.0,
+                9_000,
+            ),
+            service("a", Gauges::default(), 3.0, 0),
+            service(
+                "b",
+                Gauges {
+                    breakers_open: 1,
+                    ..Gauges::default()
+                },
+                0.5,
+                0,
+            ),
+            service(
+                "c",
+                Gauges {
+                    queue_backlog: 99,
+                    ..Gauges::default()
+                },
+                0.0,
+                0,
+            ),
+        ]);
+        assert!(quiet.is_empty(), "{quiet:?}");
     }
 
     #[test]

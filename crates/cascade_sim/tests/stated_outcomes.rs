@@ -292,3 +292,23 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "not in any scenario with a stated outcome: {missing:?}"
     );
 }
+
+#[test]
+fn the_github_split_is_held_down_by_its_failover() {
+    // ../shared/reference/incidents.md (GitHub, 2018-10-21): after the 43-s partition the
+    // writes go to the far replica and stay there, because fail-back is blocked; the verdict
+    // must name that failover as what keeps the site degraded.
+    let s = common::shipped("incidents/github-2018.ron");
+    let mut sim = Simulation::new(&s);
+    sim.run_until_s(s.duration_s);
+    let summary = sim.summary();
+    assert_eq!(summary.verdict.as_str(), "metastable");
+    assert!(
+        summary
+            .sustained_by
+            .iter()
+            .any(|e| e.starts_with("a failover at mysql_primary_east")),
+        "{:?}",
+        summary.sustained_by
+    );
+}
