@@ -922,6 +922,65 @@ fn a_retry_after_holds_the_retries_until_the_throttle_is_gone() {
     }
 }
 
+#[test]
+fn dont_retry_answers_stop_the_retries_at_every_layer() {
+    // Users (500/s, 3 attempts) → api (never queues: 200 workers, 1 ms) → db, one worker and
+    // no queue: an Erlang loss system. api's calls to db are Poisson (api is an M/M/∞ station,
+    // Burke), so a first attempt finds db busy with probability B = a/(1 + a) = 1/3 at
+    // a = 0.5 (Erlang B, one server). With `dont_retry` db's `rejected` answers say "don't
+    // retry": api makes no retry (3 attempts allowed), its request fails and says the same to
+    // the users, who make no retry either. So db sees first attempts only, and the users'
+    // success ratio is 1 − B = 2/3 (binomial: about 15,000 requests, se 0.0038). Without it
+    // both layers retry.
+    for dont_retry in [true, false] {
+        let s = common::parse(&format!(
+            r#"(
+                version: 1, name: "don't retry", duration_s: 1, seed: 59,
+                sources: [(name: "users", target: "api", rate: Constant(500), timeout_ms: 5000.0,
+                           retry: (max_attempts: 3))],
+                services: [
+                    (name: "api", workers: 200, service_time: Exponential(mean_ms: 1.0),
+                     calls: [(to: "db", timeout_ms: 1000.0, retry: (max_attempts: 3))]),
+                    (name: "db", workers: 1, queue: (capacity: 0), service_time: Exponential(mean_ms: 1.0),
+                     admission: (dont_retry: {dont_retry})),
+                ],
+            )"#
+        ));
+        let sim = run(&s, 32.0);
+        let (users, api, db) = (
+            source(&sim, 0, 2, 32),
+            service(&sim, 0, 2, 32),
+            service(&sim, 1, 2, 32),
+        );
+        if dont_retry {
+            assert_eq!(
+                db.offered_retry, 0,
+                "api never retries a don't-retry answer"
+            );
+            assert_eq!(api.offered_retry, 0, "nor do the users, told in turn");
+            assert_eq!(users.offered_retry, 0);
+            let n = (users.succeeded + users.failed_total()) as f64;
+            let ok = users.succeeded as f64 / n;
+            let expected = 2.0 / 3.0;
+            assert!(
+                (ok - expected).abs() <= common::Z * se(expected, n),
+                "success ratio {ok:.4} vs 1 − B = {expected:.4} ({n} requests)"
+            );
+        } else {
+            assert!(
+                db.offered_retry > 1000,
+                "{} retries at db",
+                db.offered_retry
+            );
+            assert!(
+                api.offered_retry > 100,
+                "{} retries at api",
+                api.offered_retry
+            );
+        }
+    }
+}
+
 // ------------------------------------------------------------------- caches
 
 /// Clients at `rate`/s → a cache (hit ratio 0.9 when warm, `keys` keys) → a database of

@@ -39,6 +39,10 @@ pub enum Phase {
     Joined,
 }
 
+/// In an outcome carried as `u8` (a reply event, [`Job::last_outcome`]): the answer said
+/// "overloaded; don't retry".
+pub const PUSHBACK: u8 = 0x80;
+
 /// Job flag: its caller gave up on it (its completion is wasted work).
 pub const ORPHANED: u16 = 1;
 /// Job flag: a client request held by a source (no worker, no instance).
@@ -139,7 +143,8 @@ pub struct Job {
     pub call_idx: u16,
     /// Further repetitions of the current call after the one in progress.
     pub reps_left: u16,
-    /// Outcome of the last failed downstream attempt.
+    /// Outcome of the last failed downstream attempt, with [`PUSHBACK`] if its answer said
+    /// not to retry.
     pub last_outcome: u8,
     /// Arrival at the instance (creation, for client jobs), ns.
     pub arrive_ns: u64,

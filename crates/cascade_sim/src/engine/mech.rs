@@ -242,6 +242,8 @@ pub struct ServiceMech {
     pub latch_above: u32,
     /// The Retry-After its `throttled` and `overloaded` answers carry, ns (0: none).
     pub retry_after_ns: Nanos,
+    /// Its overload answers say "don't retry" (`admission.dont_retry`).
+    pub dont_retry: bool,
     /// Health checks.
     pub health: Option<HealthModel>,
     /// Panic threshold.

@@ -503,6 +503,7 @@ impl Model {
             max_in_flight: a.max_in_flight.unwrap_or(u32::MAX),
             latch_above: a.latch_above.unwrap_or(u32::MAX),
             retry_after_ns: a.retry_after_ms.map_or(0, ms_to_ns),
+            dont_retry: a.dont_retry,
             health: s.health_check.map(|h| HealthModel {
                 interval_ns: s_to_ns(h.interval_s).max(1),
                 timeout_ns: ms_to_ns(h.timeout_ms).max(1),

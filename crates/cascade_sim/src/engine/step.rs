@@ -29,7 +29,7 @@ use bevy_ecs::prelude::*;
 use super::data::CacheStep;
 use super::jobs::{
     ALT, Attempt, BLACKHOLED, BRANCH, CLIENT, DEFERRED, HEDGE_COPY, HEDGED, INTERNAL, Jobs, NONE,
-    ORPHANED, POISON, PROBE, Phase,
+    ORPHANED, POISON, PROBE, PUSHBACK, Phase,
 };
 use super::least_loaded::LeastLoaded;
 use super::mech::codel_timeout_ns;
@@ -207,7 +207,9 @@ impl Ctx<'_, '_> {
                 EventKind::RequestArrive => self.on_request_arrive(ev.a, ev.b),
                 EventKind::WorkDone => self.on_work_done(ev.a, ev.b),
                 EventKind::ReplyArrive => {
-                    self.on_reply_arrive(ev.a, ev.b, ev.c, Outcome::from_u8(ev.outcome));
+                    let pushback = ev.outcome & PUSHBACK != 0;
+                    let outcome = Outcome::from_u8(ev.outcome & !PUSHBACK);
+                    self.on_reply_arrive(ev.a, ev.b, ev.c, outcome, pushback);
                 }
                 EventKind::CallTimeout => self.on_call_timeout(ev.a, ev.b, ev.c),
                 EventKind::RetryFire => self.on_retry_fire(ev.a, ev.b, ev.c),
@@ -627,12 +629,15 @@ impl Ctx<'_, '_> {
             .map(|c| (c.link, c.to))
     }
 
+    /// The reply to job `j`'s attempt `token` arrives with `outcome` (`pushback`: it said not
+    /// to retry).
     pub(crate) fn on_reply_arrive(
         &mut self,
         j: u32,
         generation: u32,
         token: u32,
         outcome: Outcome,
+        pushback: bool,
     ) {
         let Some(job) = self.e.jobs.live(j, generation) else {
             return;
@@ -679,7 +684,7 @@ impl Ctx<'_, '_> {
             job.timeout = EventHandle::NONE;
         }
         if outcome != Outcome::Success {
-            self.on_attempt_failed(j, outcome);
+            self.on_attempt_failed(j, outcome, pushback);
         } else if client {
             self.finish_client(j, Outcome::Success);
         } else if internal {
@@ -757,7 +762,7 @@ impl Ctx<'_, '_> {
         {
             self.guard_record(j, Outcome::Timeout);
         }
-        self.on_attempt_failed(j, Outcome::Timeout);
+        self.on_attempt_failed(j, Outcome::Timeout, false);
     }
 
     /// Attempt `k` vanished at blackholed instance `inst`: remembers it with its caller, whose
@@ -998,10 +1003,15 @@ impl Ctx<'_, '_> {
         self.e.isolated_instances > 0 && inst != NONE && self.instances[inst as usize].isolated
     }
 
-    /// An attempt failed (reply or timeout): retry per policy, or fail the call.
-    pub(crate) fn on_attempt_failed(&mut self, j: u32, reason: Outcome) {
+    /// An attempt failed (reply or timeout): retry per policy, or fail the call (at once when
+    /// the answer said not to retry: `pushback`).
+    pub(crate) fn on_attempt_failed(&mut self, j: u32, reason: Outcome, pushback: bool) {
         let job = self.e.jobs.get_mut(j);
-        job.last_outcome = outcome_u8(reason);
+        job.last_outcome = outcome_u8(reason) | if pushback { PUSHBACK } else { 0 };
+        if pushback {
+            self.fail_caller(j, reason);
+            return;
+        }
         let (client, internal, node, inst, idx, attempts, prev) = (
             job.is_client(),
             job.is_internal(),
@@ -1778,6 +1788,7 @@ impl Ctx<'_, '_> {
         }
         let (parent_node, parent_client, parent_calling, parent_timeout) =
             (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
+        let wire_outcome = outcome_u8(outcome) | self.pushback(k, outcome);
         let link_model = self.e.model.links[link_id as usize];
         let (lost, delay) = self.wire(
             link_id,
@@ -1803,7 +1814,7 @@ impl Ctx<'_, '_> {
                 parent,
                 parent_gen,
                 parent_token,
-                outcome_u8(outcome),
+                wire_outcome,
             );
         } else {
             self.e.sched.schedule_after(
@@ -1813,7 +1824,7 @@ impl Ctx<'_, '_> {
                 parent,
                 parent_gen,
                 parent_token,
-                outcome_u8(outcome),
+                wire_outcome,
             );
         }
         if journey != NONE {
@@ -1879,6 +1890,26 @@ impl Ctx<'_, '_> {
     }
 
     /// Replies and frees a job that never held a worker (rejected, refused, expired).
+    /// [`PUSHBACK`] if job `k`'s failure with `outcome` says "don't retry": an answer for
+    /// overload from a service whose admission says so, or a dependency failure caused by
+    /// such an answer (passed up); else 0.
+    #[inline]
+    fn pushback(&self, k: u32, outcome: Outcome) -> u8 {
+        let job = self.e.jobs.get(k);
+        let says = match outcome {
+            Outcome::Success => false,
+            Outcome::Rejected | Outcome::Shed | Outcome::Throttled | Outcome::Overloaded => {
+                self.e.model.services[job.node as usize]
+                    .mech
+                    .as_ref()
+                    .is_some_and(|m| m.dont_retry)
+            }
+            Outcome::DependencyFailed => job.last_outcome & PUSHBACK != 0,
+            _ => false,
+        };
+        if says { PUSHBACK } else { 0 }
+    }
+
     pub(crate) fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
         self.reply(k, outcome);
         self.e.jobs.free(k);

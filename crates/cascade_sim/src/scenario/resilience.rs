@@ -129,6 +129,12 @@ pub struct AdmissionSpec {
     /// long first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<f64>,
+    /// Its answers for overload — `rejected` (queue full), `shed`, `throttled`, `overloaded` —
+    /// say "overloaded; don't retry" (the SRE book's "Addressing Cascading Failures", gRPC's
+    /// negative pushback): its callers fail the call without retrying, and a caller's request
+    /// that fails because of it says so to its own caller in turn.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dont_retry: bool,
 }
 
 /// Controlled delay (Maurer, "Fail at Scale", ACM Queue 2015): a queue that has not been
