@@ -508,6 +508,10 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             "Its 429 and overloaded answers tell callers to wait this long before a retry",
                         );
                     });
+                    row(ui, "don't retry", |ui| {
+                        ui.checkbox(&mut a.dont_retry, "say so")
+                            .on_hover_text("Its answers for overload (queue full, shed, 429, overloaded) tell callers not to retry; their failures say the same upward");
+                    });
                     row(ui, "max in flight", |ui| {
                         optional_u32(
                             ui,
