@@ -294,11 +294,11 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
             }
             ctx.sync_mechanisms(s as u32);
             ctx.refresh_service(s as u32);
-            if ctx.e.model.services[s].priority {
-                // Perhaps a priority queue only now: what waits is put in its order.
+            if ctx.e.model.services[s].ordered() {
+                // Perhaps a priority or deadline queue only now: what waits is put in order.
                 for g in ctx.services[s].instances.clone() {
                     ctx.materialize(g);
-                    ctx.sort_by_criticality(g);
+                    ctx.sort_queue(g);
                 }
             }
         }

@@ -207,12 +207,16 @@ fn cancelling(mut s: Scenario) -> Scenario {
     s
 }
 
-/// `s` with every queue a priority queue (where adaptive LIFO does not rule it out) and its
-/// sources at every criticality in turn.
+/// `s` with every queue a priority queue or an earliest-deadline-first one, in turn (where
+/// adaptive LIFO does not rule them out), and its sources at every criticality in turn.
 fn prioritised(mut s: Scenario) -> Scenario {
-    for svc in &mut s.services {
+    for (i, svc) in s.services.iter_mut().enumerate() {
         if svc.admission.lifo_above.is_none() {
-            svc.queue.discipline = QueueDiscipline::Priority;
+            svc.queue.discipline = if i % 2 == 0 {
+                QueueDiscipline::Priority
+            } else {
+                QueueDiscipline::Deadline
+            };
         }
     }
     for (i, src) in s.sources.iter_mut().enumerate() {
@@ -635,7 +639,9 @@ fn change_the_structure(s: &Scenario, rng: &mut SimRng) -> Scenario {
             let q = &mut s.services[i].queue.discipline;
             *q = match *q {
                 QueueDiscipline::Fifo => QueueDiscipline::Lifo,
-                QueueDiscipline::Lifo | QueueDiscipline::Priority => QueueDiscipline::Fifo,
+                QueueDiscipline::Lifo | QueueDiscipline::Priority | QueueDiscipline::Deadline => {
+                    QueueDiscipline::Fifo
+                }
             };
         }
         2 => s.services[i].deadline_propagation = !s.services[i].deadline_propagation,
@@ -726,9 +732,9 @@ fn random_live_edits_run_the_same_on_both_paths() {
 #[test]
 fn random_live_edits_with_cancellation_everywhere_run_the_same_on_both_paths() {
     // The same scripts with every service of every scenario (and of every edit) honouring
-    // cancellation, every queue a priority queue where it can be, and sources of every
-    // criticality: cancels and priorities then reach every kind of work under every fault and
-    // edit. `scripts/soak-golden` runs both tests for each seed.
+    // cancellation, every queue a priority or deadline queue where it can be, and sources of
+    // every criticality: cancels and priorities then reach every kind of work under every
+    // fault and edit. `scripts/soak-golden` runs both tests for each seed.
     let everywhere = |s: &mut Scenario| {
         for svc in &mut s.services {
             svc.cancellation = true;

@@ -74,6 +74,58 @@ fn criticality_travels_with_the_calls_it_causes() {
     assert_close("SheddablePlus (batch) latency", hi, 5.5 + w_lo * 1e3, 0.02);
 }
 
+#[test]
+fn an_earliest_deadline_queue_serves_short_deadlines_first_as_cobham_says() {
+    // No criticality: 300/s of interactive requests whose callers wait 100 ms and 500/s of
+    // batch ones that wait 10 s, at one 1-ms exponential server with an earliest-deadline-first
+    // queue. An interactive request's deadline (sent + 100 ms) comes before that of every batch
+    // request that has waited less than 9.9 s, which at ρ = 0.8 does not happen, and each class
+    // is served oldest first: it is Cobham's two-class queue above (W = 1.143 and 5.714 ms).
+    let (w_hi, w_lo) = cobham_waits_s(300.0, 500.0, 1000.0);
+    let [hi, lo] = source_latencies_ms(
+        r#"(
+            version: 1, name: "edf", duration_s: 1, seed: 47,
+            sources: [
+                (name: "interactive", target: "server", rate: Constant(300), timeout_ms: 100.0),
+                (name: "batch", target: "server", rate: Constant(500), timeout_ms: 10000.0),
+            ],
+            services: [(name: "server", workers: 1, queue: (discipline: Deadline),
+                        service_time: Exponential(mean_ms: 1.0))],
+        )"#,
+    );
+    assert_close("interactive latency", hi, 3.0 + w_hi * 1e3, 0.01);
+    assert_close("batch latency", lo, 3.0 + w_lo * 1e3, 0.02);
+}
+
+#[test]
+fn an_earliest_deadline_queue_with_one_deadline_for_all_is_fifo() {
+    // Every request has the same timeout, so deadlines come in arrival order: the same run as
+    // a FIFO queue, to the byte (two sources, three workers, a bounded queue that rejects).
+    let run = |discipline: &str| {
+        let s = parse(&format!(
+            r#"(
+                version: 1, name: "edf fifo", duration_s: 1, seed: 53,
+                sources: [
+                    (name: "a", target: "server", rate: Constant(1500), timeout_ms: 50.0),
+                    (name: "b", target: "server", rate: Constant(1500), timeout_ms: 50.0),
+                ],
+                services: [(name: "server", workers: 3, queue: (capacity: 20, discipline: {discipline}),
+                            service_time: Exponential(mean_ms: 1.0))],
+            )"#
+        ));
+        let sim = run_for_batches(&s, 0.0, 10.0, 3);
+        let h = sim.history();
+        let rejected: u64 = h.services[0].iter().map(|r| r.counters.rejected).sum();
+        (format!("{:?} {:?}", h.services, h.sources), rejected)
+    };
+    let ((fifo, rejected), (edf, _)) = (run("Fifo"), run("Deadline"));
+    assert!(rejected > 100, "the queue fills ({rejected} rejected)");
+    assert!(
+        fifo == edf,
+        "a deadline queue with one deadline for all runs as FIFO"
+    );
+}
+
 /// The push-out M/M/1/K chain with two classes, solved exactly: `(P(full), P(full with no
 /// low-class request waiting))`. State: what the server holds (nothing, high, low) and how many
 /// of each class wait (h + l ≤ K − 1). A high arrival to a full system pushes out a waiting

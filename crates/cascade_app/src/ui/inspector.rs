@@ -242,6 +242,8 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
             if s.admission.lifo_above.is_none() {
                 ui.selectable_value(&mut s.queue.discipline, QueueDiscipline::Priority, "Priority")
                     .on_hover_text("Most critical first (the sources' criticality); when full, the least critical waiting request makes room for a more critical one");
+                ui.selectable_value(&mut s.queue.discipline, QueueDiscipline::Deadline, "Deadline")
+                    .on_hover_text("Earliest deadline first: the request whose caller gives up soonest (its call's timeout, or a shorter propagated deadline)");
             }
         });
         ui.end_row();

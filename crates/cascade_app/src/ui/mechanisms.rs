@@ -418,7 +418,12 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
     });
     let mut admission = (s.admission != AdmissionSpec::default()).then_some(s.admission);
     // Adaptive LIFO would reorder a priority queue (validation rejects the pair).
-    let priority_queue = s.queue.discipline == cascade_sim::scenario::QueueDiscipline::Priority;
+    // An ordered queue (by criticality or deadline) cannot also be adaptive LIFO.
+    let priority_queue = matches!(
+        s.queue.discipline,
+        cascade_sim::scenario::QueueDiscipline::Priority
+            | cascade_sim::scenario::QueueDiscipline::Deadline
+    );
     optional_section(
         ui,
         "admission",

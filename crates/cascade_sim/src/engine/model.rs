@@ -83,6 +83,8 @@ pub struct ServiceModel {
     pub lifo: bool,
     /// A priority queue: by criticality, most critical first (`step.rs`, `Ctx::enqueue_job`).
     pub priority: bool,
+    /// An earliest-deadline-first queue (`step.rs`, `Ctx::enqueue_job`).
+    pub edf: bool,
     /// Own work time.
     pub dist: Dist,
     /// Load balancing.
@@ -105,13 +107,19 @@ pub struct ServiceModel {
 }
 
 impl ServiceModel {
+    /// Its queue is kept in an order of its own (by criticality or by deadline), not FIFO.
+    #[inline]
+    pub fn ordered(&self) -> bool {
+        self.priority | self.edf
+    }
+
     /// Its instances can plan requests at arrival (`planned.rs`): a leaf with a FIFO queue,
     /// no deadline checks, no cancellation, no mechanisms, and a load balancer that does not read instance load.
     #[inline]
     pub fn plannable(&self) -> bool {
         self.calls.is_empty()
             && !self.lifo
-            && !self.priority
+            && !self.ordered()
             && !self.deadline_propagation
             && !self.cancellation
             && !self.removed
@@ -265,6 +273,7 @@ impl Model {
             queue_capacity: 0,
             lifo: false,
             priority: false,
+            edf: false,
             dist: Dist::Deterministic { ns: 1 },
             lb: LoadBalancer::RoundRobin,
             shard: None,
@@ -345,6 +354,7 @@ impl Model {
                 queue_capacity: s.queue.capacity.unwrap_or(u32::MAX),
                 lifo: s.queue.discipline == QueueDiscipline::Lifo,
                 priority: s.queue.discipline == QueueDiscipline::Priority,
+                edf: s.queue.discipline == QueueDiscipline::Deadline,
                 dist: Dist::compile(&s.service_time),
                 lb: s.lb,
                 shard: s.sharding.map(|sh| {

@@ -1350,18 +1350,26 @@ impl Ctx<'_, '_> {
     pub(crate) fn enqueue_job(&mut self, k: u32, inst: u32) {
         let now = self.e.now;
         let is = &mut *self.instances[inst as usize];
-        if !self.e.model.services[is.service as usize].priority {
+        let svc = &self.e.model.services[is.service as usize];
+        if !svc.ordered() {
             is.enqueue(k, now);
             return;
         }
         let jobs = &self.e.jobs;
-        let rank = jobs.get(k).criticality;
-        let at = is
-            .queue
-            .iter()
-            .rposition(|&q| jobs.get(q).criticality >= rank)
-            .map_or(0, |i| i + 1);
-        is.enqueue_at(k, at, now);
+        // Behind every request that comes first or ties with it (first come, first served
+        // among equals), searched from the back, where most arrivals go.
+        let at = if svc.edf {
+            let deadline = jobs.get(k).deadline_ns;
+            is.queue
+                .iter()
+                .rposition(|&q| jobs.get(q).deadline_ns <= deadline)
+        } else {
+            let rank = jobs.get(k).criticality;
+            is.queue
+                .iter()
+                .rposition(|&q| jobs.get(q).criticality >= rank)
+        };
+        is.enqueue_at(k, at.map_or(0, |i| i + 1), now);
     }
 
     /// A priority queue of `inst` is full when job `k` arrives: if its newest least critical
@@ -1387,14 +1395,18 @@ impl Ctx<'_, '_> {
         true
     }
 
-    /// Orders `inst`'s queue by criticality, most critical first, keeping the order within a
-    /// level (a live edit made the service's queue a priority queue).
-    pub(crate) fn sort_by_criticality(&mut self, inst: u32) {
+    /// Orders `inst`'s queue by criticality, most critical first, or by deadline, earliest
+    /// first, keeping the order among equals (a live edit made its queue a priority or a
+    /// deadline queue).
+    pub(crate) fn sort_queue(&mut self, inst: u32) {
         let jobs = &self.e.jobs;
-        let queue = &mut self.instances[inst as usize].queue;
-        queue
-            .make_contiguous()
-            .sort_by_key(|&q| std::cmp::Reverse(jobs.get(q).criticality));
+        let edf = self.e.model.services[self.instances[inst as usize].service as usize].edf;
+        let queue = self.instances[inst as usize].queue.make_contiguous();
+        if edf {
+            queue.sort_by_key(|&q| jobs.get(q).deadline_ns);
+        } else {
+            queue.sort_by_key(|&q| std::cmp::Reverse(jobs.get(q).criticality));
+        }
     }
 
     /// Puts job `k` on a worker of `inst` (the caller checked one is free). Returns false if

@@ -613,6 +613,10 @@ pub enum QueueDiscipline {
     /// the queue is full, an arrival pushes out the newest of the least critical waiting
     /// requests if they matter less than it.
     Priority,
+    /// Earliest deadline first: by the time each request's caller gives up on it (its call's
+    /// timeout, or the propagated deadline when shorter), oldest first among equal deadlines;
+    /// requests without one (health probes, calls without a timeout) last.
+    Deadline,
 }
 
 /// Distribution of a service's own work time per request.

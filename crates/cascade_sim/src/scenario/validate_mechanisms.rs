@@ -232,16 +232,25 @@ pub(super) fn service(
             ));
         }
     }
-    if a.lifo_above.is_some() && svc.queue.discipline == crate::scenario::QueueDiscipline::Priority
+    if a.lifo_above.is_some()
+        && matches!(
+            svc.queue.discipline,
+            crate::scenario::QueueDiscipline::Priority | crate::scenario::QueueDiscipline::Deadline
+        )
     {
+        let (kind, by) = if svc.queue.discipline == crate::scenario::QueueDiscipline::Priority {
+            ("priority", "criticality")
+        } else {
+            ("deadline", "deadline")
+        };
         v.push(
             Diagnostic::new(
                 format!("{p}.admission.lifo_above"),
-                "adaptive LIFO would reorder a priority queue",
+                format!("adaptive LIFO would reorder a {kind} queue"),
             )
-            .with_hint(
-                "a priority queue serves by criticality: remove lifo_above, or use a Fifo queue",
-            ),
+            .with_hint(format!(
+                "a {kind} queue serves by {by}: remove lifo_above, or use a Fifo queue"
+            )),
         );
     }
     if let Some(ms) = a.retry_after_ms {
