@@ -981,6 +981,45 @@ fn dont_retry_answers_stop_the_retries_at_every_layer() {
     }
 }
 
+#[test]
+fn a_dont_retry_answer_passes_up_out_of_a_parallel_fan_out() {
+    // The same loss server behind a parallel fan-out: api calls db and a roomy `profile`
+    // service at once and needs both. A request fails exactly when db turns its only attempt
+    // away (B = 1/3), and that failure says "don't retry" to the users as a sequential one does.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "don't retry, fanned out", duration_s: 1, seed: 61,
+            sources: [(name: "users", target: "api", rate: Constant(500), timeout_ms: 5000.0,
+                       retry: (max_attempts: 3))],
+            services: [
+                (name: "api", workers: 200, service_time: Exponential(mean_ms: 1.0), fan_out: Parallel,
+                 calls: [(to: "db", timeout_ms: 1000.0, retry: (max_attempts: 3)),
+                         (to: "profile", timeout_ms: 1000.0)]),
+                (name: "db", workers: 1, queue: (capacity: 0), service_time: Exponential(mean_ms: 1.0),
+                 admission: (dont_retry: true)),
+                (name: "profile", workers: 200, service_time: Exponential(mean_ms: 1.0)),
+            ],
+        )"#,
+    );
+    let sim = run(&s, 32.0);
+    let (users, api, db) = (
+        source(&sim, 0, 2, 32),
+        service(&sim, 0, 2, 32),
+        service(&sim, 1, 2, 32),
+    );
+    assert_eq!(
+        db.offered_retry + api.offered_retry + users.offered_retry,
+        0
+    );
+    let n = (users.succeeded + users.failed_total()) as f64;
+    let ok = users.succeeded as f64 / n;
+    let expected = 2.0 / 3.0;
+    assert!(
+        (ok - expected).abs() <= common::Z * se(expected, n),
+        "success ratio {ok:.4} vs 1 − B = {expected:.4} ({n} requests)"
+    );
+}
+
 // ------------------------------------------------------------------- caches
 
 /// Clients at `rate`/s → a cache (hit ratio 0.9 when warm, `keys` keys) → a database of

@@ -19,7 +19,7 @@
 //! (`Ctx::finish`), or crashes, which free a parent and its branches together
 //! (`Ctx::crash_instance`).
 
-use super::jobs::{BRANCH, INHERITED, NONE, ORPHANED, Phase, SUPERSEDED};
+use super::jobs::{BRANCH, INHERITED, NONE, ORPHANED, PUSHBACK, Phase, SUPERSEDED};
 use super::step::Ctx;
 use crate::metrics::Outcome;
 use crate::rng;
@@ -123,6 +123,12 @@ impl Ctx<'_, '_> {
                 .is_some_and(|p| p.phase == Phase::Gathering),
             "a branch outlived its parent's gathering"
         );
+        if outcome != Outcome::Success {
+            // The parent's failure, if this one decides it, says what the branch's said
+            // ("don't retry" included).
+            let said = self.e.jobs.get(b).last_outcome & PUSHBACK;
+            self.e.jobs.get_mut(parent).last_outcome = outcome as u8 | said;
+        }
         let side = self.e.jobs.side_mut(parent);
         side.branches_pending -= 1;
         if outcome == Outcome::Success {
