@@ -691,35 +691,23 @@ mod tests {
                 backlog_start,
                 ..ServiceWindow::default()
             };
+        let backlog = |n: u64| Gauges {
+            queue_backlog: n,
+            ..Gauges::default()
+        };
+        let breakers = |n: u32| Gauges {
+            breakers_open: n,
+            ..Gauges::default()
+        };
+        let failed_over = Gauges {
+            failed_over: true,
+            ..Gauges::default()
+        };
         let effects = sustaining_effects(&[
-            service(
-                "db",
-                Gauges {
-                    failed_over: true,
-                    ..Gauges::default()
-                },
-                0.0,
-                0,
-            ),
-            service(
-                "inventory",
-                Gauges {
-                    breakers_open: 2,
-                    ..Gauges::default()
-                },
-                1.6,
-                0,
-            ),
-            service(
-                "hooks",
-                Gauges {
-                    queue_backlog: 5_000,
-                    ..Gauges::default()
-                },
-                0.0,
-                4_000,
-            ),
-            service("starting", Gauges::default(), 0.0, 0),
+            service("db", failed_over, 0.0, 0),
+            service("inventory", breakers(2), 1.6, 0),
+            service("hooks", backlog(5_000), 0.0, 4_000),
+            service("quiet", Gauges::default(), 0.0, 0),
             ServiceWindow {
                 starting_share: 0.5,
                 ..service("api", Gauges::default(), 0.0, 0)
@@ -737,34 +725,10 @@ mod tests {
         // A backlog that drains, a breaker that closed by the end or was open for less than
         // one breaker's worth of the window, a small backlog: nothing.
         let quiet = sustaining_effects(&[
-            service(
-                "hooks",
-                Gauges {
-                    queue_backlog: 5_000,
-                    ..Gauges::default()
-                },
-                0.0,
-                9_000,
-            ),
+            service("hooks", backlog(5_000), 0.0, 9_000),
             service("a", Gauges::default(), 3.0, 0),
-            service(
-                "b",
-                Gauges {
-                    breakers_open: 1,
-                    ..Gauges::default()
-                },
-                0.5,
-                0,
-            ),
-            service(
-                "c",
-                Gauges {
-                    queue_backlog: 99,
-                    ..Gauges::default()
-                },
-                0.0,
-                0,
-            ),
+            service("b", breakers(1), 0.5, 0),
+            service("c", backlog(99), 0.0, 0),
         ]);
         assert!(quiet.is_empty(), "{quiet:?}");
     }

@@ -46,6 +46,18 @@ fn se(p: f64, n: f64) -> f64 {
     (p * (1.0 - p) / n).sqrt()
 }
 
+/// Asserts that `c`'s success ratio is `expected` within [`common::Z`] binomial standard
+/// errors.
+#[track_caller]
+fn assert_success_ratio(what: &str, c: &NodeCounters, expected: f64) {
+    let n = (c.succeeded + c.failed_total()) as f64;
+    let ok = c.succeeded as f64 / n;
+    assert!(
+        (ok - expected).abs() <= common::Z * se(expected, n),
+        "{what}: success ratio {ok:.4} vs {expected:.4} ({n} requests)"
+    );
+}
+
 // ------------------------------------------------------------------- retries and throttling
 
 #[test]
@@ -778,13 +790,7 @@ fn a_group_partition_cuts_the_calls_between_its_sides_and_no_others() {
     assert_eq!(east.failed_total(), 0, "east never crosses the partition");
     assert!(east.succeeded > 15_000);
     let west = source(&sim, 1, 11, 30);
-    let n = (west.succeeded + west.failed_total()) as f64;
-    let ok = west.succeeded as f64 / n;
-    let expected = 1.0 - p_east;
-    assert!(
-        (ok - expected).abs() <= common::Z * se(expected, n),
-        "west's success ratio {ok:.4} vs 1 − p = {expected} ({n} requests)"
-    );
+    assert_success_ratio("west, 1 − p", &west, 1.0 - p_east);
     assert_eq!(
         west.failed_total(),
         west.failed[Outcome::DependencyFailed as usize],
@@ -959,13 +965,7 @@ fn dont_retry_answers_stop_the_retries_at_every_layer() {
             );
             assert_eq!(api.offered_retry, 0, "nor do the users, told in turn");
             assert_eq!(users.offered_retry, 0);
-            let n = (users.succeeded + users.failed_total()) as f64;
-            let ok = users.succeeded as f64 / n;
-            let expected = 2.0 / 3.0;
-            assert!(
-                (ok - expected).abs() <= common::Z * se(expected, n),
-                "success ratio {ok:.4} vs 1 − B = {expected:.4} ({n} requests)"
-            );
+            assert_success_ratio("users, 1 − B", &users, 2.0 / 3.0);
         } else {
             assert!(
                 db.offered_retry > 1000,
@@ -1011,13 +1011,7 @@ fn a_dont_retry_answer_passes_up_out_of_a_parallel_fan_out() {
         db.offered_retry + api.offered_retry + users.offered_retry,
         0
     );
-    let n = (users.succeeded + users.failed_total()) as f64;
-    let ok = users.succeeded as f64 / n;
-    let expected = 2.0 / 3.0;
-    assert!(
-        (ok - expected).abs() <= common::Z * se(expected, n),
-        "success ratio {ok:.4} vs 1 − B = {expected:.4} ({n} requests)"
-    );
+    assert_success_ratio("users, 1 − B", &users, 2.0 / 3.0);
 }
 
 // ------------------------------------------------------------------- caches
