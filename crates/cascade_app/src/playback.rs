@@ -117,6 +117,10 @@ pub struct Playback {
     pub least_sim_budget: Duration,
     /// Share of a frame the simulation's budget grows to when frames are long.
     pub sim_share_of_frame: f64,
+    /// Every frame advances the simulated time its speed asks for, whatever that costs in
+    /// wall time (the screenshot mode: what follows the speed reached — the steps, the
+    /// sampling of journeys, the particles — must not depend on the machine's speed).
+    pub fixed_pace: bool,
 }
 
 impl Default for Playback {
@@ -127,6 +131,7 @@ impl Default for Playback {
             step_requested: false,
             least_sim_budget: Duration::from_millis(24),
             sim_share_of_frame: 0.5,
+            fixed_pace: false,
         }
     }
 }
@@ -266,8 +271,11 @@ fn configure_clocks(
     pace.record_frame(real.delta());
     match (playback.playing, playback.speed) {
         (true, Speed::Times(speed)) => {
-            let allowed =
-                sim_s_per_frame_allowed(playback.frame_budget(&pace), pace.wall_per_sim_s);
+            let allowed = if playback.fixed_pace {
+                f64::INFINITY
+            } else {
+                sim_s_per_frame_allowed(playback.frame_budget(&pace), pace.wall_per_sim_s)
+            };
             let (k, max_delta) = governed_steps(speed, clock.tick_ns, allowed);
             if clock.ticks_per_update != k {
                 clock.ticks_per_update = k;

@@ -7,7 +7,10 @@
 //! picture on any machine. So in the screenshot mode every frame advances Bevy's real time by
 //! the same [`SCREENSHOT_FRAME`] (`TimeUpdateStrategy::ManualDuration`): the slow approach,
 //! the particles' flight, pulses and the journey sampling follow frames, not the machine's
-//! speed. The full-speed part is measured in wall time, but it ends at an exact tick.
+//! speed; and every frame advances the simulated time its speed asks for, however long that
+//! takes (`Playback::fixed_pace`: a busy machine's governor would otherwise take smaller steps,
+//! reach a lower speed and sample other journeys). The full-speed part is measured in wall
+//! time, but it ends at an exact tick.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +53,7 @@ pub fn plugin(args: Args) -> impl Fn(&mut App) {
                     frames: 0,
                     speed_before: Speed::Times(1.0),
                 })
+                .add_systems(Startup, |mut p: ResMut<Playback>| p.fixed_pace = true)
                 .add_systems(
                     PreUpdate,
                     screenshot_driver.after(crate::AppSystems::Playback),
@@ -146,6 +150,7 @@ fn screenshot_driver(world: &mut World) {
                 plan.stage = Stage::Settling;
                 plan.frames = 0;
                 world.resource_mut::<crate::session::ViewRequests>().fit = true;
+                crate::canvas::clear_particles(world);
             }
         }
         Stage::Settling => {

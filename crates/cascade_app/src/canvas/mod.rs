@@ -31,7 +31,7 @@ use cascade_sim::{Engine, NodeRef};
 pub use camera::CanvasCamera;
 pub use interact::{BuildTool, CanvasPointer, ContextMenu, ContextTarget};
 pub use nodes::InstanceSummary;
-pub use particles::ParticleDensity;
+pub use particles::{ParticleDensity, clear_particles};
 
 use crate::session::Document;
 

@@ -100,6 +100,20 @@ pub fn sampling_every(total_rate_per_s: f64, sim_s_per_real_s: f64, journeys_per
         .clamp(1.0, 1e9) as u32
 }
 
+/// Removes every particle in flight and every sampled leg not yet shown (the screenshot mode,
+/// when it leaves its full-speed part: how many frames that part took depends on the machine,
+/// and so would which of its journeys were still in the air).
+pub fn clear_particles(world: &mut World) {
+    world.resource_mut::<Messages<SampledLeg>>().clear();
+    let particles: Vec<Entity> = world
+        .query_filtered::<Entity, With<Particle>>()
+        .iter(world)
+        .collect();
+    for e in particles {
+        world.despawn(e);
+    }
+}
+
 #[derive(Component, Debug, Clone)]
 struct Particle {
     from: Vec2,
