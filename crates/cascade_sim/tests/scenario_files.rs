@@ -288,6 +288,13 @@ fn group_partitions_name_known_nodes_on_two_sides_that_call_each_other() {
         "unknown node \"dbb\"",
         Some("did you mean \"db\""),
     );
+    let (text, err) = fault(r#"GroupPartition(group: ["api", "zzzzzz"])"#);
+    expect_problem(
+        &err,
+        position_of(&text, "\"zzzzzz\"", 0),
+        "unknown node \"zzzzzz\"",
+        Some("the nodes are users, api, db"),
+    );
     let (text, err) = fault(r#"GroupPartition(group: ["db"], others: ["api", "db"])"#);
     expect_problem(
         &err,

@@ -987,6 +987,16 @@ fn fault_kind(
     }
 }
 
+/// The hint for an unknown node `name`: the closest of `all` (sources and services), or the
+/// first of them when none is close.
+fn node_hint(name: &str, all: &[&str]) -> String {
+    match closest(name, all.iter().copied()) {
+        Some(best) => format!("did you mean \"{best}\"?"),
+        None if all.len() > 8 => format!("the nodes are {}, …", all[..8].join(", ")),
+        None => format!("the nodes are {}", all.join(", ")),
+    }
+}
+
 /// A group partition's sides: known nodes, each named once, something on both sides, and at
 /// least one call crossing between them.
 fn group_partition(
@@ -1011,10 +1021,10 @@ fn group_partition(
         for (i, name) in names.iter().enumerate() {
             let at = format!("{path}.{field}[{i}]");
             if !all.contains(&name.as_str()) {
-                let mut d = Diagnostic::new(at, format!("unknown node \"{name}\""));
-                d.hint =
-                    closest(name, all.iter().copied()).map(|b| format!("did you mean \"{b}\"?"));
-                v.push(d);
+                v.push(
+                    Diagnostic::new(at, format!("unknown node \"{name}\""))
+                        .with_hint(node_hint(name, &all)),
+                );
                 ok = false;
             } else if names[..i].contains(name) {
                 v.push(Diagnostic::new(at, format!("\"{name}\" is named twice")));
@@ -1056,10 +1066,10 @@ pub(super) fn link(
 ) {
     let all: Vec<&str> = sources.iter().chain(services.iter()).copied().collect();
     if !all.contains(&from) {
-        let hint = closest(from, all.iter().copied()).map(|b| format!("did you mean \"{b}\"?"));
-        let mut d = Diagnostic::new(format!("{path}.from"), format!("unknown node \"{from}\""));
-        d.hint = hint;
-        v.push(d);
+        v.push(
+            Diagnostic::new(format!("{path}.from"), format!("unknown node \"{from}\""))
+                .with_hint(node_hint(from, &all)),
+        );
         return;
     }
     let targets = scenario.link_targets(from);
