@@ -16,7 +16,9 @@
 //! faults (restart, latch, cache flush, TTL storm) act when they start and have no modifiers.
 
 use crate::engine::{Model, NodeRef};
-use crate::scenario::{Direction, FaultKind, InstanceSelector, KillMode, PushedChange};
+use crate::scenario::{
+    Direction, FaultKind, InstanceSelector, KillMode, PushedChange, crosses_partition,
+};
 use crate::time::{NEVER, Nanos, s_to_ns};
 
 /// Stable id of a fault within a run.
@@ -82,13 +84,6 @@ fn group_links(model: &Model, group: &[String], others: &[String]) -> Result<Vec
     let node = |name: &String| node_ref(model, name);
     let group: Vec<NodeRef> = group.iter().map(node).collect::<Result<_, _>>()?;
     let others: Vec<NodeRef> = others.iter().map(node).collect::<Result<_, _>>()?;
-    let on_other_side = |n: NodeRef| {
-        if others.is_empty() {
-            !group.contains(&n)
-        } else {
-            others.contains(&n)
-        }
-    };
     let live = |n: NodeRef| match n {
         NodeRef::Source(i) => !model.sources[i as usize].removed,
         NodeRef::Service(i) => !model.services[i as usize].removed,
@@ -97,10 +92,7 @@ fn group_links(model: &Model, group: &[String], others: &[String]) -> Result<Vec
         .filter(|&l| {
             let link = &model.links[l as usize];
             let (from, to) = (link.from, NodeRef::Service(link.to));
-            live(from)
-                && live(to)
-                && ((group.contains(&from) && on_other_side(to))
-                    || (group.contains(&to) && on_other_side(from)))
+            live(from) && live(to) && crosses_partition(&group, &others, &from, &to)
         })
         .collect();
     if links.is_empty() {

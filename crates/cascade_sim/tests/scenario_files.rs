@@ -281,48 +281,55 @@ fn group_partitions_name_known_nodes_on_two_sides_that_call_each_other() {
             &format!("    ],\n    faults: [(at_s: 1.0, duration_s: 2.0, fault: {f})],\n)"),
         )
     };
-    let (text, err) = fault(r#"GroupPartition(group: ["api", "dbb"])"#);
-    expect_problem(
-        &err,
-        position_of(&text, "\"dbb\"", 0),
-        "unknown node \"dbb\"",
-        Some("did you mean \"db\""),
-    );
-    let (text, err) = fault(r#"GroupPartition(group: ["api", "zzzzzz"])"#);
-    expect_problem(
-        &err,
-        position_of(&text, "\"zzzzzz\"", 0),
-        "unknown node \"zzzzzz\"",
-        Some("the nodes are users, api, db"),
-    );
-    let (text, err) = fault(r#"GroupPartition(group: ["db"], others: ["api", "db"])"#);
-    expect_problem(
-        &err,
-        position_of(&text, "\"db\"", 3),
-        "\"db\" is on both sides",
-        Some("not both"),
-    );
-    let (text, err) = fault(r#"GroupPartition(group: ["users"], others: ["db"])"#);
-    expect_problem(
-        &err,
-        position_of(&text, "[\"users\"]", 0),
-        "no call crosses the partition",
-        Some("do not call each other"),
-    );
-    let (text, err) = fault(r#"GroupPartition(group: ["users", "api", "db"])"#);
-    expect_problem(
-        &err,
-        position_of(&text, "[\"users\"", 0),
-        "no call crosses the partition",
-        Some("every node"),
-    );
-    let (text, err) = fault(r#"GroupPartition(group: [])"#);
-    expect_problem(
-        &err,
-        position_of(&text, "[]", 0),
-        "the group names no node",
-        None,
-    );
+    // (fault, where the problem is: text and which occurrence, message, hint)
+    let cases: [(&str, &str, usize, &str, Option<&str>); 6] = [
+        (
+            r#"GroupPartition(group: ["api", "dbb"])"#,
+            "\"dbb\"",
+            0,
+            "unknown node \"dbb\"",
+            Some("did you mean \"db\""),
+        ),
+        (
+            r#"GroupPartition(group: ["api", "zzzzzz"])"#,
+            "\"zzzzzz\"",
+            0,
+            "unknown node \"zzzzzz\"",
+            Some("the nodes are users, api, db"),
+        ),
+        (
+            r#"GroupPartition(group: ["db"], others: ["api", "db"])"#,
+            "\"db\"",
+            3,
+            "\"db\" is on both sides",
+            Some("not both"),
+        ),
+        (
+            r#"GroupPartition(group: ["users"], others: ["db"])"#,
+            "[\"users\"]",
+            0,
+            "no call crosses the partition",
+            Some("do not call each other"),
+        ),
+        (
+            r#"GroupPartition(group: ["users", "api", "db"])"#,
+            "[\"users\"",
+            0,
+            "no call crosses the partition",
+            Some("every node"),
+        ),
+        (
+            r#"GroupPartition(group: [])"#,
+            "[]",
+            0,
+            "the group names no node",
+            None,
+        ),
+    ];
+    for (f, needle, nth, message, hint) in cases {
+        let (text, err) = fault(f);
+        expect_problem(&err, position_of(&text, needle, nth), message, hint);
+    }
     // A valid one round-trips, its default side left out.
     let text = GOOD.replacen(
         "    ],\n)",

@@ -99,7 +99,8 @@ pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
     for svc in &mut s.services {
         svc.calls.retain(|c| c.to != name);
     }
-    for f in &mut s.faults {
+    let mut faults = std::mem::take(&mut s.faults);
+    for f in &mut faults {
         if let FaultKind::GroupPartition { group, others } = &mut f.fault {
             group.retain(|n| n != name);
             others.retain(|n| n != name);
@@ -111,12 +112,7 @@ pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
         }
         _ => !f.names_node(name),
     };
-    let faults = s
-        .faults
-        .iter()
-        .filter(|f| cuts(&f.fault))
-        .cloned()
-        .collect();
+    faults.retain(|f| cuts(&f.fault));
     s.faults = faults;
     (!s.sources.is_empty() && !s.services.is_empty()).then_some(s)
 }

@@ -417,9 +417,8 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
         });
     });
     let mut admission = (s.admission != AdmissionSpec::default()).then_some(s.admission);
-    // Adaptive LIFO would reorder a priority queue (validation rejects the pair).
     // An ordered queue (by criticality or deadline) cannot also be adaptive LIFO.
-    let priority_queue = matches!(
+    let ordered_queue = matches!(
         s.queue.discipline,
         cascade_sim::scenario::QueueDiscipline::Priority
             | cascade_sim::scenario::QueueDiscipline::Deadline
@@ -471,7 +470,7 @@ pub fn service_mechanisms_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &
                             },
                         );
                     });
-                    if !priority_queue {
+                    if !ordered_queue {
                         row(ui, "LIFO above", |ui| {
                             optional_u32(
                                 ui,

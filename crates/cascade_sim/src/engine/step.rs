@@ -192,6 +192,17 @@ fn outcome_u8(o: Outcome) -> u8 {
     o as u8
 }
 
+/// Where `job` stands in an ordered queue, smaller first: its deadline in an
+/// earliest-deadline-first queue (`edf`), else its criticality, most critical first.
+#[inline]
+fn queue_key(edf: bool, job: &super::Job) -> u64 {
+    if edf {
+        job.deadline_ns
+    } else {
+        u64::from(u8::MAX - job.criticality)
+    }
+}
+
 impl Ctx<'_, '_> {
     /// Processes every event before `limit_ns`, in `(time, stamp)` order.
     pub fn run_until(&mut self, limit_ns: Nanos) {
@@ -1345,8 +1356,9 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Puts job `k` in `inst`'s queue (after [`InstanceState::touch`]): at the back, or in a
-    /// priority queue after every waiting request at least as critical.
+    /// Puts job `k` in `inst`'s queue (after [`InstanceState::touch`]): at the back, or in an
+    /// ordered queue (by criticality or deadline, [`queue_key`]) behind every waiting request
+    /// that comes first or ties with it (first come, first served among equals).
     pub(crate) fn enqueue_job(&mut self, k: u32, inst: u32) {
         let now = self.e.now;
         let is = &mut *self.instances[inst as usize];
@@ -1355,20 +1367,13 @@ impl Ctx<'_, '_> {
             is.enqueue(k, now);
             return;
         }
-        let jobs = &self.e.jobs;
-        // Behind every request that comes first or ties with it (first come, first served
-        // among equals), searched from the back, where most arrivals go.
-        let at = if svc.edf {
-            let deadline = jobs.get(k).deadline_ns;
-            is.queue
-                .iter()
-                .rposition(|&q| jobs.get(q).deadline_ns <= deadline)
-        } else {
-            let rank = jobs.get(k).criticality;
-            is.queue
-                .iter()
-                .rposition(|&q| jobs.get(q).criticality >= rank)
-        };
+        let (jobs, edf) = (&self.e.jobs, svc.edf);
+        let key = queue_key(edf, jobs.get(k));
+        // Searched from the back, where most arrivals go.
+        let at = is
+            .queue
+            .iter()
+            .rposition(|&q| queue_key(edf, jobs.get(q)) <= key);
         is.enqueue_at(k, at.map_or(0, |i| i + 1), now);
     }
 
@@ -1402,11 +1407,7 @@ impl Ctx<'_, '_> {
         let jobs = &self.e.jobs;
         let edf = self.e.model.services[self.instances[inst as usize].service as usize].edf;
         let queue = self.instances[inst as usize].queue.make_contiguous();
-        if edf {
-            queue.sort_by_key(|&q| jobs.get(q).deadline_ns);
-        } else {
-            queue.sort_by_key(|&q| std::cmp::Reverse(jobs.get(q).criticality));
-        }
+        queue.sort_by_key(|&q| queue_key(edf, jobs.get(q)));
     }
 
     /// Puts job `k` on a worker of `inst` (the caller checked one is free). Returns false if
@@ -1724,7 +1725,7 @@ impl Ctx<'_, '_> {
                 return;
             }
             is.touch(self.e.now);
-            // (A priority queue keeps its order: validation rules out adaptive LIFO there.)
+            // (An ordered queue keeps its order: validation rules out adaptive LIFO there.)
             let next = if lifo || is.queue.len() as u32 > lifo_above {
                 is.queue.pop_back()
             } else {
@@ -1901,7 +1902,6 @@ impl Ctx<'_, '_> {
         self.e.jobs.free(j);
     }
 
-    /// Replies and frees a job that never held a worker (rejected, refused, expired).
     /// [`PUSHBACK`] if job `k`'s failure with `outcome` says "don't retry": an answer for
     /// overload from a service whose admission says so, or a dependency failure caused by
     /// such an answer (passed up); else 0.
@@ -1922,6 +1922,7 @@ impl Ctx<'_, '_> {
         if says { PUSHBACK } else { 0 }
     }
 
+    /// Replies and frees a job that never held a worker (rejected, refused, expired).
     pub(crate) fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
         self.reply(k, outcome);
         self.e.jobs.free(k);

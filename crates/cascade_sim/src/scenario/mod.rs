@@ -1356,6 +1356,20 @@ impl FaultKind {
     }
 }
 
+/// True if a message between `from` and `to` (either way) crosses a group partition of
+/// `group` against `others` (every node not in `group` when `others` is empty). Names in a
+/// scenario, or the engine's node references.
+pub fn crosses_partition<T: PartialEq>(group: &[T], others: &[T], from: &T, to: &T) -> bool {
+    let other_side = |n: &T| {
+        if others.is_empty() {
+            !group.contains(n)
+        } else {
+            others.contains(n)
+        }
+    };
+    (group.contains(from) && other_side(to)) || (group.contains(to) && other_side(from))
+}
+
 /// Settings of the verdict rule (see docs/model.md, "Verdict").
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -1559,21 +1573,15 @@ impl Scenario {
     /// round ([`Scenario::link_targets`]); an empty `others` stands for every node not in
     /// `group`. A group partition of two sides that do not cross cuts nothing.
     pub fn partition_crosses(&self, group: &[String], others: &[String]) -> bool {
-        let in_group = |n: &str| group.iter().any(|g| g == n);
-        let other_side = |n: &str| {
-            if others.is_empty() {
-                !in_group(n)
-            } else {
-                others.iter().any(|o| o == n)
-            }
-        };
+        let group: Vec<&str> = group.iter().map(String::as_str).collect();
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
         let nodes = self.sources.iter().map(|s| s.name.as_str());
         nodes
             .chain(self.services.iter().map(|s| s.name.as_str()))
             .any(|from| {
-                self.link_targets(from).into_iter().any(|to| {
-                    (in_group(from) && other_side(to)) || (in_group(to) && other_side(from))
-                })
+                self.link_targets(from)
+                    .into_iter()
+                    .any(|to| crosses_partition(&group, &others, &from, &to))
             })
     }
 

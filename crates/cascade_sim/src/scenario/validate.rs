@@ -1042,8 +1042,7 @@ fn group_partition(
         return;
     }
     if !scenario.partition_crosses(group, others) {
-        let in_group = |n: &str| group.iter().any(|g| g == n);
-        let hint = if others.is_empty() && all.iter().all(|n| in_group(n)) {
+        let hint = if others.is_empty() && all.iter().all(|&n| group.iter().any(|g| g == n)) {
             "the group holds every node: leave some out"
         } else {
             "a group partition cuts the calls between the two sides; these sides do not call each other"
