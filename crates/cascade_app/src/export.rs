@@ -77,6 +77,13 @@ pub fn run_files(world: &mut World) -> Result<Vec<(&'static str, Vec<u8>)>, Repo
             "events.jsonl",
             cascade_report::events_jsonl(world.resource::<EventLog>())?,
         ),
+        (
+            "causes.csv",
+            cascade_report::causes_csv(
+                world.resource::<MetricsHistory>(),
+                world.resource::<Engine>(),
+            )?,
+        ),
     ];
     if let Some(summary) = summary {
         // No wall time: a run played, paused and edited in the app has none worth stating.

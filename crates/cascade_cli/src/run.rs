@@ -137,6 +137,11 @@ fn write_metrics_and_log(dir: &Path, csv: MetricsCsv, sim: &Simulation) -> Resul
         "events.jsonl",
         &output::events_jsonl(sim.world().resource::<EventLog>())?,
     )?;
+    output::write(
+        dir,
+        "causes.csv",
+        &output::causes_csv(sim.history(), sim.world().resource::<Engine>())?,
+    )?;
     Ok(())
 }
 

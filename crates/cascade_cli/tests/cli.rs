@@ -125,6 +125,25 @@ fn same_seed_gives_byte_identical_metrics_and_another_seed_differs() {
     for f in ["events.jsonl", "summary.json"] {
         assert!(a.join(f).exists(), "{f} written");
     }
+    // causes.csv counts every failed client request once, by its origin: its users' rows add
+    // up to the failures the summary counts by reason.
+    let causes = std::fs::read_to_string(a.join("causes.csv")).unwrap();
+    let mut lines = causes.lines();
+    assert_eq!(lines.next(), Some("interval,t_s,site,origin,failures"));
+    let by_origin: u64 = lines
+        .filter(|l| l.split(',').nth(2) == Some("users"))
+        .map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    let by_reason: u64 = summary["sources"]["users"]["failures"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(by_reason > 0, "the storm fails requests");
+    assert_eq!(by_origin, by_reason);
     let events = std::fs::read_to_string(a.join("events.jsonl")).unwrap();
     assert!(
         events

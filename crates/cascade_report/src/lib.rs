@@ -1,6 +1,7 @@
 //! `cascade_report`: a run's output files, the same from `cascade-cli run --out DIR` and from
 //! the app's *File → Export run data*: `metrics.csv` (one row per interval × node),
-//! `events.jsonl` (faults, commands, state changes), `summary.json` (the run's figures and
+//! `events.jsonl` (faults, commands, state changes), `causes.csv` (where failures started),
+//! `summary.json` (the run's figures and
 //! verdict) and `report.md` (the run written up as a postmortem, [`postmortem`]). Each file is
 //! written atomically (temporary file + rename) so a crash never leaves half a file. The
 //! formats are documented in docs/scenario-format.md ("Outputs"). It also reads one input
@@ -16,9 +17,10 @@ pub use postmortem::{RunRecord, postmortem_md};
 
 use std::path::{Path, PathBuf};
 
+use cascade_sim::causality::{CauseGraph, CauseSite, Origin};
 use cascade_sim::metrics::{MetricsHistory, NodeRow, Outcome};
 use cascade_sim::scenario::write_atomically;
-use cascade_sim::{Engine, EventLog, RunSummary};
+use cascade_sim::{Engine, EventLog, NodeRef, RunSummary};
 use serde::Serialize;
 
 /// Why an output could not be made or written.
@@ -264,6 +266,48 @@ fn csv_row<'a>(
         panic: row.gauges.panic,
         health: row.health.as_str(),
     }
+}
+
+/// One row of `causes.csv`.
+#[derive(Serialize)]
+struct CauseCsvRow {
+    interval: u32,
+    t_s: f64,
+    site: String,
+    origin: String,
+    failures: u64,
+}
+
+/// `causes.csv`: where failures started, per interval (those the history keeps): one row per
+/// interval × site × origin with failures, where a site is a source (its users' failed
+/// requests) or a link `caller → callee` (the failed attempts of its calls, as the caller saw
+/// them), and the origin a service or a link (docs/model.md, "Causality").
+pub fn causes_csv(history: &MetricsHistory, engine: &Engine) -> Result<Vec<u8>, ReportError> {
+    let graph = CauseGraph::of(&engine.model);
+    let interval_s = history.interval_ns as f64 / 1e9;
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for r in &history.causes.rows {
+        let site = match r.site {
+            CauseSite::Source(s) => graph.node_name(NodeRef::Source(s)),
+            CauseSite::Link(l) => graph.origin_name(Origin::Link(l)),
+        };
+        writer
+            .serialize(CauseCsvRow {
+                interval: r.interval,
+                t_s: f64::from(r.interval) * interval_s,
+                site,
+                origin: graph.origin_name(r.origin),
+                failures: r.failures,
+            })
+            .map_err(|e| encode("causes.csv")(&e))?;
+    }
+    if history.causes.rows.is_empty() {
+        // The header alone, so that a run without failures still has a readable file.
+        writer
+            .write_record(["interval", "t_s", "site", "origin", "failures"])
+            .map_err(|e| encode("causes.csv")(&e))?;
+    }
+    writer.into_inner().map_err(|e| encode("causes.csv")(&e))
 }
 
 /// `events.jsonl`: one JSON object per event, with `time_s`.

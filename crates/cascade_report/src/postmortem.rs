@@ -54,6 +54,38 @@ pub fn verdict_meaning(verdict: VerdictKind) -> &'static str {
     }
 }
 
+/// "Where it started": the users' failures by origin, the failure path and the wavefront
+/// (docs/model.md, "Causality").
+fn where_it_started(md: &mut String, c: &cascade_sim::causality::CausalityReport) {
+    md.push_str("## Where it started\n\n");
+    let _ = writeln!(
+        md,
+        "Of {} failed client requests, {:.1} % started at **{}**; the failures travelled {}.\n",
+        fmt_fig(c.user_failures as f64),
+        c.origins
+            .iter()
+            .find(|o| o.origin == c.root)
+            .map_or(0.0, |o| o.share * 100.0),
+        cell(&c.root),
+        c.failure_path.join(" ← ")
+    );
+    md.push_str("| origin | failed requests | share |\n|---|--:|--:|\n");
+    for o in c.origins.iter().take(8) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} % |",
+            cell(&o.origin),
+            fmt_fig(o.failures as f64),
+            o.share * 100.0
+        );
+    }
+    md.push_str("\n| reached | at s |\n|---|--:|\n");
+    for r in &c.blast_radius {
+        let _ = writeln!(md, "| {} | {} |", cell(&r.node), fmt_fig(r.first_failing_s));
+    }
+    md.push('\n');
+}
+
 /// The report as Markdown.
 pub fn postmortem_md(run: &RunRecord<'_>) -> String {
     let (scenario, summary) = (run.scenario, run.summary);
@@ -141,6 +173,10 @@ pub fn postmortem_md(run: &RunRecord<'_>) -> String {
 
     md.push_str("## What the clients saw\n\n");
     charts(&mut md, run.history, &trigger_spans(&run.history.system));
+
+    if let Some(c) = &summary.causality {
+        where_it_started(&mut md, c);
+    }
 
     md.push_str("## Services\n\n");
     md.push_str(

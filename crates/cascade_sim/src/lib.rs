@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod causality;
 pub mod commands;
 pub mod dist;
 pub mod engine;

@@ -759,6 +759,8 @@ pub struct MetricsHistory {
     pub edges: Vec<VecDeque<EdgeRow>>,
     /// One row per interval.
     pub system: Vec<SystemRow>,
+    /// Where failures started, per interval (the same intervals as the rows) and in total.
+    pub causes: crate::causality::CauseHistory,
 }
 
 impl Default for MetricsHistory {
@@ -770,6 +772,7 @@ impl Default for MetricsHistory {
             sources: Vec::new(),
             edges: Vec::new(),
             system: Vec::new(),
+            causes: Default::default(),
         }
     }
 }

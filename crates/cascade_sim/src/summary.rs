@@ -76,6 +76,9 @@ pub struct SourceSummary {
     pub p99_ms: f64,
     /// Failed requests by reason (of their last attempt).
     pub failures: BTreeMap<String, u64>,
+    /// Failed requests by where their failure started (a service, or "caller → callee" for a
+    /// link; `causality.rs`).
+    pub failure_origins: BTreeMap<String, u64>,
 }
 
 /// The whole run.
@@ -105,6 +108,9 @@ pub struct RunSummary {
     pub expected_verdict: Option<VerdictKind>,
     /// The measurements the scenario states in advance, checked.
     pub checks: Vec<crate::outcome::CheckResult>,
+    /// Where the users' failures started, their path and the blast radius (`None`: no user
+    /// saw a failure).
+    pub causality: Option<crate::causality::CausalityReport>,
 }
 
 impl RunSummary {
@@ -233,6 +239,13 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
             },
         );
     }
+    let graph = crate::causality::CauseGraph::of(&world.resource::<Engine>().model);
+    let history = world.resource::<MetricsHistory>();
+    let causality =
+        crate::causality::analyse(&history.causes, &graph, history.interval_ns as f64 / 1e9);
+    let mut origins: Vec<BTreeMap<String, u64>> = (0..graph.sources.len())
+        .map(|s| crate::causality::origins_of(&history.causes, &graph, s as u32))
+        .collect();
     let mut sources = BTreeMap::new();
     let mut q = world.query::<&SourceState>();
     for st in q.iter(world) {
@@ -263,6 +276,7 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
                 p50_ms: h.quantile_ms(0.5),
                 p99_ms: h.quantile_ms(0.99),
                 failures,
+                failure_origins: std::mem::take(&mut origins[st.index as usize]),
             },
         );
     }
@@ -279,6 +293,7 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
         sources,
         expected_verdict: scenario.expect.as_ref().map(|e| e.verdict),
         checks: check_outcomes(world, &scenario),
+        causality,
     })
 }
 

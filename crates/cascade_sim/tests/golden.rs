@@ -466,6 +466,11 @@ fn fingerprint(
     for r in &history.system {
         writeln!(out, "system {r:?}").unwrap();
     }
+    // Where failures started: the fast paths' blocked-on walks must find what the reference
+    // path's find.
+    for r in &history.causes.rows {
+        writeln!(out, "cause {r:?}").unwrap();
+    }
     for e in &sim.world().resource::<EventLog>().events {
         writeln!(out, "{e:?}").unwrap();
     }

@@ -6,6 +6,7 @@
 //! recorded latency skips its percentile pass and histogram reset.
 
 use super::step::Ctx;
+use crate::causality::CauseSite;
 use crate::events::SimEventKind;
 use crate::metrics::{
     EdgeRow, Health, MetricsHistory, NodeCounters, NodeRow, QUANTILES, SystemRow,
@@ -145,6 +146,8 @@ impl Ctx<'_, '_> {
             MetricsHistory::push_row(cap, &mut self.history.edges[l], row);
         }
 
+        self.close_causes(k, cap);
+
         let interval_ns = self.e.model.interval_ticks * self.e.model.tick_ns;
         let start_ns = end_ns.saturating_sub(interval_ns);
         // A fault is a trigger in the intervals its [start, end) overlaps — in effect for
@@ -169,6 +172,34 @@ impl Ctx<'_, '_> {
         if !self.e.model.alerts.is_empty() {
             self.run_alerts(interval_ns);
         }
+    }
+
+    /// Moves the open interval `k`'s failure origins (sources' and links') into the history,
+    /// which keeps the last `cap` intervals of them.
+    fn close_causes(&mut self, k: u32, cap: usize) {
+        let mut counts = Vec::new();
+        for s in 0..self.sources.len() {
+            let tally = &mut self.sources[s].failure_origins;
+            if !tally.is_empty() {
+                counts.clear();
+                tally.take_sorted(&mut counts);
+                self.history
+                    .causes
+                    .record(k, CauseSite::Source(s as u32), &counts);
+            }
+        }
+        for (l, link) in self.e.links.iter_mut().enumerate() {
+            if !link.failure_origins.is_empty() {
+                counts.clear();
+                link.failure_origins.take_sorted(&mut counts);
+                self.history
+                    .causes
+                    .record(k, CauseSite::Link(l as u32), &counts);
+            }
+        }
+        self.history
+            .causes
+            .prune_before((k + 1).saturating_sub(cap as u32));
     }
 
     /// True if some source's spike overlaps `[from_ns, to_ns)`.

@@ -65,7 +65,7 @@ impl Ctx<'_, '_> {
     pub(crate) fn end_cache_fill(&mut self, k: u32, success: bool) {
         let now = self.e.now;
         let job = self.e.jobs.get(k);
-        let (s, key, flags) = (job.node as usize, job.key, job.flags);
+        let (s, key, flags, origin) = (job.node as usize, job.key, job.flags, job.origin);
         self.e.jobs.get_mut(k).flags &= !(FILLING | MISSED);
         let ttl = self.e.model.services[s]
             .mech
@@ -107,6 +107,8 @@ impl Ctx<'_, '_> {
                     self.fall_back(w);
                     continue;
                 }
+                // A failed fill fails its waiters where it failed.
+                self.e.jobs.get_mut(w).origin = origin;
                 self.finish(
                     w,
                     if success {

@@ -126,8 +126,13 @@ impl Ctx<'_, '_> {
         if outcome != Outcome::Success {
             // The parent's failure, if this one decides it, says what the branch's said
             // ("don't retry" included).
-            let said = self.e.jobs.get(b).last_outcome & PUSHBACK;
-            self.e.jobs.get_mut(parent).last_outcome = outcome as u8 | said;
+            let (said, origin) = (
+                self.e.jobs.get(b).last_outcome & PUSHBACK,
+                self.e.jobs.get(b).origin,
+            );
+            let p = self.e.jobs.get_mut(parent);
+            p.last_outcome = outcome as u8 | said;
+            p.origin = origin;
         }
         let side = self.e.jobs.side_mut(parent);
         side.branches_pending -= 1;

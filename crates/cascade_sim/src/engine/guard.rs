@@ -253,6 +253,10 @@ impl Ctx<'_, '_> {
             self.services[node as usize].metrics.interval.local_rejected += 1;
         }
         self.e.jobs.get_mut(j).last_outcome = outcome as u8;
+        // The refusal protects the caller from its callee: the failure starts there.
+        if let Some(to) = self.e.model.call_for(self.e.jobs.get(j)).map(|c| c.to) {
+            self.note_failed_attempt(j, crate::causality::service_code(to));
+        }
         self.fail_caller(j, outcome);
     }
 

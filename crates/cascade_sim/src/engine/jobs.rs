@@ -7,6 +7,7 @@
 //! what jobs do is in `step.rs`.
 
 use super::scheduler::EventHandle;
+use crate::causality::UNKNOWN_CODE;
 use crate::time::NEVER;
 
 /// "No job" / "no instance" marker.
@@ -171,6 +172,10 @@ pub struct Job {
     /// Criticality rank of the client request it serves (3 most critical … 0; internal jobs
     /// and probes 2, `Critical`): priority queues order by it.
     pub criticality: u8,
+    /// Where the failure this job reports started ([`crate::causality::Origin::code`]): its
+    /// current call's callee when an attempt is sent (the link when the attempt was lost),
+    /// then the origin each failed attempt carries. Unknown in a new job.
+    pub origin: u16,
 }
 
 /// The rarely used part of a job, kept beside [`Job`] so that a job stays within two cache
@@ -321,6 +326,7 @@ impl Jobs {
             self.slots[i as usize] = Job {
                 generation,
                 serial,
+                origin: UNKNOWN_CODE,
                 ..Job::default()
             };
             i
@@ -335,6 +341,7 @@ impl Jobs {
     fn grow(&mut self, serial: u64) -> u32 {
         self.slots.push(Job {
             serial,
+            origin: UNKNOWN_CODE,
             ..Job::default()
         });
         self.side.push(JobSide::default());

@@ -217,6 +217,8 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
             area_cpu: 0,
             area_cores: 0,
             mech: mech.as_ref().map(|(_, m)| Box::new(m.clone())),
+            started: [(super::NONE, 0); super::state::STARTED_SAMPLES],
+            started_next: 0,
             planned: false,
             busy_until: Default::default(),
             plan: Default::default(),
@@ -273,6 +275,7 @@ pub(crate) fn source_state(model: &Model, i: u32) -> SourceState {
         burst_fired: false,
         users_thinking: 0,
         users_waiting: 0,
+        failure_origins: Default::default(),
     }
 }
 

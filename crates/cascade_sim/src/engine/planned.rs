@@ -303,7 +303,14 @@ impl Ctx<'_, '_> {
         let job = self.e.jobs.get(k);
         let (parent, parent_gen, parent_token) = (job.parent, job.parent_gen, job.parent_token);
         self.e.jobs.free(k);
-        self.on_reply_arrive(parent, parent_gen, parent_token, Outcome::Success, false);
+        self.on_reply_arrive(
+            parent,
+            parent_gen,
+            parent_token,
+            Outcome::Success,
+            false,
+            crate::causality::UNKNOWN_CODE,
+        );
     }
 
     /// Planned job `k` with a sampled journey completes: settle it and publish its reply leg.

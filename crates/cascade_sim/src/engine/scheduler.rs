@@ -128,6 +128,8 @@ pub struct Event {
     pub kind: EventKind,
     /// Outcome code for replies.
     pub outcome: u8,
+    /// Replies: where a failure started ([`crate::causality::Origin::code`]).
+    pub origin: u16,
 }
 
 impl PartialOrd for Event {
@@ -153,6 +155,7 @@ const EMPTY_EVENT: Event = Event {
     c: 0,
     kind: EventKind::FaultEnd,
     outcome: 0,
+    origin: 0,
 };
 
 /// Key of "no event".
@@ -749,7 +752,7 @@ impl Scheduler {
         a: u32,
         b: u32,
         c: u32,
-        outcome: u8,
+        payload: u32,
     ) -> Event {
         debug_assert!(
             time >= self.last_popped,
@@ -764,7 +767,8 @@ impl Scheduler {
             b,
             c,
             kind,
-            outcome,
+            outcome: payload as u8,
+            origin: (payload >> 8) as u16,
         }
     }
 
@@ -776,11 +780,13 @@ impl Scheduler {
         self.floor_stale = true;
     }
 
-    /// Schedules an event at an arbitrary time (at or after the current time).
+    /// Schedules an event at an arbitrary time (at or after the current time). `payload`: a
+    /// reply's outcome in its low byte and the origin code of its failure above; 0 for other
+    /// events (the same in every `schedule*`).
     #[inline(always)]
-    pub fn schedule(&mut self, time: Nanos, kind: EventKind, a: u32, b: u32, c: u32, outcome: u8) {
+    pub fn schedule(&mut self, time: Nanos, kind: EventKind, a: u32, b: u32, c: u32, payload: u32) {
         let stamp = self.stamp_now();
-        let ev = self.make(stamp, time, kind, a, b, c, outcome);
+        let ev = self.make(stamp, time, kind, a, b, c, payload);
         self.push_calendar(ev);
     }
 
@@ -797,14 +803,14 @@ impl Scheduler {
         a: u32,
         b: u32,
         c: u32,
-        outcome: u8,
+        payload: u32,
     ) {
         debug_assert!(
             as_of.vsched_ns <= time,
             "scheduled as of {as_of:?}, after its time {time}"
         );
         let stamp = self.stamp_as_of(as_of);
-        let ev = self.make(stamp, time, kind, a, b, c, outcome);
+        let ev = self.make(stamp, time, kind, a, b, c, payload);
         self.push_calendar(ev);
     }
 
@@ -827,14 +833,14 @@ impl Scheduler {
         a: u32,
         b: u32,
         c: u32,
-        outcome: u8,
+        payload: u32,
     ) -> EventHandle {
         debug_assert_eq!(
             now, self.last_popped,
             "a delay counts from the current time"
         );
         let stamp = self.stamp_now();
-        let ev = self.make(stamp, now + delay, kind, a, b, c, outcome);
+        let ev = self.make(stamp, now + delay, kind, a, b, c, payload);
         self.push_line::<false>(delay, ev)
     }
 
@@ -852,7 +858,7 @@ impl Scheduler {
         a: u32,
         b: u32,
         c: u32,
-        outcome: u8,
+        payload: u32,
     ) -> EventHandle {
         debug_assert_eq!(
             now, self.last_popped,
@@ -860,7 +866,7 @@ impl Scheduler {
         );
         debug_assert!(as_of.vsched_ns <= now + delay);
         let stamp = self.stamp_as_of(as_of);
-        let ev = self.make(stamp, now + delay, kind, a, b, c, outcome);
+        let ev = self.make(stamp, now + delay, kind, a, b, c, payload);
         if as_of.vsched_ns >= now {
             // Not scheduled as of an earlier moment: events scheduled now for the same time
             // may come before it but would be pushed behind it on the line.

@@ -97,6 +97,8 @@ pub struct SourceState {
     pub users_thinking: u32,
     /// A closed population: users waiting for their request to end.
     pub users_waiting: u32,
+    /// The open interval's failed client requests, by where they started.
+    pub failure_origins: crate::causality::OriginTally,
 }
 
 /// Mutable state of a service (not of its instances).
@@ -127,6 +129,9 @@ pub struct ServiceState {
     /// Instances in `least_loaded` whose load changed since the last pick.
     pub(crate) load_dirty: Vec<u32>,
 }
+
+/// Jobs an instance remembers as the last to take its workers ([`InstanceState::started`]).
+pub const STARTED_SAMPLES: usize = 4;
 
 /// Mutable state of one instance.
 #[derive(Component, Debug, Clone)]
@@ -185,6 +190,12 @@ pub struct InstanceState {
     pub area_cores: u64,
     /// Mechanism state (`None`: its service has no mechanisms and no mechanism fault hit it).
     pub mech: Option<Box<InstanceMech>>,
+    /// The last [`STARTED_SAMPLES`] jobs that took one of its workers, with their
+    /// generations, in a ring (`started_next` counts them): a sample of what its workers are
+    /// doing, for the blocked-on walk of a timeout (`Ctx::blocked_on`).
+    pub(crate) started: [(u32, u32); STARTED_SAMPLES],
+    /// How many jobs took a worker (the ring's write position, modulo its length).
+    pub(crate) started_next: u32,
     /// Requests are planned at arrival (`planned.rs`); `busy` and `queue` are then a view.
     pub(crate) planned: bool,
     /// Planned mode: when each busy worker frees up (earliest first; stale ones dropped lazily).

@@ -35,7 +35,8 @@ use super::least_loaded::LeastLoaded;
 use super::mech::codel_timeout_ns;
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment, shard_owners};
 use super::scheduler::{AsOf, EventHandle, EventKind, Scheduler};
-use super::state::{InstanceState, ServiceState, SourceState};
+use super::state::{InstanceState, STARTED_SAMPLES, ServiceState, SourceState};
+use crate::causality::{self, OriginTally};
 use crate::events::{SimEvent, SimEventKind};
 use crate::faults::FaultRecord;
 use crate::metrics::{EdgeCounters, MetricsHistory, Outcome};
@@ -62,6 +63,8 @@ pub struct LinkState {
     pub interval: EdgeCounters,
     /// Counts of all closed intervals.
     pub totals: EdgeCounters,
+    /// The open interval's failed attempts on it, by where they started.
+    pub failure_origins: OriginTally,
 }
 
 /// Everything the engine needs that is not a component: compiled model, scheduler, job slab,
@@ -220,7 +223,7 @@ impl Ctx<'_, '_> {
                 EventKind::ReplyArrive => {
                     let pushback = ev.outcome & PUSHBACK != 0;
                     let outcome = Outcome::from_u8(ev.outcome & !PUSHBACK);
-                    self.on_reply_arrive(ev.a, ev.b, ev.c, outcome, pushback);
+                    self.on_reply_arrive(ev.a, ev.b, ev.c, outcome, pushback, ev.origin);
                 }
                 EventKind::CallTimeout => self.on_call_timeout(ev.a, ev.b, ev.c),
                 EventKind::RetryFire => self.on_retry_fire(ev.a, ev.b, ev.c),
@@ -364,6 +367,7 @@ impl Ctx<'_, '_> {
         if st.keep < 1.0 && !rng::chance(&mut st.rng, st.keep) {
             // Shed at the edge by the operator: never sent.
             st.metrics.interval.local_rejected += 1;
+            self.e.jobs.get_mut(j).origin = causality::source_code(s);
             self.finish_client(j, Outcome::Shed);
             return;
         }
@@ -505,6 +509,7 @@ impl Ctx<'_, '_> {
         let p = self.e.jobs.get_mut(j);
         p.call_attempt = attempt;
         p.token = token;
+        p.origin = causality::service_code(to);
         p.flags &= !(ALT | BLACKHOLED);
         p.phase = Phase::Calling;
         p.child = k;
@@ -524,7 +529,9 @@ impl Ctx<'_, '_> {
         if lost {
             link.interval.lost += 1;
             self.e.jobs.free(k);
-            self.e.jobs.get_mut(j).child = NONE;
+            let p = self.e.jobs.get_mut(j);
+            p.child = NONE;
+            p.origin = causality::link_code(link_id);
         } else {
             match delivery {
                 Delivery::Line if latency_sd_ns > 0 => {
@@ -649,6 +656,7 @@ impl Ctx<'_, '_> {
         token: u32,
         outcome: Outcome,
         pushback: bool,
+        origin: u16,
     ) {
         let Some(job) = self.e.jobs.live(j, generation) else {
             return;
@@ -695,7 +703,7 @@ impl Ctx<'_, '_> {
             job.timeout = EventHandle::NONE;
         }
         if outcome != Outcome::Success {
-            self.on_attempt_failed(j, outcome, pushback);
+            self.on_attempt_failed(j, outcome, pushback, origin);
         } else if client {
             self.finish_client(j, Outcome::Success);
         } else if internal {
@@ -732,6 +740,7 @@ impl Ctx<'_, '_> {
         let side = *self.e.jobs.side(j);
         let (alt_child, alt_gen) = (side.alt_child, side.alt_child_gen);
         let blackholed = job.flags & BLACKHOLED != 0 && side.blackhole_token == token;
+        let origin = self.blocked_on(j);
         let jm = self.e.jobs.get_mut(j);
         jm.child = NONE;
         jm.timeout = EventHandle::NONE;
@@ -773,7 +782,157 @@ impl Ctx<'_, '_> {
         {
             self.guard_record(j, Outcome::Timeout);
         }
-        self.on_attempt_failed(j, Outcome::Timeout, false);
+        self.on_attempt_failed(j, Outcome::Timeout, false, origin);
+    }
+
+    /// Where job `j`'s current attempt is blocked when `j` gives up on it, as an origin code
+    /// (`causality.rs`, docs/model.md "Causality"). An attempt that no longer exists was lost
+    /// (`j`'s origin says where) or answered, its answer on the way; one still on the wire was
+    /// held up there (the link). Otherwise the attempt's time at its service is split into
+    /// waiting in the queue, its own work and its calls, and the longest part decides: its own
+    /// work is that service's doing; its calls are followed down to where they are blocked;
+    /// the queue is the doing of whatever holds the instance's workers — the service itself,
+    /// unless the worker that started last is waiting on a call, which is then followed down.
+    fn blocked_on(&self, j: u32) -> u16 {
+        let jobs = &self.e.jobs;
+        let job = jobs.get(j);
+        let mut at = match jobs.live(job.child, job.child_gen) {
+            None => return self.waited_origin(job),
+            Some(c) if c.phase == Phase::InFlight => return causality::link_code(c.link),
+            Some(_) => (job.child, job.child_gen),
+        };
+        // Call chains are acyclic; the bound only guards against a cycle through a stale
+        // sample.
+        for _ in 0..64 {
+            let Some(c) = jobs.live(at.0, at.1) else {
+                return causality::UNKNOWN_CODE;
+            };
+            let here = causality::service_code(c.node);
+            let deferred = self.deferred_link(c).is_some();
+            let holder = match c.phase {
+                // A call deeper down that is on its way: it is headed for its callee.
+                Phase::InFlight => return here,
+                Phase::Queued => self.queue_holder(c).ok_or(here),
+                Phase::Working if !deferred => {
+                    if c.start_ns - c.arrive_ns > self.e.now - c.start_ns {
+                        self.queue_holder(c).ok_or(here)
+                    } else {
+                        Err(here)
+                    }
+                }
+                Phase::Calling | Phase::Backoff | Phase::Gathering | Phase::Working => {
+                    let queue_ns = c.start_ns - c.arrive_ns;
+                    let work_ns = c.done_ns - c.start_ns;
+                    let calls_ns = self.e.now - c.done_ns;
+                    if calls_ns >= queue_ns && calls_ns >= work_ns {
+                        Ok(c)
+                    } else if queue_ns >= work_ns {
+                        self.queue_holder(c).ok_or(here)
+                    } else {
+                        Err(here)
+                    }
+                }
+                // A planned leaf's queue and work, or its answer on the way back.
+                _ => Err(here),
+            };
+            match holder.map(|h| self.current_attempt(h)) {
+                Ok(Ok(next)) => at = next,
+                Ok(Err(origin)) | Err(origin) => return origin,
+            }
+        }
+        causality::UNKNOWN_CODE
+    }
+
+    /// For attempt `c` waiting in its instance's queue: the job whose worker the queue waits
+    /// behind, when the instance's workers are mostly waiting on calls; `None` when they are
+    /// mostly at their own work. The jobs that last took a worker ([`STARTED_SAMPLES`] of
+    /// them, those still holding one) stand for all: more of them waiting on a call than
+    /// working gives the longest-started one that waits.
+    fn queue_holder(&self, c: &super::Job) -> Option<&super::Job> {
+        if c.instance == NONE || self.e.model.services[c.node as usize].calls.is_empty() {
+            return None;
+        }
+        let is = &self.instances[c.instance as usize];
+        let (mut waiting, mut working, mut first) = (0, 0, None);
+        // Oldest first: the ring's next write position holds its oldest entry.
+        for i in 0..STARTED_SAMPLES as u32 {
+            let (w, wg) = is.started[(is.started_next.wrapping_add(i) as usize) % STARTED_SAMPLES];
+            let Some(h) = self.e.jobs.live(w, wg).filter(|h| h.instance == c.instance) else {
+                continue;
+            };
+            if matches!(h.phase, Phase::Calling | Phase::Backoff | Phase::Gathering)
+                || self.deferred_link(h).is_some()
+            {
+                waiting += 1;
+                first = first.or(Some(h));
+            } else if h.phase == Phase::Working {
+                working += 1;
+            }
+        }
+        if waiting > working { first } else { None }
+    }
+
+    /// The attempt job `h` waits on now (`Ok`), or, when there is none to follow, where its
+    /// wait started (`Err`): a backoff after a failure, an attempt lost or answered, a call
+    /// whose request is still on its way (its callee).
+    fn current_attempt(&self, h: &super::Job) -> Result<(u32, u32), u16> {
+        let jobs = &self.e.jobs;
+        let mut h = h;
+        if h.phase == Phase::Gathering {
+            // The first branch still out.
+            let (mut b, mut bg) = (h.child, h.child_gen);
+            loop {
+                match jobs.live(b, bg) {
+                    Some(branch) if branch.phase != Phase::Joined => break h = branch,
+                    Some(_) => {
+                        let side = jobs.side(b);
+                        (b, bg) = (side.next_branch, side.next_branch_gen);
+                    }
+                    None => return Err(causality::service_code(h.node)),
+                }
+            }
+        }
+        match h.phase {
+            Phase::Calling if jobs.live(h.child, h.child_gen).is_some() => {
+                Ok((h.child, h.child_gen))
+            }
+            _ => Err(self.waited_origin(h)),
+        }
+    }
+
+    /// Where the wait of job `h`, whose current call has no attempt to follow, started: its
+    /// origin (a failed attempt's, a lost one's link, an answered one's callee), or, when no
+    /// attempt was ever sent — it waits for a bulkhead place or a cache fill, or its deferred
+    /// call is on its way — the callee it waits for.
+    fn waited_origin(&self, h: &super::Job) -> u16 {
+        if h.origin != causality::UNKNOWN_CODE && h.phase != Phase::Working {
+            return h.origin;
+        }
+        self.e
+            .model
+            .call_for(h)
+            .map_or(causality::UNKNOWN_CODE, |call| {
+                causality::service_code(call.to)
+            })
+    }
+
+    /// The link of job `c`'s first call when its own work is over and that call is deferred
+    /// (`DEFERRED`): it is on the wire, as its event-by-event twin's attempt is.
+    fn deferred_link(&self, c: &super::Job) -> Option<u32> {
+        (c.flags & DEFERRED != 0 && self.e.now >= c.done_ns)
+            .then(|| self.e.model.call_for(c).map(|call| call.link))
+            .flatten()
+    }
+
+    /// Job `j`'s current call had an attempt fail with a failure that started at `origin`:
+    /// the job remembers it (its own failure, if the call fails, carries it) and the call's
+    /// link counts it.
+    pub(crate) fn note_failed_attempt(&mut self, j: u32, origin: u16) {
+        let job = self.e.jobs.get_mut(j);
+        job.origin = origin;
+        if let Some(call) = self.e.model.call_for(self.e.jobs.get(j)) {
+            self.e.links[call.link as usize].failure_origins.add(origin);
+        }
     }
 
     /// Attempt `k` vanished at blackholed instance `inst`: remembers it with its caller, whose
@@ -1016,7 +1175,16 @@ impl Ctx<'_, '_> {
 
     /// An attempt failed (reply or timeout): retry per policy, or fail the call (at once when
     /// the answer said not to retry: `pushback`).
-    pub(crate) fn on_attempt_failed(&mut self, j: u32, reason: Outcome, pushback: bool) {
+    /// An attempt of job `j`'s current call failed with `reason`, a failure that started at
+    /// `origin` ([`crate::causality::Origin::code`]): retry it, or fail the call.
+    pub(crate) fn on_attempt_failed(
+        &mut self,
+        j: u32,
+        reason: Outcome,
+        pushback: bool,
+        origin: u16,
+    ) {
+        self.note_failed_attempt(j, origin);
         let job = self.e.jobs.get_mut(j);
         job.last_outcome = outcome_u8(reason) | if pushback { PUSHBACK } else { 0 };
         if pushback {
@@ -1442,10 +1610,14 @@ impl Ctx<'_, '_> {
             self.reply_and_free(k, Outcome::Shed);
             return false;
         }
-        self.e.jobs.get_mut(k).phase = Phase::Working;
+        let job = self.e.jobs.get_mut(k);
+        job.phase = Phase::Working;
+        job.start_ns = now;
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
+        is.started[is.started_next as usize % STARTED_SAMPLES] = (k, generation);
+        is.started_next = is.started_next.wrapping_add(1);
         self.load_changed(inst);
         let is = &mut *self.instances[inst as usize];
         let m = &mut self.services[node as usize].metrics.interval;
@@ -1514,6 +1686,8 @@ impl Ctx<'_, '_> {
             return;
         }
         let now = self.e.now;
+        // Where its own work ended and its calls began (`Ctx::blocked_on`).
+        self.e.jobs.get_mut(k).done_ns = now;
         self.begin_calls(k, now, Delivery::Line);
     }
 
@@ -1801,7 +1975,13 @@ impl Ctx<'_, '_> {
         }
         let (parent_node, parent_client, parent_calling, parent_timeout) =
             (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
-        let wire_outcome = outcome_u8(outcome) | self.pushback(k, outcome);
+        let origin = match outcome {
+            Outcome::Success => causality::UNKNOWN_CODE,
+            Outcome::DependencyFailed => job.origin,
+            _ => causality::service_code(node),
+        };
+        let payload =
+            u32::from(outcome_u8(outcome) | self.pushback(k, outcome)) | u32::from(origin) << 8;
         let link_model = self.e.model.links[link_id as usize];
         let (lost, delay) = self.wire(
             link_id,
@@ -1814,6 +1994,8 @@ impl Ctx<'_, '_> {
         let arrive_ns = self.e.now + delay;
         if lost {
             link.interval.lost += 1;
+            // The caller's timeout will find the reply lost on this link.
+            self.e.jobs.get_mut(parent).origin = causality::link_code(link_id);
         } else if parent_client
             && parent_calling
             && outcome == Outcome::Success
@@ -1827,7 +2009,7 @@ impl Ctx<'_, '_> {
                 parent,
                 parent_gen,
                 parent_token,
-                wire_outcome,
+                payload,
             );
         } else {
             self.e.sched.schedule_after(
@@ -1837,7 +2019,7 @@ impl Ctx<'_, '_> {
                 parent,
                 parent_gen,
                 parent_token,
-                wire_outcome,
+                payload,
             );
         }
         if journey != NONE {
@@ -1945,6 +2127,8 @@ impl Ctx<'_, '_> {
             m.hist.record_ns(latency);
         } else {
             m.interval.failed[outcome as usize] += 1;
+            let origin = self.e.jobs.get(j).origin;
+            self.sources[node as usize].failure_origins.add(origin);
         }
         self.e.jobs.free(j);
         self.user_done(node);
