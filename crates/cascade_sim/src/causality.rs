@@ -279,6 +279,36 @@ pub fn origins_of(history: &CauseHistory, graph: &CauseGraph, s: u32) -> BTreeMa
         .collect()
 }
 
+/// Users' failures by origin, most first; among equals the lower code (services, then
+/// sources, then links; lower index first).
+pub fn rank(by_origin: BTreeMap<Origin, u64>) -> Vec<(Origin, u64)> {
+    let mut ranked: Vec<(Origin, u64)> = by_origin.into_iter().filter(|&(_, n)| n > 0).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked
+}
+
+/// The root of `ranked` failures ([`rank`]): the origin of most of them. Requests an operator
+/// shed at the edge are a response, not a cause: the root is the origin of most of the rest,
+/// when there are any.
+pub fn root_of(ranked: &[(Origin, u64)]) -> Option<Origin> {
+    ranked
+        .iter()
+        .find(|(o, _)| !matches!(o, Origin::Source(_)))
+        .or(ranked.first())
+        .map(|&(o, _)| o)
+}
+
+/// Interval `k`'s users' failures by origin, ranked ([`rank`]), from the history's rows.
+pub fn ranked_in_interval(history: &CauseHistory, k: u32) -> Vec<(Origin, u64)> {
+    let mut by_origin = BTreeMap::new();
+    for r in history.rows.iter().rev().take_while(|r| r.interval >= k) {
+        if r.interval == k && matches!(r.site, CauseSite::Source(_)) {
+            *by_origin.entry(r.origin).or_default() += r.failures;
+        }
+    }
+    rank(by_origin)
+}
+
 /// The report of a run's records (`None` when the users saw no failure).
 pub fn analyse(
     history: &CauseHistory,
@@ -296,16 +326,8 @@ pub fn analyse(
     if user_failures == 0 {
         return None;
     }
-    let mut ranked: Vec<(Origin, u64)> = by_origin.into_iter().collect();
-    // Most first; among equals, the lower code (services before links, lower index first).
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    // Requests an operator shed at the edge are a response, not a cause: the root is the
-    // origin of most of the rest, when there are any.
-    let root = ranked
-        .iter()
-        .find(|(o, _)| !matches!(o, Origin::Source(_)))
-        .unwrap_or(&ranked[0])
-        .0;
+    let ranked = rank(by_origin);
+    let root = root_of(&ranked)?;
     let origins = ranked
         .iter()
         .map(|&(o, n)| OriginShare {

@@ -1,11 +1,14 @@
 //! Edge visuals: a band from caller to callee, wide with traffic (log scale) and coloured by
-//! its error share, with an arrowhead at the callee. The failure path (first version): edges
-//! whose error share rose above 10% are lit and numbered in the order it happened, so the
-//! spread of a failure reads from 1 to n; the numbering resets when an edge heals.
+//! its error share, with an arrowhead at the callee. The failure path: edges where more than
+//! 10% of the attempts failed with failures that started at the root — the origin of most of
+//! the users' failures in the last interval, as the model traced them
+//! (`cascade_sim::causality`) — are lit and numbered in the order it happened, so the spread
+//! of a failure reads from 1 to n; the numbering resets when an edge heals.
 
 use bevy::prelude::*;
 use bevy::sprite::Anchor;
 use cascade_sim::SimClock;
+use cascade_sim::causality::{self, CauseSite};
 use cascade_sim::metrics::{EdgeCounters, MetricsHistory};
 
 use super::{CanvasGraph, EdgeVisual};
@@ -34,12 +37,12 @@ struct EdgeOrder;
 #[derive(Component)]
 struct EdgeNote;
 
-/// Error share above which an edge joins the failure path.
+/// Share of an edge's attempts failing from the root above which it joins the failure path.
 const PATH_ON: f64 = 0.10;
-/// Error share below which it leaves it.
+/// Share below which it leaves it.
 const PATH_OFF: f64 = 0.03;
 
-/// When each edge's error share rose (simulated ns), by edge index.
+/// When each edge joined the failure path (simulated ns), by edge index.
 #[derive(Resource, Debug, Default)]
 pub struct FailurePath {
     /// Onset time per edge (None: healthy).
@@ -64,8 +67,8 @@ impl FailurePath {
     }
 }
 
-/// Pure update of the onset table from one interval's error shares (hysteresis between the
-/// on and off thresholds). `onset_ns` is the interval's end.
+/// Pure update of the onset table from one interval's shares of failures from the root
+/// (hysteresis between the on and off thresholds). `onset_ns` is the interval's end.
 pub fn update_onsets(onsets: &mut [Option<u64>], shares: &[f64], onset_ns: u64) {
     for (o, &s) in onsets.iter_mut().zip(shares) {
         match *o {
@@ -155,13 +158,44 @@ fn track_failure_path(
         return;
     }
     path.seen_intervals = history.intervals();
-    let shares: Vec<f64> = graph
-        .edges
-        .iter()
-        .map(|e| last_interval(&history, &e.links).error_share())
-        .collect();
+    let shares = root_shares(&history, graph.edges.iter().map(|e| e.links.as_slice()));
     let end = u64::from(history.intervals()) * history.interval_ns;
     update_onsets(&mut path.onset_ns, &shares, end);
+}
+
+/// Per edge, the share of its attempts in the last closed interval that failed with a failure
+/// that started at that interval's root — the origin of most of the users' failures in it
+/// (`cascade_sim::causality`): the edges lit are the path from that root to the users, not
+/// every edge with errors.
+pub fn root_shares<'a>(
+    history: &MetricsHistory,
+    edges: impl ExactSizeIterator<Item = &'a [u32]>,
+) -> Vec<f64> {
+    let Some(k) = history.intervals().checked_sub(1) else {
+        return vec![0.0; edges.len()];
+    };
+    let root = causality::root_of(&causality::ranked_in_interval(&history.causes, k));
+    let from_root = |l: u32| -> u64 {
+        history
+            .causes
+            .rows
+            .iter()
+            .rev()
+            .take_while(|r| r.interval == k)
+            .filter(|r| r.site == CauseSite::Link(l) && Some(r.origin) == root)
+            .map(|r| r.failures)
+            .sum()
+    };
+    edges
+        .map(|links| {
+            let attempts = last_interval(history, links).attempts;
+            if attempts == 0 || root.is_none() {
+                return 0.0;
+            }
+            let failed: u64 = links.iter().map(|&l| from_root(l)).sum();
+            (failed as f64 / attempts as f64).min(1.0)
+        })
+        .collect()
 }
 
 #[expect(
@@ -289,6 +323,41 @@ fn sync_edges(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_edges_carrying_the_roots_failures_join_the_path() {
+        use cascade_sim::causality::Origin;
+        use cascade_sim::metrics::{EdgeRow, SystemRow};
+        // users →(0) api →(1) db1, api →(2) db2, interval 0. db1 is the origin of 60 of the
+        // users' 70 failures, db2 of 10: db2's edge fails 15% of its attempts, but not from
+        // the root, so it stays off the path.
+        let mut h = MetricsHistory::default();
+        h.system.push(SystemRow::default());
+        for (attempts, failures) in [(100, 70), (100, 60), (67, 10)] {
+            let row = EdgeRow {
+                interval: 0,
+                counters: EdgeCounters {
+                    attempts,
+                    failures,
+                    ..Default::default()
+                },
+            };
+            h.edges.push([row].into());
+        }
+        let (db1, db2) = (Origin::Service(1), Origin::Service(2));
+        h.causes
+            .record(0, CauseSite::Source(0), &[(db1, 60), (db2, 10)]);
+        h.causes
+            .record(0, CauseSite::Link(0), &[(db1, 60), (db2, 10)]);
+        h.causes.record(0, CauseSite::Link(1), &[(db1, 60)]);
+        h.causes.record(0, CauseSite::Link(2), &[(db2, 10)]);
+        let links: [&[u32]; 3] = [&[0], &[1], &[2]];
+        let shares = root_shares(&h, links.into_iter());
+        assert_eq!(shares, [0.6, 0.6, 0.0]);
+        let mut onsets = vec![None; 3];
+        update_onsets(&mut onsets, &shares, 1);
+        assert_eq!(onsets, [Some(1), Some(1), None]);
+    }
 
     #[test]
     fn failure_path_orders_edges_by_onset_with_hysteresis() {
