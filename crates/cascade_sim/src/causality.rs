@@ -41,21 +41,23 @@ pub enum Origin {
 }
 
 /// The code of [`Origin::Unknown`].
-pub const UNKNOWN_CODE: u16 = u16::MAX;
+pub const UNKNOWN_CODE: u16 = 0;
 /// The bit that marks a link's code.
 const LINK_BIT: u16 = 0x8000;
 /// The bit that marks a source's code (below [`LINK_BIT`]).
 const SOURCE_BIT: u16 = 0x4000;
 
 impl Origin {
-    /// The 16-bit code carried by jobs and reply events: services below `0x4000`, sources
-    /// with bit 14 set, links with bit 15 set; larger indices are [`Origin::Unknown`].
+    /// The 16-bit code carried by jobs and reply events: one more than the index, with bit
+    /// 14 set for a source and bit 15 for a link; 0 (a new job's) is [`Origin::Unknown`], as
+    /// are indices too large for the code (services and sources from 16,383, links from
+    /// 32,767).
     #[inline]
     pub fn code(self) -> u16 {
         match self {
-            Origin::Service(s) if s < u32::from(SOURCE_BIT) => s as u16,
-            Origin::Source(s) if s < u32::from(SOURCE_BIT) => SOURCE_BIT | s as u16,
-            Origin::Link(l) if l < u32::from(LINK_BIT - 1) => LINK_BIT | l as u16,
+            Origin::Service(s) if s < u32::from(SOURCE_BIT - 1) => s as u16 + 1,
+            Origin::Source(s) if s < u32::from(SOURCE_BIT - 1) => SOURCE_BIT | (s as u16 + 1),
+            Origin::Link(l) if l < u32::from(LINK_BIT - 1) => LINK_BIT | (l as u16 + 1),
             _ => UNKNOWN_CODE,
         }
     }
@@ -65,11 +67,11 @@ impl Origin {
         if code == UNKNOWN_CODE {
             Origin::Unknown
         } else if code & LINK_BIT != 0 {
-            Origin::Link(u32::from(code & !LINK_BIT))
+            Origin::Link(u32::from(code & !LINK_BIT) - 1)
         } else if code & SOURCE_BIT != 0 {
-            Origin::Source(u32::from(code & !SOURCE_BIT))
+            Origin::Source(u32::from(code & !SOURCE_BIT) - 1)
         } else {
-            Origin::Service(u32::from(code))
+            Origin::Service(u32::from(code) - 1)
         }
     }
 }
@@ -453,17 +455,17 @@ mod tests {
     fn codes_round_trip_and_large_indices_are_unknown() {
         for o in [
             Origin::Service(0),
-            Origin::Service(0x3FFF),
+            Origin::Service(0x3FFE),
             Origin::Source(0),
-            Origin::Source(0x3FFF),
+            Origin::Source(0x3FFE),
             Origin::Link(0),
             Origin::Link(0x7FFE),
             Origin::Unknown,
         ] {
             assert_eq!(Origin::from_code(o.code()), o);
         }
-        assert_eq!(Origin::Service(0x4000).code(), UNKNOWN_CODE);
-        assert_eq!(Origin::Source(0x4000).code(), UNKNOWN_CODE);
+        assert_eq!(Origin::Service(0x3FFF).code(), UNKNOWN_CODE);
+        assert_eq!(Origin::Source(0x3FFF).code(), UNKNOWN_CODE);
         assert_eq!(Origin::Link(0x7FFF).code(), UNKNOWN_CODE);
     }
 

@@ -7,7 +7,6 @@
 //! what jobs do is in `step.rs`.
 
 use super::scheduler::EventHandle;
-use crate::causality::UNKNOWN_CODE;
 use crate::time::NEVER;
 
 /// "No job" / "no instance" marker.
@@ -174,7 +173,7 @@ pub struct Job {
     pub criticality: u8,
     /// Where the failure this job reports started ([`crate::causality::Origin::code`]): its
     /// current call's callee when an attempt is sent (the link when the attempt was lost),
-    /// then the origin each failed attempt carries. Unknown in a new job.
+    /// then the origin each failed attempt carries. Unknown (0) in a new job.
     pub origin: u16,
 }
 
@@ -326,7 +325,6 @@ impl Jobs {
             self.slots[i as usize] = Job {
                 generation,
                 serial,
-                origin: UNKNOWN_CODE,
                 ..Job::default()
             };
             i
@@ -341,7 +339,6 @@ impl Jobs {
     fn grow(&mut self, serial: u64) -> u32 {
         self.slots.push(Job {
             serial,
-            origin: UNKNOWN_CODE,
             ..Job::default()
         });
         self.side.push(JobSide::default());
