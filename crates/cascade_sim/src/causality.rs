@@ -10,7 +10,9 @@
 //!
 //! The rule, in words (docs/model.md, "Causality"):
 //! - a failure a service answers on its own (rejected, refused, error, shed, expired,
-//!   throttled, overloaded, conflict) starts at that service;
+//!   throttled, overloaded, conflict) starts at that service, except a rejection for want of
+//!   an instance when its instances are out because a gating periodic or startup call of
+//!   theirs failed: that starts where the call's failure started;
 //! - a failure answered because a call failed ("dependency failed") carries that call's origin;
 //! - a message lost on a link (partition, packet loss) starts at the link;
 //! - a request an operator sheds at the edge starts at its source;

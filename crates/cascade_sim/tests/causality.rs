@@ -234,3 +234,36 @@ fn a_full_queue_starts_its_rejections_at_its_own_service() {
         "all reached within the first second: {first:?}"
     );
 }
+
+#[test]
+fn requests_turned_away_by_instances_a_dependency_took_out_start_at_that_dependency() {
+    // storage's instances will not serve on membership they could not refresh: a failed
+    // periodic call to metadata takes each out of rotation. metadata fails every request for
+    // 20 s, so storage's instances leave one by one and api's calls find none: the users'
+    // failures (storage's rejections, passed up through api) start at metadata, the only
+    // fault, not at storage, which did nothing wrong.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "disqualified", duration_s: 1, seed: 11,
+            sources: [(name: "users", target: "api", rate: Constant(200), timeout_ms: 5000.0)],
+            services: [
+                (name: "api", workers: 100, service_time: Exponential(mean_ms: 1.0),
+                 calls: [(to: "storage", timeout_ms: 1000.0)]),
+                (name: "storage", instances: 2, workers: 50, service_time: Exponential(mean_ms: 2.0),
+                 lifecycle: (periodic: [(every_s: 1.0, disqualify_on_failure: true,
+                     call: (to: "metadata", timeout_ms: 500.0))])),
+                (name: "metadata", workers: 10, service_time: Exponential(mean_ms: 5.0)),
+            ],
+            faults: [(at_s: 10.0, duration_s: 20.0, fault: Errors(service: "metadata", probability: 1.0))],
+        )"#,
+    );
+    let mut sim = run(&s, 40.0);
+    let failures = user_failures(&sim);
+    assert!(
+        failures > 1_000,
+        "the disqualified storage fails requests: {failures}"
+    );
+    assert_eq!(user_origins(&sim), vec![(Origin::Service(2), failures)]);
+    let report = sim.summary().causality.expect("failures were seen");
+    assert_eq!(report.root, "metadata");
+}

@@ -310,11 +310,13 @@ impl Ctx<'_, '_> {
         match job.purpose {
             Purpose::Startup => {
                 if outcome == Outcome::Success {
+                    m.out_origin = crate::causality::UNKNOWN_CODE;
                     m.life = LifePhase::Starting {
                         step: u32::from(job.call_idx) + 1,
                     };
                     self.next_startup_step(inst);
                 } else {
+                    m.out_origin = job.origin;
                     let target = self.e.model.services[s as usize]
                         .mech
                         .as_ref()
@@ -329,7 +331,11 @@ impl Ctx<'_, '_> {
                 }
             }
             Purpose::Periodic => {
-                self.periodic_verdict(inst, job.call_idx, outcome == Outcome::Success);
+                self.periodic_verdict(
+                    inst,
+                    job.call_idx,
+                    (outcome != Outcome::Success).then_some(job.origin),
+                );
             }
             Purpose::Delivery | Purpose::Request => {}
         }
@@ -339,7 +345,9 @@ impl Ctx<'_, '_> {
     /// failed: the instance leaves the load balancer at the `disqualify_after`-th failed
     /// attempt in a row (by default the first: it will not serve on what it could not refresh,
     /// while it retries) and returns when a call succeeds.
-    fn periodic_verdict(&mut self, inst: u32, call_idx: u16, ok: bool) {
+    /// `failed`: the origin of the failure (`None`: the call succeeded).
+    fn periodic_verdict(&mut self, inst: u32, call_idx: u16, failed: Option<u16>) {
+        let ok = failed.is_none();
         let s = self.instances[inst as usize].service;
         let (gates, after) = self.e.model.services[s as usize]
             .mech
@@ -357,6 +365,8 @@ impl Ctx<'_, '_> {
         let failures = &mut m.periodic_failures[idx];
         *failures = if ok { 0 } else { failures.saturating_add(1) };
         let too_few = !ok && *failures < after;
+        // A success clears it: whatever takes the instance out next says why.
+        m.out_origin = failed.unwrap_or(crate::causality::UNKNOWN_CODE);
         if gates && !too_few && m.disqualified == ok {
             m.disqualified = !ok;
             let ordinal = self.ordinal(inst);
@@ -378,7 +388,7 @@ impl Ctx<'_, '_> {
             return;
         }
         if self.of_current_incarnation(j) {
-            self.periodic_verdict(job.instance, job.call_idx, false);
+            self.periodic_verdict(job.instance, job.call_idx, Some(job.origin));
         }
     }
 

@@ -339,6 +339,10 @@ pub struct InstanceMech {
     pub periodic_out: Vec<(u32, u32)>,
     /// Failed attempts in a row of each gating periodic call, by periodic index.
     pub periodic_failures: Vec<u32>,
+    /// Where the failure that last took it out of service started (a gating periodic call's
+    /// or a startup call's failed attempt; `causality.rs` code, 0: none): what a request
+    /// turned away for want of an instance fails from.
+    pub out_origin: u16,
 }
 
 impl InstanceMech {

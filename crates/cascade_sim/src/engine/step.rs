@@ -1465,7 +1465,9 @@ impl Ctx<'_, '_> {
         };
         let Some(inst) = pick else {
             self.services[s as usize].metrics.interval.rejected += 1;
-            self.reply_and_free(k, Outcome::Rejected);
+            let origin = self.no_instance_origin(s);
+            self.reply_with(k, Outcome::Rejected, origin);
+            self.e.jobs.free(k);
             return;
         };
         let down = self.instances[inst as usize].down;
@@ -1956,6 +1958,18 @@ impl Ctx<'_, '_> {
     /// Sends job `k`'s reply to its caller, if the caller still waits for this attempt.
     pub(crate) fn reply(&mut self, k: u32, outcome: Outcome) {
         let job = self.e.jobs.get(k);
+        let origin = match outcome {
+            Outcome::Success => causality::UNKNOWN_CODE,
+            Outcome::DependencyFailed => job.origin,
+            _ => causality::service_code(job.node),
+        };
+        self.reply_with(k, outcome, origin);
+    }
+
+    /// [`Ctx::reply`] with a failure that started at `origin`.
+    #[inline]
+    pub(crate) fn reply_with(&mut self, k: u32, outcome: Outcome, origin: u16) {
+        let job = self.e.jobs.get(k);
         let (parent, parent_gen, parent_token, link_id, journey, node) = (
             job.parent,
             job.parent_gen,
@@ -1975,11 +1989,6 @@ impl Ctx<'_, '_> {
         }
         let (parent_node, parent_client, parent_calling, parent_timeout) =
             (p.node, p.is_client(), p.phase == Phase::Calling, p.timeout);
-        let origin = match outcome {
-            Outcome::Success => causality::UNKNOWN_CODE,
-            Outcome::DependencyFailed => job.origin,
-            _ => causality::service_code(node),
-        };
         let payload =
             u32::from(outcome_u8(outcome) | self.pushback(k, outcome)) | u32::from(origin) << 8;
         let link_model = self.e.model.links[link_id as usize];
@@ -2108,6 +2117,25 @@ impl Ctx<'_, '_> {
     pub(crate) fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
         self.reply(k, outcome);
         self.e.jobs.free(k);
+    }
+
+    /// Where a request turned away for want of an instance of service `s` fails from: the
+    /// failure that took out the first of its instances out of service for one (a gating
+    /// periodic or a startup call that failed), else `s` itself (killed, scaled to zero,
+    /// ejected, removed).
+    fn no_instance_origin(&self, s: u32) -> u16 {
+        self.services[s as usize]
+            .instances
+            .iter()
+            .filter_map(|&g| {
+                let is = &self.instances[g as usize];
+                is.mech
+                    .as_deref()
+                    .filter(|m| !is.routable && m.out_origin != causality::UNKNOWN_CODE)
+                    .map(|m| m.out_origin)
+            })
+            .next()
+            .unwrap_or_else(|| causality::service_code(s))
     }
 
     /// A client request is over.
