@@ -151,11 +151,11 @@ fn a_timeout_starts_where_the_attempt_is_blocked_followed_down_through_waiting_w
     // db slows 500-fold (1 s per request): mid's 20 workers all wait on db, and api's calls
     // to mid time out either in mid's queue (behind workers that wait on db) or at a mid
     // worker waiting on db. Both are db's doing: the users' failures start at db, none at api
-    // or on a link. A queued attempt is judged by the last four jobs to take a mid worker;
-    // each does its own work for 1 µs of the 50 ms between starts, so a timeout finds more of
-    // them at their own work than waiting with probability below 2·10⁻⁵: about 0.1 of the
-    // 4,000-odd timeouts, so mid may take a few (3 or more has Poisson probability below
-    // 2·10⁻⁴).
+    // or on a link. A queued attempt is judged by the last 32 jobs to take a mid worker (those
+    // still holding one, the 20 workers' jobs); each does its own work for 1 µs of its 1 s
+    // hold, so a timeout finds more of them at their own work than waiting far less often
+    // than once in the 4,000-odd timeouts: mid may take a couple at most (3 or more would
+    // need three such coincidences).
     let s = chain(r#"Slow(service: "db", factor: 500.0)"#);
     let sim = run(&s, 40.0);
     let failures = user_failures(&sim);

@@ -131,7 +131,9 @@ pub struct ServiceState {
 }
 
 /// Jobs an instance remembers as the last to take its workers ([`InstanceState::started`]).
-pub const STARTED_SAMPLES: usize = 4;
+/// 32: as many as the workers of most services, so that the jobs still holding one are most of
+/// its workers' jobs, not only the latest to start (which are at their own work, done first).
+pub const STARTED_SAMPLES: usize = 32;
 
 /// Mutable state of one instance.
 #[derive(Component, Debug, Clone)]

@@ -792,15 +792,21 @@ impl Ctx<'_, '_> {
     /// waiting in the queue, its own work and its calls, and the longest part decides: its own
     /// work is that service's doing; its calls are followed down to where they are blocked;
     /// the queue is the doing of whatever holds the instance's workers — the service itself,
-    /// unless the worker that started last is waiting on a call, which is then followed down.
+    /// unless most of them wait on calls ([`Ctx::queue_holder`]), which are then followed
+    /// down.
     fn blocked_on(&self, j: u32) -> u16 {
         let jobs = &self.e.jobs;
         let job = jobs.get(j);
-        let mut at = match jobs.live(job.child, job.child_gen) {
-            None => return self.waited_origin(job),
-            Some(c) if c.phase == Phase::InFlight => return causality::link_code(c.link),
-            Some(_) => (job.child, job.child_gen),
-        };
+        match jobs.live(job.child, job.child_gen) {
+            None => self.waited_origin(job),
+            Some(c) if c.phase == Phase::InFlight => causality::link_code(c.link),
+            Some(_) => self.walk_blocked((job.child, job.child_gen)),
+        }
+    }
+
+    /// Where attempt `at` (at its service) is blocked: see [`Ctx::blocked_on`].
+    fn walk_blocked(&self, mut at: (u32, u32)) -> u16 {
+        let jobs = &self.e.jobs;
         // Call chains are acyclic; the bound only guards against a cycle through a stale
         // sample.
         for _ in 0..64 {
@@ -812,10 +818,10 @@ impl Ctx<'_, '_> {
             let holder = match c.phase {
                 // A call deeper down that is on its way: it is headed for its callee.
                 Phase::InFlight => return here,
-                Phase::Queued => self.queue_holder(c).ok_or(here),
+                Phase::Queued => self.queue_holder(c.node, c.instance).ok_or(here),
                 Phase::Working if !deferred => {
                     if c.start_ns - c.arrive_ns > self.e.now - c.start_ns {
-                        self.queue_holder(c).ok_or(here)
+                        self.queue_holder(c.node, c.instance).ok_or(here)
                     } else {
                         Err(here)
                     }
@@ -827,7 +833,7 @@ impl Ctx<'_, '_> {
                     if calls_ns >= queue_ns && calls_ns >= work_ns {
                         Ok(c)
                     } else if queue_ns >= work_ns {
-                        self.queue_holder(c).ok_or(here)
+                        self.queue_holder(c.node, c.instance).ok_or(here)
                     } else {
                         Err(here)
                     }
@@ -843,21 +849,36 @@ impl Ctx<'_, '_> {
         causality::UNKNOWN_CODE
     }
 
-    /// For attempt `c` waiting in its instance's queue: the job whose worker the queue waits
+    /// Where a failure of service `node`'s queue at instance `inst` starts (turned away from a
+    /// full queue, shed or expired after waiting): whatever holds the instance's workers, as
+    /// for a timeout in the queue ([`Ctx::blocked_on`]).
+    pub(crate) fn queue_origin(&self, node: u32, inst: u32) -> u16 {
+        match self
+            .queue_holder(node, inst)
+            .map(|h| self.current_attempt(h))
+        {
+            Some(Ok(at)) => self.walk_blocked(at),
+            Some(Err(origin)) => origin,
+            None => causality::service_code(node),
+        }
+    }
+
+    /// For an attempt waiting in instance `inst`'s queue (of service `node`): the job whose
+    /// worker the queue waits
     /// behind, when the instance's workers are mostly waiting on calls; `None` when they are
     /// mostly at their own work. The jobs that last took a worker ([`STARTED_SAMPLES`] of
     /// them, those still holding one) stand for all: more of them waiting on a call than
     /// working gives the longest-started one that waits.
-    fn queue_holder(&self, c: &super::Job) -> Option<&super::Job> {
-        if c.instance == NONE || self.e.model.services[c.node as usize].calls.is_empty() {
+    fn queue_holder(&self, node: u32, inst: u32) -> Option<&super::Job> {
+        if inst == NONE || self.e.model.services[node as usize].calls.is_empty() {
             return None;
         }
-        let is = &self.instances[c.instance as usize];
+        let is = &self.instances[inst as usize];
         let (mut waiting, mut working, mut first) = (0, 0, None);
         // Oldest first: the ring's next write position holds its oldest entry.
         for i in 0..STARTED_SAMPLES as u32 {
             let (w, wg) = is.started[(is.started_next.wrapping_add(i) as usize) % STARTED_SAMPLES];
-            let Some(h) = self.e.jobs.live(w, wg).filter(|h| h.instance == c.instance) else {
+            let Some(h) = self.e.jobs.live(w, wg).filter(|h| h.instance == inst) else {
                 continue;
             };
             if matches!(h.phase, Phase::Calling | Phase::Backoff | Phase::Gathering)
@@ -1522,7 +1543,9 @@ impl Ctx<'_, '_> {
             self.load_changed(inst);
         } else {
             self.services[s as usize].metrics.interval.rejected += 1;
-            self.reply_and_free(k, Outcome::Rejected);
+            let origin = self.queue_origin(s, inst);
+            self.reply_with(k, Outcome::Rejected, origin);
+            self.e.jobs.free(k);
         }
     }
 
@@ -1566,7 +1589,9 @@ impl Ctx<'_, '_> {
         is.queue.pop_back();
         let s = is.service;
         self.services[s as usize].metrics.interval.rejected += 1;
-        self.reply_and_free(last, Outcome::Rejected);
+        let origin = self.queue_origin(s, inst);
+        self.reply_with(last, Outcome::Rejected, origin);
+        self.e.jobs.free(last);
         true
     }
 
@@ -1600,7 +1625,9 @@ impl Ctx<'_, '_> {
         let svc_model = &self.e.model.services[node as usize];
         if svc_model.deadline_propagation && now >= job.deadline_ns {
             self.services[node as usize].metrics.interval.expired += 1;
-            self.reply_and_free(k, Outcome::Expired);
+            let origin = self.queue_origin(node, inst);
+            self.reply_with(k, Outcome::Expired, origin);
+            self.e.jobs.free(k);
             return false;
         }
         if let Some(mech) = &svc_model.mech
@@ -1609,7 +1636,9 @@ impl Ctx<'_, '_> {
             && now - arrive_ns > mech.max_wait_ns.min(self.e.jobs.side(k).codel_timeout_ns)
         {
             self.services[node as usize].metrics.interval.shed += 1;
-            self.reply_and_free(k, Outcome::Shed);
+            let origin = self.queue_origin(node, inst);
+            self.reply_with(k, Outcome::Shed, origin);
+            self.e.jobs.free(k);
             return false;
         }
         let job = self.e.jobs.get_mut(k);
