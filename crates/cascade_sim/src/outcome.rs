@@ -89,6 +89,28 @@ pub fn measure(
     Some(value)
 }
 
+/// The check of a stated root (`expect.root`): it holds when the run's root is `stated`; its
+/// value is the share of the users' failures that started at `stated` (`None`: none failed).
+pub fn check_root(
+    stated: &str,
+    causality: Option<&crate::causality::CausalityReport>,
+) -> CheckResult {
+    let share = causality.map(|c| {
+        c.origins
+            .iter()
+            .find(|o| o.origin == stated)
+            .map_or(0.0, |o| o.share)
+    });
+    let found = causality.map_or("no failure", |c| c.root.as_str());
+    CheckResult {
+        description: format!(
+            "most users' failures start at {stated} (value: the share that did; the run's root: {found})"
+        ),
+        value: share,
+        passed: causality.is_some_and(|c| c.root == stated),
+    }
+}
+
 /// Whether `value` is within the check's bounds.
 pub fn holds(check: &OutcomeCheck, value: f64) -> bool {
     check.at_least.is_none_or(|lo| value >= lo - 1e-12)

@@ -292,7 +292,7 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
         services,
         sources,
         expected_verdict: scenario.expect.as_ref().map(|e| e.verdict),
-        checks: check_outcomes(world, &scenario),
+        checks: check_outcomes(world, &scenario, causality.as_ref()),
         causality,
     })
 }
@@ -301,10 +301,15 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
 fn check_outcomes(
     world: &World,
     scenario: &crate::scenario::Scenario,
+    causality: Option<&crate::causality::CausalityReport>,
 ) -> Vec<crate::outcome::CheckResult> {
     let Some(expect) = &scenario.expect else {
         return Vec::new();
     };
+    let root = expect
+        .root
+        .as_deref()
+        .map(|stated| crate::outcome::check_root(stated, causality));
     let history = world.resource::<MetricsHistory>();
     let model = &world.resource::<Engine>().model;
     expect
@@ -331,5 +336,6 @@ fn check_outcomes(
                 passed: value.is_some_and(|v| crate::outcome::holds(check, v)),
             }
         })
+        .chain(root)
         .collect()
 }

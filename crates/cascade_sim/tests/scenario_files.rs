@@ -652,3 +652,43 @@ fn files_that_are_not_utf8_text_or_not_files_say_what_to_do() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_stated_root_names_a_node_or_a_link_and_round_trips() {
+    let end = "    ],\n)";
+    for root in ["db", "users", "api → db"] {
+        let text = GOOD.replacen(
+            end,
+            &format!("    ],\n    expect: (verdict: Stable, root: \"{root}\"),\n)"),
+            1,
+        );
+        let s = Scenario::from_ron_str(&text, "good.ron").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.expect.as_ref().unwrap().root.as_deref(), Some(root));
+        let saved = s.to_ron_string();
+        assert_eq!(Scenario::from_ron_str(&saved, "saved.ron").unwrap(), s);
+    }
+    for (root, message, hint) in [
+        ("apii", "unknown service \"apii\"", "did you mean \"api\"?"),
+        (
+            "api → dbb",
+            "unknown service \"dbb\"",
+            "did you mean \"db\"?",
+        ),
+        (
+            "db → users",
+            "\"users\" is a source",
+            "services are: api, db",
+        ),
+    ] {
+        let (text, err) = broken(
+            end,
+            &format!("    ],\n    expect: (verdict: Stable, root: \"{root}\"),\n)"),
+        );
+        expect_problem(
+            &err,
+            position_of(&text, &format!("\"{root}\""), 0),
+            message,
+            Some(hint),
+        );
+    }
+}

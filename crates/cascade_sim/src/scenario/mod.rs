@@ -1449,6 +1449,10 @@ pub struct Expectation {
     /// Measurements the run must also show.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<OutcomeCheck>,
+    /// Where most of the users' failures must start (the run's causality root): a service, a
+    /// source, or a link written `"caller → callee"` (docs/model.md, "Causality").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 /// One stated measurement: a metric of a node over a window of the run, with bounds.

@@ -745,6 +745,19 @@ pub(super) fn checks(
     let Some(expect) = &scenario.expect else {
         return;
     };
+    if let Some(root) = &expect.root {
+        let p = "expect.root";
+        match root.split_once(" → ") {
+            Some((from, to)) => {
+                if !sources.contains(&from) {
+                    known_service(v, p, from, services, &[]);
+                }
+                known_service(v, p, to, services, sources);
+            }
+            None if sources.contains(&root.as_str()) => {}
+            None => known_service(v, p, root, services, &[]),
+        }
+    }
     for (i, c) in expect.checks.iter().enumerate() {
         let p = format!("expect.checks[{i}]");
         if !sources.contains(&c.node.as_str()) {
