@@ -181,6 +181,10 @@ fn a_finished_run_is_written_up_as_a_postmortem_with_its_stated_outcome_checked(
         "```mermaid\nxychart-beta",
         "| db | ",
         "| users | ",
+        // Where it started: db's slowdown, stated in the file as its root.
+        "## Where it started",
+        "100.0 % started at **db**; the failures travelled db → orders → gateway → users.",
+        "| most users' failures start at db (value: the share that did; the run's root: db) | 1 | yes |",
     ] {
         assert!(
             report.contains(expected),

@@ -67,7 +67,12 @@ fn where_it_started(md: &mut String, c: &cascade_sim::causality::CausalityReport
             .find(|o| o.origin == c.root)
             .map_or(0.0, |o| o.share * 100.0),
         cell(&c.root),
-        c.failure_path.join(" ← ")
+        c.failure_path
+            .iter()
+            .rev()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" → ")
     );
     md.push_str("| origin | failed requests | share |\n|---|--:|--:|\n");
     for o in c.origins.iter().take(8) {
