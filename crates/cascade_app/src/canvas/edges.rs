@@ -145,6 +145,7 @@ pub fn last_interval(history: &MetricsHistory, links: &[u32]) -> EdgeCounters {
 
 fn track_failure_path(
     history: Res<MetricsHistory>,
+    engine: Res<cascade_sim::Engine>,
     graph: Res<CanvasGraph>,
     clock: Res<SimClock>,
     mut path: ResMut<FailurePath>,
@@ -158,7 +159,17 @@ fn track_failure_path(
         return;
     }
     path.seen_intervals = history.intervals();
-    let shares = root_shares(&history, graph.edges.iter().map(|e| e.links.as_slice()));
+    let ends: Vec<EdgeEnds<'_>> = graph
+        .edges
+        .iter()
+        .map(|e| EdgeEnds {
+            from: &e.from,
+            to: &e.to,
+            links: &e.links,
+        })
+        .collect();
+    let callee: Vec<u32> = engine.model.links.iter().map(|l| l.to).collect();
+    let shares = root_shares(&history, &ends, &callee);
     let end = u64::from(history.intervals()) * history.interval_ns;
     update_onsets(&mut path.onset_ns, &shares, end);
 }
@@ -167,9 +178,10 @@ fn track_failure_path(
 /// that started at that interval's root — the origin of most of the users' failures in it
 /// (`cascade_sim::causality`): the edges lit are the path from that root to the users, not
 /// every edge with errors.
-pub fn root_shares<'a>(
+pub fn root_shares(
     history: &MetricsHistory,
-    edges: impl ExactSizeIterator<Item = &'a [u32]>,
+    edges: &[EdgeEnds<'_>],
+    link_callee: &[u32],
 ) -> Vec<f64> {
     let Some(k) = history.intervals().checked_sub(1) else {
         return vec![0.0; edges.len()];
@@ -186,16 +198,51 @@ pub fn root_shares<'a>(
             .map(|r| r.failures)
             .sum()
     };
-    edges
-        .map(|links| {
-            let attempts = last_interval(history, links).attempts;
+    let mut shares: Vec<f64> = edges
+        .iter()
+        .map(|e| {
+            let attempts = last_interval(history, e.links).attempts;
             if attempts == 0 || root.is_none() {
                 return 0.0;
             }
-            let failed: u64 = links.iter().map(|&l| from_root(l)).sum();
+            let failed: u64 = e.links.iter().map(|&l| from_root(l)).sum();
             (failed as f64 / attempts as f64).min(1.0)
         })
-        .collect()
+        .collect();
+    // A root its callers only waited on (slow answers, a pool's wait) has no failed attempts
+    // on the edges into it: an edge into the root from a node the path reaches takes the
+    // share of the path's edge into that node.
+    if let Some(causality::Origin::Service(r)) = root {
+        let into_root = |e: &EdgeEnds<'_>| {
+            e.links
+                .iter()
+                .any(|&l| link_callee.get(l as usize) == Some(&r))
+        };
+        for i in 0..edges.len() {
+            if !into_root(&edges[i]) {
+                continue;
+            }
+            let reached = edges
+                .iter()
+                .zip(&shares)
+                .filter(|(e, _)| e.to == edges[i].from)
+                .map(|(_, &s)| s)
+                .fold(0.0, f64::max);
+            shares[i] = shares[i].max(reached);
+        }
+    }
+    shares
+}
+
+/// An edge's caller, callee and model links, for [`root_shares`].
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeEnds<'a> {
+    /// Caller name.
+    pub from: &'a str,
+    /// Callee name.
+    pub to: &'a str,
+    /// Its model links.
+    pub links: &'a [u32],
 }
 
 #[expect(
@@ -351,9 +398,35 @@ mod tests {
             .record(0, CauseSite::Link(0), &[(db1, 60), (db2, 10)]);
         h.causes.record(0, CauseSite::Link(1), &[(db1, 60)]);
         h.causes.record(0, CauseSite::Link(2), &[(db2, 10)]);
-        let links: [&[u32]; 3] = [&[0], &[1], &[2]];
-        let shares = root_shares(&h, links.into_iter());
+        let edges = [
+            EdgeEnds {
+                from: "users",
+                to: "api",
+                links: &[0],
+            },
+            EdgeEnds {
+                from: "api",
+                to: "db1",
+                links: &[1],
+            },
+            EdgeEnds {
+                from: "api",
+                to: "db2",
+                links: &[2],
+            },
+        ];
+        let callee = [0, 1, 2];
+        let shares = root_shares(&h, &edges, &callee);
         assert_eq!(shares, [0.6, 0.6, 0.0]);
+        // The same failures from a db1 api only waited on (no failed attempt on api → db1):
+        // its edge takes the share of the path's edge into api.
+        h.causes = Default::default();
+        h.causes
+            .record(0, CauseSite::Source(0), &[(db1, 60), (db2, 10)]);
+        h.causes
+            .record(0, CauseSite::Link(0), &[(db1, 60), (db2, 10)]);
+        h.causes.record(0, CauseSite::Link(2), &[(db2, 10)]);
+        assert_eq!(root_shares(&h, &edges, &callee), [0.6, 0.6, 0.0]);
         let mut onsets = vec![None; 3];
         update_onsets(&mut onsets, &shares, 1);
         assert_eq!(onsets, [Some(1), Some(1), None]);

@@ -114,6 +114,19 @@ pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
     };
     faults.retain(|f| cuts(&f.fault));
     s.faults = faults;
+    // What the scenario states in advance about it goes with it.
+    if let Some(expect) = &mut s.expect {
+        expect.checks.retain(|c| c.node != name);
+        let named = |root: &str| {
+            root == name
+                || root
+                    .split_once(" → ")
+                    .is_some_and(|(from, to)| from == name || to == name)
+        };
+        if expect.root.as_deref().is_some_and(named) {
+            expect.root = None;
+        }
+    }
     (!s.sources.is_empty() && !s.services.is_empty()).then_some(s)
 }
 
@@ -196,6 +209,11 @@ mod tests {
             "calls to a deleted node go too"
         );
         assert_eq!(validate(&s4), vec![]);
+        assert_eq!(
+            s4.expect.as_ref().and_then(|e| e.root.as_deref()),
+            None,
+            "the stated root was db: it goes with it"
+        );
     }
 
     #[test]
