@@ -267,3 +267,60 @@ fn requests_turned_away_by_instances_a_dependency_took_out_start_at_that_depende
     let report = sim.summary().causality.expect("failures were seen");
     assert_eq!(report.root, "metadata");
 }
+
+#[test]
+fn a_breakers_fast_failures_and_a_failed_branch_start_at_the_callee_that_failed() {
+    // api calls inventory behind a breaker and, in parallel, prices and stock (both needed).
+    // inventory fails everything from 10 s for 20 s: its errors, then the open breaker's
+    // refusals, start at inventory. stock fails 20% throughout: a request whose stock branch
+    // fails fails at stock. No failure starts anywhere else, and the breaker did refuse calls.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "breaker and branches", duration_s: 1, seed: 13,
+            sources: [
+                (name: "shoppers", target: "api", rate: Constant(300), timeout_ms: 5000.0),
+                (name: "browsers", target: "catalog", rate: Constant(300), timeout_ms: 5000.0),
+            ],
+            services: [
+                (name: "api", workers: 100, service_time: Exponential(mean_ms: 1.0),
+                 calls: [(to: "inventory", timeout_ms: 100.0,
+                          breaker: (window_s: 5.0, error_ratio: 0.5, min_requests: 20, open_s: 3.0, probes: 1))]),
+                (name: "inventory", workers: 50, service_time: Exponential(mean_ms: 2.0)),
+                (name: "catalog", workers: 100, service_time: Exponential(mean_ms: 1.0),
+                 calls: [(to: "prices", timeout_ms: 200.0), (to: "stock", timeout_ms: 200.0)],
+                 fan_out: Parallel),
+                (name: "prices", workers: 50, service_time: Exponential(mean_ms: 2.0)),
+                (name: "stock", workers: 50, service_time: Exponential(mean_ms: 2.0)),
+            ],
+            faults: [
+                (at_s: 10.0, duration_s: 20.0, fault: Errors(service: "inventory", probability: 1.0)),
+                (at_s: 0.0, duration_s: 100.0, fault: Errors(service: "stock", probability: 0.2)),
+            ],
+        )"#,
+    );
+    let mut sim = run(&s, 40.0);
+    let summary = sim.summary();
+    let shoppers = &summary.sources["shoppers"];
+    let browsers = &summary.sources["browsers"];
+    // Only api → inventory has a breaker: the calls failed fast on any edge are its refusals.
+    let fast_failed: u64 = sim
+        .history()
+        .edges
+        .iter()
+        .flat_map(|rows| rows.iter())
+        .map(|r| r.counters.fast_failed)
+        .sum();
+    assert!(
+        fast_failed > 1_000,
+        "the breaker refused calls: {fast_failed}"
+    );
+    let failed = |f: &std::collections::BTreeMap<String, u64>| f.values().sum::<u64>();
+    assert_eq!(
+        shoppers.failure_origins.iter().collect::<Vec<_>>(),
+        [(&"inventory".to_owned(), &failed(&shoppers.failures))]
+    );
+    assert_eq!(
+        browsers.failure_origins.iter().collect::<Vec<_>>(),
+        [(&"stock".to_owned(), &failed(&browsers.failures))]
+    );
+}
