@@ -84,9 +84,15 @@ fn where_it_started(md: &mut String, c: &cascade_sim::causality::CausalityReport
             o.share * 100.0
         );
     }
-    md.push_str("\n| reached | at s |\n|---|--:|\n");
+    md.push_str("\n| reached | degraded from s | failing from s |\n|---|--:|--:|\n");
     for r in &c.blast_radius {
-        let _ = writeln!(md, "| {} | {} |", cell(&r.node), fmt_fig(r.first_failing_s));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            cell(&r.node),
+            fmt_fig(r.first_degraded_s),
+            fmt_fig(r.first_failing_s)
+        );
     }
     md.push('\n');
 }

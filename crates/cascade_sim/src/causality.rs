@@ -253,6 +253,10 @@ pub struct Reached {
     /// The start of the first interval in which failures that started at the root passed
     /// through it (for the root, the first in which any started there), simulated seconds.
     pub first_failing_s: f64,
+    /// The start of the unhealthy streak (health other than healthy or idle) that its first
+    /// failing interval ends, simulated seconds: when it began to degrade on the way (its
+    /// first failing interval when it was healthy then).
+    pub first_degraded_s: f64,
 }
 
 /// What the run's causality records say about its users' failures.
@@ -313,11 +317,13 @@ pub fn ranked_in_interval(history: &CauseHistory, k: u32) -> Vec<(Origin, u64)> 
     rank(by_origin)
 }
 
-/// The report of a run's records (`None` when the users saw no failure).
+/// The report of a run's records (`None` when the users saw no failure). `unhealthy(node, k)`:
+/// the node's health in interval `k` was other than healthy or idle.
 pub fn analyse(
     history: &CauseHistory,
     graph: &CauseGraph,
     interval_s: f64,
+    unhealthy: impl Fn(NodeRef, u32) -> bool,
 ) -> Option<CausalityReport> {
     // Users' failures by origin, over all sources.
     let mut by_origin: BTreeMap<Origin, u64> = BTreeMap::new();
@@ -390,8 +396,8 @@ pub fn analyse(
 
     // The wavefront: each node's first interval with the root's failures passing through; the
     // root's own is the first interval any failure started there.
-    let mut first: BTreeMap<String, u32> = BTreeMap::new();
-    let mut note = |name: String, k: u32| {
+    let mut first: BTreeMap<NodeRef, u32> = BTreeMap::new();
+    let mut note = |name: NodeRef, k: u32| {
         let e = first.entry(name).or_insert(k);
         *e = (*e).min(k);
     };
@@ -408,31 +414,40 @@ pub fn analyse(
             .map(|(_, &k)| k)
             .min()
     {
-        note(graph.node_name(node), k);
+        note(node, k);
     }
     for (&(site, o), &k) in &history.first_interval {
         if o != root {
             continue;
         }
         match site {
-            CauseSite::Source(s) => note(graph.node_name(NodeRef::Source(s)), k),
+            CauseSite::Source(s) => note(NodeRef::Source(s), k),
             CauseSite::Link(l) => {
                 let Some(&(from, to)) = graph.links.get(l as usize) else {
                     continue;
                 };
-                note(graph.node_name(from), k);
+                note(from, k);
                 // The failures started at the callee, or passed through it from below.
                 if root != Origin::Link(l) {
-                    note(graph.node_name(NodeRef::Service(to)), k);
+                    note(NodeRef::Service(to), k);
                 }
             }
         }
     }
     let mut blast_radius: Vec<Reached> = first
         .into_iter()
-        .map(|(node, k)| Reached {
-            node,
-            first_failing_s: f64::from(k) * interval_s,
+        .map(|(node, k)| {
+            let mut degraded = k;
+            if unhealthy(node, k) {
+                while degraded > 0 && unhealthy(node, degraded - 1) {
+                    degraded -= 1;
+                }
+            }
+            Reached {
+                node: graph.node_name(node),
+                first_failing_s: f64::from(k) * interval_s,
+                first_degraded_s: f64::from(degraded) * interval_s,
+            }
         })
         .collect();
     blast_radius.sort_by(|a, b| {
@@ -515,7 +530,7 @@ mod tests {
             CauseSite::Source(0),
             &[(Origin::Service(2), 5), (db, 30)],
         );
-        let r = analyse(&h, &graph(), 1.0).unwrap();
+        let r = analyse(&h, &graph(), 1.0, |_, _| false).unwrap();
         assert_eq!(r.user_failures, 35);
         assert_eq!(r.root, "db");
         assert_eq!(r.origins[0].failures, 30);
@@ -527,6 +542,25 @@ mod tests {
             .map(|x| (x.node.as_str(), x.first_failing_s))
             .collect();
         assert_eq!(wave, [("api", 3.0), ("db", 3.0), ("users", 4.0)]);
+        assert!(
+            r.blast_radius
+                .iter()
+                .all(|x| x.first_degraded_s == x.first_failing_s)
+        );
+        // db was unhealthy from interval 1 on, api only from 3 (when it failed), users in
+        // 2 (an earlier streak, over before its failures came): db degraded first.
+        let r = analyse(&h, &graph(), 1.0, |node, k| match node {
+            NodeRef::Service(1) => k >= 1,
+            NodeRef::Service(0) => k >= 3,
+            _ => k == 2,
+        })
+        .unwrap();
+        let degraded: Vec<(&str, f64)> = r
+            .blast_radius
+            .iter()
+            .map(|x| (x.node.as_str(), x.first_degraded_s))
+            .collect();
+        assert_eq!(degraded, [("api", 3.0), ("db", 1.0), ("users", 4.0)]);
     }
 
     #[test]
@@ -537,7 +571,7 @@ mod tests {
         let db = Origin::Service(1);
         h.record(7, CauseSite::Link(0), &[(db, 12)]);
         h.record(7, CauseSite::Source(0), &[(db, 12)]);
-        let r = analyse(&h, &graph(), 1.0).unwrap();
+        let r = analyse(&h, &graph(), 1.0, |_, _| false).unwrap();
         assert_eq!(r.failure_path, ["users", "api", "db"]);
         let wave: Vec<&str> = r.blast_radius.iter().map(|x| x.node.as_str()).collect();
         assert_eq!(wave, ["api", "db", "users"]);
@@ -546,12 +580,12 @@ mod tests {
     #[test]
     fn a_link_root_ends_the_path_at_its_caller_and_no_failures_give_no_report() {
         let mut h = CauseHistory::default();
-        assert!(analyse(&h, &graph(), 1.0).is_none());
+        assert!(analyse(&h, &graph(), 1.0, |_, _| false).is_none());
         let cut = Origin::Link(1);
         h.record(0, CauseSite::Link(1), &[(cut, 9)]);
         h.record(0, CauseSite::Link(0), &[(cut, 9)]);
         h.record(0, CauseSite::Source(0), &[(cut, 9)]);
-        let r = analyse(&h, &graph(), 0.5).unwrap();
+        let r = analyse(&h, &graph(), 0.5, |_, _| false).unwrap();
         assert_eq!(r.root, "api → db");
         assert_eq!(r.failure_path, ["users", "api"]);
         assert!(r.blast_radius.iter().all(|x| x.node != "db"));

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::ActiveScenario;
 use crate::engine::{Engine, ServiceState, SourceState};
-use crate::metrics::{MetricsHistory, Outcome};
+use crate::metrics::{Health, MetricsHistory, Outcome};
 use crate::scenario::VerdictKind;
 use crate::verdict::{Verdict, judge_with, window_counters};
 
@@ -241,8 +241,19 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
     }
     let graph = crate::causality::CauseGraph::of(&world.resource::<Engine>().model);
     let history = world.resource::<MetricsHistory>();
-    let causality =
-        crate::causality::analyse(&history.causes, &graph, history.interval_ns as f64 / 1e9);
+    let causality = crate::causality::analyse(
+        &history.causes,
+        &graph,
+        history.interval_ns as f64 / 1e9,
+        |node, k| {
+            let ring = match node {
+                crate::engine::NodeRef::Service(i) => history.services.get(i as usize),
+                crate::engine::NodeRef::Source(i) => history.sources.get(i as usize),
+            };
+            ring.and_then(|r| MetricsHistory::row_at(r, k))
+                .is_some_and(|row| !matches!(row.health, Health::Healthy | Health::Idle))
+        },
+    );
     let mut origins: Vec<BTreeMap<String, u64>> = (0..graph.sources.len())
         .map(|s| crate::causality::origins_of(&history.causes, &graph, s as u32))
         .collect();
