@@ -820,16 +820,19 @@ impl Ctx<'_, '_> {
                 Phase::InFlight => return here,
                 Phase::Queued => self.queue_holder(c.node, c.instance).ok_or(here),
                 Phase::Working if !deferred => {
-                    if c.start_ns - c.arrive_ns > self.e.now - c.start_ns {
+                    if c.start_ns.saturating_sub(c.arrive_ns)
+                        > self.e.now.saturating_sub(c.start_ns)
+                    {
                         self.queue_holder(c.node, c.instance).ok_or(here)
                     } else {
                         Err(here)
                     }
                 }
                 Phase::Calling | Phase::Backoff | Phase::Gathering | Phase::Working => {
-                    let queue_ns = c.start_ns - c.arrive_ns;
-                    let work_ns = c.done_ns - c.start_ns;
-                    let calls_ns = self.e.now - c.done_ns;
+                    // (Saturating: a record the walk reads mid-transition never panics it.)
+                    let queue_ns = c.start_ns.saturating_sub(c.arrive_ns);
+                    let work_ns = c.done_ns.saturating_sub(c.start_ns);
+                    let calls_ns = self.e.now.saturating_sub(c.done_ns);
                     if calls_ns >= queue_ns && calls_ns >= work_ns {
                         Ok(c)
                     } else if queue_ns >= work_ns {
@@ -864,8 +867,8 @@ impl Ctx<'_, '_> {
     }
 
     /// For an attempt waiting in instance `inst`'s queue (of service `node`): the job whose
-    /// worker the queue waits
-    /// behind, when the instance's workers are mostly waiting on calls; `None` when they are
+    /// worker the queue waits behind, when the instance's workers are mostly waiting on calls;
+    /// `None` when they are
     /// mostly at their own work. The jobs that last took a worker ([`STARTED_SAMPLES`] of
     /// them, those still holding one) stand for all: more of them waiting on a call than
     /// working gives the longest-started one that waits.
