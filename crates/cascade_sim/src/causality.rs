@@ -171,6 +171,12 @@ impl CauseHistory {
         }
     }
 
+    /// The rows of interval `k` (a binary search: rows are in interval order).
+    pub fn rows_of(&self, k: u32) -> impl Iterator<Item = &CauseRow> {
+        let from = self.rows.partition_point(|r| r.interval < k);
+        self.rows.range(from..).take_while(move |r| r.interval == k)
+    }
+
     /// Drops rows of intervals before `first_kept`.
     pub fn prune_before(&mut self, first_kept: u32) {
         while self.rows.front().is_some_and(|r| r.interval < first_kept) {
@@ -309,8 +315,8 @@ pub fn root_of(ranked: &[(Origin, u64)]) -> Option<Origin> {
 /// Interval `k`'s users' failures by origin, ranked ([`rank`]), from the history's rows.
 pub fn ranked_in_interval(history: &CauseHistory, k: u32) -> Vec<(Origin, u64)> {
     let mut by_origin = BTreeMap::new();
-    for r in history.rows.iter().rev().take_while(|r| r.interval >= k) {
-        if r.interval == k && matches!(r.site, CauseSite::Source(_)) {
+    for r in history.rows_of(k) {
+        if matches!(r.site, CauseSite::Source(_)) {
             *by_origin.entry(r.origin).or_default() += r.failures;
         }
     }

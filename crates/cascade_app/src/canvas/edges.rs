@@ -134,9 +134,21 @@ pub(super) fn spawn_edge(
 
 /// Sum of an edge's links in the last closed interval.
 pub fn last_interval(history: &MetricsHistory, links: &[u32]) -> EdgeCounters {
+    history
+        .intervals()
+        .checked_sub(1)
+        .map_or_else(EdgeCounters::default, |k| in_interval(history, links, k))
+}
+
+/// Sum of an edge's links in interval `k` (zero where the history no longer keeps it).
+pub fn in_interval(history: &MetricsHistory, links: &[u32], k: u32) -> EdgeCounters {
     let mut c = EdgeCounters::default();
     for &l in links {
-        if let Some(row) = history.edges.get(l as usize).and_then(|r| r.back()) {
+        if let Some(row) = history
+            .edges
+            .get(l as usize)
+            .and_then(|r| MetricsHistory::row_at(r, k))
+        {
             c.add(&row.counters);
         }
     }
@@ -158,6 +170,9 @@ fn track_failure_path(
     if history.intervals() == path.seen_intervals {
         return;
     }
+    // Every interval closed since the last frame, in order: the path must not depend on how
+    // many intervals a frame covered (the machine's speed).
+    let from = path.seen_intervals.min(history.intervals());
     path.seen_intervals = history.intervals();
     let ends: Vec<EdgeEnds<'_>> = graph
         .edges
@@ -169,31 +184,28 @@ fn track_failure_path(
         })
         .collect();
     let callee: Vec<u32> = engine.model.links.iter().map(|l| l.to).collect();
-    let shares = root_shares(&history, &ends, &callee);
-    let end = u64::from(history.intervals()) * history.interval_ns;
-    update_onsets(&mut path.onset_ns, &shares, end);
+    for k in from..history.intervals() {
+        let shares = root_shares(&history, k, &ends, &callee);
+        let end = u64::from(k + 1) * history.interval_ns;
+        update_onsets(&mut path.onset_ns, &shares, end);
+    }
 }
 
-/// Per edge, the share of its attempts in the last closed interval that failed with a failure
-/// that started at that interval's root — the origin of most of the users' failures in it
+/// Per edge, the share of its attempts in interval `k` that failed with a failure that started
+/// at that interval's root — the origin of most of the users' failures in it
 /// (`cascade_sim::causality`): the edges lit are the path from that root to the users, not
 /// every edge with errors.
 pub fn root_shares(
     history: &MetricsHistory,
+    k: u32,
     edges: &[EdgeEnds<'_>],
     link_callee: &[u32],
 ) -> Vec<f64> {
-    let Some(k) = history.intervals().checked_sub(1) else {
-        return vec![0.0; edges.len()];
-    };
     let root = causality::root_of(&causality::ranked_in_interval(&history.causes, k));
     let from_root = |l: u32| -> u64 {
         history
             .causes
-            .rows
-            .iter()
-            .rev()
-            .take_while(|r| r.interval == k)
+            .rows_of(k)
             .filter(|r| r.site == CauseSite::Link(l) && Some(r.origin) == root)
             .map(|r| r.failures)
             .sum()
@@ -201,7 +213,7 @@ pub fn root_shares(
     let mut shares: Vec<f64> = edges
         .iter()
         .map(|e| {
-            let attempts = last_interval(history, e.links).attempts;
+            let attempts = in_interval(history, e.links, k).attempts;
             if attempts == 0 || root.is_none() {
                 return 0.0;
             }
@@ -416,7 +428,7 @@ mod tests {
             },
         ];
         let callee = [0, 1, 2];
-        let shares = root_shares(&h, &edges, &callee);
+        let shares = root_shares(&h, 0, &edges, &callee);
         assert_eq!(shares, [0.6, 0.6, 0.0]);
         // The same failures from a db1 api only waited on (no failed attempt on api → db1):
         // its edge takes the share of the path's edge into api.
@@ -426,7 +438,7 @@ mod tests {
         h.causes
             .record(0, CauseSite::Link(0), &[(db1, 60), (db2, 10)]);
         h.causes.record(0, CauseSite::Link(2), &[(db2, 10)]);
-        assert_eq!(root_shares(&h, &edges, &callee), [0.6, 0.6, 0.0]);
+        assert_eq!(root_shares(&h, 0, &edges, &callee), [0.6, 0.6, 0.0]);
         let mut onsets = vec![None; 3];
         update_onsets(&mut onsets, &shares, 1);
         assert_eq!(onsets, [Some(1), Some(1), None]);
