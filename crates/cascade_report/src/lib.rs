@@ -1,11 +1,10 @@
 //! `cascade_report`: a run's output files, the same from `cascade-cli run --out DIR` and from
 //! the app's *File → Export run data*: `metrics.csv` (one row per interval × node),
 //! `events.jsonl` (faults, commands, state changes), `causes.csv` (where failures started),
-//! `summary.json` (the run's figures and
-//! verdict) and `report.md` (the run written up as a postmortem, [`postmortem`]). Each file is
-//! written atomically (temporary file + rename) so a crash never leaves half a file. The
-//! formats are documented in docs/scenario-format.md ("Outputs"). It also reads one input
-//! file, a recorded traffic trace ([`rate_trace`]).
+//! `summary.json` (the run's figures and verdict) and `report.md` (the run written up as a
+//! postmortem, [`postmortem`]). Each file is written atomically (temporary file + rename) so a
+//! crash never leaves half a file. The formats are documented in docs/scenario-format.md
+//! ("Outputs"). It also reads one input file, a recorded traffic trace ([`rate_trace`]).
 //!
 //! Owns the formats and the writing; not what the figures mean (`cascade_sim::metrics`,
 //! `cascade_sim::summary`) nor when a run is exported (the CLI and the app decide).

@@ -42,6 +42,15 @@ pub enum Origin {
     Unknown,
 }
 
+/// Between a link's caller and callee in its name ("api → db"), as origins and stated roots
+/// write it.
+pub const LINK_ARROW: &str = " → ";
+
+/// A link's name split into caller and callee (`None`: the name of a node).
+pub fn split_link(name: &str) -> Option<(&str, &str)> {
+    name.split_once(LINK_ARROW)
+}
+
 /// The code of [`Origin::Unknown`].
 pub const UNKNOWN_CODE: u16 = 0;
 /// The bit that marks a link's code.
@@ -84,6 +93,12 @@ pub fn service_code(s: u32) -> u16 {
     Origin::Service(s).code()
 }
 
+/// The code of source `s`'s origin ([`Origin::code`]).
+#[inline]
+pub fn source_code(s: u32) -> u16 {
+    Origin::Source(s).code()
+}
+
 /// The code of link `l`'s origin ([`Origin::code`]).
 #[inline]
 pub fn link_code(l: u32) -> u16 {
@@ -114,10 +129,11 @@ impl OriginTally {
     }
 
     /// The counts, by origin code in ascending order (the storage stays for reuse).
-    pub fn take_sorted(&mut self, out: &mut Vec<(Origin, u64)>) {
+    pub fn take_sorted(&mut self) -> impl Iterator<Item = (Origin, u64)> + '_ {
         self.counts.sort_unstable_by_key(|&(c, _)| c);
-        out.extend(self.counts.iter().map(|&(c, n)| (Origin::from_code(c), n)));
-        self.counts.clear();
+        self.counts
+            .drain(..)
+            .map(|(c, n)| (Origin::from_code(c), n))
     }
 }
 
@@ -158,8 +174,13 @@ pub struct CauseHistory {
 
 impl CauseHistory {
     /// Records interval `k`'s counts at `site` (`counts` sorted by origin).
-    pub fn record(&mut self, k: u32, site: CauseSite, counts: &[(Origin, u64)]) {
-        for &(origin, failures) in counts {
+    pub fn record(
+        &mut self,
+        k: u32,
+        site: CauseSite,
+        counts: impl IntoIterator<Item = (Origin, u64)>,
+    ) {
+        for (origin, failures) in counts {
             self.rows.push_back(CauseRow {
                 interval: k,
                 site,
@@ -169,6 +190,11 @@ impl CauseHistory {
             *self.totals.entry((site, origin)).or_default() += failures;
             self.first_interval.entry((site, origin)).or_insert(k);
         }
+    }
+
+    /// Moves the open interval `k`'s counts at `site` out of `tally` into the history.
+    pub fn record_tally(&mut self, k: u32, site: CauseSite, tally: &mut OriginTally) {
+        self.record(k, site, tally.take_sorted());
     }
 
     /// The rows of interval `k` (a binary search: rows are in interval order).
@@ -223,7 +249,7 @@ impl CauseGraph {
             Origin::Source(s) => self.node_name(NodeRef::Source(s)),
             Origin::Link(l) => match self.links.get(l as usize) {
                 Some(&(from, to)) => format!(
-                    "{} → {}",
+                    "{}{LINK_ARROW}{}",
                     self.node_name(from),
                     self.node_name(NodeRef::Service(to))
                 ),
@@ -232,12 +258,6 @@ impl CauseGraph {
             Origin::Unknown => "unknown".to_owned(),
         }
     }
-}
-
-/// The code of source `s`'s origin ([`Origin::code`]).
-#[inline]
-pub fn source_code(s: u32) -> u16 {
-    Origin::Source(s).code()
 }
 
 /// Failures that started at one origin.
@@ -293,8 +313,8 @@ pub fn origins_of(history: &CauseHistory, graph: &CauseGraph, s: u32) -> BTreeMa
         .collect()
 }
 
-/// Users' failures by origin, most first; among equals the lower code (services, then
-/// sources, then links; lower index first).
+/// Users' failures by origin, most first; among equals services, then sources, then links,
+/// lower index first ([`Origin`]'s order).
 pub fn rank(by_origin: BTreeMap<Origin, u64>) -> Vec<(Origin, u64)> {
     let mut ranked: Vec<(Origin, u64)> = by_origin.into_iter().filter(|&(_, n)| n > 0).collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -312,13 +332,24 @@ pub fn root_of(ranked: &[(Origin, u64)]) -> Option<Origin> {
         .map(|&(o, _)| o)
 }
 
-/// Interval `k`'s users' failures by origin, ranked ([`rank`]), from the history's rows.
+/// Interval `k`'s users' failures (all sources) by origin, ranked ([`rank`]).
 pub fn ranked_in_interval(history: &CauseHistory, k: u32) -> Vec<(Origin, u64)> {
+    ranked_where(history, k, |site| matches!(site, CauseSite::Source(_)))
+}
+
+/// Interval `k`'s failures counted at `site` by origin, ranked ([`rank`]).
+pub fn ranked_at(history: &CauseHistory, k: u32, site: CauseSite) -> Vec<(Origin, u64)> {
+    ranked_where(history, k, |s| s == site)
+}
+
+fn ranked_where(
+    history: &CauseHistory,
+    k: u32,
+    counted: impl Fn(CauseSite) -> bool,
+) -> Vec<(Origin, u64)> {
     let mut by_origin = BTreeMap::new();
-    for r in history.rows_of(k) {
-        if matches!(r.site, CauseSite::Source(_)) {
-            *by_origin.entry(r.origin).or_default() += r.failures;
-        }
+    for r in history.rows_of(k).filter(|r| counted(r.site)) {
+        *by_origin.entry(r.origin).or_default() += r.failures;
     }
     rank(by_origin)
 }
@@ -498,8 +529,7 @@ mod tests {
         for c in [link_code(2), service_code(3), link_code(2), service_code(1)] {
             t.add(c);
         }
-        let mut out = Vec::new();
-        t.take_sorted(&mut out);
+        let out: Vec<_> = t.take_sorted().collect();
         assert_eq!(
             out,
             vec![
@@ -528,14 +558,10 @@ mod tests {
     fn the_root_is_the_origin_of_most_failures_and_the_path_follows_its_links() {
         let mut h = CauseHistory::default();
         let db = Origin::Service(1);
-        h.record(3, CauseSite::Link(1), &[(db, 40)]);
-        h.record(4, CauseSite::Link(0), &[(Origin::Service(2), 5), (db, 30)]);
-        h.record(4, CauseSite::Link(2), &[(Origin::Service(2), 6)]);
-        h.record(
-            5,
-            CauseSite::Source(0),
-            &[(Origin::Service(2), 5), (db, 30)],
-        );
+        h.record(3, CauseSite::Link(1), [(db, 40)]);
+        h.record(4, CauseSite::Link(0), [(Origin::Service(2), 5), (db, 30)]);
+        h.record(4, CauseSite::Link(2), [(Origin::Service(2), 6)]);
+        h.record(5, CauseSite::Source(0), [(Origin::Service(2), 5), (db, 30)]);
         let r = analyse(&h, &graph(), 1.0, |_, _| false).unwrap();
         assert_eq!(r.user_failures, 35);
         assert_eq!(r.root, "db");
@@ -575,8 +601,8 @@ mod tests {
         // users' timeouts still start at db.
         let mut h = CauseHistory::default();
         let db = Origin::Service(1);
-        h.record(7, CauseSite::Link(0), &[(db, 12)]);
-        h.record(7, CauseSite::Source(0), &[(db, 12)]);
+        h.record(7, CauseSite::Link(0), [(db, 12)]);
+        h.record(7, CauseSite::Source(0), [(db, 12)]);
         let r = analyse(&h, &graph(), 1.0, |_, _| false).unwrap();
         assert_eq!(r.failure_path, ["users", "api", "db"]);
         let wave: Vec<&str> = r.blast_radius.iter().map(|x| x.node.as_str()).collect();
@@ -588,9 +614,9 @@ mod tests {
         let mut h = CauseHistory::default();
         assert!(analyse(&h, &graph(), 1.0, |_, _| false).is_none());
         let cut = Origin::Link(1);
-        h.record(0, CauseSite::Link(1), &[(cut, 9)]);
-        h.record(0, CauseSite::Link(0), &[(cut, 9)]);
-        h.record(0, CauseSite::Source(0), &[(cut, 9)]);
+        h.record(0, CauseSite::Link(1), [(cut, 9)]);
+        h.record(0, CauseSite::Link(0), [(cut, 9)]);
+        h.record(0, CauseSite::Source(0), [(cut, 9)]);
         let r = analyse(&h, &graph(), 0.5, |_, _| false).unwrap();
         assert_eq!(r.root, "api → db");
         assert_eq!(r.failure_path, ["users", "api"]);

@@ -802,6 +802,14 @@ impl MetricsHistory {
         ring.push_back(row);
     }
 
+    /// The rows of a node (a source or a service), if it has any.
+    pub fn node_rows(&self, node: crate::engine::NodeRef) -> Option<&VecDeque<NodeRow>> {
+        match node {
+            crate::engine::NodeRef::Service(i) => self.services.get(i as usize),
+            crate::engine::NodeRef::Source(i) => self.sources.get(i as usize),
+        }
+    }
+
     /// The row of interval `k` in a ring, if still kept.
     pub fn row_at<T: HasInterval>(ring: &VecDeque<T>, k: u32) -> Option<&T> {
         let first = ring.front()?.interval();

@@ -246,11 +246,9 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
         &graph,
         history.interval_ns as f64 / 1e9,
         |node, k| {
-            let ring = match node {
-                crate::engine::NodeRef::Service(i) => history.services.get(i as usize),
-                crate::engine::NodeRef::Source(i) => history.sources.get(i as usize),
-            };
-            ring.and_then(|r| MetricsHistory::row_at(r, k))
+            history
+                .node_rows(node)
+                .and_then(|r| MetricsHistory::row_at(r, k))
                 .is_some_and(|row| !matches!(row.health, Health::Healthy | Health::Idle))
         },
     );

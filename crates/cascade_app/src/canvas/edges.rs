@@ -9,9 +9,10 @@ use bevy::prelude::*;
 use bevy::sprite::Anchor;
 use cascade_sim::SimClock;
 use cascade_sim::causality::{self, CauseSite};
+use cascade_sim::engine::LinkModel;
 use cascade_sim::metrics::{EdgeCounters, MetricsHistory};
 
-use super::{CanvasGraph, EdgeVisual};
+use super::{CanvasEdge, CanvasGraph, EdgeVisual};
 use crate::session::Selection;
 use crate::theme::{self, NODE_RADIUS};
 
@@ -174,18 +175,8 @@ fn track_failure_path(
     // many intervals a frame covered (the machine's speed).
     let from = path.seen_intervals.min(history.intervals());
     path.seen_intervals = history.intervals();
-    let ends: Vec<EdgeEnds<'_>> = graph
-        .edges
-        .iter()
-        .map(|e| EdgeEnds {
-            from: &e.from,
-            to: &e.to,
-            links: &e.links,
-        })
-        .collect();
-    let callee: Vec<u32> = engine.model.links.iter().map(|l| l.to).collect();
     for k in from..history.intervals() {
-        let shares = root_shares(&history, k, &ends, &callee);
+        let shares = root_shares(&history, k, &graph.edges, &engine.model.links);
         let end = u64::from(k + 1) * history.interval_ns;
         update_onsets(&mut path.onset_ns, &shares, end);
     }
@@ -198,8 +189,8 @@ fn track_failure_path(
 pub fn root_shares(
     history: &MetricsHistory,
     k: u32,
-    edges: &[EdgeEnds<'_>],
-    link_callee: &[u32],
+    edges: &[CanvasEdge],
+    links: &[LinkModel],
 ) -> Vec<f64> {
     let root = causality::root_of(&causality::ranked_in_interval(&history.causes, k));
     let from_root = |l: u32| -> u64 {
@@ -213,7 +204,7 @@ pub fn root_shares(
     let mut shares: Vec<f64> = edges
         .iter()
         .map(|e| {
-            let attempts = in_interval(history, e.links, k).attempts;
+            let attempts = in_interval(history, &e.links, k).attempts;
             if attempts == 0 || root.is_none() {
                 return 0.0;
             }
@@ -225,10 +216,10 @@ pub fn root_shares(
     // on the edges into it: an edge into the root from a node the path reaches takes the
     // share of the path's edge into that node.
     if let Some(causality::Origin::Service(r)) = root {
-        let into_root = |e: &EdgeEnds<'_>| {
+        let into_root = |e: &CanvasEdge| {
             e.links
                 .iter()
-                .any(|&l| link_callee.get(l as usize) == Some(&r))
+                .any(|&l| links.get(l as usize).is_some_and(|m| m.to == r))
         };
         for i in 0..edges.len() {
             if !into_root(&edges[i]) {
@@ -244,17 +235,6 @@ pub fn root_shares(
         }
     }
     shares
-}
-
-/// An edge's caller, callee and model links, for [`root_shares`].
-#[derive(Clone, Copy, Debug)]
-pub struct EdgeEnds<'a> {
-    /// Caller name.
-    pub from: &'a str,
-    /// Callee name.
-    pub to: &'a str,
-    /// Its model links.
-    pub links: &'a [u32],
 }
 
 #[expect(
@@ -385,6 +365,7 @@ mod tests {
 
     #[test]
     fn only_edges_carrying_the_roots_failures_join_the_path() {
+        use cascade_sim::NodeRef;
         use cascade_sim::causality::Origin;
         use cascade_sim::metrics::{EdgeRow, SystemRow};
         // users →(0) api →(1) db1, api →(2) db2, interval 0. db1 is the origin of 60 of the
@@ -405,40 +386,46 @@ mod tests {
         }
         let (db1, db2) = (Origin::Service(1), Origin::Service(2));
         h.causes
-            .record(0, CauseSite::Source(0), &[(db1, 60), (db2, 10)]);
+            .record(0, CauseSite::Source(0), [(db1, 60), (db2, 10)]);
         h.causes
-            .record(0, CauseSite::Link(0), &[(db1, 60), (db2, 10)]);
-        h.causes.record(0, CauseSite::Link(1), &[(db1, 60)]);
-        h.causes.record(0, CauseSite::Link(2), &[(db2, 10)]);
+            .record(0, CauseSite::Link(0), [(db1, 60), (db2, 10)]);
+        h.causes.record(0, CauseSite::Link(1), [(db1, 60)]);
+        h.causes.record(0, CauseSite::Link(2), [(db2, 10)]);
+        let edge = |from: &str, to: &str, l: u32| CanvasEdge {
+            from: from.into(),
+            to: to.into(),
+            links: vec![l],
+            note: String::new(),
+            entity: Entity::PLACEHOLDER,
+        };
         let edges = [
-            EdgeEnds {
-                from: "users",
-                to: "api",
-                links: &[0],
-            },
-            EdgeEnds {
-                from: "api",
-                to: "db1",
-                links: &[1],
-            },
-            EdgeEnds {
-                from: "api",
-                to: "db2",
-                links: &[2],
-            },
+            edge("users", "api", 0),
+            edge("api", "db1", 1),
+            edge("api", "db2", 2),
         ];
-        let callee = [0, 1, 2];
-        let shares = root_shares(&h, 0, &edges, &callee);
+        // Links 0, 1, 2 call services 0 (api), 1 (db1) and 2 (db2).
+        let link = |from: NodeRef, to: u32| LinkModel {
+            from,
+            to,
+            latency_ns: 0,
+            latency_sd_ns: 0,
+        };
+        let links = [
+            link(NodeRef::Source(0), 0),
+            link(NodeRef::Service(0), 1),
+            link(NodeRef::Service(0), 2),
+        ];
+        let shares = root_shares(&h, 0, &edges, &links);
         assert_eq!(shares, [0.6, 0.6, 0.0]);
         // The same failures from a db1 api only waited on (no failed attempt on api → db1):
         // its edge takes the share of the path's edge into api.
         h.causes = Default::default();
         h.causes
-            .record(0, CauseSite::Source(0), &[(db1, 60), (db2, 10)]);
+            .record(0, CauseSite::Source(0), [(db1, 60), (db2, 10)]);
         h.causes
-            .record(0, CauseSite::Link(0), &[(db1, 60), (db2, 10)]);
-        h.causes.record(0, CauseSite::Link(2), &[(db2, 10)]);
-        assert_eq!(root_shares(&h, 0, &edges, &callee), [0.6, 0.6, 0.0]);
+            .record(0, CauseSite::Link(0), [(db1, 60), (db2, 10)]);
+        h.causes.record(0, CauseSite::Link(2), [(db2, 10)]);
+        assert_eq!(root_shares(&h, 0, &edges, &links), [0.6, 0.6, 0.0]);
         let mut onsets = vec![None; 3];
         update_onsets(&mut onsets, &shares, 1);
         assert_eq!(onsets, [Some(1), Some(1), None]);

@@ -117,13 +117,7 @@ pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
     // What the scenario states in advance about it goes with it.
     if let Some(expect) = &mut s.expect {
         expect.checks.retain(|c| c.node != name);
-        let named = |root: &str| {
-            root == name
-                || root
-                    .split_once(" → ")
-                    .is_some_and(|(from, to)| from == name || to == name)
-        };
-        if expect.root.as_deref().is_some_and(named) {
+        if expect.root_names(name) {
             expect.root = None;
         }
     }

@@ -711,11 +711,9 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
     };
     let dt = w.metrics.interval_ns as f64 / 1e9;
     let mut m = inspector::SelectionMetrics::default();
-    let ring = match node.node {
-        cascade_sim::NodeRef::Service(i) => w.metrics.services.get(i as usize),
-        cascade_sim::NodeRef::Source(i) => w.metrics.sources.get(i as usize),
+    let Some(ring) = w.metrics.node_rows(node.node) else {
+        return m;
     };
-    let Some(ring) = ring else { return m };
     if let Some(row) = ring.back() {
         let c = &row.counters;
         match node.node {
@@ -871,21 +869,11 @@ fn selection_metrics(w: &UiWorld) -> inspector::SelectionMetrics {
 /// Where source `s`'s failed requests of interval `k` started, most first, with their shares
 /// (`db 92 %, api → db 8 %`; the first three); `None` when none failed.
 fn failure_origins_text(w: &UiWorld, s: u32, k: u32) -> Option<String> {
-    let site = cascade_sim::causality::CauseSite::Source(s);
-    let mut by_origin = std::collections::BTreeMap::new();
-    for r in w
-        .metrics
-        .causes
-        .rows
-        .iter()
-        .rev()
-        .take_while(|r| r.interval >= k)
-    {
-        if r.interval == k && r.site == site {
-            *by_origin.entry(r.origin).or_insert(0) += r.failures;
-        }
-    }
-    let ranked = cascade_sim::causality::rank(by_origin);
+    let ranked = cascade_sim::causality::ranked_at(
+        &w.metrics.causes,
+        k,
+        cascade_sim::causality::CauseSite::Source(s),
+    );
     let total: u64 = ranked.iter().map(|(_, n)| n).sum();
     if total == 0 {
         return None;

@@ -177,25 +177,12 @@ impl Ctx<'_, '_> {
     /// Moves the open interval `k`'s failure origins (sources' and links') into the history,
     /// which keeps the last `cap` intervals of them.
     fn close_causes(&mut self, k: u32, cap: usize) {
-        let mut counts = Vec::new();
-        for s in 0..self.sources.len() {
-            let tally = &mut self.sources[s].failure_origins;
-            if !tally.is_empty() {
-                counts.clear();
-                tally.take_sorted(&mut counts);
-                self.history
-                    .causes
-                    .record(k, CauseSite::Source(s as u32), &counts);
-            }
+        let causes = &mut self.history.causes;
+        for (s, src) in self.sources.iter_mut().enumerate() {
+            causes.record_tally(k, CauseSite::Source(s as u32), &mut src.failure_origins);
         }
         for (l, link) in self.e.links.iter_mut().enumerate() {
-            if !link.failure_origins.is_empty() {
-                counts.clear();
-                link.failure_origins.take_sorted(&mut counts);
-                self.history
-                    .causes
-                    .record(k, CauseSite::Link(l as u32), &counts);
-            }
+            causes.record_tally(k, CauseSite::Link(l as u32), &mut link.failure_origins);
         }
         self.history
             .causes

@@ -38,7 +38,7 @@ use std::cmp::Reverse;
 use super::jobs::{NONE, POISON, Phase, STARTED};
 use super::model::NodeRef;
 use super::scheduler::{AsOf, EventKind};
-use super::state::{InstanceState, PlanEntry, PlanTotals, STARTED_SAMPLES};
+use super::state::{InstanceState, PlanEntry, PlanTotals};
 use super::step::{Ctx, work_ns};
 use crate::metrics::Outcome;
 use crate::sampling::{LegKind, SampledLeg};
@@ -509,8 +509,7 @@ impl Ctx<'_, '_> {
                 is.busy += 1;
                 // Its start, as `Ctx::start_work` records it on the event-by-event path (in
                 // start order: the plan's), for the blocked-on walk's sample of the workers.
-                is.started[is.started_next as usize % STARTED_SAMPLES] = (k, generation);
-                is.started_next = is.started_next.wrapping_add(1);
+                is.record_start(k, generation);
                 self.e.sched.schedule_as_of(
                     AsOf::estimated(job.start_ns),
                     job.done_ns,

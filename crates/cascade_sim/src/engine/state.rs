@@ -276,6 +276,21 @@ impl InstanceState {
                 && self.mech.as_ref().is_none_or(|m| m.started()))
     }
 
+    /// Records job `k` (of `generation`) as the last to take one of its workers
+    /// ([`InstanceState::started`]).
+    #[inline]
+    pub(crate) fn record_start(&mut self, k: u32, generation: u32) {
+        self.started[self.started_next as usize % STARTED_SAMPLES] = (k, generation);
+        self.started_next = self.started_next.wrapping_add(1);
+    }
+
+    /// The jobs recorded as the last to take its workers, oldest first (the ring's next write
+    /// position holds its oldest entry).
+    pub(crate) fn started_oldest_first(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        (0..STARTED_SAMPLES as u32)
+            .map(|i| self.started[(self.started_next.wrapping_add(i) as usize) % STARTED_SAMPLES])
+    }
+
     /// Puts job `k` at the back of the queue at `now` (after [`InstanceState::touch`]), noting
     /// when the queue stops being empty (controlled delay reads it).
     #[inline]

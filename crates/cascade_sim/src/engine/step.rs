@@ -35,7 +35,7 @@ use super::least_loaded::LeastLoaded;
 use super::mech::codel_timeout_ns;
 use super::model::{Model, NodeRef, rate_at, rate_is_flat, rate_segment, shard_owners};
 use super::scheduler::{AsOf, EventHandle, EventKind, Scheduler};
-use super::state::{InstanceState, STARTED_SAMPLES, ServiceState, SourceState};
+use super::state::{InstanceState, ServiceState, SourceState};
 use crate::causality::{self, OriginTally};
 use crate::events::{SimEvent, SimEventKind};
 use crate::faults::FaultRecord;
@@ -868,19 +868,15 @@ impl Ctx<'_, '_> {
 
     /// For an attempt waiting in instance `inst`'s queue (of service `node`): the job whose
     /// worker the queue waits behind, when the instance's workers are mostly waiting on calls;
-    /// `None` when they are
-    /// mostly at their own work. The jobs that last took a worker ([`STARTED_SAMPLES`] of
-    /// them, those still holding one) stand for all: more of them waiting on a call than
-    /// working gives the longest-started one that waits.
+    /// `None` when they are mostly at their own work. The jobs that last took a worker
+    /// ([`InstanceState::started`], those still holding one) stand for all: more of them
+    /// waiting on a call than working gives the longest-started one that waits.
     fn queue_holder(&self, node: u32, inst: u32) -> Option<&super::Job> {
         if inst == NONE || self.e.model.services[node as usize].calls.is_empty() {
             return None;
         }
-        let is = &self.instances[inst as usize];
         let (mut waiting, mut working, mut first) = (0, 0, None);
-        // Oldest first: the ring's next write position holds its oldest entry.
-        for i in 0..STARTED_SAMPLES as u32 {
-            let (w, wg) = is.started[(is.started_next.wrapping_add(i) as usize) % STARTED_SAMPLES];
+        for (w, wg) in self.instances[inst as usize].started_oldest_first() {
             let Some(h) = self.e.jobs.live(w, wg).filter(|h| h.instance == inst) else {
                 continue;
             };
@@ -1197,10 +1193,9 @@ impl Ctx<'_, '_> {
         self.e.isolated_instances > 0 && inst != NONE && self.instances[inst as usize].isolated
     }
 
-    /// An attempt failed (reply or timeout): retry per policy, or fail the call (at once when
-    /// the answer said not to retry: `pushback`).
-    /// An attempt of job `j`'s current call failed with `reason`, a failure that started at
-    /// `origin` ([`crate::causality::Origin::code`]): retry it, or fail the call.
+    /// An attempt of job `j`'s current call failed with `reason` (a reply or its timeout), a
+    /// failure that started at `origin` ([`crate::causality::Origin::code`]): retry it per
+    /// policy, or fail the call (at once when the answer said not to retry: `pushback`).
     pub(crate) fn on_attempt_failed(
         &mut self,
         j: u32,
@@ -1490,8 +1485,7 @@ impl Ctx<'_, '_> {
         let Some(inst) = pick else {
             self.services[s as usize].metrics.interval.rejected += 1;
             let origin = self.no_instance_origin(s);
-            self.reply_with(k, Outcome::Rejected, origin);
-            self.e.jobs.free(k);
+            self.reply_and_free_with(k, Outcome::Rejected, origin);
             return;
         };
         let down = self.instances[inst as usize].down;
@@ -1546,9 +1540,7 @@ impl Ctx<'_, '_> {
             self.load_changed(inst);
         } else {
             self.services[s as usize].metrics.interval.rejected += 1;
-            let origin = self.queue_origin(s, inst);
-            self.reply_with(k, Outcome::Rejected, origin);
-            self.e.jobs.free(k);
+            self.fail_in_queue(k, s, inst, Outcome::Rejected);
         }
     }
 
@@ -1592,9 +1584,7 @@ impl Ctx<'_, '_> {
         is.queue.pop_back();
         let s = is.service;
         self.services[s as usize].metrics.interval.rejected += 1;
-        let origin = self.queue_origin(s, inst);
-        self.reply_with(last, Outcome::Rejected, origin);
-        self.e.jobs.free(last);
+        self.fail_in_queue(last, s, inst, Outcome::Rejected);
         true
     }
 
@@ -1628,9 +1618,7 @@ impl Ctx<'_, '_> {
         let svc_model = &self.e.model.services[node as usize];
         if svc_model.deadline_propagation && now >= job.deadline_ns {
             self.services[node as usize].metrics.interval.expired += 1;
-            let origin = self.queue_origin(node, inst);
-            self.reply_with(k, Outcome::Expired, origin);
-            self.e.jobs.free(k);
+            self.fail_in_queue(k, node, inst, Outcome::Expired);
             return false;
         }
         if let Some(mech) = &svc_model.mech
@@ -1639,9 +1627,7 @@ impl Ctx<'_, '_> {
             && now - arrive_ns > mech.max_wait_ns.min(self.e.jobs.side(k).codel_timeout_ns)
         {
             self.services[node as usize].metrics.interval.shed += 1;
-            let origin = self.queue_origin(node, inst);
-            self.reply_with(k, Outcome::Shed, origin);
-            self.e.jobs.free(k);
+            self.fail_in_queue(k, node, inst, Outcome::Shed);
             return false;
         }
         let job = self.e.jobs.get_mut(k);
@@ -1650,8 +1636,7 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.busy += 1;
-        is.started[is.started_next as usize % STARTED_SAMPLES] = (k, generation);
-        is.started_next = is.started_next.wrapping_add(1);
+        is.record_start(k, generation);
         self.load_changed(inst);
         let is = &mut *self.instances[inst as usize];
         let m = &mut self.services[node as usize].metrics.interval;
@@ -2149,6 +2134,20 @@ impl Ctx<'_, '_> {
     pub(crate) fn reply_and_free(&mut self, k: u32, outcome: Outcome) {
         self.reply(k, outcome);
         self.e.jobs.free(k);
+    }
+
+    /// [`Ctx::reply_and_free`] with a failure that started at `origin`.
+    fn reply_and_free_with(&mut self, k: u32, outcome: Outcome, origin: u16) {
+        self.reply_with(k, outcome, origin);
+        self.e.jobs.free(k);
+    }
+
+    /// Job `k`, turned away by the queue of service `node`'s instance `inst` (full, or waited
+    /// too long), fails with `outcome` where the queue's failures start
+    /// ([`Ctx::queue_origin`]).
+    fn fail_in_queue(&mut self, k: u32, node: u32, inst: u32, outcome: Outcome) {
+        let origin = self.queue_origin(node, inst);
+        self.reply_and_free_with(k, outcome, origin);
     }
 
     /// Where a request turned away for want of an instance of service `s` fails from: the

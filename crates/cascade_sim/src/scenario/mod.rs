@@ -1455,6 +1455,17 @@ pub struct Expectation {
     pub root: Option<String>,
 }
 
+impl Expectation {
+    /// True when the stated root is node `name` or a link from or to it.
+    pub fn root_names(&self, name: &str) -> bool {
+        self.root.as_deref().is_some_and(|root| {
+            root == name
+                || crate::causality::split_link(root)
+                    .is_some_and(|(from, to)| from == name || to == name)
+        })
+    }
+}
+
 /// One stated measurement: a metric of a node over a window of the run, with bounds.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -747,7 +747,7 @@ pub(super) fn checks(
     };
     if let Some(root) = &expect.root {
         let p = "expect.root";
-        match root.split_once(" → ") {
+        match crate::causality::split_link(root) {
             Some((from, to)) => {
                 if !sources.contains(&from) {
                     known_service(v, p, from, services, &[]);
