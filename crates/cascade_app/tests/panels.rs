@@ -163,6 +163,7 @@ fn clicking_a_fault_button_on_a_selected_node_produces_the_fault_command() {
             instances: 1,
             workers: 10,
             cache: false,
+            called: true,
         }),
         active: vec![],
         selection: Selection {

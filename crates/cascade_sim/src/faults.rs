@@ -11,7 +11,7 @@
 //! refuse); slow factors multiply; added latencies add; error probabilities combine as
 //! independent failures `1 − Π(1 − p)`; capacity cuts take the minimum; partitions — any;
 //! link latencies add; packet losses combine like error probabilities; load spikes multiply;
-//! throttles take the lowest rate. A config push acts like a slow or error fault on the
+//! throttles take the lowest rate; DNS failures of one name — the earliest started. A config push acts like a slow or error fault on the
 //! instances it has reached so far (in ordinal order, `progress` of them). Instantaneous
 //! faults (restart, latch, cache flush, TTL storm) act when they start and have no modifiers.
 
@@ -151,6 +151,24 @@ pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String
         FaultKind::GroupPartition { group, others } => {
             group_links(model, group, others).map(ResolvedTarget::Links)
         }
+        FaultKind::DnsFailure { service: s, .. } => {
+            let to = service(s)?;
+            let live = |n: NodeRef| match n {
+                NodeRef::Source(i) => !model.sources[i as usize].removed,
+                NodeRef::Service(i) => !model.services[i as usize].removed,
+            };
+            let links: Vec<u32> = (0..model.links.len() as u32)
+                .filter(|&l| {
+                    let link = &model.links[l as usize];
+                    link.to == to && live(link.from)
+                })
+                .collect();
+            if links.is_empty() {
+                Err(format!("nothing calls \"{s}\""))
+            } else {
+                Ok(ResolvedTarget::Links(links))
+            }
+        }
         FaultKind::LoadSpike { source, .. } => model
             .source_index(source)
             .filter(|&i| !model.sources[i as usize].removed)
@@ -203,6 +221,45 @@ pub struct LinkModifiers {
     pub loss: f64,
     /// Added one-way latency.
     pub added_ns: Nanos,
+    /// The callee's name fails to resolve (a `DnsFailure`).
+    pub unresolved: Option<DnsOutage>,
+}
+
+/// A DNS failure of a link's callee as its callers see it: since when resolution fails and
+/// how long their cached answers last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsOutage {
+    /// When the name stopped resolving.
+    pub since_ns: Nanos,
+    /// How long a caller caches a resolved address.
+    pub ttl_ns: Nanos,
+}
+
+impl DnsOutage {
+    /// When the cached answer of a caller whose entry is at `fraction` ∈ [0, 1) of its
+    /// lifetime's spread runs out: the entries were filled at moments spread evenly over the
+    /// TTL before the failure, so they run out spread evenly over the TTL after it.
+    pub fn expiry_ns(self, fraction: f64) -> Nanos {
+        self.since_ns + (self.ttl_ns as f64 * fraction) as Nanos
+    }
+
+    /// The share of a population of callers (a source's users) whose cached answers have
+    /// run out at `now_ns`.
+    pub fn expired_share(self, now_ns: Nanos) -> f64 {
+        let elapsed = now_ns.saturating_sub(self.since_ns);
+        if elapsed >= self.ttl_ns {
+            1.0
+        } else {
+            elapsed as f64 / self.ttl_ns as f64
+        }
+    }
+}
+
+/// Where instance `ordinal` of `instances` stands in the spread of cached answers' expiries:
+/// the midpoints `(ordinal + ½) / instances`, so one instance's runs out half a TTL in and
+/// three instances' at a sixth, a half and five sixths.
+pub fn dns_fraction(ordinal: u32, instances: u32) -> f64 {
+    (f64::from(ordinal) + 0.5) / f64::from(instances.max(1))
 }
 
 /// Instances of `instances` a config push reaching `share` of them covers, in ordinal order.
@@ -357,6 +414,18 @@ pub fn link_modifiers<'a>(
                 direction: Direction::Replies,
                 ..
             } => m.cut_replies = true,
+            FaultKind::DnsFailure { ttl_s, .. } => {
+                // Overlapping failures of one name: the earliest started rules.
+                let outage = DnsOutage {
+                    since_ns: f.start_ns,
+                    ttl_ns: s_to_ns(*ttl_s),
+                };
+                if m.unresolved
+                    .is_none_or(|o| (outage.since_ns, outage.ttl_ns) < (o.since_ns, o.ttl_ns))
+                {
+                    m.unresolved = Some(outage);
+                }
+            }
             _ => {}
         }
     }
@@ -415,6 +484,58 @@ mod tests {
             scripted: true,
             progress: 0,
         }
+    }
+
+    #[test]
+    fn cached_answers_run_out_at_the_midpoints_of_the_ttl() {
+        assert_eq!(dns_fraction(0, 1), 0.5);
+        let quarters: Vec<f64> = (0..4).map(|i| dns_fraction(i, 4)).collect();
+        assert_eq!(quarters, [0.125, 0.375, 0.625, 0.875]);
+        let outage = DnsOutage {
+            since_ns: 10_000_000_000,
+            ttl_ns: 8_000_000_000,
+        };
+        assert_eq!(outage.expiry_ns(dns_fraction(0, 4)), 11_000_000_000);
+        assert_eq!(outage.expiry_ns(dns_fraction(3, 4)), 17_000_000_000);
+        assert_eq!(outage.expired_share(10_000_000_000), 0.0);
+        assert_eq!(outage.expired_share(12_000_000_000), 0.25);
+        assert_eq!(outage.expired_share(18_000_000_000), 1.0);
+        // Without caching every caller has run out from the first instant.
+        let uncached = DnsOutage {
+            since_ns: 5,
+            ttl_ns: 0,
+        };
+        assert_eq!(uncached.expired_share(5), 1.0);
+        assert_eq!(uncached.expiry_ns(0.875), 5);
+    }
+
+    #[test]
+    fn overlapping_dns_failures_of_a_name_take_the_earliest() {
+        let dns = |start_s: f64, ttl_s: f64| FaultRecord {
+            start_ns: s_to_ns(start_s),
+            ..rec(
+                FaultKind::DnsFailure {
+                    service: "db".into(),
+                    ttl_s,
+                },
+                ResolvedTarget::Links(vec![0]),
+            )
+        };
+        let faults = [dns(20.0, 5.0), dns(10.0, 60.0), dns(10.0, 30.0)];
+        let m = link_modifiers(faults.iter(), 0);
+        assert_eq!(
+            m.unresolved,
+            Some(DnsOutage {
+                since_ns: s_to_ns(10.0),
+                ttl_ns: s_to_ns(30.0)
+            })
+        );
+        assert_eq!(link_modifiers(faults.iter(), 1).unresolved, None);
+        let ended = [FaultRecord {
+            active: false,
+            ..dns(10.0, 30.0)
+        }];
+        assert_eq!(link_modifiers(ended.iter(), 0).unresolved, None);
     }
 
     #[test]

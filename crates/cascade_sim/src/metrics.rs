@@ -47,11 +47,13 @@ pub enum Outcome {
     LocallyThrottled = 12,
     /// Turned away by a hard limit (connections, file descriptors).
     Overloaded = 13,
+    /// Not sent: the callee's name did not resolve (a DNS failure).
+    Unresolved = 14,
 }
 
 impl Outcome {
     /// Number of variants.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     /// Every variant, in discriminant order.
     pub const ALL: [Outcome; Outcome::COUNT] = [
         Outcome::Success,
@@ -68,13 +70,17 @@ impl Outcome {
         Outcome::BulkheadFull,
         Outcome::LocallyThrottled,
         Outcome::Overloaded,
+        Outcome::Unresolved,
     ];
 
     /// True for outcomes decided by the caller without sending (fast failures).
     pub fn is_local(self) -> bool {
         matches!(
             self,
-            Outcome::BreakerOpen | Outcome::BulkheadFull | Outcome::LocallyThrottled
+            Outcome::BreakerOpen
+                | Outcome::BulkheadFull
+                | Outcome::LocallyThrottled
+                | Outcome::Unresolved
         )
     }
 
@@ -104,6 +110,7 @@ impl Outcome {
             Outcome::BulkheadFull => "bulkhead_full",
             Outcome::LocallyThrottled => "locally_throttled",
             Outcome::Overloaded => "overloaded",
+            Outcome::Unresolved => "unresolved",
         }
     }
 }

@@ -97,6 +97,8 @@ fn leaf_faults(rate_per_s: u32) -> Scenario {
             (at_s: 12.0, duration_s: 0.5, fault: Partition(from: "api", to: "db")),
             (at_s: 13.0, duration_s: 1.0, fault: LinkLatency(from: "api", to: "db", added_ms: 7.0)),
             (at_s: 14.5, duration_s: 1.0, fault: LoadSpike(source: "users", factor: 1.5)),
+            (at_s: 1.0, duration_s: 0.5, fault: DnsFailure(service: "api", ttl_s: 0.3)),
+            (at_s: 15.7, duration_s: 0.8, fault: DnsFailure(service: "db", ttl_s: 0.5)),
         ],
     )"#
     ))
@@ -163,6 +165,8 @@ fn mechanisms_sink() -> Scenario {
             (at_s: 12.0, fault: Restart(service: "gateway")),
             (at_s: 4.5, duration_s: 1.5, fault: CapacityCut(service: "gateway", cores: 1)),
             (at_s: 9.5, duration_s: 2.0, fault: GroupPartition(group: ["recs", "search"])),
+            (at_s: 4.2, duration_s: 1.0, fault: DnsFailure(service: "search", ttl_s: 0.6)),
+            (at_s: 12.2, duration_s: 1.5, fault: DnsFailure(service: "config", ttl_s: 1.0)),
         ],
         alerts: [(name: "web down", node: "web", metric: SuccessRatio, below: 0.8, for_s: 1.0, via: "monitoring")],
         operator: [
@@ -272,6 +276,16 @@ fn live_script(s: &Scenario) -> Script {
                     mode: KillMode::Blackhole,
                 },
                 duration_s: None,
+            },
+        ),
+        (
+            3.6,
+            SimCommand::InjectFault {
+                fault: FaultKind::DnsFailure {
+                    service: "db".into(),
+                    ttl_s: 0.4,
+                },
+                duration_s: Some(0.6),
             },
         ),
         (5.0, SimCommand::ClearAllFaults),

@@ -207,6 +207,7 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             FaultKind::GroupPartition { .. } => "group partition fault",
             FaultKind::Throttle { .. } => "throttle fault",
             FaultKind::QueryOfDeath { .. } => "query of death fault",
+            FaultKind::DnsFailure { .. } => "DNS failure fault",
         });
     }
     f
@@ -276,6 +277,7 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "group partition fault",
         "throttle fault",
         "query of death fault",
+        "DNS failure fault",
         "kill fault",
         "slow fault",
         "latency fault",

@@ -20,6 +20,8 @@ pub enum FaultTarget {
         workers: u32,
         /// It is a cache (flush and TTL storm apply).
         cache: bool,
+        /// Something calls it (a DNS failure applies).
+        called: bool,
     },
     /// A traffic source.
     Source {
@@ -92,6 +94,8 @@ pub struct FaultParams {
     pub within_s: f64,
     /// Share of requests that are queries of death.
     pub poison_share: f64,
+    /// How long callers cache a resolved address, s (DNS failures).
+    pub dns_ttl_s: f64,
 }
 
 impl Default for FaultParams {
@@ -112,6 +116,7 @@ impl Default for FaultParams {
             throttle_per_s: 50.0,
             within_s: 5.0,
             poison_share: 0.001,
+            dns_ttl_s: 30.0,
         }
     }
 }
@@ -139,6 +144,7 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
             instances,
             workers,
             cache,
+            called,
         } => {
             let s = || name.clone();
             let mut v = vec![
@@ -271,6 +277,16 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
                     rate_per_s: p.throttle_per_s,
                 },
             ));
+            if *called {
+                v.push((
+                    format!("DNS failure (TTL {} s)", p.dns_ttl_s),
+                    "Its name stops resolving: each caller goes on with its cached address until the TTL runs it out (spread over the TTL), then its calls fail without being sent",
+                    FaultKind::DnsFailure {
+                        service: s(),
+                        ttl_s: p.dns_ttl_s,
+                    },
+                ));
+            }
             if *cache {
                 v.push((
                     "Flush cache".to_owned(),
@@ -509,6 +525,9 @@ fn parameters_ui(ui: &mut egui::Ui, target: &FaultTarget, p: &mut FaultParams) {
                 ui.label("TTL storm");
                 ui.add(egui::DragValue::new(&mut p.within_s).range(0.0..=3600.0).suffix(" s")).on_hover_text("Window in which every entry expires");
                 ui.end_row();
+                ui.label("DNS TTL");
+                ui.add(egui::DragValue::new(&mut p.dns_ttl_s).range(0.0..=86_400.0).suffix(" s")).on_hover_text("How long callers cache the address before a DNS failure reaches them");
+                ui.end_row();
                 ui.label("query of death");
                 let mut percent = p.poison_share * 100.0;
                 if ui
@@ -599,6 +618,7 @@ mod tests {
                 instances: svc.instances,
                 workers: svc.workers,
                 cache: svc.cache.is_some(),
+                called: s.is_called(&svc.name),
             })
             .collect();
         for src in &s.sources {

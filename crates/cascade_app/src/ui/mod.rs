@@ -391,6 +391,7 @@ fn node_target(w: &UiWorld, name: &str) -> Option<faults::FaultTarget> {
             instances: s.instances,
             workers: s.workers,
             cache: s.cache.is_some(),
+            called: w.doc.scenario.is_called(name),
         });
     }
     w.doc

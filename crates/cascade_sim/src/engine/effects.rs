@@ -95,6 +95,12 @@ impl Ctx<'_, '_> {
                     st.cut_replies = m.cut_replies;
                     st.loss = m.loss;
                     st.extra_ns = m.added_ns;
+                    match (st.unresolved.is_some(), m.unresolved.is_some()) {
+                        (false, true) => self.e.unresolved_links += 1,
+                        (true, false) => self.e.unresolved_links -= 1,
+                        _ => {}
+                    }
+                    self.e.links[l as usize].unresolved = m.unresolved;
                     self.check_primary(callee);
                 }
             }
@@ -171,8 +177,10 @@ impl Ctx<'_, '_> {
                     self.instances[g as usize].down = Some(mode);
                 }
                 (Some(_), None) => {
-                    // Back up: a fresh process with an empty queue.
-                    self.instances[g as usize].down = None;
+                    // Back up: a fresh process with an empty queue (and resolver cache).
+                    let is = &mut *self.instances[g as usize];
+                    is.down = None;
+                    is.up_since_ns = now;
                 }
                 (Some(_), Some(mode)) => self.instances[g as usize].down = Some(mode),
                 (None, None) => {}

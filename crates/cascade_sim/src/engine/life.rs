@@ -58,7 +58,7 @@ impl Ctx<'_, '_> {
     }
 
     /// Ordinal of instance `inst` within its service.
-    fn ordinal(&self, inst: u32) -> u32 {
+    pub(crate) fn ordinal(&self, inst: u32) -> u32 {
         let s = self.instances[inst as usize].service as usize;
         self.services[s]
             .instances
@@ -131,6 +131,7 @@ impl Ctx<'_, '_> {
         let is = &mut *self.instances[inst as usize];
         is.touch(now);
         is.down = down;
+        is.up_since_ns = now;
         self.next_startup_step(inst);
     }
 

@@ -165,7 +165,7 @@ pub fn spawn_instances(world: &mut World, s: u32, count: u32) {
 /// [`spawn_instances`] for the service whose entity is `entity` (O(new instances), so that
 /// loading a scenario stays linear in its size).
 fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
-    let (seed, name, calls, existing, total, mech) = {
+    let (now_ns, seed, name, calls, existing, total, mech) = {
         let engine = world.resource::<Engine>();
         let svc = &engine.model.services[s as usize];
         let existing = world
@@ -176,6 +176,7 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
             .as_ref()
             .map(|m| instance_mech(m, &svc.calls, svc.workers));
         (
+            engine.now,
             engine.model.seed,
             svc.name.clone(),
             svc.calls.clone(),
@@ -198,6 +199,7 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
             busy: 0,
             queue: Default::default(),
             down: None,
+            up_since_ns: now_ns,
             provisioned: ordinal < count,
             in_rotation: true,
             isolated: false,

@@ -21,6 +21,7 @@ mod admission;
 mod close;
 mod control;
 mod data;
+mod dns;
 mod effects;
 mod fan_out;
 mod guard;

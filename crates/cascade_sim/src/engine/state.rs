@@ -158,6 +158,10 @@ pub struct InstanceState {
     /// Cut off from the network (an `Isolate` fault): what is sent to it vanishes, what it
     /// sends is lost.
     pub isolated: bool,
+    /// When its process last started (0 for instances present at the start; the end of a
+    /// kill or a restart starts a fresh one): a DNS failure since then leaves it no cached
+    /// address.
+    pub up_since_ns: Nanos,
     /// Service-time multiplier (slow faults).
     pub slow_factor: f64,
     /// Added own-work time (latency faults).

@@ -59,6 +59,8 @@ pub struct LinkState {
     pub loss: f64,
     /// Added one-way latency.
     pub extra_ns: Nanos,
+    /// The callee's name fails to resolve (a DNS failure).
+    pub unresolved: Option<crate::faults::DnsOutage>,
     /// Counts of the open interval.
     pub interval: EdgeCounters,
     /// Counts of all closed intervals.
@@ -115,6 +117,9 @@ pub struct Engine {
     /// Instances cut off from the network now (`Isolate` faults); 0 keeps the message path
     /// from looking at the sender's instance.
     pub isolated_instances: u32,
+    /// Links whose callee's name fails to resolve now (`DnsFailure` faults); 0 keeps the
+    /// send path to one test.
+    pub unresolved_links: u32,
     /// Why the run stopped for good (it needed more memory than a run may hold; see
     /// `limits.rs`); `None` while it runs. Loading a scenario starts a fresh engine.
     pub halted: Option<super::Halt>,
@@ -160,6 +165,7 @@ impl Default for Engine {
             alert_state: Vec::new(),
             orphan_stack: Vec::new(),
             isolated_instances: 0,
+            unresolved_links: 0,
             halted: None,
             max_queued_items: super::MAX_QUEUED_ITEMS,
         }
@@ -465,6 +471,13 @@ impl Ctx<'_, '_> {
         let hedge_ns = call.guard.as_ref().map_or(NEVER, |g| g.hedge_ns);
         if guarded && let Some(outcome) = self.guard_admit(j) {
             self.fail_call_locally(j, outcome);
+            return None;
+        }
+        if self.e.unresolved_links > 0
+            && let Some(outage) = self.e.links[link_id as usize].unresolved
+            && self.unresolved(j, outage, at_ns)
+        {
+            self.fail_unresolved(j, link_id, to, attempt, token);
             return None;
         }
         let propagate =
@@ -1810,6 +1823,7 @@ impl Ctx<'_, '_> {
             && call.retry.budget.is_none()
             && !link.partitioned
             && link.loss == 0.0
+            && link.unresolved.is_none()
             && (call.timeout_ns == NEVER || call.timeout_ns > delay)
             && done_ns + delay < self.e.limit_ns
     }

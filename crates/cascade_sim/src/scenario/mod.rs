@@ -836,11 +836,13 @@ pub enum Failure {
     DependencyFailed,
     /// An optimistic-concurrency write lost to another.
     Conflict,
+    /// Not sent: the callee's name did not resolve (a `DnsFailure`).
+    Unresolved,
 }
 
 impl Failure {
     /// Every failure, in the order `retry_on` lists are written.
-    pub const ALL: [Failure; 10] = [
+    pub const ALL: [Failure; 11] = [
         Failure::Timeout,
         Failure::Error,
         Failure::Rejected,
@@ -851,6 +853,7 @@ impl Failure {
         Failure::Expired,
         Failure::DependencyFailed,
         Failure::Conflict,
+        Failure::Unresolved,
     ];
 
     /// The attempt outcome it stands for.
@@ -866,6 +869,7 @@ impl Failure {
             Failure::Expired => Outcome::Expired,
             Failure::DependencyFailed => Outcome::DependencyFailed,
             Failure::Conflict => Outcome::Conflict,
+            Failure::Unresolved => Outcome::Unresolved,
         }
     }
 }
@@ -1221,6 +1225,20 @@ pub enum FaultKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source: Option<String>,
     },
+    /// The service's name stops resolving (its DNS record is gone or the resolvers fail):
+    /// each caller goes on with the address it has cached until that entry's `ttl_s` runs
+    /// out, then its calls fail without being sent (`unresolved`). A caller's entry was
+    /// filled at a random moment before, so the entries run out spread over `ttl_s`; an
+    /// instance that starts during the fault has none. Covers the calls that exist when it
+    /// starts.
+    DnsFailure {
+        /// The service whose name fails.
+        service: String,
+        /// How long callers cache a resolved address, s (0: no caching, every call fails at
+        /// once).
+        #[serde(default, skip_serializing_if = "is_default")]
+        ttl_s: f64,
+    },
 }
 
 impl FaultKind {
@@ -1246,6 +1264,7 @@ impl FaultKind {
             FaultKind::GroupPartition { .. } => "group partition",
             FaultKind::Throttle { .. } => "throttle",
             FaultKind::QueryOfDeath { .. } => "query of death",
+            FaultKind::DnsFailure { .. } => "DNS failure",
         }
     }
 
@@ -1265,7 +1284,8 @@ impl FaultKind {
             | FaultKind::LatchedFailure { service, .. }
             | FaultKind::Isolate { service, .. }
             | FaultKind::Throttle { service, .. }
-            | FaultKind::QueryOfDeath { service, .. } => service,
+            | FaultKind::QueryOfDeath { service, .. }
+            | FaultKind::DnsFailure { service, .. } => service,
             FaultKind::LinkLatency { from, .. }
             | FaultKind::Partition { from, .. }
             | FaultKind::PacketLoss { from, .. }
@@ -1598,6 +1618,15 @@ impl Scenario {
                     .into_iter()
                     .any(|to| crosses_partition(&group, &others, &from, &to))
             })
+    }
+
+    /// True if some source or service sends messages to `service` (see [`Scenario::link_targets`]).
+    pub fn is_called(&self, service: &str) -> bool {
+        self.sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.services.iter().map(|s| s.name.as_str()))
+            .any(|from| self.link_targets(from).contains(&service))
     }
 
     /// Every service `from` sends messages to, in file order without repeats: a source's

@@ -732,6 +732,21 @@ pub(super) fn fault(
         | FaultKind::PacketLoss { .. }
         | FaultKind::OneWayPartition { .. }
         | FaultKind::GroupPartition { .. } => {}
+        FaultKind::DnsFailure { service, ttl_s } => {
+            known_service(v, &format!("{path}.service"), service, services, sources);
+            non_negative(v, &format!("{path}.ttl_s"), *ttl_s);
+            if scenario.service(service).is_some() && !scenario.is_called(service) {
+                v.push(
+                    Diagnostic::new(
+                        format!("{path}.service"),
+                        format!("nothing calls \"{service}\""),
+                    )
+                    .with_hint(
+                        "a DNS failure hurts the callers of a service: name one that is called",
+                    ),
+                );
+            }
+        }
     }
 }
 
