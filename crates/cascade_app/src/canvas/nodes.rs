@@ -120,6 +120,25 @@ fn service_stats(offered_per_s: f64, latency_ms: [f64; 4]) -> String {
     format!("{offered_per_s:.0}/s · p99 {p99}")
 }
 
+/// A source's stats line: new requests a second and the share of finished ones that
+/// succeeded; when none finished in the interval, what it sent instead (its users may all be
+/// waiting on retries, as in a congestive collapse), or that it is idle.
+fn source_stats(c: &cascade_sim::metrics::NodeCounters, interval_s: f64) -> String {
+    let new_per_s = c.offered_first as f64 / interval_s;
+    let done = c.succeeded + c.failed_total();
+    if done > 0 {
+        let ok = c.succeeded as f64 / done as f64;
+        format!("{new_per_s:.0}/s · {:.0}% ok", ok * 100.0)
+    } else if c.offered_retry > 0 {
+        let retries_per_s = c.offered_retry as f64 / interval_s;
+        format!("{new_per_s:.0}/s + {retries_per_s:.0} retries/s · none finished")
+    } else if c.offered_first > 0 {
+        format!("{new_per_s:.0}/s · none finished")
+    } else {
+        "idle".to_owned()
+    }
+}
+
 /// Font sizes of a node's name and stats lines.
 pub(super) const NAME_FONT_PX: f32 = 16.0;
 const STATS_FONT_PX: f32 = 12.0;
@@ -369,18 +388,7 @@ fn live_figures(
                         live.health = st.metrics.health;
                     }
                     if let Some(row) = history.sources.get(i as usize).and_then(|r| r.back()) {
-                        let c = &row.counters;
-                        let done = c.succeeded + c.failed_total();
-                        let ok = if done == 0 {
-                            1.0
-                        } else {
-                            c.succeeded as f64 / done as f64
-                        };
-                        live.stats = format!(
-                            "{:.0}/s · {:.0}% ok",
-                            c.offered_first as f64 / interval_s,
-                            ok * 100.0
-                        );
+                        live.stats = source_stats(&row.counters, interval_s);
                     }
                 }
             }
@@ -559,6 +567,33 @@ fn ring(gizmos: &mut Gizmos, center: Vec2, radius: f32, fraction: f32, color: Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_says_what_finished_or_what_it_sent() {
+        use cascade_sim::metrics::{NodeCounters, Outcome};
+        let mut c = NodeCounters {
+            offered_first: 200,
+            succeeded: 150,
+            ..Default::default()
+        };
+        c.failed[Outcome::Timeout as usize] = 50;
+        assert_eq!(source_stats(&c, 1.0), "200/s · 75% ok");
+        // Every user waiting on retries: nothing finished, thousands of retries sent.
+        let waiting = NodeCounters {
+            offered_retry: 6000,
+            ..Default::default()
+        };
+        assert_eq!(
+            source_stats(&waiting, 1.0),
+            "0/s + 6000 retries/s · none finished"
+        );
+        let sent = NodeCounters {
+            offered_first: 10,
+            ..Default::default()
+        };
+        assert_eq!(source_stats(&sent, 2.0), "5/s · none finished");
+        assert_eq!(source_stats(&NodeCounters::default(), 1.0), "idle");
+    }
 
     #[test]
     fn a_service_with_nothing_completed_shows_no_latency() {

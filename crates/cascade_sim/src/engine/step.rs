@@ -834,7 +834,7 @@ impl Ctx<'_, '_> {
                 Phase::Queued => self.queue_holder(c.node, c.instance).ok_or(here),
                 Phase::Working if !deferred => {
                     if c.start_ns.saturating_sub(c.arrive_ns)
-                        > self.e.now.saturating_sub(c.start_ns)
+                        >= self.e.now.saturating_sub(c.start_ns)
                     {
                         self.queue_holder(c.node, c.instance).ok_or(here)
                     } else {
@@ -846,7 +846,9 @@ impl Ctx<'_, '_> {
                     let queue_ns = c.start_ns.saturating_sub(c.arrive_ns);
                     let work_ns = c.done_ns.saturating_sub(c.start_ns);
                     let calls_ns = self.e.now.saturating_sub(c.done_ns);
-                    if calls_ns >= queue_ns && calls_ns >= work_ns {
+                    // At the instant its work ends an attempt is still at work (see
+                    // `at_work`): its calls have taken no time yet.
+                    if calls_ns > 0 && calls_ns >= queue_ns && calls_ns >= work_ns {
                         Ok(c)
                     } else if queue_ns >= work_ns {
                         self.queue_holder(c.node, c.instance).ok_or(here)
@@ -893,13 +895,13 @@ impl Ctx<'_, '_> {
             let Some(h) = self.e.jobs.live(w, wg).filter(|h| h.instance == inst) else {
                 continue;
             };
-            if matches!(h.phase, Phase::Calling | Phase::Backoff | Phase::Gathering)
+            if self.at_work(h) {
+                working += 1;
+            } else if matches!(h.phase, Phase::Calling | Phase::Backoff | Phase::Gathering)
                 || self.deferred_link(h).is_some()
             {
                 waiting += 1;
                 first = first.or(Some(h));
-            } else if h.phase == Phase::Working {
-                working += 1;
             }
         }
         if waiting > working { first } else { None }
@@ -949,10 +951,23 @@ impl Ctx<'_, '_> {
             })
     }
 
-    /// The link of job `c`'s first call when its own work is over and that call is deferred
-    /// (`DEFERRED`): it is on the wire, as its event-by-event twin's attempt is.
+    /// Whether job `h` counts as at its own work for the blocked-on walk: working, or its
+    /// work ended at this very instant. (At that instant the event-by-event path may or may
+    /// not have taken the work's end yet, by the order of the two events; a fast path's
+    /// deferred send has no such event. Both paths so judge a tie alike.)
+    fn at_work(&self, h: &super::Job) -> bool {
+        match h.phase {
+            Phase::Working => self.deferred_link(h).is_none(),
+            Phase::Calling | Phase::Backoff | Phase::Gathering => h.done_ns == self.e.now,
+            _ => false,
+        }
+    }
+
+    /// The link of job `c`'s first call when its own work is over (strictly before now) and
+    /// that call is deferred (`DEFERRED`): it is on the wire, as its event-by-event twin's
+    /// attempt is.
     fn deferred_link(&self, c: &super::Job) -> Option<u32> {
-        (c.flags & DEFERRED != 0 && self.e.now >= c.done_ns)
+        (c.flags & DEFERRED != 0 && self.e.now > c.done_ns)
             .then(|| self.e.model.call_for(c).map(|call| call.link))
             .flatten()
     }
