@@ -164,6 +164,7 @@ fn clicking_a_fault_button_on_a_selected_node_produces_the_fault_command() {
             workers: 10,
             cache: false,
             called: true,
+            zones: Vec::new(),
         }),
         active: vec![],
         selection: Selection {

@@ -33,6 +33,10 @@ pub enum ResolvedTarget {
     Links(Vec<u32>),
     /// A source.
     Source(u32),
+    /// The instances of one zone (by id), of every service in it.
+    Zone(u16),
+    /// A set of zones (bit `z` for zone id `z`) against every other zone.
+    Zones(u64),
 }
 
 /// A fault known to the engine.
@@ -169,6 +173,25 @@ pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String
                 Ok(ResolvedTarget::Links(links))
             }
         }
+        FaultKind::ZoneOutage { zone, .. } => model
+            .zone_index(zone)
+            .map(ResolvedTarget::Zone)
+            .ok_or_else(|| format!("unknown zone \"{zone}\"")),
+        FaultKind::ZonePartition { zones } => {
+            let mut mask = 0u64;
+            for zone in zones {
+                let z = model
+                    .zone_index(zone)
+                    .ok_or_else(|| format!("unknown zone \"{zone}\""))?;
+                if z >= 64 {
+                    return Err(format!(
+                        "zone \"{zone}\" is past the 64 zones a partition can name"
+                    ));
+                }
+                mask |= 1 << z;
+            }
+            Ok(ResolvedTarget::Zones(mask))
+        }
         FaultKind::LoadSpike { source, .. } => model
             .source_index(source)
             .filter(|&i| !model.sources[i as usize].removed)
@@ -275,12 +298,13 @@ pub fn selects(sel: InstanceSelector, ordinal: u32) -> bool {
     }
 }
 
-/// Modifiers of instance `ordinal` of `service` (of `instances` configured) under the active
-/// faults.
+/// Modifiers of instance `ordinal` of `service` (of `instances` configured), in `zone`, under
+/// the active faults.
 pub fn instance_modifiers<'a>(
     faults: impl Iterator<Item = &'a FaultRecord>,
     service: u32,
     ordinal: u32,
+    zone: Option<u16>,
     base_workers: u32,
     instances: u32,
 ) -> InstanceModifiers {
@@ -298,20 +322,19 @@ pub fn instance_modifiers<'a>(
     };
     let mut ok_prob = 1.0;
     for f in faults {
-        if !f.active || f.target != ResolvedTarget::Service(service) {
+        let hits = match f.target {
+            ResolvedTarget::Service(s) => s == service,
+            ResolvedTarget::Zone(z) => zone == Some(z),
+            _ => false,
+        };
+        if !f.active || !hits {
             continue;
         }
         match &f.kind {
+            FaultKind::ZoneOutage { mode, .. } => m.down = Some(kill_mode(m.down, *mode)),
             FaultKind::Kill {
                 instances, mode, ..
-            } if selects(*instances, ordinal) => {
-                m.down = match (m.down, mode) {
-                    (Some(KillMode::Blackhole), _) | (_, KillMode::Blackhole) => {
-                        Some(KillMode::Blackhole)
-                    }
-                    _ => Some(KillMode::Refuse),
-                };
-            }
+            } if selects(*instances, ordinal) => m.down = Some(kill_mode(m.down, *mode)),
             FaultKind::Slow {
                 instances, factor, ..
             } if selects(*instances, ordinal) => m.slow_factor *= factor,
@@ -382,6 +405,37 @@ pub fn instance_modifiers<'a>(
     }
     m.error_probability = 1.0 - ok_prob;
     m
+}
+
+/// How an instance already `down` (or not) is down once another kill in `mode` hits it:
+/// blackhole wins over refuse.
+fn kill_mode(down: Option<KillMode>, mode: KillMode) -> KillMode {
+    match (down, mode) {
+        (Some(KillMode::Blackhole), _) | (_, KillMode::Blackhole) => KillMode::Blackhole,
+        _ => KillMode::Refuse,
+    }
+}
+
+/// The zone sets the active `ZonePartition` faults cut off from the other zones (bit `z` for
+/// zone id `z`), in fault order.
+pub fn zone_cuts<'a>(faults: impl Iterator<Item = &'a FaultRecord>) -> Vec<u64> {
+    faults
+        .filter(|f| f.active)
+        .filter_map(|f| match f.target {
+            ResolvedTarget::Zones(mask) => Some(mask),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a message between zones `a` and `b` is lost to one of the zone cuts `cuts` (a
+/// node in no zone is never cut off).
+#[inline]
+pub fn zones_cut(cuts: &[u64], a: Option<u16>, b: Option<u16>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        return false;
+    };
+    a < 64 && b < 64 && cuts.iter().any(|&m| (m >> a & 1 != 0) != (m >> b & 1 != 0))
 }
 
 /// Modifiers of a link under the active faults.
@@ -484,6 +538,60 @@ mod tests {
             scripted: true,
             progress: 0,
         }
+    }
+
+    #[test]
+    fn a_zone_cut_loses_only_what_crosses_it() {
+        let a_cut = [0b001];
+        assert!(zones_cut(&a_cut, Some(0), Some(1)));
+        assert!(zones_cut(&a_cut, Some(2), Some(0)));
+        assert!(
+            !zones_cut(&a_cut, Some(1), Some(2)),
+            "b and c stay together"
+        );
+        assert!(!zones_cut(&a_cut, Some(0), Some(0)), "inside a zone");
+        assert!(
+            !zones_cut(&a_cut, None, Some(0)),
+            "a node in no zone reaches every zone"
+        );
+        assert!(!zones_cut(&[], Some(0), Some(1)));
+        // Two cuts: a alone, and {a, b} against c.
+        let two = [0b001, 0b011];
+        assert!(zones_cut(&two, Some(1), Some(2)));
+        assert!(zones_cut(&two, Some(0), Some(1)));
+        assert!(!zones_cut(&two, Some(2), Some(2)));
+        assert!(
+            !zones_cut(&two, Some(70), Some(0)),
+            "zones past 64 are never cut"
+        );
+    }
+
+    #[test]
+    fn a_zone_outage_downs_the_instances_in_its_zone_only() {
+        let outage = rec(
+            FaultKind::ZoneOutage {
+                zone: "b".into(),
+                mode: KillMode::Blackhole,
+            },
+            ResolvedTarget::Zone(1),
+        );
+        let down = |zone| instance_modifiers([outage.clone()].iter(), 3, 0, zone, 4, 3).down;
+        assert_eq!(down(Some(1)), Some(KillMode::Blackhole));
+        assert_eq!(down(Some(0)), None);
+        assert_eq!(down(None), None);
+        let cuts = zone_cuts(
+            [
+                rec(
+                    FaultKind::ZonePartition {
+                        zones: vec!["a".into()],
+                    },
+                    ResolvedTarget::Zones(0b1),
+                ),
+                outage.clone(),
+            ]
+            .iter(),
+        );
+        assert_eq!(cuts, [0b1]);
     }
 
     #[test]
@@ -600,13 +708,13 @@ mod tests {
                 ResolvedTarget::Service(2),
             ),
         ];
-        let m0 = instance_modifiers(faults.iter(), 1, 0, 10, 3);
+        let m0 = instance_modifiers(faults.iter(), 1, 0, None, 10, 3);
         assert_eq!(m0.slow_factor, 6.0, "slow factors multiply");
         assert_eq!(m0.error_probability, 0.75, "independent error faults");
         assert_eq!(m0.workers, 4);
         assert!(m0.in_rotation);
         assert_eq!(m0.down, Some(KillMode::Refuse));
-        let m2 = instance_modifiers(faults.iter(), 1, 2, 10, 3);
+        let m2 = instance_modifiers(faults.iter(), 1, 2, None, 10, 3);
         assert_eq!(m2.slow_factor, 2.0, "First(1) does not reach instance 2");
         assert!(
             !m2.in_rotation,
@@ -650,6 +758,9 @@ mod tests {
             ResolvedTarget::Service(0),
         );
         f.active = false;
-        assert_eq!(instance_modifiers([f].iter(), 0, 0, 3, 1).slow_factor, 1.0);
+        assert_eq!(
+            instance_modifiers([f].iter(), 0, 0, None, 3, 1).slow_factor,
+            1.0
+        );
     }
 }

@@ -179,6 +179,28 @@ fn mechanisms_sink() -> Scenario {
     )
 }
 
+fn zoned() -> Scenario {
+    // Zones under both zone faults: planned leaves whose answers cross a cut that starts
+    // while they work, deferred sends, and a zone outage of a zone the leaf's instances share.
+    common::parse(
+        r#"(
+        version: 1, name: "zones", duration_s: 1, seed: 31, sample_every: 7,
+        sources: [(name: "users", target: "api", rate: Constant(800), timeout_ms: 400.0, retry: (max_attempts: 2))],
+        services: [
+            (name: "api", instances: 3, zones: ["a", "b", "c"], workers: 60, service_time: Exponential(mean_ms: 1.0),
+             calls: [(to: "db", timeout_ms: 100.0, retry: (max_attempts: 2))]),
+            (name: "db", instances: 4, zones: ["a", "b", "c"], lb: LeastOutstanding, workers: 4, service_time: Exponential(mean_ms: 3.0)),
+        ],
+        faults: [
+            (at_s: 2.0, duration_s: 2.5, fault: ZonePartition(zones: ["a"])),
+            (at_s: 5.5, duration_s: 1.5, fault: ZoneOutage(zone: "b", mode: Blackhole)),
+            (at_s: 6.0, duration_s: 2.0, fault: ZonePartition(zones: ["c", "b"])),
+            (at_s: 8.5, duration_s: 1.0, fault: ZoneOutage(zone: "a")),
+        ],
+    )"#,
+    )
+}
+
 fn restarted_planned_leaf() -> Scenario {
     // A plain leaf the fast paths plan (busy, with a queue), restarted by an operator: the
     // requests it holds must be lost with the crash on both paths (planned ones included).
@@ -315,6 +337,7 @@ fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
     let live = live_script(&leaf);
     vec![
         ("three-tier", three_tier, vec![], 30.0),
+        ("zones", zoned(), vec![], 11.0),
         ("kitchen-sink", kitchen_sink(), vec![], 30.0),
         ("leaf-faults", leaf.clone(), vec![], 17.0),
         ("leaf-faults-overload", leaf_faults(700), vec![], 17.0),

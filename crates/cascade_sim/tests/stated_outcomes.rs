@@ -208,6 +208,8 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             FaultKind::Throttle { .. } => "throttle fault",
             FaultKind::QueryOfDeath { .. } => "query of death fault",
             FaultKind::DnsFailure { .. } => "DNS failure fault",
+            FaultKind::ZoneOutage { .. } => "zone outage fault",
+            FaultKind::ZonePartition { .. } => "zone partition fault",
         });
     }
     f
@@ -278,6 +280,8 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "throttle fault",
         "query of death fault",
         "DNS failure fault",
+        "zone outage fault",
+        "zone partition fault",
         "kill fault",
         "slow fault",
         "latency fault",

@@ -402,6 +402,15 @@ fn live_figures(
                             FaultKind::GroupPartition { group, .. } => group.contains(&n.name),
                             kind => kind.target_node() == n.name,
                         },
+                        // A zone fault marks every service with instances in its zones.
+                        (ResolvedTarget::Zone(z), NodeRef::Service(i)) => {
+                            engine.model.services[i as usize].zones.contains(z)
+                        }
+                        (ResolvedTarget::Zones(mask), NodeRef::Service(i)) => engine.model.services
+                            [i as usize]
+                            .zones
+                            .iter()
+                            .any(|&z| z < 64 && mask >> z & 1 != 0),
                         _ => false,
                     }
             });

@@ -22,6 +22,8 @@ pub enum FaultTarget {
         cache: bool,
         /// Something calls it (a DNS failure applies).
         called: bool,
+        /// The zones its instances are in (zone faults apply).
+        zones: Vec<String>,
     },
     /// A traffic source.
     Source {
@@ -145,6 +147,7 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
             workers,
             cache,
             called,
+            zones,
         } => {
             let s = || name.clone();
             let mut v = vec![
@@ -277,6 +280,25 @@ pub fn faults_for(target: &FaultTarget, p: &FaultParams) -> Vec<(String, &'stati
                     rate_per_s: p.throttle_per_s,
                 },
             ));
+            for zone in zones {
+                v.push((
+                    format!("Zone {zone} down"),
+                    "Every instance of every service in this zone goes down (power, cooling): they refuse connections, or with blackhole swallow requests",
+                    FaultKind::ZoneOutage {
+                        zone: zone.clone(),
+                        mode: if p.blackhole { KillMode::Blackhole } else { KillMode::Refuse },
+                    },
+                ));
+                if zones.len() > 1 {
+                    v.push((
+                        format!("Cut off zone {zone}"),
+                        "The zone loses its links to the other zones: requests and replies between its instances and other zones' are lost; load balancers and health checks do not notice",
+                        FaultKind::ZonePartition {
+                            zones: vec![zone.clone()],
+                        },
+                    ));
+                }
+            }
             if *called {
                 v.push((
                     format!("DNS failure (TTL {} s)", p.dns_ttl_s),
@@ -607,8 +629,18 @@ mod tests {
     /// the engine accepts (the same check a live injection passes).
     #[test]
     fn the_palette_offers_only_faults_the_engine_accepts() {
+        let offered = palette_faults_accepted("region-split.ron");
+        assert!(offered > 40, "{offered} faults offered");
+        // With zones: each service's zones go down or are cut off.
+        let zoned = palette_faults_accepted("zone-outage.ron");
+        assert!(zoned > 30, "{zoned} faults offered");
+    }
+
+    /// Checks every fault the palette offers on `scenarios/mechanisms/NAME`; how many.
+    fn palette_faults_accepted(name: &str) -> usize {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../scenarios/mechanisms/region-split.ron");
+            .join("../../scenarios/mechanisms")
+            .join(name);
         let s = cascade_sim::scenario::load(&path).unwrap();
         let mut targets: Vec<FaultTarget> = s
             .services
@@ -619,6 +651,7 @@ mod tests {
                 workers: svc.workers,
                 cache: svc.cache.is_some(),
                 called: s.is_called(&svc.name),
+                zones: svc.zones.clone(),
             })
             .collect();
         for src in &s.sources {
@@ -651,6 +684,6 @@ mod tests {
                 offered += 1;
             }
         }
-        assert!(offered > 40, "{offered} faults offered");
+        offered
     }
 }

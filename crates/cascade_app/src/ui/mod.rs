@@ -392,6 +392,7 @@ fn node_target(w: &UiWorld, name: &str) -> Option<faults::FaultTarget> {
             workers: s.workers,
             cache: s.cache.is_some(),
             called: w.doc.scenario.is_called(name),
+            zones: s.zones.clone(),
         });
     }
     w.doc

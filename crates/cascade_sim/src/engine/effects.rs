@@ -104,6 +104,26 @@ impl Ctx<'_, '_> {
                     self.check_primary(callee);
                 }
             }
+            ResolvedTarget::Zone(z) => {
+                let zoned: Vec<u32> = (0..self.e.model.services.len() as u32)
+                    .filter(|&s| {
+                        let svc = &self.e.model.services[s as usize];
+                        !svc.removed && svc.zones.contains(z)
+                    })
+                    .collect();
+                for s in zoned {
+                    self.refresh_service(s);
+                }
+            }
+            ResolvedTarget::Zones(_) => {
+                // Planned replies and deferred sends were fixed under the old cuts: make them
+                // event by event (the fast paths stay off while any cut is active).
+                for s in 0..self.e.model.services.len() as u32 {
+                    self.materialize_service(s);
+                }
+                self.flush_deferred_where(|_| true);
+                self.e.zone_cuts = faults::zone_cuts(self.e.faults.iter());
+            }
             ResolvedTarget::Source(s) => {
                 let factor = faults::source_factor(self.e.faults.iter(), *s);
                 let st = &mut *self.sources[*s as usize];
@@ -131,6 +151,7 @@ impl Ctx<'_, '_> {
                 self.e.faults.iter(),
                 s,
                 ordinal as u32,
+                self.e.model.zone_of(s, ordinal as u32),
                 base_workers,
                 configured,
             );

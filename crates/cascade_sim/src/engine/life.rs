@@ -73,7 +73,8 @@ impl Ctx<'_, '_> {
         let ordinal = self.ordinal(inst);
         let base = self.e.model.services[s as usize].workers;
         let n = self.e.model.services[s as usize].instances;
-        faults::instance_modifiers(self.e.faults.iter(), s, ordinal, base, n).down
+        let zone = self.e.model.zone_of(s, ordinal);
+        faults::instance_modifiers(self.e.faults.iter(), s, ordinal, zone, base, n).down
     }
 
     // ---------------------------------------------------------------- restarts and starts

@@ -195,6 +195,7 @@ fn spawn_instances_of(world: &mut World, entity: Entity, s: u32, count: u32) {
         let state = InstanceState {
             global,
             service: s,
+            ordinal,
             workers: 0,
             busy: 0,
             queue: Default::default(),

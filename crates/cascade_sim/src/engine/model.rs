@@ -89,6 +89,9 @@ pub struct ServiceModel {
     pub dist: Dist,
     /// Load balancing.
     pub lb: LoadBalancer,
+    /// The zones its instances are spread over, in turn (ids of [`Model::zone_names`]; empty:
+    /// in no zone).
+    pub zones: Vec<u16>,
     /// Key-based routing (`None`: `lb` for every request).
     pub shard: Option<Box<ShardModel>>,
     /// Downstream calls in order.
@@ -223,12 +226,41 @@ pub struct Model {
     /// For each link into a primary with failover: `(link, the same caller's link to the
     /// replica)`; a failover re-points calls from the first to the second.
     pub failover_alt: Vec<(u32, u32)>,
+    /// Every zone named so far, by id (in the order they were first named; an edit never
+    /// renumbers them).
+    pub zone_names: Vec<String>,
     service_index: BTreeMap<String, u32>,
     source_index: BTreeMap<String, u32>,
     link_index: BTreeMap<(NodeRef, u32, u32), u32>,
 }
 
 impl Model {
+    /// The id of zone `name`, given a new one if it was never named.
+    fn zone_id(&mut self, name: &str) -> u16 {
+        match self.zone_names.iter().position(|z| z == name) {
+            Some(i) => i as u16,
+            None => {
+                self.zone_names.push(name.to_owned());
+                (self.zone_names.len() - 1) as u16
+            }
+        }
+    }
+
+    /// The id of zone `name`, if a service names it.
+    pub fn zone_index(&self, name: &str) -> Option<u16> {
+        self.zone_names
+            .iter()
+            .position(|z| z == name)
+            .map(|i| i as u16)
+    }
+
+    /// The zone of instance `ordinal` of service `s` (`None`: the service is in no zone).
+    #[inline]
+    pub fn zone_of(&self, s: u32, ordinal: u32) -> Option<u16> {
+        let zones = &self.services[s as usize].zones;
+        (!zones.is_empty()).then(|| zones[ordinal as usize % zones.len()])
+    }
+
     /// Whether requests to service `s` are routed by key (one flag test when none is).
     #[inline]
     pub fn key_routed(&self, s: u32) -> bool {
@@ -276,6 +308,7 @@ impl Model {
             edf: false,
             dist: Dist::Deterministic { ns: 1 },
             lb: LoadBalancer::RoundRobin,
+            zones: Vec::new(),
             shard: None,
             calls: Vec::new(),
             fan_out: FanOut::Sequential,
@@ -344,6 +377,7 @@ impl Model {
                 })
                 .collect();
             let mech = self.compile_mech(idx, s, &mut occurrence);
+            let zones = s.zones.iter().map(|z| self.zone_id(z)).collect();
             let capacity = capacity_of(s, scenario);
             self.services[idx as usize] = ServiceModel {
                 name: s.name.clone(),
@@ -357,6 +391,7 @@ impl Model {
                 edf: s.queue.discipline == QueueDiscipline::Deadline,
                 dist: Dist::compile(&s.service_time),
                 lb: s.lb,
+                zones,
                 shard: s.sharding.map(|sh| {
                     Box::new(ShardModel {
                         keys: KeyChooser::new(sh.keys, sh.zipf_s),

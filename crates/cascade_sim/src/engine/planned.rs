@@ -100,6 +100,7 @@ impl Ctx<'_, '_> {
             && !l.partitioned
             && !l.cut_replies
             && l.loss == 0.0
+            && self.e.zone_cuts.is_empty()
             && self.e.model.links[link as usize].latency_sd_ns == 0
             && self.e.model.services[node as usize].plannable()
             // A query of death is worked event by event (its instance may crash on it).

@@ -142,6 +142,8 @@ pub struct InstanceState {
     pub global: u32,
     /// Service index.
     pub service: u32,
+    /// Its number among its service's instances (its zone is `zones[ordinal mod len]`).
+    pub ordinal: u32,
     /// Worker limit now (configuration × capacity faults).
     pub workers: u32,
     /// Workers holding a request (own work, downstream wait or backoff). (In planned mode,

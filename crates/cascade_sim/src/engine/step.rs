@@ -117,6 +117,9 @@ pub struct Engine {
     /// Instances cut off from the network now (`Isolate` faults); 0 keeps the message path
     /// from looking at the sender's instance.
     pub isolated_instances: u32,
+    /// The zone sets cut off from the other zones now (`ZonePartition` faults, bit `z` for
+    /// zone id `z`); empty keeps the message path to one test.
+    pub zone_cuts: Vec<u64>,
     /// Links whose callee's name fails to resolve now (`DnsFailure` faults); 0 keeps the
     /// send path to one test.
     pub unresolved_links: u32,
@@ -166,6 +169,7 @@ impl Default for Engine {
             orphan_stack: Vec::new(),
             isolated_instances: 0,
             unresolved_links: 0,
+            zone_cuts: Vec::new(),
             halted: None,
             max_queued_items: super::MAX_QUEUED_ITEMS,
         }
@@ -1214,6 +1218,29 @@ impl Ctx<'_, '_> {
         self.dispatch(inst);
     }
 
+    /// The zone of instance `inst` (`None` for [`NONE`] or a service in no zone).
+    pub(crate) fn instance_zone(&self, inst: u32) -> Option<u16> {
+        if inst == NONE {
+            return None;
+        }
+        let is = &self.instances[inst as usize];
+        self.e.model.zone_of(is.service, is.ordinal)
+    }
+
+    /// Whether attempt `k`, at (or headed for) instance `inst`, and its caller are in zones a
+    /// zone partition cuts apart (a caller in no zone, or gone, is never cut off).
+    pub(crate) fn zone_cut(&self, k: u32, inst: u32) -> bool {
+        let job = self.e.jobs.get(k);
+        let Some(parent) = self.e.jobs.live(job.parent, job.parent_gen) else {
+            return false;
+        };
+        crate::faults::zones_cut(
+            &self.e.zone_cuts,
+            self.instance_zone(parent.instance),
+            self.instance_zone(inst),
+        )
+    }
+
     /// Whether instance `inst` (or [`NONE`]) is cut off from the network by an `Isolate`
     /// fault; without one anywhere, a single counter test.
     #[inline]
@@ -1516,6 +1543,17 @@ impl Ctx<'_, '_> {
             self.reply_and_free_with(k, Outcome::Rejected, origin);
             return;
         };
+        if !self.e.zone_cuts.is_empty() && self.zone_cut(k, inst) {
+            // Lost on the way between zones: the caller waits for its timeout.
+            let link = self.e.jobs.get(k).link;
+            self.e.links[link as usize].interval.lost += 1;
+            let parent = self.e.jobs.get(k).parent;
+            if parent != NONE {
+                self.e.jobs.get_mut(parent).origin = causality::link_code(link);
+            }
+            self.e.jobs.free(k);
+            return;
+        }
         let down = self.instances[inst as usize].down;
         if down == Some(KillMode::Refuse) {
             self.services[s as usize].metrics.interval.refused += 1;
@@ -1839,6 +1877,7 @@ impl Ctx<'_, '_> {
             && !link.partitioned
             && link.loss == 0.0
             && link.unresolved.is_none()
+            && self.e.zone_cuts.is_empty()
             && (call.timeout_ns == NEVER || call.timeout_ns > delay)
             && done_ns + delay < self.e.limit_ns
     }
@@ -1983,6 +2022,13 @@ impl Ctx<'_, '_> {
         if self.e.isolated_instances > 0 {
             let (Sender::Caller(j) | Sender::Callee(j)) = sender;
             lost |= self.isolated(self.e.jobs.get(j).instance);
+        }
+        if !self.e.zone_cuts.is_empty()
+            && let Sender::Callee(k) = sender
+        {
+            // A reply from the callee's zone to the caller's (a request's zones are judged
+            // where it arrives, once the load balancer has picked an instance).
+            lost |= self.zone_cut(k, self.e.jobs.get(k).instance);
         }
         let mut delay = latency_ns + extra_ns;
         if latency_sd_ns > 0 || loss > 0.0 {

@@ -430,6 +430,10 @@ pub struct ServiceSpec {
     /// How requests are spread over instances.
     #[serde(default, skip_serializing_if = "is_default")]
     pub lb: LoadBalancer,
+    /// The availability zones its instances are spread over, in turn: instance i is in
+    /// `zones[i mod len]` (empty: in no zone, out of reach of zone faults).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
     /// Requests carry a key and go to the instances that own it (a sharded store); `lb` is
     /// then not used for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -517,6 +521,7 @@ impl Default for ServiceSpec {
             queue: QueueSpec::default(),
             service_time: ServiceTime::Exponential { mean_ms: 10.0 },
             lb: LoadBalancer::default(),
+            zones: Vec::new(),
             sharding: None,
             calls: Vec::new(),
             fan_out: FanOut::default(),
@@ -1239,6 +1244,23 @@ pub enum FaultKind {
         #[serde(default, skip_serializing_if = "is_default")]
         ttl_s: f64,
     },
+    /// A whole availability zone fails (power, cooling, its network): every instance of every
+    /// service in `zone` is down, as a `Kill` of each would take it down.
+    ZoneOutage {
+        /// The zone (a name of services' `zones`).
+        zone: String,
+        /// Refuse fast or blackhole.
+        #[serde(default, skip_serializing_if = "is_default")]
+        mode: KillMode,
+    },
+    /// The zones of `zones` are cut off from every other zone: a request or reply between an
+    /// instance in one of them and an instance in another zone is lost, both ways; traffic
+    /// inside each side, and with nodes in no zone (sources, zone-less services), still
+    /// flows.
+    ZonePartition {
+        /// The zones on one side.
+        zones: Vec<String>,
+    },
 }
 
 impl FaultKind {
@@ -1265,6 +1287,8 @@ impl FaultKind {
             FaultKind::Throttle { .. } => "throttle",
             FaultKind::QueryOfDeath { .. } => "query of death",
             FaultKind::DnsFailure { .. } => "DNS failure",
+            FaultKind::ZoneOutage { .. } => "zone outage",
+            FaultKind::ZonePartition { .. } => "zone partition",
         }
     }
 
@@ -1292,6 +1316,8 @@ impl FaultKind {
             | FaultKind::OneWayPartition { from, .. } => from,
             FaultKind::LoadSpike { source, .. } => source,
             FaultKind::GroupPartition { group, .. } => group.first().map_or("", String::as_str),
+            // Zone faults name zones, not nodes.
+            FaultKind::ZoneOutage { .. } | FaultKind::ZonePartition { .. } => "",
         }
     }
 
@@ -1299,6 +1325,10 @@ impl FaultKind {
     /// (or `↮ west-api`) for a group partition.
     pub fn target_label(&self) -> String {
         match self {
+            FaultKind::ZoneOutage { zone, .. } => format!("zone {zone}"),
+            FaultKind::ZonePartition { zones } => {
+                format!("zone {} ↮ the other zones", zones.join(", "))
+            }
             FaultKind::GroupPartition { group, others } => {
                 let rest = if others.is_empty() {
                     "the rest".to_owned()
@@ -1318,6 +1348,7 @@ impl FaultKind {
     /// group partition's sides).
     pub fn names_node(&self, name: &str) -> bool {
         match self {
+            FaultKind::ZoneOutage { .. } | FaultKind::ZonePartition { .. } => false,
             FaultKind::GroupPartition { group, others } => {
                 group.iter().chain(others).any(|n| n == name)
             }
@@ -1328,6 +1359,7 @@ impl FaultKind {
     /// Every node the fault names, in the order it names them.
     pub fn named_nodes(&self) -> Vec<&str> {
         match self {
+            FaultKind::ZoneOutage { .. } | FaultKind::ZonePartition { .. } => Vec::new(),
             FaultKind::GroupPartition { group, others } => {
                 group.iter().chain(others).map(String::as_str).collect()
             }
@@ -1618,6 +1650,17 @@ impl Scenario {
                     .into_iter()
                     .any(|to| crosses_partition(&group, &others, &from, &to))
             })
+    }
+
+    /// Every zone the services name, in the order they are first named.
+    pub fn zone_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for z in self.services.iter().flat_map(|s| &s.zones) {
+            if !out.contains(&z.as_str()) {
+                out.push(z);
+            }
+        }
+        out
     }
 
     /// True if some source or service sends messages to `service` (see [`Scenario::link_targets`]).

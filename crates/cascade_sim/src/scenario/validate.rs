@@ -182,7 +182,18 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
             );
         }
         fan_out(v, &p, svc);
+        zones(v, &p, svc);
         validate_mechanisms::service(v, &p, svc, scenario, &service_names, &source_names, tick);
+    }
+    let zone_count = scenario.zone_names().len();
+    if zone_count > 64 {
+        v.push(
+            Diagnostic::new(
+                "services",
+                format!("the services name {zone_count} zones, more than 64"),
+            )
+            .with_hint("zones stand for availability zones or data centres: group them"),
+        );
     }
 
     // Synchronous call cycles (self-calls are reported above).
@@ -985,6 +996,41 @@ fn fault_kind(
         }
         other => validate_mechanisms::fault(v, path, other, scenario, services, sources),
     }
+}
+
+/// A service's zones: named, each once.
+fn zones(v: &mut Vec<Diagnostic>, path: &str, svc: &ServiceSpec) {
+    for (i, zone) in svc.zones.iter().enumerate() {
+        let at = format!("{path}.zones[{i}]");
+        if zone.trim().is_empty() {
+            v.push(
+                Diagnostic::new(at, "a zone needs a name")
+                    .with_hint("e.g. zones: [\"a\", \"b\", \"c\"]"),
+            );
+        } else if svc.zones[..i].contains(zone) {
+            v.push(
+                Diagnostic::new(at, format!("zone \"{zone}\" is named twice"))
+                    .with_hint("instances are spread over the zones in turn: name each once"),
+            );
+        }
+    }
+}
+
+/// A zone a fault names: one that some service's instances are in.
+pub(super) fn known_zone(v: &mut Vec<Diagnostic>, path: &str, zone: &str, scenario: &Scenario) {
+    let all = scenario.zone_names();
+    if all.iter().any(|z| *z == zone) {
+        return;
+    }
+    let hint = if all.is_empty() {
+        "no service is in a zone: give services `zones: [\"a\", \"b\", …]`".to_owned()
+    } else {
+        match closest(zone, all.iter().copied()) {
+            Some(best) => format!("did you mean \"{best}\"?"),
+            None => format!("the zones are {}", all.join(", ")),
+        }
+    };
+    v.push(Diagnostic::new(path, format!("unknown zone \"{zone}\"")).with_hint(hint));
 }
 
 /// The hint for an unknown node `name`: the closest of `all` (sources and services), or the

@@ -732,6 +732,35 @@ pub(super) fn fault(
         | FaultKind::PacketLoss { .. }
         | FaultKind::OneWayPartition { .. }
         | FaultKind::GroupPartition { .. } => {}
+        FaultKind::ZoneOutage { zone, .. } => {
+            super::validate::known_zone(v, &format!("{path}.zone"), zone, scenario);
+        }
+        FaultKind::ZonePartition { zones } => {
+            if zones.is_empty() {
+                v.push(
+                    Diagnostic::new(format!("{path}.zones"), "the partition names no zone")
+                        .with_hint("name the zones on one side, e.g. zones: [\"a\"]"),
+                );
+            }
+            for (i, zone) in zones.iter().enumerate() {
+                let at = format!("{path}.zones[{i}]");
+                if zones[..i].contains(zone) {
+                    v.push(Diagnostic::new(
+                        at,
+                        format!("zone \"{zone}\" is named twice"),
+                    ));
+                } else {
+                    super::validate::known_zone(v, &at, zone, scenario);
+                }
+            }
+            let all = scenario.zone_names();
+            if !zones.is_empty() && all.iter().all(|z| zones.iter().any(|n| n == z)) {
+                v.push(
+                    Diagnostic::new(format!("{path}.zones"), "the partition holds every zone")
+                        .with_hint("a zone partition cuts the named zones off from the others: leave some out"),
+                );
+            }
+        }
         FaultKind::DnsFailure { service, ttl_s } => {
             known_service(v, &format!("{path}.service"), service, services, sources);
             non_negative(v, &format!("{path}.ttl_s"), *ttl_s);
