@@ -118,7 +118,8 @@ impl ServiceModel {
 
     /// Its instances can plan requests at arrival (`planned.rs`): a leaf with a FIFO queue,
     /// no deadline checks, no cancellation, no mechanisms, and a load balancer that does not read instance load.
-    #[inline]
+    /// (Always inlined: it is tested at every arrival, and a call costs more than its tests.)
+    #[inline(always)]
     pub fn plannable(&self) -> bool {
         self.calls.is_empty()
             && !self.lifo

@@ -118,8 +118,11 @@ pub struct Engine {
     /// from looking at the sender's instance.
     pub isolated_instances: u32,
     /// The zone sets cut off from the other zones now (`ZonePartition` faults, bit `z` for
-    /// zone id `z`); empty keeps the message path to one test.
+    /// zone id `z`).
     pub zone_cuts: Vec<u64>,
+    /// Isolated instances plus active zone cuts: 0 keeps the message path to one test of
+    /// per-instance network faults.
+    pub instance_cuts: u32,
     /// Links whose callee's name fails to resolve now (`DnsFailure` faults); 0 keeps the
     /// send path to one test.
     pub unresolved_links: u32,
@@ -170,6 +173,7 @@ impl Default for Engine {
             isolated_instances: 0,
             unresolved_links: 0,
             zone_cuts: Vec::new(),
+            instance_cuts: 0,
             halted: None,
             max_queued_items: super::MAX_QUEUED_ITEMS,
         }
@@ -1227,8 +1231,43 @@ impl Ctx<'_, '_> {
         self.e.model.zone_of(is.service, is.ordinal)
     }
 
+    /// Whether a message `sender` sends now is lost to a per-instance network fault: its
+    /// instance is isolated, or (a reply) a zone partition cuts the callee's zone from the
+    /// caller's (a request's zones are judged where it arrives, once the load balancer has
+    /// picked an instance). Out of line, behind [`Engine::instance_cuts`].
+    #[cold]
+    #[inline(never)]
+    fn cut_off_sender(&self, sender: Sender) -> bool {
+        let (Sender::Caller(j) | Sender::Callee(j)) = sender;
+        let inst = self.e.jobs.get(j).instance;
+        self.isolated(inst)
+            || (matches!(sender, Sender::Callee(_))
+                && !self.e.zone_cuts.is_empty()
+                && self.zone_cut(j, inst))
+    }
+
+    /// Attempt `k` reaching instance `inst`: when a zone partition cuts it off from its
+    /// caller, it is lost on the way (counted on its link; the caller waits for its timeout)
+    /// and freed. Out of line: zone partitions are rare, and the arrival path stays small.
+    #[cold]
+    #[inline(never)]
+    fn lost_between_zones(&mut self, k: u32, inst: u32) -> bool {
+        if self.e.zone_cuts.is_empty() || !self.zone_cut(k, inst) {
+            return false;
+        }
+        let (link, parent) = (self.e.jobs.get(k).link, self.e.jobs.get(k).parent);
+        self.e.links[link as usize].interval.lost += 1;
+        if parent != NONE {
+            self.e.jobs.get_mut(parent).origin = causality::link_code(link);
+        }
+        self.e.jobs.free(k);
+        true
+    }
+
     /// Whether attempt `k`, at (or headed for) instance `inst`, and its caller are in zones a
     /// zone partition cuts apart (a caller in no zone, or gone, is never cut off).
+    #[cold]
+    #[inline(never)]
     pub(crate) fn zone_cut(&self, k: u32, inst: u32) -> bool {
         let job = self.e.jobs.get(k);
         let Some(parent) = self.e.jobs.live(job.parent, job.parent_gen) else {
@@ -1543,15 +1582,7 @@ impl Ctx<'_, '_> {
             self.reply_and_free_with(k, Outcome::Rejected, origin);
             return;
         };
-        if !self.e.zone_cuts.is_empty() && self.zone_cut(k, inst) {
-            // Lost on the way between zones: the caller waits for its timeout.
-            let link = self.e.jobs.get(k).link;
-            self.e.links[link as usize].interval.lost += 1;
-            let parent = self.e.jobs.get(k).parent;
-            if parent != NONE {
-                self.e.jobs.get_mut(parent).origin = causality::link_code(link);
-            }
-            self.e.jobs.free(k);
+        if self.e.instance_cuts > 0 && self.lost_between_zones(k, inst) {
             return;
         }
         let down = self.instances[inst as usize].down;
@@ -2019,16 +2050,8 @@ impl Ctx<'_, '_> {
         };
         let mut lost = link.partitioned || cut;
         let loss = link.loss;
-        if self.e.isolated_instances > 0 {
-            let (Sender::Caller(j) | Sender::Callee(j)) = sender;
-            lost |= self.isolated(self.e.jobs.get(j).instance);
-        }
-        if !self.e.zone_cuts.is_empty()
-            && let Sender::Callee(k) = sender
-        {
-            // A reply from the callee's zone to the caller's (a request's zones are judged
-            // where it arrives, once the load balancer has picked an instance).
-            lost |= self.zone_cut(k, self.e.jobs.get(k).instance);
+        if self.e.instance_cuts > 0 {
+            lost |= self.cut_off_sender(sender);
         }
         let mut delay = latency_ns + extra_ns;
         if latency_sd_ns > 0 || loss > 0.0 {
