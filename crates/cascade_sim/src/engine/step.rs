@@ -1247,15 +1247,21 @@ impl Ctx<'_, '_> {
     }
 
     /// Attempt `k` reaching instance `inst`: when a zone partition cuts it off from its
-    /// caller, it is lost on the way (counted on its link; the caller waits for its timeout)
-    /// and freed. Out of line: zone partitions are rare, and the arrival path stays small.
+    /// caller, it is lost on the way (counted `dropped` at the service and `lost` on its link;
+    /// the caller waits for its timeout) and freed. Out of line: zone partitions are rare, and the arrival path stays small.
     #[cold]
     #[inline(never)]
     fn lost_between_zones(&mut self, k: u32, inst: u32) -> bool {
         if self.e.zone_cuts.is_empty() || !self.zone_cut(k, inst) {
             return false;
         }
-        let (link, parent) = (self.e.jobs.get(k).link, self.e.jobs.get(k).parent);
+        let (link, parent, s) = {
+            let job = self.e.jobs.get(k);
+            (job.link, job.parent, job.node)
+        };
+        // It reached the service's load balancer and vanished on the way to the instance, as
+        // at an isolated one: `dropped` there, and `lost` on its link.
+        self.services[s as usize].metrics.interval.dropped += 1;
         self.e.links[link as usize].interval.lost += 1;
         if parent != NONE {
             self.e.jobs.get_mut(parent).origin = causality::link_code(link);
