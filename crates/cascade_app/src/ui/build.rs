@@ -90,7 +90,8 @@ pub fn duplicate_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
 
 /// The scenario without node `name`: calls to it are removed, sources sending to it are
 /// removed, faults on it are dropped, and it leaves the sides of group partitions (which are
-/// dropped when that leaves them nothing to cut). `None` if it would leave no source or no
+/// dropped when that leaves them nothing to cut); zone faults on zones no service is in any
+/// more go too. `None` if it would leave no source or no
 /// service.
 pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
     let mut s = scenario.clone();
@@ -100,15 +101,25 @@ pub fn delete_node(scenario: &Scenario, name: &str) -> Option<Scenario> {
         svc.calls.retain(|c| c.to != name);
     }
     let mut faults = std::mem::take(&mut s.faults);
+    let zones: Vec<String> = s.zone_names().into_iter().map(str::to_owned).collect();
     for f in &mut faults {
-        if let FaultKind::GroupPartition { group, others } = &mut f.fault {
-            group.retain(|n| n != name);
-            others.retain(|n| n != name);
+        match &mut f.fault {
+            FaultKind::GroupPartition { group, others } => {
+                group.retain(|n| n != name);
+                others.retain(|n| n != name);
+            }
+            // Zones only the deleted service was in are gone.
+            FaultKind::ZonePartition { zones: cut } => cut.retain(|z| zones.contains(z)),
+            _ => {}
         }
     }
     let cuts = |f: &FaultKind| match f {
         FaultKind::GroupPartition { group, others } => {
             !group.is_empty() && s.partition_crosses(group, others)
+        }
+        FaultKind::ZoneOutage { zone, .. } => zones.contains(zone),
+        FaultKind::ZonePartition { zones: cut } => {
+            !cut.is_empty() && zones.iter().any(|z| !cut.contains(z))
         }
         _ => !f.names_node(name),
     };
@@ -207,6 +218,46 @@ mod tests {
             s4.expect.as_ref().and_then(|e| e.root.as_deref()),
             None,
             "the stated root was db: it goes with it"
+        );
+    }
+
+    #[test]
+    fn zone_faults_go_with_the_last_service_in_their_zones() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios/mechanisms/zone-partition.ron");
+        let mut s = cascade_sim::scenario::load(&path).unwrap();
+        // Only db is in zone "d"; web is in a, b and c.
+        s.services[1].zones.push("d".into());
+        s.faults.push(cascade_sim::scenario::FaultSpec {
+            at_s: 5.0,
+            duration_s: Some(1.0),
+            fault: FaultKind::ZoneOutage {
+                zone: "d".into(),
+                mode: Default::default(),
+            },
+        });
+        s.faults.push(cascade_sim::scenario::FaultSpec {
+            at_s: 6.0,
+            duration_s: Some(1.0),
+            fault: FaultKind::ZonePartition {
+                zones: vec!["d".into(), "a".into()],
+            },
+        });
+        assert_eq!(validate(&s), vec![]);
+        let without_db = delete_node(&s, "db").unwrap();
+        assert_eq!(validate(&without_db), vec![]);
+        let kinds: Vec<&FaultKind> = without_db.faults.iter().map(|f| &f.fault).collect();
+        assert_eq!(
+            kinds,
+            [
+                &FaultKind::ZonePartition {
+                    zones: vec!["a".into()]
+                },
+                &FaultKind::ZonePartition {
+                    zones: vec!["a".into()]
+                }
+            ],
+            "zone a is still web's: its cuts stay, zone d's outage goes"
         );
     }
 

@@ -262,6 +262,9 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
             });
         }
         ui.end_row();
+        ui.label("zones");
+        zones_ui(ui, &s.name, &mut s.zones);
+        ui.end_row();
         ui.label("deadlines");
         ui.checkbox(&mut s.deadline_propagation, "propagate")
             .on_hover_text("Drop requests whose deadline passed before a worker took them, and pass deadlines downstream");
@@ -284,6 +287,34 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
     ui.add_space(4.0);
     ui.label(RichText::new("Resilience").strong());
     super::mechanisms::service_mechanisms_ui(ui, s, scenario);
+}
+
+/// The zones a service's instances are spread over, typed as a comma-separated list. The
+/// text being typed is kept apart from the list (a trailing comma would otherwise vanish as
+/// the list is written back) and taken up from the list again when the field is not in use.
+fn zones_ui(ui: &mut egui::Ui, service: &str, zones: &mut Vec<String>) {
+    let id = egui::Id::new(("zones", service));
+    let joined = zones.join(", ");
+    let mut text = ui
+        .data_mut(|d| d.get_temp::<String>(id))
+        .filter(|t| parse_zones(t) == *zones)
+        .unwrap_or(joined);
+    let response = ui
+        .add(egui::TextEdit::singleline(&mut text).hint_text("none").desired_width(140.0))
+        .on_hover_text("Availability zones its instances are spread over, in turn (comma-separated): instance i is in the i-th; zone faults act on them");
+    if response.changed() {
+        *zones = parse_zones(&text);
+    }
+    ui.data_mut(|d| d.insert_temp(id, text));
+}
+
+/// Zone names from comma-separated `text`, blanks left out.
+fn parse_zones(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Sequential or parallel calls; a quorum's size beside it.
@@ -907,4 +938,14 @@ fn source_call_ui(ui: &mut egui::Ui, s: &mut SourceSpec) {
         });
     retry_ui(ui, &mut s.retry, 999);
     super::mechanisms::source_mechanisms_ui(ui, s);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zones_are_read_from_a_comma_separated_list() {
+        assert_eq!(super::parse_zones("a, b,c"), ["a", "b", "c"]);
+        assert_eq!(super::parse_zones("us-east-1a, "), ["us-east-1a"]);
+        assert!(super::parse_zones(" , ").is_empty());
+    }
 }
