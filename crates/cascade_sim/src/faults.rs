@@ -15,7 +15,7 @@
 //! instances it has reached so far (in ordinal order, `progress` of them). Instantaneous
 //! faults (restart, latch, cache flush, TTL storm) act when they start and have no modifiers.
 
-use crate::engine::{Model, NodeRef};
+use crate::engine::{LinkModel, Model, NodeRef};
 use crate::scenario::{
     Direction, FaultKind, InstanceSelector, KillMode, PushedChange, crosses_partition,
 };
@@ -82,23 +82,31 @@ fn node_ref(model: &Model, name: &str) -> Result<NodeRef, String> {
         .ok_or_else(|| format!("unknown node \"{name}\""))
 }
 
+/// The links between nodes still in the model (not removed by a live edit) that `keep`
+/// accepts, in link order.
+fn live_links(model: &Model, keep: impl Fn(&LinkModel) -> bool) -> Vec<u32> {
+    let live = |n: NodeRef| match n {
+        NodeRef::Source(i) => !model.sources[i as usize].removed,
+        NodeRef::Service(i) => !model.services[i as usize].removed,
+    };
+    (0..model.links.len() as u32)
+        .filter(|&l| {
+            let link = &model.links[l as usize];
+            live(link.from) && live(NodeRef::Service(link.to)) && keep(link)
+        })
+        .collect()
+}
+
 /// Every link between a node of `group` and a node of `others` (every node not in `group`
 /// when `others` is empty), either way, in link order. `Err` names an unknown node.
 fn group_links(model: &Model, group: &[String], others: &[String]) -> Result<Vec<u32>, String> {
     let node = |name: &String| node_ref(model, name);
     let group: Vec<NodeRef> = group.iter().map(node).collect::<Result<_, _>>()?;
     let others: Vec<NodeRef> = others.iter().map(node).collect::<Result<_, _>>()?;
-    let live = |n: NodeRef| match n {
-        NodeRef::Source(i) => !model.sources[i as usize].removed,
-        NodeRef::Service(i) => !model.services[i as usize].removed,
-    };
-    let links: Vec<u32> = (0..model.links.len() as u32)
-        .filter(|&l| {
-            let link = &model.links[l as usize];
-            let (from, to) = (link.from, NodeRef::Service(link.to));
-            live(from) && live(to) && crosses_partition(&group, &others, &from, &to)
-        })
-        .collect();
+    let links = live_links(model, |link| {
+        let (from, to) = (link.from, NodeRef::Service(link.to));
+        crosses_partition(&group, &others, &from, &to)
+    });
     if links.is_empty() {
         Err("no call crosses the partition".to_owned())
     } else {
@@ -157,16 +165,7 @@ pub fn resolve(model: &Model, kind: &FaultKind) -> Result<ResolvedTarget, String
         }
         FaultKind::DnsFailure { service: s, .. } => {
             let to = service(s)?;
-            let live = |n: NodeRef| match n {
-                NodeRef::Source(i) => !model.sources[i as usize].removed,
-                NodeRef::Service(i) => !model.services[i as usize].removed,
-            };
-            let links: Vec<u32> = (0..model.links.len() as u32)
-                .filter(|&l| {
-                    let link = &model.links[l as usize];
-                    link.to == to && live(link.from)
-                })
-                .collect();
+            let links = live_links(model, |link| link.to == to);
             if links.is_empty() {
                 Err(format!("nothing calls \"{s}\""))
             } else {

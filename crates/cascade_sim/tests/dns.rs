@@ -246,9 +246,8 @@ fn bad_dns_failures_are_explained() {
     // Each is reported at its place in the text (line 8, where the fault is), with a hint.
     let first = |fault: &str| {
         let e = Scenario::from_ron_str(&text(fault), "bad.ron").expect_err(fault);
-        let p = e.problems[0].clone();
-        assert_eq!(p.line, 8, "{p:?}");
-        (p.path.unwrap_or_default(), p.message, p.hint)
+        assert_eq!(e.problems[0].line, 8, "{e:?}");
+        common::first_problem(&text(fault))
     };
     let (path, message, hint) = first(r#"DnsFailure(service: "apy")"#);
     assert_eq!(path, "faults[0].fault.service");

@@ -181,11 +181,7 @@ fn bad_zones_are_explained() {
             )"#
         )
     };
-    let first = |zones: &str, fault: &str| {
-        let e = Scenario::from_ron_str(&text(zones, fault), "bad.ron").expect_err(fault);
-        let p = e.problems[0].clone();
-        (p.path.unwrap_or_default(), p.message, p.hint)
-    };
+    let first = |zones: &str, fault: &str| common::first_problem(&text(zones, fault));
     let abc = r#"["a", "b", "c"]"#;
     let (path, message, hint) = first(abc, r#"ZoneOutage(zone: "d")"#);
     assert_eq!(path, "faults[0].fault.zone");

@@ -67,6 +67,14 @@ pub fn parse(text: &str) -> Scenario {
         .unwrap_or_else(|e| panic!("test scenario is invalid:\n{e}"))
 }
 
+/// The first problem loading scenario `text` reports (it must report one): its field path,
+/// message and hint.
+pub fn first_problem(text: &str) -> (String, String, Option<String>) {
+    let e = Scenario::from_ron_str(text, "bad.ron").expect_err("the scenario was accepted");
+    let p = e.problems[0].clone();
+    (p.path.unwrap_or_default(), p.message, p.hint)
+}
+
 /// Loads a scenario shipped under `scenarios/`.
 pub fn shipped(rel: &str) -> Scenario {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
