@@ -146,7 +146,7 @@ fn a_calling_services_instances_run_out_one_after_another() {
         // way at a second's edges (4.2 ms of travel and work at 1,000 a second, about 5)
         // may finish in the next one.
         assert!(
-            failed.abs_diff(want) <= u64::from(q) + 5,
+            failed.abs_diff(want) <= q + 5,
             "second {k}: {failed} of {n} requests failed, expected {q}/4 of them"
         );
     }

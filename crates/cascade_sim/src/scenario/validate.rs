@@ -1019,7 +1019,7 @@ fn zones(v: &mut Vec<Diagnostic>, path: &str, svc: &ServiceSpec) {
 /// A zone a fault names: one that some service's instances are in.
 pub(super) fn known_zone(v: &mut Vec<Diagnostic>, path: &str, zone: &str, scenario: &Scenario) {
     let all = scenario.zone_names();
-    if all.iter().any(|z| *z == zone) {
+    if all.contains(&zone) {
         return;
     }
     let hint = if all.is_empty() {
