@@ -185,7 +185,10 @@ fn zoned() -> Scenario {
     common::parse(
         r#"(
         version: 1, name: "zones", duration_s: 1, seed: 31, sample_every: 7,
-        sources: [(name: "users", target: "api", rate: Constant(800), timeout_ms: 400.0, retry: (max_attempts: 2))],
+        sources: [
+            (name: "users", target: "api", rate: Constant(800), timeout_ms: 400.0, retry: (max_attempts: 2)),
+            (name: "batch", target: "api", zone: Some("b"), rate: Constant(200), timeout_ms: 400.0),
+        ],
         services: [
             (name: "api", instances: 3, zones: ["a", "b", "c"], workers: 60, service_time: Exponential(mean_ms: 1.0),
              calls: [(to: "db", timeout_ms: 100.0, retry: (max_attempts: 2))]),

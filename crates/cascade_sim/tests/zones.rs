@@ -169,6 +169,43 @@ fn a_zone_outage_takes_every_instance_in_the_zone() {
 }
 
 #[test]
+fn clients_in_a_zone_are_cut_off_with_it() {
+    // Internal clients in zone a call `api`, one instance in each of zones a, b and c, in
+    // round robin. When zone a is cut off, the two thirds of their requests sent to b and c
+    // are lost on the way (the clients time out); users outside every zone lose nothing.
+    let s = common::parse(
+        r#"(
+            version: 1, name: "clients in a zone", duration_s: 1, seed: 9,
+            sources: [
+                (name: "batch", target: "api", zone: Some("a"), rate: Constant(900), timeout_ms: 500.0),
+                (name: "users", target: "api", rate: Constant(300), timeout_ms: 500.0),
+            ],
+            services: [(name: "api", instances: 3, zones: ["a", "b", "c"], workers: 100,
+                        service_time: Exponential(mean_ms: 1.0))],
+            faults: [(at_s: 5.0, duration_s: 10.0, fault: ZonePartition(zones: ["a"]))],
+        )"#,
+    );
+    let sim = run(&s, 20.0);
+    let window = |source: usize| common::window(&sim.history().sources[source], 6, 15);
+    let (batch, users) = (window(0), window(1));
+    let n = batch.succeeded + batch.failed_total();
+    assert_eq!(
+        batch.failed[Outcome::Timeout as usize],
+        batch.failed_total()
+    );
+    // Round robin over both sources' requests: each instance gets a third of the batch's,
+    // to within the interleaving of two Poisson streams (binomial, p = 2/3).
+    let p = 2.0 / 3.0;
+    let sd = (n as f64 * p * (1.0 - p)).sqrt();
+    assert!(
+        (batch.failed_total() as f64 - p * n as f64).abs() <= common::Z * sd,
+        "{} of {n} batch requests lost, expected two thirds (sd {sd:.1})",
+        batch.failed_total()
+    );
+    assert_eq!(users.failed_total(), 0, "users in no zone reach every zone");
+}
+
+#[test]
 fn bad_zones_are_explained() {
     let text = |zones: &str, fault: &str| {
         format!(

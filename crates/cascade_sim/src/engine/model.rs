@@ -163,6 +163,8 @@ pub struct SourceModel {
     pub rate: RateProfile,
     /// Its requests' criticality rank ([`Criticality::rank`](crate::scenario::Criticality)).
     pub criticality: u8,
+    /// The zone its clients are in (`None`: outside every zone).
+    pub zone: Option<u16>,
 }
 
 impl SourceModel {
@@ -341,12 +343,14 @@ impl Model {
                 ..Default::default()
             };
             let call = self.compile_call(NodeRef::Source(idx), 0, &spec);
+            let zone = s.zone.as_deref().map(|z| self.zone_id(z));
             let model = SourceModel {
                 name: s.name.clone(),
                 removed: false,
                 call,
                 rate: s.rate.clone(),
                 criticality: s.criticality.rank(),
+                zone,
             };
             if (idx as usize) < self.sources.len() {
                 self.sources[idx as usize] = model;

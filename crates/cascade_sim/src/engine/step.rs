@@ -1270,8 +1270,9 @@ impl Ctx<'_, '_> {
         true
     }
 
-    /// Whether attempt `k`, at (or headed for) instance `inst`, and its caller are in zones a
-    /// zone partition cuts apart (a caller in no zone, or gone, is never cut off).
+    /// Whether attempt `k`, at (or headed for) instance `inst`, and its caller (an instance, or
+    /// a source's clients) are in zones a zone partition cuts apart (a caller in no zone, or
+    /// gone, is never cut off).
     #[cold]
     #[inline(never)]
     pub(crate) fn zone_cut(&self, k: u32, inst: u32) -> bool {
@@ -1279,11 +1280,13 @@ impl Ctx<'_, '_> {
         let Some(parent) = self.e.jobs.live(job.parent, job.parent_gen) else {
             return false;
         };
-        crate::faults::zones_cut(
-            &self.e.zone_cuts,
-            self.instance_zone(parent.instance),
-            self.instance_zone(inst),
-        )
+        // A client's request comes from its source's zone.
+        let from = if parent.is_client() {
+            self.e.model.sources[parent.node as usize].zone
+        } else {
+            self.instance_zone(parent.instance)
+        };
+        crate::faults::zones_cut(&self.e.zone_cuts, from, self.instance_zone(inst))
     }
 
     /// Whether instance `inst` (or [`NONE`]) is cut off from the network by an `Isolate`

@@ -197,6 +197,10 @@ pub struct SourceSpec {
     /// critical first.
     #[serde(default, skip_serializing_if = "is_default")]
     pub criticality: Criticality,
+    /// The availability zone its clients are in (`None`: outside every zone, as users on the
+    /// internet are): a zone partition cuts them off from the instances on the other side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
     /// Where the app draws this node; `None` lets it lay the graph out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<Position>,
@@ -250,6 +254,7 @@ impl Default for SourceSpec {
             adaptive_throttle: None,
             hedge_after_ms: None,
             criticality: Criticality::default(),
+            zone: None,
             position: None,
         }
     }
@@ -1652,10 +1657,12 @@ impl Scenario {
             })
     }
 
-    /// Every zone the services name, in the order they are first named.
+    /// Every zone the services and sources name, in the order they are first named
+    /// (services first).
     pub fn zone_names(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
-        for z in self.services.iter().flat_map(|s| &s.zones) {
+        let sources = self.sources.iter().filter_map(|s| s.zone.as_ref());
+        for z in self.services.iter().flat_map(|s| &s.zones).chain(sources) {
             if !out.contains(&z.as_str()) {
                 out.push(z);
             }

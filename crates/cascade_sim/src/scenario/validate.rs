@@ -132,6 +132,12 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
             &source_names,
         );
         rate_profile(v, &format!("{p}.rate"), &src.rate);
+        if src.zone.as_deref().is_some_and(|z| z.trim().is_empty()) {
+            v.push(
+                Diagnostic::new(format!("{p}.zone"), "a zone needs a name")
+                    .with_hint("e.g. zone: Some(\"a\"), or leave it out for clients in no zone"),
+            );
+        }
         latency(v, &format!("{p}.latency_ms"), src.latency_ms, tick);
         if let Some(t) = src.timeout_ms {
             positive(v, &format!("{p}.timeout_ms"), t, "a timeout");
