@@ -11,9 +11,10 @@
 //! refuse); slow factors multiply; added latencies add; error probabilities combine as
 //! independent failures `1 − Π(1 − p)`; capacity cuts take the minimum; partitions — any;
 //! link latencies add; packet losses combine like error probabilities; load spikes multiply;
-//! throttles take the lowest rate; DNS failures of one name — the earliest started. A config push acts like a slow or error fault on the
-//! instances it has reached so far (in ordinal order, `progress` of them). Instantaneous
-//! faults (restart, latch, cache flush, TTL storm) act when they start and have no modifiers.
+//! throttles take the lowest rate; DNS failures of one name — the earliest started. A config
+//! push acts like a slow or error fault on the instances it has reached so far (in ordinal
+//! order, `progress` of them). Instantaneous faults (restart, latch, cache flush, TTL storm)
+//! act when they start and have no modifiers.
 
 use crate::engine::{LinkModel, Model, NodeRef};
 use crate::scenario::{
@@ -434,7 +435,13 @@ pub fn zones_cut(cuts: &[u64], a: Option<u16>, b: Option<u16>) -> bool {
     let (Some(a), Some(b)) = (a, b) else {
         return false;
     };
-    a < 64 && b < 64 && cuts.iter().any(|&m| (m >> a & 1 != 0) != (m >> b & 1 != 0))
+    a < 64 && b < 64 && cuts.iter().any(|&m| zone_in(m, a) != zone_in(m, b))
+}
+
+/// Whether zone `z` is in the zone set `mask` (bit `z`; a zone past 64 is in none).
+#[inline]
+pub fn zone_in(mask: u64, z: u16) -> bool {
+    z < 64 && mask >> z & 1 != 0
 }
 
 /// Modifiers of a link under the active faults.

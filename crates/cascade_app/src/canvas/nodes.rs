@@ -410,7 +410,7 @@ fn live_figures(
                             [i as usize]
                             .zones
                             .iter()
-                            .any(|&z| z < 64 && mask >> z & 1 != 0),
+                            .any(|&z| cascade_sim::faults::zone_in(*mask, z)),
                         _ => false,
                     }
             });

@@ -122,10 +122,8 @@ impl Ctx<'_, '_> {
                     self.materialize_service(s);
                 }
                 self.flush_deferred_where(|_| true);
-                let before = self.e.zone_cuts.len() as u32;
                 self.e.zone_cuts = faults::zone_cuts(self.e.faults.iter());
-                self.e.instance_cuts =
-                    self.e.instance_cuts - before + self.e.zone_cuts.len() as u32;
+                self.e.recount_instance_cuts();
             }
             ResolvedTarget::Source(s) => {
                 let factor = faults::source_factor(self.e.faults.iter(), *s);
@@ -189,11 +187,10 @@ impl Ctx<'_, '_> {
                     is.isolated = m.isolated;
                     if m.isolated {
                         self.e.isolated_instances += 1;
-                        self.e.instance_cuts += 1;
                     } else {
                         self.e.isolated_instances -= 1;
-                        self.e.instance_cuts -= 1;
                     }
+                    self.e.recount_instance_cuts();
                 }
                 before
             };

@@ -57,14 +57,10 @@ impl Ctx<'_, '_> {
             .unwrap_or_else(|| unreachable!("just created"))
     }
 
-    /// Ordinal of instance `inst` within its service.
+    /// Ordinal of instance `inst` within its service (its place in the service's list, which
+    /// only grows).
     pub(crate) fn ordinal(&self, inst: u32) -> u32 {
-        let s = self.instances[inst as usize].service as usize;
-        self.services[s]
-            .instances
-            .iter()
-            .position(|&g| g == inst)
-            .unwrap_or(0) as u32
+        self.instances[inst as usize].ordinal
     }
 
     /// Whether faults keep instance `inst` down, and how.

@@ -38,7 +38,7 @@ use super::scheduler::{AsOf, EventHandle, EventKind, Scheduler};
 use super::state::{InstanceState, ServiceState, SourceState};
 use crate::causality::{self, OriginTally};
 use crate::events::{SimEvent, SimEventKind};
-use crate::faults::FaultRecord;
+use crate::faults::{self, FaultRecord};
 use crate::metrics::{EdgeCounters, MetricsHistory, Outcome};
 use crate::retry::RetryBudget;
 use crate::rng::{self, SimRng};
@@ -60,7 +60,7 @@ pub struct LinkState {
     /// Added one-way latency.
     pub extra_ns: Nanos,
     /// The callee's name fails to resolve (a DNS failure).
-    pub unresolved: Option<crate::faults::DnsOutage>,
+    pub unresolved: Option<faults::DnsOutage>,
     /// Counts of the open interval.
     pub interval: EdgeCounters,
     /// Counts of all closed intervals.
@@ -120,8 +120,8 @@ pub struct Engine {
     /// The zone sets cut off from the other zones now (`ZonePartition` faults, bit `z` for
     /// zone id `z`).
     pub zone_cuts: Vec<u64>,
-    /// Isolated instances plus active zone cuts: 0 keeps the message path to one test of
-    /// per-instance network faults.
+    /// Isolated instances plus active zone cuts ([`Engine::recount_instance_cuts`]): 0 keeps
+    /// the message path to one test of per-instance network faults.
     pub instance_cuts: u32,
     /// Links whose callee's name fails to resolve now (`DnsFailure` faults); 0 keeps the
     /// send path to one test.
@@ -145,6 +145,14 @@ pub struct FastPathCounts {
     pub deferred_sends: u64,
     /// Successful replies to clients settled at departure.
     pub settled_replies: u64,
+}
+
+impl Engine {
+    /// Sets [`Engine::instance_cuts`] from what it counts: the isolated instances and the
+    /// active zone cuts (after either changes).
+    pub(crate) fn recount_instance_cuts(&mut self) {
+        self.instance_cuts = self.isolated_instances + self.zone_cuts.len() as u32;
+    }
 }
 
 impl Default for Engine {
@@ -1248,7 +1256,8 @@ impl Ctx<'_, '_> {
 
     /// Attempt `k` reaching instance `inst`: when a zone partition cuts it off from its
     /// caller, it is lost on the way (counted `dropped` at the service and `lost` on its link;
-    /// the caller waits for its timeout) and freed. Out of line: zone partitions are rare, and the arrival path stays small.
+    /// the caller waits for its timeout) and freed. Out of line: zone partitions are rare, and
+    /// the arrival path stays small.
     #[cold]
     #[inline(never)]
     fn lost_between_zones(&mut self, k: u32, inst: u32) -> bool {
@@ -1263,9 +1272,8 @@ impl Ctx<'_, '_> {
         // at an isolated one: `dropped` there, and `lost` on its link.
         self.services[s as usize].metrics.interval.dropped += 1;
         self.e.links[link as usize].interval.lost += 1;
-        if parent != NONE {
-            self.e.jobs.get_mut(parent).origin = causality::link_code(link);
-        }
+        // (`zone_cut` found the caller alive.)
+        self.e.jobs.get_mut(parent).origin = causality::link_code(link);
         self.e.jobs.free(k);
         true
     }
@@ -1286,7 +1294,7 @@ impl Ctx<'_, '_> {
         } else {
             self.instance_zone(parent.instance)
         };
-        crate::faults::zones_cut(&self.e.zone_cuts, from, self.instance_zone(inst))
+        faults::zones_cut(&self.e.zone_cuts, from, self.instance_zone(inst))
     }
 
     /// Whether instance `inst` (or [`NONE`]) is cut off from the network by an `Isolate`
