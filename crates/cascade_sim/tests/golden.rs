@@ -174,6 +174,12 @@ fn mechanisms_sink() -> Scenario {
             (when: At(9.5), action: ResetLatched(service: "recs")),
             (when: At(13.5), action: SetWorkers(service: "search", workers: 8)),
             (when: At(14.0), action: RestartInstances(service: "search", per_minute: 120.0)),
+            (when: At(1.5), action: LimitSource(source: "bots", rate_per_s: 200.0, burst: 5.0)),
+            (when: At(11.5), action: RemoveSourceLimit(source: "bots")),
+            (when: At(2.5), action: RateLimit(service: "recs", rate_per_s: 40.0)),
+            (when: At(6.5), action: RemoveRateLimit(service: "recs")),
+            (when: At(5.5), action: RateLimit(service: "gateway", rate_per_s: 100.0, burst: 5.0)),
+            (when: At(7.2), action: RemoveRateLimit(service: "gateway")),
         ],
     )"#,
     )
@@ -206,7 +212,8 @@ fn zoned() -> Scenario {
 
 fn restarted_planned_leaf() -> Scenario {
     // A plain leaf the fast paths plan (busy, with a queue), restarted by an operator: the
-    // requests it holds must be lost with the crash on both paths (planned ones included).
+    // requests it holds must be lost with the crash on both paths (planned ones included);
+    // later an operator's rate limit gives it mechanisms while it holds planned requests.
     common::parse(
         r#"(
         version: 1, name: "restarted planned leaf", duration_s: 1, seed: 5, sample_every: 13,
@@ -215,7 +222,11 @@ fn restarted_planned_leaf() -> Scenario {
             (name: "api", workers: 200, service_time: Exponential(mean_ms: 0.5), calls: [(to: "db", timeout_ms: 80.0)]),
             (name: "db", instances: 2, workers: 3, service_time: Exponential(mean_ms: 3.0)),
         ],
-        operator: [(when: At(2.0), action: RestartInstances(service: "db", per_minute: 60.0))],
+        operator: [
+            (when: At(2.0), action: RestartInstances(service: "db", per_minute: 60.0)),
+            (when: At(4.3), action: RateLimit(service: "db", rate_per_s: 300.0, burst: 3.0)),
+            (when: At(6.1), action: RemoveRateLimit(service: "db")),
+        ],
     )"#,
     )
 }
@@ -383,7 +394,7 @@ fn cases() -> Vec<(&'static str, Scenario, Script, f64)> {
             "restarted-planned-leaf",
             restarted_planned_leaf(),
             vec![],
-            6.0,
+            7.0,
         ),
         (
             "mechanisms-live",

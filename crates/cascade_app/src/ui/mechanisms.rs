@@ -1161,9 +1161,13 @@ pub fn alerts_ui(ui: &mut egui::Ui, scenario: &mut Scenario, node: Option<&str>)
 fn step_concerns(step: &OperatorStep, node: &str, alerts: &[AlertSpec]) -> bool {
     let by_alert = matches!(&step.when, OperatorTrigger::Alert(a) if alerts.iter().any(|x| &x.name == a && x.node == node));
     let target = match &step.action {
-        OperatorAction::ShedLoad { source, .. } => Some(source.as_str()),
+        OperatorAction::ShedLoad { source, .. }
+        | OperatorAction::LimitSource { source, .. }
+        | OperatorAction::RemoveSourceLimit { source } => Some(source.as_str()),
         OperatorAction::DisableRetries { service } => service.as_deref(),
         OperatorAction::RestartInstances { service, .. }
+        | OperatorAction::RateLimit { service, .. }
+        | OperatorAction::RemoveRateLimit { service }
         | OperatorAction::SetInstances { service, .. }
         | OperatorAction::SetWorkers { service, .. }
         | OperatorAction::ResetLatched { service }

@@ -13,6 +13,7 @@ use super::state::InstanceState;
 use super::step::Ctx;
 use crate::events::SimEventKind;
 use crate::mechanisms::autoscale::{self, Decision};
+use crate::mechanisms::throttle::TokenBucket;
 use crate::metrics::{Health, NodeCounters};
 use crate::retry::RetryModel;
 use crate::scenario::{AlertMetric, OperatorAction, OperatorTrigger, ScaleMetric};
@@ -440,6 +441,25 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// Sets the rate limit of each instance of service `s` (an operator's, or the service's
+    /// own again). A service with no mechanisms gets their state, all off but the limit: its
+    /// planned instances go back to event-by-event mode first (a planned leaf has none).
+    fn set_rate_limit(&mut self, s: u32, limit: Option<(f64, f64)>) {
+        if self.e.model.services[s as usize].mech.is_none() {
+            if limit.is_none() {
+                return;
+            }
+            self.materialize_service(s);
+            let plain = self.e.model.plain_mech(s);
+            self.e.model.services[s as usize].mech = Some(plain);
+        }
+        if let Some(m) = self.e.model.services[s as usize].mech.as_mut() {
+            m.rate_limit = limit;
+        }
+        self.sync_mechanisms(s);
+        self.refresh_service(s);
+    }
+
     /// Operator step `k` acts.
     pub(crate) fn on_operator_fire(&mut self, k: u32) {
         let Some(step) = self.e.model.operator.get(k as usize).cloned() else {
@@ -456,6 +476,38 @@ impl Ctx<'_, '_> {
             OperatorAction::ShedLoad { source, keep } => {
                 if let Some(src) = self.e.model.source_index(source) {
                     self.sources[src as usize].keep = keep.clamp(0.0, 1.0);
+                }
+            }
+            OperatorAction::LimitSource {
+                source,
+                rate_per_s,
+                burst,
+            } => {
+                if let Some(src) = self.e.model.source_index(source) {
+                    self.sources[src as usize].limit = Some(TokenBucket::new(*rate_per_s, *burst));
+                }
+            }
+            OperatorAction::RemoveSourceLimit { source } => {
+                if let Some(src) = self.e.model.source_index(source) {
+                    self.sources[src as usize].limit = None;
+                }
+            }
+            OperatorAction::RateLimit {
+                service: name,
+                rate_per_s,
+                burst,
+            } => {
+                if let Some(s) = service(self, name) {
+                    self.set_rate_limit(s, Some((*rate_per_s, *burst)));
+                }
+            }
+            OperatorAction::RemoveRateLimit { service: name } => {
+                if let Some(s) = service(self, name) {
+                    let own = self.e.model.services[s as usize]
+                        .mech
+                        .as_ref()
+                        .and_then(|m| m.own_rate_limit);
+                    self.set_rate_limit(s, own);
                 }
             }
             OperatorAction::DisableRetries { service: target } => {

@@ -273,6 +273,7 @@ pub(crate) fn source_state(model: &Model, i: u32) -> SourceState {
         metrics: NodeMetrics::default(),
         guard: source_guard(&s.call),
         keep: 1.0,
+        limit: None,
         poison_share: 0.0,
         last_success_ns: None,
         burst_fired: false,

@@ -234,8 +234,10 @@ pub struct ServiceMech {
     pub lifo_above: u32,
     /// Controlled delay: `(target_ns, interval_ns)`.
     pub codel: Option<(Nanos, Nanos)>,
-    /// Rate limit per instance: `(rate_per_s, burst)`.
+    /// Rate limit per instance: `(rate_per_s, burst)` (an operator's `RateLimit` replaces it).
     pub rate_limit: Option<(f64, f64)>,
+    /// The scenario's own rate limit, which lifting an operator's restores.
+    pub own_rate_limit: Option<(f64, f64)>,
     /// Most requests in an instance (`u32::MAX`: no limit).
     pub max_in_flight: u32,
     /// Above this many requests an instance latches (`u32::MAX`: never).

@@ -550,6 +550,7 @@ impl Model {
                 .codel
                 .map(|c| (ms_to_ns(c.target_ms), ms_to_ns(c.interval_ms))),
             rate_limit: a.rate_limit.map(|r| (r.rate_per_s, r.burst)),
+            own_rate_limit: a.rate_limit.map(|r| (r.rate_per_s, r.burst)),
             max_in_flight: a.max_in_flight.unwrap_or(u32::MAX),
             latch_above: a.latch_above.unwrap_or(u32::MAX),
             retry_after_ns: a.retry_after_ms.map_or(0, ms_to_ns),
@@ -591,6 +592,28 @@ impl Model {
             occ: s.occ.map(|o| KeyChooser::new(o.keys, o.zipf_s)),
             failover,
         }))
+    }
+
+    /// Mechanism state for service `s` with every mechanism off: where an operator's rate
+    /// limit lives on a service that configures none.
+    pub(crate) fn plain_mech(&mut self, s: u32) -> Box<ServiceMech> {
+        // A service whose only mechanism is a rate limit, with the limit taken off again.
+        let spec = ServiceSpec {
+            admission: crate::scenario::AdmissionSpec {
+                rate_limit: Some(crate::scenario::RateLimitSpec {
+                    rate_per_s: 1.0,
+                    burst: 1.0,
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut mech = self
+            .compile_mech(s, &spec, &mut BTreeMap::new())
+            .unwrap_or_else(|| unreachable!("a rate limit is a mechanism"));
+        mech.rate_limit = None;
+        mech.own_rate_limit = None;
+        mech
     }
 
     fn compile_call(&mut self, from: NodeRef, occurrence: u32, spec: &CallSpec) -> CallModel {

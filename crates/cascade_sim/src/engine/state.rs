@@ -87,6 +87,8 @@ pub struct SourceState {
     pub guard: Option<Box<CallGuard>>,
     /// Share of its requests admitted (an operator shedding load at the edge sets it below 1).
     pub keep: f64,
+    /// An operator's limit on its new requests (`LimitSource`; `None`: no limit).
+    pub limit: Option<crate::mechanisms::throttle::TokenBucket>,
     /// Share of its new requests that are queries of death (active `QueryOfDeath` faults).
     pub poison_share: f64,
     /// When its last request succeeded (`None`: none yet).

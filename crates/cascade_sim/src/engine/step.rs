@@ -393,6 +393,15 @@ impl Ctx<'_, '_> {
             self.finish_client(j, Outcome::Shed);
             return;
         }
+        if let Some(limit) = st.limit.as_mut()
+            && !limit.try_take(now)
+        {
+            // Above the operator's limit at the edge: answered 429 there, never sent.
+            st.metrics.interval.local_rejected += 1;
+            self.e.jobs.get_mut(j).origin = causality::source_code(s);
+            self.finish_client(j, Outcome::Throttled);
+            return;
+        }
         if st.poison_share > 0.0 && rng::chance(&mut st.rng, st.poison_share) {
             self.e.jobs.get_mut(j).flags |= POISON;
         }

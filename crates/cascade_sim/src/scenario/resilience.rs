@@ -478,6 +478,39 @@ pub enum OperatorAction {
         /// Share kept, in `[0, 1]`.
         keep: f64,
     },
+    /// Admit at most `rate_per_s` new requests a second from a source (after a burst of
+    /// `burst`): the rest fail at once, `throttled` at the edge, and are never sent.
+    LimitSource {
+        /// Source.
+        source: String,
+        /// New requests admitted per second, `> 0`.
+        rate_per_s: f64,
+        /// Bucket size, requests.
+        #[serde(default = "ten_burst")]
+        burst: f64,
+    },
+    /// Lift a source's limit (`LimitSource`).
+    RemoveSourceLimit {
+        /// Source.
+        source: String,
+    },
+    /// Rate-limit each instance of a service to `rate_per_s` (after a burst of `burst`): above
+    /// it requests are answered `throttled` (429) before any work. Replaces the service's own
+    /// `admission.rate_limit` until removed.
+    RateLimit {
+        /// Service.
+        service: String,
+        /// Requests admitted per second by each instance, `> 0`.
+        rate_per_s: f64,
+        /// Bucket size, requests.
+        #[serde(default = "ten_burst")]
+        burst: f64,
+    },
+    /// Lift an operator's rate limit: the service's own `admission.rate_limit` again (or none).
+    RemoveRateLimit {
+        /// Service.
+        service: String,
+    },
     /// Turn retries off for the calls of a service (or every caller when `None`).
     DisableRetries {
         /// The calling service, or every caller.
@@ -543,6 +576,20 @@ impl OperatorAction {
         match self {
             OperatorAction::ShedLoad { source, keep } => {
                 format!("shed {source} to {:.0}%", keep * 100.0)
+            }
+            OperatorAction::LimitSource {
+                source, rate_per_s, ..
+            } => format!("limit {source} to {rate_per_s} new requests/s"),
+            OperatorAction::RemoveSourceLimit { source } => {
+                format!("lift the limit on {source}")
+            }
+            OperatorAction::RateLimit {
+                service,
+                rate_per_s,
+                ..
+            } => format!("rate-limit {service} to {rate_per_s}/s per instance"),
+            OperatorAction::RemoveRateLimit { service } => {
+                format!("lift the operator's rate limit on {service}")
             }
             OperatorAction::DisableRetries { service: Some(s) } => {
                 format!("disable the retries of {s}")

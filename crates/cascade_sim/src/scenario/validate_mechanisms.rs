@@ -58,6 +58,16 @@ fn period(v: &mut Vec<Diagnostic>, path: &str, period_s: f64, tick_ms: f64, what
     }
 }
 
+/// A token bucket's size: at least one request.
+fn bucket_size(v: &mut Vec<Diagnostic>, path: &str, value: f64) {
+    if !(value >= 1.0) || !value.is_finite() {
+        v.push(Diagnostic::new(
+            path.to_owned(),
+            "the burst must be at least 1 request",
+        ));
+    }
+}
+
 fn at_least_one(v: &mut Vec<Diagnostic>, path: &str, value: u32, what: &str) {
     if value == 0 {
         v.push(Diagnostic::new(path, format!("{what} must be at least 1")));
@@ -225,12 +235,7 @@ pub(super) fn service(
             r.rate_per_s,
             "a rate limit",
         );
-        if !(r.burst >= 1.0) || !r.burst.is_finite() {
-            v.push(Diagnostic::new(
-                format!("{p}.admission.rate_limit.burst"),
-                "the burst must be at least 1 request",
-            ));
-        }
+        bucket_size(v, &format!("{p}.admission.rate_limit.burst"), r.burst);
     }
     if a.lifo_above.is_some()
         && matches!(
@@ -917,6 +922,30 @@ pub(super) fn alerts_and_operator(
             OperatorAction::ShedLoad { source, keep } => {
                 known_source(v, &format!("{ap}.source"), source, sources);
                 share(v, &format!("{ap}.keep"), *keep, "keep");
+            }
+            OperatorAction::LimitSource {
+                source,
+                rate_per_s,
+                burst,
+            } => {
+                known_source(v, &format!("{ap}.source"), source, sources);
+                positive(v, &format!("{ap}.rate_per_s"), *rate_per_s, "a rate limit");
+                bucket_size(v, &format!("{ap}.burst"), *burst);
+            }
+            OperatorAction::RemoveSourceLimit { source } => {
+                known_source(v, &format!("{ap}.source"), source, sources);
+            }
+            OperatorAction::RateLimit {
+                service,
+                rate_per_s,
+                burst,
+            } => {
+                known_service(v, &format!("{ap}.service"), service, services, sources);
+                positive(v, &format!("{ap}.rate_per_s"), *rate_per_s, "a rate limit");
+                bucket_size(v, &format!("{ap}.burst"), *burst);
+            }
+            OperatorAction::RemoveRateLimit { service } => {
+                known_service(v, &format!("{ap}.service"), service, services, sources);
             }
             OperatorAction::DisableRetries { service } => {
                 if let Some(s) = service {
