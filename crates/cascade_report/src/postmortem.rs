@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use cascade_sim::events::SimEventKind;
 use cascade_sim::metrics::{Health, MetricsHistory, SystemRow};
-use cascade_sim::scenario::{Scenario, VerdictKind};
+use cascade_sim::scenario::{Scenario, VerdictKind, VerdictSources};
 use cascade_sim::{EventLog, RunSummary};
 
 /// Most points a chart draws.
@@ -139,11 +139,13 @@ pub fn postmortem_md(run: &RunRecord<'_>) -> String {
     if !summary.sustained_by.is_empty() {
         let _ = write!(md, " Sustained by: {}.", summary.sustained_by.join("; "));
     }
-    let _ = writeln!(
+    let _ = write!(
         md,
-        " Client success over the final window: {:.1} %.\n",
+        " Client success over the final window: {:.1} %.",
         summary.final_success_ratio * 100.0
     );
+    md.push_str(&pooled_blind_spot(scenario, summary));
+    md.push_str("\n\n");
     if let Some(expect) = scenario.expect.as_ref().filter(|_| !finished) {
         let _ = writeln!(
             md,
@@ -245,6 +247,31 @@ pub fn postmortem_md(run: &RunRecord<'_>) -> String {
 
 /// Health changes that matter to a postmortem: into or out of failing or down. A busy service
 /// flapping between healthy and degraded would bury the rest.
+/// A sentence when the verdict pools the sources and one of them ended below the healthy
+/// ratio on its own (the pooled ratio hides it), else nothing.
+fn pooled_blind_spot(scenario: &Scenario, summary: &RunSummary) -> String {
+    if scenario.verdict.sources != VerdictSources::Pooled || summary.sources.len() < 2 {
+        return String::new();
+    }
+    // The weakest source judged on its own (ties to the first name).
+    let weakest = summary
+        .sources
+        .iter()
+        .filter_map(|(name, s)| s.final_success_ratio.map(|r| (name, r)))
+        .fold(None::<(&String, f64)>, |worst, (name, r)| match worst {
+            Some((_, w)) if w <= r => worst,
+            _ => Some((name, r)),
+        });
+    match weakest {
+        Some((name, r)) if r < scenario.verdict.healthy_ratio => format!(
+            " The verdict pools every source's requests; `{name}` on its own ended at {:.1} % \
+             (`verdict: (sources: Each)` judges each source apart).",
+            r * 100.0
+        ),
+        _ => String::new(),
+    }
+}
+
 fn notable_health(from: Health, to: Health) -> bool {
     [from, to]
         .iter()

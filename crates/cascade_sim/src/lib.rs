@@ -149,7 +149,7 @@ fn update_live_verdict(world: &mut World) {
             .map(|s| s.0.verdict)
             .unwrap_or_default();
         let interval_s = history.interval_ns as f64 / 1e9;
-        let healthy = health.update(&history.system, interval_s, &settings);
+        let healthy = health.update(verdict::Series::of(history), interval_s, &settings);
         summary::current_verdict_with(world, true, healthy)
     };
     let mut live = world.resource_mut::<LiveVerdict>();

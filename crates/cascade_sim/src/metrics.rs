@@ -737,6 +737,16 @@ pub struct SystemRow {
     pub trigger_active: bool,
 }
 
+/// One source's new requests and goodput over one interval: what the verdict reads when it
+/// judges each source on its own (`verdict: (sources: Each)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SourcePoint {
+    /// New client requests.
+    pub offered: u64,
+    /// Client requests that succeeded.
+    pub goodput: u64,
+}
+
 impl SystemRow {
     /// Goodput over offered (1 when nothing was offered).
     pub fn success_ratio(&self) -> f64 {
@@ -766,6 +776,9 @@ pub struct MetricsHistory {
     pub edges: Vec<VecDeque<EdgeRow>>,
     /// One row per interval.
     pub system: Vec<SystemRow>,
+    /// Each source's new requests and goodput, one point per interval (kept whole, like the
+    /// system series; a source added by a live edit has zeros before it), by source index.
+    pub source_series: Vec<Vec<SourcePoint>>,
     /// Where failures started, per interval (the same intervals as the rows) and in total.
     pub causes: crate::causality::CauseHistory,
 }
@@ -779,6 +792,7 @@ impl Default for MetricsHistory {
             sources: Vec::new(),
             edges: Vec::new(),
             system: Vec::new(),
+            source_series: Vec::new(),
             causes: Default::default(),
         }
     }

@@ -68,6 +68,9 @@ pub struct SourceSummary {
     pub goodput_rps: f64,
     /// Successful requests over finished requests.
     pub success_ratio: f64,
+    /// Goodput over new requests in the verdict's final window, when the source sent at least
+    /// `verdict.min_source_requests` there (what `verdict: (sources: Each)` judges it on).
+    pub final_success_ratio: Option<f64>,
     /// Mean end-to-end latency of successful requests (retries included), ms.
     pub mean_ms: f64,
     /// Median of the same, ms.
@@ -136,7 +139,11 @@ pub fn current_verdict(world: &World, live: bool) -> Option<Verdict> {
     let history = world.get_resource::<MetricsHistory>()?;
     let scenario = &world.get_resource::<ActiveScenario>()?.0;
     let interval_s = history.interval_ns as f64 / 1e9;
-    let healthy = crate::verdict::healthy_intervals(&history.system, interval_s, &scenario.verdict);
+    let healthy = crate::verdict::healthy_intervals(
+        crate::verdict::Series::of(history),
+        interval_s,
+        &scenario.verdict,
+    );
     current_verdict_with(world, live, &healthy)
 }
 
@@ -151,9 +158,10 @@ pub fn current_verdict_with(world: &World, live: bool, healthy: &[bool]) -> Opti
         settings.judge_window_s =
             crate::verdict::live_window_s_with(&history.system, interval_s, &settings, healthy);
     }
+    let series = crate::verdict::Series::of(history);
     // What sustains a metastable state is read from every service's counters over the
     // window: gathered only when the verdict is metastable (this runs at every interval close).
-    let verdict = judge_with(&history.system, interval_s, &settings, &[], healthy);
+    let verdict = judge_with(series, interval_s, &settings, &[], healthy);
     if verdict.kind != VerdictKind::Metastable {
         return Some(verdict);
     }
@@ -169,7 +177,7 @@ pub fn current_verdict_with(world: &World, live: bool, healthy: &[bool]) -> Opti
         })
         .collect();
     Some(judge_with(
-        &history.system,
+        series,
         interval_s,
         &settings,
         &window_counters(history, &names, window),
@@ -255,6 +263,23 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
     let mut origins: Vec<BTreeMap<String, u64>> = (0..graph.sources.len())
         .map(|s| crate::causality::origins_of(&history.causes, &graph, s as u32))
         .collect();
+    let final_ratios: Vec<Option<f64>> = {
+        let settings = &scenario.verdict;
+        let n = history.system.len();
+        let window = ((settings.judge_window_s / (history.interval_ns as f64 / 1e9)).round()
+            as usize)
+            .clamp(1, n.max(1));
+        history
+            .source_series
+            .iter()
+            .map(|points| {
+                let (o, g) = points[n.saturating_sub(window).min(points.len())..]
+                    .iter()
+                    .fold((0u64, 0u64), |(o, g), p| (o + p.offered, g + p.goodput));
+                (o >= settings.min_source_requests.max(1)).then(|| g as f64 / o as f64)
+            })
+            .collect()
+    };
     let mut sources = BTreeMap::new();
     let mut q = world.query::<&SourceState>();
     for st in q.iter(world) {
@@ -277,6 +302,7 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
                 retry_rps: per_s(c.offered_retry),
                 goodput_rps: per_s(c.goodput),
                 success_ratio: ratio(c.succeeded, finished),
+                final_success_ratio: final_ratios.get(st.index as usize).copied().flatten(),
                 mean_ms: if c.succeeded == 0 {
                     0.0
                 } else {

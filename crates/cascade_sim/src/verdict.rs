@@ -22,8 +22,8 @@
 use bevy_ecs::prelude::*;
 use serde::Serialize;
 
-use crate::metrics::{Gauges, MetricsHistory, NodeCounters, SystemRow};
-use crate::scenario::{VerdictKind, VerdictSettings};
+use crate::metrics::{Gauges, MetricsHistory, NodeCounters, SourcePoint, SystemRow};
+use crate::scenario::{VerdictKind, VerdictSettings, VerdictSources};
 
 /// A verdict with its evidence.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -43,39 +43,84 @@ pub struct Verdict {
 /// Judges a run from its system rows. `interval_s` is the metrics interval; `window` holds
 /// each service's counters over the final window (named), used to explain a metastable state.
 pub fn judge(
-    rows: &[SystemRow],
+    series: Series<'_>,
     interval_s: f64,
     settings: &VerdictSettings,
     window: &[ServiceWindow],
 ) -> Verdict {
     judge_with(
-        rows,
+        series,
         interval_s,
         settings,
         window,
-        &healthy_intervals(rows, interval_s, settings),
+        &healthy_intervals(series, interval_s, settings),
     )
+}
+
+/// What the verdict reads: the system series and each source's own (the latter only when
+/// `verdict.sources` is `Each`).
+#[derive(Clone, Copy, Debug)]
+pub struct Series<'a> {
+    /// One row per interval.
+    pub system: &'a [SystemRow],
+    /// Each source's points, one per interval (at most as many as the system rows).
+    pub sources: &'a [Vec<SourcePoint>],
+}
+
+impl<'a> Series<'a> {
+    /// The series of a history.
+    pub fn of(history: &'a MetricsHistory) -> Self {
+        Series {
+            system: &history.system,
+            sources: &history.source_series,
+        }
+    }
+
+    /// The success ratio over intervals `from..to` (1 when nothing was offered): of all
+    /// sources pooled, or the lowest of the sources' that offered at least
+    /// `min_source_requests` new requests in it (pooled when none did).
+    fn ratio(&self, settings: &VerdictSettings, from: usize, to: usize) -> f64 {
+        let ratio = |(o, g): (u64, u64)| if o == 0 { 1.0 } else { g as f64 / o as f64 };
+        let pooled = || {
+            ratio(
+                self.system[from..to]
+                    .iter()
+                    .fold((0, 0), |(o, g), r| (o + r.offered, g + r.goodput)),
+            )
+        };
+        match settings.sources {
+            VerdictSources::Pooled => pooled(),
+            VerdictSources::Each => self
+                .sources
+                .iter()
+                .filter_map(|points| {
+                    let (from, to) = (from.min(points.len()), to.min(points.len()));
+                    let sums = points[from..to]
+                        .iter()
+                        .fold((0, 0), |(o, g), p| (o + p.offered, g + p.goodput));
+                    (sums.0 >= settings.min_source_requests.max(1)).then(|| ratio(sums))
+                })
+                .reduce(f64::min)
+                .unwrap_or_else(pooled),
+        }
+    }
 }
 
 /// [`judge`] with each interval's health already known (`healthy_at`, as
 /// [`healthy_intervals`] gives it, for instance from a [`HealthSeries`]).
 pub fn judge_with(
-    rows: &[SystemRow],
+    series: Series<'_>,
     interval_s: f64,
     settings: &VerdictSettings,
     window: &[ServiceWindow],
     healthy_at: &[bool],
 ) -> Verdict {
+    let rows = series.system;
     let n = rows.len();
     debug_assert_eq!(healthy_at.len(), n);
     let window_len = ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1));
     let final_rows = &rows[n.saturating_sub(window_len)..];
-    let final_ratio = {
-        let (o, g) = final_rows
-            .iter()
-            .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
-        if o == 0 { 1.0 } else { g as f64 / o as f64 }
-    };
+    let final_ratio = series.ratio(settings, n - final_rows.len(), n);
     let last_trigger = rows.iter().rposition(|r| r.trigger_active);
     let trigger_end_s = last_trigger
         .filter(|&i| i + 1 < n)
@@ -125,12 +170,12 @@ pub fn judge_with(
 /// spans the smoothing window (so a system back to health for `smooth_s` reads `recovered`,
 /// one unhealthy since the trigger ended reads `metastable`); while the streak is shorter the
 /// window reaches back over the trigger, which reads `down` (the outcome is not settled yet).
-pub fn live_window_s(rows: &[SystemRow], interval_s: f64, settings: &VerdictSettings) -> f64 {
+pub fn live_window_s(series: Series<'_>, interval_s: f64, settings: &VerdictSettings) -> f64 {
     live_window_s_with(
-        rows,
+        series.system,
         interval_s,
         settings,
-        &healthy_intervals(rows, interval_s, settings),
+        &healthy_intervals(series, interval_s, settings),
     )
 }
 
@@ -168,14 +213,15 @@ pub fn live_window_s_with(
 /// it only (the outage's last seconds do not make a system that is already well look ill),
 /// an interval before it on evidence before it.
 pub fn healthy_intervals(
-    rows: &[SystemRow],
+    series: Series<'_>,
     interval_s: f64,
     settings: &VerdictSettings,
 ) -> Vec<bool> {
-    let half = smoothing_half(rows.len(), interval_s, settings);
-    let after_trigger = after_last_trigger(rows);
-    (0..rows.len())
-        .map(|i| healthy_at(rows, i, half, after_trigger, settings.healthy_ratio))
+    let n = series.system.len();
+    let half = smoothing_half(n, interval_s, settings);
+    let after_trigger = after_last_trigger(series.system);
+    (0..n)
+        .map(|i| healthy_at(series, i, half, after_trigger, settings))
         .collect()
 }
 
@@ -191,27 +237,27 @@ fn after_last_trigger(rows: &[SystemRow]) -> Option<usize> {
 
 /// Whether interval `i` is healthy (see [`healthy_intervals`]).
 fn healthy_at(
-    rows: &[SystemRow],
+    series: Series<'_>,
     i: usize,
     half: usize,
     after_trigger: Option<usize>,
-    ratio: f64,
+    settings: &VerdictSettings,
 ) -> bool {
     // The first interval is a warm-up: requests that arrived late in it complete in the next,
     // so its success ratio is biased low by up to (latency / interval).
     if i == 0 {
         return true;
     }
-    let (mut from, mut to) = (i.saturating_sub(half), (i + half + 1).min(rows.len()));
+    let (mut from, mut to) = (
+        i.saturating_sub(half),
+        (i + half + 1).min(series.system.len()),
+    );
     match after_trigger {
         Some(t) if i >= t => from = from.max(t),
         Some(t) => to = to.min(t),
         None => {}
     }
-    let (o, g) = rows[from..to]
-        .iter()
-        .fold((0u64, 0u64), |(o, g), r| (o + r.offered, g + r.goodput));
-    o == 0 || g as f64 / o as f64 >= ratio
+    series.ratio(settings, from, to) >= settings.healthy_ratio
 }
 
 /// [`healthy_intervals`] kept up to date as intervals close, recomputing only the intervals
@@ -222,7 +268,7 @@ fn healthy_at(
 pub struct HealthSeries {
     flags: Vec<bool>,
     half: usize,
-    ratio: f64,
+    settings: VerdictSettings,
     after_trigger: Option<usize>,
 }
 
@@ -231,20 +277,22 @@ impl HealthSeries {
     /// start over: fewer rows or other settings recompute everything).
     pub fn update(
         &mut self,
-        rows: &[SystemRow],
+        series: Series<'_>,
         interval_s: f64,
         settings: &VerdictSettings,
     ) -> &[bool] {
-        let n = rows.len();
+        let n = series.system.len();
         let half = smoothing_half(n, interval_s, settings);
-        let after_trigger = after_last_trigger(rows);
-        let ratio = settings.healthy_ratio;
+        let after_trigger = after_last_trigger(series.system);
         let old = self.flags.len();
-        if n < old || half != self.half || ratio != self.ratio {
+        let same_rule = self.settings.healthy_ratio == settings.healthy_ratio
+            && self.settings.sources == settings.sources
+            && self.settings.min_source_requests == settings.min_source_requests;
+        if n < old || half != self.half || !same_rule {
             *self = HealthSeries {
-                flags: healthy_intervals(rows, interval_s, settings),
+                flags: healthy_intervals(series, interval_s, settings),
                 half,
-                ratio,
+                settings: *settings,
                 after_trigger,
             };
             return &self.flags;
@@ -252,7 +300,7 @@ impl HealthSeries {
         self.flags.resize(n, true);
         let redo = |from: usize, to: usize, flags: &mut [bool]| {
             for (i, flag) in flags.iter_mut().enumerate().take(to).skip(from) {
-                *flag = healthy_at(rows, i, half, after_trigger, ratio);
+                *flag = healthy_at(series, i, half, after_trigger, settings);
             }
         };
         // Windows that reach the rows added since the last call (and the rows themselves).
@@ -532,19 +580,109 @@ mod tests {
             .collect()
     }
 
+    /// Rows judged with every source pooled (no per-source series).
+    fn pooled(rows: &[SystemRow]) -> Series<'_> {
+        Series {
+            system: rows,
+            sources: &[],
+        }
+    }
+
     fn settings() -> VerdictSettings {
         VerdictSettings {
             healthy_ratio: 0.9,
             judge_window_s: 3.0,
             smooth_s: 1.0,
+            sources: VerdictSources::Pooled,
+            min_source_requests: 50,
         }
+    }
+
+    #[test]
+    fn judged_each_on_its_own_a_small_source_that_stays_down_is_metastable() {
+        // A large source (1,000/s) always served; a small one (20/s) served until a 3-s
+        // trigger, then never again. Pooled, the worst interval is 1,000 / 1,020 = 0.980 ≥
+        // 0.9: stable. Each on its own, the small source is unhealthy from the trigger on, and
+        // the trigger is over before the final window: metastable, at the small one's ratio.
+        let n = 20;
+        let trigger = 5..8;
+        let large: Vec<SourcePoint> = (0..n)
+            .map(|_| SourcePoint {
+                offered: 1000,
+                goodput: 1000,
+            })
+            .collect();
+        let small: Vec<SourcePoint> = (0..n)
+            .map(|i| SourcePoint {
+                offered: 20,
+                goodput: if i < trigger.start { 20 } else { 0 },
+            })
+            .collect();
+        let system: Vec<SystemRow> = (0..n)
+            .map(|i| SystemRow {
+                interval: i as u32,
+                offered: 1020,
+                goodput: large[i].goodput + small[i].goodput,
+                hops: 0,
+                trigger_active: trigger.contains(&i),
+            })
+            .collect();
+        let sources = [large, small];
+        let both = Series {
+            system: &system,
+            sources: &sources,
+        };
+        let mut s = VerdictSettings {
+            judge_window_s: 5.0,
+            ..VerdictSettings::default()
+        };
+        let pooled = judge(both, 1.0, &s, &[]);
+        assert_eq!(pooled.kind, VerdictKind::Stable);
+        assert!((pooled.final_success_ratio - 1000.0 / 1020.0).abs() < 1e-12);
+        s.sources = VerdictSources::Each;
+        let each = judge(both, 1.0, &s, &[]);
+        assert_eq!(each.kind, VerdictKind::Metastable);
+        assert_eq!(each.final_success_ratio, 0.0);
+        // Healthy until the smoothing window (5 s, centred) reaches the first failed interval.
+        let healthy = healthy_intervals(both, 1.0, &s);
+        assert_eq!(healthy.iter().position(|&h| !h), Some(3));
+        // A source that sends nothing in a window, or too little to judge, does not count.
+        let mut quiet = sources.clone();
+        for p in &mut quiet[1][trigger.start..] {
+            *p = SourcePoint::default();
+        }
+        let quiet = Series {
+            system: &system,
+            sources: &quiet,
+        };
+        assert_eq!(judge(quiet, 1.0, &s, &[]).kind, VerdictKind::Stable);
+        // 3 requests a second, all failing: 15 in a 5-s window, fewer than the 50 judged. The
+        // windows that still hold busy seconds from before are judged (interval 4: 60 of 66,
+        // 0.909), the later ones not: stable.
+        let mut sparse = sources.clone();
+        for p in &mut sparse[1][trigger.start..] {
+            *p = SourcePoint {
+                offered: 3,
+                goodput: 0,
+            };
+        }
+        let sparse_series = Series {
+            system: &system,
+            sources: &sparse,
+        };
+        assert_eq!(judge(sparse_series, 1.0, &s, &[]).kind, VerdictKind::Stable);
+        s.min_source_requests = 15;
+        assert_eq!(
+            judge(sparse_series, 1.0, &s, &[]).kind,
+            VerdictKind::Metastable
+        );
     }
 
     #[test]
     fn never_unhealthy_is_stable() {
         let rows = series(&[(1.0, false), (0.95, true), (1.0, false), (1.0, false)]);
         assert_eq!(
-            judge(&rows, 1.0, &settings(), &[]).kind,
+            judge(pooled(&rows), 1.0, &settings(), &[]).kind,
             VerdictKind::Stable
         );
     }
@@ -560,7 +698,7 @@ mod tests {
             (1.0, false),
             (1.0, false),
         ]);
-        let v = judge(&rows, 1.0, &settings(), &[]);
+        let v = judge(pooled(&rows), 1.0, &settings(), &[]);
         assert_eq!(v.kind, VerdictKind::Recovered);
         // Trigger ends at t = 2 s; healthy from t = 4 s.
         assert_eq!(v.recovery_seconds, Some(2.0));
@@ -579,13 +717,15 @@ mod tests {
             healthy_ratio: 0.9,
             judge_window_s: 10.0,
             smooth_s: 5.0,
+            sources: VerdictSources::Pooled,
+            min_source_requests: 50,
         };
-        let v = judge(&rows, 1.0, &settings, &[]);
+        let v = judge(pooled(&rows), 1.0, &settings, &[]);
         assert_eq!(v.kind, VerdictKind::Recovered);
         assert_eq!(v.recovery_seconds, Some(0.0));
         // The outage's own intervals are still judged with their neighbours before the end:
         // the last healthy one before it averages in two bad seconds.
-        let healthy = healthy_intervals(&rows, 1.0, &settings);
+        let healthy = healthy_intervals(pooled(&rows), 1.0, &settings);
         assert_eq!(&healthy[3..6], &[false, false, false]);
     }
 
@@ -606,8 +746,10 @@ mod tests {
             healthy_ratio: 0.9,
             judge_window_s: 5.0,
             smooth_s: 5.0,
+            sources: VerdictSources::Pooled,
+            min_source_requests: 50,
         };
-        let v = judge(&rows, 1.0, &smooth, &[]);
+        let v = judge(pooled(&rows), 1.0, &smooth, &[]);
         assert_eq!(v.kind, VerdictKind::Recovered);
         // Trigger ends at 6 s; the 5-s mean is healthy from the interval starting at 9 s.
         assert_eq!(
@@ -636,7 +778,7 @@ mod tests {
             },
             ..ServiceWindow::default()
         }];
-        let v = judge(&rows, 1.0, &settings(), &window);
+        let v = judge(pooled(&rows), 1.0, &settings(), &window);
         assert_eq!(v.kind, VerdictKind::Metastable);
         assert!(
             v.sustained_by[0].starts_with("retry amplification at db (3.0×"),
@@ -805,6 +947,8 @@ mod tests {
                 healthy_ratio: 0.9,
                 judge_window_s: 10.0,
                 smooth_s,
+                sources: VerdictSources::Pooled,
+                min_source_requests: 50,
             };
             let mut ratios = Vec::new();
             let mut kept = HealthSeries::default();
@@ -817,8 +961,8 @@ mod tests {
                 ratios.push((ratio, crate::rng::chance(&mut rng, 0.05)));
                 let rows = series(&ratios);
                 assert_eq!(
-                    kept.update(&rows, 1.0, &settings),
-                    healthy_intervals(&rows, 1.0, &settings).as_slice(),
+                    kept.update(pooled(&rows), 1.0, &settings),
+                    healthy_intervals(pooled(&rows), 1.0, &settings).as_slice(),
                     "after {} intervals, smoothing {smooth_s} s",
                     rows.len()
                 );
@@ -835,10 +979,13 @@ mod tests {
             (0.0, true),
             (0.0, true),
         ]);
-        assert_eq!(judge(&rows, 1.0, &settings(), &[]).kind, VerdictKind::Down);
+        assert_eq!(
+            judge(pooled(&rows), 1.0, &settings(), &[]).kind,
+            VerdictKind::Down
+        );
         let overload = series(&[(0.5, false), (0.5, false), (0.5, false)]);
         assert_eq!(
-            judge(&overload, 1.0, &settings(), &[]).kind,
+            judge(pooled(&overload), 1.0, &settings(), &[]).kind,
             VerdictKind::Down,
             "no trigger: overload"
         );
@@ -850,8 +997,8 @@ mod tests {
         (1..=rows.len())
             .map(|n| {
                 let mut s = *settings;
-                s.judge_window_s = live_window_s(&rows[..n], 1.0, settings);
-                judge(&rows[..n], 1.0, &s, &[]).kind
+                s.judge_window_s = live_window_s(pooled(&rows[..n]), 1.0, settings);
+                judge(pooled(&rows[..n]), 1.0, &s, &[]).kind
             })
             .collect()
     }
@@ -869,6 +1016,8 @@ mod tests {
             healthy_ratio: 0.9,
             judge_window_s: 30.0,
             smooth_s: 5.0,
+            sources: VerdictSources::Pooled,
+            min_source_requests: 50,
         };
         let v = live_verdicts(&ratios, &smooth);
         assert!(!v.contains(&VerdictKind::Metastable), "{v:?}");
@@ -888,6 +1037,8 @@ mod tests {
             healthy_ratio: 0.9,
             judge_window_s: 30.0,
             smooth_s: 5.0,
+            sources: VerdictSources::Pooled,
+            min_source_requests: 50,
         };
         let v = live_verdicts(&ratios, &smooth);
         assert_eq!(

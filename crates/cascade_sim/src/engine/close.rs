@@ -9,7 +9,7 @@ use super::step::Ctx;
 use crate::causality::CauseSite;
 use crate::events::SimEventKind;
 use crate::metrics::{
-    EdgeRow, Health, MetricsHistory, NodeCounters, NodeRow, QUANTILES, SystemRow,
+    EdgeRow, Health, MetricsHistory, NodeCounters, NodeRow, QUANTILES, SourcePoint, SystemRow,
 };
 use crate::time::Nanos;
 
@@ -24,6 +24,9 @@ impl Ctx<'_, '_> {
             .resize_with(self.services.len(), Default::default);
         self.history
             .sources
+            .resize_with(self.sources.len(), Default::default);
+        self.history
+            .source_series
             .resize_with(self.sources.len(), Default::default);
         self.history
             .edges
@@ -112,6 +115,12 @@ impl Ctx<'_, '_> {
             let c = src.metrics.interval;
             system.offered += c.offered_first;
             system.goodput += c.goodput;
+            let series = &mut self.history.source_series[s];
+            series.resize(k as usize, SourcePoint::default());
+            series.push(SourcePoint {
+                offered: c.offered_first,
+                goodput: c.goodput,
+            });
             let latency_ms = if src.metrics.hist.is_empty() {
                 [0.0; 4]
             } else {

@@ -1440,6 +1440,36 @@ pub struct VerdictSettings {
     /// Health is judged on the success ratio over this many seconds centred on each interval.
     #[serde(default = "default_smooth_s")]
     pub smooth_s: f64,
+    /// Whose success ratio: all sources' requests pooled, or each source's on its own.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub sources: VerdictSources,
+    /// Judging each source on its own, a source with fewer new requests than this in a
+    /// window is not judged on it (too few for its ratio to say much).
+    #[serde(
+        default = "default_min_source_requests",
+        skip_serializing_if = "is_default_min_source_requests"
+    )]
+    pub min_source_requests: u64,
+}
+
+fn default_min_source_requests() -> u64 {
+    50
+}
+
+fn is_default_min_source_requests(v: &u64) -> bool {
+    *v == default_min_source_requests()
+}
+
+/// Whose success ratio the verdict judges (`verdict.sources`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VerdictSources {
+    /// Goodput over new requests of every source together: a small source failing beside a
+    /// large healthy one barely moves it.
+    #[default]
+    Pooled,
+    /// Each source on its own: an interval is healthy only when every source's ratio is (a
+    /// source with fewer than `min_source_requests` new requests in the window is not judged).
+    Each,
 }
 
 fn default_smooth_s() -> f64 {
@@ -1459,6 +1489,8 @@ impl Default for VerdictSettings {
             healthy_ratio: default_healthy_ratio(),
             judge_window_s: default_judge_window_s(),
             smooth_s: default_smooth_s(),
+            sources: VerdictSources::Pooled,
+            min_source_requests: default_min_source_requests(),
         }
     }
 }
