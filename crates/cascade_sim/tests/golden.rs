@@ -187,7 +187,8 @@ fn mechanisms_sink() -> Scenario {
 
 fn zoned() -> Scenario {
     // Zones under both zone faults: planned leaves whose answers cross a cut that starts
-    // while they work, deferred sends, and a zone outage of a zone the leaf's instances share.
+    // while they work, deferred sends, a zone outage of a zone the leaf's instances share,
+    // and zone routing (of a planned leaf too).
     common::parse(
         r#"(
         version: 1, name: "zones", duration_s: 1, seed: 31, sample_every: 7,
@@ -196,9 +197,10 @@ fn zoned() -> Scenario {
             (name: "batch", target: "api", zone: Some("b"), rate: Constant(200), timeout_ms: 400.0),
         ],
         services: [
-            (name: "api", instances: 3, zones: ["a", "b", "c"], workers: 60, service_time: Exponential(mean_ms: 1.0),
-             calls: [(to: "db", timeout_ms: 100.0, retry: (max_attempts: 2))]),
+            (name: "api", instances: 3, zones: ["a", "b", "c"], zone_routing: SameZone(spill_below: 0.5), workers: 60, service_time: Exponential(mean_ms: 1.0),
+             calls: [(to: "db", timeout_ms: 100.0, retry: (max_attempts: 2)), (to: "kv", probability: 0.5, timeout_ms: 30.0)]),
             (name: "db", instances: 4, zones: ["a", "b", "c"], lb: LeastOutstanding, workers: 4, service_time: Exponential(mean_ms: 3.0)),
+            (name: "kv", instances: 5, zones: ["a", "b"], lb: Random, zone_routing: SameZone(), workers: 2, service_time: Exponential(mean_ms: 2.0)),
         ],
         faults: [
             (at_s: 2.0, duration_s: 2.5, fault: ZonePartition(zones: ["a"])),

@@ -125,6 +125,10 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
             (svc.scaling.is_some(), "load-dependent service time"),
             (svc.sharding.is_some(), "key-based routing"),
             (
+                svc.zone_routing != scenario::ZoneRouting::AllZones,
+                "zone routing",
+            ),
+            (
                 svc.scaling
                     .is_some_and(|s| s.counts == ScalingCounts::Present),
                 "load-dependent service time over the requests present",
@@ -185,6 +189,20 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
     }
     if !s.operator.is_empty() {
         f.insert("operator");
+    }
+    for step in &s.operator {
+        match step.action {
+            scenario::OperatorAction::RateLimit { .. } => {
+                f.insert("operator rate limit");
+            }
+            scenario::OperatorAction::LimitSource { .. } => {
+                f.insert("operator source limit");
+            }
+            _ => {}
+        }
+    }
+    if s.verdict.sources == scenario::VerdictSources::Each {
+        f.insert("verdict per source");
     }
     for fault in &s.faults {
         f.insert(match fault.fault {
@@ -268,6 +286,10 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "alerts",
         "monitoring dependency",
         "operator",
+        "operator rate limit",
+        "operator source limit",
+        "zone routing",
+        "verdict per source",
         "cache flush fault",
         "TTL storm fault",
         "restart fault",

@@ -240,3 +240,101 @@ fn bad_zones_are_explained() {
     let (_, _, hint) = first("[]", r#"ZoneOutage(zone: "a")"#);
     assert!(hint.is_some_and(|h| h.contains("zones:")));
 }
+
+/// Two zones: `web` (one instance in each, picked in turn) calls `db` (four instances: 0 and 2
+/// in zone a, 1 and 3 in b, picked in turn) with `routing`. db's instance 0 is killed at 2 s
+/// and its health checks take it out of rotation by 3 s; zone a is cut off from b from 10 s
+/// to 40 s. Calls that cross the cut are lost.
+fn routed(routing: &str) -> Scenario {
+    common::parse(&format!(
+        r#"(
+            version: 1, name: "zone routing", duration_s: 1, seed: 8,
+            sources: [(name: "users", target: "web", rate: Constant(400), timeout_ms: 2000.0)],
+            services: [
+                (name: "web", instances: 2, zones: ["a", "b"], workers: 100,
+                 service_time: Exponential(mean_ms: 1.0), calls: [(to: "db", timeout_ms: 100.0)]),
+                (name: "db", instances: 4, zones: ["a", "b"], workers: 100, zone_routing: {routing},
+                 service_time: Exponential(mean_ms: 2.0),
+                 health_check: (interval_s: 0.25, timeout_ms: 50.0, unhealthy_after: 2, healthy_after: 2)),
+            ],
+            faults: [
+                (at_s: 2.0, fault: Kill(service: "db", instances: First(1))),
+                (at_s: 10.0, duration_s: 30.0, fault: ZonePartition(zones: ["a"])),
+            ],
+        )"#
+    ))
+}
+
+/// web's calls to db over intervals `[from, to)`: `(attempts, lost)`.
+fn db_calls(sim: &Simulation, from: u32, to: u32) -> (u64, u64) {
+    sim.history().edges[1]
+        .iter()
+        .filter(|r| (from..to).contains(&r.interval))
+        .fold((0, 0), |(a, l), r| {
+            (a + r.counters.attempts, l + r.counters.lost)
+        })
+}
+
+#[test]
+fn same_zone_routing_keeps_calls_in_the_callers_zone_until_too_few_instances_are_left() {
+    // Instances 1, 2 and 3 are routable during the cut: zone a has 1 of its 2.
+    // Every zone alike: web's instance in a sends 2 of every 3 calls across the cut (to 1 and
+    // 3), the one in b 1 of 3 (to 2); they share db's round robin, so about half of all calls
+    // are lost (binomial error).
+    let sim = run(&routed("AllZones"), 45.0);
+    let (attempts, lost) = db_calls(&sim, 12, 38);
+    let se = (0.25 / attempts as f64).sqrt();
+    let share = lost as f64 / attempts as f64;
+    assert!(
+        (share - 0.5).abs() <= common::Z * se,
+        "every zone: {lost} of {attempts} lost, expected half (se {se:.4})"
+    );
+    // In the caller's zone, spilling below half: zone a keeps 1 of 2 (not below half), so
+    // every call stays in its caller's zone and none crosses the cut.
+    let sim = run(&routed("SameZone(spill_below: 0.5)"), 45.0);
+    let (attempts, lost) = db_calls(&sim, 0, 45);
+    assert_eq!(lost, 0, "no call crosses the cut ({attempts} calls)");
+    // (Only the calls refused by instance 0 before its health checks took it out fail.)
+    assert_eq!(users(&sim, 3, 45).failed_total(), 0);
+    // Spilling below three quarters: zone a spills over to every zone, so web's instance in a
+    // (every other request, round robin) sends 2 of 3 calls across (db's own round robin over
+    // 1, 2, 3), and the one in b none: a third of all calls, to within the cursors' phase.
+    let sim = run(&routed("SameZone(spill_below: 0.75)"), 45.0);
+    let (attempts, lost) = db_calls(&sim, 12, 38);
+    let third = attempts as f64 / 3.0;
+    assert!(
+        (lost as f64 - third).abs() <= 3.0,
+        "spilling: {lost} of {attempts} lost, expected a third ({third:.1})"
+    );
+    // Before the kill (both of a's instances routable) nothing spills and nothing is cut yet.
+    assert_eq!(users(&sim, 0, 2).failed_total(), 0);
+}
+
+#[test]
+fn zone_routing_is_explained_when_it_cannot_apply() {
+    let text = |extra: &str| {
+        format!(
+            r#"(
+                version: 1, name: "bad", duration_s: 10,
+                sources: [(name: "users", target: "api", rate: Constant(10))],
+                services: [(name: "api", instances: 3, workers: 1{extra},
+                            service_time: Exponential(mean_ms: 1.0))],
+            )"#
+        )
+    };
+    let (path, message, hint) = common::first_problem(&text(", zone_routing: SameZone()"));
+    assert_eq!(
+        (path.as_str(), message.as_str()),
+        ("services[0].zone_routing", "zone routing without zones")
+    );
+    assert!(hint.is_some_and(|h| h.contains("zones:")));
+    let (path, _, _) = common::first_problem(&text(
+        r#", zones: ["a"], zone_routing: SameZone(spill_below: 1.5)"#,
+    ));
+    assert_eq!(path, "services[0].zone_routing.spill_below");
+    let (path, message, _) = common::first_problem(&text(
+        r#", zones: ["a"], zone_routing: SameZone(), sharding: (keys: 10)"#,
+    ));
+    assert_eq!(path, "services[0].zone_routing");
+    assert!(message.contains("key-routed"), "{message}");
+}

@@ -325,6 +325,9 @@ impl Ctx<'_, '_> {
             criticality: p.criticality,
         });
         self.e.jobs.get_mut(k).flags |= HEDGE_COPY;
+        if self.e.model.zone_routed(call.to) {
+            self.e.jobs.side_mut(k).caller_zone = self.caller_zone(j);
+        }
         let jm = self.e.jobs.get_mut(j);
         jm.token = new_token;
         jm.child = k;

@@ -177,6 +177,9 @@ pub struct Job {
     pub origin: u16,
 }
 
+/// [`JobSide::caller_zone`] of a caller in no zone.
+pub const NO_ZONE: u16 = u16::MAX;
+
 /// The rarely used part of a job, kept beside [`Job`] so that a job stays within two cache
 /// lines. Not reset when a slot is reused: each field is written before it is read (under the
 /// [`HEDGED`] or [`ALT`] flag, or at an internal job's creation).
@@ -191,6 +194,9 @@ pub struct JobSide {
     /// The key its current call carries to a key-routed service (written when the call's first
     /// attempt is sent, [`NONE`], and when that attempt arrives and draws it).
     pub shard_key: u32,
+    /// An attempt to a zone-routed service: its caller's zone ([`NO_ZONE`]: none), written
+    /// when it is sent (only then).
+    pub caller_zone: u16,
     /// Internal jobs of instances: the instance's incarnation when made (stale after a restart).
     pub incarnation: u32,
     /// The instance that blackholed an attempt of the current call (valid under [`BLACKHOLED`]).

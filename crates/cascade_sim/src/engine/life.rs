@@ -788,6 +788,11 @@ impl Ctx<'_, '_> {
             };
             self.log_mech(s, what);
         }
+        let registered = if self.e.model.zone_routed(s) {
+            self.zone_counts(&base)
+        } else {
+            Vec::new()
+        };
         let routable = if panic { base } else { qualified };
         for i in 0..self.services[s as usize].instances.len() {
             let g = self.services[s as usize].instances[i];
@@ -796,7 +801,38 @@ impl Ctx<'_, '_> {
         for &g in &routable {
             self.instances[g as usize].routable = true;
         }
+        self.rebuild_zone_routable(s, &routable, registered);
         self.services[s as usize].routable = routable;
+    }
+
+    /// Instances of `list` in each zone, by zone id.
+    fn zone_counts(&self, list: &[u32]) -> Vec<u32> {
+        let mut counts = vec![0u32; self.e.model.zone_names.len()];
+        for &g in list {
+            if let Some(z) = self.instance_zone(g) {
+                counts[z as usize] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Zone routing's per-zone lists of service `s`, from its new routable list and its
+    /// registered instances per zone (cleared for a service without zone routing). A zone's
+    /// round-robin cursor is kept.
+    fn rebuild_zone_routable(&mut self, s: u32, routable: &[u32], registered: Vec<u32>) {
+        let zones = registered.len();
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); zones];
+        if zones > 0 {
+            for &g in routable {
+                if let Some(z) = self.instance_zone(g) {
+                    lists[z as usize].push(g);
+                }
+            }
+        }
+        let svc = &mut *self.services[s as usize];
+        svc.zone_cursor.resize(zones, 0);
+        svc.zone_routable = lists;
+        svc.zone_registered = registered;
     }
 
     // ---------------------------------------------------------------- live edits

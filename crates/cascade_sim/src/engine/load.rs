@@ -305,6 +305,9 @@ pub(crate) fn service_state(model: &Model, i: u32) -> ServiceState {
         rt: service_runtime(model, i),
         least_loaded: None,
         load_dirty: Vec::new(),
+        zone_routable: Vec::new(),
+        zone_registered: Vec::new(),
+        zone_cursor: Vec::new(),
     }
 }
 

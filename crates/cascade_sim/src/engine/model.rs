@@ -20,7 +20,7 @@ use crate::mechanisms::scaling::Scaling;
 use crate::retry::RetryModel;
 use crate::scenario::{
     AlertSpec, CallSpec, FanOut, LoadBalancer, NodeKind, OperatorAction, OperatorStep,
-    QueueDiscipline, RateProfile, Scenario, ServiceSpec,
+    QueueDiscipline, RateProfile, Scenario, ServiceSpec, ZoneRouting,
 };
 use crate::time::{NEVER, Nanos, ms_to_ns, s_to_ns};
 
@@ -92,6 +92,9 @@ pub struct ServiceModel {
     /// The zones its instances are spread over, in turn (ids of [`Model::zone_names`]; empty:
     /// in no zone).
     pub zones: Vec<u16>,
+    /// Zone routing: the share of a zone's registered instances that must be routable to keep
+    /// a caller's requests in its zone (`None`: every zone alike).
+    pub same_zone: Option<f64>,
     /// Key-based routing (`None`: `lb` for every request).
     pub shard: Option<Box<ShardModel>>,
     /// Downstream calls in order.
@@ -216,6 +219,9 @@ pub struct Model {
     pub services: Vec<ServiceModel>,
     /// Some service routes by key: only then does a call look at its callee's sharding.
     pub any_sharded: bool,
+    /// Some service routes by its callers' zones: only then is a caller's zone carried with
+    /// its attempts.
+    pub any_zone_routed: bool,
     /// Some service honours cancellation: only then does an abandoned attempt send a cancel.
     pub any_cancellation: bool,
     /// Sources by index.
@@ -262,6 +268,13 @@ impl Model {
     pub fn zone_of(&self, s: u32, ordinal: u32) -> Option<u16> {
         let zones = &self.services[s as usize].zones;
         (!zones.is_empty()).then(|| zones[ordinal as usize % zones.len()])
+    }
+
+    /// Whether service `s` keeps its callers' requests in their zones (one flag test when
+    /// none does).
+    #[inline]
+    pub fn zone_routed(&self, s: u32) -> bool {
+        self.any_zone_routed && self.services[s as usize].same_zone.is_some()
     }
 
     /// Whether requests to service `s` are routed by key (one flag test when none is).
@@ -312,6 +325,7 @@ impl Model {
             dist: Dist::Deterministic { ns: 1 },
             lb: LoadBalancer::RoundRobin,
             zones: Vec::new(),
+            same_zone: None,
             shard: None,
             calls: Vec::new(),
             fan_out: FanOut::Sequential,
@@ -396,6 +410,13 @@ impl Model {
                 edf: s.queue.discipline == QueueDiscipline::Deadline,
                 dist: Dist::compile(&s.service_time),
                 lb: s.lb,
+                // Zone routing needs zones; a key-routed service ignores it (validation says).
+                same_zone: match s.zone_routing {
+                    ZoneRouting::SameZone { spill_below } if !s.zones.is_empty() => {
+                        Some(spill_below)
+                    }
+                    _ => None,
+                },
                 zones,
                 shard: s.sharding.map(|sh| {
                     Box::new(ShardModel {
@@ -412,6 +433,7 @@ impl Model {
             };
         }
         self.any_sharded = self.services.iter().any(|s| s.shard.is_some());
+        self.any_zone_routed = self.services.iter().any(|s| s.same_zone.is_some());
         self.any_cancellation = self.services.iter().any(|s| s.cancellation);
         self.alerts.clone_from(&scenario.alerts);
         self.operator.clone_from(&scenario.operator);

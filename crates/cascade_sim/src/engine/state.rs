@@ -130,6 +130,14 @@ pub struct ServiceState {
     pub(crate) least_loaded: Option<LeastLoaded>,
     /// Instances in `least_loaded` whose load changed since the last pick.
     pub(crate) load_dirty: Vec<u32>,
+    /// Zone routing: the routable instances in each zone (by zone id), in `routable`'s order
+    /// (empty without zone routing).
+    pub zone_routable: Vec<Vec<u32>>,
+    /// Zone routing: the registered instances in each zone (the load balancer's set before
+    /// health and ejections).
+    pub zone_registered: Vec<u32>,
+    /// Zone routing: each zone's round-robin cursor.
+    pub zone_cursor: Vec<u32>,
 }
 
 /// Jobs an instance remembers as the last to take its workers ([`InstanceState::started`]).

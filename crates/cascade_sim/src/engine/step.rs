@@ -28,8 +28,8 @@ use bevy_ecs::prelude::*;
 
 use super::data::CacheStep;
 use super::jobs::{
-    ALT, Attempt, BLACKHOLED, BRANCH, CLIENT, DEFERRED, HEDGE_COPY, HEDGED, INTERNAL, Jobs, NONE,
-    ORPHANED, POISON, PROBE, PUSHBACK, Phase,
+    ALT, Attempt, BLACKHOLED, BRANCH, CLIENT, DEFERRED, HEDGE_COPY, HEDGED, INTERNAL, Jobs,
+    NO_ZONE, NONE, ORPHANED, POISON, PROBE, PUSHBACK, Phase,
 };
 use super::least_loaded::LeastLoaded;
 use super::mech::codel_timeout_ns;
@@ -544,6 +544,9 @@ impl Ctx<'_, '_> {
             criticality,
         });
 
+        if self.e.model.zone_routed(to) {
+            self.e.jobs.side_mut(k).caller_zone = self.caller_zone(j);
+        }
         let p = self.e.jobs.get_mut(j);
         p.call_attempt = attempt;
         p.token = token;
@@ -1436,43 +1439,57 @@ impl Ctx<'_, '_> {
         if n == 0 {
             return None;
         }
-        let pick = match lb {
-            LoadBalancer::RoundRobin => {
-                let i = if svc.rr_cursor >= n { 0 } else { svc.rr_cursor };
-                svc.rr_cursor = i + 1;
-                svc.routable[i as usize]
-            }
-            LoadBalancer::Random => svc.routable[rng::below(&mut svc.lb_rng, n) as usize],
-            LoadBalancer::LeastOutstanding => {
-                let start = svc.rr_cursor % n;
-                svc.rr_cursor = svc.rr_cursor.wrapping_add(1);
-                if n as usize > LEAST_LOADED_SCAN {
-                    self.least_outstanding(s, start)
-                } else {
-                    least_outstanding_scan(&svc.routable, start, self.instances)
-                }
-            }
-            LoadBalancer::PowerOfTwoChoices => {
-                if n == 1 {
-                    svc.routable[0]
-                } else {
-                    let a = rng::below(&mut svc.lb_rng, n);
-                    let mut b = rng::below(&mut svc.lb_rng, n - 1);
-                    if b >= a {
-                        b += 1;
-                    }
-                    let (ga, gb) = (svc.routable[a as usize], svc.routable[b as usize]);
-                    if self.instances[gb as usize].in_system()
-                        < self.instances[ga as usize].in_system()
-                    {
-                        gb
-                    } else {
-                        ga
-                    }
-                }
-            }
+        if lb == LoadBalancer::LeastOutstanding && n as usize > LEAST_LOADED_SCAN {
+            let start = svc.rr_cursor % n;
+            svc.rr_cursor = svc.rr_cursor.wrapping_add(1);
+            return Some(self.least_outstanding(s, start));
+        }
+        Some(pick_among(
+            lb,
+            &svc.routable,
+            &mut svc.rr_cursor,
+            &mut svc.lb_rng,
+            self.instances,
+        ))
+    }
+
+    /// Zone routing: for attempt `k` at service `s`, an instance in its caller's zone while
+    /// that zone has enough routable ones (`ServiceModel::same_zone`), else any
+    /// ([`Ctx::lb_pick`]). A zone's picks follow the service's load balancer over the zone's
+    /// instances, with a cursor of their own.
+    #[cold]
+    #[inline(never)]
+    fn zone_pick(&mut self, s: u32, k: u32) -> Option<u32> {
+        let zone = self.e.jobs.side(k).caller_zone as usize;
+        let svc_model = &self.e.model.services[s as usize];
+        let (lb, spill_below) = (svc_model.lb, svc_model.same_zone.unwrap_or(0.0));
+        let svc = &mut *self.services[s as usize];
+        if let (Some(list), Some(&registered)) =
+            (svc.zone_routable.get(zone), svc.zone_registered.get(zone))
+            && !list.is_empty()
+            && list.len() as f64 >= spill_below * f64::from(registered)
+        {
+            return Some(pick_among(
+                lb,
+                list,
+                &mut svc.zone_cursor[zone],
+                &mut svc.lb_rng,
+                self.instances,
+            ));
+        }
+        self.lb_pick(s)
+    }
+
+    /// The zone of the caller of job `j`'s calls: its source's for a client request, its
+    /// instance's otherwise ([`NO_ZONE`]: none).
+    pub(crate) fn caller_zone(&self, j: u32) -> u16 {
+        let job = self.e.jobs.get(j);
+        let zone = if job.is_client() {
+            self.e.model.sources[job.node as usize].zone
+        } else {
+            self.instance_zone(job.instance)
         };
-        Some(pick)
+        zone.unwrap_or(NO_ZONE)
     }
 
     /// The instance for attempt `k` at key-routed service `s`: the first routable owner of its
@@ -1599,6 +1616,8 @@ impl Ctx<'_, '_> {
             None
         } else if self.e.model.key_routed(s) {
             self.shard_pick(s, k)
+        } else if self.e.model.zone_routed(s) {
+            self.zone_pick(s, k)
         } else {
             self.lb_pick(s)
         };
@@ -2491,6 +2510,49 @@ where
 /// debug builds (the tests) the index serves from two instances on, and every pick it makes
 /// is checked against the scan.
 const LEAST_LOADED_SCAN: usize = if cfg!(debug_assertions) { 1 } else { 32 };
+
+/// One pick of load balancer `lb` among `list` (not empty), with the cursor and random stream
+/// it keeps; least-outstanding by a scan.
+#[inline(always)]
+fn pick_among(
+    lb: LoadBalancer,
+    list: &[u32],
+    cursor: &mut u32,
+    rng: &mut SimRng,
+    instances: &[&mut InstanceState],
+) -> u32 {
+    let n = list.len() as u32;
+    match lb {
+        LoadBalancer::RoundRobin => {
+            let i = if *cursor >= n { 0 } else { *cursor };
+            *cursor = i + 1;
+            list[i as usize]
+        }
+        LoadBalancer::Random => list[rng::below(rng, n) as usize],
+        LoadBalancer::LeastOutstanding => {
+            let start = *cursor % n;
+            *cursor = cursor.wrapping_add(1);
+            least_outstanding_scan(list, start, instances)
+        }
+        LoadBalancer::PowerOfTwoChoices => {
+            if n == 1 {
+                list[0]
+            } else {
+                let a = rng::below(rng, n);
+                let mut b = rng::below(rng, n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let (ga, gb) = (list[a as usize], list[b as usize]);
+                if instances[gb as usize].in_system() < instances[ga as usize].in_system() {
+                    gb
+                } else {
+                    ga
+                }
+            }
+        }
+    }
+}
 
 /// Least-outstanding by a scan: from routable position `start`, the first instance in cyclic
 /// order with the fewest requests (queued + at a worker).

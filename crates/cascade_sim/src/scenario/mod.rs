@@ -439,6 +439,9 @@ pub struct ServiceSpec {
     /// `zones[i mod len]` (empty: in no zone, out of reach of zone faults).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zones: Vec<String>,
+    /// Whether its load balancer keeps a caller's requests in the caller's zone.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub zone_routing: ZoneRouting,
     /// Requests carry a key and go to the instances that own it (a sharded store); `lb` is
     /// then not used for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -527,6 +530,7 @@ impl Default for ServiceSpec {
             service_time: ServiceTime::Exponential { mean_ms: 10.0 },
             lb: LoadBalancer::default(),
             zones: Vec::new(),
+            zone_routing: ZoneRouting::AllZones,
             sharding: None,
             calls: Vec::new(),
             fan_out: FanOut::default(),
@@ -1425,6 +1429,23 @@ pub fn crosses_partition<T: PartialEq>(group: &[T], others: &[T], from: &T, to: 
         }
     };
     (group.contains(from) && other_side(to)) || (group.contains(to) && other_side(from))
+}
+
+/// How a service's load balancer treats its callers' zones (`zone_routing`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+pub enum ZoneRouting {
+    /// Every routable instance, whatever zone the caller is in.
+    #[default]
+    AllZones,
+    /// A caller in a zone is sent to the routable instances in its own zone, while they are at
+    /// least `spill_below` of the zone's registered instances (and at least one); below that,
+    /// to every zone (spill-over). A caller in no zone uses every zone.
+    SameZone {
+        /// Share of the zone's registered instances that must be routable to keep requests in
+        /// the zone, in `[0, 1]` (0: spill only when none is).
+        #[serde(default)]
+        spill_below: f64,
+    },
 }
 
 /// Settings of the verdict rule (see docs/model.md, "Verdict").

@@ -17,7 +17,7 @@ use super::diagnostics::closest;
 use super::validate_mechanisms;
 use super::{
     Backoff, CallSpec, Diagnostic, FORMAT_VERSION, FanOut, FaultKind, InstanceSelector, Jitter,
-    RateProfile, RetryPolicy, Scenario, ServiceSpec, ServiceTime,
+    RateProfile, RetryPolicy, Scenario, ServiceSpec, ServiceTime, ZoneRouting,
 };
 use crate::graph::DependencyGraph;
 use crate::time::HORIZON_S;
@@ -189,6 +189,7 @@ pub fn validate(scenario: &Scenario) -> Vec<Diagnostic> {
         }
         fan_out(v, &p, svc);
         zones(v, &p, svc);
+        zone_routing(v, &p, svc);
         validate_mechanisms::service(v, &p, svc, scenario, &service_names, &source_names, tick);
     }
     let zone_count = scenario.zone_names().len();
@@ -1019,6 +1020,38 @@ fn zones(v: &mut Vec<Diagnostic>, path: &str, svc: &ServiceSpec) {
                     .with_hint("instances are spread over the zones in turn: name each once"),
             );
         }
+    }
+}
+
+/// A service's zone routing: it needs zones, cannot be key-routed, and spills at a share.
+fn zone_routing(v: &mut Vec<Diagnostic>, path: &str, svc: &ServiceSpec) {
+    let ZoneRouting::SameZone { spill_below } = svc.zone_routing else {
+        return;
+    };
+    let at = format!("{path}.zone_routing");
+    if svc.zones.is_empty() {
+        v.push(
+            Diagnostic::new(&at, "zone routing without zones")
+                .with_hint("spread the instances over zones: zones: [\"a\", \"b\", …]"),
+        );
+    }
+    if svc.sharding.is_some() {
+        v.push(
+            Diagnostic::new(
+                &at,
+                "a key-routed service sends each key to its owners, not by zone",
+            )
+            .with_hint("remove `zone_routing` or `sharding`"),
+        );
+    }
+    if !(0.0..=1.0).contains(&spill_below) {
+        v.push(
+            Diagnostic::new(
+                format!("{at}.spill_below"),
+                "the spill-over share must be in [0, 1]",
+            )
+            .with_hint("0.5: requests leave the zone when under half its instances are routable"),
+        );
     }
 }
 
