@@ -247,10 +247,14 @@ pub fn postmortem_md(run: &RunRecord<'_>) -> String {
 
 /// Health changes that matter to a postmortem: into or out of failing or down. A busy service
 /// flapping between healthy and degraded would bury the rest.
-/// A sentence when the verdict pools the sources and one of them ended below the healthy
-/// ratio on its own (the pooled ratio hides it), else nothing.
+/// A sentence when the verdict pools the sources, the pooled ratio ended healthy and one
+/// source ended below the healthy ratio on its own (the pooled ratio hides it), else nothing.
 fn pooled_blind_spot(scenario: &Scenario, summary: &RunSummary) -> String {
-    if scenario.verdict.sources != VerdictSources::Pooled || summary.sources.len() < 2 {
+    let healthy = scenario.verdict.healthy_ratio;
+    if scenario.verdict.sources != VerdictSources::Pooled
+        || summary.sources.len() < 2
+        || summary.final_success_ratio < healthy
+    {
         return String::new();
     }
     // The weakest source judged on its own (ties to the first name).
@@ -263,7 +267,7 @@ fn pooled_blind_spot(scenario: &Scenario, summary: &RunSummary) -> String {
             _ => Some((name, r)),
         });
     match weakest {
-        Some((name, r)) if r < scenario.verdict.healthy_ratio => format!(
+        Some((name, r)) if r < healthy => format!(
             " The verdict pools every source's requests; `{name}` on its own ended at {:.1} % \
              (`verdict: (sources: Each)` judges each source apart).",
             r * 100.0
@@ -484,6 +488,52 @@ mod tests {
             hops: 0,
             trigger_active: trigger,
         }
+    }
+
+    /// A run of a large source always served beside a small one whose service latches at
+    /// 10 s (so it fails from then on), judged as `sources` says.
+    fn two_sources(partners_fail: bool, sources: &str) -> (Scenario, RunSummary) {
+        let fault = if partners_fail {
+            r#"(at_s: 10.0, fault: LatchedFailure(service: "partner_api"))"#
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"(
+                version: 1, name: "two sources", duration_s: 60, seed: 3,
+                sources: [
+                    (name: "web_users", target: "web", rate: Constant(1000), timeout_ms: 1000.0),
+                    (name: "partners", target: "partner_api", rate: Constant(40), timeout_ms: 1000.0),
+                ],
+                services: [
+                    (name: "web", instances: 2, workers: 20, service_time: Exponential(mean_ms: 5.0)),
+                    (name: "partner_api", workers: 4, service_time: Exponential(mean_ms: 5.0)),
+                ],
+                faults: [{fault}],
+                verdict: (sources: {sources}),
+            )"#
+        );
+        let scenario = Scenario::from_ron_str(&text, "<test>").expect("valid");
+        let mut sim = cascade_sim::Simulation::new(&scenario);
+        sim.run_until_s(scenario.duration_s);
+        (scenario, sim.summary())
+    }
+
+    #[test]
+    fn the_report_names_a_source_the_pooled_verdict_hides() {
+        let (scenario, summary) = two_sources(true, "Pooled");
+        assert_eq!(summary.verdict, VerdictKind::Stable);
+        assert_eq!(
+            pooled_blind_spot(&scenario, &summary),
+            " The verdict pools every source's requests; `partners` on its own ended at 0.0 % \
+             (`verdict: (sources: Each)` judges each source apart)."
+        );
+        // Nothing to say when every source is served, or when each is judged on its own.
+        let (scenario, summary) = two_sources(false, "Pooled");
+        assert_eq!(pooled_blind_spot(&scenario, &summary), "");
+        let (scenario, summary) = two_sources(true, "Each");
+        assert_eq!(summary.verdict, VerdictKind::Metastable);
+        assert_eq!(pooled_blind_spot(&scenario, &summary), "");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use bevy_egui::egui::{self, RichText};
 use cascade_sim::scenario::{
     Backoff, CallSpec, Criticality, Failure, Failures, FanOut, Jitter, LoadBalancer, NodeKind,
     QueueDiscipline, RateProfile, RetryBudgetSpec, RetryPolicy, Scenario, ServiceSpec, ServiceTime,
-    SourceSpec,
+    SourceSpec, ZoneRouting,
 };
 use egui_plot::{Line, Plot, PlotPoints};
 
@@ -265,6 +265,11 @@ fn service_ui(ui: &mut egui::Ui, s: &mut ServiceSpec, scenario: &Scenario) {
         ui.label("zones");
         zones_ui(ui, &s.name, &mut s.zones);
         ui.end_row();
+        if !s.zones.is_empty() && s.sharding.is_none() {
+            ui.label("zone routing");
+            zone_routing_ui(ui, &mut s.zone_routing);
+            ui.end_row();
+        }
         ui.label("deadlines");
         ui.checkbox(&mut s.deadline_propagation, "propagate")
             .on_hover_text("Drop requests whose deadline passed before a worker took them, and pass deadlines downstream");
@@ -306,6 +311,25 @@ fn zones_ui(ui: &mut egui::Ui, service: &str, zones: &mut Vec<String>) {
         *zones = parse_zones(&text);
     }
     ui.data_mut(|d| d.insert_temp(id, text));
+}
+
+/// Whether callers stay in their zone, and below which share of the zone's instances they
+/// spill over to every zone.
+fn zone_routing_ui(ui: &mut egui::Ui, routing: &mut ZoneRouting) {
+    ui.horizontal(|ui| {
+        let mut same = matches!(routing, ZoneRouting::SameZone { .. });
+        if ui
+            .checkbox(&mut same, "same zone")
+            .on_hover_text("Send each caller's requests to the instances in the caller's zone (callers in no zone use every zone)")
+            .changed()
+        {
+            *routing = if same { ZoneRouting::SameZone { spill_below: 0.0 } } else { ZoneRouting::AllZones };
+        }
+        if let ZoneRouting::SameZone { spill_below } = routing {
+            ui.add(egui::DragValue::new(spill_below).range(0.0..=1.0).speed(0.01).prefix("spill below "))
+                .on_hover_text("Spill over to every zone when fewer than this share of the zone's instances can be routed to (0: only when none can)");
+        }
+    });
 }
 
 /// Zone names from comma-separated `text`, blanks left out.
