@@ -1430,8 +1430,9 @@ impl Ctx<'_, '_> {
 
     // ---------------------------------------------------------------- services
 
-    /// Load balancer: an instance among the routable ones, or `None`.
-    #[inline]
+    /// Load balancer: an instance among the routable ones, or `None`. Always inlined: it is
+    /// on every request's arrival.
+    #[inline(always)]
     pub(crate) fn lb_pick(&mut self, s: u32) -> Option<u32> {
         let lb = self.e.model.services[s as usize].lb;
         let svc = &mut *self.services[s as usize];
