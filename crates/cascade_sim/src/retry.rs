@@ -24,6 +24,8 @@ pub struct RetryModel {
     pub budget: Option<(f64, f64)>,
     /// The attempt outcomes worth a retry, one bit per [`Outcome`] discriminant.
     pub retry_mask: u32,
+    /// Probability of trying again after a failed attempt that may be retried (1: always).
+    pub persistence: f64,
 }
 
 /// Backoff in nanoseconds.
@@ -40,6 +42,11 @@ pub enum BackoffModel {
         /// Largest delay.
         cap_ns: Nanos,
     },
+    /// Exponentially distributed with this mean.
+    Random {
+        /// Mean delay.
+        mean_ns: Nanos,
+    },
 }
 
 impl RetryModel {
@@ -54,6 +61,9 @@ impl RetryModel {
                     base_ns: ms_to_ns(base_ms),
                     cap_ns: ms_to_ns(cap_ms),
                 },
+                Backoff::Random { mean_ms } => BackoffModel::Random {
+                    mean_ns: ms_to_ns(mean_ms),
+                },
             },
             jitter: p.jitter,
             budget: p.budget.map(|b| (b.ratio, b.max_tokens)),
@@ -62,6 +72,7 @@ impl RetryModel {
             } else {
                 p.retry_on.outcome_mask()
             },
+            persistence: p.persistence.clamp(0.0, 1.0),
         }
     }
 
@@ -79,6 +90,7 @@ impl RetryModel {
         jitter: Jitter::None,
         budget: None,
         retry_mask: u32::MAX,
+        persistence: 1.0,
     };
 
     /// The delay before retry number `retry` (1 for the first retry). `previous_ns` is the
@@ -86,6 +98,12 @@ impl RetryModel {
     pub fn delay_ns(&self, retry: u32, previous_ns: Nanos, rng: &mut SimRng) -> Nanos {
         let (base, raw) = match self.backoff {
             BackoffModel::None => return 0,
+            // Random already: jitter does not apply (validation rejects it).
+            BackoffModel::Random { mean_ns } => {
+                return (mean_ns as f64 * rng::exp1(rng))
+                    .round()
+                    .min(crate::time::HORIZON_NS as f64) as Nanos;
+            }
             BackoffModel::Constant(d) => (d, d),
             BackoffModel::Exponential { base_ns, cap_ns } => {
                 let shift = retry.saturating_sub(1).min(62);
@@ -162,8 +180,26 @@ mod tests {
             backoff,
             jitter,
             budget: None,
-            retry_on: Failures::default(),
+            ..RetryPolicy::default()
         })
+    }
+
+    #[test]
+    fn a_random_backoff_is_exponential_with_its_mean() {
+        // Mean and P(delay > mean) = e^-1 of 40,000 draws: within 4 SE of each.
+        let m = model(Backoff::Random { mean_ms: 50.0 }, Jitter::None);
+        let mut rng = rng::stream(3, "random-backoff", 0);
+        let n = 40_000;
+        let draws: Vec<f64> = (0..n)
+            .map(|k| m.delay_ns(1 + k % 5, 0, &mut rng) as f64 / 1e6)
+            .collect();
+        let mean = draws.iter().sum::<f64>() / f64::from(n);
+        let se = 50.0 / f64::from(n).sqrt();
+        assert!((mean - 50.0).abs() < 4.0 * se, "mean {mean}");
+        let above = draws.iter().filter(|&&d| d > 50.0).count() as f64 / f64::from(n);
+        let p = (-1.0f64).exp();
+        let se = (p * (1.0 - p) / f64::from(n)).sqrt();
+        assert!((above - p).abs() < 4.0 * se, "P(> mean) {above}");
     }
 
     #[test]
@@ -274,7 +310,7 @@ mod tests {
                 ratio: 0.1,
                 max_tokens: 10.0,
             }),
-            retry_on: Failures::default(),
+            ..RetryPolicy::default()
         });
         let mut b = RetryBudget::new(&m);
         let mut granted = 0;

@@ -539,6 +539,7 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
                 Backoff::None => "none",
                 Backoff::Constant { .. } => "constant",
                 Backoff::Exponential { .. } => "exponential",
+                Backoff::Random { .. } => "random",
             };
             egui::ComboBox::from_id_salt(("backoff", i))
                 .selected_text(label)
@@ -572,6 +573,14 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
                             cap_ms: 2000.0,
                         };
                     }
+                    if ui
+                        .selectable_label(matches!(r.backoff, Backoff::Random { .. }), "random")
+                        .on_hover_text("Each delay drawn from the exponential distribution with this mean: callers who come back at random")
+                        .clicked()
+                    {
+                        r.backoff = Backoff::Random { mean_ms: 1000.0 };
+                        r.jitter = Jitter::None;
+                    }
                 });
             match &mut r.backoff {
                 Backoff::None => {}
@@ -599,11 +608,20 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
                         *cap_ms = *base_ms;
                     }
                 }
+                Backoff::Random { mean_ms } => {
+                    ui.add(
+                        egui::DragValue::new(mean_ms)
+                            .range(0.001..=3_600_000.0)
+                            .suffix(" ms"),
+                    )
+                    .on_hover_text("Mean delay");
+                }
             }
         });
         ui.end_row();
         ui.label("jitter");
-        ui.add_enabled_ui(r.backoff != Backoff::None, |ui| {
+        let jitter_applies = !matches!(r.backoff, Backoff::None | Backoff::Random { .. });
+        ui.add_enabled_ui(jitter_applies, |ui| {
             egui::ComboBox::from_id_salt(("jitter", i))
                 .selected_text(format!("{:?}", r.jitter))
                 .show_ui(ui, |ui| {
@@ -646,6 +664,16 @@ fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
         ui.end_row();
         ui.label("retry on");
         retry_on_ui(ui, &mut r.retry_on, i);
+        ui.end_row();
+        ui.label("persistence");
+        let mut pct = r.persistence * 100.0;
+        if ui
+            .add(egui::DragValue::new(&mut pct).range(0.0..=100.0).suffix(" %"))
+            .on_hover_text("Chance of trying again after each failed attempt; the others give up")
+            .changed()
+        {
+            r.persistence = pct / 100.0;
+        }
         ui.end_row();
     });
 }

@@ -1362,7 +1362,9 @@ impl Ctx<'_, '_> {
                 let st = &mut *self.instances[inst as usize];
                 (&mut st.rng, st.budgets.get_mut(idx as usize))
             };
-            if budget.is_none_or(|b| b.try_spend(&retry)) {
+            // A caller that is not persistent gives up here (a draw only when it may).
+            let persists = retry.persistence >= 1.0 || rng::chance(rng, retry.persistence);
+            if persists && budget.is_none_or(|b| b.try_spend(&retry)) {
                 let mut delay = retry.delay_ns(u32::from(attempts), prev, rng);
                 if matches!(reason, Outcome::Throttled | Outcome::Overloaded)
                     && let Some(m) = &self.e.model.services[to as usize].mech

@@ -813,6 +813,14 @@ pub struct RetryPolicy {
     /// The failures worth another try; empty (the default): every failure.
     #[serde(default, skip_serializing_if = "Failures::is_empty")]
     pub retry_on: Failures,
+    /// Probability of trying again after each failed attempt that may be retried (1: always,
+    /// while attempts are left); a caller that does not gives up, with that attempt's failure.
+    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    pub persistence: f64,
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 impl Default for RetryPolicy {
@@ -823,6 +831,7 @@ impl Default for RetryPolicy {
             jitter: Jitter::None,
             budget: None,
             retry_on: Failures::default(),
+            persistence: 1.0,
         }
     }
 }
@@ -963,6 +972,12 @@ pub enum Backoff {
         base_ms: f64,
         /// Largest delay, in milliseconds.
         cap_ms: f64,
+    },
+    /// A delay drawn afresh before each retry from the exponential distribution with this
+    /// mean: memoryless, like users who come back at random (a retrial queue's orbit).
+    Random {
+        /// Mean delay in milliseconds.
+        mean_ms: f64,
     },
 }
 

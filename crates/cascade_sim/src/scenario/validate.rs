@@ -734,6 +734,35 @@ pub(super) fn retry_policy(v: &mut Vec<Diagnostic>, path: &str, retry: &RetryPol
                 within_horizon(v, &format!("{path}.backoff.cap_ms"), cap_ms);
             }
         }
+        Backoff::Random { mean_ms } => {
+            positive(
+                v,
+                &format!("{path}.backoff.mean_ms"),
+                mean_ms,
+                "the mean backoff",
+            );
+            within_horizon(v, &format!("{path}.backoff.mean_ms"), mean_ms);
+            if retry.jitter != Jitter::None {
+                v.push(
+                    Diagnostic::new(
+                        format!("{path}.jitter"),
+                        "a random backoff is random already",
+                    )
+                    .with_hint(
+                        "remove the jitter: each delay is drawn from the exponential distribution",
+                    ),
+                );
+            }
+        }
+    }
+    if !(0.0..=1.0).contains(&retry.persistence) {
+        v.push(
+            Diagnostic::new(
+                format!("{path}.persistence"),
+                "persistence is a probability and must be in [0, 1]",
+            )
+            .with_hint("0.7: after each failed attempt 70% try again and 30% give up"),
+        );
     }
     if retry.jitter == Jitter::Decorrelated && !matches!(retry.backoff, Backoff::Exponential { .. })
     {
