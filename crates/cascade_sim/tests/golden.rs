@@ -36,7 +36,7 @@ fn kitchen_sink() -> Scenario {
             (name: "web", target: "gateway", rate: Step(from_per_s: 300, to_per_s: 500, at_s: 12.0), timeout_ms: 400.0,
              retry: (max_attempts: 3, backoff: Exponential(base_ms: 5.0, cap_ms: 50.0), jitter: Full)),
             (name: "mobile", target: "gateway", rate: Ramp(from_per_s: 50, to_per_s: 250, start_s: 5.0, end_s: 25.0),
-             latency_ms: 2.5, retry: (max_attempts: 2)),
+             latency_ms: 2.5, retry: (max_attempts: 4, backoff: Random(mean_ms: 4.0), persistence: 0.6)),
             (name: "batch", target: "search", rate: Spike(base_per_s: 40, peak_per_s: 400, start_s: 20.0, duration_s: 3.0),
              timeout_ms: 150.0, retry: (max_attempts: 4, backoff: Constant(delay_ms: 3.0), jitter: Equal, budget: (ratio: 0.2))),
         ],
@@ -53,7 +53,7 @@ fn kitchen_sink() -> Scenario {
              deadline_propagation: true),
             (name: "index", instances: 2, workers: 8, service_time: Uniform(min_ms: 1.0, max_ms: 9.0), deadline_propagation: true),
             (name: "cart", instances: 2, lb: PowerOfTwoChoices, workers: 3, queue: (capacity: 5, discipline: Lifo),
-             service_time: Exponential(mean_ms: 4.0), calls: [(to: "db", timeout_ms: 30.0)]),
+             service_time: Exponential(mean_ms: 4.0), calls: [(to: "db", timeout_ms: 30.0, retry: (max_attempts: 3, persistence: 0.5))]),
             (name: "db", workers: 6, queue: (capacity: 40), service_time: Deterministic(ms: 2.0)),
         ],
         faults: [

@@ -97,6 +97,12 @@ fn features(s: &Scenario) -> BTreeSet<&'static str> {
         if src.criticality != scenario::Criticality::default() {
             f.insert("criticality");
         }
+        if matches!(src.retry.backoff, Backoff::Random { .. }) {
+            f.insert("random backoff");
+        }
+        if src.retry.persistence < 1.0 {
+            f.insert("persistence");
+        }
         if src.retry.budget.is_some() {
             f.insert("retry budget");
         }
@@ -250,6 +256,8 @@ fn every_mechanism_and_fault_appears_in_a_scenario_with_a_stated_outcome() {
         "fallback",
         "retry budget",
         "backoff with jitter",
+        "random backoff",
+        "persistence",
         "burst",
         "closed population",
         "queue-time shedding",
