@@ -188,7 +188,7 @@ mod tests {
     fn a_random_backoff_is_exponential_with_its_mean() {
         // Mean and P(delay > mean) = e^-1 of 40,000 draws: within 4 SE of each.
         let m = model(Backoff::Random { mean_ms: 50.0 }, Jitter::None);
-        let mut rng = rng::stream(3, "random-backoff", 0);
+        let mut rng = stream(3, "random-backoff", 0);
         let n = 40_000;
         let draws: Vec<f64> = (0..n)
             .map(|k| m.delay_ns(1 + k % 5, 0, &mut rng) as f64 / 1e6)

@@ -19,7 +19,6 @@
 
 mod common;
 
-use cascade_sim::Simulation;
 use cascade_sim::scenario::Scenario;
 
 const LAMBDA: f64 = 500.0;
