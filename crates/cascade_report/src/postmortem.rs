@@ -490,30 +490,18 @@ mod tests {
         }
     }
 
-    /// A run of a large source always served beside a small one whose service latches at
-    /// 10 s (so it fails from then on), judged as `sources` says.
-    fn two_sources(partners_fail: bool, sources: &str) -> (Scenario, RunSummary) {
-        let fault = if partners_fail {
-            r#"(at_s: 10.0, fault: LatchedFailure(service: "partner_api"))"#
-        } else {
-            ""
-        };
-        let text = format!(
-            r#"(
-                version: 1, name: "two sources", duration_s: 60, seed: 3,
-                sources: [
-                    (name: "web_users", target: "web", rate: Constant(1000), timeout_ms: 1000.0),
-                    (name: "partners", target: "partner_api", rate: Constant(40), timeout_ms: 1000.0),
-                ],
-                services: [
-                    (name: "web", instances: 2, workers: 20, service_time: Exponential(mean_ms: 5.0)),
-                    (name: "partner_api", workers: 4, service_time: Exponential(mean_ms: 5.0)),
-                ],
-                faults: [{fault}],
-                verdict: (sources: {sources}),
-            )"#
+    /// `mechanisms/minority-source.ron` (a large client always served beside a small one whose
+    /// service latches at 10 s), with or without its latch, judged as `sources` says.
+    fn two_sources(partners_fail: bool, sources: VerdictSources) -> (Scenario, RunSummary) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scenarios/mechanisms/minority-source.ron"
         );
-        let scenario = Scenario::from_ron_str(&text, "<test>").expect("valid");
+        let mut scenario = cascade_sim::scenario::load(std::path::Path::new(path)).expect("valid");
+        if !partners_fail {
+            scenario.faults.clear();
+        }
+        scenario.verdict.sources = sources;
         let mut sim = cascade_sim::Simulation::new(&scenario);
         sim.run_until_s(scenario.duration_s);
         (scenario, sim.summary())
@@ -521,7 +509,7 @@ mod tests {
 
     #[test]
     fn the_report_names_a_source_the_pooled_verdict_hides() {
-        let (scenario, summary) = two_sources(true, "Pooled");
+        let (scenario, summary) = two_sources(true, VerdictSources::Pooled);
         assert_eq!(summary.verdict, VerdictKind::Stable);
         assert_eq!(
             pooled_blind_spot(&scenario, &summary),
@@ -529,9 +517,9 @@ mod tests {
              (`verdict: (sources: Each)` judges each source apart)."
         );
         // Nothing to say when every source is served, or when each is judged on its own.
-        let (scenario, summary) = two_sources(false, "Pooled");
+        let (scenario, summary) = two_sources(false, VerdictSources::Pooled);
         assert_eq!(pooled_blind_spot(&scenario, &summary), "");
-        let (scenario, summary) = two_sources(true, "Each");
+        let (scenario, summary) = two_sources(true, VerdictSources::Each);
         assert_eq!(summary.verdict, VerdictKind::Metastable);
         assert_eq!(pooled_blind_spot(&scenario, &summary), "");
     }

@@ -1,45 +1,32 @@
 //! The verdict's scope (`verdict.sources`) on a whole run, against the rule stated in
-//! docs/model.md: a small source whose service latches at 10 s (and stays down: nothing resets
-//! it) beside a large one that is always served.
+//! docs/model.md, on `mechanisms/minority-source.ron`: a small client (40/s) whose service
+//! latches at 10 s and stays down, beside a large one (1,000/s) always served.
 //!
-//! Pooled, every interval's ratio is at least 1,000 / 1,040 = 0.96 ≥ 0.9: `stable`. Each source
-//! on its own, the partners' ratio is 0 from the latch on, the trigger (the latch, an
-//! instantaneous fault) is over long before the final window: `metastable`, sustained by the
-//! latched instances.
+//! Pooled, every interval's ratio is at least 1,000 / 1,040 = 0.96 ≥ 0.9: `stable`. Each
+//! client on its own (the file's setting), the partners' ratio is 0 from the latch, and the
+//! trigger (the latch, an instantaneous fault) is over long before the final window:
+//! `metastable`, sustained by the latched instance.
 
 mod common;
 
 use cascade_sim::Simulation;
-use cascade_sim::scenario::{Scenario, VerdictKind};
-use cascade_sim::summary::summarize;
+use cascade_sim::scenario::{Scenario, VerdictKind, VerdictSources};
+use cascade_sim::summary::RunSummary;
 
-fn scenario(sources: &str) -> Scenario {
-    common::parse(&format!(
-        r#"(
-            version: 1, name: "a partner API beside a web audience", duration_s: 90, seed: 3,
-            sources: [
-                (name: "web_users", target: "web", rate: Constant(1000), timeout_ms: 1000.0),
-                (name: "partners", target: "partner_api", rate: Constant(40), timeout_ms: 1000.0),
-            ],
-            services: [
-                (name: "web", instances: 2, workers: 20, service_time: Exponential(mean_ms: 5.0)),
-                (name: "partner_api", workers: 4, service_time: Exponential(mean_ms: 5.0)),
-            ],
-            faults: [(at_s: 10.0, fault: LatchedFailure(service: "partner_api"))],
-            verdict: (sources: {sources}),
-        )"#
-    ))
-}
-
-fn run(scenario: &Scenario) -> cascade_sim::summary::RunSummary {
+fn run(scenario: &Scenario) -> RunSummary {
     let mut sim = Simulation::new(scenario);
     sim.run_until_s(scenario.duration_s);
-    summarize(sim.world_mut()).expect("a summary")
+    sim.summary()
 }
 
 #[test]
 fn pooled_a_small_source_that_stays_down_reads_stable_each_on_its_own_metastable() {
-    let pooled = run(&scenario("Pooled"));
+    let each_scenario = common::shipped("mechanisms/minority-source.ron");
+    assert_eq!(each_scenario.verdict.sources, VerdictSources::Each);
+    let mut pooled_scenario = each_scenario.clone();
+    pooled_scenario.verdict.sources = VerdictSources::Pooled;
+
+    let pooled = run(&pooled_scenario);
     assert_eq!(pooled.verdict, VerdictKind::Stable);
     assert!(
         pooled.final_success_ratio > 0.95,
@@ -54,7 +41,7 @@ fn pooled_a_small_source_that_stays_down_reads_stable_each_on_its_own_metastable
         .expect("judged");
     assert!(web > 0.99, "{web}");
 
-    let each = run(&scenario("Each"));
+    let each = run(&each_scenario);
     assert_eq!(each.verdict, VerdictKind::Metastable);
     assert_eq!(each.final_success_ratio, 0.0, "the partners' ratio");
     assert!(
