@@ -276,6 +276,8 @@ fn reconfigure(world: &mut World, new: &Scenario) -> Result<(), String> {
         .map(|(i, _)| i as u32)
         .collect();
     with_ctx(world, |ctx| {
+        // What the operator changed holds for the rest of the run: again on the new model.
+        ctx.reapply_operator_model_changes();
         // Retry budgets follow the call lists; worker limits and rotation follow the new config.
         for s in 0..ctx.services.len() {
             let calls = ctx.e.model.services[s].calls.clone();

@@ -441,9 +441,81 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Sets the rate limit of each instance of service `s` (an operator's, or the service's
-    /// own again). A service with no mechanisms gets their state, all off but the limit: its
-    /// planned instances go back to event-by-event mode first (a planned leaf has none).
+    /// What operator `action` changes in the compiled model (retries, workers, a rate
+    /// limit), when it changes anything; the service it changed, if one. Applied when the step
+    /// acts and again after every live edit (`operator_model_changes`). A service that gets a
+    /// rate limit and has no mechanisms gets their state, all off but the limit: its planned
+    /// instances go back to event-by-event mode first (a planned leaf has none). The caller
+    /// brings the service's state in line (`sync_mechanisms`, `refresh_service`).
+    pub(crate) fn change_model(&mut self, action: &OperatorAction) -> Option<u32> {
+        let model = &self.e.model;
+        let service = |name: &str| {
+            model
+                .service_index(name)
+                .filter(|&i| !model.services[i as usize].removed)
+        };
+        match action {
+            OperatorAction::DisableRetries { service: target } => {
+                let only = target.as_deref().and_then(service);
+                if target.is_some() && only.is_none() {
+                    return None;
+                }
+                for (i, svc) in self.e.model.services.iter_mut().enumerate() {
+                    if only.is_none_or(|o| o == i as u32) {
+                        for c in &mut svc.calls {
+                            c.retry = RetryModel::NONE;
+                        }
+                    }
+                }
+                if target.is_none() {
+                    for src in &mut self.e.model.sources {
+                        src.call.retry = RetryModel::NONE;
+                    }
+                }
+                None
+            }
+            OperatorAction::SetWorkers {
+                service: name,
+                workers,
+            } => {
+                let s = service(name)?;
+                self.e.model.services[s as usize].workers = *workers;
+                Some(s)
+            }
+            OperatorAction::RateLimit {
+                service: name,
+                rate_per_s,
+                burst,
+            } => {
+                let s = service(name)?;
+                self.set_rate_limit(s, Some((*rate_per_s, *burst)));
+                Some(s)
+            }
+            OperatorAction::RemoveRateLimit { service: name } => {
+                let s = service(name)?;
+                let own = self.e.model.services[s as usize]
+                    .mech
+                    .as_ref()
+                    .and_then(|m| m.own_rate_limit);
+                self.set_rate_limit(s, own);
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    /// Applies the operator's model changes so far again, in order, to a freshly compiled
+    /// model (after a live edit; the caller then syncs every service).
+    pub(crate) fn reapply_operator_model_changes(&mut self) {
+        for action in std::mem::take(&mut self.e.operator_model_changes).iter() {
+            self.change_model(action);
+            self.e.operator_model_changes.push(action.clone());
+        }
+    }
+
+    /// Sets the model's rate limit of each instance of service `s` (an operator's, or the
+    /// service's own again), giving a service without mechanisms their state (see
+    /// [`Ctx::change_model`]).
     fn set_rate_limit(&mut self, s: u32, limit: Option<(f64, f64)>) {
         if self.e.model.services[s as usize].mech.is_none() {
             if limit.is_none() {
@@ -456,8 +528,6 @@ impl Ctx<'_, '_> {
         if let Some(m) = self.e.model.services[s as usize].mech.as_mut() {
             m.rate_limit = limit;
         }
-        self.sync_mechanisms(s);
-        self.refresh_service(s);
     }
 
     /// Operator step `k` acts.
@@ -492,37 +562,13 @@ impl Ctx<'_, '_> {
                     self.sources[src as usize].limit = None;
                 }
             }
-            OperatorAction::RateLimit {
-                service: name,
-                rate_per_s,
-                burst,
-            } => {
-                if let Some(s) = service(self, name) {
-                    self.set_rate_limit(s, Some((*rate_per_s, *burst)));
-                }
-            }
-            OperatorAction::RemoveRateLimit { service: name } => {
-                if let Some(s) = service(self, name) {
-                    let own = self.e.model.services[s as usize]
-                        .mech
-                        .as_ref()
-                        .and_then(|m| m.own_rate_limit);
-                    self.set_rate_limit(s, own);
-                }
-            }
-            OperatorAction::DisableRetries { service: target } => {
-                let only = target.as_deref().and_then(|n| service(self, n));
-                for (i, svc) in self.e.model.services.iter_mut().enumerate() {
-                    if only.is_none_or(|o| o == i as u32) {
-                        for c in &mut svc.calls {
-                            c.retry = RetryModel::NONE;
-                        }
-                    }
-                }
-                if target.is_none() {
-                    for src in &mut self.e.model.sources {
-                        src.call.retry = RetryModel::NONE;
-                    }
+            OperatorAction::RateLimit { .. }
+            | OperatorAction::RemoveRateLimit { .. }
+            | OperatorAction::DisableRetries { .. } => {
+                self.e.operator_model_changes.push(step.action.clone());
+                if let Some(s) = self.change_model(&step.action) {
+                    self.sync_mechanisms(s);
+                    self.refresh_service(s);
                 }
             }
             OperatorAction::RestartInstances {
@@ -561,8 +607,9 @@ impl Ctx<'_, '_> {
                 service: name,
                 workers,
             } => {
+                self.e.operator_model_changes.push(step.action.clone());
                 if let Some(s) = service(self, name) {
-                    self.e.model.services[s as usize].workers = *workers;
+                    self.change_model(&step.action);
                     // Implicit cores (as many as workers) follow the workers.
                     let implicit = self.e.model.services[s as usize]
                         .mech

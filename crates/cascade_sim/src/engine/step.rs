@@ -126,6 +126,10 @@ pub struct Engine {
     /// Links whose callee's name fails to resolve now (`DnsFailure` faults); 0 keeps the
     /// send path to one test.
     pub unresolved_links: u32,
+    /// The operator actions taken so far that change the compiled model (retries, workers,
+    /// rate limits), in order: a live edit recompiles the model and applies them again, so
+    /// they hold for the rest of the run.
+    pub operator_model_changes: Vec<crate::scenario::OperatorAction>,
     /// Why the run stopped for good (it needed more memory than a run may hold; see
     /// `limits.rs`); `None` while it runs. Loading a scenario starts a fresh engine.
     pub halted: Option<super::Halt>,
@@ -180,6 +184,7 @@ impl Default for Engine {
             orphan_stack: Vec::new(),
             isolated_instances: 0,
             unresolved_links: 0,
+            operator_model_changes: Vec::new(),
             zone_cuts: Vec::new(),
             instance_cuts: 0,
             halted: None,
