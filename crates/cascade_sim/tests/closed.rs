@@ -125,3 +125,41 @@ fn mva_gives_the_known_limits() {
     let (x, r) = mva(1000, 0.010, 0.002, 0.001);
     assert!((x - 1000.0).abs() < 1e-6 && (r - (1000.0 / 1000.0 - 0.012)).abs() < 1e-6);
 }
+
+#[test]
+fn users_who_think_longer_after_a_failure_match_mean_value_analysis() {
+    // Half the requests fail (an `Errors` fault at the server, decided after the work, so the
+    // server's work is as before), and a user thinks 100 ms after a failure instead of 10 ms.
+    // The outcome is an independent coin per request, so the think station is two
+    // infinite-server stations visited with probabilities ½ and ½: the network stays
+    // product-form, and MVA holds with the mean think time Z = ½·10 + ½·100 = 55 ms.
+    // Saturation at N* = (55 + 2 + 1)/1 = 58 users: below and above it.
+    for users in [30u32, 90] {
+        let s = parse(&format!(
+            r#"(
+                version: 1, name: "closed, failures", duration_s: 1, seed: 32,
+                sources: [(name: "users", target: "server",
+                           rate: Closed(users: {users}, think_ms: 10.0, think_after_failure_ms: Some(100.0)))],
+                services: [(name: "server", workers: 1, service_time: Exponential(mean_ms: 1.0))],
+                faults: [(at_s: 0.0, duration_s: 10000.0, fault: Errors(service: "server", probability: 0.5))],
+            )"#
+        ));
+        let (x, r) = mva(users, 0.055, 0.002, 0.001);
+        let b = common::run_batches(&s, 0, 5.0, 5.0, 40);
+        let per_s = |c: &cascade_sim::metrics::NodeCounters, span_ns: u64| {
+            c.completed() as f64 / (span_ns as f64 / 1e9)
+        };
+        assert_close(
+            &format!("{users} users: throughput"),
+            b.estimate(per_s),
+            x,
+            0.01,
+        );
+        assert_close(
+            &format!("{users} users: residence at the server"),
+            b.estimate(|c, _| c.mean_residence_ms()),
+            r * 1000.0,
+            0.02,
+        );
+    }
+}

@@ -808,6 +808,7 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) -> bool {
                     *rate = RateProfile::Closed {
                         users: base.round().max(1.0) as u32,
                         think_ms: 1000.0,
+                        think_after_failure_ms: None,
                     };
                 }
             });
@@ -894,7 +895,11 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) -> bool {
             ui.add(secs(peak_at_s));
             *amplitude_per_s = amplitude_per_s.min(*mean_per_s);
         }
-        RateProfile::Closed { users, think_ms } => {
+        RateProfile::Closed {
+            users,
+            think_ms,
+            think_after_failure_ms,
+        } => {
             ui.add(
                 egui::DragValue::new(users)
                     .range(1..=1_000_000)
@@ -907,6 +912,17 @@ fn rate_ui(ui: &mut egui::Ui, rate: &mut RateProfile) -> bool {
                     .suffix(" ms"),
             )
             .on_hover_text("Mean (exponential) time between a user's answer and its next request");
+            let mut apart = think_after_failure_ms.is_some();
+            if ui
+                .checkbox(&mut apart, "after a failure")
+                .on_hover_text("Think for another mean time after a request that failed: users who give up for a while, or press reload at once")
+                .changed()
+            {
+                *think_after_failure_ms = apart.then_some(*think_ms);
+            }
+            if let Some(after) = think_after_failure_ms {
+                ui.add(egui::DragValue::new(after).range(0.0..=1e9).suffix(" ms"));
+            }
         }
         RateProfile::Points(points) => {
             ui.label(points_summary(points));

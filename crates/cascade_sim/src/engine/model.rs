@@ -183,7 +183,21 @@ impl SourceModel {
     /// requests, for a `Closed` profile.
     pub fn closed(&self) -> Option<(u32, f64)> {
         match self.rate {
-            RateProfile::Closed { users, think_ms } => Some((users, think_ms)),
+            RateProfile::Closed {
+                users, think_ms, ..
+            } => Some((users, think_ms)),
+            _ => None,
+        }
+    }
+
+    /// A closed population's mean think time after a request that failed, ms.
+    pub fn think_after_failure_ms(&self) -> Option<f64> {
+        match self.rate {
+            RateProfile::Closed {
+                think_ms,
+                think_after_failure_ms,
+                ..
+            } => Some(think_after_failure_ms.unwrap_or(think_ms)),
             _ => None,
         }
     }

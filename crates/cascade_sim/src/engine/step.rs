@@ -2341,16 +2341,22 @@ impl Ctx<'_, '_> {
             self.sources[node as usize].failure_origins.add(origin);
         }
         self.e.jobs.free(j);
-        self.user_done(node);
+        self.user_done(node, outcome != Outcome::Success);
     }
 
-    /// A client request of source `s` is over. If `s` is a closed population, its user thinks
-    /// before its next request, unless the population has shrunk (an edit, the end of a load
-    /// spike) and it retires.
-    fn user_done(&mut self, s: u32) {
+    /// A client request of source `s` is over (`failed` or not). If `s` is a closed
+    /// population, its user thinks before its next request (for the time after a failure if
+    /// it failed), unless the population has shrunk (an edit, the end of a load spike) and it
+    /// retires.
+    fn user_done(&mut self, s: u32, failed: bool) {
         let model = &self.e.model.sources[s as usize];
         let Some((users, think_ms)) = model.closed() else {
             return;
+        };
+        let think_ms = if failed {
+            model.think_after_failure_ms().unwrap_or(think_ms)
+        } else {
+            think_ms
         };
         let st = &mut *self.sources[s as usize];
         st.users_waiting = st.users_waiting.saturating_sub(1);

@@ -331,6 +331,10 @@ pub enum RateProfile {
         users: u32,
         /// Mean think time between a request's end and the user's next request, ms.
         think_ms: f64,
+        /// Mean think time after a request that failed, ms (`None`: `think_ms`): users who
+        /// give up for a while, or who press reload at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        think_after_failure_ms: Option<f64>,
     },
 }
 

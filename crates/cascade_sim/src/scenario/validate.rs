@@ -607,7 +607,11 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
             }
         }
         RateProfile::Points(ref points) => rate_points(v, path, points),
-        RateProfile::Closed { users, think_ms } => {
+        RateProfile::Closed {
+            users,
+            think_ms,
+            think_after_failure_ms,
+        } => {
             if users == 0 {
                 v.push(
                     Diagnostic::new(
@@ -635,6 +639,22 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
                 );
             } else {
                 within_horizon(v, &format!("{path}.think_ms"), think_ms / 1000.0);
+            }
+            if let Some(after) = think_after_failure_ms {
+                let at = format!("{path}.think_after_failure_ms");
+                if !(after >= 0.0) || !after.is_finite() {
+                    v.push(
+                        Diagnostic::new(
+                            &at,
+                            format!("a think time must be zero or positive, got {after}"),
+                        )
+                        .with_hint(
+                            "0: users press reload at once; 60000: they come back a minute later",
+                        ),
+                    );
+                } else {
+                    within_horizon(v, &at, after / 1000.0);
+                }
             }
         }
     }
