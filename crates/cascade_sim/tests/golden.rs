@@ -37,6 +37,7 @@ fn kitchen_sink() -> Scenario {
              retry: (max_attempts: 3, backoff: Exponential(base_ms: 5.0, cap_ms: 50.0), jitter: Full)),
             (name: "mobile", target: "gateway", rate: Ramp(from_per_s: 50, to_per_s: 250, start_s: 5.0, end_s: 25.0),
              latency_ms: 2.5, retry: (max_attempts: 4, backoff: Random(mean_ms: 4.0), persistence: 0.6)),
+            (name: "staff", target: "gateway", rate: Closed(users: 40, think_ms: 50.0, think_after_failure_ms: Some(200.0)), timeout_ms: 300.0),
             (name: "batch", target: "search", rate: Spike(base_per_s: 40, peak_per_s: 400, start_s: 20.0, duration_s: 3.0),
              timeout_ms: 150.0, retry: (max_attempts: 4, backoff: Constant(delay_ms: 3.0), jitter: Equal, budget: (ratio: 0.2))),
         ],
