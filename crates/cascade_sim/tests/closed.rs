@@ -22,6 +22,36 @@ fn mva(users: u32, think_s: f64, delay_s: f64, service_s: f64) -> (f64, f64) {
     (x, r)
 }
 
+/// Runs `scenario` (a closed population of `users` thinking a mean `think_s` in all, 1 ms
+/// each way, one exponential server of 1 ms) in 40 batches of 5 s and asserts the server's
+/// throughput (to 1%) and residence (to `residence_rel_se`) against MVA; returns MVA's
+/// throughput and the batches.
+fn assert_mva(
+    scenario: &cascade_sim::scenario::Scenario,
+    users: u32,
+    think_s: f64,
+    residence_rel_se: f64,
+) -> (f64, common::Batches) {
+    let (x, r) = mva(users, think_s, 0.002, 0.001);
+    let b = common::run_batches(scenario, 0, 5.0, 5.0, 40);
+    let per_s = |c: &cascade_sim::metrics::NodeCounters, span_ns: u64| {
+        c.completed() as f64 / (span_ns as f64 / 1e9)
+    };
+    assert_close(
+        &format!("{users} users: throughput"),
+        b.estimate(per_s),
+        x,
+        0.01,
+    );
+    assert_close(
+        &format!("{users} users: residence at the server"),
+        b.estimate(|c, _| c.mean_residence_ms()),
+        r * 1000.0,
+        residence_rel_se,
+    );
+    (x, b)
+}
+
 fn population(users: u32) -> cascade_sim::scenario::Scenario {
     parse(&format!(
         r#"(
@@ -39,23 +69,7 @@ fn a_closed_population_matches_mean_value_analysis() {
     // user only waits: X(30) = 999.99/s, R(30) = 18.0 ms (= N/μ − Z − D). An open source at
     // the same offered rate would have no such ceiling.
     for users in [5u32, 13, 30] {
-        let (x, r) = mva(users, 0.010, 0.002, 0.001);
-        let b = common::run_batches(&population(users), 0, 5.0, 5.0, 40);
-        let per_s = |c: &cascade_sim::metrics::NodeCounters, span_ns: u64| {
-            c.completed() as f64 / (span_ns as f64 / 1e9)
-        };
-        assert_close(
-            &format!("{users} users: throughput"),
-            b.estimate(per_s),
-            x,
-            0.01,
-        );
-        assert_close(
-            &format!("{users} users: residence at the server"),
-            b.estimate(|c, _| c.mean_residence_ms()),
-            r * 1000.0,
-            0.01,
-        );
+        let (x, b) = assert_mva(&population(users), users, 0.010, 0.01);
         if users < 30 {
             // (At 30 the server is never idle in a 5-s batch: no spread to test with.)
             assert_close(
@@ -144,22 +158,6 @@ fn users_who_think_longer_after_a_failure_match_mean_value_analysis() {
                 faults: [(at_s: 0.0, duration_s: 10000.0, fault: Errors(service: "server", probability: 0.5))],
             )"#
         ));
-        let (x, r) = mva(users, 0.055, 0.002, 0.001);
-        let b = common::run_batches(&s, 0, 5.0, 5.0, 40);
-        let per_s = |c: &cascade_sim::metrics::NodeCounters, span_ns: u64| {
-            c.completed() as f64 / (span_ns as f64 / 1e9)
-        };
-        assert_close(
-            &format!("{users} users: throughput"),
-            b.estimate(per_s),
-            x,
-            0.01,
-        );
-        assert_close(
-            &format!("{users} users: residence at the server"),
-            b.estimate(|c, _| c.mean_residence_ms()),
-            r * 1000.0,
-            0.02,
-        );
+        assert_mva(&s, users, 0.055, 0.02);
     }
 }
