@@ -530,7 +530,7 @@ fn timeout_row(ui: &mut egui::Ui, timeout: &mut Option<f64>) {
 fn retry_ui(ui: &mut egui::Ui, r: &mut RetryPolicy, i: usize) {
     egui::Grid::new(("retry", i)).num_columns(2).show(ui, |ui| {
         ui.label("attempts");
-        ui.add(egui::DragValue::new(&mut r.max_attempts).range(1..=100))
+        ui.add(egui::DragValue::new(&mut r.max_attempts).range(1..=cascade_sim::scenario::MAX_ATTEMPTS))
             .on_hover_text("Tries in total: 3 = one try and two retries");
         ui.end_row();
         ui.label("backoff");

@@ -1027,7 +1027,7 @@ fn lifecycle_call_row(ui: &mut egui::Ui, c: &mut CallSpec) {
     }
     ui.add(
         egui::DragValue::new(&mut c.retry.max_attempts)
-            .range(1..=100)
+            .range(1..=cascade_sim::scenario::MAX_ATTEMPTS)
             .prefix("tries "),
     );
 }

@@ -27,7 +27,8 @@ pub use diagnostics::{Diagnostic, ScenarioError};
 pub use resilience::*;
 pub use spans::SpanIndex;
 pub use validate::{
-    MAX_BRANCHES, MAX_BURST, MAX_INSTANCES, MAX_KEYS, MAX_RATE_PER_S, MAX_SERVICES, validate,
+    MAX_ATTEMPTS, MAX_BRANCHES, MAX_BURST, MAX_INSTANCES, MAX_KEYS, MAX_RATE_PER_S, MAX_SERVICES,
+    validate,
 };
 
 /// The only scenario format version this build reads and writes.
