@@ -275,3 +275,68 @@ fn editing_a_parameter_in_the_inspector_returns_the_edited_scenario() {
         .deadline_propagation = true;
     assert_eq!(**scenario, expected, "only that one field changed");
 }
+
+#[test]
+fn showing_a_shipped_scenario_in_the_inspector_never_edits_it() {
+    // A number field clamps a value outside its range as soon as it is drawn (egui): a field
+    // narrower than what the scenario format allows would change a file merely by showing it
+    // (the attempts fields once stopped at 100 and turned a shipped 255 into 100). Every node
+    // of every shipped scenario, inspector drawn twice, no edit.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .expect("scenarios/")
+        .flatten()
+        .flat_map(|dir| {
+            std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 90, "{} files", files.len());
+    for file in files {
+        let scenario = cascade_sim::scenario::load(&file).expect("a shipped scenario loads");
+        let nodes: Vec<String> = scenario
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(scenario.sources.iter().map(|s| s.name.clone()))
+            .collect();
+        for node in nodes {
+            let selection = Selection {
+                node: Some(node.clone()),
+                ..Default::default()
+            };
+            let shown = scenario.clone();
+            let mut harness = Harness::new_ui_state(
+                move |ui, out: &mut Vec<AppAction>| {
+                    out.extend(inspector_ui(
+                        ui,
+                        &shown,
+                        &selection,
+                        &SelectionMetrics::default(),
+                        false,
+                    ));
+                },
+                Vec::new(),
+            );
+            harness.run();
+            let edits: Vec<String> = harness
+                .state()
+                .iter()
+                .filter_map(|a| match a {
+                    AppAction::Edit { label, .. } => Some(label.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                edits.is_empty(),
+                "{}: showing {node} edited it: {edits:?}",
+                file.display()
+            );
+        }
+    }
+}
