@@ -245,8 +245,6 @@ pub fn postmortem_md(run: &RunRecord<'_>) -> String {
     md
 }
 
-/// Health changes that matter to a postmortem: into or out of failing or down. A busy service
-/// flapping between healthy and degraded would bury the rest.
 /// A sentence when the verdict pools the sources, the pooled ratio ended healthy and one
 /// source ended below the healthy ratio on its own (the pooled ratio hides it), else nothing.
 fn pooled_blind_spot(scenario: &Scenario, summary: &RunSummary) -> String {
@@ -276,6 +274,8 @@ fn pooled_blind_spot(scenario: &Scenario, summary: &RunSummary) -> String {
     }
 }
 
+/// Health changes that matter to a postmortem: into or out of failing or down. A busy service
+/// flapping between healthy and degraded would bury the rest.
 fn notable_health(from: Health, to: Health) -> bool {
     [from, to]
         .iter()

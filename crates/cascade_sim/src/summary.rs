@@ -263,21 +263,16 @@ pub fn summarize(world: &mut World) -> Option<RunSummary> {
     let mut origins: Vec<BTreeMap<String, u64>> = (0..graph.sources.len())
         .map(|s| crate::causality::origins_of(&history.causes, &graph, s as u32))
         .collect();
+    // Each source's ratio over the verdict's final window, as `sources: Each` judges it.
     let final_ratios: Vec<Option<f64>> = {
         let settings = &scenario.verdict;
         let n = history.system.len();
-        let window = ((settings.judge_window_s / (history.interval_ns as f64 / 1e9)).round()
-            as usize)
-            .clamp(1, n.max(1));
+        let interval_s = history.interval_ns as f64 / 1e9;
+        let from = n.saturating_sub(crate::verdict::final_window_len(n, interval_s, settings));
         history
             .source_series
             .iter()
-            .map(|points| {
-                let (o, g) = points[n.saturating_sub(window).min(points.len())..]
-                    .iter()
-                    .fold((0u64, 0u64), |(o, g), p| (o + p.offered, g + p.goodput));
-                (o >= settings.min_source_requests.max(1)).then(|| g as f64 / o as f64)
-            })
+            .map(|points| crate::verdict::source_ratio(points, settings, from, n))
             .collect()
     };
     let mut sources = BTreeMap::new();

@@ -93,17 +93,31 @@ impl<'a> Series<'a> {
             VerdictSources::Each => self
                 .sources
                 .iter()
-                .filter_map(|points| {
-                    let (from, to) = (from.min(points.len()), to.min(points.len()));
-                    let sums = points[from..to]
-                        .iter()
-                        .fold((0, 0), |(o, g), p| (o + p.offered, g + p.goodput));
-                    (sums.0 >= settings.min_source_requests.max(1)).then(|| ratio(sums))
-                })
+                .filter_map(|points| source_ratio(points, settings, from, to))
                 .reduce(f64::min)
                 .unwrap_or_else(pooled),
         }
     }
+}
+
+/// One source's success ratio over intervals `from..to` of its `points`, when it offered at
+/// least `min_source_requests` new requests there (fewer say too little to judge).
+pub fn source_ratio(
+    points: &[SourcePoint],
+    settings: &VerdictSettings,
+    from: usize,
+    to: usize,
+) -> Option<f64> {
+    let (from, to) = (from.min(points.len()), to.min(points.len()));
+    let (offered, goodput) = points[from..to]
+        .iter()
+        .fold((0u64, 0u64), |(o, g), p| (o + p.offered, g + p.goodput));
+    (offered >= settings.min_source_requests.max(1)).then(|| goodput as f64 / offered as f64)
+}
+
+/// Intervals in the final judging window of a run of `n` intervals (at least 1, at most `n`).
+pub fn final_window_len(n: usize, interval_s: f64, settings: &VerdictSettings) -> usize {
+    ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1))
 }
 
 /// [`judge`] with each interval's health already known (`healthy_at`, as
@@ -118,7 +132,7 @@ pub fn judge_with(
     let rows = series.system;
     let n = rows.len();
     debug_assert_eq!(healthy_at.len(), n);
-    let window_len = ((settings.judge_window_s / interval_s).round() as usize).clamp(1, n.max(1));
+    let window_len = final_window_len(n, interval_s, settings);
     let final_rows = &rows[n.saturating_sub(window_len)..];
     let final_ratio = series.ratio(settings, n - final_rows.len(), n);
     let last_trigger = rows.iter().rposition(|r| r.trigger_active);

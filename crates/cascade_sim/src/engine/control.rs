@@ -507,10 +507,11 @@ impl Ctx<'_, '_> {
     /// Applies the operator's model changes so far again, in order, to a freshly compiled
     /// model (after a live edit; the caller then syncs every service).
     pub(crate) fn reapply_operator_model_changes(&mut self) {
-        for action in std::mem::take(&mut self.e.operator_model_changes).iter() {
+        let changes = std::mem::take(&mut self.e.operator_model_changes);
+        for action in &changes {
             self.change_model(action);
-            self.e.operator_model_changes.push(action.clone());
         }
+        self.e.operator_model_changes = changes;
     }
 
     /// Sets the model's rate limit of each instance of service `s` (an operator's, or the

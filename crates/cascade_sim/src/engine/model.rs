@@ -190,14 +190,14 @@ impl SourceModel {
         }
     }
 
-    /// A closed population's mean think time after a request that failed, ms.
+    /// A closed population's own mean think time after a request that failed, ms (`None`:
+    /// none set, or not a closed population).
     pub fn think_after_failure_ms(&self) -> Option<f64> {
         match self.rate {
             RateProfile::Closed {
-                think_ms,
                 think_after_failure_ms,
                 ..
-            } => Some(think_after_failure_ms.unwrap_or(think_ms)),
+            } => think_after_failure_ms,
             _ => None,
         }
     }

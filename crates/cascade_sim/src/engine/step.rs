@@ -1305,13 +1305,11 @@ impl Ctx<'_, '_> {
         let Some(parent) = self.e.jobs.live(job.parent, job.parent_gen) else {
             return false;
         };
-        // A client's request comes from its source's zone.
-        let from = if parent.is_client() {
-            self.e.model.sources[parent.node as usize].zone
-        } else {
-            self.instance_zone(parent.instance)
-        };
-        faults::zones_cut(&self.e.zone_cuts, from, self.instance_zone(inst))
+        faults::zones_cut(
+            &self.e.zone_cuts,
+            self.job_zone(parent),
+            self.instance_zone(inst),
+        )
     }
 
     /// Whether instance `inst` (or [`NONE`]) is cut off from the network by an `Isolate`
@@ -1488,16 +1486,19 @@ impl Ctx<'_, '_> {
         self.lb_pick(s)
     }
 
-    /// The zone of the caller of job `j`'s calls: its source's for a client request, its
-    /// instance's otherwise ([`NO_ZONE`]: none).
+    /// The zone of the caller of job `j`'s calls ([`Ctx::job_zone`]; [`NO_ZONE`]: none).
     pub(crate) fn caller_zone(&self, j: u32) -> u16 {
-        let job = self.e.jobs.get(j);
-        let zone = if job.is_client() {
+        self.job_zone(self.e.jobs.get(j)).unwrap_or(NO_ZONE)
+    }
+
+    /// The zone `job`'s calls come from: its source's clients' for a client request, its
+    /// instance's otherwise (`None`: no zone).
+    fn job_zone(&self, job: &super::jobs::Job) -> Option<u16> {
+        if job.is_client() {
             self.e.model.sources[job.node as usize].zone
         } else {
             self.instance_zone(job.instance)
-        };
-        zone.unwrap_or(NO_ZONE)
+        }
     }
 
     /// The instance for attempt `k` at key-routed service `s`: the first routable owner of its

@@ -629,34 +629,36 @@ fn rate_profile(v: &mut Vec<Diagnostic>, path: &str, profile: &RateProfile) {
                     .with_hint("every user's requests are simulated; use a rate (Constant) for a larger crowd"),
                 );
             }
-            if !(think_ms >= 0.0) || !think_ms.is_finite() {
-                v.push(
-                    Diagnostic::new(
-                        format!("{path}.think_ms"),
-                        format!("a think time must be zero or positive, got {think_ms}"),
-                    )
-                    .with_hint("0 sends the next request as soon as the last one ends"),
-                );
-            } else {
-                within_horizon(v, &format!("{path}.think_ms"), think_ms / 1000.0);
-            }
+            think_time(
+                v,
+                &format!("{path}.think_ms"),
+                think_ms,
+                "0 sends the next request as soon as the last one ends",
+            );
             if let Some(after) = think_after_failure_ms {
-                let at = format!("{path}.think_after_failure_ms");
-                if !(after >= 0.0) || !after.is_finite() {
-                    v.push(
-                        Diagnostic::new(
-                            &at,
-                            format!("a think time must be zero or positive, got {after}"),
-                        )
-                        .with_hint(
-                            "0: users press reload at once; 60000: they come back a minute later",
-                        ),
-                    );
-                } else {
-                    within_horizon(v, &at, after / 1000.0);
-                }
+                think_time(
+                    v,
+                    &format!("{path}.think_after_failure_ms"),
+                    after,
+                    "0: users press reload at once; 60000: they come back a minute later",
+                );
             }
         }
+    }
+}
+
+/// A closed population's think time, ms: zero or positive, within the horizon.
+fn think_time(v: &mut Vec<Diagnostic>, path: &str, ms: f64, hint: &str) {
+    if !(ms >= 0.0) || !ms.is_finite() {
+        v.push(
+            Diagnostic::new(
+                path,
+                format!("a think time must be zero or positive, got {ms}"),
+            )
+            .with_hint(hint),
+        );
+    } else {
+        within_horizon(v, path, ms / 1000.0);
     }
 }
 
