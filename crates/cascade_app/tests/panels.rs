@@ -233,26 +233,30 @@ fn an_edge_offers_partition_and_link_latency() {
     );
 }
 
-#[test]
-fn editing_a_parameter_in_the_inspector_returns_the_edited_scenario() {
-    let base = scenario();
+/// The inspector drawn for node `node` of `scenario`, collecting the actions it returns.
+fn inspector_harness(scenario: Scenario, node: &str) -> Harness<'static, Vec<AppAction>> {
     let selection = Selection {
-        node: Some("db".into()),
+        node: Some(node.to_owned()),
         ..Default::default()
     };
-    let original = base.clone();
-    let mut harness = Harness::new_ui_state(
+    Harness::new_ui_state(
         move |ui, out: &mut Vec<AppAction>| {
             out.extend(inspector_ui(
                 ui,
-                &base,
+                &scenario,
                 &selection,
                 &SelectionMetrics::default(),
                 false,
             ));
         },
         Vec::new(),
-    );
+    )
+}
+
+#[test]
+fn editing_a_parameter_in_the_inspector_returns_the_edited_scenario() {
+    let original = scenario();
+    let mut harness = inspector_harness(original.clone(), "db");
     harness.get_by_label("propagate").click();
     harness.run();
     let edits: Vec<&AppAction> = harness
@@ -306,23 +310,7 @@ fn showing_a_shipped_scenario_in_the_inspector_never_edits_it() {
             .chain(scenario.sources.iter().map(|s| s.name.clone()))
             .collect();
         for node in nodes {
-            let selection = Selection {
-                node: Some(node.clone()),
-                ..Default::default()
-            };
-            let shown = scenario.clone();
-            let mut harness = Harness::new_ui_state(
-                move |ui, out: &mut Vec<AppAction>| {
-                    out.extend(inspector_ui(
-                        ui,
-                        &shown,
-                        &selection,
-                        &SelectionMetrics::default(),
-                        false,
-                    ));
-                },
-                Vec::new(),
-            );
+            let mut harness = inspector_harness(scenario.clone(), &node);
             harness.run();
             let edits: Vec<String> = harness
                 .state()
